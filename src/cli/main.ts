@@ -1,0 +1,83 @@
+// walden's entry point: configuration -> logging -> stop check -> lock -> command -> exit status.
+// The only place that catches every error and the only place that exits the process.
+
+import { join } from 'node:path'
+import { COMMANDS } from '../config/commands.js'
+import { configLoad } from '../config/config.js'
+import type { Config } from '../config/config.js'
+import { ERROR_CODES, formatError, WaldenError } from '../common/errors.js'
+import { log } from '../common/log.js'
+import type { LogLevel } from '../common/log.js'
+import { lockAcquire, stopFileCheck } from '../common/lock.js'
+import { VERSION } from '../version.js'
+import { DISPATCH } from './dispatch.js'
+
+// Commands that still run while `walden stop` is in effect: they change nothing.
+// stanza-delete checks for the stop file itself: it requires one.
+const RUN_WHEN_STOPPED = new Set(['help', 'version', 'info', 'start', 'stop', 'stanza-delete'])
+
+function configureLog(cfg: Config): void {
+  const def = COMMANDS[cfg.command]
+  const fileLevel = (cfg.string('log-level-file') ?? 'off') as LogLevel
+  // Commands PostgreSQL runs per segment log to a file only when asked to explicitly.
+  const wantFile = def.logFile || cfg.source('log-level-file') !== 'default'
+  const stanza = cfg.string('stanza')
+  log.configure({
+    console: (cfg.string('log-level-console') ?? 'warn') as LogLevel,
+    file: wantFile ? fileLevel : 'off',
+    ...(wantFile && fileLevel !== 'off'
+      ? { filePath: join(cfg.string('log-path') ?? '/var/log/walden', `${stanza ?? 'all'}-${cfg.command}.log`) }
+      : {}),
+  })
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let cfg: Config | undefined
+  try {
+    cfg = configLoad({ argv, env: process.env })
+    configureLog(cfg)
+    const def = COMMANDS[cfg.command]
+    const describe = cfg.describe()
+    log.info(`${cfg.command} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)
+
+    const lockPath = cfg.string('lock-path') ?? '/tmp/walden'
+    if (!RUN_WHEN_STOPPED.has(cfg.command)) await stopFileCheck(lockPath, cfg.string('stanza'))
+    const lock = def.lock === 'none' ? undefined : await lockAcquire(lockPath, `${cfg.stanza()}-${def.lock}`)
+
+    const command = await DISPATCH[cfg.command]()
+    const code = await command.run(cfg)
+    lock?.release()
+    log.info(`${cfg.command} command end: ${code === 0 ? 'completed successfully' : `exit ${code}`}`)
+    return code
+  } catch (error) {
+    return reportError(error, cfg)
+  }
+}
+
+function reportError(error: unknown, cfg: Config | undefined): number {
+  if (error instanceof WaldenError) {
+    log.error(formatError(error))
+    // Without a configured logger (a config error) the console default is warn, so the line above reached stderr.
+    if (error.kind === 'Assert') log.error(error.stack ?? '')
+    if (cfg) log.info(`${cfg.command} command end: aborted with exception [${String(error.code).padStart(3, '0')}]`)
+    return error.code
+  }
+  // Anything else is a bug: say so plainly and keep the stack for the report.
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
+  log.error(`[${ERROR_CODES.Unhandled}]: unexpected error: ${message}`)
+  log.error('HINT: this is a bug in walden; please report it with the lines above.')
+  return ERROR_CODES.Unhandled
+}
+
+// A signal ends walden with the Term code; locks are released by the exit handler and an open backup session
+// dies with the process, which ends the server's backup mode.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    log.error(`[${ERROR_CODES.Term}]: terminated on signal ${signal}`)
+    process.exit(ERROR_CODES.Term)
+  })
+}
+
+const code = await main(process.argv.slice(2))
+// Exit once stdout has drained (a large JSON info piped into jq), whatever handles a library left open.
+process.stdout.write('', () => process.exit(code))

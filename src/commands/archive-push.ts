@@ -1,0 +1,93 @@
+// archive-push: PostgreSQL's archive_command. Stores one WAL segment (or .history/.backup file) in the archive.
+//
+// The file is read twice: once to check its header and compute its checksum (which names the stored file, and
+// decides between "already archived" and "a different file with this name"), and once to compress and store it.
+// Both reads come from the page cache PostgreSQL just filled.
+
+import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { errnoCode, fail } from '../common/errors.js'
+import { log } from '../common/log.js'
+import type { Config } from '../config/config.js'
+import { codecFor } from '../io/compress.js'
+import type { CompressType } from '../io/compress.js'
+import { fileSha256, HashStream } from '../io/hash.js'
+import { pgControlRead } from '../pg/control.js'
+import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName, walHeaderParse, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
+import { archivedName, archiveFileList } from '../repo/archive.js'
+import { layout } from '../repo/layout.js'
+import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
+import type { Command } from './command.js'
+import { repoStorage } from './common.js'
+
+/** The cluster a WAL file belongs to: from a segment's own header, else from the data folder it was pushed from. */
+async function walIdentity(cfg: Config, walPath: string, walName: string): Promise<{ systemId: string; version: number }> {
+  if (isWalSegmentName(walName) || isPartialName(walName)) {
+    const handle = await open(walPath, 'r')
+    try {
+      const header = Buffer.alloc(WAL_LONG_HEADER_SIZE)
+      await handle.read(header, 0, WAL_LONG_HEADER_SIZE, 0)
+      const parsed = walHeaderParse(header, walPath)
+      return { systemId: parsed.systemId.toString(), version: parsed.version }
+    } finally {
+      await handle.close()
+    }
+  }
+  // History and backup files carry no header. PostgreSQL runs archive_command in its data directory, which is the
+  // cluster that wrote the file even when pg1-path names another (a standby promoted on the same host).
+  const dataDir = (await pgControlRead(process.cwd()).then(() => process.cwd(), () => undefined)) ?? cfg.requireString('pg1-path')
+  const control = await pgControlRead(dataDir)
+  return { systemId: control.systemId.toString(), version: control.version }
+}
+
+export const archivePush: Command = {
+  async run(cfg) {
+    const stanza = cfg.stanza()
+    const walPath = resolve(cfg.params[0]!)
+    const walName = basename(walPath)
+    if (!isWalSegmentName(walName) && !isTimelineHistoryName(walName) && !isBackupHistoryName(walName) && !isPartialName(walName)) {
+      fail('ParamInvalid', `'${walPath}' is not a WAL segment, timeline history or backup history file`, {
+        hint: "archive_command should be 'walden --stanza=NAME archive-push %p'.",
+      })
+    }
+
+    const repo = repoStorage(cfg)
+    const info = await archiveInfoLoad(repo, stanza)
+    let identity: { systemId: string; version: number }
+    try {
+      identity = await walIdentity(cfg, walPath, walName)
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${walPath}' does not exist`)
+      throw error
+    }
+    checkIdentity(stanza, info.db, identity, `WAL file '${walName}'`)
+
+    // First pass: checksum.
+    const sha256 = await fileSha256(walPath)
+
+    const archiveId = archiveIdOf(info.db)
+    const existing = await archiveFileList(repo, stanza, archiveId, walName)
+    if (existing.some((file) => file.sha256 === sha256)) {
+      // PostgreSQL retries a push whose exit it did not see; the same content is already safe, so say nothing.
+      log.info(`WAL file '${walName}' is already in the archive with the same checksum`)
+      return 0
+    }
+    if (existing.length > 0) {
+      fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
+        hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
+      })
+    }
+
+    // Second pass: compress and store under the checksum name, atomically.
+    const compressType = (cfg.string('compress-type') ?? 'zst') as CompressType
+    const codec = codecFor(compressType)
+    const level = cfg.number('compress-level') ?? codec.defaultLevel
+    const target = join(layout.walFolder(stanza, archiveId, walName), archivedName(walName, sha256, codec.extension))
+    const verify = new HashStream({ sha256, what: `WAL file '${walPath}' (changed while being archived)` })
+    await pipeline(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), verify, codec.compress(level), await repo.openWrite(target))
+    log.info(`pushed WAL file '${walName}' to the archive`)
+    return 0
+  },
+}

@@ -1,0 +1,64 @@
+// Restores one file: with delta, keep it when size and SHA-256 already match; otherwise fetch it from the
+// repository, decompress, verify its checksum and write it atomically. Runs in a worker thread or inline.
+
+import { chmod, lstat, utimes } from 'node:fs/promises'
+import { basename, dirname } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { errnoCode } from '../../common/errors.js'
+import { codecFromExtension } from '../../io/compress.js'
+import { fileSha256, HashStream } from '../../io/hash.js'
+import { PosixStorage } from '../../storage/posix.js'
+
+export interface RestoreFileInput {
+  destination: string
+  repoRoot: string
+  /** Repository path with extension; empty for an empty file, which is not stored. */
+  repoPath: string
+  size: number
+  sha256: string
+  mode: number
+  mtimeMs: number
+  delta: boolean
+}
+
+export interface RestoreFileOutput {
+  /** True when the file was written from the repository, false when the existing one was kept. */
+  fetched: boolean
+}
+
+async function matches(input: RestoreFileInput): Promise<boolean> {
+  let stat
+  try {
+    stat = await lstat(input.destination)
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return false
+    throw error
+  }
+  if (!stat.isFile() || stat.size !== input.size) return false
+  return (await fileSha256(input.destination)) === input.sha256
+}
+
+export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
+  const mtime = new Date(input.mtimeMs)
+  if (input.delta && (await matches(input))) {
+    await chmod(input.destination, input.mode)
+    await utimes(input.destination, mtime, mtime)
+    return { fetched: false }
+  }
+  const target = new PosixStorage(dirname(input.destination))
+  const name = basename(input.destination)
+  if (input.size === 0) {
+    await target.write(name, Buffer.alloc(0), { mode: input.mode, mtimeMs: input.mtimeMs })
+    return { fetched: true }
+  }
+  const repo = new PosixStorage(input.repoRoot)
+  await pipeline(
+    await repo.openRead(input.repoPath),
+    codecFromExtension(input.repoPath).decompress(),
+    new HashStream({ sha256: input.sha256, what: `repository file '${repo.describe(input.repoPath)}'` }),
+    await target.openWrite(name, { mode: input.mode, mtimeMs: input.mtimeMs }),
+  )
+  // open() applies the umask to the mode; set it exactly.
+  await chmod(input.destination, input.mode)
+  return { fetched: true }
+}

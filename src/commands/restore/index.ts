@@ -1,0 +1,221 @@
+// restore: rebuilds a cluster's data directory from a backup and sets up recovery.
+//
+// Safety first: never over a running cluster, never over a non-empty folder unless --delta or --force, never a
+// delta over another cluster's files. Every file is verified against its SHA-256 as it is written.
+
+import { lstat, mkdir, readdir, readFile, readlink, rm, symlink, chmod } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { errnoCode, fail } from '../../common/errors.js'
+import { log } from '../../common/log.js'
+import { formatBytes, Progress } from '../../common/progress.js'
+import { codecFor } from '../../io/compress.js'
+import { WorkerPool } from '../../parallel/pool.js'
+import { pgControlRead } from '../../pg/control.js'
+import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
+import type { Manifest, ManifestFile } from '../../repo/manifest.js'
+import { backupInfoLoad } from '../../repo/stanza-info.js'
+import { PosixStorage, syncFolder } from '../../storage/posix.js'
+import type { Command } from '../command.js'
+import { repoStorage } from '../common.js'
+import { pgRunning } from '../stanza.js'
+import type { RestoreFileInput } from './file.js'
+import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
+import { backupSelect } from './target.js'
+
+const TARGET_TYPES = new Set(['time', 'xid', 'name', 'lsn'])
+
+/** Where each manifest target goes on this host: pg1-path for pg_data, the tablespace path or its remap. */
+function targetPaths(manifest: Manifest, pgPath: string, remap: Readonly<Record<string, string>>): Map<string, string> {
+  const paths = new Map<string, string>()
+  for (const target of manifest.targets) {
+    if (target.name === 'pg_data') {
+      paths.set(target.name, pgPath)
+      continue
+    }
+    const byName = target.tablespaceName === undefined ? undefined : remap[target.tablespaceName]
+    const byOid = remap[String(target.tablespaceOid)]
+    paths.set(target.name, resolve(byName ?? byOid ?? target.path))
+  }
+  return paths
+}
+
+/** Absolute destination of a manifest entry name such as 'pg_data/base/5/1259' or 'pg_tblspc/16400/PG_.../x'. */
+function destinationOf(name: string, targets: Map<string, string>): string {
+  const tablespace = /^(pg_tblspc\/\d+)(\/.*)?$/.exec(name)
+  if (tablespace) return `${targets.get(tablespace[1]!)!}${tablespace[2] ?? ''}`
+  return `${targets.get('pg_data')!}${name.slice('pg_data'.length)}`
+}
+
+async function isEmptyFolder(path: string): Promise<boolean> {
+  return (await readdir(path).catch(() => [] as string[])).length === 0
+}
+
+/** Removes everything under `root` that the backup does not have: the delta's clean-up. */
+async function removeUnknown(root: string, expectFiles: Set<string>, expectFolders: Set<string>, expectLinks: Set<string>): Promise<number> {
+  let removed = 0
+  for (const entry of await readdir(root).catch(() => [] as string[])) {
+    const path = join(root, entry)
+    const stat = await lstat(path)
+    if (stat.isDirectory() && expectFolders.has(path)) {
+      removed += await removeUnknown(path, expectFiles, expectFolders, expectLinks)
+    } else if ((stat.isFile() && expectFiles.has(path)) || (stat.isSymbolicLink() && expectLinks.has(path))) {
+      continue
+    } else {
+      log.detail(`remove '${path}': not in the backup`)
+      await rm(path, { recursive: true, force: true })
+      removed++
+    }
+  }
+  return removed
+}
+
+export const restore: Command = {
+  async run(cfg) {
+    const stanza = cfg.stanza()
+    const pgPath = resolve(cfg.requireString('pg1-path'))
+    const type = cfg.string('type') ?? 'default'
+    const target = cfg.string('target')
+    const delta = cfg.boolean('delta')
+    const force = cfg.boolean('force')
+
+    if (TARGET_TYPES.has(type) && target === undefined) {
+      fail('OptionRequired', `restore --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} to recover to.` })
+    }
+    if (!TARGET_TYPES.has(type) && target !== undefined) {
+      fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
+    }
+
+    const repo = repoStorage(cfg)
+    const info = await backupInfoLoad(repo, stanza)
+    const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
+    const manifest = await manifestLoad(repo, stanza, chosen.label)
+    log.info(`restore backup set ${chosen.label}`)
+
+    // The cluster must not be running, and the folder must be empty unless the user asked to overwrite it.
+    if (await pgRunning(pgPath)) {
+      fail('PgRunning', `PostgreSQL is running on '${pgPath}'`, { hint: 'stop it before restoring over it.' })
+    }
+    const emptyOrMissing = await isEmptyFolder(pgPath)
+    if (!emptyOrMissing && !delta && !force) {
+      fail('PathNotEmpty', `unable to restore to '${pgPath}' because it contains files`, {
+        hint: 'restore into an empty folder, or give --delta to repair this one by checksum (--force to overwrite anything).',
+      })
+    }
+    if (!emptyOrMissing && !force) {
+      // A delta keeps files whose checksum matches; over another cluster's files that would mix two clusters.
+      const control = await pgControlRead(pgPath).catch(() => undefined)
+      if (control === undefined) {
+        fail('PathNotEmpty', `'${pgPath}' is not empty and has no readable global/pg_control, so a delta restore cannot tell whose files it holds`, {
+          hint: 'empty the folder, or give --force to overwrite it.',
+        })
+      }
+      if (control.systemId.toString() !== manifest.pg.systemId) {
+        fail('DbMismatch', `'${pgPath}' holds the cluster with system identifier ${control.systemId}, not ${manifest.pg.systemId} of backup ${chosen.label}`, {
+          hint: 'a delta restore over another cluster would mix them; empty the folder, or give --force.',
+        })
+      }
+    }
+
+    const targets = targetPaths(manifest, pgPath, cfg.hash('tablespace-map'))
+    for (const [name, path] of targets) {
+      if (name === 'pg_data') continue
+      if (!(await isEmptyFolder(path)) && !delta && !force) {
+        fail('PathNotEmpty', `unable to restore tablespace '${name}' to '${path}' because it contains files`, {
+          hint: 'empty it, move it with --tablespace-map=NAME=PATH, or give --delta.',
+        })
+      }
+    }
+
+    // Folders, links and clean-up before any file is written.
+    const linkDestinations = new Map(manifest.links.map((link) => [destinationOf(link.name, targets), link.destination]))
+    for (const [name, path] of targets) {
+      if (name !== 'pg_data') linkDestinations.set(join(pgPath, name), path)
+    }
+    const expectFiles = new Set(manifest.files.map((file) => destinationOf(file.name, targets)))
+    const expectFolders = new Set(manifest.paths.map((path) => destinationOf(path.name, targets)))
+    let removed = 0
+    if (!emptyOrMissing || delta || force) {
+      for (const [, path] of targets) removed += await removeUnknown(path, expectFiles, expectFolders, new Set(linkDestinations.keys()))
+    }
+    for (const folder of manifest.paths) {
+      const path = destinationOf(folder.name, targets)
+      await mkdir(path, { recursive: true, mode: folder.mode })
+      await chmod(path, folder.mode)
+    }
+    for (const [path, destination] of linkDestinations) {
+      const existing = await readlink(path).catch(() => undefined)
+      if (existing === destination) continue
+      await rm(path, { recursive: true, force: true })
+      await mkdir(destination, { recursive: true, mode: 0o700 })
+      await symlink(destination, path)
+    }
+
+    // Files, largest first, verified against their checksums.
+    const repoRoot = repo.describe('')
+    const files = [...manifest.files].sort((a, b) => b.size - a.size)
+    const toInput = (file: ManifestFile): RestoreFileInput => ({
+      destination: destinationOf(file.name, targets),
+      repoRoot,
+      repoPath: file.size === 0 ? '' : manifestFileRepoPath(stanza, chosen.label, file, codecFor(file.compressType).extension),
+      size: file.size,
+      sha256: file.sha256,
+      mode: file.mode,
+      mtimeMs: file.mtimeMs,
+      delta: delta || force,
+    })
+    const progress = new Progress('restore', files.reduce((sum, file) => sum + file.size, 0))
+    const pool = new WorkerPool(cfg.number('process-max') ?? 1)
+    let fetched = 0
+    let fetchedBytes = 0
+    try {
+      await pool.runAll('restore.file', files, toInput, (file, result) => {
+        progress.add(file.size)
+        if (result.fetched) {
+          fetched++
+          fetchedBytes += file.size
+        }
+      })
+    } finally {
+      progress.end()
+      await pool.close()
+    }
+
+    // backup_label tells PostgreSQL where replay must start; without it the restored files are not consistent.
+    const data = new PosixStorage(pgPath)
+    await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
+    await writeRecovery(cfg, data, pgPath, type, target)
+    for (const folder of expectFolders) await syncFolder(folder).catch(() => undefined)
+
+    log.info(
+      `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
+        (delta || force ? `, ${manifest.files.length - fetched} kept, ${removed} removed` : ''),
+    )
+    return 0
+  },
+}
+
+async function writeRecovery(cfg: Parameters<Command['run']>[0], data: PosixStorage, pgPath: string, type: string, target: string | undefined): Promise<void> {
+  const command = cfg.string('cmd') ?? resolve(process.argv[1] ?? 'walden')
+  const restoreCommand = [command, ...cfg.explicitArguments('archive-get').filter((arg) => !arg.startsWith('--stanza=')), `--stanza=${cfg.stanza()}`]
+    .map(shellQuote)
+    .join(' ')
+  const timeline = cfg.string('target-timeline')
+  const settings = recoverySettings({
+    type,
+    ...(target !== undefined ? { target } : {}),
+    targetAction: cfg.string('target-action') ?? 'pause',
+    targetExclusive: cfg.boolean('target-exclusive'),
+    ...(timeline !== undefined ? { targetTimeline: timeline } : {}),
+    restoreCommand: `${restoreCommand} archive-get %f "%p"`,
+    options: cfg.hash('recovery-option'),
+  })
+  const autoConf = join(pgPath, 'postgresql.auto.conf')
+  const existing = await readFile(autoConf, 'utf8').catch((error: unknown) => {
+    if (errnoCode(error) === 'ENOENT') return ''
+    throw error
+  })
+  if (settings.size > 0) await data.write('postgresql.auto.conf', autoConfRewrite(existing, settings), { mode: 0o600 })
+  const signal = signalFile(type)
+  if (signal !== undefined) await data.write(signal, '', { mode: 0o600 })
+  log.info(signal ? `recovery settings written: ${[...settings.keys()].join(', ')}; ${signal} created` : 'no recovery settings written')
+}

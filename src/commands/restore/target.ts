@@ -1,0 +1,76 @@
+// Choosing the backup to restore for a recovery target, and checking a chosen one can reach it. Recovery only
+// plays WAL forward, so a backup that ended after the target cannot recover to it: PostgreSQL would silently stop
+// at the end of the backup instead (or refuse to start), and the DBA would get the wrong data.
+
+import { fail } from '../../common/errors.js'
+import { lsnParse } from '../../pg/lsn.js'
+import type { BackupRecord } from '../../repo/stanza-info.js'
+
+const TIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$/i
+
+/**
+ * Parses a recovery target time to epoch milliseconds. Without a time zone the time is taken as local time on
+ * this host, which is what PostgreSQL does when its TimeZone setting matches the host's.
+ */
+export function targetTimeParse(text: string): number {
+  const match = TIME.exec(text.trim())
+  const fields = match?.slice(1, 7).map((item) => (item === undefined ? 0 : Number(item)))
+  if (!match || !fields) {
+    fail('OptionInvalidValue', `target time '${text}' is not a valid time`, {
+      hint: "give it as 'YYYY-MM-DD HH:MM:SS' with a time zone, e.g. '2026-11-22 10:15:00+00'.",
+    })
+  }
+  const [year, month, day, hour, minute, second] = fields as [number, number, number, number, number, number]
+  const fraction = match[7] ? Number(match[7]) * 1000 : 0
+  const zone = match[8]
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    fail('OptionInvalidValue', `target time '${text}' is not a valid time`, { hint: 'check the date and time fields.' })
+  }
+  if (zone === undefined) return new Date(year, month - 1, day, hour, minute, second).getTime() + fraction
+  let offsetMinutes = 0
+  if (!/^(z|utc)$/i.test(zone)) {
+    const sign = zone.startsWith('-') ? -1 : 1
+    const digits = zone.slice(1).replace(':', '')
+    offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || '0'))
+  }
+  return Date.UTC(year, month - 1, day, hour, minute, second) + fraction - offsetMinutes * 60000
+}
+
+/** Whether a backup ended at or before the target, so recovery from it can reach the target. */
+function endsBefore(backup: BackupRecord, type: string, target: string): boolean {
+  if (type === 'time') return backup.timestampStop * 1000 <= targetTimeParse(target)
+  if (type === 'lsn') return lsnParse(backup.lsnStop) <= lsnParse(target)
+  return true
+}
+
+/** Picks the backup to restore: --set if given (checked against the target), else the newest that can reach it. */
+export function backupSelect(backups: readonly BackupRecord[], type: string, target: string | undefined, set: string | undefined): BackupRecord {
+  if (backups.length === 0) {
+    fail('BackupMismatch', 'the stanza has no backups to restore', { hint: 'run `walden backup` first.' })
+  }
+  const usable = target === undefined ? [...backups] : backups.filter((backup) => endsBefore(backup, type, target))
+  if (set !== undefined) {
+    const chosen = backups.find((backup) => backup.label === set)
+    if (!chosen) {
+      fail('BackupMismatch', `backup set '${set}' does not exist`, {
+        hint: `the backups are: ${backups.map((backup) => backup.label).join(', ')}.`,
+      })
+    }
+    if (target !== undefined && !endsBefore(chosen, type, target)) {
+      fail('BackupMismatch', `backup set '${set}' ended after the recovery target '${target}', so recovery from it cannot stop there`, {
+        hint:
+          usable.length > 0
+            ? `backups that ended before the target: ${usable.map((backup) => backup.label).join(', ')}.`
+            : 'no backup ended before the target.',
+      })
+    }
+    return chosen
+  }
+  const chosen = usable.at(-1)
+  if (!chosen) {
+    fail('BackupMismatch', `no backup ended before the recovery target '${target}'`, {
+      hint: `the oldest backup, ${backups[0]!.label}, ended at ${new Date(backups[0]!.timestampStop * 1000).toISOString()} (LSN ${backups[0]!.lsnStop}).`,
+    })
+  }
+  return chosen
+}

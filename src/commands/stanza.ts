@@ -1,0 +1,99 @@
+// stanza-create and stanza-delete.
+
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fail } from '../common/errors.js'
+import { log } from '../common/log.js'
+import { pidAlive, stopFileCheck } from '../common/lock.js'
+import { pgControlRead } from '../pg/control.js'
+import { dbInfo } from '../pg/db.js'
+import { layout } from '../repo/layout.js'
+import type { PgIdentity } from '../repo/stanza-info.js'
+import {
+  archiveInfoLoadIfExists,
+  archiveInfoSave,
+  backupInfoLoadIfExists,
+  backupInfoSave,
+  checkIdentity,
+} from '../repo/stanza-info.js'
+import type { Command } from './command.js'
+import { checkDataDirectory, pgSessionOpen, repoStorage } from './common.js'
+
+export const stanzaCreate: Command = {
+  async run(cfg) {
+    const stanza = cfg.stanza()
+    const pgPath = cfg.requireString('pg1-path')
+    const control = await pgControlRead(pgPath)
+
+    const session = await pgSessionOpen(cfg)
+    try {
+      const server = await dbInfo(session)
+      await checkDataDirectory(cfg, server.dataDirectory, session.where)
+      if (server.major !== control.version) {
+        fail('DbMismatch', `server at ${session.where} is PostgreSQL ${server.major} but '${pgPath}' holds PostgreSQL ${control.version}`)
+      }
+    } finally {
+      await session.close()
+    }
+
+    const repo = repoStorage(cfg)
+    const found = { systemId: control.systemId.toString(), version: control.version }
+    const archiveInfo = await archiveInfoLoadIfExists(repo, stanza)
+    const backupInfo = await backupInfoLoadIfExists(repo, stanza)
+    for (const existing of [archiveInfo, backupInfo]) {
+      if (existing) checkIdentity(stanza, existing.db, found, `cluster '${pgPath}'`)
+    }
+    const identity: PgIdentity = { id: 1, ...found }
+    if (!archiveInfo) await archiveInfoSave(repo, { stanza, db: identity, history: [identity] })
+    if (!backupInfo) await backupInfoSave(repo, { stanza, db: identity, history: [identity], backups: [] })
+    log.info(
+      archiveInfo && backupInfo
+        ? `stanza '${stanza}' already exists for this cluster`
+        : `stanza '${stanza}' created for PostgreSQL ${control.version}, system identifier ${found.systemId}`,
+    )
+    return 0
+  },
+}
+
+/** True when a postmaster.pid names a live process: PostgreSQL is running on that data folder. */
+export async function pgRunning(dataDir: string): Promise<boolean> {
+  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined)
+  const pid = text === undefined ? NaN : Number.parseInt(text, 10)
+  return Number.isFinite(pid) && pidAlive(pid)
+}
+
+export const stanzaDelete: Command = {
+  async run(cfg) {
+    const stanza = cfg.stanza()
+    const force = cfg.boolean('force')
+    const lockPath = cfg.string('lock-path') ?? '/tmp/walden'
+    if (!force) {
+      // Deleting the backups of a cluster that is still archiving is almost always a mistake: insist on both
+      // `walden stop` (nothing of walden runs for it) and a stopped cluster.
+      const stopped = await stopFileCheck(lockPath, stanza).then(
+        () => false,
+        () => true,
+      )
+      if (!stopped) {
+        fail('Stop', `stanza '${stanza}' must be stopped before it is deleted`, {
+          hint: `run \`walden --stanza=${stanza} stop\` first, or give --force.`,
+        })
+      }
+      const pgPath = cfg.string('pg1-path')
+      if (pgPath !== undefined && (await pgRunning(pgPath))) {
+        fail('PgRunning', `PostgreSQL is running on '${pgPath}'; stop it before deleting stanza '${stanza}'`, {
+          hint: 'or give --force.',
+        })
+      }
+    }
+    const repo = repoStorage(cfg)
+    if (!(await repo.exists(layout.archiveRoot(stanza))) && !(await repo.exists(layout.backupRoot(stanza)))) {
+      fail('RepoInvalid', `stanza '${stanza}' does not exist in repository ${repo.description}`)
+    }
+    // backup.info first: once it is gone the stanza has no backups, whatever remains on disk.
+    await repo.removePath(layout.backupRoot(stanza))
+    await repo.removePath(layout.archiveRoot(stanza))
+    log.info(`stanza '${stanza}' deleted`)
+    return 0
+  },
+}

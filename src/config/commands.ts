@@ -1,0 +1,172 @@
+// The command table: every command walden knows, what it is for, the parameters it takes and how it locks.
+// The CLI dispatches from here, `walden help` renders from here, and the option table names these commands.
+
+export const COMMAND_NAMES = [
+  'archive-get',
+  'archive-push',
+  'backup',
+  'check',
+  'expire',
+  'help',
+  'info',
+  'restore',
+  'stanza-create',
+  'stanza-delete',
+  'start',
+  'stop',
+  'version',
+] as const
+
+export type CommandName = (typeof COMMAND_NAMES)[number]
+
+/** Which lock a command takes: one archive and one backup process per stanza may run at the same time. */
+export type LockType = 'archive' | 'backup' | 'none'
+
+export interface CommandDef {
+  summary: string
+  description: string
+  /** Positional parameters, in order; a trailing '?' marks an optional one. */
+  parameters: readonly string[]
+  lock: LockType
+  /** The command works on one stanza and needs --stanza. */
+  stanzaRequired: boolean
+  /** Write a log file by default; commands PostgreSQL runs per WAL segment do not, as pgBackRest does. */
+  logFile: boolean
+}
+
+export const COMMANDS: Record<CommandName, CommandDef> = {
+  'archive-get': {
+    summary: 'Get a WAL segment from the archive.',
+    description:
+      'Called by PostgreSQL through restore_command = \'walden --stanza=NAME archive-get %f "%p"\'. ' +
+      'Finds the segment in the archive, verifies its checksum and writes it decompressed to DEST_PATH. ' +
+      'Exits 1, without logging an error, when the segment is not in the archive: that is how recovery learns ' +
+      'it has reached the end of the archived WAL.',
+    parameters: ['WAL_NAME', 'DEST_PATH'],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: false,
+  },
+  'archive-push': {
+    summary: 'Push a WAL segment to the archive.',
+    description:
+      "Called by PostgreSQL through archive_command = 'walden --stanza=NAME archive-push %p'. " +
+      'Checks the segment belongs to the stanza\'s cluster (system identifier and version from the WAL header), ' +
+      'compresses and checksums it, and stores it atomically. Pushing a segment that is already archived with the ' +
+      'same content succeeds; a different segment under the same name is an error.',
+    parameters: ['WAL_PATH'],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: false,
+  },
+  backup: {
+    summary: 'Back up a cluster.',
+    description:
+      'Takes a non-exclusive online backup: full, differential (changes since the last full) or incremental ' +
+      '(changes since the last backup). Files are copied in parallel, compressed and checksummed; data pages are ' +
+      'verified when data checksums are on. The backup is complete only when every WAL segment it needs is in the ' +
+      'archive. Expired backups are removed afterwards.',
+    parameters: [],
+    lock: 'backup',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  check: {
+    summary: 'Check the configuration and WAL archiving.',
+    description:
+      'Connects to the cluster, checks pg1-path is its data directory and the stanza matches it, then switches ' +
+      'WAL and waits until the segment arrives in the archive.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  expire: {
+    summary: 'Remove backups and WAL past the retention policy.',
+    description:
+      'Applies repo1-retention-full, repo1-retention-diff and repo1-retention-archive. Runs after every ' +
+      'successful backup and can be run on its own.',
+    parameters: [],
+    lock: 'backup',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  help: {
+    summary: 'Show help for walden or one command.',
+    description: 'Without a command, lists the commands. With one, shows its options with defaults.',
+    parameters: ['COMMAND?'],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
+  },
+  info: {
+    summary: 'Show backups and archived WAL.',
+    description:
+      'Lists each stanza with its status, WAL archive range and backups. --output=json prints the same shape as ' +
+      "pgBackRest's info --output=json.",
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
+  },
+  restore: {
+    summary: 'Restore a cluster from a backup.',
+    description:
+      'Restores into an empty data folder, or with --delta repairs an existing one by checksum. Writes the ' +
+      'recovery settings for the chosen --type and target so PostgreSQL replays WAL from the archive.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'stanza-create': {
+    summary: 'Create a stanza in the repository.',
+    description:
+      "Records the cluster's system identifier and version, read from global/pg_control, after checking that " +
+      "pg1-path is the running server's data_directory. Running it again for the same cluster is harmless.",
+    parameters: [],
+    lock: 'backup',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'stanza-delete': {
+    summary: 'Delete a stanza and all its backups and WAL.',
+    description:
+      'Removes everything the repository holds for the stanza. Refused unless `walden stop` was run for it ' +
+      'first and the cluster is not running, or --force is given.',
+    parameters: [],
+    lock: 'backup',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  start: {
+    summary: 'Allow walden commands to run again.',
+    description: 'Lifts a previous `walden stop`, for one stanza or (without --stanza) for all.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  stop: {
+    summary: 'Stop walden commands from running.',
+    description:
+      'Every walden command for the stanza (or for all stanzas without --stanza) refuses to run until ' +
+      '`walden start`. With --force, running walden processes holding its locks are also terminated.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  version: {
+    summary: 'Show the walden version.',
+    description: 'Prints the version of walden.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
+  },
+}
+
+export function isCommandName(name: string): name is CommandName {
+  return (COMMAND_NAMES as readonly string[]).includes(name)
+}

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { WaldenError } from '../common/errors.js'
+import { configLoad } from './config.js'
+import { COMMAND_NAMES, COMMANDS } from './commands.js'
+import { OPTIONS } from './options.js'
+import type { OptionDef } from './options.js'
+
+const CONFIG = `
+[global]
+repo1-path=/var/lib/walden-global
+compress-type=gz
+process-max=2
+log-level-console=info
+
+[global:backup]
+compress-type=lz4
+
+[demo]
+pg1-path=/srv/pg/demo
+repo1-path=/srv/repo-demo
+
+[demo:restore]
+recovery-option=a=1
+recovery-option=b=2
+`
+
+/** `text` null: no config file. */
+function load(argv: string[], env: Record<string, string> = {}, text: string | null = CONFIG) {
+  return configLoad({ argv, env, readFile: () => text ?? undefined })
+}
+
+function expectError(action: () => unknown, kind: string, message: string): void {
+  assert.throws(action, (error: unknown) => {
+    assert.ok(error instanceof WaldenError, String(error))
+    assert.equal(error.kind, kind)
+    assert.equal(error.message, message)
+    return true
+  })
+}
+
+describe('configLoad precedence', () => {
+  test('command line > environment > [stanza:command] > [stanza] > [global:command] > [global] > default', () => {
+    const cfg = load(['backup', '--stanza=demo'])
+    assert.equal(cfg.string('repo1-path'), '/srv/repo-demo') // [demo] beats [global]
+    assert.equal(cfg.string('compress-type'), 'lz4') // [global:backup] beats [global]
+    assert.equal(cfg.number('process-max'), 2) // [global]
+    assert.equal(cfg.source('process-max'), 'config file')
+    assert.equal(cfg.string('type'), 'incr') // default for backup
+    assert.equal(cfg.source('type'), 'default')
+
+    const fromEnv = load(['backup', '--stanza=demo'], { WALDEN_COMPRESS_TYPE: 'zst', WALDEN_PROCESS_MAX: '3' })
+    assert.equal(fromEnv.string('compress-type'), 'zst')
+    assert.equal(fromEnv.number('process-max'), 3)
+    assert.equal(fromEnv.source('process-max'), 'environment')
+
+    const fromCli = load(['backup', '--stanza=demo', '--process-max=4'], { WALDEN_PROCESS_MAX: '3' })
+    assert.equal(fromCli.number('process-max'), 4)
+    assert.equal(fromCli.source('process-max'), 'command line')
+  })
+
+  test('options before or after the command mean the same', () => {
+    const before = load(['--stanza=demo', '--type=diff', 'backup'])
+    const after = load(['backup', '--stanza=demo', '--type', 'diff'])
+    assert.equal(before.command, 'backup')
+    assert.equal(before.string('type'), 'diff')
+    assert.equal(after.string('type'), 'diff')
+  })
+
+  test('hash options collect repeated keys from one section', () => {
+    const cfg = load(['restore', '--stanza=demo'])
+    assert.deepEqual({ ...cfg.hash('recovery-option') }, { a: '1', b: '2' })
+    const cli = load(['restore', '--stanza=demo', '--recovery-option=c=3', '--recovery-option', 'd=x=y'])
+    assert.deepEqual({ ...cli.hash('recovery-option') }, { c: '3', d: 'x=y' })
+  })
+
+  test('booleans: --flag, --no-flag, y/n in config and environment', () => {
+    assert.equal(load(['backup', '--stanza=demo', '--start-fast']).boolean('start-fast'), true)
+    assert.equal(load(['backup', '--stanza=demo']).boolean('start-fast'), false)
+    assert.equal(load(['backup', '--stanza=demo'], { WALDEN_START_FAST: 'y' }).boolean('start-fast'), true)
+    assert.equal(load(['backup', '--stanza=demo', '--no-archive-check']).boolean('archive-check'), false)
+    assert.equal(load(['backup', '--stanza=demo'], {}, '[global]\narchive-check=n\n').boolean('archive-check'), false)
+  })
+
+  test('paths are normalised', () => {
+    assert.equal(load(['info', '--repo1-path=/a/b/'], {}, null).string('repo1-path'), '/a/b')
+  })
+})
+
+describe('configLoad errors name the option', () => {
+  test('unknown option on the command line', () => {
+    expectError(() => load(['backup', '--stanza=demo', '--bogus=1']), 'OptionInvalid', "invalid option '--bogus'")
+  })
+  test('option not valid for the command', () => {
+    expectError(() => load(['info', '--type=full']), 'OptionInvalid', "option '--type' is not valid for command 'info'")
+  })
+  test('value out of range', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo', '--process-max=0']),
+      'OptionInvalidValue',
+      "option 'process-max' on the command line is out of range: 0 is not between 1 and 64",
+    )
+  })
+  test('value of the wrong type', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo', '--process-max=two']),
+      'OptionInvalidValue',
+      "option 'process-max' on the command line must be a whole number, not 'two'",
+    )
+  })
+  test('value not allowed', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo', '--type=weekly']),
+      'OptionInvalidValue',
+      "option 'type' on the command line must be one of 'full', 'diff', 'incr', not 'weekly'",
+    )
+  })
+  test('unknown option in the config file names file and line', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo'], {}, '[global]\nrepo1-path=/r\nrepo-pth=/x\n'),
+      'OptionInvalid',
+      "invalid option 'repo-pth' at line 3 of '/etc/walden/walden.conf'",
+    )
+  })
+  test('bad boolean in the config file', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo'], {}, '[global]\nstart-fast=yes\n'),
+      'OptionInvalidValue',
+      "option 'start-fast' in section '[global]' of '/etc/walden/walden.conf' must be 'y' or 'n', not 'yes'",
+    )
+  })
+  test('stanza-only option in [global]', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo'], {}, '[global]\npg1-path=/x\n'),
+      'OptionInvalid',
+      "option 'pg1-path' at line 2 of '/etc/walden/walden.conf' may only be set in a stanza section",
+    )
+  })
+  test('command-line-only option in the config file', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo'], {}, '[global]\ntype=full\n'),
+      'OptionInvalid',
+      "option 'type' at line 2 of '/etc/walden/walden.conf' cannot be set in a config file",
+    )
+  })
+  test('option in a command section it does not apply to', () => {
+    expectError(
+      () => load(['backup', '--stanza=demo'], {}, '[global:archive-get]\nstart-fast=y\n'),
+      'OptionInvalid',
+      "option 'start-fast' at line 2 of '/etc/walden/walden.conf' is not valid for command 'archive-get'",
+    )
+  })
+  test('unknown environment variable', () => {
+    expectError(() => load(['info'], { WALDEN_REPO_PATH: '/x' }), 'OptionInvalid', "environment variable 'WALDEN_REPO_PATH' is not a walden option")
+  })
+  test('missing stanza, bad stanza name, unknown command, missing parameter', () => {
+    expectError(() => load(['backup']), 'OptionRequired', "backup command requires option 'stanza'")
+    expectError(() => load(['backup', '--stanza=../x']), 'OptionInvalidValue', "stanza name '../x' is not valid")
+    expectError(() => load(['bakup']), 'CommandInvalid', "invalid command 'bakup'")
+    expectError(() => load(['archive-get', '--stanza=demo', '000000010000000000000001']), 'ParamRequired', 'archive-get command requires parameter DEST_PATH')
+  })
+  test('an explicit config file that does not exist', () => {
+    expectError(() => load(['info', '--config=/nonexistent.conf'], {}, null), 'Config', "config file '/nonexistent.conf' does not exist")
+  })
+})
+
+describe('tables', () => {
+  test('every option is documented and names known commands', () => {
+    for (const [name, def] of Object.entries(OPTIONS) as Array<[string, OptionDef]>) {
+      assert.ok(def.summary.length > 10, `option '${name}' has no summary`)
+      assert.ok(def.summary.endsWith('.'), `option '${name}' summary must be a sentence`)
+      for (const command of def.commands) assert.ok(COMMAND_NAMES.includes(command), `${name}: ${command}`)
+      if (def.type === 'enum') assert.ok(def.allow ?? def.perCommand, `enum option '${name}' has no allowed values`)
+    }
+    for (const name of COMMAND_NAMES) assert.ok(COMMANDS[name].summary.endsWith('.'), name)
+  })
+  test('help works without a config file and lists every command', () => {
+    const cfg = load(['--help'], {}, '[global]\nthis is broken\n')
+    assert.equal(cfg.command, 'help')
+    assert.deepEqual(load(['backup', '--help']).params, ['backup'])
+  })
+})

@@ -1,0 +1,376 @@
+// Builds the immutable Config a command receives: command line > environment > config file > default, every value
+// checked against the option table. Nothing is silently ignored: an unknown option, a value of the wrong type, or
+// an option given to a command it does not apply to is an error that names the option and where it came from.
+
+import { readFileSync } from 'node:fs'
+import { isAbsolute, normalize } from 'node:path'
+import { errnoCode, fail } from '../common/errors.js'
+import { COMMANDS, isCommandName } from './commands.js'
+import type { CommandName } from './commands.js'
+import { iniParse } from './ini.js'
+import type { IniDocument } from './ini.js'
+import { OPTIONS, optionAllow, optionDef, optionDefault, optionEnvName } from './options.js'
+import type { OptionDef, OptionName, OptionValue } from './options.js'
+import { parseArgv } from './parse-argv.js'
+
+export type OptionSource = 'command line' | 'environment' | 'config file' | 'default'
+
+/** Where each raw value came from, for error messages: "option 'x' in section '[demo]' of '/etc/...'" etc. */
+interface RawValue {
+  values: string[]
+  source: OptionSource
+  where: string
+}
+
+const STANZA_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+
+export class Config {
+  readonly command: CommandName
+  readonly params: readonly string[]
+  readonly #values: ReadonlyMap<string, OptionValue>
+  readonly #sources: ReadonlyMap<string, OptionSource>
+
+  constructor(
+    command: CommandName,
+    params: readonly string[],
+    values: ReadonlyMap<string, OptionValue>,
+    sources: ReadonlyMap<string, OptionSource>,
+  ) {
+    this.command = command
+    this.params = Object.freeze([...params])
+    this.#values = values
+    this.#sources = sources
+  }
+
+  has(name: OptionName): boolean {
+    return this.#values.has(name)
+  }
+
+  source(name: OptionName): OptionSource | undefined {
+    return this.#sources.get(name)
+  }
+
+  /** The value of a string, path or enum option, or undefined when unset. */
+  string(name: OptionName): string | undefined {
+    const value = this.#values.get(name)
+    if (value !== undefined && typeof value !== 'string') fail('Assert', `option '${name}' is not a string`)
+    return value
+  }
+
+  number(name: OptionName): number | undefined {
+    const value = this.#values.get(name)
+    if (value !== undefined && typeof value !== 'number') fail('Assert', `option '${name}' is not a number`)
+    return value
+  }
+
+  boolean(name: OptionName): boolean {
+    const value = this.#values.get(name) ?? false
+    if (typeof value !== 'boolean') fail('Assert', `option '${name}' is not a boolean`)
+    return value
+  }
+
+  hash(name: OptionName): Readonly<Record<string, string>> {
+    const value = this.#values.get(name) ?? {}
+    if (typeof value !== 'object') fail('Assert', `option '${name}' is not a hash`)
+    return value
+  }
+
+  /** A string option the command cannot do without. */
+  requireString(name: OptionName): string {
+    const value = this.string(name)
+    if (value === undefined) {
+      fail('OptionRequired', `${this.command} command requires option '${name}'`, {
+        hint:
+          OPTIONS[name].section === false
+            ? `give --${name} on the command line.`
+            : `give --${name}, set ${optionEnvName(name)}, or set ${name} in the config file.`,
+      })
+    }
+    return value
+  }
+
+  /** The stanza name; every command that works on one stanza calls this. */
+  stanza(): string {
+    return this.requireString('stanza')
+  }
+
+  /**
+   * Options given on the command line or in the environment, as --name=value arguments for another walden
+   * command: restore writes them into restore_command, which PostgreSQL runs without this process's environment.
+   */
+  explicitArguments(forCommand: CommandName): string[] {
+    const args: string[] = []
+    for (const [name, value] of this.#values) {
+      const source = this.#sources.get(name)
+      if (source !== 'command line' && source !== 'environment') continue
+      const def: OptionDef = OPTIONS[name as OptionName]
+      if (!def.commands.includes(forCommand) || typeof value === 'object') continue
+      args.push(typeof value === 'boolean' ? (value ? `--${name}` : `--no-${name}`) : `--${name}=${value}`)
+    }
+    return args
+  }
+
+  /** Options that differ from their defaults, for the "command begin" log line; secure values redacted. */
+  describe(): string {
+    const parts: string[] = []
+    for (const [name, value] of this.#values) {
+      if (this.#sources.get(name) === 'default') continue
+      const def: OptionDef = OPTIONS[name as OptionName]
+      const shown =
+        def.secure === true
+          ? '<redacted>'
+          : typeof value === 'object'
+            ? Object.entries(value)
+                .map(([key, item]) => `${key}=${item}`)
+                .join(' ')
+            : String(value)
+      parts.push(typeof value === 'boolean' ? (value ? `--${name}` : `--no-${name}`) : `--${name}=${shown}`)
+    }
+    return parts.join(' ')
+  }
+}
+
+export interface ConfigLoadInput {
+  argv: readonly string[]
+  env: Readonly<Record<string, string | undefined>>
+  /** Reads the config file; injectable for tests. Returns undefined when the file does not exist. */
+  readFile?: (path: string) => string | undefined
+}
+
+function readConfigFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined
+    fail('Config', `unable to read config file '${path}': ${(error as Error).message}`)
+  }
+}
+
+/** Parses the command line, environment and config file into a Config for the command given. */
+export function configLoad(input: ConfigLoadInput): Config {
+  const parsed = parseArgv(input.argv)
+
+  // `walden`, `walden --help` and `walden backup --help` all mean help.
+  let command: CommandName = parsed.command ?? 'help'
+  let params = parsed.params
+  if (parsed.help && command !== 'help') {
+    params = [command]
+    command = 'help'
+  }
+  const def = COMMANDS[command]
+
+  const raw = new Map<string, RawValue>()
+
+  // Command line: an option the command does not use is a mistake worth stopping for.
+  for (const [name, values] of parsed.options) {
+    const option = optionDef(name)!
+    if (!option.commands.includes(command) && command !== 'help') {
+      fail('OptionInvalid', `option '--${name}' is not valid for command '${command}'`, {
+        hint: `run \`walden help ${command}\` for the options it takes.`,
+      })
+    }
+    raw.set(name, { values, source: 'command line', where: 'on the command line' })
+  }
+
+  // help and version never read the environment or config file, so a broken config cannot hide the help.
+  if (command !== 'help' && command !== 'version') {
+    for (const [name, value] of envOptions(input.env)) {
+      if (!raw.has(name)) raw.set(name, { values: value, source: 'environment', where: `in ${optionEnvName(name)}` })
+    }
+    const configPath = raw.get('config')?.values[0] ?? (OPTIONS.config.default as string)
+    const read = input.readFile ?? readConfigFile
+    const text = read(configPath)
+    if (text === undefined && raw.has('config')) {
+      fail('Config', `config file '${configPath}' does not exist`, { hint: 'check --config or WALDEN_CONFIG.' })
+    }
+    if (text !== undefined) {
+      const stanza = raw.get('stanza')?.values[0]
+      for (const [name, value] of configFileOptions(iniParse(text, configPath), configPath, command, stanza)) {
+        if (!raw.has(name)) raw.set(name, value)
+      }
+    }
+  }
+
+  const values = new Map<string, OptionValue>()
+  const sources = new Map<string, OptionSource>()
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const option: OptionDef = OPTIONS[name]
+    if (!option.commands.includes(command)) continue
+    const given = raw.get(name)
+    if (given) {
+      values.set(name, coerce(name, option, command, given))
+      sources.set(name, given.source)
+    } else {
+      const fallback = optionDefault(name, command)
+      if (fallback !== undefined) {
+        values.set(name, fallback)
+        sources.set(name, 'default')
+      }
+    }
+  }
+
+  const stanza = values.get('stanza')
+  if (typeof stanza === 'string' && !STANZA_NAME.test(stanza)) {
+    fail('OptionInvalidValue', `stanza name '${stanza}' is not valid`, {
+      hint: 'use letters, digits, "-", "_" and "." only, starting with a letter or digit.',
+    })
+  }
+  if (def.stanzaRequired && stanza === undefined) {
+    fail('OptionRequired', `${command} command requires option 'stanza'`, { hint: 'give --stanza=NAME.' })
+  }
+  checkParameters(command, params)
+  return new Config(command, params, values, sources)
+}
+
+function checkParameters(command: CommandName, params: readonly string[]): void {
+  const expected = COMMANDS[command].parameters
+  const required = expected.filter((name) => !name.endsWith('?'))
+  if (params.length < required.length) {
+    const missing = required[params.length]!
+    fail('ParamRequired', `${command} command requires parameter ${missing}`, {
+      hint: `usage: walden ${command} ${expected.join(' ').replaceAll('?', '')}`.trimEnd(),
+    })
+  }
+  if (params.length > expected.length) {
+    fail('ParamInvalid', `${command} command takes ${expected.length === 0 ? 'no parameters' : `at most ${expected.length} parameter(s)`}, got '${params.join(' ')}'`, {
+      hint: 'options are spelled --name=value; run `walden help ' + command + '`.',
+    })
+  }
+}
+
+/** WALDEN_* variables; an unknown one is an error so a typo does not silently leave a setting at its default. */
+function envOptions(env: Readonly<Record<string, string | undefined>>): Map<string, string[]> {
+  const result = new Map<string, string[]>()
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith('WALDEN_') || value === undefined) continue
+    const name = key.slice('WALDEN_'.length).toLowerCase().replaceAll('_', '-')
+    const option = optionDef(name)
+    if (!option) {
+      fail('OptionInvalid', `environment variable '${key}' is not a walden option`, {
+        hint: 'unset it, or check its spelling against `walden help`.',
+      })
+    }
+    // Hash options carry several KEY=VALUE pairs separated by ':' in one variable.
+    result.set(name, option.type === 'hash' ? value.split(':').filter((item) => item !== '') : [value])
+  }
+  return result
+}
+
+/**
+ * Options from the config file for this command and stanza. Every section is checked, not only the ones that
+ * apply, so a mistake anywhere in the file is found the first time walden reads it.
+ */
+function configFileOptions(
+  document: IniDocument,
+  path: string,
+  command: CommandName,
+  stanza: string | undefined,
+): Map<string, RawValue> {
+  // Highest precedence first: [stanza:command], [stanza], [global:command], [global].
+  const order = stanza ? [`${stanza}:${command}`, stanza, `global:${command}`, 'global'] : [`global:${command}`, 'global']
+  const result = new Map<string, RawValue>()
+
+  for (const [section, entries] of document) {
+    const [base, sectionCommand, extra] = section.split(':')
+    if (extra !== undefined || base === '' || (sectionCommand !== undefined && !isCommandName(sectionCommand))) {
+      fail('Config', `invalid section '[${section}]' in '${path}'`, {
+        hint: 'sections are [global], [global:COMMAND], [STANZA] or [STANZA:COMMAND].',
+      })
+    }
+    const isGlobal = base === 'global'
+    const seen = new Set<string>()
+    for (const entry of entries) {
+      const where = `at line ${entry.line} of '${path}'`
+      const option = optionDef(entry.key)
+      if (!option) fail('OptionInvalid', `invalid option '${entry.key}' ${where}`, { hint: 'check its spelling against `walden help`.' })
+      if (option.section === false) {
+        fail('OptionInvalid', `option '${entry.key}' ${where} cannot be set in a config file`, {
+          hint: `give --${entry.key} on the command line.`,
+        })
+      }
+      if (option.section === 'global' && !isGlobal) {
+        fail('OptionInvalid', `option '${entry.key}' ${where} may only be set in [global]`, {
+          hint: 'every walden process on this host must agree on it.',
+        })
+      }
+      if (option.section === 'stanza' && isGlobal) {
+        fail('OptionInvalid', `option '${entry.key}' ${where} may only be set in a stanza section`, {
+          hint: `move it under [STANZA]; it identifies one cluster.`,
+        })
+      }
+      if (sectionCommand !== undefined && !option.commands.includes(sectionCommand as CommandName)) {
+        fail('OptionInvalid', `option '${entry.key}' ${where} is not valid for command '${sectionCommand}'`)
+      }
+      if (seen.has(entry.key) && option.type !== 'hash') {
+        fail('OptionInvalid', `option '${entry.key}' ${where} is set more than once in section '[${section}]'`)
+      }
+      seen.add(entry.key)
+    }
+  }
+
+  for (const section of order) {
+    for (const entry of document.get(section) ?? []) {
+      const existing = result.get(entry.key)
+      if (existing && existing.where.includes(`[${section}]`)) existing.values.push(entry.value)
+      else if (!existing) {
+        result.set(entry.key, {
+          values: [entry.value],
+          source: 'config file',
+          where: `in section '[${section}]' of '${path}'`,
+        })
+      }
+    }
+  }
+  return result
+}
+
+function coerce(name: string, option: OptionDef, command: CommandName, raw: RawValue): OptionValue {
+  const value = raw.values[0]!
+  const invalid = (why: string, hint?: string): never =>
+    fail('OptionInvalidValue', `option '${name}' ${raw.where} ${why}`, hint ? { hint } : undefined)
+
+  switch (option.type) {
+    case 'boolean':
+      if (value === 'y') return true
+      if (value === 'n') return false
+      return invalid(`must be 'y' or 'n', not '${value}'`)
+    case 'integer': {
+      if (!/^-?\d+$/.test(value)) return invalid(`must be a whole number, not '${value}'`)
+      const number = Number(value)
+      checkRange(number, option, invalid)
+      return number
+    }
+    case 'seconds': {
+      if (!/^\d+(\.\d+)?$/.test(value)) return invalid(`must be a number of seconds, not '${value}'`)
+      const number = Number(value)
+      checkRange(number, option, invalid)
+      return number
+    }
+    case 'enum': {
+      const allow = optionAllow(name as OptionName, command) ?? []
+      if (!allow.includes(value)) return invalid(`must be one of ${allow.map((item) => `'${item}'`).join(', ')}, not '${value}'`)
+      return value
+    }
+    case 'path':
+      if (!isAbsolute(value)) return invalid(`must be an absolute path, not '${value}'`)
+      return normalize(value).replace(/(.)\/$/, '$1')
+    case 'string':
+      if (value === '') return invalid('must not be empty')
+      return value
+    case 'hash': {
+      const hash: Record<string, string> = {}
+      for (const item of raw.values) {
+        const equals = item.indexOf('=')
+        if (equals <= 0) invalid(`must be KEY=VALUE, not '${item}'`)
+        hash[item.slice(0, equals).trim()] = item.slice(equals + 1).trim()
+      }
+      return Object.freeze(hash)
+    }
+  }
+}
+
+function checkRange(number: number, option: OptionDef, invalid: (why: string) => never): void {
+  if (option.range && (number < option.range[0] || number > option.range[1])) {
+    invalid(`is out of range: ${number} is not between ${option.range[0]} and ${option.range[1]}`)
+  }
+}

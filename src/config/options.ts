@@ -1,0 +1,356 @@
+// The option table: every option walden accepts is defined here once. Command-line parsing, the INI config file,
+// WALDEN_* environment variables, validation and `walden help` (and docs/reference.md) are all driven by it.
+// Names follow pgBackRest's so its users feel at home.
+
+import type { CommandName } from './commands.js'
+import { COMMAND_NAMES } from './commands.js'
+
+export type OptionType = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' | 'enum' | 'hash'
+
+/**
+ * Where an option may be set in the config file:
+ * - 'any': [global], [global:command], [stanza] and [stanza:command];
+ * - 'global': only [global] and [global:command], for settings every stanza must share (locks);
+ * - 'stanza': only [stanza] and [stanza:command], for settings that identify one cluster;
+ * - false: command line or environment only, for per-run choices such as --type or --target.
+ */
+export type OptionSection = 'any' | 'global' | 'stanza' | false
+
+export type OptionValue = string | number | boolean | Readonly<Record<string, string>>
+
+export interface OptionDef {
+  type: OptionType
+  section: OptionSection
+  commands: readonly CommandName[]
+  summary: string
+  description?: string
+  default?: string | number | boolean
+  allow?: readonly string[]
+  /** Inclusive bounds for integer and seconds options. */
+  range?: readonly [number, number]
+  /** Per-command default and allowed values, where one option means different things to different commands. */
+  perCommand?: Partial<Record<CommandName, { default?: string; allow: readonly string[] }>>
+  /** The value is secret: never logged. */
+  secure?: boolean
+}
+
+// Commands that read or write the repository.
+const REPO: readonly CommandName[] = [
+  'archive-get',
+  'archive-push',
+  'backup',
+  'check',
+  'expire',
+  'info',
+  'restore',
+  'stanza-create',
+  'stanza-delete',
+]
+// Commands that talk to the cluster or its data folder.
+const PG: readonly CommandName[] = ['archive-get', 'archive-push', 'backup', 'check', 'restore', 'stanza-create', 'stanza-delete']
+const ALL: readonly CommandName[] = COMMAND_NAMES
+const RUNNING: readonly CommandName[] = ALL.filter((name) => name !== 'help' && name !== 'version')
+
+export const OPTIONS = {
+  config: {
+    type: 'path',
+    section: false,
+    commands: ALL,
+    default: '/etc/walden/walden.conf',
+    summary: 'Configuration file.',
+    description: 'A missing file is an error unless it is the default path.',
+  },
+  stanza: {
+    type: 'string',
+    section: false,
+    commands: RUNNING,
+    summary: 'Stanza: the name walden gives one PostgreSQL cluster and its backups.',
+    description: 'Letters, digits, "-", "_" and "." only; it names folders in the repository.',
+  },
+
+  'pg1-path': {
+    type: 'path',
+    section: 'stanza',
+    commands: PG,
+    summary: "The cluster's data directory.",
+    description: 'Must equal the server\'s data_directory. Only in a stanza section, so one stanza cannot point at another\'s cluster.',
+  },
+  'pg1-port': {
+    type: 'integer',
+    section: 'any',
+    commands: PG,
+    default: 5432,
+    range: [1, 65535],
+    summary: 'Port the cluster listens on.',
+  },
+  'pg1-socket-path': {
+    type: 'path',
+    section: 'any',
+    commands: PG,
+    summary: 'Unix socket folder of the cluster.',
+    description: "Without it walden connects like libpq does by default (the PGHOST environment variable, else /var/run/postgresql).",
+  },
+  'pg1-host': {
+    type: 'string',
+    section: 'any',
+    commands: PG,
+    summary: 'TCP host of the cluster, when not connecting through a unix socket.',
+    description: 'walden still reads and writes the data folder directly, so the cluster must be on this host.',
+  },
+  'pg1-user': {
+    type: 'string',
+    section: 'any',
+    commands: PG,
+    default: 'postgres',
+    summary: 'Database user walden connects as.',
+    description: 'Needs the rights to run pg_backup_start/pg_backup_stop and pg_switch_wal (a superuser, or pg_checkpoint and EXECUTE grants).',
+  },
+  'pg1-database': {
+    type: 'string',
+    section: 'any',
+    commands: PG,
+    default: 'postgres',
+    summary: 'Database walden connects to.',
+  },
+
+  'repo1-path': {
+    type: 'path',
+    section: 'any',
+    commands: REPO,
+    default: '/var/lib/walden',
+    summary: 'Repository folder where backups and WAL are stored.',
+  },
+  'repo1-retention-full': {
+    type: 'integer',
+    section: 'any',
+    commands: ['backup', 'expire'],
+    range: [1, 9999999],
+    summary: 'Full backups to keep (a count, or days with repo1-retention-full-type=time).',
+    description: 'Differential and incremental backups expire with the full backup they depend on. Without it, nothing expires.',
+  },
+  'repo1-retention-full-type': {
+    type: 'enum',
+    section: 'any',
+    commands: ['backup', 'expire'],
+    default: 'count',
+    allow: ['count', 'time'],
+    summary: 'Whether repo1-retention-full counts backups or days.',
+    description: 'With time, full backups older than that many days expire, but the newest full backup always stays.',
+  },
+  'repo1-retention-diff': {
+    type: 'integer',
+    section: 'any',
+    commands: ['backup', 'expire'],
+    range: [1, 9999999],
+    summary: 'Differential backups to keep.',
+    description: 'Incremental backups that depend on an expired differential expire with it.',
+  },
+  'repo1-retention-archive': {
+    type: 'integer',
+    section: 'any',
+    commands: ['backup', 'expire'],
+    range: [1, 9999999],
+    summary: 'Keep WAL for point-in-time recovery only for the newest N backups.',
+    description:
+      'Older backups keep just the WAL that makes them consistent. Without it, WAL is kept from the oldest backup on.',
+  },
+
+  'compress-type': {
+    type: 'enum',
+    section: 'any',
+    commands: ['archive-push', 'backup'],
+    default: 'zst',
+    allow: ['zst', 'lz4', 'gz', 'none'],
+    summary: 'Compression of files stored in the repository.',
+    description: 'zst is smaller and fast; lz4 is fastest; gz is the most portable.',
+  },
+  'compress-level': {
+    type: 'integer',
+    section: 'any',
+    commands: ['archive-push', 'backup'],
+    range: [0, 19],
+    summary: 'Compression level; the default depends on compress-type (zst 3, gz 6, lz4 1).',
+  },
+  'process-max': {
+    type: 'integer',
+    section: 'any',
+    commands: ['backup', 'restore'],
+    default: 1,
+    range: [1, 64],
+    summary: 'Worker threads that copy, compress and checksum files.',
+  },
+  'start-fast': {
+    type: 'boolean',
+    section: 'any',
+    commands: ['backup'],
+    default: false,
+    summary: 'Ask PostgreSQL for an immediate checkpoint when the backup starts.',
+    description: 'Otherwise the backup waits for the next spread checkpoint, which can take checkpoint_timeout.',
+  },
+  'archive-timeout': {
+    type: 'seconds',
+    section: 'any',
+    commands: ['backup', 'check'],
+    default: 60,
+    range: [0.1, 86400],
+    summary: 'Seconds to wait for a WAL segment to reach the archive.',
+  },
+  'archive-check': {
+    type: 'boolean',
+    section: 'any',
+    commands: ['backup'],
+    default: true,
+    summary: 'Wait until the WAL a backup needs is in the archive before calling it complete.',
+    description: 'Turn off only when the WAL reaches the restore host some other way; such a backup cannot be restored from walden alone.',
+  },
+  type: {
+    type: 'enum',
+    section: false,
+    commands: ['backup', 'restore'],
+    summary: 'Backup type, or recovery type for restore.',
+    description:
+      'backup: full copies every file, diff the files changed since the last full, incr the files changed since the last backup ' +
+      '(a diff or incr without a full to build on becomes a full). restore: default recovers to the end of the archive, ' +
+      'immediate to the end of the backup, time/xid/name/lsn to --target, standby makes a standby, preserve keeps the ' +
+      'recovery settings in the backup, none writes none.',
+    perCommand: {
+      backup: { default: 'incr', allow: ['full', 'diff', 'incr'] },
+      restore: { default: 'default', allow: ['default', 'immediate', 'time', 'xid', 'name', 'lsn', 'standby', 'preserve', 'none'] },
+    },
+  },
+  target: {
+    type: 'string',
+    section: false,
+    commands: ['restore'],
+    summary: 'Recovery target for --type=time, xid, name or lsn.',
+    description: "A time such as '2026-11-22 10:15:00+00' (give the time zone), a transaction id, a restore point name, or an LSN such as 0/3000028.",
+  },
+  'target-action': {
+    type: 'enum',
+    section: false,
+    commands: ['restore'],
+    default: 'pause',
+    allow: ['pause', 'promote', 'shutdown'],
+    summary: 'What PostgreSQL does when it reaches the recovery target.',
+  },
+  'target-exclusive': {
+    type: 'boolean',
+    section: false,
+    commands: ['restore'],
+    default: false,
+    summary: 'Stop just before the target instead of just after it (time, xid and lsn targets).',
+  },
+  'target-timeline': {
+    type: 'string',
+    section: false,
+    commands: ['restore'],
+    summary: "Timeline to recover along: 'current', 'latest' or a number.",
+    description: "PostgreSQL's default (latest) applies when unset.",
+  },
+  set: {
+    type: 'string',
+    section: false,
+    commands: ['restore', 'info'],
+    summary: 'Backup to restore, by label.',
+    description:
+      'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target.',
+  },
+  delta: {
+    type: 'boolean',
+    section: 'any',
+    commands: ['restore'],
+    default: false,
+    summary: 'Restore into an existing data folder, keeping files whose checksum matches.',
+  },
+  force: {
+    type: 'boolean',
+    section: false,
+    commands: ['restore', 'stop', 'stanza-delete'],
+    default: false,
+    summary: 'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the safety checks.',
+  },
+  'recovery-option': {
+    type: 'hash',
+    section: 'any',
+    commands: ['restore'],
+    summary: 'A setting for postgresql.auto.conf at restore, as KEY=VALUE; repeatable.',
+    description: "Overrides what walden writes itself, such as restore_command.",
+  },
+  'tablespace-map': {
+    type: 'hash',
+    section: 'any',
+    commands: ['restore'],
+    summary: 'Restore a tablespace elsewhere, as NAME=PATH (or OID=PATH); repeatable.',
+  },
+  cmd: {
+    type: 'path',
+    section: 'any',
+    commands: ['restore', 'check', 'stanza-create'],
+    summary: 'walden command PostgreSQL should run in restore_command.',
+    description: 'Defaults to the walden running now.',
+  },
+  output: {
+    type: 'enum',
+    section: false,
+    commands: ['info'],
+    default: 'text',
+    allow: ['text', 'json'],
+    summary: 'Output format: text for people, json for programs.',
+  },
+
+  'log-level-console': {
+    type: 'enum',
+    section: 'any',
+    commands: ALL,
+    default: 'warn',
+    allow: ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'],
+    summary: 'Messages written to the console (stderr) at or above this level.',
+  },
+  'log-level-file': {
+    type: 'enum',
+    section: 'any',
+    commands: ALL,
+    default: 'info',
+    allow: ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'],
+    summary: 'Messages written to the log file at or above this level.',
+    description: 'archive-push, archive-get and info write no log file unless this is set for them explicitly.',
+  },
+  'log-path': {
+    type: 'path',
+    section: 'any',
+    commands: ALL,
+    default: '/var/log/walden',
+    summary: 'Folder for log files, named STANZA-COMMAND.log.',
+  },
+  'lock-path': {
+    type: 'path',
+    section: 'global',
+    commands: ALL,
+    default: '/tmp/walden',
+    summary: 'Folder for lock files and stop files.',
+    description: 'Every walden process on the host must use the same one, so it may only be set in [global].',
+  },
+} as const satisfies Record<string, OptionDef>
+
+export type OptionName = keyof typeof OPTIONS
+
+export function optionDef(name: string): OptionDef | undefined {
+  return Object.hasOwn(OPTIONS, name) ? (OPTIONS as Record<string, OptionDef>)[name] : undefined
+}
+
+/** The default of an option for a command, if it has one. */
+export function optionDefault(name: OptionName, command: CommandName): string | number | boolean | undefined {
+  const def: OptionDef = OPTIONS[name]
+  return def.perCommand?.[command]?.default ?? def.default
+}
+
+/** The allowed values of an enum option for a command. */
+export function optionAllow(name: OptionName, command: CommandName): readonly string[] | undefined {
+  const def: OptionDef = OPTIONS[name]
+  return def.perCommand?.[command]?.allow ?? def.allow
+}
+
+/** WALDEN_REPO1_PATH for repo1-path. */
+export function optionEnvName(name: string): string {
+  return `WALDEN_${name.toUpperCase().replaceAll('-', '_')}`
+}

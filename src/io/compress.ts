@@ -1,0 +1,296 @@
+// Compression codecs for every file walden stores in a repository: WAL segments and data files up to 1 GiB, always
+// streamed. Each codec hands out node:stream Transforms; the stored formats are the standard ones (gzip, zstd frames,
+// LZ4 frames), so the gzip, zstd and lz4 command-line tools read and write them too.
+//
+// Native addons (zstd-napi, lz4-napi) are optional dependencies and load lazily, on first use of their codec, so a
+// machine without them still runs every command that does not need them.
+//
+// Decompression never ends quietly on bad input: empty, truncated, corrupt data or data trailing the last frame is a
+// 'Format' error. Node's gunzip, zstd-napi and our LZ4 reader see that themselves; Node's built-in zstd does not, so
+// its stream is guarded (see ZstdFrameGuard).
+
+import { createRequire } from 'node:module'
+import { PassThrough, type Transform, type TransformCallback } from 'node:stream'
+import * as zlib from 'node:zlib'
+import { WaldenError, fail } from '../common/errors.js'
+import { Lz4CompressStream, Lz4DecompressStream, type Lz4Binding } from './lz4-frame.js'
+import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, type ZstdBinding } from './zstd-stream.js'
+
+export type CompressType = 'none' | 'gz' | 'zst' | 'lz4'
+
+export interface Codec {
+  readonly type: CompressType
+  /** File name suffix: '' for none, '.gz', '.zst', '.lz4'. */
+  readonly extension: string
+  readonly defaultLevel: number
+  readonly levelRange: readonly [number, number]
+  /** What does the work, for logs and diagnostics: 'node:zlib', 'zstd-napi', 'lz4-napi'; '' for none. */
+  readonly engine: string
+  /** A new compressing Transform; a level outside levelRange is an 'OptionInvalidValue' error. */
+  compress(level?: number): Transform
+  /** A new decompressing Transform; bad input makes it fail with a 'Format' error. */
+  decompress(): Transform
+}
+
+/** Implementations a codec may rest on; the test hook below can hide each. */
+export type CompressEngine = 'node-zstd' | 'zstd-napi' | 'lz4-napi'
+
+/** Test hook: engines in this set count as absent, to reach the fallback and the unavailable paths. */
+export const hiddenEnginesForTest = new Set<CompressEngine>()
+
+// Output buffer size for node:zlib streams. Its default of 16 KiB makes a trip to the thread pool per 16 KiB of
+// output, which costs decompression a measurable share of its speed.
+const ZLIB_CHUNK = 256 * 1024
+
+const TYPES: readonly CompressType[] = ['none', 'gz', 'zst', 'lz4']
+
+/** The codec for a compression type; an 'OptionInvalidValue' error if its implementation is missing here. */
+export function codecFor(type: CompressType): Codec {
+  switch (type) {
+    case 'none':
+      return NONE
+    case 'gz':
+      return GZ
+    case 'zst':
+      return zstCodec()
+    case 'lz4':
+      return lz4Codec()
+    default:
+      return fail('OptionInvalidValue', `compress-type '${String(type)}' is not known`, {
+        hint: `use one of ${TYPES.map((name) => `'${name}'`).join(', ')}`,
+      })
+  }
+}
+
+/** Whether codecFor(type) works on this machine. */
+export function codecAvailable(type: CompressType): boolean {
+  try {
+    codecFor(type)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The codec a stored file was written with, from its name: '.gz', '.zst', '.lz4', anything else none. */
+export function codecFromExtension(fileName: string): Codec {
+  for (const type of ['gz', 'zst', 'lz4'] as const) {
+    if (fileName.endsWith(`.${type}`)) return codecFor(type)
+  }
+  // pgBackRest can write bz2; reading such a file as uncompressed would restore garbage.
+  if (fileName.endsWith('.bz2')) {
+    fail('FileInvalid', `file '${fileName}' is bz2-compressed, which walden does not read`, {
+      hint: 'decompress it with bzip2 first, or restore it with the tool that wrote it',
+    })
+  }
+  return NONE
+}
+
+function checkLevel(type: CompressType, range: readonly [number, number], level: number): number {
+  if (!Number.isInteger(level) || level < range[0] || level > range[1]) {
+    fail('OptionInvalidValue', `compress-level '${level}' is not valid for compress-type '${type}'`, {
+      hint: range[0] === range[1] ? `${type} has one level, ${range[0]}` : `use a level from ${range[0]} to ${range[1]}`,
+    })
+  }
+  return level
+}
+
+// Node's zlib streams report decoder errors as plain errors with a zlib or zstd code. Replacing destroy() on the
+// instance turns exactly those into 'Format' errors before the stream records and emits them; errors from elsewhere
+// (a pipeline destroying this stream because another failed) pass unchanged.
+function reportFormatErrors<T extends Transform>(stream: T, type: CompressType): T {
+  const destroy = stream.destroy
+  stream.destroy = function (this: T, error?: Error | null, ...rest: unknown[]) {
+    const code = (error as { code?: unknown } | null | undefined)?.code
+    const mapped =
+      error && !(error instanceof WaldenError) && typeof code === 'string' && /^(Z|ZSTD)_/.test(code)
+        ? new WaldenError('Format', `${type} data is corrupt: '${error.message}'`, { cause: error })
+        : error
+    return Reflect.apply(destroy, this, [mapped, ...rest]) as T
+  } as T['destroy']
+  return stream
+}
+
+// --- none -------------------------------------------------------------------------------------------------------
+
+// A PassThrough hands each chunk on as it is, without copying. The level means nothing here and is ignored, so one
+// compress-level setting can serve whichever compress-type is chosen.
+const NONE: Codec = Object.freeze({
+  type: 'none',
+  extension: '',
+  defaultLevel: 0,
+  levelRange: [0, 0] as const,
+  engine: '',
+  compress: () => new PassThrough(),
+  decompress: () => new PassThrough(),
+})
+
+// --- gz ---------------------------------------------------------------------------------------------------------
+
+// Level 6 is gzip's and pgBackRest's default: sizes and speeds then compare directly with theirs. Level 1 is several
+// times faster for about a tenth more output, for whoever prefers speed.
+const GZ_RANGE = [0, 9] as const
+const GZ: Codec = Object.freeze({
+  type: 'gz',
+  extension: '.gz',
+  defaultLevel: 6,
+  levelRange: GZ_RANGE,
+  engine: 'node:zlib',
+  compress: (level = 6) => zlib.createGzip({ level: checkLevel('gz', GZ_RANGE, level), chunkSize: ZLIB_CHUNK }),
+  decompress: () => reportFormatErrors(zlib.createGunzip({ chunkSize: ZLIB_CHUNK }), 'gz'),
+})
+
+// --- zst --------------------------------------------------------------------------------------------------------
+
+// Level 3 is zstd's default. The range stops at 19, like the zstd CLI without --ultra: levels 20 to 22 use windows of
+// up to 128 MiB, which every reader then needs too (per file, per parallel process), and run many times slower than
+// 19 for about 1% smaller output.
+const ZST_RANGE = [1, 19] as const
+const ZST_DEFAULT = 3
+
+interface NodeZstd {
+  createZstdCompress(options: { chunkSize: number; params: Record<number, number> }): Transform
+  createZstdDecompress(options: { chunkSize: number }): Transform
+  constants: { ZSTD_c_compressionLevel: number; ZSTD_c_checksumFlag: number }
+}
+
+// Node has zstd in zlib from 22.15 and 23.8; detected by feature, since backports make versions a poor guide.
+function nodeZstd(): NodeZstd | undefined {
+  if (hiddenEnginesForTest.has('node-zstd')) return undefined
+  const candidate = zlib as unknown as Partial<NodeZstd>
+  return typeof candidate.createZstdCompress === 'function' &&
+    typeof candidate.createZstdDecompress === 'function' &&
+    typeof candidate.constants?.ZSTD_c_compressionLevel === 'number' &&
+    typeof candidate.constants.ZSTD_c_checksumFlag === 'number'
+    ? (candidate as NodeZstd)
+    : undefined
+}
+
+function zstCodec(): Codec {
+  const builtin = nodeZstd()
+  if (builtin) {
+    return {
+      type: 'zst',
+      extension: '.zst',
+      defaultLevel: ZST_DEFAULT,
+      levelRange: ZST_RANGE,
+      engine: 'node:zlib',
+      compress: (level = ZST_DEFAULT) =>
+        builtin.createZstdCompress({
+          chunkSize: ZLIB_CHUNK,
+          params: {
+            [builtin.constants.ZSTD_c_compressionLevel]: checkLevel('zst', ZST_RANGE, level),
+            // zstd's own default is no checksum; the CLI's is a checksum, and it is cheap insurance against damage.
+            [builtin.constants.ZSTD_c_checksumFlag]: 1,
+          },
+        }),
+      decompress: () => guardFrames(reportFormatErrors(builtin.createZstdDecompress({ chunkSize: ZLIB_CHUNK }), 'zst')),
+    }
+  }
+  const zstd = loadAddon<ZstdBinding>('zstd-napi', 'zstd-napi/binding', (binding) => typeof binding.DCtx === 'function', {
+    type: 'zst',
+    hint: "install the optional package 'zstd-napi' (npm builds it with a C compiler), run walden on Node.js 22.15 or later, or choose another compress-type",
+  })
+  return {
+    type: 'zst',
+    extension: '.zst',
+    defaultLevel: ZST_DEFAULT,
+    levelRange: ZST_RANGE,
+    engine: 'zstd-napi',
+    compress: (level = ZST_DEFAULT) => new ZstdNapiCompressStream(zstd, checkLevel('zst', ZST_RANGE, level)),
+    decompress: () => new ZstdNapiDecompressStream(zstd),
+  }
+}
+
+// Feeds everything the built-in decoder reads through a ZstdFrameGuard too, and checks at the end that the frame was
+// whole. zlib's _flush() runs through _transform(), which the guard ignores as it is empty.
+function guardFrames(stream: Transform): Transform {
+  const guard = new ZstdFrameGuard()
+  const transform = stream._transform
+  stream._transform = function (this: Transform, chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback) {
+    try {
+      guard.update(chunk)
+    } catch (error) {
+      callback(error as Error)
+      return
+    }
+    transform.call(this, chunk, encoding, callback)
+  }
+  const flush = stream._flush
+  stream._flush = function (this: Transform, callback: TransformCallback) {
+    const finish: TransformCallback = (error, data) => {
+      if (error) return callback(error, data)
+      try {
+        guard.finish()
+      } catch (guardError) {
+        return callback(guardError as Error)
+      }
+      callback(null, data)
+    }
+    if (flush) flush.call(this, finish)
+    else finish()
+  }
+  return stream
+}
+
+// --- lz4 --------------------------------------------------------------------------------------------------------
+
+// lz4-napi (lz4_flex) has one compressor, LZ4's fast one, with no acceleration or HC levels, so the only level is 1,
+// which is also what pgBackRest uses by default for lz4.
+const LZ4_RANGE = [1, 1] as const
+
+function lz4Codec(): Codec {
+  const lz4 = loadAddon<Lz4Binding>(
+    'lz4-napi',
+    'lz4-napi',
+    (binding) => typeof binding.compressSync === 'function' && typeof binding.uncompressSync === 'function',
+    { type: 'lz4', hint: "install the optional package 'lz4-napi', or choose another compress-type" },
+  )
+  return {
+    type: 'lz4',
+    extension: '.lz4',
+    defaultLevel: 1,
+    levelRange: LZ4_RANGE,
+    engine: 'lz4-napi',
+    compress: (level = 1) => {
+      checkLevel('lz4', LZ4_RANGE, level)
+      return new Lz4CompressStream(lz4)
+    },
+    decompress: () => new Lz4DecompressStream(lz4),
+  }
+}
+
+// --- loading addons ---------------------------------------------------------------------------------------------
+
+// require() from an ES module: both addons are CommonJS. Loaded once per process (and worker thread), including the
+// failure, whose cause is kept for the error.
+const loadPackage = createRequire(import.meta.url)
+const addons = new Map<CompressEngine, { module: unknown } | { error: unknown }>()
+
+function loadAddon<T>(
+  engine: 'zstd-napi' | 'lz4-napi',
+  specifier: string,
+  looksRight: (module: Record<string, unknown>) => boolean,
+  unavailable: { type: CompressType; hint: string },
+): T {
+  let entry = hiddenEnginesForTest.has(engine) ? { error: new Error(`'${engine}' is hidden by a test`) } : addons.get(engine)
+  if (!entry) {
+    try {
+      const module: unknown = loadPackage(specifier)
+      entry =
+        typeof module === 'object' && module !== null && looksRight(module as Record<string, unknown>)
+          ? { module }
+          : { error: new Error(`'${specifier}' does not have the expected exports`) }
+    } catch (error) {
+      entry = { error }
+    }
+    addons.set(engine, entry)
+  }
+  if ('error' in entry) {
+    fail('OptionInvalidValue', `compress-type '${unavailable.type}' is not available on this machine`, {
+      hint: unavailable.hint,
+      cause: entry.error,
+    })
+  }
+  return entry.module as T
+}

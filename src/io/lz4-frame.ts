@@ -1,0 +1,363 @@
+// Streaming LZ4 frame format (https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md) on top of lz4-napi's
+// block functions. lz4-napi also has whole-frame functions, but they compress and decompress several times slower
+// than its block functions (measured 1 MiB pieces: 133 vs 319 MB/s compressing, 194 vs 1245 MB/s decompressing) and
+// take a whole frame in memory, which for a file written by the lz4 CLI or pgBackRest (one frame per file) means the
+// whole file. Framing ourselves keeps memory at one block (at most 4 MiB by the format) for any input.
+//
+// lz4-napi's block functions use lz4_flex's "size prepended" layout: a 4-byte little-endian decompressed size, then
+// one raw LZ4 block. The frame format's block header is also 4 little-endian bytes in front of the raw block, so a
+// compressed block only needs its first 4 bytes rewritten, and decompression only needs the block copied behind a
+// 4-byte upper bound of its size.
+
+import { Transform, type TransformCallback } from 'node:stream'
+import { WaldenError, fail } from '../common/errors.js'
+import { Xxh32, xxh32 } from './xxhash32.js'
+
+/** The part of lz4-napi that walden uses. */
+export interface Lz4Binding {
+  compressSync(data: Buffer): Buffer
+  uncompressSync(data: Uint8Array, dict?: Uint8Array): Buffer
+}
+
+const MAGIC = 0x184d2204
+const LEGACY_MAGIC = 0x184c2102
+const SKIPPABLE_MASK = 0xfffffff0
+const SKIPPABLE_MAGIC = 0x184d2a50
+const UNCOMPRESSED_BIT = 0x80000000
+// Linked blocks may refer back this far into the data before them.
+const WINDOW = 64 * 1024
+
+// What walden writes: version 01, independent blocks (any block decodes alone, and the encoder keeps no state
+// between blocks), a content checksum (LZ4 has no integrity check of its own, so without it a flipped bit in a
+// literal decodes silently into wrong data), and 1 MiB blocks: large enough that per-call overhead vanishes, small
+// enough that a decoder holds little.
+const FLG_VERSION = 0x40
+const FLG_BLOCK_INDEPENDENT = 0x20
+const FLG_BLOCK_CHECKSUM = 0x10
+const FLG_CONTENT_SIZE = 0x08
+const FLG_CONTENT_CHECKSUM = 0x04
+const FLG_RESERVED = 0x02
+const FLG_DICT_ID = 0x01
+export const LZ4_BLOCK_SIZE = 1024 * 1024
+const BLOCK_SIZE_ID = 6 // 4: 64 KiB, 5: 256 KiB, 6: 1 MiB, 7: 4 MiB
+const WRITE_FLG = FLG_VERSION | FLG_BLOCK_INDEPENDENT | FLG_CONTENT_CHECKSUM
+const WRITE_BD = BLOCK_SIZE_ID << 4
+
+function frameHeader(): Buffer {
+  const header = Buffer.alloc(7)
+  header.writeUInt32LE(MAGIC, 0)
+  header[4] = WRITE_FLG
+  header[5] = WRITE_BD
+  header[6] = (xxh32(header.subarray(4, 6)) >>> 8) & 0xff
+  return header
+}
+
+function uint32(value: number): Buffer {
+  const buffer = Buffer.allocUnsafe(4)
+  buffer.writeUInt32LE(value >>> 0, 0)
+  return buffer
+}
+
+/** Compresses into one LZ4 frame of independent 1 MiB blocks with a content checksum. */
+export class Lz4CompressStream extends Transform {
+  readonly #lz4: Lz4Binding
+  readonly #hash = new Xxh32()
+  // Input not yet making up a whole block: slices of the written chunks, copied together only once a block is full.
+  #pending: Buffer[] = []
+  #pendingBytes = 0
+  #started = false
+
+  constructor(lz4: Lz4Binding) {
+    super()
+    this.#lz4 = lz4
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.#start()
+      this.#hash.update(chunk)
+      let offset = 0
+      if (this.#pendingBytes > 0) {
+        const take = Math.min(LZ4_BLOCK_SIZE - this.#pendingBytes, chunk.length)
+        this.#pending.push(chunk.subarray(0, take))
+        this.#pendingBytes += take
+        offset = take
+        if (this.#pendingBytes === LZ4_BLOCK_SIZE) this.#flushPending()
+      }
+      // Whole blocks straight from the chunk, without copying.
+      for (; chunk.length - offset >= LZ4_BLOCK_SIZE; offset += LZ4_BLOCK_SIZE) {
+        this.#block(chunk.subarray(offset, offset + LZ4_BLOCK_SIZE))
+      }
+      if (offset < chunk.length) {
+        this.#pending.push(chunk.subarray(offset))
+        this.#pendingBytes += chunk.length - offset
+      }
+    } catch (error) {
+      callback(error as Error)
+      return
+    }
+    callback()
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      this.#start()
+      if (this.#pendingBytes > 0) this.#flushPending()
+      const trailer = Buffer.allocUnsafe(8)
+      trailer.writeUInt32LE(0, 0) // end mark
+      trailer.writeUInt32LE(this.#hash.digest(), 4)
+      this.push(trailer)
+    } catch (error) {
+      callback(error as Error)
+      return
+    }
+    callback()
+  }
+
+  #start(): void {
+    if (this.#started) return
+    this.#started = true
+    this.push(frameHeader())
+  }
+
+  #flushPending(): void {
+    const pending = this.#pending
+    const block = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, this.#pendingBytes)
+    this.#pending = []
+    this.#pendingBytes = 0
+    this.#block(block)
+  }
+
+  #block(data: Buffer): void {
+    const compressed = this.#lz4.compressSync(data)
+    const size = compressed.length - 4
+    if (size < data.length) {
+      compressed.writeUInt32LE(size, 0)
+      this.push(compressed)
+    } else {
+      // Incompressible: the format stores such a block as it is, flagged by the high bit of its size.
+      this.push(uint32(data.length | UNCOMPRESSED_BIT))
+      this.push(data)
+    }
+  }
+}
+
+const enum State {
+  Magic,
+  SkippableSize,
+  SkippableData,
+  Descriptor,
+  BlockSize,
+  BlockData,
+  BlockChecksum,
+  ContentChecksum,
+}
+
+interface Frame {
+  blockMax: number
+  independent: boolean
+  blockChecksum: boolean
+  contentSize: bigint | undefined
+  contentHash: Xxh32 | undefined
+  decoded: bigint
+  // Linked blocks only: the last 64 KiB decoded, which the next block may copy from.
+  window: Buffer | undefined
+}
+
+const corrupt = (reason: string): never => fail('Format', `lz4 data is corrupt: ${reason}`)
+
+/**
+ * Decompresses an LZ4 stream: any number of frames (skippable frames are passed over), linked or independent blocks,
+ * with or without block and content checksums, which are verified. Holds at most one block.
+ */
+export class Lz4DecompressStream extends Transform {
+  readonly #lz4: Lz4Binding
+  #state = State.Magic
+  // Fixed-size fields (magic, descriptor, sizes, checksums) collect here, as they may straddle chunks.
+  readonly #field = Buffer.alloc(16)
+  #fieldLength = 0
+  #need = 4
+  #frame: Frame | undefined
+  // The block being collected, 4 spare bytes first for lz4-napi's size prefix.
+  #block = Buffer.alloc(0)
+  #blockFill = 0
+  #blockCompressed = false
+  #skip = 0
+  #sawFrame = false
+
+  constructor(lz4: Lz4Binding) {
+    super()
+    this.#lz4 = lz4
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.#parse(chunk)
+    } catch (error) {
+      callback(error as Error)
+      return
+    }
+    callback()
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (!this.#sawFrame) {
+      callback(new WaldenError('Format', 'lz4 data is empty'))
+    } else if (this.#state !== State.Magic || this.#fieldLength > 0) {
+      callback(new WaldenError('Format', 'lz4 data ends in the middle of a frame'))
+    } else {
+      callback()
+    }
+  }
+
+  #parse(chunk: Buffer): void {
+    let offset = 0
+    while (offset < chunk.length) {
+      if (this.#state === State.SkippableData) {
+        const take = Math.min(this.#skip, chunk.length - offset)
+        offset += take
+        this.#skip -= take
+        if (this.#skip === 0) this.#expect(State.Magic, 4)
+        continue
+      }
+      if (this.#state === State.BlockData) {
+        const take = Math.min(this.#block.length - this.#blockFill, chunk.length - offset)
+        chunk.copy(this.#block, this.#blockFill, offset, offset + take)
+        this.#blockFill += take
+        offset += take
+        if (this.#blockFill === this.#block.length) {
+          if (this.#frame?.blockChecksum) this.#expect(State.BlockChecksum, 4)
+          else this.#decodeBlock()
+        }
+        continue
+      }
+      const take = Math.min(this.#need - this.#fieldLength, chunk.length - offset)
+      chunk.copy(this.#field, this.#fieldLength, offset, offset + take)
+      this.#fieldLength += take
+      offset += take
+      if (this.#fieldLength === this.#need) this.#fieldComplete()
+    }
+  }
+
+  #expect(state: State, bytes: number): void {
+    this.#state = state
+    this.#need = bytes
+    this.#fieldLength = 0
+  }
+
+  #fieldComplete(): void {
+    const field = this.#field
+    switch (this.#state) {
+      case State.Magic: {
+        const magic = field.readUInt32LE(0)
+        this.#sawFrame = true
+        if (magic === MAGIC) this.#expect(State.Descriptor, 2)
+        else if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) this.#expect(State.SkippableSize, 4)
+        else if (magic === LEGACY_MAGIC) fail('Format', 'lz4 legacy format is not supported', { hint: 'recompress the file without lz4 -l' })
+        else corrupt(`unknown frame magic '0x${magic.toString(16)}'`)
+        return
+      }
+      case State.SkippableSize:
+        this.#skip = field.readUInt32LE(0)
+        if (this.#skip === 0) this.#expect(State.Magic, 4)
+        else this.#state = State.SkippableData
+        return
+      case State.Descriptor:
+        return this.#descriptor()
+      case State.BlockSize: {
+        const word = field.readUInt32LE(0)
+        const frame = this.#frame as Frame
+        if (word === 0) {
+          if (frame.contentHash) this.#expect(State.ContentChecksum, 4)
+          else this.#endFrame()
+          return
+        }
+        const size = word & ~UNCOMPRESSED_BIT
+        if (size > frame.blockMax) corrupt(`block of ${size} bytes exceeds the frame's maximum of ${frame.blockMax}`)
+        this.#blockCompressed = (word & UNCOMPRESSED_BIT) === 0
+        this.#block = Buffer.allocUnsafe(size + 4)
+        this.#blockFill = 4
+        this.#state = State.BlockData
+        if (size === 0) this.#decodeBlock() // only reachable as an empty stored block, which is legal
+        return
+      }
+      case State.BlockChecksum:
+        if (xxh32(this.#block.subarray(4)) !== field.readUInt32LE(0)) corrupt('block checksum mismatch')
+        return this.#decodeBlock()
+      case State.ContentChecksum: {
+        const frame = this.#frame as Frame
+        if ((frame.contentHash as Xxh32).digest() !== field.readUInt32LE(0)) corrupt('content checksum mismatch')
+        return this.#endFrame()
+      }
+      default:
+        return
+    }
+  }
+
+  // The descriptor arrives in two steps: FLG and BD first, which tell how many optional bytes and the header
+  // checksum follow, then the field is extended to the whole descriptor so the checksum covers all of it.
+  #descriptor(): void {
+    const field = this.#field
+    const flg = field[0] as number
+    const bd = field[1] as number
+    const length = 2 + (flg & FLG_CONTENT_SIZE ? 8 : 0) + (flg & FLG_DICT_ID ? 4 : 0) + 1
+    if (this.#need < length) {
+      this.#need = length
+      return
+    }
+    if ((flg & 0xc0) !== FLG_VERSION) corrupt(`unsupported frame version '${flg >> 6}'`)
+    if (flg & FLG_RESERVED || bd & 0x8f) corrupt('reserved descriptor bits are set')
+    if (flg & FLG_DICT_ID) fail('Format', 'lz4 frames that need a dictionary are not supported')
+    const blockSizeId = (bd >> 4) & 0x07
+    if (blockSizeId < 4) corrupt(`invalid block size id '${blockSizeId}'`)
+    if (((xxh32(field.subarray(0, length - 1)) >>> 8) & 0xff) !== field[length - 1]) corrupt('header checksum mismatch')
+    this.#frame = {
+      blockMax: 1 << (2 * blockSizeId + 8),
+      independent: (flg & FLG_BLOCK_INDEPENDENT) !== 0,
+      blockChecksum: (flg & FLG_BLOCK_CHECKSUM) !== 0,
+      contentSize: flg & FLG_CONTENT_SIZE ? field.readBigUInt64LE(2) : undefined,
+      contentHash: flg & FLG_CONTENT_CHECKSUM ? new Xxh32() : undefined,
+      decoded: 0n,
+      window: undefined,
+    }
+    this.#expect(State.BlockSize, 4)
+  }
+
+  #decodeBlock(): void {
+    const frame = this.#frame as Frame
+    const block = this.#block
+    let data: Buffer
+    if (this.#blockCompressed) {
+      // The prefix is only an upper bound: lz4-napi sizes its output from it and returns what the block holds.
+      block.writeUInt32LE(frame.blockMax, 0)
+      try {
+        data = frame.window ? this.#lz4.uncompressSync(block, frame.window) : this.#lz4.uncompressSync(block)
+      } catch (error) {
+        return corrupt(`'${(error as Error).message}'`)
+      }
+    } else {
+      data = block.subarray(4)
+    }
+    this.#block = Buffer.alloc(0)
+    frame.decoded += BigInt(data.length)
+    if (frame.contentSize !== undefined && frame.decoded > frame.contentSize) corrupt('more data than the frame declares')
+    frame.contentHash?.update(data)
+    if (!frame.independent) {
+      // Copy: the pushed buffer belongs to the reader from now on.
+      frame.window =
+        data.length >= WINDOW || !frame.window
+          ? Buffer.from(data.subarray(Math.max(0, data.length - WINDOW)))
+          : Buffer.concat([frame.window, data]).subarray(-WINDOW)
+    }
+    if (data.length > 0) this.push(data)
+    this.#expect(State.BlockSize, 4)
+  }
+
+  #endFrame(): void {
+    const frame = this.#frame as Frame
+    if (frame.contentSize !== undefined && frame.decoded !== frame.contentSize) corrupt('less data than the frame declares')
+    this.#frame = undefined
+    this.#expect(State.Magic, 4)
+  }
+}
+

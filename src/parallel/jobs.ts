@@ -1,0 +1,14 @@
+// The jobs a worker thread can run: one file in, one result out. The same functions run inline when
+// process-max is 1, so there is one code path whatever the parallelism.
+
+import { backupFile } from '../commands/backup/file.js'
+import { restoreFile } from '../commands/restore/file.js'
+
+export const JOBS = {
+  'backup.file': backupFile,
+  'restore.file': restoreFile,
+} as const
+
+export type JobName = keyof typeof JOBS
+export type JobInput<N extends JobName> = Parameters<(typeof JOBS)[N]>[0]
+export type JobOutput<N extends JobName> = Awaited<ReturnType<(typeof JOBS)[N]>>

@@ -1,0 +1,90 @@
+// A pool of worker threads for CPU-bound file jobs (hashing, compression, page checksums). With one process the
+// jobs run inline in the main thread: no worker start-up for small runs.
+
+import { Worker } from 'node:worker_threads'
+import { WaldenError } from '../common/errors.js'
+import type { ErrorKind } from '../common/errors.js'
+import { JOBS } from './jobs.js'
+import type { JobInput, JobName, JobOutput } from './jobs.js'
+
+interface Pending {
+  resolve: (value: unknown) => void
+  reject: (error: Error) => void
+}
+
+interface Slot {
+  worker: Worker
+  pending: Map<number, Pending>
+}
+
+export class WorkerPool {
+  readonly #slots: Slot[] = []
+  #nextId = 0
+  #nextSlot = 0
+
+  /** `size` worker threads; 1 means inline. */
+  constructor(readonly size: number) {
+    if (size <= 1) return
+    for (let index = 0; index < size; index++) {
+      // The worker bundle sits next to the CLI bundle in dist/.
+      const worker = new Worker(new URL('./worker.mjs', import.meta.url))
+      const slot: Slot = { worker, pending: new Map() }
+      worker.on('message', (message: { id: number; output?: unknown; error?: { kind: ErrorKind; message: string; hint?: string } }) => {
+        const pending = slot.pending.get(message.id)
+        if (!pending) return
+        slot.pending.delete(message.id)
+        if (message.error) {
+          pending.reject(new WaldenError(message.error.kind, message.error.message, message.error.hint ? { hint: message.error.hint } : {}))
+        } else pending.resolve(message.output)
+      })
+      worker.on('error', (error) => {
+        for (const pending of slot.pending.values()) pending.reject(error)
+        slot.pending.clear()
+      })
+      this.#slots.push(slot)
+    }
+  }
+
+  run<N extends JobName>(name: N, input: JobInput<N>): Promise<JobOutput<N>> {
+    if (this.#slots.length === 0) return (JOBS[name] as (input: JobInput<N>) => Promise<JobOutput<N>>)(input)
+    // Least-loaded worker: jobs differ a lot in size (a 1 GiB relation segment next to 8 KiB catalog files).
+    let slot = this.#slots[this.#nextSlot++ % this.#slots.length]!
+    for (const candidate of this.#slots) if (candidate.pending.size < slot.pending.size) slot = candidate
+    const id = this.#nextId++
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { resolve: resolve as (value: unknown) => void, reject })
+      slot.worker.postMessage({ id, name, input })
+    })
+  }
+
+  /**
+   * Runs a job for every item with at most `size` in flight, in the order given (callers put big files first so
+   * the tail is short). Stops at the first failure and rethrows it once in-flight jobs settle.
+   */
+  async runAll<N extends JobName, T>(
+    name: N,
+    items: readonly T[],
+    toInput: (item: T) => JobInput<N>,
+    onResult: (item: T, output: JobOutput<N>) => void,
+  ): Promise<void> {
+    let next = 0
+    let failure: unknown
+    const lane = async (): Promise<void> => {
+      while (failure === undefined && next < items.length) {
+        const item = items[next++]!
+        try {
+          onResult(item, await this.run(name, toInput(item)))
+        } catch (error) {
+          failure ??= error
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(1, this.size) }, lane))
+    if (failure !== undefined) throw failure
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#slots.map((slot) => slot.worker.terminate()))
+    this.#slots.length = 0
+  }
+}

@@ -1,0 +1,114 @@
+// What walden asks the server: its identity and settings, online backup begin/end, WAL switches, tablespaces.
+// Every call is one round trip; a backup costs a handful of queries, not one per file.
+
+import type { PgSession } from './session.js'
+
+export interface DbInfo {
+  /** server_version_num, e.g. 150004. */
+  versionNum: number
+  major: number
+  dataDirectory: string
+  archiveMode: string
+  archiveCommand: string
+  inRecovery: boolean
+  dataChecksums: boolean
+  walSegmentSize: number
+}
+
+export async function dbInfo(session: PgSession): Promise<DbInfo> {
+  const [row] = await session.query<{
+    version_num: string
+    data_directory: string
+    archive_mode: string
+    archive_command: string
+    in_recovery: string
+    data_checksums: string
+    wal_segment_size: string
+  }>(
+    `select current_setting('server_version_num') as version_num,
+            current_setting('data_directory') as data_directory,
+            current_setting('archive_mode') as archive_mode,
+            current_setting('archive_command') as archive_command,
+            pg_is_in_recovery()::text as in_recovery,
+            current_setting('data_checksums') as data_checksums,
+            (select setting::bigint * case unit when 'B' then 1 when 'kB' then 1024 when 'MB' then 1048576 else 1 end
+               from pg_settings where name = 'wal_segment_size')::text as wal_segment_size`,
+  )
+  const versionNum = Number(row!.version_num)
+  return {
+    versionNum,
+    major: Math.floor(versionNum / 10000),
+    dataDirectory: row!.data_directory,
+    archiveMode: row!.archive_mode,
+    archiveCommand: row!.archive_command,
+    inRecovery: row!.in_recovery === 'true',
+    dataChecksums: row!.data_checksums === 'on',
+    walSegmentSize: Number(row!.wal_segment_size),
+  }
+}
+
+export interface BackupBegin {
+  lsn: string
+  /** Server time when the backup began, ISO 8601. */
+  time: string
+}
+
+/**
+ * Begins a non-exclusive backup on this session. The backup stays open only while the session lives, so a walden
+ * killed mid-backup can never leave the server in backup mode.
+ */
+export async function dbBackupBegin(session: PgSession, major: number, label: string, fast: boolean): Promise<BackupBegin> {
+  const call = major >= 15 ? 'pg_backup_start($1, $2)' : 'pg_start_backup($1, $2, false)'
+  const [row] = await session.query<{ lsn: string; time: string }>(
+    `select ${call}::text as lsn, to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as time`,
+    [label, fast],
+  )
+  return { lsn: row!.lsn, time: row!.time }
+}
+
+export interface BackupEnd {
+  lsn: string
+  labelFile: string
+  tablespaceMap: string
+  time: string
+}
+
+/**
+ * Ends the backup. wait_for_archive is off: walden itself waits for the WAL to reach its repository, with its own
+ * timeout and a message that says which segment is missing, rather than blocking inside the server.
+ */
+export async function dbBackupEnd(session: PgSession, major: number): Promise<BackupEnd> {
+  const call = major >= 15 ? 'pg_backup_stop(false)' : 'pg_stop_backup(false, false)'
+  const [row] = await session.query<{ lsn: string; labelfile: string; spcmapfile: string | null; time: string }>(
+    `select lsn::text as lsn, labelfile, spcmapfile,
+            to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as time
+       from ${call}`,
+  )
+  return { lsn: row!.lsn, labelFile: row!.labelfile, tablespaceMap: row!.spcmapfile ?? '', time: row!.time }
+}
+
+/**
+ * Forces a switch to a new WAL segment and returns the name of the segment just completed. A restore point is
+ * written first so the segment is never empty: switching an idle server would otherwise complete nothing.
+ */
+export async function dbWalSwitch(session: PgSession): Promise<{ walFile: string; lsn: string }> {
+  await session.query(`select pg_create_restore_point('walden archive check')`)
+  const [row] = await session.query<{ lsn: string; wal_file: string }>(
+    `select lsn::text as lsn, pg_walfile_name(lsn) as wal_file from (select pg_switch_wal() as lsn) switched`,
+  )
+  return { walFile: row!.wal_file, lsn: row!.lsn }
+}
+
+export interface Tablespace {
+  oid: number
+  name: string
+  location: string
+}
+
+export async function dbTablespaces(session: PgSession): Promise<Tablespace[]> {
+  const rows = await session.query<{ oid: string; name: string; location: string }>(
+    `select oid::text as oid, spcname as name, pg_tablespace_location(oid) as location
+       from pg_tablespace where spcname not in ('pg_default', 'pg_global') order by oid`,
+  )
+  return rows.map((row) => ({ oid: Number(row.oid), name: row.name, location: row.location }))
+}

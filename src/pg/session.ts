@@ -1,0 +1,64 @@
+// The SQL conversation with PostgreSQL. Nothing else in walden imports 'pg': the rest of the code sees only
+// PgSession, so the driver can change without touching commands.
+
+import pg from 'pg'
+import { fail, WaldenError } from '../common/errors.js'
+
+export interface PgConnectOptions {
+  /** Unix socket folder; takes precedence over host. */
+  socketPath?: string
+  host?: string
+  port: number
+  user: string
+  database: string
+}
+
+export type Row = Record<string, unknown>
+
+export interface PgSession {
+  query<T extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>
+  close(): Promise<void>
+  /** Where the session is connected, for messages. */
+  readonly where: string
+}
+
+/** Opens one session. Errors name where walden tried to connect and say what to check. */
+export async function pgConnect(options: PgConnectOptions): Promise<PgSession> {
+  // Like libpq: a unix socket in /var/run/postgresql unless told otherwise.
+  const host = options.socketPath ?? options.host ?? process.env['PGHOST'] ?? '/var/run/postgresql'
+  const where = host.startsWith('/') ? `socket '${host}/.s.PGSQL.${options.port}'` : `'${host}:${options.port}'`
+  const client = new pg.Client({
+    host,
+    port: options.port,
+    user: options.user,
+    database: options.database,
+    application_name: 'walden',
+    // Keep the server's own notion of time and types out of our parsing: we read text.
+    types: { getTypeParser: () => (value: string) => value },
+  })
+  // A dropped connection emits 'error' on the client; without a listener Node would crash the process.
+  client.on('error', () => undefined)
+  try {
+    await client.connect()
+  } catch (error) {
+    fail('DbConnect', `unable to connect to PostgreSQL at ${where} as user '${options.user}': ${(error as Error).message}`, {
+      hint: 'check that the cluster is running and pg1-port, pg1-socket-path (or pg1-host) and pg1-user are right.',
+      cause: error,
+    })
+  }
+  return {
+    where,
+    async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+      try {
+        const result = await client.query(sql, params as unknown[])
+        return result.rows as T[]
+      } catch (error) {
+        if (error instanceof WaldenError) throw error
+        fail('DbQuery', `query failed at ${where}: ${(error as Error).message}`, { cause: error })
+      }
+    },
+    async close(): Promise<void> {
+      await client.end().catch(() => undefined)
+    },
+  }
+}

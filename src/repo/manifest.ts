@@ -1,0 +1,118 @@
+// The backup manifest: everything a restore needs to rebuild the cluster, and what diff/incr backups compare with.
+// Saved as backup/<stanza>/<label>/backup.manifest; a backup without one never happened.
+
+import type { CompressType } from '../io/compress.js'
+import type { Storage } from '../storage/storage.js'
+import { fail } from '../common/errors.js'
+import type { BackupType } from './label.js'
+import { infoFileLoad, infoFileSave } from './info-file.js'
+import { layout } from './layout.js'
+
+export interface ManifestTarget {
+  /** 'pg_data', or 'pg_tblspc/<oid>' for a tablespace. */
+  name: string
+  /** Absolute path on the backed-up host. */
+  path: string
+  tablespaceOid?: number
+  tablespaceName?: string
+}
+
+export interface ManifestPath {
+  name: string
+  mode: number
+}
+
+export interface ManifestLink {
+  name: string
+  destination: string
+}
+
+export interface ManifestFile {
+  /** Path under its target, e.g. 'pg_data/base/5/16384' or 'pg_tblspc/16400/PG_15_202209061/5/16401'. */
+  name: string
+  size: number
+  mtimeMs: number
+  mode: number
+  sha256: string
+  /** Bytes in the repository (compressed); 0 for an empty file, which is not stored. */
+  repoSize: number
+  compressType: CompressType
+  /** Label of the earlier backup that holds this file; absent when this backup stored it. */
+  reference?: string
+  /** Block numbers whose page checksum failed while copying. */
+  badPages?: number[]
+}
+
+export interface Manifest {
+  label: string
+  type: BackupType
+  prior: string | null
+  pg: {
+    version: number
+    systemId: string
+    dbId: number
+    walSegmentSize: number
+    blockSize: number
+    dataChecksums: boolean
+  }
+  start: { lsn: string; wal: string; timeline: number; time: number }
+  stop: { lsn: string; wal: string; time: number }
+  compressType: CompressType
+  compressLevel: number
+  targets: ManifestTarget[]
+  paths: ManifestPath[]
+  links: ManifestLink[]
+  files: ManifestFile[]
+  /** backup_label and tablespace_map as returned by pg_backup_stop. */
+  backupLabel: string
+  tablespaceMap: string
+}
+
+export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {
+  await infoFileSave(storage, layout.backupManifest(stanza, manifest.label), manifest)
+}
+
+export async function manifestLoad(storage: Storage, stanza: string, label: string): Promise<Manifest> {
+  const manifest = await infoFileLoad<Manifest>(storage, layout.backupManifest(stanza, label))
+  if (!manifest) {
+    fail('FileMissing', `manifest of backup '${label}' is missing from ${storage.describe(layout.backup(stanza, label))}`, {
+      hint: 'the repository is damaged; choose another backup with --set.',
+    })
+  }
+  return manifest
+}
+
+/** The repository path of a file's stored copy, following a reference to an earlier backup. */
+export function manifestFileRepoPath(stanza: string, label: string, file: ManifestFile, extension: string): string {
+  return `${layout.backup(stanza, file.reference ?? label)}/${file.name}${extension}`
+}
+
+export interface ManifestDiff {
+  /** Files to copy: new, or changed since the prior backup. */
+  copy: string[]
+  /** Files unchanged since the prior backup: reference its stored copy. */
+  reference: Map<string, ManifestFile>
+}
+
+/**
+ * Which files a diff or incr backup must copy. A file is unchanged when its size and modification time (to the
+ * nanosecond, as the file system keeps it) equal the prior backup's record; the prior record holds the time read
+ * before its copy was made, so a file written during that copy shows a newer time now and is copied again.
+ */
+export function manifestDiff(
+  prior: Manifest,
+  priorLabel: string,
+  current: ReadonlyArray<{ name: string; size: number; mtimeMs: number }>,
+): ManifestDiff {
+  const priorFiles = new Map(prior.files.map((file) => [file.name, file]))
+  const result: ManifestDiff = { copy: [], reference: new Map() }
+  for (const file of current) {
+    const before = priorFiles.get(file.name)
+    if (before && before.size === file.size && before.mtimeMs === file.mtimeMs && (before.badPages?.length ?? 0) === 0) {
+      result.reference.set(file.name, { ...before, reference: before.reference ?? priorLabel })
+    } else {
+      result.copy.push(file.name)
+    }
+  }
+  return result
+}

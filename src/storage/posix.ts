@@ -1,0 +1,244 @@
+// Posix storage driver: a folder on a local (or mounted) file system.
+
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, utimes } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { Writable } from 'node:stream'
+import type { Readable } from 'node:stream'
+import { errnoCode, fail, WaldenError } from '../common/errors.js'
+import type { Storage, StorageInfo, WriteOptions } from './storage.js'
+
+const DEFAULT_FILE_MODE = 0o640
+const DEFAULT_PATH_MODE = 0o750
+
+export class PosixStorage implements Storage {
+  readonly root: string
+  readonly description: string
+  // Folders known to exist, so a backup of thousands of files does not mkdir each time.
+  readonly #knownPaths = new Set<string>()
+
+  constructor(root: string) {
+    this.root = resolve(root)
+    this.description = `'${this.root}'`
+  }
+
+  describe(path: string): string {
+    return join(this.root, path)
+  }
+
+  async info(path: string): Promise<StorageInfo | undefined> {
+    try {
+      const stat = await lstat(this.describe(path), { bigint: true })
+      return {
+        type: stat.isDirectory() ? 'path' : stat.isSymbolicLink() ? 'link' : 'file',
+        size: Number(stat.size),
+        mtimeMs: Number(stat.mtimeNs) / 1e6,
+        mode: Number(stat.mode) & 0o7777,
+      }
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return undefined
+      throw storageError('FileOpen', 'unable to get info for', this.describe(path), error)
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return (await this.info(path)) !== undefined
+  }
+
+  async list(path: string): Promise<string[]> {
+    try {
+      return (await readdir(this.describe(path))).sort()
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return []
+      throw storageError('FileOpen', 'unable to list', this.describe(path), error)
+    }
+  }
+
+  read(path: string, options?: { missingOk?: false }): Promise<Buffer>
+  read(path: string, options: { missingOk: true }): Promise<Buffer | undefined>
+  async read(path: string, options?: { missingOk?: boolean }): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.describe(path))
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') {
+        if (options?.missingOk) return undefined
+        fail('FileMissing', `unable to open missing file '${this.describe(path)}' for read`)
+      }
+      throw storageError('FileRead', 'unable to read', this.describe(path), error)
+    }
+  }
+
+  async openRead(path: string): Promise<Readable> {
+    const fullPath = this.describe(path)
+    let handle: FileHandle
+    try {
+      handle = await open(fullPath, 'r')
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') fail('FileMissing', `unable to open missing file '${fullPath}' for read`)
+      throw storageError('FileOpen', 'unable to open', fullPath, error)
+    }
+    // Large reads: every copy is CPU-bound on hashing and compression, and big chunks keep per-chunk costs low.
+    return createReadStream(fullPath, { fd: handle, highWaterMark: 1024 * 1024 })
+  }
+
+  async write(path: string, data: Buffer | string, options: WriteOptions = {}): Promise<void> {
+    const target = this.describe(path)
+    await this.#ensurePath(dirname(target))
+    const temporary = temporaryName(target)
+    try {
+      const handle = await open(temporary, 'wx', options.mode ?? DEFAULT_FILE_MODE)
+      try {
+        await handle.writeFile(data)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      if (options.mtimeMs !== undefined) await utimes(temporary, new Date(), new Date(options.mtimeMs))
+      await rename(temporary, target)
+    } catch (error) {
+      await unlink(temporary).catch(() => undefined)
+      throw storageError('FileWrite', 'unable to write', target, error)
+    }
+    await syncFolder(dirname(target))
+  }
+
+  async openWrite(path: string, options: WriteOptions = {}): Promise<Writable> {
+    const target = this.describe(path)
+    await this.#ensurePath(dirname(target))
+    const temporary = temporaryName(target)
+    let handle: FileHandle
+    try {
+      handle = await open(temporary, 'wx', options.mode ?? DEFAULT_FILE_MODE)
+    } catch (error) {
+      throw storageError('FileOpen', 'unable to open for write', target, error)
+    }
+    return new AtomicFileWriter(handle, temporary, target, options.mtimeMs)
+  }
+
+  async remove(path: string): Promise<void> {
+    try {
+      await unlink(this.describe(path))
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw storageError('FileWrite', 'unable to remove', this.describe(path), error)
+    }
+  }
+
+  async removePath(path: string): Promise<void> {
+    const fullPath = this.describe(path)
+    try {
+      await rm(fullPath, { recursive: true, force: true })
+    } catch (error) {
+      throw storageError('FileWrite', 'unable to remove path', fullPath, error)
+    }
+    for (const known of this.#knownPaths) if (known === fullPath || known.startsWith(`${fullPath}/`)) this.#knownPaths.delete(known)
+    await syncFolder(dirname(fullPath)).catch(() => undefined)
+  }
+
+  async syncPath(path: string): Promise<void> {
+    await syncFolder(this.describe(path))
+  }
+
+  /** Creates a folder and its parents, fsyncing each parent whose entries changed so the folder survives a crash. */
+  async #ensurePath(fullPath: string): Promise<void> {
+    if (this.#knownPaths.has(fullPath)) return
+    const parent = dirname(fullPath)
+    let created = false
+    try {
+      await mkdir(fullPath, { mode: DEFAULT_PATH_MODE })
+      created = true
+    } catch (error) {
+      const code = errnoCode(error)
+      if (code === 'ENOENT' && parent !== fullPath) {
+        await this.#ensurePath(parent)
+        return this.#ensurePath(fullPath)
+      }
+      if (code !== 'EEXIST') throw storageError('FileWrite', 'unable to create path', fullPath, error)
+    }
+    if (created) await syncFolder(parent)
+    this.#knownPaths.add(fullPath)
+  }
+}
+
+/** Writes to a temporary file; on finish fsyncs, renames into place and fsyncs the folder. */
+class AtomicFileWriter extends Writable {
+  readonly #handle: FileHandle
+  readonly #temporary: string
+  readonly #target: string
+  readonly #mtimeMs: number | undefined
+  #closed = false
+
+  constructor(handle: FileHandle, temporary: string, target: string, mtimeMs: number | undefined) {
+    super({ highWaterMark: 1024 * 1024 })
+    this.#handle = handle
+    this.#temporary = temporary
+    this.#target = target
+    this.#mtimeMs = mtimeMs
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#handle.write(chunk).then(
+      () => callback(),
+      (error: unknown) => callback(storageError('FileWrite', 'unable to write', this.#target, error)),
+    )
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.#handle.writev(chunks.map(({ chunk }) => chunk)).then(
+      () => callback(),
+      (error: unknown) => callback(storageError('FileWrite', 'unable to write', this.#target, error)),
+    )
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const finish = async (): Promise<void> => {
+      await this.#handle.sync()
+      this.#closed = true
+      await this.#handle.close()
+      if (this.#mtimeMs !== undefined) await utimes(this.#temporary, new Date(), new Date(this.#mtimeMs))
+      await rename(this.#temporary, this.#target)
+      await syncFolder(dirname(this.#target))
+    }
+    finish().then(
+      () => callback(),
+      (error: unknown) => callback(storageError('FileWrite', 'unable to write', this.#target, error)),
+    )
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.writableFinished) return callback(error)
+    const cleanUp = async (): Promise<void> => {
+      if (!this.#closed) {
+        this.#closed = true
+        await this.#handle.close().catch(() => undefined)
+      }
+      await unlink(this.#temporary).catch(() => undefined)
+    }
+    cleanUp().then(() => callback(error))
+  }
+}
+
+function temporaryName(target: string): string {
+  return `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+}
+
+/** fsync of a folder, so the entries created or renamed in it survive a crash. */
+export async function syncFolder(fullPath: string): Promise<void> {
+  const handle = await open(fullPath, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+function storageError(kind: 'FileOpen' | 'FileRead' | 'FileWrite', action: string, path: string, error: unknown): Error {
+  if (error instanceof WaldenError) return error
+  const code = errnoCode(error)
+  const reason = code === 'EACCES' ? 'permission denied' : code === 'ENOSPC' ? 'no space left on device' : (error as Error).message
+  return new WaldenError(kind, `${action} '${path}': ${reason}`, {
+    ...(code === 'EACCES' ? { hint: 'check that the user running walden owns or can write this path.' } : {}),
+    cause: error,
+  })
+}

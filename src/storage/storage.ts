@@ -1,0 +1,54 @@
+// The storage interface: where repository bytes live. Commands and repository code speak only to this, with paths
+// relative to the storage root, so a later SSH or S3 driver slots in without touching them.
+
+import type { Readable, Writable } from 'node:stream'
+
+export interface StorageInfo {
+  type: 'file' | 'path' | 'link'
+  size: number
+  /** Modification time in milliseconds, with sub-millisecond precision where the file system has it. */
+  mtimeMs: number
+  mode: number
+}
+
+export interface WriteOptions {
+  /** Permission bits of the new file (default 0o640). */
+  mode?: number
+  /** Modification time to set after writing, in milliseconds. */
+  mtimeMs?: number
+}
+
+export interface Storage {
+  /** Where the storage is, for messages. */
+  readonly description: string
+  /** Absolute path of a storage path, for messages. */
+  describe(path: string): string
+
+  info(path: string): Promise<StorageInfo | undefined>
+  exists(path: string): Promise<boolean>
+  /** Names in a folder, sorted; an empty list when the folder does not exist. */
+  list(path: string): Promise<string[]>
+
+  /** Reads a whole small file (info files, manifests). A missing file is a FileMissing error unless `missingOk`. */
+  read(path: string, options?: { missingOk?: false }): Promise<Buffer>
+  read(path: string, options: { missingOk: true }): Promise<Buffer | undefined>
+  /** A stream of the file's bytes; a missing file is a FileMissing error. */
+  openRead(path: string): Promise<Readable>
+
+  /**
+   * Writes a small file atomically and durably: temporary name, fsync, rename, fsync of the folder.
+   * A crash at any moment leaves either the old file or the new one, never a mix.
+   */
+  write(path: string, data: Buffer | string, options?: WriteOptions): Promise<void>
+  /**
+   * A stream that writes a file with the same guarantee as write(): the file appears under its name, fsynced,
+   * only when the stream finishes; on error or destroy the temporary file is removed.
+   */
+  openWrite(path: string, options?: WriteOptions): Promise<Writable>
+
+  remove(path: string): Promise<void>
+  /** Removes a folder and everything under it; a missing folder is fine. */
+  removePath(path: string): Promise<void>
+  /** Makes a folder's entries durable (fsync of the folder). */
+  syncPath(path: string): Promise<void>
+}
