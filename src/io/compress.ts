@@ -98,16 +98,16 @@ function checkLevel(type: CompressType, range: readonly [number, number], level:
 // Node's zlib streams report decoder errors as plain errors with a zlib or zstd code. Replacing destroy() on the
 // instance turns exactly those into 'Format' errors before the stream records and emits them; errors from elsewhere
 // (a pipeline destroying this stream because another failed) pass unchanged.
-function reportFormatErrors<T extends Transform>(stream: T, type: CompressType): T {
+function reportFormatErrors(stream: Transform, type: CompressType): Transform {
   const destroy = stream.destroy
-  stream.destroy = function (this: T, error?: Error | null, ...rest: unknown[]) {
+  stream.destroy = function (this: Transform, error?: Error | null, ...rest: unknown[]) {
     const code = (error as { code?: unknown } | null | undefined)?.code
     const mapped =
       error && !(error instanceof WaldenError) && typeof code === 'string' && /^(Z|ZSTD)_/.test(code)
         ? new WaldenError('Format', `${type} data is corrupt: '${error.message}'`, { cause: error })
         : error
-    return Reflect.apply(destroy, this, [mapped, ...rest]) as T
-  } as T['destroy']
+    return Reflect.apply(destroy, this, [mapped, ...rest]) as Transform
+  }
   return stream
 }
 

@@ -129,7 +129,9 @@ export class ZstdNapiDecompressStream extends Transform {
       for (;;) {
         const space = this.#output.space()
         const [hint, produced, consumed] = this.#context.decompressStream(space, input)
-        this.#hint = hint
+        // A call that did nothing says nothing about the frame: after a finished frame it reports the header size
+        // of a next one.
+        if (produced > 0 || consumed > 0) this.#hint = hint
         this.#output.produced(produced)
         input = input.subarray(consumed)
         // A full output window may mean more output is waiting inside zstd even with no input left.

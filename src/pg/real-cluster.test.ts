@@ -144,7 +144,8 @@ const WAL_SEGSIZE_MB: Record<number, number> = { 17: 64 }
 describe('real clusters', () => {
   for (const major of [13, 14, 15, 16, 17, 18]) {
     const segmentSize = (WAL_SEGSIZE_MB[major] ?? 16) * MIB
-    test(`postgresql ${major}`, { skip: skipReason(major) ?? false }, async () => {
+    const programs = ['initdb', 'pg_ctl', 'postgres', ...(major === 15 ? ['pg_controldata', 'pg_waldump'] : [])]
+    test(`postgresql ${major}`, { skip: skipReason(major, programs) ?? false }, async () => {
       const extra = ['--data-checksums']
       if (segmentSize !== 16 * MIB) extra.push(`--wal-segsize=${segmentSize / MIB}`)
       const cluster = await initdb(major, extra)

@@ -5,7 +5,7 @@
 // id depends on the segment size, so every conversion from a name to a position needs the segment size.
 import { fail } from '../common/errors.js'
 import { lsnFormat } from './lsn.js'
-import { PG_MAJORS, PG_SUPPORTED_MAJORS } from './version.js'
+import { PG_MAJORS, PG_SUPPORTED_MAJORS, pgMajorInfo } from './version.js'
 
 const FOUR_GIB = 0x100000000n
 const WAL_SEGMENT_SIZE_MIN = 1024 * 1024
@@ -301,8 +301,7 @@ export interface WalHeaderFields {
  * Defaults: timeline 1, page address 0x1000000 (segment 1 of 16 MiB), 16 MiB segments, 8 KiB pages.
  */
 export function walHeaderBuild(fields: WalHeaderFields): Buffer {
-  const info = PG_MAJORS.find((row) => row.major === fields.version)
-  if (info === undefined) fail('VersionNotSupported', `postgresql version '${fields.version}' is not supported`)
+  const info = pgMajorInfo(fields.version)
   const blockSize = fields.blockSize ?? 8192
   const page = Buffer.alloc(Math.max(blockSize, WAL_LONG_HEADER_SIZE))
   page.writeUInt16LE(info.walMagic, 0)

@@ -195,10 +195,14 @@ export const restore: Command = {
 }
 
 async function writeRecovery(cfg: Parameters<Command['run']>[0], data: PosixStorage, pgPath: string, type: string, target: string | undefined): Promise<void> {
-  const command = cfg.string('cmd') ?? resolve(process.argv[1] ?? 'walden')
-  const restoreCommand = [command, ...cfg.explicitArguments('archive-get').filter((arg) => !arg.startsWith('--stanza=')), `--stanza=${cfg.stanza()}`]
-    .map(shellQuote)
-    .join(' ')
+  // By default this very walden, by absolute paths of Node and the script: PostgreSQL may run restore_command with a
+  // PATH that finds neither (a systemd unit's minimal environment).
+  const command = cfg.string('cmd') ?? [process.execPath, resolve(process.argv[1] ?? 'walden')].map(shellQuote).join(' ')
+  // Options given for this restore reach archive-get too, except the console level: PostgreSQL's log is no console.
+  const forwarded = cfg
+    .explicitArguments('archive-get')
+    .filter((arg) => !arg.startsWith('--stanza=') && !arg.startsWith('--log-level-console='))
+  const restoreCommand = [command, ...[...forwarded, `--stanza=${cfg.stanza()}`].map(shellQuote)].join(' ')
   const timeline = cfg.string('target-timeline')
   const settings = recoverySettings({
     type,

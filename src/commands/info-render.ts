@@ -1,0 +1,323 @@
+// What `walden info` prints, built from data already read from the repository: no I/O here, so the exact text
+// and JSON are unit-tested. The JSON is pgBackRest's `info --output=json` shape (keys sorted, compact, single repo),
+// because check_pgbackrest, pgbackrest_exporter and home-grown scripts already parse it.
+
+import { formatBytes } from '../common/progress.js'
+import { archiveIdFormat } from '../repo/layout.js'
+import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../repo/stanza-info.js'
+import { VERSION } from '../version.js'
+
+/** pgBackRest's stanza status codes; walden has one repository, so 'mixed' (4) and 'mismatch' (5) never happen. */
+export const STATUS_MESSAGES = {
+  0: 'ok',
+  1: 'missing stanza path',
+  2: 'no valid backups',
+  3: 'missing stanza data',
+  6: 'requested backup not found',
+  99: 'other',
+} as const
+
+export type StatusCode = keyof typeof STATUS_MESSAGES
+
+/** First and last WAL segment stored under one archive id; null when none is. */
+export interface WalRange {
+  min: string | null
+  max: string | null
+}
+
+/** One archive id's WAL as reported: `dbId` is the backup.info history id it belongs to. */
+export interface ArchiveReport extends WalRange {
+  id: string
+  dbId: number
+}
+
+export interface StanzaReport {
+  name: string
+  code: StatusCode
+  /** For code 99: what went wrong, "[KindError] message" with any HINT lines. */
+  error?: string
+  /** A live walden process holds the stanza's backup lock (backup, expire, stanza-create running). */
+  backupLockHeld: boolean
+  /** The current cluster and its history (oldest first) from backup.info; absent when it was not read. */
+  db?: { current: PgIdentity; history: PgIdentity[] }
+  archive: ArchiveReport[]
+  /** Backups to show, oldest first (only the --set one when given). */
+  backups: BackupRecord[]
+}
+
+export interface StanzaReportInput {
+  name: string
+  /** The stanza has a folder under backup/ or archive/. */
+  exists: boolean
+  backupInfo?: BackupInfo
+  archiveInfo?: ArchiveInfo
+  /** WAL range per archive id; ids not in the map have no WAL. */
+  walRanges?: ReadonlyMap<string, WalRange>
+  backupLockHeld?: boolean
+  /** --set: the one backup to show. */
+  set?: string
+  /** A failure while reading the stanza (code 99). */
+  error?: string
+}
+
+/** backup.info history, oldest first; never empty, so a damaged history still shows the current cluster. */
+export function historyOf(info: { db: PgIdentity; history: PgIdentity[] }): PgIdentity[] {
+  const history = info.history.length > 0 ? [...info.history] : [info.db]
+  return history.sort((a, b) => a.id - b.id)
+}
+
+/**
+ * The archive id holding the WAL of a backup.info cluster. The two files' history ids normally agree, but match on
+ * system identifier and version as pgBackRest does, so a history that diverged (a stanza upgraded by hand) still
+ * finds its WAL. Falls back to the id the backup.info entry would have.
+ */
+export function archiveIdFor(identity: PgIdentity, archiveInfo: ArchiveInfo | undefined): string {
+  const candidates = archiveInfo ? historyOf(archiveInfo) : []
+  const same = (entry: PgIdentity): boolean => entry.systemId === identity.systemId && entry.version === identity.version
+  const match = candidates.find((entry) => entry.id === identity.id && same(entry)) ?? candidates.reverse().find(same)
+  return archiveIdFormat(identity.version, (match ?? identity).id)
+}
+
+/** Archive ids whose WAL range the report needs: one per backup.info history entry. */
+export function archiveIdsNeeded(backupInfo: BackupInfo, archiveInfo: ArchiveInfo | undefined): string[] {
+  return [...new Set(historyOf(backupInfo).map((identity) => archiveIdFor(identity, archiveInfo)))]
+}
+
+/** Decides the status and what of a stanza is shown, the way pgBackRest's info does. */
+export function stanzaReport(input: StanzaReportInput): StanzaReport {
+  const base = { name: input.name, backupLockHeld: input.backupLockHeld ?? false, archive: [], backups: [] }
+  if (input.error !== undefined) return { ...base, code: 99, error: input.error }
+  if (!input.exists) return { ...base, code: 1 }
+  const backupInfo = input.backupInfo
+  if (!backupInfo) return { ...base, code: 3 }
+
+  const backups = input.set === undefined ? backupInfo.backups : backupInfo.backups.filter((backup) => backup.label === input.set)
+  // pgBackRest drops everything else when the requested backup is missing, so nothing suggests it was found.
+  if (input.set !== undefined && backups.length === 0) return { ...base, code: 6 }
+
+  const history = historyOf(backupInfo)
+  const archive: ArchiveReport[] = []
+  for (const identity of history) {
+    const id = archiveIdFor(identity, input.archiveInfo)
+    const range = input.walRanges?.get(id) ?? { min: null, max: null }
+    // An older cluster is listed only while some of its WAL is left; the current one always is.
+    if (identity.id === backupInfo.db.id || range.min !== null) archive.push({ id, dbId: identity.id, ...range })
+  }
+  return {
+    ...base,
+    code: backupInfo.backups.length === 0 ? 2 : 0,
+    db: { current: backupInfo.db, history },
+    archive,
+    backups: [...backups].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// JSON
+
+/**
+ * A JSON integer written from its decimal digits. System identifiers are 64-bit and exceed 2^53, so they cannot pass
+ * through a JS number; pgBackRest prints them as bare numbers and its readers expect exactly that.
+ */
+class JsonDigits {
+  readonly digits: string
+  constructor(digits: string) {
+    this.digits = digits
+  }
+}
+
+type JsonValue = null | boolean | number | string | JsonDigits | JsonValue[] | { [key: string]: JsonValue }
+
+/** Compact JSON with object keys sorted, as pgBackRest writes it, so its output and walden's compare equal. */
+function jsonWrite(value: JsonValue): string {
+  if (value === null) return 'null'
+  if (value instanceof JsonDigits) return value.digits
+  if (Array.isArray(value)) return `[${value.map(jsonWrite).join(',')}]`
+  if (typeof value === 'object') {
+    const keys = Object.keys(value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${jsonWrite(value[key]!)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+function systemIdJson(systemId: string): JsonValue {
+  // Only digits may be written bare; anything else (a damaged file) stays a string rather than breaking the JSON.
+  return /^\d+$/.test(systemId) ? new JsonDigits(systemId.replace(/^0+(?=\d)/, '')) : systemId
+}
+
+const REPO_KEY = 1
+
+function backupJson(backup: BackupRecord): JsonValue {
+  return {
+    archive: { start: backup.walStart || null, stop: backup.walStop || null },
+    backrest: { format: 5, version: VERSION },
+    database: { id: backup.dbId, 'repo-key': REPO_KEY },
+    error: (backup.pageErrors ?? 0) > 0,
+    info: {
+      delta: backup.delta,
+      repository: { delta: backup.repoDelta, size: backup.repoSize },
+      size: backup.size,
+    },
+    label: backup.label,
+    link: null,
+    lsn: { start: backup.lsnStart || null, stop: backup.lsnStop || null },
+    prior: backup.prior ?? null,
+    reference: backup.reference.length > 0 ? [...backup.reference] : null,
+    tablespace: null,
+    timestamp: { start: backup.timestampStart, stop: backup.timestampStop },
+    type: backup.type,
+  }
+}
+
+function stanzaJson(report: StanzaReport): JsonValue {
+  return {
+    archive: report.archive.map((entry) => ({
+      database: { id: entry.dbId, 'repo-key': REPO_KEY },
+      id: entry.id,
+      max: entry.max,
+      min: entry.min,
+    })),
+    backup: report.backups.map(backupJson),
+    cipher: 'none',
+    db: (report.db?.history ?? []).map((identity) => ({
+      id: identity.id,
+      'repo-key': REPO_KEY,
+      'system-id': systemIdJson(identity.systemId),
+      version: String(identity.version),
+    })),
+    name: report.name,
+    repo: [
+      {
+        cipher: 'none',
+        key: REPO_KEY,
+        // The repository's status carries the error itself; the stanza's says only 'other'.
+        status: { code: report.code, message: report.code === 99 ? (report.error ?? STATUS_MESSAGES[99]) : STATUS_MESSAGES[report.code] },
+      },
+    ],
+    status: {
+      code: report.code,
+      lock: { backup: { held: report.backupLockHeld } },
+      message: STATUS_MESSAGES[report.code],
+    },
+  }
+}
+
+/** The JSON document, without a trailing newline. */
+export function infoRenderJson(reports: readonly StanzaReport[]): string {
+  return jsonWrite(reports.map(stanzaJson))
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Text
+
+/** Epoch seconds as local "YYYY-MM-DD HH:MM:SS". */
+export function formatLocalTime(epochSeconds: number): string {
+  const date = new Date(epochSeconds * 1000)
+  const pad = (value: number): string => String(value).padStart(2, '0')
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
+  )
+}
+
+function statusText(report: StanzaReport): string {
+  const running = report.backupLockHeld ? 'backup/expire running' : undefined
+  if (report.code === 0) return running ? `ok (${running})` : 'ok'
+  return `error (${[STATUS_MESSAGES[report.code], running].filter(Boolean).join(', ')})`
+}
+
+function backupText(backup: BackupRecord): string[] {
+  const lines = [
+    '',
+    `        ${backup.type} backup: ${backup.label}`,
+    `            timestamp start/stop: ${formatLocalTime(backup.timestampStart)} / ${formatLocalTime(backup.timestampStop)}`,
+    `            wal start/stop: ${backup.walStart && backup.walStop ? `${backup.walStart} / ${backup.walStop}` : 'n/a'}`,
+  ]
+  if (backup.lsnStart && backup.lsnStop) lines.push(`            lsn start/stop: ${backup.lsnStart} / ${backup.lsnStop}`)
+  lines.push(
+    `            database size: ${formatBytes(backup.size)}, database backup size: ${formatBytes(backup.delta)}`,
+    `            repo${REPO_KEY}: backup set size: ${formatBytes(backup.repoSize)}, backup size: ${formatBytes(backup.repoDelta)}`,
+  )
+  if (backup.reference.length > 0) lines.push(`            backup reference list: ${backup.reference.join(', ')}`)
+  if ((backup.pageErrors ?? 0) > 0) lines.push(`            page checksum errors: ${backup.pageErrors} (see the manifest)`)
+  return lines
+}
+
+interface DbGroup {
+  systemId: string
+  version: number
+  current: boolean
+  ids: Set<number>
+  min: string | null
+  max: string | null
+  backups: BackupRecord[]
+}
+
+/**
+ * Clusters of the stanza for the text output. History entries with the same system identifier and version are one
+ * cluster to a reader (a stanza re-created for the same cluster), so their WAL and backups are shown together.
+ */
+function dbGroups(report: StanzaReport, db: NonNullable<StanzaReport['db']>): DbGroup[] {
+  const groups: DbGroup[] = []
+  for (const identity of db.history) {
+    let group = groups.find((item) => item.systemId === identity.systemId && item.version === identity.version)
+    if (!group) {
+      group = {
+        systemId: identity.systemId,
+        version: identity.version,
+        current: identity.systemId === db.current.systemId && identity.version === db.current.version,
+        ids: new Set(),
+        min: null,
+        max: null,
+        backups: [],
+      }
+      groups.push(group)
+    }
+    group.ids.add(identity.id)
+  }
+  for (const entry of report.archive) {
+    const group = groups.find((item) => item.ids.has(entry.dbId))
+    if (!group || entry.min === null) continue
+    if (group.min === null || entry.min < group.min) group.min = entry.min
+    if (entry.max !== null && (group.max === null || entry.max > group.max)) group.max = entry.max
+  }
+  for (const backup of report.backups) groups.find((item) => item.ids.has(backup.dbId))?.backups.push(backup)
+  return groups
+}
+
+function dbGroupText(title: string, group: DbGroup): string[] {
+  return [
+    '',
+    `    db (${title})`,
+    `        wal archive min/max (${group.version}): ${group.min !== null ? `${group.min}/${group.max ?? group.min}` : 'none present'}`,
+    ...group.backups.flatMap(backupText),
+  ]
+}
+
+function stanzaText(report: StanzaReport, set: string | undefined): string[] {
+  const lines = [`stanza: ${report.name}`, `    status: ${statusText(report)}`]
+  if (report.code === 99 && report.error !== undefined) {
+    lines.push(...report.error.split('\n').map((line) => `            ${line}`))
+  }
+  if (report.code === 1) return lines
+  lines.push('    cipher: none')
+  if (!report.db) return lines
+
+  const groups = dbGroups(report, report.db)
+  // With --set only the cluster that holds the backup is of interest; otherwise older clusters are shown while they
+  // still have WAL or backups, and the current one comes last, nearest the prompt.
+  const shown = set !== undefined ? groups.filter((group) => group.backups.length > 0) : groups
+  for (const group of shown) {
+    if (!group.current && (group.min !== null || group.backups.length > 0)) lines.push(...dbGroupText('prior', group))
+  }
+  const current = shown.find((group) => group.current)
+  if (current) lines.push(...dbGroupText('current', current))
+  return lines
+}
+
+/** The text for people, ending in a newline. */
+export function infoRenderText(reports: readonly StanzaReport[], options: { set?: string } = {}): string {
+  if (reports.length === 0) return 'No stanzas exist in the repository.\n'
+  const blocks = reports.map((report) => stanzaText(report, options.set).join('\n'))
+  return `${blocks.join('\n\n')}\n`
+}
