@@ -12,13 +12,10 @@ import { checkDataDirectory, pgSessionOpen, repoStorage } from './common.js'
 export const check: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
-    const pgPath = cfg.requireString('pg1-path')
     const repo = repoStorage(cfg)
-    const [archiveInfo, backupInfo, control] = await Promise.all([
-      archiveInfoLoad(repo, stanza),
-      backupInfoLoad(repo, stanza),
-      pgControlRead(pgPath),
-    ])
+    const [archiveInfo, backupInfo] = await Promise.all([archiveInfoLoad(repo, stanza), backupInfoLoad(repo, stanza)])
+    const pgPath = cfg.requireString('pg1-path')
+    const control = await pgControlRead(pgPath)
     const found = { systemId: control.systemId.toString(), version: control.version }
     checkIdentity(stanza, archiveInfo.db, found, `cluster '${pgPath}'`)
     checkIdentity(stanza, backupInfo.db, found, `cluster '${pgPath}'`)

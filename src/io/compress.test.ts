@@ -309,6 +309,9 @@ for (const variant of VARIANTS) {
         const first = mixedData(700_000, 41)
         const second = mixedData(300_000, 42)
         const joined = Buffer.concat([cli(tool, ['-c'], first), cli(tool, ['-c'], second)])
+        // A trailing stream without data (an empty gzip member, zstd or LZ4 frame) changes nothing.
+        const withEmpty = Buffer.concat([cli(tool, ['-c'], first), cli(tool, ['-c'], Buffer.alloc(0))])
+        assert.ok((await decompress(c, withEmpty, 1000)).equals(first))
         if (c.engine === 'node:zlib' && c.type === 'zst') {
           // Node's zstd decoder cannot be trusted past the first frame, so a second one is refused.
           await rejectsFormat(decompress(c, joined), 'two frames')
@@ -319,6 +322,17 @@ for (const variant of VARIANTS) {
     })
   })
 }
+
+test('the zstd engines read each other', { skip: VARIANTS.filter((v) => v.type === 'zst').every((v) => codecOf(v)) ? false : 'only one zstd engine here' }, async () => {
+  const [napi, builtin] = VARIANTS.filter((variant) => variant.type === 'zst').map((variant) => codecOf(variant) as Codec)
+  const data = mixedData(3 * MiB, 17)
+  for (const [writer, reader] of [[napi, builtin], [builtin, napi]] as [Codec, Codec][]) {
+    for (const size of [0, 1, data.length]) {
+      const packed = await through(writer.compress(), randomPieces(data.subarray(0, size), size, 100_000))
+      assert.ok((await decompress(reader, packed)).equals(data.subarray(0, size)), `${writer.engine} -> ${reader.engine}`)
+    }
+  }
+})
 
 // --- lz4 specifics ----------------------------------------------------------------------------------------------
 

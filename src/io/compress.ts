@@ -203,9 +203,17 @@ function zstCodec(): Codec {
 }
 
 // Feeds everything the built-in decoder reads through a ZstdFrameGuard too, and checks at the end that the frame was
-// whole. zlib's _flush() runs through _transform(), which the guard ignores as it is empty.
+// whole. zlib's _flush() runs through _transform(), which the guard ignores as it is empty. When input follows the
+// first frame, Node's decoder ends its output at once (push(null)) and drops that input unread; the guard has seen it
+// and must still get to judge it at the end, so that early end is held back until then.
 function guardFrames(stream: Transform): Transform {
   const guard = new ZstdFrameGuard()
+  let flushing = false
+  const push = stream.push
+  stream.push = function (this: Transform, chunk: unknown, encoding?: BufferEncoding) {
+    if (chunk === null && !flushing) return false
+    return push.call(this, chunk, encoding)
+  }
   const transform = stream._transform
   stream._transform = function (this: Transform, chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback) {
     try {
@@ -218,6 +226,7 @@ function guardFrames(stream: Transform): Transform {
   }
   const flush = stream._flush
   stream._flush = function (this: Transform, callback: TransformCallback) {
+    flushing = true
     const finish: TransformCallback = (error, data) => {
       if (error) return callback(error, data)
       try {

@@ -161,16 +161,17 @@ const enum Guard {
   BlockHeader,
   SkipBlock,
   SkipChecksum,
-  Done,
 }
 
 const ZSTD_MAGIC = 0xfd2fb528
+const BUILTIN_HINT = "Node.js's built-in zstd reads one frame only; install the optional package 'zstd-napi' to read this file"
 
 /**
  * Follows the frame structure of a zstd stream (headers and block sizes only; payload is skipped over) to catch what
- * Node's built-in decoder lets through: as of Node 24.9 it accepts empty and truncated input without an error, ignores
- * anything after the first frame, and drops a second frame that shares a chunk with the first (nodejs/node#64592).
- * So the guard accepts exactly one zstd frame and nothing after it, which is what walden and the zstd CLI write.
+ * Node's built-in decoder lets through: as of Node 24.9 it accepts empty and truncated input without an error, and
+ * drops whatever follows the first frame in the same chunk (nodejs/node#64592). So the guard accepts one frame with
+ * data, which is what walden and the zstd CLI write, followed only by frames without data: Node's own compressor
+ * appends an empty frame whenever end() finds a write still queued, and losing an empty frame loses nothing.
  */
 export class ZstdFrameGuard {
   #state = Guard.Magic
@@ -180,42 +181,35 @@ export class ZstdFrameGuard {
   #skip = 0
   #checksum = false
   #lastBlock = false
+  #frames = 0 // completed
   #sawInput = false
 
-  /** Throws a 'Format' error as soon as the stream cannot be one complete zstd frame. */
+  /** Throws a 'Format' error as soon as the stream cannot be what the guard accepts. */
   update(chunk: Buffer): void {
     let offset = 0
     if (chunk.length > 0) this.#sawInput = true
     while (offset < chunk.length) {
-      switch (this.#state) {
-        case Guard.Done:
-          fail('Format', 'zst data continues after its frame', {
-            hint: "Node.js's built-in zstd reads one frame only; install the optional package 'zstd-napi' to read this file",
-          })
-        case Guard.SkipHeader:
-        case Guard.SkipBlock:
-        case Guard.SkipChecksum: {
-          const take = Math.min(this.#skip, chunk.length - offset)
-          offset += take
-          this.#skip -= take
-          if (this.#skip === 0) this.#skipped()
-          break
-        }
-        default: {
-          const take = Math.min(this.#need - this.#fieldLength, chunk.length - offset)
-          chunk.copy(this.#field, this.#fieldLength, offset, offset + take)
-          this.#fieldLength += take
-          offset += take
-          if (this.#fieldLength === this.#need) this.#fieldComplete()
-        }
+      if (this.#state === Guard.SkipHeader || this.#state === Guard.SkipBlock || this.#state === Guard.SkipChecksum) {
+        const take = Math.min(this.#skip, chunk.length - offset)
+        offset += take
+        this.#skip -= take
+        if (this.#skip === 0) this.#skipped()
+      } else {
+        const take = Math.min(this.#need - this.#fieldLength, chunk.length - offset)
+        chunk.copy(this.#field, this.#fieldLength, offset, offset + take)
+        this.#fieldLength += take
+        offset += take
+        if (this.#fieldLength === this.#need) this.#fieldComplete()
       }
     }
   }
 
-  /** Throws unless the stream held exactly one complete frame. */
+  /** Throws unless the stream ended after a complete frame. */
   finish(): void {
     if (!this.#sawInput) fail('Format', 'zst data is empty')
-    if (this.#state !== Guard.Done) fail('Format', 'zst data ends in the middle of a frame')
+    if (this.#state !== Guard.Magic || this.#fieldLength > 0 || this.#frames === 0) {
+      fail('Format', 'zst data ends in the middle of a frame')
+    }
   }
 
   #collect(state: Guard, bytes: number): void {
@@ -236,7 +230,8 @@ export class ZstdFrameGuard {
     } else if (this.#state === Guard.SkipBlock && this.#checksum) {
       this.#skipTo(Guard.SkipChecksum, 4)
     } else {
-      this.#state = Guard.Done
+      this.#frames++
+      this.#collect(Guard.Magic, 4)
     }
   }
 
@@ -244,7 +239,9 @@ export class ZstdFrameGuard {
     const field = this.#field
     if (this.#state === Guard.Magic) {
       const magic = field.readUInt32LE(0)
-      if (magic !== ZSTD_MAGIC) fail('Format', `zst data is corrupt: unknown frame magic '0x${magic.toString(16)}'`)
+      if (magic !== ZSTD_MAGIC) {
+        fail('Format', `zst data is corrupt: unknown frame magic '0x${magic.toString(16)}'`, this.#frames > 0 ? { hint: BUILTIN_HINT } : undefined)
+      }
       this.#collect(Guard.FrameHeader, 1)
     } else if (this.#state === Guard.FrameHeader) {
       // Frame_Header_Descriptor: content size flag (2 bits), single segment, unused, reserved, checksum, dict id (2).
@@ -257,12 +254,17 @@ export class ZstdFrameGuard {
       const contentSizeBytes = contentSizeFlag === 0 ? singleSegment : ([0, 2, 4, 8][contentSizeFlag] as number)
       this.#skipTo(Guard.SkipHeader, (singleSegment ? 0 : 1) + dictIdBytes + contentSizeBytes)
     } else {
-      // Block_Header: last block (1 bit), type (2 bits), size (21 bits). RLE blocks hold one byte whatever their size.
+      // Block_Header: last block (1 bit), type (2 bits: raw, RLE, compressed, reserved), size (21 bits). An RLE
+      // block's size is what it expands to; it stores one byte.
       const header = field.readUIntLE(0, 3)
       const type = (header >> 1) & 3
+      const size = header >>> 3
       if (type === 3) fail('Format', 'zst data is corrupt: reserved block type')
+      if (this.#frames > 0 && (type === 2 || size > 0)) {
+        fail('Format', 'zst data continues after its first frame', { hint: BUILTIN_HINT })
+      }
       this.#lastBlock = (header & 1) === 1
-      this.#skipTo(Guard.SkipBlock, type === 1 ? 1 : header >>> 3)
+      this.#skipTo(Guard.SkipBlock, type === 1 ? 1 : size)
     }
   }
 }

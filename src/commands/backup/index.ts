@@ -59,9 +59,11 @@ function labelTimeline(labelFile: string): number {
 export const backup: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
-    const pgPath = cfg.requireString('pg1-path')
     const repo = repoStorage(cfg)
-    const [archiveInfo, info, control] = await Promise.all([archiveInfoLoad(repo, stanza), backupInfoLoad(repo, stanza), pgControlRead(pgPath)])
+    // The stanza first: for an unknown stanza, "does not exist" says more than "pg1-path is missing".
+    const [archiveInfo, info] = await Promise.all([archiveInfoLoad(repo, stanza), backupInfoLoad(repo, stanza)])
+    const pgPath = cfg.requireString('pg1-path')
+    const control = await pgControlRead(pgPath)
     const identity = { systemId: control.systemId.toString(), version: control.version }
     checkIdentity(stanza, info.db, identity, `cluster '${pgPath}'`)
     checkIdentity(stanza, archiveInfo.db, identity, `cluster '${pgPath}'`)

@@ -72,6 +72,8 @@ async function removeUnknown(root: string, expectFiles: Set<string>, expectFolde
 export const restore: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
+    const repo = repoStorage(cfg)
+    const info = await backupInfoLoad(repo, stanza)
     const pgPath = resolve(cfg.requireString('pg1-path'))
     const type = cfg.string('type') ?? 'default'
     const target = cfg.string('target')
@@ -85,8 +87,6 @@ export const restore: Command = {
       fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
     }
 
-    const repo = repoStorage(cfg)
-    const info = await backupInfoLoad(repo, stanza)
     const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
     const manifest = await manifestLoad(repo, stanza, chosen.label)
     log.info(`restore backup set ${chosen.label}`)

@@ -1,0 +1,418 @@
+// Times are rendered in local time: pin the zone before any Date is made so the expected text holds everywhere.
+process.env.TZ = 'UTC'
+
+import assert from 'node:assert/strict'
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { configLoad } from '../config/config.js'
+import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../repo/stanza-info.js'
+import { archiveInfoSave, backupInfoSave } from '../repo/stanza-info.js'
+import { PosixStorage } from '../storage/posix.js'
+import { VERSION } from '../version.js'
+import { info } from './info.js'
+import { archiveIdFor, formatLocalTime, infoRenderJson, infoRenderText, stanzaReport } from './info-render.js'
+
+// Above 2^53: a JS number would turn it into 7312345678901234000.
+const SYSTEM_ID = '7312345678901234567'
+const DB: PgIdentity = { id: 1, systemId: SYSTEM_ID, version: 15 }
+const seg = (n: number): string => `00000001000000000000000${n.toString(16).toUpperCase()}`
+
+// 2026-11-22 01:30:00 UTC and onwards.
+const T0 = Date.UTC(2026, 10, 22, 1, 30, 0) / 1000
+
+function record(fields: Partial<BackupRecord> & Pick<BackupRecord, 'label' | 'type'>): BackupRecord {
+  return {
+    prior: null,
+    reference: [],
+    timestampStart: T0,
+    timestampStop: T0 + 5,
+    lsnStart: '0/2000028',
+    lsnStop: '0/2000138',
+    walStart: seg(2),
+    walStop: seg(2),
+    timeline: 1,
+    size: 23_278_387,
+    delta: 23_278_387,
+    repoSize: 3_040_870,
+    repoDelta: 3_040_870,
+    dbId: 1,
+    compressType: 'zst',
+    pageErrors: 0,
+    ...fields,
+  }
+}
+
+const FULL = record({ label: '20261122-013000F', type: 'full' })
+const DIFF = record({
+  label: '20261122-013000F_20261122-014000D',
+  type: 'diff',
+  prior: FULL.label,
+  reference: [FULL.label],
+  timestampStart: T0 + 600,
+  timestampStop: T0 + 602,
+  lsnStart: '0/4000028',
+  lsnStop: '0/4000100',
+  walStart: seg(4),
+  walStop: seg(4),
+  delta: 1_572_864,
+  repoSize: 3_145_728,
+  repoDelta: 104_857,
+})
+const INCR = record({
+  label: '20261122-013000F_20261122-014500I',
+  type: 'incr',
+  prior: DIFF.label,
+  reference: [FULL.label, DIFF.label],
+  timestampStart: T0 + 900,
+  timestampStop: T0 + 903,
+  lsnStart: '0/5000028',
+  lsnStop: '0/5000100',
+  walStart: seg(5),
+  walStop: seg(5),
+  delta: 8192,
+  repoSize: 3_146_000,
+  repoDelta: 800,
+  pageErrors: 2,
+})
+
+const backupInfo = (backups: BackupRecord[]): BackupInfo => ({ stanza: 'demo', db: DB, history: [DB], backups })
+const archiveInfo: ArchiveInfo = { stanza: 'demo', db: DB, history: [DB] }
+const walRanges = new Map([['15-1', { min: seg(1), max: seg(5) }]])
+
+function demoReport(backups = [FULL, DIFF, INCR]) {
+  return stanzaReport({ name: 'demo', exists: true, backupInfo: backupInfo(backups), archiveInfo, walRanges })
+}
+
+/** JSON.stringify of an object written with keys in sorted order, system-id digits made bare as pgBackRest prints them. */
+function expectedJson(value: unknown): string {
+  return JSON.stringify(value).replace(/"system-id":"(\d+)"/g, '"system-id":$1')
+}
+
+function backupJson(backup: BackupRecord): Record<string, unknown> {
+  return {
+    archive: { start: backup.walStart, stop: backup.walStop },
+    backrest: { format: 5, version: VERSION },
+    database: { id: 1, 'repo-key': 1 },
+    error: backup.pageErrors > 0,
+    info: { delta: backup.delta, repository: { delta: backup.repoDelta, size: backup.repoSize }, size: backup.size },
+    label: backup.label,
+    link: null,
+    lsn: { start: backup.lsnStart, stop: backup.lsnStop },
+    prior: backup.prior,
+    reference: backup.reference.length > 0 ? backup.reference : null,
+    tablespace: null,
+    timestamp: { start: backup.timestampStart, stop: backup.timestampStop },
+    type: backup.type,
+  }
+}
+
+function stanzaJson(fields: { code: number; message: string; held?: boolean; repoMessage?: string }, rest: Record<string, unknown> = {}) {
+  return {
+    archive: [],
+    backup: [],
+    cipher: 'none',
+    db: [],
+    name: 'demo',
+    repo: [{ cipher: 'none', key: 1, status: { code: fields.code, message: fields.repoMessage ?? fields.message } }],
+    status: { code: fields.code, lock: { backup: { held: fields.held ?? false } }, message: fields.message },
+    ...rest,
+  }
+}
+
+describe('info JSON', () => {
+  test("is pgBackRest's shape, keys sorted, system-id a bare number with every digit", () => {
+    const text = infoRenderJson([demoReport()])
+    const expected = [
+      stanzaJson(
+        { code: 0, message: 'ok' },
+        {
+          archive: [{ database: { id: 1, 'repo-key': 1 }, id: '15-1', max: seg(5), min: seg(1) }],
+          backup: [FULL, DIFF, INCR].map(backupJson),
+          db: [{ id: 1, 'repo-key': 1, 'system-id': SYSTEM_ID, version: '15' }],
+        },
+      ),
+    ]
+    // Byte for byte, which also pins the key order at every level.
+    assert.equal(text, expectedJson(expected))
+    assert.ok(text.includes(`"system-id":${SYSTEM_ID},`))
+
+    const parsed = JSON.parse(text) as Array<Record<string, unknown>>
+    assert.equal(parsed.length, 1)
+    assert.deepEqual(Object.keys(parsed[0]!), ['archive', 'backup', 'cipher', 'db', 'name', 'repo', 'status'])
+    const backups = parsed[0]!.backup as Array<Record<string, unknown>>
+    assert.deepEqual(
+      backups.map((backup) => [backup.label, backup.type, backup.error]),
+      [
+        [FULL.label, 'full', false],
+        [DIFF.label, 'diff', false],
+        [INCR.label, 'incr', true],
+      ],
+    )
+    assert.equal(backups[0]!.reference, null)
+    assert.deepEqual(backups[2]!.reference, [FULL.label, DIFF.label])
+  })
+
+  test('a stanza that does not exist is code 1, with empty sections', () => {
+    const text = infoRenderJson([stanzaReport({ name: 'demo', exists: false })])
+    assert.equal(text, expectedJson([stanzaJson({ code: 1, message: 'missing stanza path' })]))
+  })
+
+  test('no backups is code 2; a running backup shows in lock.backup.held, not in the message', () => {
+    const report = stanzaReport({
+      name: 'demo',
+      exists: true,
+      backupInfo: backupInfo([]),
+      archiveInfo,
+      walRanges: new Map(),
+      backupLockHeld: true,
+    })
+    const parsed = JSON.parse(infoRenderJson([report])) as Array<Record<string, unknown>>
+    assert.deepEqual(parsed[0]!.status, { code: 2, lock: { backup: { held: true } }, message: 'no valid backups' })
+    assert.deepEqual(parsed[0]!.archive, [{ database: { id: 1, 'repo-key': 1 }, id: '15-1', max: null, min: null }])
+  })
+
+  test('missing backup.info is code 3; an error is 99 with the detail in the repo status', () => {
+    assert.equal(
+      infoRenderJson([stanzaReport({ name: 'demo', exists: true })]),
+      expectedJson([stanzaJson({ code: 3, message: 'missing stanza data' })]),
+    )
+    const error = '[ChecksumError] unable to load x\nHINT: restore it'
+    assert.equal(
+      infoRenderJson([stanzaReport({ name: 'demo', exists: true, error })]),
+      expectedJson([stanzaJson({ code: 99, message: 'other', repoMessage: error })]),
+    )
+  })
+
+  test('--set keeps only that backup; an unknown label is code 6', () => {
+    const one = stanzaReport({ name: 'demo', exists: true, backupInfo: backupInfo([FULL, DIFF]), archiveInfo, walRanges, set: DIFF.label })
+    assert.deepEqual(one.backups, [DIFF])
+    const none = stanzaReport({ name: 'demo', exists: true, backupInfo: backupInfo([FULL]), archiveInfo, walRanges, set: 'nope' })
+    assert.equal(none.code, 6)
+    assert.equal(infoRenderJson([none]), expectedJson([stanzaJson({ code: 6, message: 'requested backup not found' })]))
+  })
+
+  test('an empty repository is an empty array', () => {
+    assert.equal(infoRenderJson([]), '[]')
+  })
+})
+
+describe('info text', () => {
+  test('full, diff and incr backups, aligned, in local time', () => {
+    assert.equal(formatLocalTime(T0), '2026-11-22 01:30:00')
+    assert.deepEqual(infoRenderText([demoReport()]).split('\n'), [
+      'stanza: demo',
+      '    status: ok',
+      '    cipher: none',
+      '',
+      '    db (current)',
+      '        wal archive min/max (15): 000000010000000000000001/000000010000000000000005',
+      '',
+      '        full backup: 20261122-013000F',
+      '            timestamp start/stop: 2026-11-22 01:30:00 / 2026-11-22 01:30:05',
+      '            wal start/stop: 000000010000000000000002 / 000000010000000000000002',
+      '            lsn start/stop: 0/2000028 / 0/2000138',
+      '            database size: 22.2MB, database backup size: 22.2MB',
+      '            repo1: backup set size: 2.9MB, backup size: 2.9MB',
+      '',
+      '        diff backup: 20261122-013000F_20261122-014000D',
+      '            timestamp start/stop: 2026-11-22 01:40:00 / 2026-11-22 01:40:02',
+      '            wal start/stop: 000000010000000000000004 / 000000010000000000000004',
+      '            lsn start/stop: 0/4000028 / 0/4000100',
+      '            database size: 22.2MB, database backup size: 1.5MB',
+      '            repo1: backup set size: 3.0MB, backup size: 102.4KB',
+      '            backup reference list: 20261122-013000F',
+      '',
+      '        incr backup: 20261122-013000F_20261122-014500I',
+      '            timestamp start/stop: 2026-11-22 01:45:00 / 2026-11-22 01:45:03',
+      '            wal start/stop: 000000010000000000000005 / 000000010000000000000005',
+      '            lsn start/stop: 0/5000028 / 0/5000100',
+      '            database size: 22.2MB, database backup size: 8.0KB',
+      '            repo1: backup set size: 3.0MB, backup size: 800B',
+      '            backup reference list: 20261122-013000F, 20261122-013000F_20261122-014000D',
+      '            page checksum errors: 2 (see the manifest)',
+      '',
+    ])
+  })
+
+  test('status lines for missing, empty, broken and busy stanzas', () => {
+    assert.equal(infoRenderText([]), 'No stanzas exist in the repository.\n')
+    assert.equal(
+      infoRenderText([stanzaReport({ name: 'demo', exists: false })]),
+      'stanza: demo\n    status: error (missing stanza path)\n',
+    )
+    assert.equal(
+      infoRenderText([stanzaReport({ name: 'demo', exists: true })]),
+      'stanza: demo\n    status: error (missing stanza data)\n    cipher: none\n',
+    )
+    assert.equal(
+      infoRenderText([stanzaReport({ name: 'demo', exists: true, error: '[ChecksumError] bad\nHINT: fix it' })]),
+      'stanza: demo\n    status: error (other)\n            [ChecksumError] bad\n            HINT: fix it\n    cipher: none\n',
+    )
+    const busy = stanzaReport({ name: 'demo', exists: true, backupInfo: backupInfo([]), archiveInfo, backupLockHeld: true })
+    assert.equal(
+      infoRenderText([busy]),
+      'stanza: demo\n    status: error (no valid backups, backup/expire running)\n    cipher: none\n\n' +
+        '    db (current)\n        wal archive min/max (15): none present\n',
+    )
+    const running = stanzaReport({ ...{ name: 'demo', exists: true, backupInfo: backupInfo([FULL]), archiveInfo }, backupLockHeld: true })
+    assert.ok(infoRenderText([running]).startsWith('stanza: demo\n    status: ok (backup/expire running)\n'))
+  })
+
+  test('stanzas are separated by a blank line', () => {
+    const other = stanzaReport({ name: 'other', exists: false })
+    assert.equal(
+      infoRenderText([stanzaReport({ name: 'demo', exists: false }), other]),
+      'stanza: demo\n    status: error (missing stanza path)\n\nstanza: other\n    status: error (missing stanza path)\n',
+    )
+  })
+
+  test('an older cluster with WAL or backups is shown as prior, before the current one', () => {
+    const old: PgIdentity = { id: 1, systemId: '6999999999999999999', version: 14 }
+    const now: PgIdentity = { id: 2, systemId: SYSTEM_ID, version: 15 }
+    const report = stanzaReport({
+      name: 'demo',
+      exists: true,
+      backupInfo: { stanza: 'demo', db: now, history: [old, now], backups: [{ ...FULL, dbId: 1 }] },
+      archiveInfo: { stanza: 'demo', db: now, history: [old, now] },
+      walRanges: new Map([['14-1', { min: seg(1), max: seg(3) }]]),
+    })
+    const lines = infoRenderText([report]).split('\n')
+    assert.deepEqual(lines.slice(3, 8), [
+      '',
+      '    db (prior)',
+      '        wal archive min/max (14): 000000010000000000000001/000000010000000000000003',
+      '',
+      '        full backup: 20261122-013000F',
+    ])
+    assert.deepEqual(lines.slice(-4), ['', '    db (current)', '        wal archive min/max (15): none present', ''])
+
+    const json = JSON.parse(infoRenderJson([report])) as Array<{ archive: unknown[]; db: Array<{ id: number }> }>
+    assert.deepEqual(json[0]!.db.map((entry) => entry.id), [1, 2])
+    assert.deepEqual(json[0]!.archive, [
+      { database: { id: 1, 'repo-key': 1 }, id: '14-1', max: seg(3), min: seg(1) },
+      { database: { id: 2, 'repo-key': 1 }, id: '15-2', max: null, min: null },
+    ])
+  })
+
+  test('archive ids follow archive.info when its history ids differ from backup.info', () => {
+    const archive: ArchiveInfo = { stanza: 'demo', db: { ...DB, id: 3 }, history: [{ ...DB, id: 3 }] }
+    assert.equal(archiveIdFor(DB, archive), '15-3')
+    assert.equal(archiveIdFor(DB, undefined), '15-1')
+  })
+})
+
+describe('info command', () => {
+  let root: string
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'walden-info-'))
+  })
+  after(async () => {
+    await rm(root, { recursive: true, force: true })
+  })
+
+  async function run(args: string[], repoPath = join(root, 'repo')): Promise<{ code: number; stdout: string }> {
+    const cfg = configLoad({
+      argv: ['info', `--repo1-path=${repoPath}`, `--lock-path=${join(root, 'lock')}`, ...args],
+      env: {},
+      readFile: () => undefined,
+    })
+    const chunks: string[] = []
+    const write = process.stdout.write
+    // The test runner reports to its parent over this same stdout, in binary chunks, while run() awaits; pass those
+    // through and keep the strings, which is how info writes.
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      if (typeof chunk !== 'string') return (write as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest)
+      chunks.push(chunk)
+      return true
+    }) as typeof process.stdout.write
+    try {
+      const code = await info.run(cfg)
+      return { code, stdout: chunks.join('') }
+    } finally {
+      process.stdout.write = write
+    }
+  }
+
+  test('reads backup.info, archive.info, WAL listings and the lock file of a repository', async () => {
+    const repo = new PosixStorage(join(root, 'repo'))
+    await backupInfoSave(repo, backupInfo([INCR, FULL, DIFF]))
+    await archiveInfoSave(repo, archiveInfo)
+
+    const sha = 'a'.repeat(64)
+    const archiveId = join(root, 'repo', 'archive', 'demo', '15-1')
+    const files = [
+      `0000000100000000/${seg(3)}-${sha}.zst`,
+      `0000000100000000/${seg(2)}-${sha}.zst`,
+      `0000000100000000/${seg(2)}.00000028.backup-${sha}.zst`,
+      `0000000100000001/000000010000000100000004-${sha}.zst`,
+      `0000000100000001/000000010000000100000005.partial-${sha}.zst`,
+      `00000002.history-${sha}`,
+    ]
+    // An empty folder after the last segment (all its WAL expired) must not hide the real maximum.
+    await mkdir(join(archiveId, '0000000100000002'), { recursive: true })
+    for (const file of files) {
+      await mkdir(join(archiveId, file, '..'), { recursive: true })
+      await writeFile(join(archiveId, file), '')
+    }
+
+    const json = await run(['--stanza=demo', '--output=json'])
+    assert.equal(json.code, 0)
+    assert.ok(json.stdout.endsWith('\n'))
+    assert.ok(json.stdout.includes(`"system-id":${SYSTEM_ID},`))
+    const parsed = JSON.parse(json.stdout) as Array<Record<string, any>>
+    assert.equal(parsed.length, 1)
+    assert.deepEqual(parsed[0]!.archive, [
+      { database: { id: 1, 'repo-key': 1 }, id: '15-1', max: '000000010000000100000004', min: seg(2) },
+    ])
+    assert.deepEqual(
+      parsed[0]!.backup.map((backup: { label: string }) => backup.label),
+      [FULL.label, DIFF.label, INCR.label],
+    )
+    assert.deepEqual(parsed[0]!.status, { code: 0, lock: { backup: { held: false } }, message: 'ok' })
+
+    // A lock file naming a live process (this one) means a backup is running.
+    await mkdir(join(root, 'lock'), { recursive: true })
+    await writeFile(join(root, 'lock', 'demo-backup.lock'), `${process.pid}\n`)
+    const text = await run(['--stanza=demo', `--set=${DIFF.label}`])
+    assert.equal(text.code, 0)
+    const lines = text.stdout.split('\n')
+    assert.deepEqual(lines.slice(0, 6), [
+      'stanza: demo',
+      '    status: ok (backup/expire running)',
+      '    cipher: none',
+      '',
+      '    db (current)',
+      `        wal archive min/max (15): ${seg(2)}/000000010000000100000004`,
+    ])
+    assert.deepEqual(
+      lines.filter((line) => line.includes(' backup: ')),
+      [`        diff backup: ${DIFF.label}`],
+    )
+    await rm(join(root, 'lock', 'demo-backup.lock'))
+
+    // Without --stanza every stanza is listed, including one that has only an archive folder left.
+    await mkdir(join(root, 'repo', 'archive', 'leftover'), { recursive: true })
+    const all = await run(['--output=json'])
+    const names = (JSON.parse(all.stdout) as Array<{ name: string; status: { code: number } }>).map((item) => [item.name, item.status.code])
+    assert.deepEqual(names, [
+      ['demo', 0],
+      ['leftover', 3],
+    ])
+
+    const missing = await run(['--stanza=nope'])
+    assert.equal(missing.code, 0)
+    assert.equal(missing.stdout, 'stanza: nope\n    status: error (missing stanza path)\n')
+  })
+
+  test('an empty repository has no stanzas', async () => {
+    const empty = join(root, 'empty')
+    assert.deepEqual(await run([], empty), { code: 0, stdout: 'No stanzas exist in the repository.\n' })
+    assert.deepEqual(await run(['--output=json'], empty), { code: 0, stdout: '[]\n' })
+  })
+
+  test('--set needs --stanza', async () => {
+    await assert.rejects(run(['--set=20261122-013000F']), { name: 'OptionInvalidError' })
+  })
+})
