@@ -169,6 +169,8 @@ interface RunOptions {
 
 /** Runs a program as the OS user; never throws on a non-zero exit, only when it cannot be started at all. */
 function runAs(user: OsUser, file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  // Once interrupted, only the clean-up (detached) may start commands; the story must not carry on meanwhile.
+  if (finishing !== undefined && options.detached !== true) return Promise.reject(new DemoFailure('interrupted'))
   const [command, argv] = user.viaRunuser ? ['runuser', ['-u', user.name, '--', file, ...args]] : [file, [...args]]
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, argv, { cwd: options.cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false })
@@ -304,7 +306,9 @@ interface Workspace {
 
 async function createWorkspace(user: OsUser, keep: boolean): Promise<Workspace> {
   assertReachable(tmpdir(), user)
-  const root = await mkdtemp(join(tmpdir(), 'walden-demo-'))
+  const root = await mkdtemp(join(tmpdir(), 'walden-demo-')).catch((error: Error) => {
+    throw new DemoFailure(`cannot create a folder in ${tmpdir()}: ${error.message}; set TMPDIR to a writable folder`)
+  })
   const removeRoot = (): void => {
     if (keep) console.log(`\nThe demo folder is kept: ${root}`)
     else rmSync(root, { recursive: true, force: true })
@@ -594,13 +598,16 @@ async function story(cluster: DemoCluster, walden: Walden, ws: Workspace, major:
   await cluster.start()
   const [checksums] = await cluster.sql<{ data_checksums: string }>('SHOW data_checksums')
   expect(checksums?.data_checksums === 'on', `data checksums should be on, found '${checksums?.data_checksums}'`)
-  say(`initdb made a PostgreSQL ${major} cluster in ${ws.dataDir} with data checksums on (walden verifies every page it`)
-  say(`backs up), listening on 127.0.0.1:${cluster.port} and in ${ws.socketDir}. These lines went into postgresql.conf:`)
+  say(`initdb created a PostgreSQL ${major} cluster in ${ws.dataDir}, with data checksums on (walden verifies`)
+  say(`every page it backs up). It listens on 127.0.0.1:${cluster.port} and on a socket in ${ws.socketDir}.`)
+  say('These lines went into its postgresql.conf:')
   showOutput(Object.entries(settings).map(([key, value]) => `${key} = ${confQuote(value)}`).join('\n'))
-  say('Each time PostgreSQL fills a 16MB WAL segment, archive_command hands it to walden, which compresses it into the repository.')
+  say('Each time PostgreSQL finishes a WAL segment, archive_command hands it to walden, which stores it compressed')
+  say('in the repository. Backups plus this stream of WAL are what make point-in-time recovery possible.')
 
   heading("walden's configuration")
-  say(`${ws.configPath}: where the repository is (keep 2 full backups), and a stanza "${STANZA}" naming this cluster.`)
+  say(`${ws.configPath} says where the repository is (keeping 2 full backups) and names this cluster`)
+  say(`as the stanza "${STANZA}":`)
   showOutput(await readFile(ws.configPath, 'utf8'))
   say(dim(`(Every walden command below also gets --config=${ws.configPath}; it is left out to keep them short.)`))
 
@@ -609,7 +616,8 @@ async function story(cluster: DemoCluster, walden: Walden, ws: Workspace, major:
   await walden.ok(['stanza-create', '--log-level-console=info'])
 
   heading('Check the set-up')
-  say('check connects to the cluster, switches to a new WAL segment and waits until archive_command has put it in the repository.')
+  say('check connects to the cluster, switches to a new WAL segment and waits until archive_command has put it')
+  say('in the repository: the whole archiving path works.')
   await walden.ok(['check'])
 
   heading('Some data')
@@ -628,7 +636,7 @@ SELECT i, 'customer ' || i % 997, round((random() * 500)::numeric, 2) FROM gener
   say(`The table holds ${describeSnapshot(filled)}.`)
 
   heading('First backup')
-  say('With no --type, backup makes an incremental backup; there is nothing to build on yet, so walden makes it a full one.')
+  say('With no --type, backup makes an incremental backup; with nothing to build on yet, walden makes it a full one.')
   await walden.ok(['backup', '--log-level-console=info'])
   const afterFirst = await walden.backups()
   if (afterFirst !== undefined) {
@@ -647,7 +655,7 @@ SELECT i, 'customer ' || i % 997, round((random() * 500)::numeric, 2) FROM gener
   say(`Now: ${describeSnapshot(good)}.`)
 
   heading('Incremental backup')
-  say('An incremental backup copies only the files that changed since the previous backup and refers to the rest.')
+  say('An incremental backup copies only the files changed since the previous backup and refers to the rest.')
   await walden.ok(['backup', '--type=incr', '--log-level-console=info'])
   const afterIncr = await walden.backups()
   if (afterIncr !== undefined) {
@@ -664,7 +672,8 @@ SELECT i, 'customer ' || i % 997, round((random() * 500)::numeric, 2) FROM gener
   await showSql(cluster, 'DELETE FROM orders')
   const afterMistake = await snapshot(cluster)
   expect(afterMistake.orders === 0, `expected the table to be empty after the DELETE, found ${afterMistake.orders} orders`)
-  say('The orders table is empty. check switches WAL, so the segment recording the DELETE reaches the archive now:')
+  say('The orders table is empty. Running check switches WAL, so the segment recording the DELETE is archived now')
+  say('rather than whenever it fills up:')
   await walden.ok(['check'])
 
   heading('Disaster: the data directory is gone')
@@ -684,9 +693,9 @@ SELECT i, 'customer ' || i % 997, round((random() * 500)::numeric, 2) FROM gener
   say(`The cluster is back exactly as it was at the end: ${describeSnapshot(latest)}. "Latest" includes the mistake.`)
 
   heading('Point-in-time recovery to just before the mistake')
-  say(`Stop the cluster and restore again, to ${beforeMistake}. --delta keeps every file whose checksum still matches`)
-  say('the backup, and walden picks the newest backup that ended before the target; PostgreSQL replays WAL up to the')
-  say('target and promotes.')
+  say(`Stop the cluster and restore again, this time to ${beforeMistake}. walden picks the newest backup`)
+  say('that ended before the target, --delta rewrites only the files whose checksum differs from it, and PostgreSQL')
+  say('replays WAL up to the target, then promotes.')
   await cluster.stop()
   await walden.ok(['restore', '--delta', '--type=time', `--target=${beforeMistake}`, '--target-action=promote', '--log-level-console=info'])
   await cluster.start()
@@ -696,7 +705,7 @@ SELECT i, 'customer ' || i % 997, round((random() * 500)::numeric, 2) FROM gener
   say(`The orders are back: ${describeSnapshot(recovered)}, the same as just before the DELETE.`)
 
   heading('The repository afterwards')
-  say('Each recovery started a new timeline; the backups are untouched, and the new timelines archive WAL like before.')
+  say('Each recovery started a new timeline (its WAL is archived too); the backups themselves are untouched.')
   await walden.showInfo()
 
   console.log(`\n${bold('Demo complete.')} Stopping PostgreSQL and cleaning up.`)

@@ -15,6 +15,9 @@ export interface Lock {
 
 const held = new Set<string>()
 
+/** Lock names are <stanza>-<type>; the types match LockType in config/commands.ts. */
+const LOCK_TYPES = ['archive', 'backup'] as const
+
 // Locks are released when the process exits for any reason, including an error thrown past main.
 process.on('exit', () => {
   for (const path of held) {
@@ -99,7 +102,9 @@ export async function lockAcquire(lockPath: string, name: string): Promise<Lock>
 export async function lockHolders(lockPath: string, stanza?: string): Promise<number[]> {
   const pids: number[] = []
   for (const entry of await readdir(lockPath).catch(() => [] as string[])) {
-    if (!entry.endsWith('.lock') || (stanza !== undefined && !entry.startsWith(`${stanza}-`))) continue
+    // Exact names: stanza names may contain '-', so 'demo' must not match 'demo-2-backup.lock'.
+    const ours = stanza === undefined ? entry.endsWith('.lock') : LOCK_TYPES.some((type) => entry === `${stanza}-${type}.lock`)
+    if (!ours) continue
     const pid = lockOwner(join(lockPath, entry))
     if (pid !== undefined && pid !== process.pid && pidAlive(pid)) pids.push(pid)
   }

@@ -251,7 +251,7 @@ export const OPTIONS = {
     type: 'string',
     section: false,
     commands: ['restore', 'info'],
-    summary: 'Backup to restore, by label.',
+    summary: 'A backup, by label: the one to restore, or the one info shows.',
     description:
       'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target.',
   },
@@ -285,7 +285,7 @@ export const OPTIONS = {
   cmd: {
     type: 'path',
     section: 'any',
-    commands: ['restore', 'check', 'stanza-create'],
+    commands: ['restore'],
     summary: 'walden command PostgreSQL should run in restore_command.',
     description: 'Defaults to the walden running now.',
   },

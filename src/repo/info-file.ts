@@ -55,7 +55,7 @@ export async function infoFileLoad<T>(storage: Storage, path: string): Promise<T
     return envelope.content
   }
   if (!found) return undefined
-  fail('Checksum', `unable to load ${problems.join(' and ')}`, {
+  fail('Checksum', `unable to load '${storage.describe(path)}': ${problems.join('; ')}`, {
     hint: 'the repository is damaged; restore these files from a copy of the repository.',
   })
 }

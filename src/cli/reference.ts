@@ -1,0 +1,123 @@
+// docs/reference.md, rendered from the command, option and error tables so the documentation cannot drift from the
+// code. `npm run docs` writes it; a unit test fails when the committed file is stale.
+
+import { ERROR_CODES } from '../common/errors.js'
+import { COMMAND_NAMES, COMMANDS } from '../config/commands.js'
+import { OPTIONS, optionDefault, optionEnvName } from '../config/options.js'
+import type { OptionDef, OptionName } from '../config/options.js'
+
+/** What each exit code means for a DBA reading a script's output. */
+const ERROR_MEANINGS: Record<keyof typeof ERROR_CODES, string> = {
+  Assert: 'an internal check failed: a bug in walden',
+  Checksum: 'data does not match its recorded checksum (a damaged repository or WAL file)',
+  Config: 'the config file cannot be read or parsed',
+  FileInvalid: 'a file is not what it should be',
+  Format: 'a file or value cannot be parsed (corrupt compressed data, a bad WAL header)',
+  OptionInvalid: 'an unknown option, or one not valid for this command or config section',
+  OptionInvalidValue: 'an option value of the wrong type, out of range or not allowed',
+  OptionRequired: 'a required option is missing',
+  PgRunning: 'PostgreSQL is running where it must not be (restore, stanza-delete)',
+  PathNotEmpty: 'restore target folder is not empty',
+  FileOpen: 'a file cannot be opened',
+  FileRead: 'a file cannot be read',
+  ParamRequired: 'a command parameter is missing',
+  ArchiveMismatch: 'WAL or a cluster does not belong to the stanza (system identifier or version)',
+  ArchiveDuplicate: 'a different WAL file with the same name is already archived',
+  VersionNotSupported: 'the PostgreSQL version is not supported',
+  LockAcquire: 'another walden process holds the stanza lock',
+  BackupMismatch: 'no backup fits the request (--set, recovery target)',
+  PathMissing: 'a required folder does not exist',
+  FileMissing: 'a required file does not exist',
+  DbConnect: 'cannot connect to PostgreSQL',
+  DbQuery: 'a query to PostgreSQL failed',
+  DbMismatch: 'the server or data folder is not the one the configuration names',
+  Stop: '`walden stop` is in effect',
+  Term: 'terminated by a signal',
+  FileWrite: 'a file cannot be written',
+  ParamInvalid: 'a command parameter is wrong',
+  ArchiveTimeout: 'WAL did not reach the archive within archive-timeout',
+  RepoInvalid: 'the stanza or repository is missing or damaged',
+  CommandInvalid: 'unknown command',
+  Unhandled: 'an unexpected error: a bug in walden, please report it',
+}
+
+function typeText(name: OptionName, def: OptionDef): string {
+  if (def.perCommand) {
+    return Object.entries(def.perCommand)
+      .map(([command, value]) => `${command}: ${value!.allow.join(', ')}`)
+      .join('; ')
+  }
+  if (def.allow) return def.allow.join(', ')
+  if (def.type === 'integer' && def.range) return `integer ${def.range[0]}..${def.range[1]}`
+  if (def.type === 'seconds' && def.range) return `seconds ${def.range[0]}..${def.range[1]}`
+  if (def.type === 'boolean') return 'y/n (`--' + name + '`, `--no-' + name + '`)'
+  if (def.type === 'hash') return 'KEY=VALUE, repeatable'
+  return def.type
+}
+
+function defaultText(name: OptionName, def: OptionDef): string {
+  if (def.perCommand) {
+    return Object.keys(def.perCommand)
+      .map((command) => `${command}: ${optionDefault(name, command as (typeof COMMAND_NAMES)[number]) ?? '-'}`)
+      .join('; ')
+  }
+  const value = def.default
+  return value === undefined ? '-' : typeof value === 'boolean' ? (value ? 'y' : 'n') : String(value)
+}
+
+const SECTIONS: Record<string, string> = {
+  any: 'any',
+  global: '[global] only',
+  stanza: 'stanza only',
+  false: 'command line / env only',
+}
+
+export function renderReference(): string {
+  const lines: string[] = [
+    '# walden reference',
+    '',
+    '<!-- Generated from src/config/commands.ts, src/config/options.ts and src/common/errors.ts by `npm run docs`. Do not edit. -->',
+    '',
+    'Options are read, highest precedence first, from the command line (`--name=value`, before or after the command),',
+    `the environment (\`${optionEnvName('repo1-path')}\` for \`repo1-path\`; several KEY=VALUE pairs of a hash option separated by \`:\`),`,
+    'the config file (sections `[STANZA:COMMAND]`, `[STANZA]`, `[global:COMMAND]`, `[global]`, in that order), and defaults.',
+    'Booleans are `y`/`n` in the config file and environment, `--name`/`--no-name` on the command line.',
+    '',
+    '## Commands',
+    '',
+  ]
+  for (const name of COMMAND_NAMES) {
+    const def = COMMANDS[name]
+    const options = (Object.keys(OPTIONS) as OptionName[]).filter((option) => (OPTIONS[option] as OptionDef).commands.includes(name))
+    const params = def.parameters.map((param) => (param.endsWith('?') ? `[${param.slice(0, -1)}]` : param)).join(' ')
+    lines.push(`### ${name}`, '', `\`walden ${name}${params ? ` ${params}` : ''}\``, '', def.description, '')
+    lines.push(`Options: ${options.map((option) => `[\`${option}\`](#${option})`).join(', ')}.`, '')
+  }
+  lines.push('## Options', '', '| option | values | default | config section | commands |', '|---|---|---|---|---|')
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const def: OptionDef = OPTIONS[name]
+    const commands = def.commands.length === COMMAND_NAMES.length ? 'all' : def.commands.join(', ')
+    lines.push(`| <a id="${name}"></a>\`${name}\` | ${typeText(name, def)} | ${defaultText(name, def)} | ${SECTIONS[String(def.section)]} | ${commands} |`)
+  }
+  lines.push('')
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const def: OptionDef = OPTIONS[name]
+    lines.push(`- **\`${name}\`**: ${def.summary}${def.description ? ` ${def.description}` : ''}`)
+  }
+  lines.push(
+    '',
+    '## Exit codes',
+    '',
+    '0 is success. `archive-get` exits 1 when the WAL file is not in the archive, which PostgreSQL takes as the end',
+    'of archived WAL. Every other failure exits with its error code, printed as `ERROR: [NNN]: message` with an',
+    'optional `HINT:` line. No code exceeds 125: PostgreSQL treats a restore_command exit status above 125 as fatal.',
+    '',
+    '| code | error | meaning |',
+    '|---|---|---|',
+    ...(Object.entries(ERROR_CODES) as Array<[keyof typeof ERROR_CODES, number]>).map(
+      ([kind, code]) => `| ${code} | ${kind} | ${ERROR_MEANINGS[kind]} |`,
+    ),
+    '',
+  )
+  return lines.join('\n')
+}
