@@ -36,6 +36,7 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     cfg = configLoad({ argv, env: process.env })
     configureLog(cfg)
+    for (const warning of cfg.warnings) log.warn(warning)
     const def = COMMANDS[cfg.command]
     const describe = cfg.describe()
     log.info(`${cfg.command} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)

@@ -9,6 +9,7 @@ import { archiveFileFind } from '../repo/archive.js'
 import { archiveInfoLoad } from '../repo/stanza-info.js'
 import { PosixStorage } from '../storage/posix.js'
 import type { Command } from './command.js'
+import { damagedStoredFile } from './restore/file.js'
 import { repoStorage } from './common.js'
 
 /** Exit status for "not in the archive": PostgreSQL takes it as the end of archived WAL, not as a failure. */
@@ -28,12 +29,16 @@ export const archiveGet: Command = {
       return ARCHIVE_GET_NOT_FOUND
     }
     const target = new PosixStorage(dirname(destination))
+    const what = `archived WAL file '${repo.describe(found.path)}'`
+    // Written under a temporary name and renamed once verified: PostgreSQL must never find a damaged segment at %p.
     await pipeline(
       await repo.openRead(found.path),
       codecFromExtension(found.path).decompress(),
-      new HashStream({ sha256: found.sha256, what: `archived WAL file '${repo.describe(found.path)}'` }),
+      new HashStream({ sha256: found.sha256, what }),
       await target.openWrite(basename(destination), { mode: 0o600 }),
-    )
+    ).catch((error: unknown) => {
+      throw damagedStoredFile(error, what)
+    })
     log.info(`found WAL file '${walName}' in the archive (${found.archiveId})`)
     return 0
   },

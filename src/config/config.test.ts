@@ -150,8 +150,10 @@ describe('configLoad errors name the option', () => {
       "option 'start-fast' at line 2 of '/etc/walden/walden.conf' is not valid for command 'archive-get'",
     )
   })
-  test('unknown environment variable', () => {
-    expectError(() => load(['info'], { WALDEN_REPO_PATH: '/x' }), 'OptionInvalid', "environment variable 'WALDEN_REPO_PATH' is not a walden option")
+  test('unknown environment variable: a warning, so archiving never stops over an unrelated variable', () => {
+    assert.deepEqual(load(['info'], { WALDEN_REPO_PATH: '/x' }).warnings, [
+      "environment variable 'WALDEN_REPO_PATH' is not a walden option and is ignored",
+    ])
   })
   test('missing stanza, bad stanza name, unknown command, missing parameter', () => {
     expectError(() => load(['backup']), 'OptionRequired', "backup command requires option 'stanza'")

@@ -29,13 +29,17 @@ export class Config {
   readonly params: readonly string[]
   readonly #values: ReadonlyMap<string, OptionValue>
   readonly #sources: ReadonlyMap<string, OptionSource>
+  /** Problems worth a warning once logging is set up (the logger's levels come from this very config). */
+  readonly warnings: readonly string[]
 
   constructor(
     command: CommandName,
     params: readonly string[],
     values: ReadonlyMap<string, OptionValue>,
     sources: ReadonlyMap<string, OptionSource>,
+    warnings: readonly string[] = [],
   ) {
+    this.warnings = warnings
     this.command = command
     this.params = Object.freeze([...params])
     this.#values = values
@@ -124,7 +128,8 @@ export class Config {
                 .map(([key, item]) => `${key}=${item}`)
                 .join(' ')
             : String(value)
-      parts.push(typeof value === 'boolean' ? (value ? `--${name}` : `--no-${name}`) : `--${name}=${shown}`)
+      const quoted = /[\s"']/.test(shown) ? `"${shown.replaceAll('"', '\\"')}"` : shown
+      parts.push(typeof value === 'boolean' ? (value ? `--${name}` : `--no-${name}`) : `--${name}=${quoted}`)
     }
     return parts.join(' ')
   }
@@ -160,6 +165,7 @@ export function configLoad(input: ConfigLoadInput): Config {
   const def = COMMANDS[command]
 
   const raw = new Map<string, RawValue>()
+  const warnings: string[] = []
 
   // Command line: an option the command does not use is a mistake worth stopping for.
   for (const [name, values] of parsed.options) {
@@ -174,7 +180,7 @@ export function configLoad(input: ConfigLoadInput): Config {
 
   // help and version never read the environment or config file, so a broken config cannot hide the help.
   if (command !== 'help' && command !== 'version') {
-    for (const [name, value] of envOptions(input.env)) {
+    for (const [name, value] of envOptions(input.env, warnings)) {
       if (!raw.has(name)) raw.set(name, { values: value, source: 'environment', where: `in ${optionEnvName(name)}` })
     }
     const configPath = raw.get('config')?.values[0] ?? (OPTIONS.config.default as string)
@@ -219,7 +225,7 @@ export function configLoad(input: ConfigLoadInput): Config {
     fail('OptionRequired', `${command} command requires option 'stanza'`, { hint: 'give --stanza=NAME.' })
   }
   checkParameters(command, params)
-  return new Config(command, params, values, sources)
+  return new Config(command, params, values, sources, warnings)
 }
 
 function checkParameters(command: CommandName, params: readonly string[]): void {
@@ -238,17 +244,18 @@ function checkParameters(command: CommandName, params: readonly string[]): void 
   }
 }
 
-/** WALDEN_* variables; an unknown one is an error so a typo does not silently leave a setting at its default. */
-function envOptions(env: Readonly<Record<string, string | undefined>>): Map<string, string[]> {
+/** WALDEN_* variables; an unknown one is reported so a typo does not silently leave a setting at its default. */
+function envOptions(env: Readonly<Record<string, string | undefined>>, warnings: string[]): Map<string, string[]> {
   const result = new Map<string, string[]>()
   for (const [key, value] of Object.entries(env)) {
     if (!key.startsWith('WALDEN_') || value === undefined) continue
     const name = key.slice('WALDEN_'.length).toLowerCase().replaceAll('_', '-')
     const option = optionDef(name)
     if (!option) {
-      fail('OptionInvalid', `environment variable '${key}' is not a walden option`, {
-        hint: 'unset it, or check its spelling against `walden help`.',
-      })
+      // A warning, not an error: the environment is shared with PostgreSQL's archive_command, and an unrelated
+      // WALDEN_* variable must not stop WAL archiving.
+      warnings.push(`environment variable '${key}' is not a walden option and is ignored`)
+      continue
     }
     // Hash options carry several KEY=VALUE pairs separated by ':' in one variable.
     result.set(name, option.type === 'hash' ? value.split(':').filter((item) => item !== '') : [value])

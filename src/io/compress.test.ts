@@ -443,18 +443,22 @@ describe('codec registry', () => {
     })
   })
 
-  test('zst falls back from built-in zstd to zstd-napi, and fails clearly without either', () => {
+  test('zst prefers zstd-napi, falls back to built-in zstd, and fails clearly without either', () => {
     const builtin = typeof (zlib as unknown as { createZstdCompress?: unknown }).createZstdCompress === 'function'
-    withHidden(['zstd-napi'], () => assert.equal(codecAvailable('zst'), builtin))
+    if (codecOf(VARIANTS[2] as Variant)) assert.equal(codecFor('zst').engine, 'zstd-napi')
+    withHidden(['zstd-napi'], () => {
+      assert.equal(codecAvailable('zst'), builtin)
+      if (builtin) assert.equal(codecFor('zst').engine, 'node:zlib')
+    })
     withHidden(['node-zstd', 'zstd-napi'], () => {
       assert.equal(codecAvailable('zst'), false)
       assert.throws(() => codecFor('zst'), (error: unknown) => {
         assert.ok(error instanceof WaldenError && error.kind === 'OptionInvalidValue')
+        assert.equal(error.message, "compress-type 'zst' is not available on this machine")
         assert.match(error.hint ?? '', /'zstd-napi'/)
         return true
       })
     })
-    if (builtin && codecAvailable('zst')) assert.equal(codecFor('zst').engine, 'node:zlib')
   })
 
   test('checks levels against each codec', async () => {

@@ -8,6 +8,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream'
 import { WaldenError, fail } from '../common/errors.js'
+import { PacedTransform } from './paced-transform.js'
 
 type StreamResult = [remainingOrHint: number, produced: number, consumed: number]
 
@@ -33,9 +34,9 @@ const EMPTY = Buffer.alloc(0)
 class OutputBuffer {
   #buffer = Buffer.allocUnsafe(OUTPUT_SIZE)
   #used = 0
-  readonly #push: (chunk: Buffer) => void
+  readonly #push: (chunk: Buffer) => boolean
 
-  constructor(push: (chunk: Buffer) => void) {
+  constructor(push: (chunk: Buffer) => boolean) {
     this.#push = push
   }
 
@@ -43,13 +44,14 @@ class OutputBuffer {
     return this.#buffer.subarray(this.#used)
   }
 
-  produced(bytes: number): void {
+  /** Counts bytes the engine wrote into space(); false when a push was refused because the reader is full. */
+  produced(bytes: number): boolean {
     this.#used += bytes
-    if (this.#buffer.length - this.#used < OUTPUT_MIN_SPACE) {
-      this.#push(this.#buffer.subarray(0, this.#used))
-      this.#buffer = Buffer.allocUnsafe(OUTPUT_SIZE)
-      this.#used = 0
-    }
+    if (this.#buffer.length - this.#used >= OUTPUT_MIN_SPACE) return true
+    const room = this.#push(this.#buffer.subarray(0, this.#used))
+    this.#buffer = Buffer.allocUnsafe(OUTPUT_SIZE)
+    this.#used = 0
+    return room
   }
 
   flush(): void {
@@ -106,7 +108,7 @@ export class ZstdNapiCompressStream extends Transform {
 }
 
 /** zstd decompression through zstd-napi: any number of frames; an incomplete last frame is an error. */
-export class ZstdNapiDecompressStream extends Transform {
+export class ZstdNapiDecompressStream extends PacedTransform {
   readonly #context: InstanceType<ZstdBinding['DCtx']>
   readonly #output = new OutputBuffer((chunk) => this.push(chunk))
   #sawInput = false
@@ -118,30 +120,27 @@ export class ZstdNapiDecompressStream extends Transform {
     this.#context = new zstd.DCtx()
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (chunk.length === 0) {
-      callback()
-      return
-    }
-    this.#sawInput = true
-    try {
-      let input = chunk
-      for (;;) {
-        const space = this.#output.space()
-        const [hint, produced, consumed] = this.#context.decompressStream(space, input)
-        // A call that did nothing says nothing about the frame: after a finished frame it reports the header size
-        // of a next one.
-        if (produced > 0 || consumed > 0) this.#hint = hint
-        this.#output.produced(produced)
-        input = input.subarray(consumed)
-        // A full output window may mean more output is waiting inside zstd even with no input left.
-        if (input.length === 0 && produced < space.length) break
+  protected override process(input: Buffer): [number, boolean] {
+    if (input.length > 0) this.#sawInput = true
+    let offset = 0
+    for (;;) {
+      const space = this.#output.space()
+      let result: StreamResult
+      try {
+        result = this.#context.decompressStream(space, offset === 0 ? input : input.subarray(offset))
+      } catch (error) {
+        throw new WaldenError('Format', `zst data is corrupt: '${(error as Error).message}'`, { cause: error })
       }
-    } catch (error) {
-      callback(new WaldenError('Format', `zst data is corrupt: '${(error as Error).message}'`, { cause: error }))
-      return
+      const [hint, produced, consumed] = result
+      // A call that did nothing says nothing about the frame: after a finished frame it reports the header size
+      // of a next one.
+      if (produced > 0 || consumed > 0) this.#hint = hint
+      offset += consumed
+      const room = this.#output.produced(produced)
+      // A full output window may mean more output is waiting inside zstd even with no input left.
+      if (offset === input.length && produced < space.length) return [offset, false]
+      if (!room) return [offset, true]
     }
-    callback()
   }
 
   override _flush(callback: TransformCallback): void {

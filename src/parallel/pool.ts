@@ -1,11 +1,22 @@
 // A pool of worker threads for CPU-bound file jobs (hashing, compression, page checksums). With one process the
 // jobs run inline in the main thread: no worker start-up for small runs.
 
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { WaldenError } from '../common/errors.js'
 import type { ErrorKind } from '../common/errors.js'
 import { JOBS } from './jobs.js'
 import type { JobInput, JobName, JobOutput } from './jobs.js'
+
+/**
+ * The worker bundle, dist/worker.mjs. This module is bundled into dist/ or into dist/chunks/ depending on how
+ * esbuild splits the code, so look in both places rather than depend on that choice.
+ */
+function workerUrl(): URL {
+  const beside = new URL('./worker.mjs', import.meta.url)
+  return existsSync(fileURLToPath(beside)) ? beside : new URL('../worker.mjs', import.meta.url)
+}
 
 interface Pending {
   resolve: (value: unknown) => void
@@ -26,8 +37,7 @@ export class WorkerPool {
   constructor(readonly size: number) {
     if (size <= 1) return
     for (let index = 0; index < size; index++) {
-      // The worker bundle sits next to the CLI bundle in dist/.
-      const worker = new Worker(new URL('./worker.mjs', import.meta.url))
+      const worker = new Worker(workerUrl())
       const slot: Slot = { worker, pending: new Map() }
       worker.on('message', (message: { id: number; output?: unknown; error?: { kind: ErrorKind; message: string; hint?: string } }) => {
         const pending = slot.pending.get(message.id)

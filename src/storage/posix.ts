@@ -86,35 +86,37 @@ export class PosixStorage implements Storage {
   async write(path: string, data: Buffer | string, options: WriteOptions = {}): Promise<void> {
     const target = this.describe(path)
     await this.#ensurePath(dirname(target))
-    const temporary = temporaryName(target)
+    const atomic = options.atomic ?? true
+    const written = atomic ? temporaryName(target) : target
     try {
-      const handle = await open(temporary, 'wx', options.mode ?? DEFAULT_FILE_MODE)
+      const handle = await open(written, atomic ? 'wx' : 'w', options.mode ?? DEFAULT_FILE_MODE)
       try {
         await handle.writeFile(data)
         await handle.sync()
       } finally {
         await handle.close()
       }
-      if (options.mtimeMs !== undefined) await utimes(temporary, new Date(), new Date(options.mtimeMs))
-      await rename(temporary, target)
+      if (options.mtimeMs !== undefined) await utimes(written, new Date(), new Date(options.mtimeMs))
+      if (atomic) await rename(written, target)
     } catch (error) {
-      await unlink(temporary).catch(() => undefined)
+      await unlink(written).catch(() => undefined)
       throw storageError('FileWrite', 'unable to write', target, error)
     }
-    await syncFolder(dirname(target))
+    if (atomic) await syncFolder(dirname(target))
   }
 
   async openWrite(path: string, options: WriteOptions = {}): Promise<Writable> {
     const target = this.describe(path)
     await this.#ensurePath(dirname(target))
-    const temporary = temporaryName(target)
+    const atomic = options.atomic ?? true
+    const written = atomic ? temporaryName(target) : target
     let handle: FileHandle
     try {
-      handle = await open(temporary, 'wx', options.mode ?? DEFAULT_FILE_MODE)
+      handle = await open(written, atomic ? 'wx' : 'w', options.mode ?? DEFAULT_FILE_MODE)
     } catch (error) {
       throw storageError('FileOpen', 'unable to open for write', target, error)
     }
-    return new AtomicFileWriter(handle, temporary, target, options.mtimeMs)
+    return new FileWriter(handle, written, target, options.mtimeMs)
   }
 
   async remove(path: string): Promise<void> {
@@ -161,8 +163,11 @@ export class PosixStorage implements Storage {
   }
 }
 
-/** Writes to a temporary file; on finish fsyncs, renames into place and fsyncs the folder. */
-class AtomicFileWriter extends Writable {
+/**
+ * Writes a file; on finish fsyncs it and, when writing under a temporary name, renames it into place and fsyncs the
+ * folder. On error or destroy the written file is removed, so a failed copy never stays under the target name.
+ */
+class FileWriter extends Writable {
   readonly #handle: FileHandle
   readonly #temporary: string
   readonly #target: string
@@ -197,8 +202,10 @@ class AtomicFileWriter extends Writable {
       this.#closed = true
       await this.#handle.close()
       if (this.#mtimeMs !== undefined) await utimes(this.#temporary, new Date(), new Date(this.#mtimeMs))
-      await rename(this.#temporary, this.#target)
-      await syncFolder(dirname(this.#target))
+      if (this.#temporary !== this.#target) {
+        await rename(this.#temporary, this.#target)
+        await syncFolder(dirname(this.#target))
+      }
     }
     finish().then(
       () => callback(),
@@ -221,6 +228,18 @@ class AtomicFileWriter extends Writable {
 
 function temporaryName(target: string): string {
   return `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+}
+
+const cache = new Map<string, PosixStorage>()
+
+/**
+ * One PosixStorage per root for the life of the process (or worker thread), so the folders it has created are
+ * remembered across the thousands of files of a backup.
+ */
+export function posixStorage(root: string): PosixStorage {
+  let storage = cache.get(root)
+  if (!storage) cache.set(root, (storage = new PosixStorage(root)))
+  return storage
 }
 
 /** fsync of a folder, so the entries created or renamed in it survive a crash. */

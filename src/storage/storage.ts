@@ -16,6 +16,12 @@ export interface WriteOptions {
   mode?: number
   /** Modification time to set after writing, in milliseconds. */
   mtimeMs?: number
+  /**
+   * Write under a temporary name and rename into place, fsyncing the folder (default true), so a crash leaves the
+   * old file or the new one. False writes in place and fsyncs only the file: for bulk copies (backup, restore)
+   * whose result becomes valid by a later step anyway, the caller fsyncs each folder once at the end instead.
+   */
+  atomic?: boolean
 }
 
 export interface Storage {

@@ -103,7 +103,7 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
     await assert.rejects(stanza.cluster.start({ timeoutMs: 15_000 }), /failed to start|pg_control/)
 
     await rm(stanza.cluster.dataDir, { recursive: true, force: true })
-    await stanza.waldenOk(['restore', '--target-action=promote'])
+    await stanza.waldenOk(['restore'])
     await stanza.cluster.start()
     await waitPromoted(stanza)
     // Unlogged tables come back empty, as after a crash: their data is not part of the comparison.
@@ -143,7 +143,7 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
     const stray = join(stanza.cluster.dataDir, 'base', 'stray-file')
     await writeFile(stray, 'not from the backup')
 
-    const result = await stanza.waldenOk(['restore', '--delta', '--log-level-console=info', '--target-action=promote'])
+    const result = await stanza.waldenOk(['restore', '--delta', '--log-level-console=info'])
     assert.match(result.stderr, /kept, [1-9]\d* removed/)
     assert.deepEqual(await readFile(damaged), original)
     await assert.rejects(stat(stray), /ENOENT/)

@@ -39,7 +39,7 @@ describe('backup and restore on every supported major', () => {
         await stanza.cluster.stop()
 
         await rm(stanza.cluster.dataDir, { recursive: true, force: true })
-        await stanza.waldenOk(['restore', '--target-action=promote'])
+        await stanza.waldenOk(['restore'])
         await stanza.cluster.start()
         for (let attempt = 0; attempt < 300; attempt++) {
           if ((await stanza.cluster.psqlScalar('select pg_is_in_recovery()::text')) === 'false') break

@@ -10,7 +10,7 @@ import { codecFor } from '../../io/compress.js'
 import type { CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY } from '../../io/hash.js'
 import { PageVerifyStream } from '../../io/page-verify.js'
-import { PosixStorage } from '../../storage/posix.js'
+import { posixStorage } from '../../storage/posix.js'
 
 export interface BackupFileInput {
   /** Absolute path of the file in the cluster. */
@@ -54,8 +54,10 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
 
   const codec = codecFor(input.compressType)
   const count = new CountStream()
-  const repo = new PosixStorage(input.repoRoot)
+  const repo = posixStorage(input.repoRoot)
   const stages: Transform[] = pages ? [pages, hash, codec.compress(input.compressLevel), count] : [hash, codec.compress(input.compressLevel), count]
-  await pipeline([source, ...stages, await repo.openWrite(`${input.repoPath}${codec.extension}`)])
+  await pipeline([source, ...stages, // In place, not atomic: the backup becomes valid only when its manifest is saved, after every folder is fsynced.
+    await repo.openWrite(`${input.repoPath}${codec.extension}`, { atomic: false }),
+  ])
   return { copied: true, size: hash.size, sha256: hash.digest(), repoSize: count.size, badPages: pages?.badPages ?? [] }
 }

@@ -181,6 +181,10 @@ export const backup: Command = {
         }
       }
 
+      // Files were written in place with their own fsync; make their folder entries durable before the manifest.
+      for (const path of scan.paths) await repo.syncPath(`${layout.backup(stanza, label)}/${path.name}`).catch(() => undefined)
+      await repo.syncPath(layout.backup(stanza, label)).catch(() => undefined)
+
       const manifest: Manifest = {
         label,
         type,

@@ -4,10 +4,10 @@
 import { chmod, lstat, utimes } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { errnoCode } from '../../common/errors.js'
+import { errnoCode, WaldenError } from '../../common/errors.js'
 import { codecFromExtension } from '../../io/compress.js'
 import { fileSha256, HashStream } from '../../io/hash.js'
-import { PosixStorage } from '../../storage/posix.js'
+import { posixStorage } from '../../storage/posix.js'
 
 export interface RestoreFileInput {
   destination: string
@@ -19,6 +19,8 @@ export interface RestoreFileInput {
   mode: number
   mtimeMs: number
   delta: boolean
+  /** Write under a temporary name and rename (for the file written last, global/pg_control). */
+  atomic: boolean
 }
 
 export interface RestoreFileOutput {
@@ -38,6 +40,19 @@ async function matches(input: RestoreFileInput): Promise<boolean> {
   return (await fileSha256(input.destination)) === input.sha256
 }
 
+/**
+ * A stored file that does not decompress is as damaged as one whose content fails its checksum, and usually fails
+ * this way first (a flipped bit breaks the compressed stream). The codec's own error names no file, so the user
+ * would not know which one to repair: report it like a checksum mismatch, naming the file. Exported for archive-get.
+ */
+export function damagedStoredFile(error: unknown, what: string): unknown {
+  if (!(error instanceof WaldenError) || error.kind !== 'Format') return error
+  return new WaldenError('Checksum', `${what} is damaged: ${error.message}`, {
+    hint: 'the repository file is damaged; use another backup, or repair the repository from a copy.',
+    cause: error,
+  })
+}
+
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
   const mtime = new Date(input.mtimeMs)
   if (input.delta && (await matches(input))) {
@@ -45,19 +60,23 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
     await utimes(input.destination, mtime, mtime)
     return { fetched: false }
   }
-  const target = new PosixStorage(dirname(input.destination))
+  // Usually in place, not atomic: restore writes global/pg_control last, so a cluster restored part-way cannot start.
+  const target = posixStorage(dirname(input.destination))
   const name = basename(input.destination)
   if (input.size === 0) {
-    await target.write(name, Buffer.alloc(0), { mode: input.mode, mtimeMs: input.mtimeMs })
+    await target.write(name, Buffer.alloc(0), { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic })
     return { fetched: true }
   }
-  const repo = new PosixStorage(input.repoRoot)
+  const repo = posixStorage(input.repoRoot)
+  const what = `repository file '${repo.describe(input.repoPath)}'`
   await pipeline(
     await repo.openRead(input.repoPath),
     codecFromExtension(input.repoPath).decompress(),
-    new HashStream({ sha256: input.sha256, what: `repository file '${repo.describe(input.repoPath)}'` }),
-    await target.openWrite(name, { mode: input.mode, mtimeMs: input.mtimeMs }),
-  )
+    new HashStream({ sha256: input.sha256, what }),
+    await target.openWrite(name, { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic }),
+  ).catch((error: unknown) => {
+    throw damagedStoredFile(error, what)
+  })
   // open() applies the umask to the mode; set it exactly.
   await chmod(input.destination, input.mode)
   return { fetched: true }

@@ -12,20 +12,35 @@ import { codecFor } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
 import { pgControlRead } from '../../pg/control.js'
 import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
-import type { Manifest, ManifestFile } from '../../repo/manifest.js'
+import type { Manifest, ManifestFile, ManifestTarget } from '../../repo/manifest.js'
 import { backupInfoLoad } from '../../repo/stanza-info.js'
 import { PosixStorage, syncFolder } from '../../storage/posix.js'
 import type { Command } from '../command.js'
 import { repoStorage } from '../common.js'
 import { pgRunning } from '../stanza.js'
+import { restoreFile } from './file.js'
 import type { RestoreFileInput } from './file.js'
 import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
 import { backupSelect } from './target.js'
 
 const TARGET_TYPES = new Set(['time', 'xid', 'name', 'lsn'])
+const PG_CONTROL = 'global/pg_control'
 
 /** Where each manifest target goes on this host: pg1-path for pg_data, the tablespace path or its remap. */
 function targetPaths(manifest: Manifest, pgPath: string, remap: Readonly<Record<string, string>>): Map<string, string> {
+  // A key that names no tablespace of the backup is a mistake, typically a misspelt name: ignoring it would put the
+  // tablespace back in its old location instead of where the user asked.
+  const tablespaces = manifest.targets.filter((target) => target.name !== 'pg_data')
+  for (const key of Object.keys(remap)) {
+    if (!tablespaces.some((target) => target.tablespaceName === key || String(target.tablespaceOid) === key)) {
+      fail('OptionInvalidValue', `option 'tablespace-map' names tablespace '${key}', but backup ${manifest.label} has no tablespace with that name or OID`, {
+        hint:
+          tablespaces.length === 0
+            ? 'the backup has no tablespaces.'
+            : `the backup's tablespaces are ${tablespaces.map((target) => `'${tablespaceDisplayName(target)}' (OID ${target.tablespaceOid})`).join(', ')}.`,
+      })
+    }
+  }
   const paths = new Map<string, string>()
   for (const target of manifest.targets) {
     if (target.name === 'pg_data') {
@@ -37,6 +52,11 @@ function targetPaths(manifest: Manifest, pgPath: string, remap: Readonly<Record<
     paths.set(target.name, resolve(byName ?? byOid ?? target.path))
   }
   return paths
+}
+
+/** The name a user knows a tablespace by (and gives to --tablespace-map): its name, or its OID if unknown. */
+function tablespaceDisplayName(target: ManifestTarget): string {
+  return target.tablespaceName ?? String(target.tablespaceOid)
 }
 
 /** Absolute destination of a manifest entry name such as 'pg_data/base/5/1259' or 'pg_tblspc/16400/PG_.../x'. */
@@ -86,6 +106,15 @@ export const restore: Command = {
     if (!TARGET_TYPES.has(type) && target !== undefined) {
       fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
     }
+    // Target settings mean nothing without a target: PostgreSQL would ignore them, and the DBA would think the
+    // server is going to pause or promote when it will not.
+    for (const name of ['target-action', 'target-exclusive'] as const) {
+      if (cfg.source(name) !== 'default' && !TARGET_TYPES.has(type) && type !== 'immediate') {
+        fail('OptionInvalid', `option '${name}' is only valid with --type=immediate, time, xid, name or lsn, not --type=${type}`, {
+          hint: 'without a target, recovery replays all archived WAL and the server opens for writes at its end.',
+        })
+      }
+    }
 
     const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
     const manifest = await manifestLoad(repo, stanza, chosen.label)
@@ -117,14 +146,21 @@ export const restore: Command = {
     }
 
     const targets = targetPaths(manifest, pgPath, cfg.hash('tablespace-map'))
-    for (const [name, path] of targets) {
-      if (name === 'pg_data') continue
+    for (const tablespace of manifest.targets) {
+      if (tablespace.name === 'pg_data') continue
+      const path = targets.get(tablespace.name)!
       if (!(await isEmptyFolder(path)) && !delta && !force) {
+        // Named as the user knows it, so the hint's --tablespace-map line works as printed.
+        const name = tablespaceDisplayName(tablespace)
         fail('PathNotEmpty', `unable to restore tablespace '${name}' to '${path}' because it contains files`, {
-          hint: 'empty it, move it with --tablespace-map=NAME=PATH, or give --delta.',
+          hint: `empty it, move it with --tablespace-map=${name}=PATH, or give --delta.`,
         })
       }
     }
+
+    // A cluster restored part-way must never start: without global/pg_control PostgreSQL refuses to, so the old one
+    // goes first and the backup's is written last, after everything else is durable.
+    await rm(join(pgPath, PG_CONTROL), { force: true })
 
     // Folders, links and clean-up before any file is written.
     const linkDestinations = new Map(manifest.links.map((link) => [destinationOf(link.name, targets), link.destination]))
@@ -152,8 +188,10 @@ export const restore: Command = {
 
     // Files, largest first, verified against their checksums.
     const repoRoot = repo.describe('')
-    const files = [...manifest.files].sort((a, b) => b.size - a.size)
-    const toInput = (file: ManifestFile): RestoreFileInput => ({
+    const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
+    const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
+    if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
+    const toInput = (file: ManifestFile, atomic = false): RestoreFileInput => ({
       destination: destinationOf(file.name, targets),
       repoRoot,
       repoPath: file.size === 0 ? '' : manifestFileRepoPath(stanza, chosen.label, file, codecFor(file.compressType).extension),
@@ -162,6 +200,7 @@ export const restore: Command = {
       mode: file.mode,
       mtimeMs: file.mtimeMs,
       delta: delta || force,
+      atomic,
     })
     const progress = new Progress('restore', files.reduce((sum, file) => sum + file.size, 0))
     const pool = new WorkerPool(cfg.number('process-max') ?? 1)
@@ -180,11 +219,14 @@ export const restore: Command = {
       await pool.close()
     }
 
+    // Files were written in place with their own fsync; make the folder entries durable too.
+    for (const folder of expectFolders) await syncFolder(folder).catch(() => undefined)
     // backup_label tells PostgreSQL where replay must start; without it the restored files are not consistent.
     const data = new PosixStorage(pgPath)
     await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
     await writeRecovery(cfg, data, pgPath, type, target)
-    for (const folder of expectFolders) await syncFolder(folder).catch(() => undefined)
+    // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
+    await restoreFile({ ...toInput(control, true), delta: false })
 
     log.info(
       `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
