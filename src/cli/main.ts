@@ -79,6 +79,15 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   })
 }
 
+// If a command's promise never settles (a stream that stalls), Node would exit 0 on an empty event loop: for
+// archive-push that would tell PostgreSQL a segment is safe when it is not. Exit with Unhandled instead.
+process.exitCode = ERROR_CODES.Unhandled
+process.on('beforeExit', () => {
+  log.error(`[${ERROR_CODES.Unhandled}]: walden ended before the command finished`)
+  log.error('HINT: this is a bug in walden; please report it.')
+  process.exit(ERROR_CODES.Unhandled)
+})
+
 const code = await main(process.argv.slice(2))
 // Exit once stdout has drained (a large JSON info piped into jq), whatever handles a library left open.
 process.stdout.write('', () => process.exit(code))

@@ -9,7 +9,7 @@ import { archiveFileFind } from '../repo/archive.js'
 import { archiveInfoLoad } from '../repo/stanza-info.js'
 import { PosixStorage } from '../storage/posix.js'
 import type { Command } from './command.js'
-import { damagedStoredFile } from './restore/file.js'
+import { damagedStoredFile, writerSettled } from './restore/file.js'
 import { repoStorage } from './common.js'
 
 /** Exit status for "not in the archive": PostgreSQL takes it as the end of archived WAL, not as a failure. */
@@ -31,12 +31,15 @@ export const archiveGet: Command = {
     const target = new PosixStorage(dirname(destination))
     const what = `archived WAL file '${repo.describe(found.path)}'`
     // Written under a temporary name and renamed once verified: PostgreSQL must never find a damaged segment at %p.
+    const reader = await repo.openRead(found.path) // first: a missing file must fail before any file is created
+    const writer = await target.openWrite(basename(destination), { mode: 0o600 })
     await pipeline(
-      await repo.openRead(found.path),
+      reader,
       codecFromExtension(found.path).decompress(),
       new HashStream({ sha256: found.sha256, what }),
-      await target.openWrite(basename(destination), { mode: 0o600 }),
-    ).catch((error: unknown) => {
+      writer,
+    ).catch(async (error: unknown) => {
+      await writerSettled(writer)
       throw damagedStoredFile(error, what)
     })
     log.info(`found WAL file '${walName}' in the archive (${found.archiveId})`)

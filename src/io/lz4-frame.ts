@@ -11,6 +11,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream'
 import { WaldenError, fail } from '../common/errors.js'
+import { PacedTransform } from './paced-transform.js'
 import { Xxh32, xxh32 } from './xxhash32.js'
 
 /** The part of lz4-napi that walden uses. */
@@ -24,6 +25,7 @@ const LEGACY_MAGIC = 0x184c2102
 const SKIPPABLE_MASK = 0xfffffff0
 const SKIPPABLE_MAGIC = 0x184d2a50
 const UNCOMPRESSED_BIT = 0x80000000
+const EMPTY: Buffer = Buffer.alloc(0)
 // Linked blocks may refer back this far into the data before them.
 const WINDOW = 64 * 1024
 
@@ -170,7 +172,7 @@ const corrupt = (reason: string): never => fail('Format', `lz4 data is corrupt: 
  * Decompresses an LZ4 stream: any number of frames (skippable frames are passed over), linked or independent blocks,
  * with or without block and content checksums, which are verified. Holds at most one block.
  */
-export class Lz4DecompressStream extends Transform {
+export class Lz4DecompressStream extends PacedTransform {
   readonly #lz4: Lz4Binding
   #state = State.Magic
   // Fixed-size fields (magic, descriptor, sizes, checksums) collect here, as they may straddle chunks.
@@ -179,7 +181,7 @@ export class Lz4DecompressStream extends Transform {
   #need = 4
   #frame: Frame | undefined
   // The block being collected, 4 spare bytes first for lz4-napi's size prefix.
-  #block = Buffer.alloc(0)
+  #block = EMPTY
   #blockFill = 0
   #blockCompressed = false
   #skip = 0
@@ -188,16 +190,6 @@ export class Lz4DecompressStream extends Transform {
   constructor(lz4: Lz4Binding) {
     super()
     this.#lz4 = lz4
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
-      this.#parse(chunk)
-    } catch (error) {
-      callback(error as Error)
-      return
-    }
-    callback()
   }
 
   override _flush(callback: TransformCallback): void {
@@ -210,33 +202,35 @@ export class Lz4DecompressStream extends Transform {
     }
   }
 
-  #parse(chunk: Buffer): void {
+  // Stops after a decoded block the reader has no room for.
+  protected override process(chunk: Buffer): [number, boolean] {
     let offset = 0
     while (offset < chunk.length) {
+      let room = true
       if (this.#state === State.SkippableData) {
         const take = Math.min(this.#skip, chunk.length - offset)
         offset += take
         this.#skip -= take
         if (this.#skip === 0) this.#expect(State.Magic, 4)
-        continue
-      }
-      if (this.#state === State.BlockData) {
+      } else if (this.#state === State.BlockData) {
         const take = Math.min(this.#block.length - this.#blockFill, chunk.length - offset)
         chunk.copy(this.#block, this.#blockFill, offset, offset + take)
         this.#blockFill += take
         offset += take
         if (this.#blockFill === this.#block.length) {
           if (this.#frame?.blockChecksum) this.#expect(State.BlockChecksum, 4)
-          else this.#decodeBlock()
+          else room = this.#decodeBlock()
         }
-        continue
+      } else {
+        const take = Math.min(this.#need - this.#fieldLength, chunk.length - offset)
+        chunk.copy(this.#field, this.#fieldLength, offset, offset + take)
+        this.#fieldLength += take
+        offset += take
+        if (this.#fieldLength === this.#need) room = this.#fieldComplete()
       }
-      const take = Math.min(this.#need - this.#fieldLength, chunk.length - offset)
-      chunk.copy(this.#field, this.#fieldLength, offset, offset + take)
-      this.#fieldLength += take
-      offset += take
-      if (this.#fieldLength === this.#need) this.#fieldComplete()
+      if (!room) return [offset, true]
     }
+    return [offset, false]
   }
 
   #expect(state: State, bytes: number): void {
@@ -245,7 +239,8 @@ export class Lz4DecompressStream extends Transform {
     this.#fieldLength = 0
   }
 
-  #fieldComplete(): void {
+  // Returns false when it decoded a block that the reader had no room for.
+  #fieldComplete(): boolean {
     const field = this.#field
     switch (this.#state) {
       case State.Magic: {
@@ -255,22 +250,23 @@ export class Lz4DecompressStream extends Transform {
         else if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) this.#expect(State.SkippableSize, 4)
         else if (magic === LEGACY_MAGIC) fail('Format', 'lz4 legacy format is not supported', { hint: 'recompress the file without lz4 -l' })
         else corrupt(`unknown frame magic '0x${magic.toString(16)}'`)
-        return
+        return true
       }
       case State.SkippableSize:
         this.#skip = field.readUInt32LE(0)
         if (this.#skip === 0) this.#expect(State.Magic, 4)
         else this.#state = State.SkippableData
-        return
+        return true
       case State.Descriptor:
-        return this.#descriptor()
+        this.#descriptor()
+        return true
       case State.BlockSize: {
         const word = field.readUInt32LE(0)
         const frame = this.#frame as Frame
         if (word === 0) {
           if (frame.contentHash) this.#expect(State.ContentChecksum, 4)
           else this.#endFrame()
-          return
+          return true
         }
         const size = word & ~UNCOMPRESSED_BIT
         if (size > frame.blockMax) corrupt(`block of ${size} bytes exceeds the frame's maximum of ${frame.blockMax}`)
@@ -278,8 +274,13 @@ export class Lz4DecompressStream extends Transform {
         this.#block = Buffer.allocUnsafe(size + 4)
         this.#blockFill = 4
         this.#state = State.BlockData
-        if (size === 0) this.#decodeBlock() // only reachable as an empty stored block, which is legal
-        return
+        if (size > 0) return true
+        // An empty block: legal, if odd, and still followed by its checksum when the frame has them.
+        if (frame.blockChecksum) {
+          this.#expect(State.BlockChecksum, 4)
+          return true
+        }
+        return this.#decodeBlock()
       }
       case State.BlockChecksum:
         if (xxh32(this.#block.subarray(4)) !== field.readUInt32LE(0)) corrupt('block checksum mismatch')
@@ -287,10 +288,11 @@ export class Lz4DecompressStream extends Transform {
       case State.ContentChecksum: {
         const frame = this.#frame as Frame
         if ((frame.contentHash as Xxh32).digest() !== field.readUInt32LE(0)) corrupt('content checksum mismatch')
-        return this.#endFrame()
+        this.#endFrame()
+        return true
       }
       default:
-        return
+        return true
     }
   }
 
@@ -323,7 +325,8 @@ export class Lz4DecompressStream extends Transform {
     this.#expect(State.BlockSize, 4)
   }
 
-  #decodeBlock(): void {
+  // Returns push()'s verdict on the decoded data: false when the reader is full.
+  #decodeBlock(): boolean {
     const frame = this.#frame as Frame
     const block = this.#block
     let data: Buffer
@@ -338,7 +341,7 @@ export class Lz4DecompressStream extends Transform {
     } else {
       data = block.subarray(4)
     }
-    this.#block = Buffer.alloc(0)
+    this.#block = EMPTY
     frame.decoded += BigInt(data.length)
     if (frame.contentSize !== undefined && frame.decoded > frame.contentSize) corrupt('more data than the frame declares')
     frame.contentHash?.update(data)
@@ -349,8 +352,8 @@ export class Lz4DecompressStream extends Transform {
           ? Buffer.from(data.subarray(Math.max(0, data.length - WINDOW)))
           : Buffer.concat([frame.window, data]).subarray(-WINDOW)
     }
-    if (data.length > 0) this.push(data)
     this.#expect(State.BlockSize, 4)
+    return data.length > 0 ? this.push(data) : true
   }
 
   #endFrame(): void {

@@ -35,6 +35,9 @@ export abstract class PacedTransform extends Transform {
     if (this.#paused) {
       this.#paused = false
       this.#run()
+      // The chunk finished inside _read: Transform parked its write callback waiting for a _read that is already
+      // running, so hand the request on or the stream stalls with its input half consumed.
+      if (!this.#paused) super._read(size)
     } else {
       super._read(size)
     }

@@ -3,6 +3,7 @@
 
 import { chmod, lstat, utimes } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
+import type { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { errnoCode, WaldenError } from '../../common/errors.js'
 import { codecFromExtension } from '../../io/compress.js'
@@ -53,6 +54,16 @@ export function damagedStoredFile(error: unknown, what: string): unknown {
   })
 }
 
+/**
+ * Waits until a writer destroyed by a failed pipeline() has finished its clean-up. pipeline() settles as soon as one
+ * stream fails, while the writer is still closing and removing its partial file; a process that exits then (every
+ * command does, right after reporting the error) would leave that file behind, under the final name when written in
+ * place. Exported for archive-get and archive-push.
+ */
+export async function writerSettled(writer: Writable): Promise<void> {
+  if (writer.destroyed && !writer.closed) await new Promise((resolve) => writer.once('close', resolve))
+}
+
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
   const mtime = new Date(input.mtimeMs)
   if (input.delta && (await matches(input))) {
@@ -69,12 +80,16 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
   }
   const repo = posixStorage(input.repoRoot)
   const what = `repository file '${repo.describe(input.repoPath)}'`
+  // Reader first: a missing repository file must fail before the destination is created.
+  const reader = await repo.openRead(input.repoPath)
+  const writer = await target.openWrite(name, { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic })
   await pipeline(
-    await repo.openRead(input.repoPath),
+    reader,
     codecFromExtension(input.repoPath).decompress(),
     new HashStream({ sha256: input.sha256, what }),
-    await target.openWrite(name, { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic }),
-  ).catch((error: unknown) => {
+    writer,
+  ).catch(async (error: unknown) => {
+    await writerSettled(writer)
     throw damagedStoredFile(error, what)
   })
   // open() applies the umask to the mode; set it exactly.

@@ -66,8 +66,18 @@ function destinationOf(name: string, targets: Map<string, string>): string {
   return `${targets.get('pg_data')!}${name.slice('pg_data'.length)}`
 }
 
+/** True for an empty or missing folder. Anything unreadable is an error: taking it for empty would write into it. */
 async function isEmptyFolder(path: string): Promise<boolean> {
-  return (await readdir(path).catch(() => [] as string[])).length === 0
+  try {
+    return (await readdir(path)).length === 0
+  } catch (error) {
+    const code = errnoCode(error)
+    if (code === 'ENOENT') return true
+    if (code === 'ENOTDIR') fail('PathMissing', `unable to restore to '${path}' because it is not a folder`)
+    fail('FileOpen', `unable to list '${path}': ${code === 'EACCES' ? 'permission denied' : (error as Error).message}`, {
+      hint: 'run restore as the user that owns the data folder (usually postgres).',
+    })
+  }
 }
 
 /** Removes everything under `root` that the backup does not have: the delta's clean-up. */
@@ -227,6 +237,8 @@ export const restore: Command = {
     await writeRecovery(cfg, data, pgPath, type, target)
     // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
     await restoreFile({ ...toInput(control, true), delta: false })
+    fetched++
+    fetchedBytes += control.size
 
     log.info(
       `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
