@@ -1,15 +1,12 @@
 // archive-get: PostgreSQL's restore_command. Fetches one WAL file, verified, into the path PostgreSQL asks for.
 
 import { basename, dirname, resolve } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { log } from '../common/log.js'
-import { codecFromExtension } from '../io/compress.js'
-import { HashStream } from '../io/hash.js'
 import { archiveFileFind } from '../repo/archive.js'
+import { storedFileCopy } from '../repo/stored-file.js'
 import { archiveInfoLoad } from '../repo/stanza-info.js'
 import { PosixStorage } from '../storage/posix.js'
 import type { Command } from './command.js'
-import { damagedStoredFile, writerSettled } from './restore/file.js'
 import { repoStorage } from './common.js'
 
 /** Exit status for "not in the archive": PostgreSQL takes it as the end of archived WAL, not as a failure. */
@@ -31,17 +28,7 @@ export const archiveGet: Command = {
     const target = new PosixStorage(dirname(destination))
     const what = `archived WAL file '${repo.describe(found.path)}'`
     // Written under a temporary name and renamed once verified: PostgreSQL must never find a damaged segment at %p.
-    const reader = await repo.openRead(found.path) // first: a missing file must fail before any file is created
-    const writer = await target.openWrite(basename(destination), { mode: 0o600 })
-    await pipeline(
-      reader,
-      codecFromExtension(found.path).decompress(),
-      new HashStream({ sha256: found.sha256, what }),
-      writer,
-    ).catch(async (error: unknown) => {
-      await writerSettled(writer)
-      throw damagedStoredFile(error, what)
-    })
+    await storedFileCopy(repo, found.path, found.sha256, what, () => target.openWrite(basename(destination), { mode: 0o600 }))
     log.info(`found WAL file '${walName}' in the archive (${found.archiveId})`)
     return 0
   },

@@ -7,7 +7,6 @@
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { errnoCode, fail } from '../common/errors.js'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
@@ -21,7 +20,7 @@ import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
 import type { Command } from './command.js'
 import { repoStorage } from './common.js'
-import { writerSettled } from './restore/file.js'
+import { streamInto } from '../storage/stream-into.js'
 
 /** The cluster a WAL file belongs to: from a segment's own header, else from the data folder it was pushed from. */
 async function walIdentity(cfg: Config, walPath: string, walName: string): Promise<{ systemId: string; version: number }> {
@@ -87,12 +86,7 @@ export const archivePush: Command = {
     const level = cfg.number('compress-level') ?? codec.defaultLevel
     const target = join(layout.walFolder(stanza, archiveId, walName), archivedName(walName, sha256, codec.extension))
     const verify = new HashStream({ sha256, what: `WAL file '${walPath}' (changed while being archived)` })
-    const writer = await repo.openWrite(target)
-    await pipeline(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), verify, codec.compress(level), writer).catch(async (error: unknown) => {
-      // Else the temporary file may outlive the process in the archive folder.
-      await writerSettled(writer)
-      throw error
-    })
+    await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [verify, codec.compress(level)], await repo.openWrite(target))
     log.info(`pushed WAL file '${walName}' to the archive`)
     return 0
   },

@@ -3,7 +3,6 @@
 
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
-import { pipeline } from 'node:stream/promises'
 import type { Transform } from 'node:stream'
 import { errnoCode, fail } from '../../common/errors.js'
 import { codecFor } from '../../io/compress.js'
@@ -11,6 +10,7 @@ import type { CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY } from '../../io/hash.js'
 import { PageVerifyStream } from '../../io/page-verify.js'
 import { posixStorage } from '../../storage/posix.js'
+import { streamInto } from '../../storage/stream-into.js'
 
 export interface BackupFileInput {
   /** Absolute path of the file in the cluster. */
@@ -56,8 +56,7 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
   const count = new CountStream()
   const repo = posixStorage(input.repoRoot)
   const stages: Transform[] = pages ? [pages, hash, codec.compress(input.compressLevel), count] : [hash, codec.compress(input.compressLevel), count]
-  await pipeline([source, ...stages, // In place, not atomic: the backup becomes valid only when its manifest is saved, after every folder is fsynced.
-    await repo.openWrite(`${input.repoPath}${codec.extension}`, { atomic: false }),
-  ])
+  // In place, not atomic: the backup becomes valid only when its manifest is saved, after every folder is fsynced.
+  await streamInto(source, stages, await repo.openWrite(`${input.repoPath}${codec.extension}`, { atomic: false }))
   return { copied: true, size: hash.size, sha256: hash.digest(), repoSize: count.size, badPages: pages?.badPages ?? [] }
 }

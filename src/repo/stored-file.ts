@@ -1,0 +1,40 @@
+// Reading a file back out of the repository: decompress, verify its SHA-256, write. Shared by restore and
+// archive-get, so both report a damaged repository file the same way.
+
+import type { Writable } from 'node:stream'
+import { WaldenError } from '../common/errors.js'
+import { codecFromExtension } from '../io/compress.js'
+import { HashStream } from '../io/hash.js'
+import type { Storage } from '../storage/storage.js'
+import { streamInto } from '../storage/stream-into.js'
+
+/**
+ * A stored file that does not decompress is as damaged as one whose content fails its checksum, and usually fails
+ * this way first (a flipped bit breaks the compressed stream). The codec's own error names no file, so the user
+ * would not know which one to repair: report it like a checksum mismatch, naming the file.
+ */
+function damaged(error: unknown, what: string): unknown {
+  if (!(error instanceof WaldenError) || error.kind !== 'Format') return error
+  return new WaldenError('Checksum', `${what} is damaged: ${error.message}`, {
+    hint: 'the repository file is damaged; use another backup, or repair the repository from a copy.',
+    cause: error,
+  })
+}
+
+/**
+ * Copies a stored file, decompressed and verified, into the writer `openWriter` creates. The repository file is
+ * opened first, so a missing one fails before anything is created at the destination.
+ */
+export async function storedFileCopy(
+  repo: Storage,
+  path: string,
+  sha256: string,
+  what: string,
+  openWriter: () => Promise<Writable>,
+): Promise<void> {
+  const reader = await repo.openRead(path)
+  const writer = await openWriter()
+  await streamInto(reader, [codecFromExtension(path).decompress(), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
+    throw damaged(error, what)
+  })
+}
