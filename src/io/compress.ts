@@ -33,6 +33,32 @@ export interface Codec {
   compress(level?: number): Transform
   /** A new decompressing Transform; bad input makes it fail with a 'Format' error. */
   decompress(): Transform
+  /**
+   * The same as compress() and decompress() over one whole buffer, without stream machinery, where the engine
+   * works synchronously anyway. For the many small files of a cluster, the streams cost more than the data.
+   */
+  compressSync?(data: Buffer, level?: number): Buffer
+  decompressSync?(data: Buffer): Buffer
+}
+
+/**
+ * Runs one of our own Transforms (zstd-napi, lz4), whose work happens synchronously inside _transform and _flush,
+ * over a whole buffer, collecting what it pushes.
+ */
+function runSync(stream: Transform, data: Buffer): Buffer {
+  const output: Buffer[] = []
+  let failure: Error | null | undefined
+  stream.push = (chunk: Buffer | null): boolean => {
+    if (chunk) output.push(chunk)
+    return true
+  }
+  const callback = (error?: Error | null): void => {
+    failure ??= error
+  }
+  stream._transform(data, 'buffer' as BufferEncoding, callback)
+  if (!failure) stream._flush(callback)
+  if (failure) throw failure
+  return output.length === 1 ? output[0]! : Buffer.concat(output)
 }
 
 /** Implementations a codec may rest on; the test hook below can hide each. */
@@ -126,6 +152,8 @@ const NONE: Codec = Object.freeze({
   engine: '',
   compress: () => new PassThrough(),
   decompress: () => new PassThrough(),
+  compressSync: (data: Buffer) => data,
+  decompressSync: (data: Buffer) => data,
 })
 
 // --- gz ---------------------------------------------------------------------------------------------------------
@@ -141,6 +169,14 @@ const GZ: Codec = Object.freeze({
   engine: 'node:zlib',
   compress: (level = 6) => zlib.createGzip({ level: checkLevel('gz', GZ_RANGE, level), chunkSize: ZLIB_CHUNK }),
   decompress: () => reportFormatErrors(zlib.createGunzip({ chunkSize: ZLIB_CHUNK }), 'gz'),
+  compressSync: (data: Buffer, level = 6) => zlib.gzipSync(data, { level: checkLevel('gz', GZ_RANGE, level) }),
+  decompressSync: (data: Buffer) => {
+    try {
+      return zlib.gunzipSync(data)
+    } catch (error) {
+      throw new WaldenError('Format', `gz data is corrupt: '${(error as Error).message}'`, { cause: error })
+    }
+  },
 })
 
 // --- zst --------------------------------------------------------------------------------------------------------
@@ -173,6 +209,15 @@ function nodeZstd(): NodeZstd | undefined {
 // second), zstd-napi compresses about 25% and decompresses about 60% faster; it runs on the calling thread, so it
 // scales with worker threads, where node:zlib queues on libuv's pool of 4; and Node's decoder needs ZstdFrameGuard
 // to be trusted at all.
+// One compression context per level and thread, reused for every small file: creating one costs more than
+// compressing a few KiB. A context is ready for the next frame once a frame has ended.
+const zstdContexts = new Map<number, InstanceType<ZstdBinding['CCtx']>>()
+function zstdContext(zstd: ZstdBinding, level: number): InstanceType<ZstdBinding['CCtx']> {
+  let context = zstdContexts.get(level)
+  if (!context) zstdContexts.set(level, (context = new zstd.CCtx()))
+  return context
+}
+
 function zstCodec(): Codec {
   const napi = loadAddon<ZstdBinding>('zstd-napi', 'zstd-napi/binding', (binding) => typeof binding.DCtx === 'function')
   if ('module' in napi) {
@@ -185,6 +230,9 @@ function zstCodec(): Codec {
       engine: 'zstd-napi',
       compress: (level = ZST_DEFAULT) => new ZstdNapiCompressStream(zstd, checkLevel('zst', ZST_RANGE, level)),
       decompress: () => new ZstdNapiDecompressStream(zstd),
+      compressSync: (data: Buffer, level = ZST_DEFAULT) =>
+        runSync(new ZstdNapiCompressStream(zstd, checkLevel('zst', ZST_RANGE, level), zstdContext(zstd, level)), data),
+      decompressSync: (data: Buffer) => runSync(new ZstdNapiDecompressStream(zstd), data),
     }
   }
   const builtin = nodeZstd()
@@ -281,6 +329,11 @@ function lz4Codec(): Codec {
       return new Lz4CompressStream(lz4)
     },
     decompress: () => new Lz4DecompressStream(lz4),
+    compressSync: (data: Buffer, level = 1) => {
+      checkLevel('lz4', LZ4_RANGE, level)
+      return runSync(new Lz4CompressStream(lz4), data)
+    },
+    decompressSync: (data: Buffer) => runSync(new Lz4DecompressStream(lz4), data),
   }
 }
 

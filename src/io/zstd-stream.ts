@@ -67,9 +67,10 @@ export class ZstdNapiCompressStream extends Transform {
   readonly #end: ZstdBinding['EndDirective']
   readonly #output = new OutputBuffer((chunk) => this.push(chunk))
 
-  constructor(zstd: ZstdBinding, level: number) {
+  /** `context` may be one a previous stream finished with, to spare creating one per small file. */
+  constructor(zstd: ZstdBinding, level: number, context?: InstanceType<ZstdBinding['CCtx']>) {
     super()
-    this.#context = new zstd.CCtx()
+    this.#context = context ?? new zstd.CCtx()
     this.#context.setParameter(zstd.CParameter.compressionLevel, level)
     // zstd's own default is no checksum; the CLI's is a checksum, and it is cheap insurance against damage.
     this.#context.setParameter(zstd.CParameter.checksumFlag, 1)

@@ -68,7 +68,7 @@ export class WorkerPool {
   }
 
   /**
-   * Runs a job for every item with at most `size` in flight, in the order given (callers put big files first so
+   * Runs a job for every item with at most two per worker in flight, in the order given (callers put big files first so
    * the tail is short). Stops at the first failure and rethrows it once in-flight jobs settle.
    */
   async runAll<N extends JobName, T>(
@@ -89,7 +89,9 @@ export class WorkerPool {
         }
       }
     }
-    await Promise.all(Array.from({ length: Math.max(1, this.size) }, lane))
+    // Two jobs in flight per worker: while the main thread handles one result, the worker already has its next job,
+    // so small files are not paced by message round trips.
+    await Promise.all(Array.from({ length: Math.max(1, this.size) * 2 }, lane))
     if (failure !== undefined) throw failure
   }
 

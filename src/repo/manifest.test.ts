@@ -21,6 +21,7 @@ function prior(label: string, files: ManifestFile[]): Manifest {
     stop: { lsn: '0/2000100', wal: '000000010000000000000002', time: 0 },
     compressType: 'zst',
     compressLevel: 3,
+    partSize: 64 * 1024 * 1024,
     targets: [{ name: 'pg_data', path: '/data' }],
     paths: [],
     links: [],

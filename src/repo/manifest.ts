@@ -1,6 +1,7 @@
 // The backup manifest: everything a restore needs to rebuild the cluster, and what diff/incr backups compare with.
 // Saved as backup/<stanza>/<label>/backup.manifest; a backup without one never happened.
 
+import { createHash } from 'node:crypto'
 import type { CompressType } from '../io/compress.js'
 import type { Storage } from '../storage/storage.js'
 import { fail } from '../common/errors.js'
@@ -27,6 +28,13 @@ export interface ManifestLink {
   destination: string
 }
 
+/** One part of a file stored in parts: bytes [index × partSize, index × partSize + size) of the file. */
+export interface ManifestPart {
+  size: number
+  sha256: string
+  repoSize: number
+}
+
 export interface ManifestFile {
   /** Path under its target, e.g. 'pg_data/base/5/16384' or 'pg_tblspc/16400/PG_15_202209061/5/16401'. */
   name: string
@@ -41,6 +49,11 @@ export interface ManifestFile {
   reference?: string
   /** Block numbers whose page checksum failed while copying. */
   badPages?: number[]
+  /**
+   * Present when the file is larger than the manifest's partSize and was stored in parts, each its own repository
+   * file, so several workers share a large file. `sha256` is then partsChecksum(parts).
+   */
+  parts?: ManifestPart[]
 }
 
 export interface Manifest {
@@ -59,6 +72,8 @@ export interface Manifest {
   stop: { lsn: string; wal: string; time: number }
   compressType: CompressType
   compressLevel: number
+  /** Files larger than this many bytes are stored in parts of this size. */
+  partSize: number
   targets: ManifestTarget[]
   paths: ManifestPath[]
   links: ManifestLink[]
@@ -82,9 +97,22 @@ export async function manifestLoad(storage: Storage, stanza: string, label: stri
   return manifest
 }
 
-/** The repository path of a file's stored copy, following a reference to an earlier backup. */
-export function manifestFileRepoPath(stanza: string, label: string, file: ManifestFile, extension: string): string {
-  return `${layout.backup(stanza, file.reference ?? label)}/${file.name}${extension}`
+/**
+ * The repository path of a file's stored copy (or of one part of it), following a reference to an earlier backup.
+ * Parts are named <file>.part-<index>: no PostgreSQL file name contains '.part-'.
+ */
+export function manifestFileRepoPath(stanza: string, label: string, file: ManifestFile, extension: string, part?: number): string {
+  return `${layout.backup(stanza, file.reference ?? label)}/${file.name}${part === undefined ? '' : `.part-${part}`}${extension}`
+}
+
+/**
+ * The checksum of a file stored in parts: SHA-256 over the concatenated SHA-256 digests of its parts. Every byte is
+ * still covered by SHA-256, and the parts can be hashed by different workers.
+ */
+export function partsChecksum(parts: readonly ManifestPart[]): string {
+  const hash = createHash('sha256')
+  for (const part of parts) hash.update(Buffer.from(part.sha256, 'hex'))
+  return hash.digest('hex')
 }
 
 export interface ManifestDiff {

@@ -2,7 +2,9 @@
 // archive-get, so both report a damaged repository file the same way.
 
 import type { Writable } from 'node:stream'
-import { WaldenError } from '../common/errors.js'
+import { createHash } from 'node:crypto'
+import { fail, WaldenError } from '../common/errors.js'
+import { decompressBuffer } from '../io/buffer-codec.js'
 import { codecFromExtension } from '../io/compress.js'
 import { HashStream } from '../io/hash.js'
 import type { Storage } from '../storage/storage.js'
@@ -16,9 +18,28 @@ import { streamInto } from '../storage/stream-into.js'
 function damaged(error: unknown, what: string): unknown {
   if (!(error instanceof WaldenError) || error.kind !== 'Format') return error
   return new WaldenError('Checksum', `${what} is damaged: ${error.message}`, {
-    hint: 'the repository file is damaged; use another backup, or repair the repository from a copy.',
+    hint: DAMAGED_HINT,
     cause: error,
   })
+}
+
+const DAMAGED_HINT = 'the repository file is damaged; use another backup, or repair the repository from a copy.'
+
+/**
+ * A small stored file, decompressed and verified, in memory: for the many small files of a cluster streams cost
+ * more than the data. The caller bounds the size.
+ */
+export async function storedFileRead(repo: Storage, path: string, sha256: string, what: string): Promise<Buffer> {
+  const stored = await repo.read(path)
+  let content: Buffer
+  try {
+    content = await decompressBuffer(codecFromExtension(path), stored)
+  } catch (error) {
+    throw damaged(error, what)
+  }
+  const actual = createHash('sha256').update(content).digest('hex')
+  if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
+  return content
 }
 
 /**

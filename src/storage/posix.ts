@@ -1,7 +1,7 @@
 // Posix storage driver: a folder on a local (or mounted) file system.
 
 import { randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { closeSync, createReadStream, fsyncSync, openSync, renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, utimes } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
@@ -88,18 +88,24 @@ export class PosixStorage implements Storage {
     await this.#ensurePath(dirname(target))
     const atomic = options.atomic ?? true
     const written = atomic ? temporaryName(target) : target
+    // Synchronous calls: write() is for small files (metadata, small data files), where each thread-pool round trip
+    // of the asynchronous API costs more than the write itself. Large files go through openWrite().
     try {
-      const handle = await open(written, atomic ? 'wx' : 'w', options.mode ?? DEFAULT_FILE_MODE)
+      const fd = openSync(written, atomic ? 'wx' : 'w', options.mode ?? DEFAULT_FILE_MODE)
       try {
-        await handle.writeFile(data)
-        await handle.sync()
+        writeFileSync(fd, data)
+        fsyncSync(fd)
       } finally {
-        await handle.close()
+        closeSync(fd)
       }
-      if (options.mtimeMs !== undefined) await utimes(written, new Date(), new Date(options.mtimeMs))
-      if (atomic) await rename(written, target)
+      if (options.mtimeMs !== undefined) utimesSync(written, new Date(), new Date(options.mtimeMs))
+      if (atomic) renameSync(written, target)
     } catch (error) {
-      await unlink(written).catch(() => undefined)
+      try {
+        unlinkSync(written)
+      } catch {
+        // nothing to remove
+      }
       throw storageError('FileWrite', 'unable to write', target, error)
     }
     if (atomic) await syncFolder(dirname(target))

@@ -7,7 +7,7 @@
 
 import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
-import { formatBytes, Progress } from '../../common/progress.js'
+import { formatBytes } from '../../common/progress.js'
 import { codecFor } from '../../io/compress.js'
 import type { CompressType } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
@@ -19,7 +19,7 @@ import { archiveWaitFor } from '../../repo/archive.js'
 import { backupLabelNew, isBackupLabel } from '../../repo/label.js'
 import type { BackupType } from '../../repo/label.js'
 import { layout } from '../../repo/layout.js'
-import type { Manifest, ManifestFile } from '../../repo/manifest.js'
+import type { Manifest } from '../../repo/manifest.js'
 import { manifestDiff, manifestLoad, manifestSave } from '../../repo/manifest.js'
 import type { BackupInfo, BackupRecord } from '../../repo/stanza-info.js'
 import { archiveInfoLoad, backupInfoLoad, backupInfoSave, checkIdentity } from '../../repo/stanza-info.js'
@@ -27,9 +27,9 @@ import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
 import { checkDataDirectory, pgSessionOpen, repoStorage } from '../common.js'
 import { expireRun } from '../expire.js'
-import type { BackupFileInput } from './file.js'
+import { backupCopy, PART_SIZE } from './copy.js'
+import type { BackupCopyResult } from './copy.js'
 import { scanCluster } from './scan.js'
-import type { ScannedFile } from './scan.js'
 
 /** The backup a diff or incr builds on, or undefined when a full is needed. */
 function priorBackup(info: BackupInfo, type: BackupType): BackupRecord | undefined {
@@ -39,14 +39,21 @@ function priorBackup(info: BackupInfo, type: BackupType): BackupRecord | undefin
   return undefined
 }
 
-/** Removes folders of backups that never completed (killed before backup.info was written). */
-async function removeIncomplete(repo: Storage, stanza: string, info: BackupInfo): Promise<void> {
+/**
+ * Removes folders of backups that never completed (killed before backup.info was written). Returns the newest
+ * label seen, complete or not, so a new label never reuses one that already appeared in a log.
+ */
+async function removeIncomplete(repo: Storage, stanza: string, info: BackupInfo): Promise<string | undefined> {
   const known = new Set(info.backups.map((backup) => backup.label))
+  let newest = info.backups.at(-1)?.label
   for (const entry of await repo.list(layout.backupRoot(stanza))) {
-    if (!isBackupLabel(entry) || known.has(entry)) continue
+    if (!isBackupLabel(entry)) continue
+    if (newest === undefined || entry > newest) newest = entry
+    if (known.has(entry)) continue
     log.warn(`removing incomplete backup '${entry}' left by an interrupted backup`)
     await repo.removePath(layout.backup(stanza, entry))
   }
+  return newest
 }
 
 /** START TIMELINE from a backup_label. */
@@ -88,7 +95,7 @@ export const backup: Command = {
         })
       }
 
-      await removeIncomplete(repo, stanza, info)
+      const newestLabel = await removeIncomplete(repo, stanza, info)
 
       let type = (cfg.string('type') ?? 'incr') as BackupType
       let prior = priorBackup(info, type)
@@ -99,7 +106,7 @@ export const backup: Command = {
       }
       const startDate = new Date()
       const fullLabel = prior ? (prior.type === 'full' ? prior.label : prior.label.slice(0, prior.label.indexOf('_'))) : undefined
-      const label = backupLabelNew(type, fullLabel, startDate, info.backups.at(-1)?.label)
+      const label = backupLabelNew(type, fullLabel, startDate, newestLabel)
 
       const begin = await dbBackupBegin(session, server.major, `walden backup ${label}`, cfg.boolean('start-fast'))
       log.info(`backup begin: ${type} backup ${label}, start LSN ${begin.lsn}`)
@@ -110,54 +117,24 @@ export const backup: Command = {
       const diff = priorManifest ? manifestDiff(priorManifest, prior!.label, scan.files) : undefined
       const toCopy = diff ? scan.files.filter((file) => !diff.reference.has(file.name)) : scan.files
 
-      // Largest first, so the last file to finish is a small one and no worker idles at the end.
-      const toCopySorted = [...toCopy].sort((a, b) => b.size - a.size)
-      const startLsnText = lsnParse(begin.lsn).toString()
-      const toInput = (file: ScannedFile): BackupFileInput => ({
-        source: file.path,
-        repoRoot: repo.describe(''),
-        repoPath: `${layout.backup(stanza, label)}/${file.name}`,
-        compressType,
-        compressLevel,
-        ...(server.dataChecksums && file.relationSegment !== undefined
-          ? { pageCheck: { firstBlock: file.relationSegment * control.relSegmentSize, blockSize: control.blockSize, startLsn: startLsnText } }
-          : {}),
-      })
-
-      const files: ManifestFile[] = []
-      let copiedBytes = 0
-      let storedBytes = 0
-      let badPageCount = 0
-      const progress = new Progress('backup', toCopySorted.reduce((sum, file) => sum + file.size, 0))
       const pool = new WorkerPool(cfg.number('process-max') ?? 1)
+      let copy: BackupCopyResult
       try {
-        await pool.runAll('backup.file', toCopySorted, toInput, (scanned, result) => {
-          progress.add(scanned.size)
-          if (!result.copied) {
-            log.detail(`file '${scanned.path}' was removed during the backup; WAL replay accounts for it`)
-            return
-          }
-          copiedBytes += result.size
-          storedBytes += result.repoSize
-          if (result.badPages.length > 0) {
-            badPageCount += result.badPages.length
-            log.warn(`invalid page checksums found in file '${scanned.path}' at blocks ${result.badPages.join(', ')}`)
-          }
-          files.push({
-            name: scanned.name,
-            size: result.size,
-            mtimeMs: scanned.mtimeMs,
-            mode: scanned.mode,
-            sha256: result.sha256,
-            repoSize: result.repoSize,
-            compressType,
-            ...(result.badPages.length > 0 ? { badPages: result.badPages } : {}),
-          })
+        copy = await backupCopy({
+          pool,
+          files: toCopy,
+          repoRoot: repo.describe(''),
+          backupPath: layout.backup(stanza, label),
+          compressType,
+          compressLevel,
+          ...(server.dataChecksums
+            ? { pageCheck: { relSegmentSize: control.relSegmentSize, blockSize: control.blockSize, startLsn: lsnParse(begin.lsn).toString() } }
+            : {}),
         })
       } finally {
-        progress.end()
         await pool.close()
       }
+      const { files, copiedBytes, storedBytes, badPageCount } = copy
       for (const referenced of diff?.reference.values() ?? []) files.push(referenced)
       files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 
@@ -201,6 +178,7 @@ export const backup: Command = {
         stop: { lsn: end.lsn, wal: walStop, time: Date.parse(end.time) },
         compressType,
         compressLevel,
+        partSize: PART_SIZE,
         targets: scan.targets,
         paths: scan.paths,
         links: scan.links,

@@ -1,18 +1,22 @@
-// Restores one file: with delta, keep it when size and SHA-256 already match; otherwise fetch it from the
-// repository, decompress, verify its checksum and write it atomically. Runs in a worker thread or inline.
+// Restores one file, or one part of a file stored in parts: with delta, keep it when its SHA-256 already matches;
+// otherwise fetch it from the repository, decompress, verify its checksum and write it. Runs in a worker thread or
+// inline; takes plain data and returns plain data.
 
-import { chmod, lstat, utimes } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, utimesSync, writeSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
+import { Writable } from 'node:stream'
 import { errnoCode } from '../../common/errors.js'
-import { fileSha256 } from '../../io/hash.js'
-import { storedFileCopy } from '../../repo/stored-file.js'
+import { storedFileCopy, storedFileRead } from '../../repo/stored-file.js'
 import { posixStorage } from '../../storage/posix.js'
+import { SMALL_FILE } from '../backup/file.js'
 
 export interface RestoreFileInput {
   destination: string
   repoRoot: string
   /** Repository path with extension; empty for an empty file, which is not stored. */
   repoPath: string
+  /** Bytes of the file, or of the part. */
   size: number
   sha256: string
   mode: number
@@ -20,44 +24,120 @@ export interface RestoreFileInput {
   delta: boolean
   /** Write under a temporary name and rename (for the file written last, global/pg_control). */
   atomic: boolean
+  /**
+   * For one part of a file stored in parts: where the part starts. The caller has created the file at its full
+   * size and sets its mode and time once every part is in place.
+   */
+  partOffset?: number
 }
 
 export interface RestoreFileOutput {
-  /** True when the file was written from the repository, false when the existing one was kept. */
+  /** True when the data was written from the repository, false when the existing data was kept. */
   fetched: boolean
 }
 
-async function matches(input: RestoreFileInput): Promise<boolean> {
-  let stat
+/** SHA-256 of `size` bytes of a file from `offset`, or undefined when the file is missing or too short. */
+function existingSha256(path: string, offset: number, size: number): string | undefined {
+  let fd: number
   try {
-    stat = await lstat(input.destination)
+    if (!lstatSync(path).isFile()) return undefined
+    fd = openSync(path, 'r')
   } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return false
+    if (errnoCode(error) === 'ENOENT') return undefined
     throw error
   }
-  if (!stat.isFile() || stat.size !== input.size) return false
-  return (await fileSha256(input.destination)) === input.sha256
+  try {
+    if (fstatSync(fd).size < offset + size) return undefined
+    const hash = createHash('sha256')
+    const buffer = Buffer.allocUnsafe(Math.min(size, 1024 * 1024))
+    for (let done = 0; done < size; ) {
+      const bytes = readSync(fd, buffer, 0, Math.min(buffer.length, size - done), offset + done)
+      if (bytes === 0) return undefined
+      hash.update(buffer.subarray(0, bytes))
+      done += bytes
+    }
+    return hash.digest('hex')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Writes a stream into an open file at a position, then fsyncs it: one part of a file restored in parts. */
+class PositionalWriter extends Writable {
+  readonly #fd: number
+  #position: number
+
+  constructor(path: string, position: number) {
+    super({ highWaterMark: 1024 * 1024 })
+    this.#fd = openSync(path, 'r+')
+    this.#position = position
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    try {
+      let written = 0
+      // writeSync on a worker thread: one fewer thread-pool round trip per chunk, and nothing else waits on us.
+      while (written < chunk.length) written += writeSync(this.#fd, chunk, written, chunk.length - written, this.#position + written)
+      this.#position += chunk.length
+      callback()
+    } catch (error) {
+      callback(error as Error)
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    try {
+      fsyncSync(this.#fd)
+      callback()
+    } catch (error) {
+      callback(error as Error)
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    try {
+      closeSync(this.#fd)
+    } catch {
+      // already closed
+    }
+    callback(error)
+  }
 }
 
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
-  const mtime = new Date(input.mtimeMs)
-  if (input.delta && (await matches(input))) {
-    await chmod(input.destination, input.mode)
-    await utimes(input.destination, mtime, mtime)
-    return { fetched: false }
+  const offset = input.partOffset ?? 0
+  if (input.delta && existingSha256(input.destination, offset, input.size) === input.sha256) {
+    if (input.partOffset === undefined) {
+      // Whole file kept: its size must match too, not only its first `size` bytes.
+      if (lstatSync(input.destination).size === input.size) {
+        chmodSync(input.destination, input.mode)
+        utimesSync(input.destination, new Date(input.mtimeMs), new Date(input.mtimeMs))
+        return { fetched: false }
+      }
+    } else return { fetched: false }
   }
-  // Usually in place, not atomic: restore writes global/pg_control last, so a cluster restored part-way cannot start.
-  const target = posixStorage(dirname(input.destination))
-  const name = basename(input.destination)
-  if (input.size === 0) {
-    await target.write(name, Buffer.alloc(0), { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic })
+
+  const repo = posixStorage(input.repoRoot)
+  const what = `repository file '${repo.describe(input.repoPath)}'`
+
+  if (input.partOffset !== undefined) {
+    await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset))
     return { fetched: true }
   }
-  const repo = posixStorage(input.repoRoot)
-  await storedFileCopy(repo, input.repoPath, input.sha256, `repository file '${repo.describe(input.repoPath)}'`, () =>
-    target.openWrite(name, { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic }),
-  )
+
+  const target = posixStorage(dirname(input.destination))
+  const name = basename(input.destination)
+  const writeOptions = { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic }
+  if (input.size === 0) {
+    await target.write(name, Buffer.alloc(0), writeOptions)
+  } else if (input.size <= SMALL_FILE) {
+    // Small files in memory: the stored copy is smaller still, and streams cost more than the data here.
+    await target.write(name, await storedFileRead(repo, input.repoPath, input.sha256, what), writeOptions)
+  } else {
+    await storedFileCopy(repo, input.repoPath, input.sha256, what, () => target.openWrite(name, writeOptions))
+  }
   // open() applies the umask to the mode; set it exactly.
-  await chmod(input.destination, input.mode)
+  chmodSync(input.destination, input.mode)
   return { fetched: true }
 }
+

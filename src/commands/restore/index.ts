@@ -7,19 +7,19 @@ import { lstat, mkdir, readdir, readFile, readlink, rm, symlink, chmod } from 'n
 import { join, resolve } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
-import { formatBytes, Progress } from '../../common/progress.js'
+import { formatBytes } from '../../common/progress.js'
 import { codecFor } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
 import { pgControlRead } from '../../pg/control.js'
 import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
-import type { Manifest, ManifestFile, ManifestTarget } from '../../repo/manifest.js'
+import type { Manifest, ManifestTarget } from '../../repo/manifest.js'
 import { backupInfoLoad } from '../../repo/stanza-info.js'
 import { PosixStorage, syncFolder } from '../../storage/posix.js'
 import type { Command } from '../command.js'
 import { repoStorage } from '../common.js'
 import { pgRunning } from '../stanza.js'
 import { restoreFile } from './file.js'
-import type { RestoreFileInput } from './file.js'
+import { restoreCopy } from './copy.js'
 import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
 import { backupSelect } from './target.js'
 
@@ -201,31 +201,20 @@ export const restore: Command = {
     const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
     const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
     if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
-    const toInput = (file: ManifestFile, atomic = false): RestoreFileInput => ({
-      destination: destinationOf(file.name, targets),
-      repoRoot,
-      repoPath: file.size === 0 ? '' : manifestFileRepoPath(stanza, chosen.label, file, codecFor(file.compressType).extension),
-      size: file.size,
-      sha256: file.sha256,
-      mode: file.mode,
-      mtimeMs: file.mtimeMs,
-      delta: delta || force,
-      atomic,
-    })
-    const progress = new Progress('restore', files.reduce((sum, file) => sum + file.size, 0))
     const pool = new WorkerPool(cfg.number('process-max') ?? 1)
-    let fetched = 0
-    let fetchedBytes = 0
+    let fetched: number
+    let fetchedBytes: number
     try {
-      await pool.runAll('restore.file', files, toInput, (file, result) => {
-        progress.add(file.size)
-        if (result.fetched) {
-          fetched++
-          fetchedBytes += file.size
-        }
-      })
+      ;({ fetchedFiles: fetched, fetchedBytes } = await restoreCopy({
+        pool,
+        files,
+        repoRoot,
+        partSize: manifest.partSize,
+        delta: delta || force,
+        destinationOf: (file) => destinationOf(file.name, targets),
+        repoPathOf: (file, extension, part) => manifestFileRepoPath(stanza, chosen.label, file, extension, part),
+      }))
     } finally {
-      progress.end()
       await pool.close()
     }
 
@@ -236,7 +225,17 @@ export const restore: Command = {
     await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
     await writeRecovery(cfg, data, pgPath, type, target)
     // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
-    await restoreFile({ ...toInput(control, true), delta: false })
+    await restoreFile({
+      destination: destinationOf(control.name, targets),
+      repoRoot,
+      repoPath: manifestFileRepoPath(stanza, chosen.label, control, codecFor(control.compressType).extension),
+      size: control.size,
+      sha256: control.sha256,
+      mode: control.mode,
+      mtimeMs: control.mtimeMs,
+      delta: false,
+      atomic: true,
+    })
     fetched++
     fetchedBytes += control.size
 

@@ -1,0 +1,612 @@
+// The seven scenarios of issue #3. Each runs both tools on the same data with the same settings, alternating
+// (walden, pgBackRest, walden, pgBackRest, ...), and records one sample per run in a Case.
+
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { link, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ownedFile, ownedFolder, restoredConfAppend, Server, sourceClusterCreate } from './cluster.mjs'
+import { BenchError, heading, measure, run, say } from './proc.mjs'
+import { Case, fmtMB, fmtS, median, ratioTarget, sampleLine, summary } from './report.mjs'
+import { PGBACKREST, toolsSetup, WALDEN } from './tools.mjs'
+
+const COMPRESS_LEVEL = { lz4: 1, zst: 3, gz: 6, none: 0 }
+const SEGMENT_BYTES = 16 * 1024 * 1024
+const PAGE = 8192
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+function toolList(ctx, stack = ctx.main) {
+  return [stack.tools.walden, stack.tools.pgbackrest].filter(Boolean)
+}
+
+async function sync() {
+  await run('sync', [], { owner: false })
+}
+
+async function sha256File(path) {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk)
+  return hash.digest('hex')
+}
+
+function addCase(ctx, options) {
+  const c = new Case(options)
+  ctx.cases.push(c)
+  return c
+}
+
+const SAMPLE_FIELDS = ['wallS', 'wallAllS', 'cpuS', 'userS', 'sysS', 'rssBytes', 'rssTreeBytes', 'rssSingleBytes', 'markWallS', 'segments', 'segmentsPerS', 'copiedBytes', 'detected']
+
+function record(c, tool, measured, run, runs, extra = '') {
+  const sample = Object.fromEntries(SAMPLE_FIELDS.filter((key) => measured[key] !== undefined).map((key) => [key, measured[key]]))
+  c.add(tool.kind, sample)
+  say(`  ${c.title} · run ${run + 1}/${runs} · ${tool.label}: ${sampleLine(sample)}${extra}`)
+}
+
+function compressArgs(ct) {
+  return [`--compress-type=${ct}`, `--compress-level=${COMPRESS_LEVEL[ct]}`]
+}
+
+/** A full backup with the common settings, taken (untimed) unless this bench already has one that still exists. */
+async function ensureFull(ctx, tool) {
+  const known = ctx.state.full[tool.kind]
+  if (known && (await tool.backups()).some((backup) => backup.label === known)) return known
+  say(`  taking a full backup with ${tool.label} (untimed, needed by this scenario)`)
+  await ctx.main.server.sql('CHECKPOINT')
+  await tool.run('backup', ['--type=full', ...compressArgs(ctx.opts.compressType), '--process-max=2'])
+  const label = (await tool.lastBackup()).label
+  ctx.state.full[tool.kind] = label
+  return label
+}
+
+/** Stored size of a backup (bytes in the repository for this backup alone), from `info --output=json`. */
+async function backupStoredBytes(tool, label) {
+  const backup = (await tool.backups()).find((entry) => entry.label === label)
+  return backup?.info?.repository?.delta ?? backup?.info?.repository?.size
+}
+
+/** An empty folder for a restore, owned by the cluster owner. */
+async function emptyFolder(path) {
+  await rm(path, { recursive: true, force: true })
+  return ownedFolder(path)
+}
+
+/** Restore arguments for restoring `label` into `dir`. */
+function restoreArgs(dir, label, extra = []) {
+  return [`--pg1-path=${dir}`, `--set=${label}`, '--process-max=2', ...extra]
+}
+
+/** Starts a restored cluster beside the source, waits for promotion, checks pgbench_accounts, stops it. */
+async function verifyRestored(ctx, dir, what, checks = {}) {
+  const port = ctx.nextPort()
+  await restoredConfAppend(dir, port, ctx.socketDir)
+  const server = new Server({ pgBin: ctx.pgBin, dataDir: dir, port, socketDir: ctx.socketDir, logFile: `${dir}.log` })
+  await server.start()
+  try {
+    await server.waitPromoted(3_600_000, 100)
+    const rows = Number(await server.sql('select count(*) from pgbench_accounts'))
+    const expected = (checks.scale ?? ctx.opts.scale) * 100000
+    if (rows !== expected) throw new BenchError(`${what}: pgbench_accounts has ${rows} rows, expected ${expected}`)
+    let extra = ''
+    if (checks.walloadRows !== undefined) {
+      const loaded = Number(await server.sql('select count(*) from walload'))
+      if (loaded !== checks.walloadRows) throw new BenchError(`${what}: walload has ${loaded} rows, expected ${checks.walloadRows} (not all archived WAL was replayed)`)
+      extra = `, walload ${loaded} rows`
+    }
+    say(`  verified ${what}: started, promoted, pgbench_accounts ${rows} rows${extra}`)
+  } finally {
+    await server.stop('fast')
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Full backup
+
+export async function scenarioFull(ctx) {
+  heading('1. full backup: lz4 and zst, process-max 1 and 2')
+  const common = ctx.opts.compressType
+  // The common setting last, so its backup is the newest full (retention keeps two) and later scenarios reuse it.
+  const types = ['lz4', 'zst'].sort((a, b) => (a === common) - (b === common))
+  for (const ct of types) {
+    for (const pm of [1, 2]) {
+      const target = pm === 2 && ct === 'lz4' ? ratioTarget('≤ 0.65', 0.65) : pm === 2 && ct === 'zst' ? ratioTarget('≤ 0.70', 0.7) : undefined
+      const c = addCase(ctx, { id: `full-${ct}-pm${pm}`, scenario: 1, title: `full backup ${ct}, process-max ${pm}`, target })
+      const stored = {}
+      for (let r = 0; r < ctx.opts.runs; r++) {
+        for (const tool of toolList(ctx)) {
+          await ctx.main.server.sql('CHECKPOINT')
+          await sync()
+          const m = await tool.measure('backup', ['--type=full', ...compressArgs(ct), `--process-max=${pm}`])
+          const label = (await tool.lastBackup()).label
+          stored[tool.kind] = await backupStoredBytes(tool, label)
+          record(c, tool, m, r, ctx.opts.runs)
+          if (ct === common && pm === 2) ctx.state.full[tool.kind] = label
+        }
+      }
+      c.notes.push(`stored size of one backup: ${Object.entries(stored).map(([kind, bytes]) => `${ctx.label(kind)} ${fmtMB(bytes)} MB`).join(', ')}`)
+      if (ct === common && pm === 2) ctx.state.memoryCases.backup = c
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. Incremental backup after pgbench -T 30
+
+export async function scenarioIncr(ctx) {
+  heading('2. incremental backup after pgbench -T 30')
+  const ct = ctx.opts.compressType
+  for (const tool of toolList(ctx)) await ensureFull(ctx, tool)
+  const c = addCase(ctx, { id: 'incr', scenario: 2, title: 'incremental after pgbench -T 30', target: ratioTarget('≤ 0.75', 0.75) })
+  c.notes.push(
+    'each run: `pgbench -T 30` (untimed), CHECKPOINT, then one incremental backup per tool, each against its own previous backup (the full before run 1), so every incremental covers the same 30 s of changes',
+  )
+  const stored = {}
+  for (let r = 0; r < ctx.opts.runs; r++) {
+    const s = ctx.main.server
+    const { stdout } = await run(ctx.pgBin + '/pgbench', ['-T', '30', '-h', ctx.socketDir, '-p', String(s.port), '-U', 'postgres', 'postgres'], { what: 'pgbench -T 30' })
+    const tps = /tps = ([\d.]+)/.exec(stdout)?.[1]
+    say(`  pgbench -T 30: ${tps ?? '?'} tps`)
+    await s.sql('CHECKPOINT')
+    for (const tool of toolList(ctx)) {
+      await sync()
+      const m = await tool.measure('backup', ['--type=incr', ...compressArgs(ct), '--process-max=2'])
+      const last = await tool.lastBackup()
+      if (last.type !== 'incr') throw new BenchError(`${tool.label} made a ${last.type} backup, not an incremental`)
+      stored[tool.kind] = last.info?.repository?.delta
+      m.copiedBytes = last.info?.delta
+      record(c, tool, m, r, ctx.opts.runs, `, copied ${fmtMB(last.info?.delta)} MB`)
+    }
+  }
+  c.notes.push(
+    `copied (changed data read) in the last run: ${toolList(ctx).map((tool) => `${tool.label} ${fmtMB(c.samples[tool.kind].at(-1)?.copiedBytes)} MB`).join(', ')}; stored: ${Object.entries(stored).map(([kind, bytes]) => `${ctx.label(kind)} ${fmtMB(bytes)} MB`).join(', ')}`,
+  )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. Restore into an empty folder
+
+export async function scenarioRestore(ctx) {
+  heading('3. restore of the full backup into an empty folder, process-max 2')
+  const labels = {}
+  for (const tool of toolList(ctx)) labels[tool.kind] = await ensureFull(ctx, tool)
+  const c = addCase(ctx, { id: 'restore', scenario: 3, title: 'restore', target: ratioTarget('≤ 0.90', 0.9) })
+  c.notes.push('`restore --type=immediate --target-action=promote --process-max=2` into an empty folder; every restored cluster was started, promoted and its pgbench_accounts rows counted (untimed)')
+  for (let r = 0; r < ctx.opts.runs; r++) {
+    for (const tool of toolList(ctx)) {
+      const dir = await emptyFolder(join(ctx.root, `restore-${tool.kind}`))
+      await sync()
+      const m = await tool.measure('restore', restoreArgs(dir, labels[tool.kind], ['--type=immediate', '--target-action=promote']))
+      record(c, tool, m, r, ctx.opts.runs)
+      await verifyRestored(ctx, dir, `${tool.label} restore`)
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  ctx.state.memoryCases.restore = c
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. Delta restore
+
+/** Changes one 8 KiB page in place, keeping the file's size and timestamps. */
+async function pageChange(path, block) {
+  const before = await stat(path, { bigint: true })
+  const handle = await open(path, 'r+')
+  try {
+    const page = Buffer.alloc(PAGE)
+    await handle.read(page, 0, PAGE, block * PAGE)
+    // Flip 64 bytes in the middle of the page: tuple data changes and the page checksum no longer matches.
+    for (let i = 4096; i < 4160; i++) page[i] ^= 0xff
+    await handle.write(page, 0, PAGE, block * PAGE)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  // Back to the old timestamps (nanoseconds, as seconds with a fraction), so a tool trusting size and time sees
+  // nothing.
+  await utimes(path, Number(before.atimeNs) / 1e9, Number(before.mtimeNs) / 1e9)
+  const after = await stat(path, { bigint: true })
+  return { sameSize: after.size === before.size, sameMtime: after.mtimeMs === before.mtimeMs }
+}
+
+export async function scenarioDelta(ctx) {
+  heading('4. delta restore: nothing changed, and one 8 KiB page of pgbench_accounts changed')
+  const labels = {}
+  for (const tool of toolList(ctx)) labels[tool.kind] = await ensureFull(ctx, tool)
+  const relPath = await ctx.main.server.sql("select pg_relation_filepath('pgbench_accounts')")
+  const deltaArgs = (tool, dir) => restoreArgs(dir, labels[tool.kind], ['--delta', '--type=immediate', '--target-action=promote'])
+
+  const dirs = {}
+  const files = {}
+  const original = {}
+  let block
+  for (const tool of toolList(ctx)) {
+    dirs[tool.kind] = await emptyFolder(join(ctx.root, `delta-${tool.kind}`))
+    say(`  restoring ${tool.label}'s full backup into ${dirs[tool.kind]} (untimed)`)
+    await tool.run('restore', restoreArgs(dirs[tool.kind], labels[tool.kind], ['--type=immediate', '--target-action=promote']))
+    files[tool.kind] = join(dirs[tool.kind], relPath)
+    const size = (await stat(files[tool.kind])).size
+    block ??= Math.floor(size / PAGE / 2)
+    original[tool.kind] = await sha256File(files[tool.kind])
+  }
+  const fileSize = (await stat(files[WALDEN])).size
+  say(`  page to change: block ${block} of ${relPath} (${fmtMB(fileSize)} MB${fileSize === 1073741824 ? ', a full 1 GiB segment' : ''})`)
+
+  const nothing = addCase(ctx, { id: 'delta-nothing', scenario: 4, title: 'delta restore, nothing changed', target: ratioTarget('≤ 1.0', 1.0) })
+  const onePage = addCase(ctx, { id: 'delta-page', scenario: 4, title: 'delta restore, one page changed', target: ratioTarget('≤ 0.35', 0.35) })
+  onePage.notes.push(
+    `block ${block} of ${relPath} (${fmtMB(fileSize)} MB) changed in place in each tool's restored copy, same size, mtime set back; then \`restore --delta\` (pgBackRest: checksum delta, no --force)`,
+  )
+  const detected = {}
+  for (let r = 0; r < ctx.opts.runs; r++) {
+    for (const tool of toolList(ctx)) {
+      await sync()
+      const m = await tool.measure('restore', deltaArgs(tool, dirs[tool.kind]))
+      record(nothing, tool, m, r, ctx.opts.runs)
+    }
+    for (const tool of toolList(ctx)) {
+      const kept = await pageChange(files[tool.kind], block)
+      if (!kept.sameSize || !kept.sameMtime) say(`  WARNING: could not keep size and mtime of ${files[tool.kind]}`)
+    }
+    for (const tool of toolList(ctx)) {
+      await sync()
+      const m = await tool.measure('restore', deltaArgs(tool, dirs[tool.kind]))
+      const repaired = (await sha256File(files[tool.kind])) === original[tool.kind]
+      m.detected = repaired
+      detected[tool.kind] = (detected[tool.kind] ?? true) && repaired
+      record(onePage, tool, m, r, ctx.opts.runs, repaired ? ', page repaired' : ', CHANGED PAGE NOT REPAIRED')
+      if (!repaired) {
+        // Put it right for the next run (and the start-up check): a plain restore into an empty folder.
+        await emptyFolder(dirs[tool.kind])
+        await tool.run('restore', restoreArgs(dirs[tool.kind], labels[tool.kind], ['--type=immediate', '--target-action=promote']))
+      }
+    }
+  }
+  for (const tool of toolList(ctx)) {
+    onePage.notes.push(`${tool.label} \`restore --delta\` ${detected[tool.kind] ? 'found and repaired the changed page in every run' : '**missed the changed page** (file left different from the backup)'}`)
+  }
+
+  // For the record: pgBackRest's --delta --force trusts size and timestamp.
+  if (ctx.main.tools.pgbackrest) {
+    const tool = ctx.main.tools.pgbackrest
+    await pageChange(files[tool.kind], block)
+    await tool.run('restore', [...deltaArgs(tool, dirs[tool.kind]), '--force'])
+    const repaired = (await sha256File(files[tool.kind])) === original[tool.kind]
+    onePage.notes.push(`pgBackRest \`restore --delta --force\` (size + timestamp) ${repaired ? 'also repaired the page' : '**did not notice the changed page** (as designed: same size and mtime); not timed'}`)
+    say(`  pgBackRest --delta --force: ${repaired ? 'repaired the page' : 'did not notice the changed page'}`)
+    if (!repaired) await tool.run('restore', deltaArgs(tool, dirs[tool.kind]))
+  }
+  for (const tool of toolList(ctx)) {
+    await verifyRestored(ctx, dirs[tool.kind], `${tool.label} delta-restored copy`)
+    await rm(dirs[tool.kind], { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// WAL for scenarios 5 and 6: full backups first (for the replay), then at least 66 segments of real WAL, archived
+// into both repositories and copied aside by the archive_command wrapper.
+
+export async function walPhase(ctx) {
+  if (ctx.state.wal) return ctx.state.wal
+  const server = ctx.main.server
+  heading('WAL: full backups for the replay, then about 1.1 GB of real WAL')
+  const fulls = {}
+  if (ctx.opts.scenarios.includes(6)) {
+    for (const tool of toolList(ctx)) {
+      await server.sql('CHECKPOINT')
+      say(`  full backup with ${tool.label} (untimed): the replay restores it and fetches all WAL written after it`)
+      await tool.run('backup', ['--type=full', ...compressArgs(ctx.opts.compressType), '--process-max=2'])
+      const last = await tool.lastBackup()
+      fulls[tool.kind] = { label: last.label, startLsn: last.lsn?.start }
+    }
+  }
+  const collect = await ownedFolder(ctx.main.collectDir, 0o755)
+  await server.sql('CREATE TABLE IF NOT EXISTS walload (id bigint, payload text, at timestamptz)')
+  const lsn0 = await server.sql('select pg_current_wal_lsn()')
+  const need = 66 * SEGMENT_BYTES
+  let written = 0
+  let rows = Number(await server.sql('select count(*) from walload'))
+  const accounts = ctx.opts.scale * 100000
+  const t0 = Date.now()
+  for (let i = 0; written < need; i++) {
+    // Inserts of hashed text (compresses about 2:1) and updates scattered over pgbench_accounts (full-page images
+    // after the checkpoint, then ordinary heap updates): WAL that looks like a busy OLTP system's.
+    const step = Math.max(1, Math.round(accounts / 40000))
+    await server.sql(
+      `BEGIN; INSERT INTO walload SELECT g, md5(g::text) || md5((g * 7)::text), clock_timestamp() FROM generate_series(${rows + 1}, ${rows + 150000}) g; ` +
+        `UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % ${step} = ${i % step}; COMMIT;`,
+    )
+    rows += 150000
+    written = Number(await server.sql(`select pg_current_wal_lsn() - '${lsn0}'::pg_lsn`))
+  }
+  const last = await server.sql('select pg_walfile_name(pg_switch_wal())')
+  say(`  wrote ${fmtMB(written)} MB of WAL in ${((Date.now() - t0) / 1000).toFixed(0)} s; waiting for the archiver to reach ${last}`)
+  for (let waited = 0; ; waited++) {
+    const archived = await server.sql('select last_archived_wal from pg_stat_archiver')
+    if (archived >= last && archived.length === last.length) break
+    if (waited > 6000) throw new BenchError(`the archiver did not reach ${last} (at ${archived}); see ${server.logFile}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const failed = await server.sql('select failed_count from pg_stat_archiver')
+  // Stop collecting: the wrapper copies only while the folder exists.
+  const collected = `${collect}-done`
+  await rename(collect, collected)
+  const names = (await readdir(collected)).filter((name) => /^[0-9A-F]{24}$/.test(name)).sort()
+  // The first may hold WAL from before the load and the last was cut short by pg_switch_wal: keep the middle.
+  const segments = names.slice(1, -1).slice(0, 64).map((name) => join(collected, name))
+  if (segments.length < 64) throw new BenchError(`only ${segments.length} full segments were collected (${names.length} in ${collected})`)
+  say(`  ${names.length} segments archived into both repositories (archiver failures: ${failed}); using ${segments.at(0).slice(-24)}..${segments.at(-1).slice(-24)}`)
+  ctx.state.wal = { fulls, segments, walloadRows: rows }
+  return ctx.state.wal
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5. archive-push
+
+export async function scenarioArchivePush(ctx) {
+  const wal = await walPhase(ctx)
+  heading('5. archive-push: one synchronous segment, and 64 segments in a row')
+  const ct = ctx.opts.compressType
+  const base = await ownedFolder(join(ctx.root, 'push'), 0o755)
+  // A stand-in data folder: pgBackRest reads pg_control from pg1-path and, when asynchronous, the .ready files in
+  // pg_wal/archive_status; the segments are hard links to the real ones collected above.
+  const fake = await ownedFolder(join(base, 'pgdata'))
+  await ownedFolder(join(fake, 'global'))
+  await ownedFolder(join(fake, 'pg_wal'))
+  await ownedFolder(join(fake, 'pg_wal', 'archive_status'))
+  for (const name of ['global/pg_control', 'PG_VERSION']) await ownedFile(join(fake, name), await readFile(join(ctx.main.server.dataDir, name)))
+  const segNames = wal.segments.map((path) => path.slice(-24))
+  for (const path of wal.segments) await link(path, join(fake, 'pg_wal', path.slice(-24))).catch(() => undefined)
+
+  /** A fresh repository with the stanza created, for one tool (so every push is a new segment for it). */
+  let repoSeq = 0
+  async function freshRepo(tool) {
+    const repo = join(base, `repo-${tool.kind}-${++repoSeq}`)
+    await rm(repo, { recursive: true, force: true })
+    await ownedFolder(repo)
+    await tool.run('stanza-create', [`--repo1-path=${repo}`])
+    return repo
+  }
+  const pushArgs = (tool, repo, extra = []) => [`--repo1-path=${repo}`, `--pg1-path=${fake}`, ...compressArgs(ct), ...extra]
+  const syncExtra = (tool) => (tool.kind === PGBACKREST ? ['--no-archive-async'] : [])
+
+  // One segment, synchronous, as PostgreSQL's archiver calls it (cwd = data folder, %p = pg_wal/NAME).
+  const single = addCase(ctx, { id: 'push-one', scenario: 5, title: 'archive-push one synchronous segment', target: ratioTarget('≤ 2.0', 2.0) })
+  const pushes = Math.max(ctx.opts.runs, 5)
+  single.notes.push(`${pushes} pushes per tool, each of a different real segment into a fresh stanza; pgBackRest with --no-archive-async`)
+  const repos = {}
+  for (const tool of toolList(ctx)) repos[tool.kind] = await freshRepo(tool)
+  for (let i = 0; i < pushes; i++) {
+    for (const tool of toolList(ctx)) {
+      const m = await tool.measure('archive-push', [...pushArgs(tool, repos[tool.kind], syncExtra(tool)), `pg_wal/${segNames[i]}`], { cwd: fake })
+      record(single, tool, m, i, pushes)
+    }
+  }
+
+  // 64 segments in a row.
+  const count = 64
+  async function loopScript(tool, repo, extra) {
+    const script = join(base, `push-loop-${tool.kind}.sh`)
+    const lines = ['#!/bin/sh', 'set -e', `cd ${fake}`]
+    for (const name of segNames.slice(0, count)) {
+      lines.push(`${tool.shell('archive-push', [...pushArgs(tool, repo, extra), `pg_wal/${name}`])}`)
+      lines.push(`mv pg_wal/archive_status/${name}.ready pg_wal/archive_status/${name}.done`)
+    }
+    await ownedFile(script, lines.join('\n') + '\n', 0o755)
+    return script
+  }
+  async function readyAll() {
+    const status = join(fake, 'pg_wal', 'archive_status')
+    for (const name of await readdir(status)) await rm(join(status, name), { force: true })
+    for (const name of segNames.slice(0, count)) await ownedFile(join(status, `${name}.ready`), '', 0o600)
+  }
+  async function archivedCount(repo) {
+    const { stdout } = await run('find', [repo, '-type', 'f', '-name', '0000*'], { owner: false })
+    return new Set(stdout.split('\n').filter(Boolean).map((path) => path.split('/').at(-1).slice(0, 24)).filter((name) => segNames.includes(name))).size
+  }
+
+  const sustained = addCase(ctx, { id: 'push-64', scenario: 5, title: 'archive-push 64 segments (walden sequential, pgBackRest async)', target: ratioTarget('≥ 1.2× pgBackRest\'s segments/s', 1.2, '>='), ratio: 'throughput' })
+  sustained.toolNote = { [WALDEN]: '(sequential: no async mode yet)', [PGBACKREST]: '(async, process-max 2)' }
+  sustained.notes.push(
+    '64 real segments pushed one after another as the archiver does (a .ready file for each, renamed .done after each successful push). ' +
+      'walden has no asynchronous mode yet, so its figure is 64 sequential synchronous pushes; pgBackRest runs `--archive-async --process-max=2` with a fresh spool, and its detached async worker is included in CPU and memory. ' +
+      'Wall time is until the 64th archive-push returns; the speed ratio is walden\'s segments/s ÷ pgBackRest\'s.',
+  )
+  const sequential = addCase(ctx, { id: 'push-64-sync', scenario: 5, title: 'archive-push 64 segments, both sequential (sync)', ratio: 'throughput' })
+  sequential.notes.push('for reference, both tools synchronous: 64 archive-push commands one after another')
+  for (const [c, asyncPgbr] of [[sustained, true], [sequential, false]]) {
+    for (let r = 0; r < ctx.opts.runs; r++) {
+      for (const tool of toolList(ctx)) {
+        const repo = await freshRepo(tool)
+        let extra = syncExtra(tool)
+        if (tool.kind === PGBACKREST && asyncPgbr) {
+          const spool = join(base, 'spool')
+          await rm(spool, { recursive: true, force: true })
+          await ownedFolder(spool)
+          extra = ['--archive-async', `--spool-path=${spool}`, '--process-max=2']
+        }
+        await readyAll()
+        const script = await loopScript(tool, repo, extra)
+        await sync()
+        const m = await measureScript(ctx, script)
+        m.segments = count
+        m.segmentsPerS = count / m.wallS
+        const archived = await archivedCount(repo)
+        if (archived !== count) throw new BenchError(`${tool.label}: ${archived} of ${count} segments are in the repository after the run`)
+        record(c, tool, m, r, ctx.opts.runs, `, ${m.segmentsPerS.toFixed(1)} segments/s${m.wallAllS > m.wallS + 0.05 ? ` (last worker exited after ${fmtS(m.wallAllS)} s)` : ''}`)
+        await rm(repo, { recursive: true, force: true })
+      }
+    }
+  }
+  await rm(base, { recursive: true, force: true })
+}
+
+function measureScript(ctx, script) {
+  return measure('/bin/sh', [script], { what: script })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 6. archive-get and recovery replay
+
+export async function scenarioArchiveGet(ctx) {
+  const wal = await walPhase(ctx)
+  heading('6. archive-get of one segment, and recovery replay through restore_command')
+  const dest = await ownedFolder(join(ctx.root, 'get'), 0o700)
+  const gets = Math.max(ctx.opts.runs, 5)
+  const single = addCase(ctx, { id: 'get-one', scenario: 6, title: 'archive-get one segment' })
+  single.notes.push(`${gets} gets per tool of different segments from the source cluster's repositories; pgBackRest with --no-archive-async`)
+  for (let i = 0; i < gets; i++) {
+    const segment = wal.segments[i]
+    const name = segment.slice(-24)
+    const expected = await sha256File(segment)
+    for (const tool of toolList(ctx)) {
+      const target = join(dest, `${tool.kind}-${name}`)
+      const extra = tool.kind === PGBACKREST ? ['--no-archive-async'] : []
+      const m = await tool.measure('archive-get', [...extra, name, target])
+      if ((await sha256File(target)) !== expected) throw new BenchError(`${tool.label} archive-get ${name}: the file differs from the archived segment`)
+      record(single, tool, m, i, gets)
+      await rm(target, { force: true })
+    }
+  }
+
+  if (!ctx.opts.scenarios.includes(6) || Object.keys(wal.fulls).length === 0) return
+  const replay = addCase(ctx, { id: 'replay', scenario: 6, title: 'recovery replay of 64 segments', target: ratioTarget('≤ 1.0', 1.0), ratio: 'time-per', per: 'segments' })
+  replay.perLabel = 'segment'
+  replay.toolNote = { [WALDEN]: '(no prefetch yet)', [PGBACKREST]: '(async get, queue 128 MiB, process-max 2)' }
+  replay.notes.push(
+    'the full backup taken just before the WAL was written is restored (untimed), then the server is started and timed until it is out of recovery (end of the archive, then promotion). ' +
+      'CPU is the server\'s and everything it ran (restore_command included) up to that point, so replay work common to both is in both figures. ' +
+      'pgBackRest runs archive-get asynchronously (archive-async=y, archive-get-queue-max=128MiB, process-max=2); walden has no prefetch yet. ' +
+      'The two fulls start a segment or two apart, so the ratio is of time per segment fetched.',
+  )
+  for (let r = 0; r < ctx.opts.runs; r++) {
+    for (const tool of toolList(ctx)) {
+      const dir = await emptyFolder(join(ctx.root, `replay-${tool.kind}`))
+      await tool.run('restore', restoreArgs(dir, wal.fulls[tool.kind].label))
+      const port = ctx.nextPort()
+      await restoredConfAppend(dir, port, ctx.socketDir)
+      if (tool.spoolPath) await rm(join(tool.spoolPath, 'archive'), { recursive: true, force: true })
+      const server = new Server({ pgBin: ctx.pgBin, dataDir: dir, port, socketDir: ctx.socketDir, logFile: `${dir}.log` })
+      await sync()
+      const m = await server.timeRecovery()
+      const log = await readFile(server.logFile, 'utf8')
+      m.segments = (log.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length
+      if (m.segments < 60) throw new BenchError(`${tool.label}: recovery fetched only ${m.segments} segments\n${await server.logTail()}`)
+      record(replay, tool, m, r, ctx.opts.runs, `, ${m.segments} segments fetched, ${(m.segments / m.wallS).toFixed(1)} segments/s`)
+      // Check the replay reached the end of the archive: start it again and count.
+      await verifyRestored(ctx, dir, `${tool.label} replayed cluster`, { walloadRows: wal.walloadRows })
+      await rm(dir, { recursive: true, force: true })
+      await rm(`${dir}.log`, { force: true })
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 7. Memory
+
+export async function scenarioMemory(ctx) {
+  heading(`7. peak memory of backup and restore at scale ${ctx.opts.memoryScales.join(' and ')}`)
+  const ct = ctx.opts.compressType
+  const byScale = {}
+  for (const scale of ctx.opts.memoryScales) {
+    const backup = new Case({ id: `mem-backup-${scale}`, scenario: 7, title: `full backup, scale ${scale}` })
+    const restore = new Case({ id: `mem-restore-${scale}`, scenario: 7, title: `restore, scale ${scale}` })
+    byScale[scale] = { backup, restore }
+    if (scale === ctx.opts.scale && ctx.state.memoryCases.backup && ctx.state.memoryCases.restore) {
+      // Already measured by scenarios 1 and 3 with the same settings.
+      for (const [c, from] of [[backup, ctx.state.memoryCases.backup], [restore, ctx.state.memoryCases.restore]]) {
+        for (const tool of [WALDEN, PGBACKREST]) for (const s of from.samples[tool]) c.add(tool, s)
+        c.notes.push(`the ${from.title} runs of scenario ${from.scenario} (same settings)`)
+      }
+      say(`  scale ${scale}: using the measurements of scenarios 1 and 3`)
+      continue
+    }
+    let stack = ctx.main
+    let created
+    if (scale !== ctx.opts.scale) {
+      created = await memoryCluster(ctx, scale)
+      stack = created
+    }
+    for (const tool of toolList(ctx, stack)) await stack.server.sql('CHECKPOINT')
+    for (let r = 0; r < ctx.opts.runs; r++) {
+      for (const tool of toolList(ctx, stack)) {
+        await stack.server.sql('CHECKPOINT')
+        await sync()
+        const m = await tool.measure('backup', ['--type=full', ...compressArgs(ct), '--process-max=2'])
+        record(backup, tool, m, r, ctx.opts.runs)
+      }
+      for (const tool of toolList(ctx, stack)) {
+        const label = (await tool.backups()).filter((b) => b.type === 'full').at(-1).label
+        const dir = await emptyFolder(join(ctx.root, `mem-restore-${tool.kind}`))
+        await sync()
+        const m = await tool.measure('restore', restoreArgs(dir, label, ['--type=immediate', '--target-action=promote']))
+        record(restore, tool, m, r, ctx.opts.runs)
+        if (r === 0) await verifyRestored(ctx, dir, `${tool.label} restore at scale ${scale}`, { scale })
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
+    if (created) {
+      await created.server.stop('fast')
+      await rm(created.base, { recursive: true, force: true })
+    }
+  }
+
+  // Targets: walden's peak RSS at the largest scale, absolute and relative to scale 10.
+  const scales = [...ctx.opts.memoryScales].sort((a, b) => a - b)
+  const small = scales[0]
+  const large = scales.at(-1)
+  for (const kind of ['backup', 'restore']) {
+    for (const scale of scales) {
+      const c = byScale[scale][kind]
+      ctx.cases.push(c)
+    }
+    const big = byScale[large][kind]
+    const little = byScale[small][kind]
+    big.target = {
+      text: `walden ≤ 256 MB at scale 100${large !== 100 ? ` (measured at scale ${large})` : ''}, and ≤ 1.2× its scale-${small} value`,
+      check() {
+        const a = median(big.samples[WALDEN].map((s) => s.rssBytes))
+        const b = median(little.samples[WALDEN].map((s) => s.rssBytes))
+        const growth = a / b
+        const met = a <= 256 * 1048576 && (large === small || growth <= 1.2)
+        return { met, measured: `${fmtMB(a)} MB at scale ${large}, ${fmtMB(b)} MB at scale ${small} (×${growth.toFixed(2)})` }
+      },
+    }
+    big.targetTitle = `peak RSS, ${kind}`
+  }
+}
+
+async function memoryCluster(ctx, scale) {
+  say(`  building a scale-${scale} cluster for the memory figures`)
+  const name = `mem${scale}`
+  const port = ctx.nextPort()
+  const dataDir = join(ctx.root, name, 'pgdata')
+  await ownedFolder(join(ctx.root, name), 0o755)
+  const setup = await toolsSetup({
+    root: ctx.root,
+    name: `${name}`,
+    stanza: name,
+    dataDir,
+    port,
+    socketDir: ctx.socketDir,
+    waldenProgram: ctx.waldenProgram,
+    pgbackrestBin: ctx.pgbackrestBin,
+    compressType: ctx.opts.compressType,
+  })
+  const server = await sourceClusterCreate({ pgBin: ctx.pgBin, dataDir, port, socketDir: ctx.socketDir, logFile: join(ctx.root, `${name}.log`), archiveCommand: setup.archiveCommand, scale })
+  for (const tool of Object.values(setup.tools)) await tool.run('stanza-create')
+  return { ...setup, server }
+}
+
+export const SCENARIOS = {
+  1: scenarioFull,
+  2: scenarioIncr,
+  3: scenarioRestore,
+  4: scenarioDelta,
+  5: scenarioArchivePush,
+  6: scenarioArchiveGet,
+  7: scenarioMemory,
+}
+
+export { summary }

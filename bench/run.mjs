@@ -1,0 +1,327 @@
+#!/usr/bin/env node
+// `npm run bench`: walden and pgBackRest side by side on the same throwaway PostgreSQL cluster (issue #3).
+//
+//   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7] [--keep] [--dir=/tmp]
+//                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--no-build] [--no-install] [--docs|--no-docs]
+//
+// Builds a cluster (pgbench at --scale, data checksums on) archiving into both tools' repositories, then runs each
+// scenario with both tools alternating, --runs times each, measuring wall time, CPU time and peak memory of the whole
+// process tree (bench/lib/measure.py). Writes bench/results/<date>.json, bench/results/latest.md and, for a run of
+// every scenario, docs/benchmarks.md. Everything temporary lives in one folder, removed at the end unless --keep.
+//
+// Run as root: PostgreSQL and both tools then run as the `postgres` user (PostgreSQL refuses root), and pgBackRest
+// is installed with apt-get if missing. As another user everything runs as that user, and without pgBackRest only
+// walden's figures are reported.
+
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import { ownedFolder, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
+import { BENCH_DIR, BenchError, childEnvSet, heading, IS_ROOT, killLiveChildren, measureSetup, run, RUN_USER, say } from './lib/proc.mjs'
+import { machineInfo, markdownReport } from './lib/report.mjs'
+import { SCENARIOS } from './lib/scenarios.mjs'
+import { PGBACKREST, TOOL_LABEL, toolsSetup, WALDEN } from './lib/tools.mjs'
+
+const REPO_ROOT = resolve(BENCH_DIR, '..')
+const PG_BIN_DEFAULT = '/usr/lib/postgresql/15/bin'
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+const USAGE = `usage: npm run bench -- [options]
+
+  --scale=N            pgbench scale of the cluster (default 100, about 1.6 GB)
+  --runs=N             runs per tool per case (default 5)
+  --scenarios=LIST     which scenarios, e.g. 1,3,5 (default all: 1 full backup, 2 incremental, 3 restore,
+                       4 delta restore, 5 archive-push, 6 archive-get and replay, 7 memory)
+  --compress-type=T    compression for every scenario but 1, which runs lz4 and zst (default lz4)
+  --memory-scales=LIST scales for scenario 7 (default 10 and --scale)
+  --dir=PATH           where to create the temporary folder (default ${tmpdir()})
+  --keep               keep the temporary folder (clusters stopped) for inspection
+  --no-build           benchmark the already built dist/ instead of building a snapshot of src/
+  --no-install         do not apt-get install pgBackRest when it is missing
+  --docs / --no-docs   write docs/benchmarks.md (default: only when every scenario ran)
+  --pg-bin=PATH        PostgreSQL binaries (default ${PG_BIN_DEFAULT})
+`
+
+function parseArgs(argv) {
+  const opts = { scale: 100, runs: 5, scenarios: [1, 2, 3, 4, 5, 6, 7], keep: false, dir: tmpdir(), compressType: 'lz4', build: true, install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
+  const int = (name, value, min) => {
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < min) throw new BenchError(`--${name} must be an integer ≥ ${min}, not '${value}'`)
+    return n
+  }
+  for (const arg of argv) {
+    const [, name, value] = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg) ?? []
+    switch (name) {
+      case 'scale': opts.scale = int(name, value, 1); break
+      case 'runs': opts.runs = int(name, value, 1); break
+      case 'scenarios':
+        opts.scenarios = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))].sort((a, b) => a - b)
+        for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 7)`)
+        break
+      case 'memory-scales': opts.memoryScales = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))]; break
+      case 'compress-type':
+        if (!['lz4', 'zst', 'gz', 'none'].includes(value)) throw new BenchError(`--compress-type must be lz4, zst, gz or none`)
+        opts.compressType = value
+        break
+      case 'dir': opts.dir = resolve(value); break
+      case 'pg-bin': opts.pgBin = resolve(value); break
+      case 'keep': opts.keep = true; break
+      case 'no-build': opts.build = false; break
+      case 'no-install': opts.install = false; break
+      case 'docs': opts.docs = true; break
+      case 'no-docs': opts.docs = false; break
+      case 'help':
+        process.stdout.write(USAGE)
+        process.exit(0)
+      // falls through
+      default:
+        throw new BenchError(`unknown argument '${arg}'\n\n${USAGE}`)
+    }
+  }
+  opts.memoryScales ??= [...new Set([10, opts.scale])]
+  opts.docs ??= opts.scenarios.length === 7
+  return opts
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Clean-up: whatever ends the bench, servers stop and the temporary folder goes (unless --keep).
+
+let root
+let keep = false
+let pgBin = PG_BIN_DEFAULT
+let cleaned = false
+async function cleanup() {
+  if (cleaned) return
+  cleaned = true
+  killLiveChildren()
+  stopAllServersSync(pgBin)
+  if (root && !keep) await rm(root, { recursive: true, force: true }).catch(() => undefined)
+  else if (root) say(`kept ${root}`)
+}
+for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
+  process.on(signal, () => {
+    process.stderr.write(`\nbench: interrupted (${signal}); stopping clusters and cleaning up\n`)
+    void cleanup().finally(() => process.exit(128 + number))
+  })
+}
+process.on('exit', () => {
+  if (!cleaned) stopAllServersSync(pgBin)
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Preflight
+
+async function which(name) {
+  const { code, stdout } = await run('sh', ['-c', `command -v ${name}`], { owner: false, allowFail: true })
+  return code === 0 ? stdout.trim() : undefined
+}
+
+async function pgbackrestFind(opts) {
+  let bin = await which('pgbackrest')
+  if (bin) return bin
+  if (!IS_ROOT || !opts.install || !(await which('apt-get'))) {
+    say('pgBackRest is not installed' + (IS_ROOT ? '' : ' (run as root to have the bench install it)') + ': reporting walden alone')
+    return undefined
+  }
+  say('installing pgBackRest: apt-get install -y pgbackrest')
+  const env = { DEBIAN_FRONTEND: 'noninteractive' }
+  let result = await run('apt-get', ['install', '-y', 'pgbackrest'], { owner: false, allowFail: true, env })
+  if (result.code !== 0) {
+    await run('apt-get', ['update'], { owner: false, allowFail: true, env })
+    result = await run('apt-get', ['install', '-y', 'pgbackrest'], { owner: false, allowFail: true, env })
+  }
+  bin = await which('pgbackrest')
+  if (!bin) say(`could not install pgBackRest (apt-get exit code ${result.code}): reporting walden alone`)
+  return bin
+}
+
+/** Bytes the bench needs on disk, roughly: the cluster three times over (source, two restored copies), its WAL,
+ * two repositories and the 64 collected segments. */
+function diskNeeded(opts) {
+  const cluster = opts.scale * 16e6 + 50e6
+  const memory = opts.memoryScales.filter((s) => s !== opts.scale).reduce((sum, s) => sum + 3 * (s * 16e6 + 50e6), 0)
+  return 4.5 * cluster + 3.5e9 + memory
+}
+
+async function diskCheck(dir, opts) {
+  const { stdout } = await run('df', ['-P', '-B1', dir], { owner: false })
+  const avail = Number(stdout.trim().split('\n').at(-1).split(/\s+/)[3])
+  const need = diskNeeded(opts)
+  say(`disk: ${(avail / 1e9).toFixed(1)} GB free in ${dir}, about ${(need / 1e9).toFixed(1)} GB needed at scale ${opts.scale}`)
+  if (avail < need) throw new BenchError(`not enough disk space in ${dir}: ${(avail / 1e9).toFixed(1)} GB free, about ${(need / 1e9).toFixed(1)} GB needed (use --dir or a smaller --scale)`)
+}
+
+/** A private copy of walden to benchmark, so a rebuild of the checkout during a long run changes nothing. */
+async function waldenSnapshot(opts) {
+  const dest = join(root, 'walden')
+  await mkdir(join(dest, 'bin'), { recursive: true })
+  await cp(join(REPO_ROOT, 'package.json'), join(dest, 'package.json'))
+  await symlink(join(REPO_ROOT, 'node_modules'), join(dest, 'node_modules'))
+  if (opts.build) {
+    say('building a snapshot of walden from src/ (scripts/build.mjs, into the temporary folder)')
+    for (const entry of ['src', 'scripts', 'tsconfig.json']) {
+      if (existsSync(join(REPO_ROOT, entry))) await cp(join(REPO_ROOT, entry), join(dest, entry), { recursive: true })
+    }
+    await run(process.execPath, [join(dest, 'scripts', 'build.mjs')], { owner: false, cwd: dest, what: 'walden build' })
+  } else {
+    if (!existsSync(join(REPO_ROOT, 'dist', 'cli.mjs'))) throw new BenchError('walden is not built: run `npm run build`, or drop --no-build')
+    await cp(join(REPO_ROOT, 'dist'), join(dest, 'dist'), { recursive: true })
+  }
+  await cp(join(REPO_ROOT, 'bin', 'walden'), join(dest, 'bin', 'walden'))
+  await run('chmod', ['-R', 'a+rX', dest], { owner: false })
+  const program = [process.execPath, [join(dest, 'bin', 'walden')]]
+  const { stdout } = await run(program[0], [...program[1], 'version'], { what: 'walden version' })
+  // Read-only git queries (no index refresh) describing what was measured.
+  const git = async (args) => (await run('git', ['--no-optional-locks', '-C', REPO_ROOT, ...args], { owner: false, allowFail: true })).stdout.trim()
+  const commit = await git(['rev-parse', '--short', 'HEAD'])
+  const dirty = (await git(['status', '--porcelain', '--', 'src', 'scripts', 'package.json'])).split('\n').filter(Boolean).length
+  const source = `${commit || 'unknown commit'}${dirty ? ` + ${dirty} uncommitted change(s) in src/` : ''}${opts.build ? '' : ', prebuilt dist/'}`
+  return { program, version: stdout.trim(), source }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2))
+  keep = opts.keep
+  pgBin = opts.pgBin
+  const commandLine = ['npm run bench --', ...process.argv.slice(2)].join(' ')
+
+  heading(`walden bench: scale ${opts.scale}, ${opts.runs} run(s), scenarios ${opts.scenarios.join(',')}`)
+  for (const tool of ['initdb', 'pg_ctl', 'postgres', 'pgbench', 'psql']) {
+    if (!existsSync(join(opts.pgBin, tool))) {
+      throw new BenchError(`${join(opts.pgBin, tool)} is missing: the bench uses Debian's PostgreSQL 15 (apt-get install postgresql-15; see .ci/run), or give --pg-bin`)
+    }
+  }
+  if (IS_ROOT) {
+    const { code } = await run('id', ['-u', RUN_USER], { owner: false, allowFail: true })
+    if (code !== 0) throw new BenchError(`running as root needs the '${RUN_USER}' user (PostgreSQL refuses root): install postgresql-15 or create the user (see .ci/run)`)
+  }
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
+  const pgbackrestBin = await pgbackrestFind(opts)
+  if (pgbackrestBin) say(`pgBackRest: ${pgbackrestBin}`)
+
+  await mkdir(opts.dir, { recursive: true })
+  await diskCheck(opts.dir, opts)
+  root = await mkdtemp(join(opts.dir, 'walden-bench-'))
+  // Owned by the cluster owner, who writes server logs and scripts' output next to the data folders.
+  await ownedFolder(root, 0o755)
+  say(`temporary folder: ${root}${opts.keep ? ' (kept)' : ''}`)
+  const home = await ownedFolder(join(root, 'home'))
+  childEnvSet(home)
+  measureSetup(await ownedFolder(join(root, 'measure'), 0o777), python)
+  const { code: pyCode } = await run(python, ['-c', 'import ctypes, os; os.wait4'], { allowFail: true })
+  if (pyCode !== 0) throw new BenchError(`${python} cannot be run as ${IS_ROOT ? RUN_USER : 'this user'}: the bench measures through bench/lib/measure.py`)
+  // The cluster owner reads bench/lib/measure.py from the checkout.
+  const waldenSnap = await waldenSnapshot(opts)
+  say(`walden: ${waldenSnap.version} (${waldenSnap.source})`)
+
+  const socketDir = await ownedFolder(join(root, 'sock'), 0o755)
+  let portSeq = 0
+  const basePort = 20000 + (process.pid % 20000)
+  const nextPort = () => basePort + ++portSeq
+
+  heading(`source cluster: PostgreSQL 15, pgbench scale ${opts.scale}, data checksums on`)
+  const port = basePort
+  const dataDir = join(root, 'pgdata')
+  const setup = await toolsSetup({
+    root,
+    name: 'main',
+    stanza: 'bench',
+    dataDir,
+    port,
+    socketDir,
+    waldenProgram: waldenSnap.program,
+    pgbackrestBin,
+    compressType: opts.compressType,
+  })
+  const server = await sourceClusterCreate({ pgBin: opts.pgBin, dataDir, port, socketDir, logFile: join(root, 'pgdata.log'), archiveCommand: setup.archiveCommand, scale: opts.scale })
+  for (const tool of Object.values(setup.tools)) {
+    await tool.run('stanza-create')
+    say(`${tool.label}: stanza created in ${tool.repoPath}`)
+  }
+  // Warm the page cache with the whole cluster so run 1 reads from memory like every later run.
+  await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null`], { owner: false })
+
+  const ctx = {
+    opts,
+    root,
+    pgBin: opts.pgBin,
+    socketDir,
+    nextPort,
+    pgbackrestBin,
+    waldenProgram: waldenSnap.program,
+    main: { ...setup, server },
+    cases: [],
+    notes: [],
+    state: { full: {}, memoryCases: {} },
+    label: (kind) => TOOL_LABEL[kind],
+  }
+
+  let failure
+  const started = Date.now()
+  for (const scenario of opts.scenarios) {
+    try {
+      await SCENARIOS[scenario](ctx)
+    } catch (error) {
+      if (!(error instanceof BenchError)) throw error
+      // One scenario failing should not lose the others' figures.
+      failure ??= error
+      process.stderr.write(`\nbench: scenario ${scenario} failed: ${error.message}\n`)
+      ctx.notes.push(`scenario ${scenario} failed: ${error.message.split('\n')[0]}`)
+    }
+  }
+
+  const archiverFailures = await server.sql('select failed_count from pg_stat_archiver')
+  if (archiverFailures !== '0') ctx.notes.push(`the source cluster's archive_command failed ${archiverFailures} time(s) (see its log); PostgreSQL retried`)
+  await server.stop('fast')
+
+  // Report.
+  heading(`results (${((Date.now() - started) / 60000).toFixed(1)} min)`)
+  const machine = await machineInfo({ dir: root, pgBin: opts.pgBin, pgbackrestBin, waldenVersion: waldenSnap.version, waldenSource: waldenSnap.source })
+  if (!pgbackrestBin) ctx.notes.push('pgBackRest was not installed: walden alone, no ratios')
+  if (machine.cores <= 2) ctx.notes.push(`a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL and with each other's leftovers (page cache writeback) for the same cores; figures are noisier than on a larger host`)
+  const commonText =
+    `compression ${opts.compressType} level ${opts.compressType === 'zst' ? 3 : 1} and process-max 2 unless the case says otherwise (same explicit --compress-type/--compress-level/--process-max for both tools), ` +
+    'start-fast, repo1-retention-full=2 (expiry runs after each backup, as both tools do by default), repositories and cluster on the same disk, page cache warm, `sync` before each timed command'
+  const settings = { commandLine, scale: opts.scale, runs: opts.runs, scenarios: opts.scenarios, commonText }
+  const markdown = markdownReport({ machine, settings, cases: ctx.cases, notes: ctx.notes, hasPgbackrest: Boolean(pgbackrestBin) })
+  process.stdout.write(`\n${markdown}\n`)
+
+  const resultsDir = join(BENCH_DIR, 'results')
+  await mkdir(resultsDir, { recursive: true })
+  const stamp = machine.date.replace(/[:.]/g, '-')
+  const json = { machine, settings, cases: ctx.cases.map((c) => c.toJSON()), notes: ctx.notes }
+  await writeFile(join(resultsDir, `${stamp}.json`), JSON.stringify(json, null, 2) + '\n')
+  await writeFile(join(resultsDir, 'latest.md'), `# walden vs pgBackRest: latest bench run\n\n${markdown}\n`)
+  say(`wrote bench/results/${stamp}.json and bench/results/latest.md`)
+  if (opts.docs && !failure) {
+    await docsWrite(markdown)
+    say('wrote docs/benchmarks.md')
+  } else {
+    say(`docs/benchmarks.md not updated (${failure ? 'a scenario failed' : 'not every scenario ran; --docs forces it'})`)
+  }
+  if (failure) throw failure
+}
+
+/** docs/benchmarks.md: the fixed explanation, then the latest results. */
+async function docsWrite(markdown) {
+  const path = join(REPO_ROOT, 'docs', 'benchmarks.md')
+  const intro = await readFile(join(BENCH_DIR, 'lib', 'benchmarks-intro.md'), 'utf8')
+  await writeFile(path, `${intro.trimEnd()}\n\n## Latest results\n\n${markdown}\n`)
+}
+
+main()
+  .then(async () => {
+    await cleanup()
+    process.exit(0)
+  })
+  .catch(async (error) => {
+    process.stderr.write(`\nbench: ${error instanceof BenchError ? error.message : error.stack}\n`)
+    await cleanup()
+    process.exit(1)
+  })

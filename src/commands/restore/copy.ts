@@ -1,0 +1,95 @@
+// Restores a backup's files with the worker pool: a file per job, or for a file stored in parts, a part per job
+// written at its offset, so a large relation file is shared between workers as it was at backup.
+
+import { chmodSync, closeSync, constants, ftruncateSync, openSync, utimesSync } from 'node:fs'
+import { Progress } from '../../common/progress.js'
+import { codecFor } from '../../io/compress.js'
+import type { WorkerPool } from '../../parallel/pool.js'
+import type { ManifestFile } from '../../repo/manifest.js'
+import type { RestoreFileInput } from './file.js'
+
+export interface RestoreCopyOptions {
+  pool: WorkerPool
+  files: readonly ManifestFile[]
+  repoRoot: string
+  partSize: number
+  delta: boolean
+  destinationOf: (file: ManifestFile) => string
+  repoPathOf: (file: ManifestFile, extension: string, part?: number) => string
+}
+
+interface Job {
+  file: ManifestFile
+  part?: number
+}
+
+export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetchedFiles: number; fetchedBytes: number }> {
+  const jobs: Job[] = []
+  for (const file of options.files) {
+    if (file.parts) {
+      // The file exists at its full size before any part lands in it. With delta its current content stays, so
+      // parts that already match are kept.
+      const destination = options.destinationOf(file)
+      const fd = openSync(destination, constants.O_RDWR | constants.O_CREAT, file.mode)
+      try {
+        ftruncateSync(fd, file.size)
+      } finally {
+        closeSync(fd)
+      }
+      file.parts.forEach((_part, index) => jobs.push({ file, part: index }))
+    } else jobs.push({ file })
+  }
+  const jobSize = (job: Job): number => (job.part === undefined ? job.file.size : job.file.parts![job.part]!.size)
+  jobs.sort((a, b) => jobSize(b) - jobSize(a))
+
+  const toInput = (job: Job): RestoreFileInput => {
+    const extension = codecFor(job.file.compressType).extension
+    const common = {
+      destination: options.destinationOf(job.file),
+      repoRoot: options.repoRoot,
+      mode: job.file.mode,
+      mtimeMs: job.file.mtimeMs,
+      delta: options.delta,
+      atomic: false,
+    }
+    if (job.part === undefined) {
+      return {
+        ...common,
+        repoPath: job.file.size === 0 ? '' : options.repoPathOf(job.file, extension),
+        size: job.file.size,
+        sha256: job.file.sha256,
+      }
+    }
+    const part = job.file.parts![job.part]!
+    return {
+      ...common,
+      repoPath: part.size === 0 ? '' : options.repoPathOf(job.file, extension, job.part),
+      size: part.size,
+      sha256: part.sha256,
+      partOffset: job.part * options.partSize,
+    }
+  }
+
+  const fetchedFiles = new Set<ManifestFile>()
+  let fetchedBytes = 0
+  const progress = new Progress('restore', jobs.reduce((sum, job) => sum + jobSize(job), 0))
+  try {
+    await options.pool.runAll('restore.file', jobs, toInput, (job, result) => {
+      progress.add(jobSize(job))
+      if (result.fetched) {
+        fetchedFiles.add(job.file)
+        fetchedBytes += jobSize(job)
+      }
+    })
+  } finally {
+    progress.end()
+  }
+  // Mode and time of files restored in parts, once all their parts are in place.
+  for (const file of options.files) {
+    if (!file.parts) continue
+    const destination = options.destinationOf(file)
+    chmodSync(destination, file.mode)
+    utimesSync(destination, new Date(file.mtimeMs), new Date(file.mtimeMs))
+  }
+  return { fetchedFiles: fetchedFiles.size, fetchedBytes }
+}

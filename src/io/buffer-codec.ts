@@ -1,0 +1,30 @@
+// Compressing and decompressing whole small buffers through a codec's streams, in memory: for the many small files
+// of a cluster, where opening file streams costs more than the data.
+
+import { Readable } from 'node:stream'
+import type { Transform } from 'node:stream'
+import type { Codec } from './compress.js'
+
+async function through(stream: Transform, data: Buffer): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      size += chunk.length
+    })
+    stream.once('end', resolve)
+    stream.once('error', reject)
+  })
+  Readable.from([data]).pipe(stream)
+  await done
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+}
+
+export async function compressBuffer(codec: Codec, level: number, data: Buffer): Promise<Buffer> {
+  return codec.compressSync ? codec.compressSync(data, level) : through(codec.compress(level), data)
+}
+
+export async function decompressBuffer(codec: Codec, data: Buffer): Promise<Buffer> {
+  return codec.decompressSync ? codec.decompressSync(data) : through(codec.decompress(), data)
+}
