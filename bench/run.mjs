@@ -2,7 +2,8 @@
 // `npm run bench`: walden and pgBackRest side by side on the same throwaway PostgreSQL cluster (issue #3).
 //
 //   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7] [--keep] [--dir=/tmp]
-//                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--no-build] [--no-install] [--docs|--no-docs]
+//                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--walden=worktree|head|dist] [--no-install]
+//                      [--docs|--no-docs]
 //
 // Builds a cluster (pgbench at --scale, data checksums on) archiving into both tools' repositories, then runs each
 // scenario with both tools alternating, --runs times each, measuring wall time, CPU time and peak memory of the whole
@@ -17,7 +18,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/pr
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
-import { ownedFolder, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
+import { ownedFolder, pgbenchLoad, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
 import { BENCH_DIR, BenchError, childEnvSet, heading, IS_ROOT, killLiveChildren, measureSetup, run, RUN_USER, say } from './lib/proc.mjs'
 import { machineInfo, markdownReport } from './lib/report.mjs'
 import { SCENARIOS } from './lib/scenarios.mjs'
@@ -39,14 +40,16 @@ const USAGE = `usage: npm run bench -- [options]
   --memory-scales=LIST scales for scenario 7 (default 10 and --scale)
   --dir=PATH           where to create the temporary folder (default ${tmpdir()})
   --keep               keep the temporary folder (clusters stopped) for inspection
-  --no-build           benchmark the already built dist/ instead of building a snapshot of src/
+  --walden=SOURCE      which walden to measure, built into the temporary folder so the checkout is untouched:
+                       worktree (default: src/ as it is now), head (the last commit), or dist (the checkout's
+                       already built dist/, same as --no-build)
   --no-install         do not apt-get install pgBackRest when it is missing
   --docs / --no-docs   write docs/benchmarks.md (default: only when every scenario ran)
   --pg-bin=PATH        PostgreSQL binaries (default ${PG_BIN_DEFAULT})
 `
 
 function parseArgs(argv) {
-  const opts = { scale: 100, runs: 5, scenarios: [1, 2, 3, 4, 5, 6, 7], keep: false, dir: tmpdir(), compressType: 'lz4', build: true, install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
+  const opts = { scale: 100, runs: 5, scenarios: [1, 2, 3, 4, 5, 6, 7], keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
   const int = (name, value, min) => {
     const n = Number(value)
     if (!Number.isInteger(n) || n < min) throw new BenchError(`--${name} must be an integer ≥ ${min}, not '${value}'`)
@@ -69,7 +72,11 @@ function parseArgs(argv) {
       case 'dir': opts.dir = resolve(value); break
       case 'pg-bin': opts.pgBin = resolve(value); break
       case 'keep': opts.keep = true; break
-      case 'no-build': opts.build = false; break
+      case 'walden':
+        if (!['worktree', 'head', 'dist'].includes(value)) throw new BenchError('--walden must be worktree, head or dist')
+        opts.walden = value
+        break
+      case 'no-build': opts.walden = 'dist'; break
       case 'no-install': opts.install = false; break
       case 'docs': opts.docs = true; break
       case 'no-docs': opts.docs = false; break
@@ -160,10 +167,17 @@ async function waldenSnapshot(opts) {
   await mkdir(join(dest, 'bin'), { recursive: true })
   await cp(join(REPO_ROOT, 'package.json'), join(dest, 'package.json'))
   await symlink(join(REPO_ROOT, 'node_modules'), join(dest, 'node_modules'))
-  if (opts.build) {
-    say('building a snapshot of walden from src/ (scripts/build.mjs, into the temporary folder)')
-    for (const entry of ['src', 'scripts', 'tsconfig.json']) {
-      if (existsSync(join(REPO_ROOT, entry))) await cp(join(REPO_ROOT, entry), join(dest, entry), { recursive: true })
+  if (opts.walden === 'worktree' || opts.walden === 'head') {
+    const entries = ['src', 'scripts', 'tsconfig.json']
+    if (opts.walden === 'head') {
+      say('building walden as committed (git archive HEAD, then scripts/build.mjs, in the temporary folder)')
+      // git archive only reads the repository.
+      await run('sh', ['-c', `git -C ${REPO_ROOT} archive --format=tar HEAD ${entries.join(' ')} | tar -x -C ${dest}`], { owner: false, what: 'git archive HEAD' })
+    } else {
+      say('building walden from the working tree (a copy of src/, then scripts/build.mjs, in the temporary folder)')
+      for (const entry of entries) {
+        if (existsSync(join(REPO_ROOT, entry))) await cp(join(REPO_ROOT, entry), join(dest, entry), { recursive: true })
+      }
     }
     await run(process.execPath, [join(dest, 'scripts', 'build.mjs')], { owner: false, cwd: dest, what: 'walden build' })
   } else {
@@ -178,7 +192,12 @@ async function waldenSnapshot(opts) {
   const git = async (args) => (await run('git', ['--no-optional-locks', '-C', REPO_ROOT, ...args], { owner: false, allowFail: true })).stdout.trim()
   const commit = await git(['rev-parse', '--short', 'HEAD'])
   const dirty = (await git(['status', '--porcelain', '--', 'src', 'scripts', 'package.json'])).split('\n').filter(Boolean).length
-  const source = `${commit || 'unknown commit'}${dirty ? ` + ${dirty} uncommitted change(s) in src/` : ''}${opts.build ? '' : ', prebuilt dist/'}`
+  const source =
+    opts.walden === 'head'
+      ? `commit ${commit}`
+      : opts.walden === 'dist'
+        ? `prebuilt dist/ of the checkout at ${commit}${dirty ? ` + ${dirty} uncommitted change(s)` : ''}`
+        : `${commit || 'unknown commit'}${dirty ? ` + ${dirty} uncommitted change(s) in src/` : ''}`
   return { program, version: stdout.trim(), source }
 }
 
@@ -239,11 +258,12 @@ async function main() {
     pgbackrestBin,
     compressType: opts.compressType,
   })
-  const server = await sourceClusterCreate({ pgBin: opts.pgBin, dataDir, port, socketDir, logFile: join(root, 'pgdata.log'), archiveCommand: setup.archiveCommand, scale: opts.scale })
+  const server = await sourceClusterCreate({ pgBin: opts.pgBin, dataDir, port, socketDir, logFile: join(root, 'pgdata.log'), archiveCommand: setup.archiveCommand })
   for (const tool of Object.values(setup.tools)) {
     await tool.run('stanza-create')
     say(`${tool.label}: stanza created in ${tool.repoPath}`)
   }
+  await pgbenchLoad(server, opts.scale)
   // Warm the page cache with the whole cluster so run 1 reads from memory like every later run.
   await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null`], { owner: false })
 

@@ -142,8 +142,8 @@ export async function restoredConfAppend(dataDir, port, socketDir) {
   )
 }
 
-/** Creates, configures and starts a source cluster; loads pgbench data. */
-export async function sourceClusterCreate({ pgBin, dataDir, port, socketDir, logFile, archiveCommand, scale }) {
+/** Creates, configures and starts a source cluster (empty: create the stanzas, then pgbenchLoad). */
+export async function sourceClusterCreate({ pgBin, dataDir, port, socketDir, logFile, archiveCommand }) {
   await rm(dataDir, { recursive: true, force: true })
   await ownedFolder(dataDir)
   await run(join(pgBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--data-checksums', '--encoding=UTF8', '--locale=C'], {
@@ -169,6 +169,12 @@ export async function sourceClusterCreate({ pgBin, dataDir, port, socketDir, log
   )
   const server = new Server({ pgBin, dataDir, port, socketDir, logFile })
   await server.start()
+  return server
+}
+
+/** pgbench -i at `scale`, then VACUUM ANALYZE and a checkpoint. */
+export async function pgbenchLoad(server, scale) {
+  const { pgBin, socketDir, port } = server
   say(`pgbench -i -s ${scale} (about ${Math.round(scale * 15)} MB)`)
   const t0 = Date.now()
   await run(join(pgBin, 'pgbench'), ['-i', '-s', String(scale), '-q', '-h', socketDir, '-p', String(port), '-U', 'postgres', 'postgres'], {
@@ -177,5 +183,4 @@ export async function sourceClusterCreate({ pgBin, dataDir, port, socketDir, log
   await server.sql('VACUUM ANALYZE')
   await server.sql('CHECKPOINT')
   say(`pgbench data loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${await server.sql("select pg_size_pretty(pg_database_size('postgres'))")}`)
-  return server
 }

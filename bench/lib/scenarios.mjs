@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { link, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ownedFile, ownedFolder, restoredConfAppend, Server, sourceClusterCreate } from './cluster.mjs'
+import { ownedFile, ownedFolder, pgbenchLoad, restoredConfAppend, Server, sourceClusterCreate } from './cluster.mjs'
 import { BenchError, heading, measure, run, say } from './proc.mjs'
 import { Case, fmtMB, fmtS, median, ratioTarget, sampleLine, summary } from './report.mjs'
 import { PGBACKREST, toolsSetup, WALDEN } from './tools.mjs'
@@ -594,8 +594,10 @@ async function memoryCluster(ctx, scale) {
     pgbackrestBin: ctx.pgbackrestBin,
     compressType: ctx.opts.compressType,
   })
-  const server = await sourceClusterCreate({ pgBin: ctx.pgBin, dataDir, port, socketDir: ctx.socketDir, logFile: join(ctx.root, `${name}.log`), archiveCommand: setup.archiveCommand, scale })
+  const server = await sourceClusterCreate({ pgBin: ctx.pgBin, dataDir, port, socketDir: ctx.socketDir, logFile: join(ctx.root, name, 'pgdata.log'), archiveCommand: setup.archiveCommand })
   for (const tool of Object.values(setup.tools)) await tool.run('stanza-create')
+  await pgbenchLoad(server, scale)
+  await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null`], { owner: false })
   return { ...setup, server }
 }
 

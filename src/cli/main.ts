@@ -12,9 +12,10 @@ import { lockAcquire, stopFileCheck } from '../common/lock.js'
 import { VERSION } from '../version.js'
 import { DISPATCH } from './dispatch.js'
 
-// Commands that still run while `walden stop` is in effect: they change nothing.
+// Commands that still run while `walden stop` is in effect. They change nothing in the repository, and archive-get
+// must not fail: PostgreSQL would take the failure for the end of the archive and end recovery early.
 // stanza-delete checks for the stop file itself: it requires one.
-const RUN_WHEN_STOPPED = new Set(['help', 'version', 'info', 'start', 'stop', 'stanza-delete'])
+const RUN_WHEN_STOPPED = new Set(['help', 'version', 'info', 'archive-get', 'start', 'stop', 'stanza-delete'])
 
 function configureLog(cfg: Config): void {
   const def = COMMANDS[cfg.command]
@@ -55,12 +56,24 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * archive-get's exit status for damaged or ambiguous WAL. PostgreSQL reads any restore_command status up to 125 as "not in the
+ * archive" and ends recovery there, promoting at the wrong point without a word; from 126 on it aborts recovery
+ * instead, which is the only safe answer to a damaged segment. Transient failures (a repository not reachable)
+ * keep their ordinary codes, so a standby simply retries.
+ */
+export const ARCHIVE_GET_ABORT_RECOVERY = 126
+
 function reportError(error: unknown, cfg: Config | undefined): number {
   if (error instanceof WaldenError) {
     log.error(formatError(error))
     // Without a configured logger (a config error) the console default is warn, so the line above reached stderr.
     if (error.kind === 'Assert') log.error(error.stack ?? '')
     if (cfg) log.info(`${cfg.command} command end: aborted with exception [${String(error.code).padStart(3, '0')}]`)
+    if (cfg?.command === 'archive-get' && (error.kind === 'Checksum' || error.kind === 'Format' || error.kind === 'ArchiveDuplicate')) {
+      log.error(`exit ${ARCHIVE_GET_ABORT_RECOVERY}: PostgreSQL must abort recovery rather than end it before this WAL file`)
+      return ARCHIVE_GET_ABORT_RECOVERY
+    }
     return error.code
   }
   // Anything else is a bug: say so plainly and keep the stack for the report.

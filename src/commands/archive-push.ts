@@ -15,7 +15,7 @@ import type { CompressType } from '../io/compress.js'
 import { fileSha256, HashStream } from '../io/hash.js'
 import { pgControlRead } from '../pg/control.js'
 import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName, walHeaderParse, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
-import { archivedName, archiveFileList } from '../repo/archive.js'
+import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/archive.js'
 import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
 import type { Command } from './command.js'
@@ -87,6 +87,10 @@ export const archivePush: Command = {
     const target = join(layout.walFolder(stanza, archiveId, walName), archivedName(walName, sha256, codec.extension))
     const verify = new HashStream({ sha256, what: `WAL file '${walPath}' (changed while being archived)` })
     await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [verify, codec.compress(level)], await repo.openWrite(target))
+    // Another cluster may have pushed a different file under this name at the same moment: look again, so the
+    // conflict is reported here and not first discovered during a recovery.
+    const after = await archiveFileList(repo, stanza, archiveId, walName)
+    if (after.some((file) => file.sha256 !== sha256)) archiveDuplicateFail(repo, walName, after)
     log.info(`pushed WAL file '${walName}' to the archive`)
     return 0
   },

@@ -7,6 +7,7 @@ import { log } from '../common/log.js'
 import { pidAlive, stopFileCheck } from '../common/lock.js'
 import { pgControlRead } from '../pg/control.js'
 import { dbInfo } from '../pg/db.js'
+import { infoFileRemove } from '../repo/info-file.js'
 import { layout } from '../repo/layout.js'
 import type { PgIdentity } from '../repo/stanza-info.js'
 import {
@@ -42,6 +43,15 @@ export const stanzaCreate: Command = {
     const backupInfo = await backupInfoLoadIfExists(repo, stanza)
     for (const existing of [archiveInfo, backupInfo]) {
       if (existing) checkIdentity(stanza, existing.db, found, `cluster '${pgPath}'`)
+    }
+    // Folders without info files are what a killed stanza-delete leaves, or another cluster's WAL: adopting them
+    // would mix that WAL into this stanza.
+    for (const [info, root] of [[archiveInfo, layout.archiveRoot(stanza)], [backupInfo, layout.backupRoot(stanza)]] as const) {
+      if (!info && (await repo.list(root)).length > 0) {
+        fail('RepoInvalid', `'${repo.describe(root)}' holds files but no info file, so stanza '${stanza}' cannot be created over it`, {
+          hint: `if it is left from a deleted stanza, run \`walden --stanza=${stanza} stanza-delete --force\` to remove it.`,
+        })
+      }
     }
     const identity: PgIdentity = { id: 1, ...found }
     if (!archiveInfo) await archiveInfoSave(repo, { stanza, db: identity, history: [identity] })
@@ -90,7 +100,10 @@ export const stanzaDelete: Command = {
     if (!(await repo.exists(layout.archiveRoot(stanza))) && !(await repo.exists(layout.backupRoot(stanza)))) {
       fail('RepoInvalid', `stanza '${stanza}' does not exist in repository ${repo.description}`)
     }
-    // backup.info first: once it is gone the stanza has no backups, whatever remains on disk.
+    // The info files first (both copies): once they are gone the stanza has no backups and no archive, whatever a
+    // kill part-way leaves on disk; never a backup.info listing backups whose files are gone.
+    await infoFileRemove(repo, layout.backupInfo(stanza))
+    await infoFileRemove(repo, layout.archiveInfo(stanza))
     await repo.removePath(layout.backupRoot(stanza))
     await repo.removePath(layout.archiveRoot(stanza))
     log.info(`stanza '${stanza}' deleted`)

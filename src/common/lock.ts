@@ -4,7 +4,7 @@
 // (killed, crashed) is stale and taken over: a SIGKILLed backup must not block the next one forever.
 
 import { readFileSync, unlinkSync } from 'node:fs'
-import { chmod, mkdir, open, readdir, readFile, unlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, open, readdir, readFile, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from './errors.js'
 
@@ -51,12 +51,62 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-function lockOwner(path: string): number | undefined {
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), telling a reused pid apart. */
+function processStartTime(pid: number): string | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10)
-    return Number.isFinite(pid) ? pid : undefined
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
   } catch {
     return undefined
+  }
+}
+
+interface LockOwner {
+  pid: number
+  startTime?: string
+}
+
+function lockOwner(path: string): LockOwner | undefined {
+  try {
+    const [pid, startTime] = readFileSync(path, 'utf8').trim().split(' ')
+    const number = Number.parseInt(pid ?? '', 10)
+    return Number.isFinite(number) ? { pid: number, ...(startTime ? { startTime } : {}) } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The owner still runs: its pid is alive and, where /proc tells, it is the same process that took the lock. */
+function ownerAlive(owner: LockOwner): boolean {
+  if (!pidAlive(owner.pid)) return false
+  const startTime = processStartTime(owner.pid)
+  return owner.startTime === undefined || startTime === undefined || startTime === owner.startTime
+}
+
+const TAKEOVER_STALE_MS = 10_000
+
+/**
+ * Removes a stale lock so that exactly one process may then create it. Two processes that both find the same stale
+ * lock must not both remove it: the second could remove the lock the first has just taken. The removal is
+ * therefore serialised through a takeover folder (mkdir is atomic); a takeover folder left by a process killed
+ * mid-takeover is itself stale after a few seconds.
+ */
+async function lockTakeOver(path: string, stale: LockOwner | undefined): Promise<void> {
+  const takeover = `${path}.takeover`
+  try {
+    await mkdir(takeover)
+  } catch (error) {
+    if (errnoCode(error) !== 'EEXIST') throw error
+    const age = Date.now() - (await stat(takeover).then((info) => info.mtimeMs, () => Date.now()))
+    if (age > TAKEOVER_STALE_MS) await rmdir(takeover).catch(() => undefined)
+    return
+  }
+  try {
+    // Still the same stale lock? Another process may have completed a takeover meanwhile.
+    const current = lockOwner(path)
+    if (current?.pid === stale?.pid && current?.startTime === stale?.startTime) await unlink(path).catch(() => undefined)
+  } finally {
+    await rmdir(takeover).catch(() => undefined)
   }
 }
 
@@ -64,10 +114,10 @@ function lockOwner(path: string): number | undefined {
 export async function lockAcquire(lockPath: string, name: string): Promise<Lock> {
   await lockPathEnsure(lockPath)
   const path = join(lockPath, `${name}.lock`)
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const handle = await open(path, 'wx', 0o644)
-      await handle.writeFile(`${process.pid}\n`)
+      await handle.writeFile(`${process.pid} ${processStartTime(process.pid) ?? ''}\n`)
       await handle.close()
       held.add(path)
       return {
@@ -86,16 +136,17 @@ export async function lockAcquire(lockPath: string, name: string): Promise<Lock>
         fail('LockAcquire', `unable to create lock file '${path}': ${(error as Error).message}`)
       }
       const owner = lockOwner(path)
-      if (owner !== undefined && pidAlive(owner)) {
-        fail('LockAcquire', `unable to acquire lock '${name}': held by walden process ${owner}`, {
+      if (owner !== undefined && ownerAlive(owner)) {
+        fail('LockAcquire', `unable to acquire lock '${name}': held by walden process ${owner.pid}`, {
           hint: 'wait for it to finish, or end it with `walden stop --force`.',
         })
       }
-      // Stale: the owner is gone. Remove and try again; O_EXCL decides if two processes race for it.
-      await unlink(path).catch(() => undefined)
+      // Stale: the owner is gone (killed, crashed) or its pid now belongs to another process.
+      await lockTakeOver(path, owner)
+      await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)))
     }
   }
-  fail('LockAcquire', `unable to acquire lock '${name}'`)
+  fail('LockAcquire', `unable to acquire lock '${name}': another process is taking it over`, { hint: 'try again.' })
 }
 
 /** Pids of live walden processes holding locks of the stanza (or of any stanza). */
@@ -105,8 +156,8 @@ export async function lockHolders(lockPath: string, stanza?: string): Promise<nu
     // Exact names: stanza names may contain '-', so 'demo' must not match 'demo-2-backup.lock'.
     const ours = stanza === undefined ? entry.endsWith('.lock') : LOCK_TYPES.some((type) => entry === `${stanza}-${type}.lock`)
     if (!ours) continue
-    const pid = lockOwner(join(lockPath, entry))
-    if (pid !== undefined && pid !== process.pid && pidAlive(pid)) pids.push(pid)
+    const owner = lockOwner(join(lockPath, entry))
+    if (owner !== undefined && owner.pid !== process.pid && ownerAlive(owner)) pids.push(owner.pid)
   }
   return pids
 }

@@ -276,6 +276,17 @@ export const OPTIONS = {
     summary: 'A setting for postgresql.auto.conf at restore, as KEY=VALUE; repeatable.',
     description: "Overrides what walden writes itself, such as restore_command.",
   },
+  'archive-mode': {
+    type: 'enum',
+    section: 'any',
+    commands: ['restore'],
+    default: 'preserve',
+    allow: ['preserve', 'off'],
+    summary: 'Keep the restored cluster\'s archive_mode, or turn archiving off.',
+    description:
+      'A copy restored for testing or reporting would otherwise archive its new timeline into the same stanza as the ' +
+      'cluster it came from; off writes archive_mode = off into postgresql.auto.conf.',
+  },
   'tablespace-map': {
     type: 'hash',
     section: 'any',

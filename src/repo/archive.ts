@@ -1,6 +1,7 @@
 // Finding WAL in the archive. Each archived file is named <wal name>-<sha256 of its uncompressed content>.<ext>, so
 // the checksum to verify against and the compression to undo are both known from a folder listing.
 
+import { fail } from '../common/errors.js'
 import type { Storage } from '../storage/storage.js'
 import type { ArchiveInfo } from './stanza-info.js'
 import { archiveIdOf } from './stanza-info.js'
@@ -40,16 +41,24 @@ export async function archiveFileList(storage: Storage, stanza: string, archiveI
 }
 
 /**
- * Finds a WAL file, searching the stanza's current cluster first and then older ones of the same system and
- * version (history entries), newest first, as recovery may need WAL written before a stanza upgrade.
+ * Finds a WAL file, searching the stanza's current archive id first and then those of earlier history entries,
+ * newest first, as recovery may need WAL written before a stanza upgrade. Two different files under one name (two
+ * clusters archiving into one stanza) is an error: picking one would be a guess.
  */
 export async function archiveFileFind(storage: Storage, info: ArchiveInfo, walName: string): Promise<ArchivedFile | undefined> {
   const candidates = [info.db, ...[...info.history].reverse().filter((entry) => entry.id !== info.db.id)]
   for (const identity of candidates) {
-    const [found] = await archiveFileList(storage, info.stanza, archiveIdOf(identity), walName)
-    if (found) return found
+    const found = await archiveFileList(storage, info.stanza, archiveIdOf(identity), walName)
+    if (found.length > 1) archiveDuplicateFail(storage, walName, found)
+    if (found[0]) return found[0]
   }
   return undefined
+}
+
+export function archiveDuplicateFail(storage: Storage, walName: string, found: readonly ArchivedFile[]): never {
+  fail('ArchiveDuplicate', `WAL file '${walName}' is archived more than once with different content: ${found.map((file) => `'${storage.describe(file.path)}'`).join(', ')}`, {
+    hint: 'two clusters may be archiving into this stanza; find which copy belongs to the cluster being recovered and remove the other.',
+  })
 }
 
 /**

@@ -3,6 +3,9 @@ import { describe, test } from 'node:test'
 import { manifestDiff, manifestFileRepoPath } from './manifest.js'
 import type { Manifest, ManifestFile } from './manifest.js'
 
+// Times with a fraction of a millisecond, as the scan records them (mtimeNs / 1e6): equality must be exact.
+const T = 1767225600123.456
+
 const FULL = '20260101-000000F'
 const INCR = '20260101-000000F_20260102-000000I'
 
@@ -11,17 +14,16 @@ function file(name: string, size: number, mtimeMs: number, extra: Partial<Manife
 }
 
 /** A prior manifest holding only what manifestDiff reads: its files. */
-function prior(label: string, files: ManifestFile[]): Manifest {
+function prior(label: string, files: ManifestFile[], startTime = T + 60_000): Manifest {
   return {
     label,
     type: label.endsWith('F') ? 'full' : 'incr',
     prior: null,
     pg: { version: 15, systemId: '1', dbId: 1, walSegmentSize: 16 << 20, blockSize: 8192, dataChecksums: true },
-    start: { lsn: '0/2000028', wal: '000000010000000000000002', timeline: 1, time: 0 },
+    start: { lsn: '0/2000028', wal: '000000010000000000000002', timeline: 1, time: startTime },
     stop: { lsn: '0/2000100', wal: '000000010000000000000002', time: 0 },
     compressType: 'zst',
     compressLevel: 3,
-    partSize: 64 * 1024 * 1024,
     targets: [{ name: 'pg_data', path: '/data' }],
     paths: [],
     links: [],
@@ -31,13 +33,11 @@ function prior(label: string, files: ManifestFile[]): Manifest {
   }
 }
 
-// Times with a fraction of a millisecond, as the scan records them (mtimeNs / 1e6): equality must be exact.
-const T = 1767225600123.456
 
 describe('manifestDiff', () => {
   test('a file with the same size and mtime is referenced; its record is carried over with the prior label', () => {
     const kept = file('pg_data/base/5/16384', 8192, T, { sha256: 'abc', repoSize: 99 })
-    const diff = manifestDiff(prior(FULL, [kept]), FULL, [{ name: kept.name, size: 8192, mtimeMs: T }])
+    const diff = manifestDiff(prior(FULL, [kept]), FULL, [{ name: kept.name, size: 8192, mtimeMs: T, mode: 0o600 }])
     assert.deepEqual(diff.copy, [])
     assert.deepEqual([...diff.reference.keys()], [kept.name])
     // Everything a restore needs (checksum, stored size, compression) comes from the prior record.
@@ -46,17 +46,17 @@ describe('manifestDiff', () => {
 
   test('a file the prior backup itself referenced keeps pointing at the backup that stored it', () => {
     const inFull = file('pg_data/base/5/16384', 8192, T, { reference: FULL })
-    const diff = manifestDiff(prior(INCR, [inFull]), INCR, [{ name: inFull.name, size: 8192, mtimeMs: T }])
+    const diff = manifestDiff(prior(INCR, [inFull]), INCR, [{ name: inFull.name, size: 8192, mtimeMs: T, mode: 0o600 }])
     assert.equal(diff.reference.get(inFull.name)?.reference, FULL)
   })
 
   test('a changed size, a changed mtime (even by a fraction of a millisecond) or a new file is copied', () => {
     const files = [file('pg_data/a', 8192, T), file('pg_data/b', 8192, T), file('pg_data/c', 8192, T)]
     const diff = manifestDiff(prior(FULL, files), FULL, [
-      { name: 'pg_data/a', size: 16384, mtimeMs: T },
-      { name: 'pg_data/b', size: 8192, mtimeMs: T + 0.001 },
-      { name: 'pg_data/c', size: 8192, mtimeMs: T },
-      { name: 'pg_data/new', size: 0, mtimeMs: T },
+      { name: 'pg_data/a', size: 16384, mtimeMs: T, mode: 0o600 },
+      { name: 'pg_data/b', size: 8192, mtimeMs: T + 0.001, mode: 0o600 },
+      { name: 'pg_data/c', size: 8192, mtimeMs: T, mode: 0o600 },
+      { name: 'pg_data/new', size: 0, mtimeMs: T, mode: 0o600 },
     ])
     assert.deepEqual(diff.copy, ['pg_data/a', 'pg_data/b', 'pg_data/new'])
     assert.deepEqual([...diff.reference.keys()], ['pg_data/c'])
@@ -67,11 +67,24 @@ describe('manifestDiff', () => {
     const damaged = file('pg_data/base/5/16384', 8192, T, { badPages: [0] })
     const clean = file('pg_data/base/5/16385', 8192, T, { badPages: [] })
     const diff = manifestDiff(prior(FULL, [damaged, clean]), FULL, [
-      { name: damaged.name, size: 8192, mtimeMs: T },
-      { name: clean.name, size: 8192, mtimeMs: T },
+      { name: damaged.name, size: 8192, mtimeMs: T, mode: 0o600 },
+      { name: clean.name, size: 8192, mtimeMs: T, mode: 0o600 },
     ])
     assert.deepEqual(diff.copy, [damaged.name])
     assert.deepEqual([...diff.reference.keys()], [clean.name])
+  })
+
+  test('a file whose time is within a second of the prior backup start, or later, is copied even if unchanged', () => {
+    // Written twice within one timestamp tick around the prior copy, it could show the same time with new content.
+    const recent = file('pg_data/recent', 8192, T)
+    assert.deepEqual(manifestDiff(prior(FULL, [recent], T + 999), FULL, [{ name: recent.name, size: 8192, mtimeMs: T, mode: 0o600 }]).copy, [recent.name])
+    assert.deepEqual(manifestDiff(prior(FULL, [recent], T + 1001), FULL, [{ name: recent.name, size: 8192, mtimeMs: T, mode: 0o600 }]).copy, [])
+  })
+
+  test('a referenced record takes its mode from the current scan', () => {
+    const kept = file('pg_data/postgresql.conf', 100, T)
+    const diff = manifestDiff(prior(FULL, [kept]), FULL, [{ name: kept.name, size: 100, mtimeMs: T, mode: 0o640 }])
+    assert.equal(diff.reference.get(kept.name)?.mode, 0o640)
   })
 
   test('files of the prior backup that are gone now are neither copied nor referenced', () => {

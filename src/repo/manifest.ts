@@ -28,7 +28,11 @@ export interface ManifestLink {
   destination: string
 }
 
-/** One part of a file stored in parts: bytes [index × partSize, index × partSize + size) of the file. */
+/**
+ * One part of a file stored in parts: bytes [index × partSize, index × partSize + size) of the file. A part is
+ * shorter than partSize (or empty) when the file was truncated while it was copied; bytes between the end of a short
+ * part and the next part read back as zeros, which PostgreSQL's WAL replay rewrites.
+ */
 export interface ManifestPart {
   size: number
   sha256: string
@@ -54,6 +58,8 @@ export interface ManifestFile {
    * file, so several workers share a large file. `sha256` is then partsChecksum(parts).
    */
   parts?: ManifestPart[]
+  /** Bytes per part, for a file stored in parts; kept per file because a referenced file keeps its old layout. */
+  partSize?: number
 }
 
 export interface Manifest {
@@ -72,8 +78,6 @@ export interface Manifest {
   stop: { lsn: string; wal: string; time: number }
   compressType: CompressType
   compressLevel: number
-  /** Files larger than this many bytes are stored in parts of this size. */
-  partSize: number
   targets: ManifestTarget[]
   paths: ManifestPath[]
   links: ManifestLink[]
@@ -123,21 +127,36 @@ export interface ManifestDiff {
 }
 
 /**
- * Which files a diff or incr backup must copy. A file is unchanged when its size and modification time (to the
- * nanosecond, as the file system keeps it) equal the prior backup's record; the prior record holds the time read
+ * A file whose modification time falls this close to the prior backup's start (or later) is copied again even if
+ * its size and time are unchanged: file systems keep times in ticks (up to seconds on some), so a file written twice
+ * within one tick around the prior copy could show the same time with different content.
+ */
+export const MTIME_UNSAFE_WINDOW_MS = 1000
+
+/**
+ * Which files a diff or incr backup must copy. A file is unchanged when its size and modification time equal the
+ * prior backup's record and that time is safely before the prior backup began; the prior record holds the time read
  * before its copy was made, so a file written during that copy shows a newer time now and is copied again.
+ * Referenced records take mode and time from the current scan, so a chmod is not lost.
  */
 export function manifestDiff(
   prior: Manifest,
   priorLabel: string,
-  current: ReadonlyArray<{ name: string; size: number; mtimeMs: number }>,
+  current: ReadonlyArray<{ name: string; size: number; mtimeMs: number; mode: number }>,
 ): ManifestDiff {
   const priorFiles = new Map(prior.files.map((file) => [file.name, file]))
+  const unsafeFrom = prior.start.time - MTIME_UNSAFE_WINDOW_MS
   const result: ManifestDiff = { copy: [], reference: new Map() }
   for (const file of current) {
     const before = priorFiles.get(file.name)
-    if (before && before.size === file.size && before.mtimeMs === file.mtimeMs && (before.badPages?.length ?? 0) === 0) {
-      result.reference.set(file.name, { ...before, reference: before.reference ?? priorLabel })
+    if (
+      before &&
+      before.size === file.size &&
+      before.mtimeMs === file.mtimeMs &&
+      file.mtimeMs < unsafeFrom &&
+      (before.badPages?.length ?? 0) === 0
+    ) {
+      result.reference.set(file.name, { ...before, mode: file.mode, mtimeMs: file.mtimeMs, reference: before.reference ?? priorLabel })
     } else {
       result.copy.push(file.name)
     }

@@ -54,4 +54,14 @@ describe('walKeepPredicate', () => {
     assert.equal(keep(seg(10)), true) // from F3 on: everything
     assert.equal(keep(seg(99)), true)
   })
+
+  test('after a point-in-time recovery, a newer backup on a new timeline starting earlier in the WAL keeps its WAL', () => {
+    // F1a (expired) on timeline 1 at 0x10, F1b at 0x90; a PITR of F1a to 0x30 started timeline 2, where F2 starts at 0x40.
+    const f1b = record('20260102-000000F', 'full', null, seg(0x90), seg(0x90))
+    const tl2 = (n: number): string => `00000002${seg(n).slice(8)}`
+    const f2 = { ...record('20260103-000000F', 'full', null, tl2(0x40), tl2(0x40)), timeline: 2 }
+    const keep = walKeepPredicate([f1b, f2], undefined)
+    for (const n of [0x40, 0x41, 0x60, 0x8f, 0x90]) assert.equal(keep(tl2(n)), true, `timeline 2 segment ${n.toString(16)}`)
+    assert.equal(keep(seg(0x3f)), false)
+  })
 })

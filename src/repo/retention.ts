@@ -60,9 +60,12 @@ function walPosition(walName: string): string {
 export function walKeepPredicate(kept: readonly BackupRecord[], archive: number | undefined): (walName: string) => boolean {
   if (kept.length === 0) return () => true
   const fulls = kept.filter((backup) => backup.type === 'full')
-  const pitrFrom =
-    archive === undefined ? kept[0]! : (fulls.at(-Math.min(archive, fulls.length)) ?? kept[0]!)
-  const from = walPosition(pitrFrom.walStart)
+  // The point-in-time window: every kept backup, or with `archive` those from the Nth newest full on. Its WAL starts
+  // at the lowest start position of any backup in it, not at the oldest label's: after a point-in-time recovery a
+  // newer backup on a new timeline can start earlier in the WAL than an older one.
+  const windowStart = archive === undefined ? kept[0]! : (fulls.at(-Math.min(archive, fulls.length)) ?? kept[0]!)
+  const window = kept.filter((backup) => backup.label >= windowStart.label)
+  const from = window.map((backup) => walPosition(backup.walStart)).reduce((low, position) => (position < low ? position : low))
   const ranges = kept.map((backup) => ({
     timeline: backup.walStart.slice(0, 8),
     start: walPosition(backup.walStart),

@@ -144,8 +144,8 @@ export class PosixStorage implements Storage {
     await syncFolder(dirname(fullPath)).catch(() => undefined)
   }
 
-  async syncPath(path: string): Promise<void> {
-    await syncFolder(this.describe(path))
+  async syncPath(path: string, options: { missingOk?: boolean } = {}): Promise<void> {
+    await syncFolder(this.describe(path), options)
   }
 
   /** Creates a folder and its parents, fsyncing each parent whose entries changed so the folder survives a crash. */
@@ -248,11 +248,22 @@ export function posixStorage(root: string): PosixStorage {
   return storage
 }
 
-/** fsync of a folder, so the entries created or renamed in it survive a crash. */
-export async function syncFolder(fullPath: string): Promise<void> {
-  const handle = await open(fullPath, 'r')
+/**
+ * fsync of a folder, so the entries created or renamed in it survive a crash. A failure is an error (EIO means the
+ * data may not be on disk); only a folder that does not exist may be skipped, when the caller says so.
+ */
+export async function syncFolder(fullPath: string, options: { missingOk?: boolean } = {}): Promise<void> {
+  let handle: FileHandle
+  try {
+    handle = await open(fullPath, 'r')
+  } catch (error) {
+    if (options.missingOk && errnoCode(error) === 'ENOENT') return
+    throw storageError('FileWrite', 'unable to sync', fullPath, error)
+  }
   try {
     await handle.sync()
+  } catch (error) {
+    throw storageError('FileWrite', 'unable to sync', fullPath, error)
   } finally {
     await handle.close()
   }

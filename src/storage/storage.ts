@@ -55,6 +55,6 @@ export interface Storage {
   remove(path: string): Promise<void>
   /** Removes a folder and everything under it; a missing folder is fine. */
   removePath(path: string): Promise<void>
-  /** Makes a folder's entries durable (fsync of the folder). */
-  syncPath(path: string): Promise<void>
+  /** Makes a folder's entries durable (fsync of the folder); a missing folder is an error unless `missingOk`. */
+  syncPath(path: string, options?: { missingOk?: boolean }): Promise<void>
 }

@@ -236,8 +236,9 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
   test('stop makes commands refuse; start lifts it', async () => {
     await stanza.waldenOk(['stop'])
     assertCleanError(await stanza.walden(['backup']), 62, /ERROR: \[062\]: stop file exists for stanza 'demo'/)
-    // info still works while stopped.
+    // info still works while stopped, and so does archive-get: failing it would end a recovery early.
     await stanza.waldenOk(['info'])
+    assert.equal((await stanza.walden(['archive-get', '0000000A00000000000000FF', join(stanza.dir.path, 'x')])).code, 1)
     await stanza.waldenOk(['start'])
     await stanza.waldenOk(['check'])
   })

@@ -219,7 +219,9 @@ describe(`safety on PostgreSQL ${MAJOR}`, () => {
 
     const destinationFolder = await stanza.dir.mkdir('wal-get')
     const result = await stanza.walden(['archive-get', segment, join(destinationFolder, segment)])
-    assertRefused(result, 26, damagedLine('archived WAL file', stored))
+    // 126, not 26: PostgreSQL must abort recovery here rather than take the failure for the end of the archive.
+    assertRefused(result, 126, damagedLine('archived WAL file', stored))
+    assert.match(result.stderr, /exit 126: PostgreSQL must abort recovery rather than end it before this WAL file/)
     assert.deepEqual(await readdir(destinationFolder), [], 'nothing at the destination, not even a temporary file')
   })
 

@@ -105,15 +105,17 @@ function fileRecord(file: ScannedFile, outputs: readonly BackupFileOutput[], com
   }
   const badPages = outputs.flatMap((output) => output.badPages)
   const parts: ManifestPart[] = outputs.map((output) => ({ size: output.size, sha256: output.sha256, repoSize: output.repoSize }))
+  // The file ends where its last non-empty part ends (parts may come out short if the file shrank meanwhile).
+  const size = parts.reduce((end, part, index) => (part.size > 0 ? index * PART_SIZE + part.size : end), 0)
   return {
     name: file.name,
-    size: parts.reduce((sum, part) => sum + part.size, 0),
+    size,
     mtimeMs: file.mtimeMs,
     mode: file.mode,
     sha256: parts.length === 1 ? parts[0]!.sha256 : partsChecksum(parts),
     repoSize: parts.reduce((sum, part) => sum + part.repoSize, 0),
     compressType,
     ...(badPages.length > 0 ? { badPages } : {}),
-    ...(parts.length > 1 ? { parts } : {}),
+    ...(parts.length > 1 ? { parts, partSize: PART_SIZE } : {}),
   }
 }

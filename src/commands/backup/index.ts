@@ -27,7 +27,7 @@ import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
 import { checkDataDirectory, pgSessionOpen, repoStorage } from '../common.js'
 import { expireRun } from '../expire.js'
-import { backupCopy, PART_SIZE } from './copy.js'
+import { backupCopy } from './copy.js'
 import type { BackupCopyResult } from './copy.js'
 import { scanCluster } from './scan.js'
 
@@ -159,8 +159,9 @@ export const backup: Command = {
       }
 
       // Files were written in place with their own fsync; make their folder entries durable before the manifest.
-      for (const path of scan.paths) await repo.syncPath(`${layout.backup(stanza, label)}/${path.name}`).catch(() => undefined)
-      await repo.syncPath(layout.backup(stanza, label)).catch(() => undefined)
+      // A folder with no copied file was never created: skip it, but no other failure.
+      for (const path of scan.paths) await repo.syncPath(`${layout.backup(stanza, label)}/${path.name}`, { missingOk: true })
+      await repo.syncPath(layout.backup(stanza, label), { missingOk: true })
 
       const manifest: Manifest = {
         label,
@@ -178,7 +179,6 @@ export const backup: Command = {
         stop: { lsn: end.lsn, wal: walStop, time: Date.parse(end.time) },
         compressType,
         compressLevel,
-        partSize: PART_SIZE,
         targets: scan.targets,
         paths: scan.paths,
         links: scan.links,

@@ -1,7 +1,7 @@
 // Lists what a backup copies: the data directory and each tablespace, with PostgreSQL's exclusions applied.
 // Only names and stat results are held in memory, never file contents.
 
-import { lstat, readdir, readlink } from 'node:fs/promises'
+import { lstat, readdir, readlink, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
@@ -62,7 +62,8 @@ async function scanFolder(scan: ClusterScan, absolute: string, name: string, rel
     if (errnoCode(error) === 'ENOENT') return
     fail('FileOpen', `unable to list '${absolute}': ${(error as Error).message}`)
   }
-  const folderStat = await lstat(absolute).catch(() => undefined)
+  // stat, not lstat: a folder reached through a link (pg_wal elsewhere) takes the mode of what it points to.
+  const folderStat = await stat(absolute).catch(() => undefined)
   if (!folderStat) return
   scan.paths.push({ name, mode: folderStat.mode & 0o7777 })
 
@@ -76,37 +77,43 @@ async function scanFolder(scan: ClusterScan, absolute: string, name: string, rel
     const childAbsolute = join(absolute, entry)
     const childName = `${name}/${entry}`
     const childRelative = relative === '' ? entry : `${relative}/${entry}`
-    let stat
+    let fileStat
     try {
-      stat = await lstat(childAbsolute, { bigint: true })
+      fileStat = await lstat(childAbsolute, { bigint: true })
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') continue
       throw error
     }
-    if (stat.isSymbolicLink()) {
+    if (fileStat.isSymbolicLink()) {
       // Links in pg_tblspc are the tablespaces, scanned above as targets of their own.
-      if (!(isDataRoot && relative === 'pg_tblspc')) {
-        scan.links.push({ name: childName, destination: await readlink(childAbsolute) })
-        if (!(atRoot && entry === 'pg_wal')) log.warn(`link '${childAbsolute}' is recorded but what it points to is not backed up`)
+      if (isDataRoot && relative === 'pg_tblspc') continue
+      // Any other link (pg_wal on another disk, a configuration file kept in /etc) is backed up as what it points
+      // to, and restored as a plain folder or file: recreating the link could point a restored copy at the live
+      // cluster's files on the same host.
+      scan.links.push({ name: childName, destination: await readlink(childAbsolute) })
+      const target = await stat(childAbsolute, { bigint: true }).catch(() => undefined)
+      if (!target || (!target.isDirectory() && !target.isFile())) {
+        log.warn(`link '${childAbsolute}' points at nothing walden can back up; it is left out`)
+        continue
       }
-      continue
+      fileStat = target
     }
-    if (stat.isDirectory()) {
+    if (fileStat.isDirectory()) {
       if (atRoot && EXCLUDE_FOLDER_CONTENTS.has(entry)) {
-        scan.paths.push({ name: childName, mode: Number(stat.mode) & 0o7777 })
+        scan.paths.push({ name: childName, mode: Number(fileStat.mode) & 0o7777 })
         continue
       }
       await scanFolder(scan, childAbsolute, childName, childRelative, isDataRoot)
       continue
     }
-    if (!stat.isFile()) continue
+    if (!fileStat.isFile()) continue
     const relation = relationFolder ? relationFileParse(entry) : undefined
     scan.files.push({
       name: childName,
       path: childAbsolute,
-      size: Number(stat.size),
-      mtimeMs: Number(stat.mtimeNs) / 1e6,
-      mode: Number(stat.mode) & 0o7777,
+      size: Number(fileStat.size),
+      mtimeMs: Number(fileStat.mtimeNs) / 1e6,
+      mode: Number(fileStat.mode) & 0o7777,
       ...(relation ? { relationSegment: relation.segmentNo } : {}),
     })
   }

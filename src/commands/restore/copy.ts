@@ -12,7 +12,6 @@ export interface RestoreCopyOptions {
   pool: WorkerPool
   files: readonly ManifestFile[]
   repoRoot: string
-  partSize: number
   delta: boolean
   destinationOf: (file: ManifestFile) => string
   repoPathOf: (file: ManifestFile, extension: string, part?: number) => string
@@ -66,7 +65,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
       repoPath: part.size === 0 ? '' : options.repoPathOf(job.file, extension, job.part),
       size: part.size,
       sha256: part.sha256,
-      partOffset: job.part * options.partSize,
+      partOffset: job.part * job.file.partSize!,
     }
   }
 

@@ -106,6 +106,8 @@ class PositionalWriter extends Writable {
 
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
   const offset = input.partOffset ?? 0
+  // An empty part (the file shrank while it was backed up) is not stored; the file already has its final size.
+  if (input.partOffset !== undefined && input.size === 0) return { fetched: false }
   if (input.delta && existingSha256(input.destination, offset, input.size) === input.sha256) {
     if (input.partOffset === undefined) {
       // Whole file kept: its size must match too, not only its first `size` bytes.

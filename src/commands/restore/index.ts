@@ -12,7 +12,6 @@ import { codecFor } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
 import { pgControlRead } from '../../pg/control.js'
 import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
-import type { Manifest, ManifestTarget } from '../../repo/manifest.js'
 import { backupInfoLoad } from '../../repo/stanza-info.js'
 import { PosixStorage, syncFolder } from '../../storage/posix.js'
 import type { Command } from '../command.js'
@@ -22,68 +21,22 @@ import { restoreFile } from './file.js'
 import { restoreCopy } from './copy.js'
 import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
 import { backupSelect } from './target.js'
+import { checkTablespaceTargets, destinationOf, isEmptyFolder, restoreTargets } from './targets.js'
 
 const TARGET_TYPES = new Set(['time', 'xid', 'name', 'lsn'])
 const PG_CONTROL = 'global/pg_control'
 
-/** Where each manifest target goes on this host: pg1-path for pg_data, the tablespace path or its remap. */
-function targetPaths(manifest: Manifest, pgPath: string, remap: Readonly<Record<string, string>>): Map<string, string> {
-  // A key that names no tablespace of the backup is a mistake, typically a misspelt name: ignoring it would put the
-  // tablespace back in its old location instead of where the user asked.
-  const tablespaces = manifest.targets.filter((target) => target.name !== 'pg_data')
-  for (const key of Object.keys(remap)) {
-    if (!tablespaces.some((target) => target.tablespaceName === key || String(target.tablespaceOid) === key)) {
-      fail('OptionInvalidValue', `option 'tablespace-map' names tablespace '${key}', but backup ${manifest.label} has no tablespace with that name or OID`, {
-        hint:
-          tablespaces.length === 0
-            ? 'the backup has no tablespaces.'
-            : `the backup's tablespaces are ${tablespaces.map((target) => `'${tablespaceDisplayName(target)}' (OID ${target.tablespaceOid})`).join(', ')}.`,
-      })
-    }
-  }
-  const paths = new Map<string, string>()
-  for (const target of manifest.targets) {
-    if (target.name === 'pg_data') {
-      paths.set(target.name, pgPath)
-      continue
-    }
-    const byName = target.tablespaceName === undefined ? undefined : remap[target.tablespaceName]
-    const byOid = remap[String(target.tablespaceOid)]
-    paths.set(target.name, resolve(byName ?? byOid ?? target.path))
-  }
-  return paths
-}
-
-/** The name a user knows a tablespace by (and gives to --tablespace-map): its name, or its OID if unknown. */
-function tablespaceDisplayName(target: ManifestTarget): string {
-  return target.tablespaceName ?? String(target.tablespaceOid)
-}
-
-/** Absolute destination of a manifest entry name such as 'pg_data/base/5/1259' or 'pg_tblspc/16400/PG_.../x'. */
-function destinationOf(name: string, targets: Map<string, string>): string {
-  const tablespace = /^(pg_tblspc\/\d+)(\/.*)?$/.exec(name)
-  if (tablespace) return `${targets.get(tablespace[1]!)!}${tablespace[2] ?? ''}`
-  return `${targets.get('pg_data')!}${name.slice('pg_data'.length)}`
-}
-
-/** True for an empty or missing folder. Anything unreadable is an error: taking it for empty would write into it. */
-async function isEmptyFolder(path: string): Promise<boolean> {
-  try {
-    return (await readdir(path)).length === 0
-  } catch (error) {
-    const code = errnoCode(error)
-    if (code === 'ENOENT') return true
-    if (code === 'ENOTDIR') fail('PathMissing', `unable to restore to '${path}' because it is not a folder`)
-    fail('FileOpen', `unable to list '${path}': ${code === 'EACCES' ? 'permission denied' : (error as Error).message}`, {
-      hint: 'run restore as the user that owns the data folder (usually postgres).',
-    })
-  }
-}
-
 /** Removes everything under `root` that the backup does not have: the delta's clean-up. */
 async function removeUnknown(root: string, expectFiles: Set<string>, expectFolders: Set<string>, expectLinks: Set<string>): Promise<number> {
   let removed = 0
-  for (const entry of await readdir(root).catch(() => [] as string[])) {
+  let entries: string[]
+  try {
+    entries = await readdir(root)
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return 0
+    fail('FileOpen', `unable to list '${root}': ${(error as Error).message}`, { hint: 'run restore as the user that owns the data folder (usually postgres).' })
+  }
+  for (const entry of entries) {
     const path = join(root, entry)
     const stat = await lstat(path)
     if (stat.isDirectory() && expectFolders.has(path)) {
@@ -92,7 +45,10 @@ async function removeUnknown(root: string, expectFiles: Set<string>, expectFolde
       continue
     } else {
       log.detail(`remove '${path}': not in the backup`)
-      await rm(path, { recursive: true, force: true })
+      // A link is removed itself, never what it points to.
+      await rm(path, { recursive: true, force: true }).catch((error: unknown) =>
+        fail('FileWrite', `unable to remove '${path}': ${(error as Error).message}`, { hint: 'run restore as the user that owns the data folder (usually postgres).' }),
+      )
       removed++
     }
   }
@@ -129,6 +85,8 @@ export const restore: Command = {
     const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
     const manifest = await manifestLoad(repo, stanza, chosen.label)
     log.info(`restore backup set ${chosen.label}`)
+    const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
+    if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
 
     // The cluster must not be running, and the folder must be empty unless the user asked to overwrite it.
     if (await pgRunning(pgPath)) {
@@ -155,52 +113,42 @@ export const restore: Command = {
       }
     }
 
-    const targets = targetPaths(manifest, pgPath, cfg.hash('tablespace-map'))
-    for (const tablespace of manifest.targets) {
-      if (tablespace.name === 'pg_data') continue
-      const path = targets.get(tablespace.name)!
-      if (!(await isEmptyFolder(path)) && !delta && !force) {
-        // Named as the user knows it, so the hint's --tablespace-map line works as printed.
-        const name = tablespaceDisplayName(tablespace)
-        fail('PathNotEmpty', `unable to restore tablespace '${name}' to '${path}' because it contains files`, {
-          hint: `empty it, move it with --tablespace-map=${name}=PATH, or give --delta.`,
-        })
-      }
-    }
+    const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
+    await checkTablespaceTargets(targets, pgPath, delta || force)
 
     // A cluster restored part-way must never start: without global/pg_control PostgreSQL refuses to, so the old one
     // goes first and the backup's is written last, after everything else is durable.
     await rm(join(pgPath, PG_CONTROL), { force: true })
+    // Durable before anything else is written: after a power loss the old pg_control must not reappear over
+    // half-restored files.
+    await syncFolder(join(pgPath, 'global'), { missingOk: true })
 
-    // Folders, links and clean-up before any file is written.
-    const linkDestinations = new Map(manifest.links.map((link) => [destinationOf(link.name, targets), link.destination]))
-    for (const [name, path] of targets) {
-      if (name !== 'pg_data') linkDestinations.set(join(pgPath, name), path)
-    }
+    // Folders, tablespace links and clean-up before any file is written. Other links of the backed-up cluster come
+    // back as plain folders and files (see scan.ts).
+    const tablespaceLinks = new Map(targets.filter((target) => target.tablespace).map((target) => [join(pgPath, target.name), target.location]))
     const expectFiles = new Set(manifest.files.map((file) => destinationOf(file.name, targets)))
     const expectFolders = new Set(manifest.paths.map((path) => destinationOf(path.name, targets)))
     let removed = 0
     if (!emptyOrMissing || delta || force) {
-      for (const [, path] of targets) removed += await removeUnknown(path, expectFiles, expectFolders, new Set(linkDestinations.keys()))
+      for (const target of targets) removed += await removeUnknown(target.ownRoot, expectFiles, expectFolders, new Set(tablespaceLinks.keys()))
     }
     for (const folder of manifest.paths) {
       const path = destinationOf(folder.name, targets)
       await mkdir(path, { recursive: true, mode: folder.mode })
       await chmod(path, folder.mode)
     }
-    for (const [path, destination] of linkDestinations) {
-      const existing = await readlink(path).catch(() => undefined)
-      if (existing === destination) continue
+    for (const [path, destination] of tablespaceLinks) {
+      if ((await readlink(path).catch(() => undefined)) === destination) continue
       await rm(path, { recursive: true, force: true })
-      await mkdir(destination, { recursive: true, mode: 0o700 })
       await symlink(destination, path)
+    }
+    if (manifest.links.length > 0) {
+      log.info(`restored as plain folders and files: ${manifest.links.map((link) => `'${link.name.slice('pg_data/'.length)}' (was a link to '${link.destination}')`).join(', ')}`)
     }
 
     // Files, largest first, verified against their checksums.
     const repoRoot = repo.describe('')
     const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
-    const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
-    if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
     const pool = new WorkerPool(cfg.number('process-max') ?? 1)
     let fetched: number
     let fetchedBytes: number
@@ -209,7 +157,6 @@ export const restore: Command = {
         pool,
         files,
         repoRoot,
-        partSize: manifest.partSize,
         delta: delta || force,
         destinationOf: (file) => destinationOf(file.name, targets),
         repoPathOf: (file, extension, part) => manifestFileRepoPath(stanza, chosen.label, file, extension, part),
@@ -219,7 +166,7 @@ export const restore: Command = {
     }
 
     // Files were written in place with their own fsync; make the folder entries durable too.
-    for (const folder of expectFolders) await syncFolder(folder).catch(() => undefined)
+    for (const folder of expectFolders) await syncFolder(folder)
     // backup_label tells PostgreSQL where replay must start; without it the restored files are not consistent.
     const data = new PosixStorage(pgPath)
     await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
@@ -265,6 +212,7 @@ async function writeRecovery(cfg: Parameters<Command['run']>[0], data: PosixStor
     ...(timeline !== undefined ? { targetTimeline: timeline } : {}),
     restoreCommand: `${restoreCommand} archive-get %f "%p"`,
     options: cfg.hash('recovery-option'),
+    archiveOff: cfg.string('archive-mode') === 'off',
   })
   const autoConf = join(pgPath, 'postgresql.auto.conf')
   const existing = await readFile(autoConf, 'utf8').catch((error: unknown) => {

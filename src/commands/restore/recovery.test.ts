@@ -30,3 +30,9 @@ test('recovery-option overrides and quoting', () => {
   assert.equal(shellQuote('/path with space/walden'), "'/path with space/walden'")
   assert.equal(shellQuote('--repo1-path=/r'), '--repo1-path=/r')
 })
+
+test('archive-mode=off turns archiving off, whatever the recovery type', () => {
+  assert.equal(recoverySettings({ ...base, type: 'preserve', archiveOff: true }).get('archive_mode'), 'off')
+  assert.match(autoConfRewrite("archive_mode = 'on'\n", recoverySettings({ ...base, type: 'default', archiveOff: true })), /^archive_mode = 'off'$/m)
+  assert.doesNotMatch(autoConfRewrite("archive_mode = 'on'\n", recoverySettings({ ...base, type: 'default', archiveOff: true })), /'on'/)
+})

@@ -12,6 +12,8 @@ export interface RecoveryRequest {
   targetTimeline?: string
   restoreCommand: string
   options: Readonly<Record<string, string>>
+  /** Turn archiving off on the restored cluster (restore --archive-mode=off). */
+  archiveOff?: boolean
 }
 
 /** Quotes a value for postgresql.conf: single quotes, embedded quotes doubled. */
@@ -27,6 +29,7 @@ export function shellQuote(word: string): string {
 /** The settings to append for a recovery type; empty for preserve and none. */
 export function recoverySettings(request: RecoveryRequest): Map<string, string> {
   const settings = new Map<string, string>()
+  if (request.archiveOff) settings.set('archive_mode', 'off')
   if (request.type === 'preserve' || request.type === 'none') return settings
   settings.set('restore_command', request.restoreCommand)
   const targetSetting: Record<string, string> = {
