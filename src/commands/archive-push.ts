@@ -14,7 +14,8 @@ import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
 import { fileSha256, HashStream } from '../io/hash.js'
 import { pgControlRead } from '../pg/control.js'
-import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName, walHeaderParse, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
+import { lsnFormat } from '../pg/lsn.js'
+import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
 import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/archive.js'
 import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
@@ -30,6 +31,13 @@ async function walIdentity(cfg: Config, walPath: string, walName: string): Promi
       const header = Buffer.alloc(WAL_LONG_HEADER_SIZE)
       await handle.read(header, 0, WAL_LONG_HEADER_SIZE, 0)
       const parsed = walHeaderParse(header, walPath)
+      // A segment copied under another segment's name would be replayed in the wrong place.
+      const expected = walSegmentStartLsn(walName.slice(0, 24), parsed.segmentSize)
+      if (parsed.pageAddress !== expected) {
+        fail('ArchiveMismatch', `WAL file '${walPath}' holds WAL from ${lsnFormat(parsed.pageAddress)}, but its name says ${lsnFormat(expected)}`, {
+          hint: 'the file was renamed or damaged; do not archive it.',
+        })
+      }
       return { systemId: parsed.systemId.toString(), version: parsed.version }
     } finally {
       await handle.close()

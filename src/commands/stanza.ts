@@ -1,11 +1,10 @@
 // stanza-create and stanza-delete.
 
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { fail } from '../common/errors.js'
 import { log } from '../common/log.js'
-import { pidAlive, stopFileCheck } from '../common/lock.js'
+import { stopFileCheck } from '../common/lock.js'
 import { pgControlRead } from '../pg/control.js'
+import { pgRunning } from '../pg/data-dir.js'
 import { dbInfo } from '../pg/db.js'
 import { infoFileRemove } from '../repo/info-file.js'
 import { layout } from '../repo/layout.js'
@@ -63,13 +62,6 @@ export const stanzaCreate: Command = {
     )
     return 0
   },
-}
-
-/** True when a postmaster.pid names a live process: PostgreSQL is running on that data folder. */
-export async function pgRunning(dataDir: string): Promise<boolean> {
-  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined)
-  const pid = text === undefined ? NaN : Number.parseInt(text, 10)
-  return Number.isFinite(pid) && pidAlive(pid)
 }
 
 export const stanzaDelete: Command = {

@@ -1,6 +1,10 @@
 // What in a data directory belongs in a backup. Follows PostgreSQL's documentation ("Making a Base Backup Using
 // the Low Level API") and the exclusions of its own base backup (src/backend/backup/basebackup.c).
 
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pidAlive } from '../common/lock.js'
+
 /** Folders at the data directory root whose contents are recreated by PostgreSQL and must not be copied. */
 export const EXCLUDE_FOLDER_CONTENTS: ReadonlySet<string> = new Set([
   'pg_wal', // WAL comes from the archive; replaying stale segments copied mid-write would be wrong
@@ -30,9 +34,12 @@ export const EXCLUDE_ROOT_FILES: ReadonlySet<string> = new Set([
 /** Files excluded wherever they are. */
 export const EXCLUDE_ANY_FILES: ReadonlySet<string> = new Set(['pg_internal.init'])
 
-/** Temporary files and folders (pgsql_tmp*) hold nothing a restored cluster could use. */
+/**
+ * Temporary files and folders (pgsql_tmp*) and temporary relations (t<backend>_<relfilenode>, with any fork or
+ * segment suffix) hold nothing a restored cluster could use: PostgreSQL removes them at start-up.
+ */
 export function isTemporaryName(name: string): boolean {
-  return name.startsWith('pgsql_tmp')
+  return name.startsWith('pgsql_tmp') || /^t\d+_\d+(_(fsm|vm|init))?(\.\d+)?$/.test(name)
 }
 
 const RELATION_FILE = /^(\d+)(?:_(fsm|vm|init))?(?:\.(\d+))?$/
@@ -84,4 +91,11 @@ export function isRelationFolder(relativeFolder: string): boolean {
 /** True for a database folder, where unlogged relations live. */
 export function isDatabaseFolder(relativeFolder: string): boolean {
   return /^(base\/\d+|PG_[^/]+\/\d+)$/.test(relativeFolder)
+}
+
+/** True when a postmaster.pid names a live process: PostgreSQL is running on that data folder. */
+export async function pgRunning(dataDir: string): Promise<boolean> {
+  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined)
+  const pid = text === undefined ? NaN : Number.parseInt(text, 10)
+  return Number.isFinite(pid) && pidAlive(pid)
 }

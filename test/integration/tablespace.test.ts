@@ -67,11 +67,22 @@ describe(`tablespaces on PostgreSQL ${MAJOR}`, () => {
   test('a restore over the non-empty original tablespace folder is refused', async () => {
     // The data folder is gone but the tablespace's old location still holds the cluster's files.
     assert.ok((await readdir(tablespaceDir)).length > 0)
+    const [versionFolder] = await readdir(tablespaceDir)
     const result = await stanza.walden(['restore'])
-    assertRefused(result, 40, `P00  ERROR: [040]: unable to restore tablespace 'ts' to '${tablespaceDir}' because it contains files`)
-    assert.equal(result.stderr.split('\n')[1], 'HINT: empty it, move it with --tablespace-map=ts=PATH, or give --delta.')
+    assertRefused(result, 40, `P00  ERROR: [040]: unable to restore tablespace 'ts' to '${join(tablespaceDir, versionFolder!)}' because it contains files`)
+    assert.equal(
+      result.stderr.split('\n')[1],
+      `HINT: move it with --tablespace-map=ts=PATH to an empty folder, or give --delta if it is the tablespace of the cluster in '${stanza.cluster.dataDir}'.`,
+    )
     // Nothing was written: the refusal comes before any folder is created.
     await assert.rejects(readdir(stanza.cluster.dataDir), /ENOENT/)
+
+    // --delta does not make it acceptable: the empty data folder has no link to that location, so the files there
+    // may be another cluster's (a running one's, even). Only ever restore into such a location by moving it.
+    const delta = await stanza.walden(['restore', '--delta'])
+    assertRefused(delta, 40, `P00  ERROR: [040]: unable to restore tablespace 'ts' to '${join(tablespaceDir, versionFolder!)}' because it contains files`)
+    assert.match(delta.stderr, /HINT: these files do not belong to the cluster in '.*'; move the tablespace with --tablespace-map=ts=PATH to an empty folder\./)
+    assert.ok((await readdir(join(tablespaceDir, versionFolder!))).length > 0, 'the files in the tablespace are untouched')
   })
 
   test('a --tablespace-map naming no tablespace of the backup is refused rather than ignored', async () => {

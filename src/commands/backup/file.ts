@@ -46,6 +46,34 @@ export interface BackupFileOutput {
 
 const MISSING: BackupFileOutput = { copied: false, size: 0, sha256: SHA256_EMPTY, repoSize: 0, badPages: [] }
 
+/**
+ * Reads each failing page again and keeps only those that still fail: a page read while PostgreSQL was writing it
+ * can look torn once and be whole a moment later. What still fails is reported, and the next backup copies the file
+ * again.
+ */
+function pagesRecheck(input: BackupFileInput, badPages: readonly number[], firstBlock: number): number[] {
+  if (badPages.length === 0 || !input.pageCheck) return []
+  const { blockSize, startLsn } = input.pageCheck
+  const page = Buffer.allocUnsafe(blockSize)
+  const stillBad: number[] = []
+  let fd: number
+  try {
+    fd = openSync(input.source, 'r')
+  } catch {
+    return [] // dropped meanwhile: WAL replay accounts for it
+  }
+  try {
+    for (const block of badPages) {
+      const position = input.offset + (block - firstBlock) * blockSize
+      if (readSync(fd, page, 0, blockSize, position) < blockSize) continue // truncated meanwhile
+      stillBad.push(...pagesVerify(page, blockSize, block, BigInt(startLsn)))
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return stillBad
+}
+
 export async function backupFile(input: BackupFileInput): Promise<BackupFileOutput> {
   let fd: number
   try {
@@ -85,7 +113,13 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     const compressed = await compressBuffer(codec, input.compressLevel, content)
     // In place, not atomic: the backup becomes valid only when its manifest is saved, after every folder is fsynced.
     await repo.write(target, compressed, { atomic: false })
-    return { copied: true, size: read, sha256: createHash('sha256').update(content).digest('hex'), repoSize: compressed.length, badPages }
+    return {
+      copied: true,
+      size: read,
+      sha256: createHash('sha256').update(content).digest('hex'),
+      repoSize: compressed.length,
+      badPages: pagesRecheck(input, badPages, firstBlock),
+    }
   }
 
   const source = createReadStream(input.source, {
@@ -101,5 +135,11 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     : undefined
   const stages: Transform[] = [...(pages ? [pages] : []), hash, codec.compress(input.compressLevel), count]
   await streamInto(source, stages, await repo.openWrite(target, { atomic: false }))
-  return { copied: true, size: hash.size, sha256: hash.digest(), repoSize: count.size, badPages: pages?.badPages ?? [] }
+  return {
+    copied: true,
+    size: hash.size,
+    sha256: hash.digest(),
+    repoSize: count.size,
+    badPages: pagesRecheck(input, pages?.badPages ?? [], firstBlock),
+  }
 }

@@ -16,11 +16,11 @@ import { backupInfoLoad } from '../../repo/stanza-info.js'
 import { PosixStorage, syncFolder } from '../../storage/posix.js'
 import type { Command } from '../command.js'
 import { repoStorage } from '../common.js'
-import { pgRunning } from '../stanza.js'
+import { pgRunning } from '../../pg/data-dir.js'
 import { restoreFile } from './file.js'
 import { restoreCopy } from './copy.js'
 import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
-import { backupSelect } from './target.js'
+import { backupSelect, targetCheck } from './target.js'
 import { checkTablespaceTargets, destinationOf, isEmptyFolder, restoreTargets } from './targets.js'
 
 const TARGET_TYPES = new Set(['time', 'xid', 'name', 'lsn'])
@@ -69,6 +69,7 @@ export const restore: Command = {
     if (TARGET_TYPES.has(type) && target === undefined) {
       fail('OptionRequired', `restore --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} to recover to.` })
     }
+    if (target !== undefined) targetCheck(type, target)
     if (!TARGET_TYPES.has(type) && target !== undefined) {
       fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
     }

@@ -3,6 +3,7 @@
 // at the end of the backup instead (or refuse to start), and the DBA would get the wrong data.
 
 import { fail } from '../../common/errors.js'
+import { log } from '../../common/log.js'
 import { lsnParse } from '../../pg/lsn.js'
 import type { BackupRecord } from '../../repo/stanza-info.js'
 
@@ -34,6 +35,21 @@ export function targetTimeParse(text: string): number {
     offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || '0'))
   }
   return Date.UTC(year, month - 1, day, hour, minute, second) + fraction - offsetMinutes * 60000
+}
+
+/**
+ * Checks a target's form for its type before anything is written, so a typo is a clear error here rather than a
+ * server that refuses to start. Time without a zone is only a warning: it is valid, but means this host's zone.
+ */
+export function targetCheck(type: string, target: string): void {
+  if (type === 'time') {
+    targetTimeParse(target)
+    if (!TIME.exec(target.trim())?.[8]) log.warn(`target time '${target}' has no time zone; it is read as this host's local time`)
+  } else if (type === 'xid' && !/^\d+$/.test(target)) {
+    fail('OptionInvalidValue', `target xid '${target}' is not a transaction id`, { hint: 'give the number txid_current() returned, e.g. --target=12345.' })
+  } else if (type === 'lsn' && !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(target)) {
+    fail('OptionInvalidValue', `target lsn '${target}' is not an LSN`, { hint: "give it as PostgreSQL prints one, e.g. --target=0/3000028." })
+  }
 }
 
 /** Whether a backup ended at or before the target, so recovery from it can reach the target. */
