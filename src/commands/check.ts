@@ -17,13 +17,14 @@ export const check: Command = {
     const pgPath = cfg.requireString('pg1-path')
     const control = await pgControlRead(pgPath)
     const found = { systemId: control.systemId.toString(), version: control.version }
-    checkIdentity(stanza, archiveInfo.db, found, `cluster '${pgPath}'`)
-    checkIdentity(stanza, backupInfo.db, found, `cluster '${pgPath}'`)
 
     const session = await pgSessionOpen(cfg)
     try {
       const server = await dbInfo(session)
+      // The data directory first: a pg1-path naming another folder is the likelier mistake, and its message says so.
       await checkDataDirectory(cfg, server.dataDirectory, session.where)
+      checkIdentity(stanza, archiveInfo.db, found, `cluster '${pgPath}'`)
+      checkIdentity(stanza, backupInfo.db, found, `cluster '${pgPath}'`)
       if (server.archiveMode === 'off') {
         fail('ArchiveMismatch', `archive_mode is off on the server at ${session.where}`, {
           hint: "set archive_mode = on and archive_command = 'walden --stanza=" + stanza + " archive-push %p', then restart PostgreSQL.",

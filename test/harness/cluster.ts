@@ -483,6 +483,15 @@ export class Cluster {
     return Array.isArray(result) ? (result.at(-1)?.rows ?? []) : result.rows
   }
 
+  /** Waits until recovery has finished and the server accepts writes (after a restore that promotes). */
+  async waitWritable(timeoutMs = 30_000): Promise<void> {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+      if ((await this.psqlScalar('select pg_is_in_recovery()::text')) === 'false') return
+      await sleep(100)
+    }
+    throw new Error(`recovery did not finish within ${timeoutMs} ms\n${await this.logTail()}`)
+  }
+
   /** First column of the first row in PostgreSQL's text form, like `psql -tAc`: '' for NULL or no row. */
   async psqlScalar(sql: string, params?: unknown[]): Promise<string> {
     const client = await this.#sharedClient()

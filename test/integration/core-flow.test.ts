@@ -33,15 +33,6 @@ function withoutData(dump: string, table: string): string {
   return dump.replace(new RegExp(`(COPY ${table.replace('.', '\\.')} [^\\n]* FROM stdin;\\n)[\\s\\S]*?\\n\\\\\\.\\n`), '$1\\.\n')
 }
 
-/** Waits until a restored cluster has finished recovery and accepts writes. */
-async function waitPromoted(stanza: TestStanza): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    if ((await stanza.cluster.psqlScalar('select pg_is_in_recovery()::text')) === 'false') return
-    await sleep(100)
-  }
-  throw new Error(`recovery did not finish\n${await stanza.cluster.logTail()}`)
-}
-
 /** One line, an error code, no stack trace: what a user mistake must look like. */
 function assertCleanError(result: { code: number; stderr: string }, code: number, pattern: RegExp): void {
   assert.equal(result.code, code, result.stderr)
@@ -105,7 +96,7 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
     await rm(stanza.cluster.dataDir, { recursive: true, force: true })
     await stanza.waldenOk(['restore'])
     await stanza.cluster.start()
-    await waitPromoted(stanza)
+    await stanza.cluster.waitWritable()
     // Unlogged tables come back empty, as after a crash: their data is not part of the comparison.
     assert.equal(withoutData(await dumpDatabase(stanza.cluster), 'public.scratch'), withoutData(before, 'public.scratch'))
     assert.equal(await stanza.cluster.psqlScalar('select count(*) from scratch'), '0')
@@ -123,7 +114,7 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
 
     await stanza.waldenOk(['restore', '--delta', '--type=time', `--target=${target}`, '--target-action=promote'])
     await stanza.cluster.start()
-    await waitPromoted(stanza)
+    await stanza.cluster.waitWritable()
     assert.equal(await stanza.cluster.psqlScalar('select count(*) from precious'), '500')
     assert.equal(await stanza.cluster.psqlScalar(`select note from precious where id = 42`), 'row 42')
   })
@@ -148,7 +139,7 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
     assert.deepEqual(await readFile(damaged), original)
     await assert.rejects(stat(stray), /ENOENT/)
     await stanza.cluster.start()
-    await waitPromoted(stanza)
+    await stanza.cluster.waitWritable()
     assert.equal(await dumpDatabase(stanza.cluster), dump)
   })
 

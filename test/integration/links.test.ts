@@ -42,9 +42,7 @@ test('pg_wal and a configuration file behind links come back as a plain folder a
   assert.equal(await readFile(join(cluster.dataDir, 'extra.conf'), 'utf8'), "work_mem = '7MB'\n")
 
   await cluster.start()
-  for (let attempt = 0; attempt < 300 && (await cluster.psqlScalar('select pg_is_in_recovery()::text')) !== 'false'; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  await cluster.waitWritable()
   assert.equal(await dumpDatabase(cluster), expected)
   assert.equal(await cluster.psqlScalar('show work_mem'), '7MB')
   // The restored cluster wrote its WAL in its own folder, not in the one the link pointed at.

@@ -16,7 +16,6 @@ const MATRIX = [
   { major: 18, compressType: 'zst', processMax: 2 },
 ]
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const majors = await availableMajors()
 
 describe('backup and restore on every supported major', () => {
@@ -41,10 +40,7 @@ describe('backup and restore on every supported major', () => {
         await rm(stanza.cluster.dataDir, { recursive: true, force: true })
         await stanza.waldenOk(['restore'])
         await stanza.cluster.start()
-        for (let attempt = 0; attempt < 300; attempt++) {
-          if ((await stanza.cluster.psqlScalar('select pg_is_in_recovery()::text')) === 'false') break
-          await sleep(100)
-        }
+        await stanza.cluster.waitWritable()
         assert.equal(await dumpDatabase(stanza.cluster), expected)
         assert.equal(await stanza.cluster.psqlScalar(`select name from items where id = 9999`), 'after the backups')
       } finally {

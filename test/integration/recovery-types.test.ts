@@ -1,4 +1,4 @@
-// Every recovery type end to end, the backup lock, pg1-path identity checks and retention, on one PostgreSQL 15
+// The recovery types end to end, the backup lock, pg1-path identity checks and retention, on one PostgreSQL 15
 // stanza. Tests run in order and share the stanza; each starts from a running primary and leaves one behind.
 //
 // Each recovery test writes rows to `events` on both sides of its target, archives them (`walden check` switches
@@ -10,7 +10,7 @@
 // missing history file would make two different timelines share one id.
 
 import assert from 'node:assert/strict'
-import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises'
+import { chmod, copyFile, readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createCluster } from '../harness/cluster.js'
@@ -68,7 +68,11 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
     const parsed = JSON.parse((await stanza.waldenOk(['info', '--output=json'])).stdout) as Array<{ backup: BackupJson[] }>
     return parsed[0]!.backup
   }
-  const newestLabel = async (): Promise<string> => (await backups()).at(-1)!.label
+  /** Takes a backup and returns its label, read from the backup's own log line (no extra `info` run). */
+  const backup = async (args: readonly string[]): Promise<string> => {
+    const result = await stanza.waldenOk(['backup', ...args, '--log-level-console=info'])
+    return /backup begin: \w+ backup (\S+), start LSN/.exec(result.stderr)![1]!
+  }
 
   /** The timeline the server writes on, as pg_control records it (after a checkpoint, which promotion only requests). */
   const timeline = async (): Promise<number> => {
@@ -97,11 +101,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
 
   /** Waits until recovery has finished and the new timeline's history file is archived; returns the timeline. */
   const waitPromoted = async (): Promise<number> => {
-    for (let attempt = 0; ; attempt++) {
-      if ((await sql('select pg_is_in_recovery()::text')) === 'false') break
-      if (attempt >= 300) throw new Error(`recovery did not finish\n${await stanza.cluster.logTail()}`)
-      await sleep(100)
-    }
+    await stanza.cluster.waitWritable()
     const tli = await timeline()
     await waitHistoryArchived(tli)
     return tli
@@ -128,8 +128,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
     archiveDir = join(stanza.repoPath, 'archive', 'demo', `${MAJOR}-1`)
     await stanza.cluster.query(`create table events (id serial primary key, note text not null); insert into events (note) values ('base')`)
     await stanza.waldenOk(['stanza-create'])
-    await stanza.waldenOk(['backup', '--type=full'])
-    firstFull = await newestLabel()
+    firstFull = await backup(['--type=full'])
   })
   after(async () => {
     await stanza?.dir.cleanup()
@@ -167,7 +166,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
   })
 
   test('--type=immediate stops at the end of the backup: rows written after it are not replayed', async () => {
-    await stanza.waldenOk(['backup', '--type=incr'])
+    await backup(['--type=incr'])
     const before = await notes()
     await insert('after-backup')
     await stanza.waldenOk(['check']) // the row is in the archive, so only the target can keep it out
@@ -177,7 +176,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
   })
 
   test('--type=xid stops after the transaction; with --target-exclusive just before it', async () => {
-    await stanza.waldenOk(['backup', '--type=incr'])
+    await backup(['--type=incr'])
     const before = await notes()
     await stanza.cluster.query('begin')
     await insert('xid-a')
@@ -197,7 +196,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
   })
 
   test('--type=name stops at the named restore point', async () => {
-    await stanza.waldenOk(['backup', '--type=incr'])
+    await backup(['--type=incr'])
     const before = await notes()
     await insert('name-a')
     await sql(`select pg_create_restore_point('before-b')::text`)
@@ -209,53 +208,60 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
   })
 
   test('--type=lsn stops at the LSN; a target that is not an LSN is refused before the folder is touched', async () => {
-    await stanza.waldenOk(['backup', '--type=incr'])
+    await backup(['--type=incr'])
     const before = await notes()
     await insert('lsn-a')
-    // Both committed inserts flush their commit record, so this is past lsn-a's commit and before lsn-b's.
+    // Both inserts commit, which flushes WAL: this is past lsn-a's commit record and before lsn-b's.
     const lsn = await sql('select pg_current_wal_lsn()::text')
     await insert('lsn-b')
     await stanza.waldenOk(['check'])
     await stanza.cluster.stop()
 
+    // Asserted at the end, so a wrong answer here does not leave the later tests without a server.
     const refused = await stanza.walden(['restore', '--delta', '--type=lsn', '--target=not-an-lsn', '--target-action=promote'])
-    assertRefused(
-      refused,
-      32,
-      `P00  ERROR: [032]: target lsn 'not-an-lsn' is not a valid lsn`,
-      "an lsn is two hex numbers of up to 8 digits, as in '16/B374D848'",
-    )
-    assert.ok(await exists(join(stanza.cluster.dataDir, 'global', 'pg_control')), 'the data folder was not touched')
+    const untouched = await exists(join(stanza.cluster.dataDir, 'global', 'pg_control'))
 
     await restoreAndStart(['--type=lsn', `--target=${lsn}`, '--target-action=promote'])
     await waitPromoted()
     assert.deepEqual(await notes(), [...before, 'lsn-a'])
+
+    // An option value of the wrong type: OptionInvalidValue, like an unparsable --target for --type=time.
+    assertRefused(
+      refused,
+      32,
+      `P00  ERROR: [032]: target lsn 'not-an-lsn' is not an LSN`,
+      'give it as PostgreSQL prints one, e.g. --target=0/3000028.',
+    )
+    assert.ok(untouched, 'the refused restore left the data folder alone')
   })
 
   test('--type=standby into the same folder starts a read-only standby with the archived data', async () => {
-    await stanza.waldenOk(['backup', '--type=incr'])
+    await backup(['--type=incr'])
     await insert('standby-row')
     const expected = await notes()
     await stanza.waldenOk(['check'])
 
     await restoreAndStart(['--type=standby'])
-    assert.ok(await exists(join(stanza.cluster.dataDir, 'standby.signal')))
-    assert.equal(await exists(join(stanza.cluster.dataDir, 'recovery.signal')), false)
-    assert.equal(await sql('select pg_is_in_recovery()::text'), 'true')
-    // A standby opens at consistency (the end of the backup) and goes on replaying: wait for the archived row.
-    for (let attempt = 0; attempt < 300 && (await sql(`select count(*) from events where note = 'standby-row'`)) !== '1'; attempt++) {
-      await sleep(100)
+    try {
+      assert.ok(await exists(join(stanza.cluster.dataDir, 'standby.signal')))
+      assert.equal(await exists(join(stanza.cluster.dataDir, 'recovery.signal')), false)
+      assert.equal(await sql('select pg_is_in_recovery()::text'), 'true')
+      // A standby opens at consistency (the end of the backup) and goes on replaying: wait for the archived row.
+      for (let attempt = 0; attempt < 300 && (await sql(`select count(*) from events where note = 'standby-row'`)) !== '1'; attempt++) {
+        await sleep(100)
+      }
+      assert.deepEqual(await notes(), expected)
+      await assert.rejects(stanza.cluster.query(`insert into events (note) values ('on the standby')`), {
+        message: 'cannot execute INSERT in a read-only transaction',
+      })
+      // Still a standby with all the archive replayed: it does not promote by itself at the end of the archive.
+      assert.equal(await sql('select pg_is_in_recovery()::text'), 'true')
+    } finally {
+      // Back to a primary for the tests that follow, even when an assertion above failed: a default restore
+      // replays the whole archive and promotes.
+      await restoreAndStart([])
+      await waitPromoted()
     }
-    assert.deepEqual(await notes(), expected)
-    await assert.rejects(stanza.cluster.query(`insert into events (note) values ('on the standby')`), {
-      message: 'cannot execute INSERT in a read-only transaction',
-    })
-    // Still a standby after all the archive was replayed: it does not promote by itself.
-    assert.equal(await sql('select pg_is_in_recovery()::text'), 'true')
-
-    // Back to a primary for the tests that follow: a default restore replays the archive and promotes.
-    await restoreAndStart([])
-    await waitPromoted()
     assert.equal(await exists(join(stanza.cluster.dataDir, 'standby.signal')), false)
     assert.deepEqual(await notes(), expected)
   })
@@ -263,20 +269,23 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
   test('a second backup while one runs is refused naming the first one\'s pid; the first completes', async () => {
     // A big, barely compressible table and gzip level 9 on one process: the first backup runs for seconds.
     await stanza.cluster.query(`create table bulk as select n, md5(n::text) as h from generate_series(1, 400000) n`)
-    const labelsBefore = (await backups()).map((backup) => backup.label)
+    const labelsBefore = (await backups()).map((item) => item.label)
     const lockFile = join(stanza.lockPath, 'demo-backup.lock')
     const first = stanza.walden(['backup', '--type=full', '--process-max=1', '--compress-type=gz', '--compress-level=9'])
-    let pid: number | undefined
-    for (let attempt = 0; attempt < 400 && pid === undefined; attempt++) {
-      const text = await readFile(lockFile, 'utf8').catch(() => '')
-      if (/^\d+\n$/.test(text)) pid = Number.parseInt(text, 10)
-      else await sleep(25)
+    // The lock file holds the owner's pid (walden itself; runuser is only its parent), then a space or a newline.
+    let lockText = ''
+    for (let attempt = 0; attempt < 400 && !/^\d+[ \n]/.test(lockText); attempt++) {
+      await sleep(25)
+      lockText = await readFile(lockFile, 'utf8').catch(() => '')
     }
-    assert.ok(pid !== undefined, 'the first backup took its lock')
+    assert.match(lockText, /^\d+[ \n]/, 'the first backup took its lock')
+    const pid = Number.parseInt(lockText, 10)
 
     const second = await stanza.walden(['backup', '--type=incr'])
-    // The refusal is only meaningful if the first backup still held the lock when the second one asked.
-    assert.equal(await readFile(lockFile, 'utf8').catch(() => 'gone'), `${pid}\n`, 'the first backup was still running')
+    // The refusal only proves something if the first backup still held the lock when the second one asked.
+    const stillHeld = (await readFile(lockFile, 'utf8').catch(() => 'gone')) === lockText
+    const firstResult = await first
+    assert.ok(stillHeld, 'the first backup was still running when the second one finished')
     assertRefused(
       second,
       50,
@@ -284,11 +293,10 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
       'wait for it to finish, or end it with `walden stop --force`.',
     )
 
-    const firstResult = await first
     assert.equal(firstResult.code, 0, firstResult.stderr)
     assert.equal(await exists(lockFile), false, 'the lock is released')
-    const added = (await backups()).filter((backup) => !labelsBefore.includes(backup.label))
-    assert.deepEqual(added.map((backup) => backup.type), ['full'], 'only the first backup was recorded')
+    const added = (await backups()).filter((item) => !labelsBefore.includes(item.label))
+    assert.deepEqual(added.map((item) => item.type), ['full'], 'only the first backup was recorded')
     await stanza.cluster.query('drop table bulk') // keeps the later backups small
   })
 
@@ -306,8 +314,9 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
     // A stale copy of this very cluster: its pg_control matches the stanza, so only the data_directory check can
     // tell that walden would back up the wrong folder.
     const copy = await stanza.dir.mkdir('stale-copy')
-    await mkdir(join(copy, 'global'))
+    await stanza.dir.mkdir('stale-copy/global')
     await copyFile(join(stanza.cluster.dataDir, 'global', 'pg_control'), join(copy, 'global', 'pg_control'))
+    await chmod(join(copy, 'global', 'pg_control'), 0o644) // copied by root; walden runs as postgres
     assertRefused(await stanza.walden(['check', `--pg1-path=${copy}`]), 58, refusal(copy), hint)
     assertRefused(await stanza.walden(['stanza-create', `--pg1-path=${copy}`]), 58, refusal(copy), hint)
   })
@@ -315,26 +324,27 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
   test('repo1-retention-diff=1: a newer diff expires the older one and the incr built on it', async () => {
     await stanza.writeConfig(['repo1-retention-diff=1'])
     try {
-      const others = (await backups()).map((backup) => backup.label)
-      await stanza.waldenOk(['backup', '--type=full'])
-      const full = await newestLabel()
+      // The diffs build on the newest full, whichever test took it.
+      const others = (await backups()).map((item) => item.label)
       await insert('retention-diff-1')
-      await stanza.waldenOk(['backup', '--type=diff'])
-      const diff1 = await newestLabel()
+      const diff1 = await backup(['--type=diff'])
       await insert('retention-incr')
-      await stanza.waldenOk(['backup', '--type=incr'])
-      const incr = (await backups()).at(-1)!
-      assert.equal(incr.prior, diff1, 'the incr builds on the first diff')
+      const incr = await backup(['--type=incr'])
+      const middle = await backups()
+      assert.deepEqual(middle.map((item) => item.label), [...others, diff1, incr], 'one diff is within the limit')
+      assert.equal(middle.at(-1)!.prior, diff1, 'the incr builds on the first diff')
       await insert('retention-diff-2')
       const result = await stanza.waldenOk(['backup', '--type=diff', '--log-level-console=info'])
-      const diff2 = await newestLabel()
+      const diff2 = /backup begin: diff backup (\S+),/.exec(result.stderr)![1]!
 
-      assert.deepEqual((await backups()).map((backup) => backup.label), [...others, full, diff2])
+      const after = await backups()
+      assert.deepEqual(after.map((item) => item.label), [...others, diff2])
+      assert.equal(after.at(-1)!.prior, middle.at(-2)!.prior, 'both diffs build on the same full')
       assert.ok(result.stderr.includes(`P00   INFO: expired backup ${diff1}\n`), result.stderr)
-      assert.ok(result.stderr.includes(`P00   INFO: expired backup ${incr.label}\n`), result.stderr)
+      assert.ok(result.stderr.includes(`P00   INFO: expired backup ${incr}\n`), result.stderr)
       const folders = await readdir(join(stanza.repoPath, 'backup', 'demo'))
       assert.equal(folders.includes(diff1), false)
-      assert.equal(folders.includes(incr.label), false)
+      assert.equal(folders.includes(incr), false)
       assert.ok(folders.includes(diff2))
     } finally {
       await stanza.writeConfig()
@@ -345,7 +355,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
     await stanza.writeConfig(['repo1-retention-full=2', 'repo1-retention-archive=1'])
     try {
       await insert('in-full-a')
-      await stanza.waldenOk(['backup', '--type=full'])
+      await backup(['--type=full'])
       const expected = await notes()
       // Two segments of WAL after full A, archived: only point-in-time recovery from A would need them.
       const between: string[] = []
@@ -353,7 +363,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
         await insert(note)
         between.push(/WAL segment ([0-9A-F]{24}) archived/.exec((await stanza.waldenOk(['check'])).stdout)![1]!)
       }
-      await stanza.waldenOk(['backup', '--type=full'])
+      await backup(['--type=full'])
 
       const [fullA, fullB, ...rest] = await backups()
       assert.equal(rest.length, 0, 'repo1-retention-full=2 keeps the two newest fulls and nothing that depends on older ones')

@@ -12,16 +12,6 @@ import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
 
 const MAJOR = 15
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Waits until a restored cluster has finished recovery and accepts writes. */
-async function waitPromoted(stanza: TestStanza): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    if ((await stanza.cluster.psqlScalar('select pg_is_in_recovery()::text')) === 'false') return
-    await sleep(100)
-  }
-  throw new Error(`recovery did not finish\n${await stanza.cluster.logTail()}`)
-}
 
 /** Exit code, the exact first line on stderr, and no stack trace: what a refusal must look like. */
 function assertRefused(result: { code: number; stderr: string }, code: number, firstLine: string): void {
@@ -101,7 +91,7 @@ describe(`tablespaces on PostgreSQL ${MAJOR}`, () => {
     assert.match((await readdir(moved)).join(','), /^PG_15_\d+$/)
 
     await stanza.cluster.start()
-    await waitPromoted(stanza)
+    await stanza.cluster.waitWritable()
     assert.equal(await stanza.cluster.psqlScalar(`select pg_tablespace_location(${oid})`), moved)
     assert.equal(await stanza.cluster.psqlScalar(`select count(*) from moved`), '5000')
     assert.equal(await stanza.cluster.psqlScalar(`select note from moved where id = 4321`), 'note 4321')

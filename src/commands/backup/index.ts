@@ -72,8 +72,6 @@ export const backup: Command = {
     const pgPath = cfg.requireString('pg1-path')
     const control = await pgControlRead(pgPath)
     const identity = { systemId: control.systemId.toString(), version: control.version }
-    checkIdentity(stanza, info.db, identity, `cluster '${pgPath}'`)
-    checkIdentity(stanza, archiveInfo.db, identity, `cluster '${pgPath}'`)
 
     const compressType = (cfg.string('compress-type') ?? 'zst') as CompressType
     const codec = codecFor(compressType)
@@ -83,7 +81,10 @@ export const backup: Command = {
     const session = await pgSessionOpen(cfg)
     try {
       const server = await dbInfo(session)
+      // The data directory first: a pg1-path naming another folder is the likelier mistake, and its message says so.
       await checkDataDirectory(cfg, server.dataDirectory, session.where)
+      checkIdentity(stanza, info.db, identity, `cluster '${pgPath}'`)
+      checkIdentity(stanza, archiveInfo.db, identity, `cluster '${pgPath}'`)
       if (server.inRecovery) {
         fail('DbMismatch', `the server at ${session.where} is a standby; walden backs up a primary`, {
           hint: 'point pg1-path and pg1-port at the primary.',

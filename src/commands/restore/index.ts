@@ -75,12 +75,16 @@ export const restore: Command = {
     }
     // Target settings mean nothing without a target: PostgreSQL would ignore them, and the DBA would think the
     // server is going to pause or promote when it will not.
-    for (const name of ['target-action', 'target-exclusive'] as const) {
-      if (cfg.source(name) !== 'default' && !TARGET_TYPES.has(type) && type !== 'immediate') {
-        fail('OptionInvalid', `option '${name}' is only valid with --type=immediate, time, xid, name or lsn, not --type=${type}`, {
-          hint: 'without a target, recovery replays all archived WAL and the server opens for writes at its end.',
-        })
-      }
+    if (cfg.source('target-action') !== 'default' && !TARGET_TYPES.has(type) && type !== 'immediate') {
+      fail('OptionInvalid', `option 'target-action' is only valid with --type=immediate, time, xid, name or lsn, not --type=${type}`, {
+        hint: 'without a target, recovery replays all archived WAL and the server opens for writes at its end.',
+      })
+    }
+    // PostgreSQL applies recovery_target_inclusive to time, xid and lsn targets only.
+    if (cfg.source('target-exclusive') !== 'default' && !['time', 'xid', 'lsn'].includes(type)) {
+      fail('OptionInvalid', `option 'target-exclusive' is only valid with --type=time, xid or lsn, not --type=${type}`, {
+        hint: 'a restore point or the end of the backup is a single point: there is nothing to stop before.',
+      })
     }
 
     const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
