@@ -22,6 +22,11 @@ export interface WriteOptions {
    * whose result becomes valid by a later step anyway, the caller fsyncs each folder once at the end instead.
    */
   atomic?: boolean
+  /**
+   * fsync the file when it is written (default true). False only when the caller makes the whole file system
+   * durable afterwards (posix syncFilesystem), which for thousands of files is one flush instead of thousands.
+   */
+  sync?: boolean
 }
 
 export interface Storage {

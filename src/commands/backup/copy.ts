@@ -23,6 +23,7 @@ export interface BackupCopyOptions {
   compressLevel: number
   /** Page checks for relation files: set when the cluster has data checksums. */
   pageCheck?: { relSegmentSize: number; blockSize: number; startLsn: string }
+  syncEach: boolean
 }
 
 export interface BackupCopyResult {
@@ -57,6 +58,7 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
     repoPath: `${options.backupPath}/${job.file.name}${job.parts === 1 ? '' : `.part-${job.part}`}`,
     compressType: options.compressType,
     compressLevel: options.compressLevel,
+    syncEach: options.syncEach,
     ...(options.pageCheck && job.file.relationSegment !== undefined
       ? {
           pageCheck: {

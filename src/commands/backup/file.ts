@@ -32,6 +32,8 @@ export interface BackupFileInput {
   compressLevel: number
   /** Set for relation files of a cluster with data checksums; firstBlock is the block number at offset 0. */
   pageCheck?: { firstBlock: number; blockSize: number; startLsn: string }
+  /** fsync the stored file now; false when the caller flushes the repository's file system once at the end. */
+  syncEach: boolean
 }
 
 export interface BackupFileOutput {
@@ -111,8 +113,8 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
       ? pagesVerify(content, input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
       : []
     const compressed = await compressBuffer(codec, input.compressLevel, content)
-    // In place, not atomic: the backup becomes valid only when its manifest is saved, after every folder is fsynced.
-    await repo.write(target, compressed, { atomic: false })
+    // In place, not atomic: the backup becomes valid only when its manifest is saved, after everything is durable.
+    await repo.write(target, compressed, { atomic: false, sync: input.syncEach })
     return {
       copied: true,
       size: read,

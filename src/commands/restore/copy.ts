@@ -13,6 +13,7 @@ export interface RestoreCopyOptions {
   files: readonly ManifestFile[]
   repoRoot: string
   delta: boolean
+  syncEach: boolean
   destinationOf: (file: ManifestFile) => string
   repoPathOf: (file: ManifestFile, extension: string, part?: number) => string
 }
@@ -50,6 +51,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
       mtimeMs: job.file.mtimeMs,
       delta: options.delta,
       atomic: false,
+      syncEach: options.syncEach,
     }
     if (job.part === undefined) {
       return {

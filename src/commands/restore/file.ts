@@ -24,6 +24,8 @@ export interface RestoreFileInput {
   delta: boolean
   /** Write under a temporary name and rename (for the file written last, global/pg_control). */
   atomic: boolean
+  /** fsync each file now; false when the caller flushes the file system once at the end. */
+  syncEach: boolean
   /**
    * For one part of a file stored in parts: where the part starts. The caller has created the file at its full
    * size and sets its mode and time once every part is in place.
@@ -62,15 +64,18 @@ function existingSha256(path: string, offset: number, size: number): string | un
   }
 }
 
-/** Writes a stream into an open file at a position, then fsyncs it: one part of a file restored in parts. */
+/** Writes a stream into an open file at a position (then fsyncs it if asked): one part of a file restored in parts. */
 class PositionalWriter extends Writable {
   readonly #fd: number
   #position: number
 
-  constructor(path: string, position: number) {
+  readonly #sync: boolean
+
+  constructor(path: string, position: number, sync: boolean) {
     super({ highWaterMark: 1024 * 1024 })
     this.#fd = openSync(path, 'r+')
     this.#position = position
+    this.#sync = sync
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -87,7 +92,7 @@ class PositionalWriter extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     try {
-      fsyncSync(this.#fd)
+      if (this.#sync) fsyncSync(this.#fd)
       callback()
     } catch (error) {
       callback(error as Error)
@@ -123,13 +128,13 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
   const what = `repository file '${repo.describe(input.repoPath)}'`
 
   if (input.partOffset !== undefined) {
-    await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset))
+    await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset, input.syncEach))
     return { fetched: true }
   }
 
   const target = posixStorage(dirname(input.destination))
   const name = basename(input.destination)
-  const writeOptions = { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic }
+  const writeOptions = { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic, sync: input.syncEach }
   if (input.size === 0) {
     await target.write(name, Buffer.alloc(0), writeOptions)
   } else if (input.size <= SMALL_FILE) {
