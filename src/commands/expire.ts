@@ -13,6 +13,8 @@ import type { Storage } from '../storage/storage.js'
 import type { Command } from './command.js'
 import { repoStorage } from './common.js'
 
+const STALE_TEMPORARY_MS = 3600_000
+
 export async function expireRun(cfg: Config, repo: Storage, stanza: string): Promise<void> {
   const info = await backupInfoLoad(repo, stanza)
   const policy = {
@@ -43,23 +45,32 @@ export async function expireRun(cfg: Config, repo: Storage, stanza: string): Pro
     info.backups.filter((backup) => backup.dbId === archiveInfo.db.id),
     policy.archive,
   )
-  let removed = 0
+  const removed: string[] = []
   for (const folder of await repo.list(layout.archiveId(stanza, archiveId))) {
     if (!/^[0-9A-F]{16}$/.test(folder)) continue
     const folderPath = `${layout.archiveId(stanza, archiveId)}/${folder}`
     const entries = await repo.list(folderPath)
-    const drop = entries.filter((entry) => {
+    const drop: string[] = []
+    for (const entry of entries) {
       const parsed = archivedNameParse(entry)
-      return parsed !== undefined && !keep(parsed.walName)
-    })
+      if (parsed !== undefined && !keep(parsed.walName)) drop.push(entry)
+      // A temporary file of an archive-push killed mid-write: archive-push takes seconds, so after an hour its
+      // writer is long gone.
+      else if (entry.includes('.tmp-') && ((await repo.info(`${folderPath}/${entry}`))?.mtimeMs ?? Infinity) < Date.now() - STALE_TEMPORARY_MS) {
+        drop.push(entry)
+      }
+    }
     if (drop.length === entries.length && drop.length > 0) {
       await repo.removePath(folderPath)
     } else {
       for (const entry of drop) await repo.remove(`${folderPath}/${entry}`)
     }
-    removed += drop.length
+    removed.push(...drop)
   }
-  if (removed > 0) log.info(`expired ${removed} WAL file(s) no longer needed by any backup`)
+  if (removed.length > 0) {
+    const names = removed.map((entry) => entry.slice(0, 24)).sort()
+    log.info(`expired ${removed.length} WAL file(s) no longer needed by any backup, ${names[0]} to ${names.at(-1)}`)
+  }
 }
 
 export const expire: Command = {

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { pgControlRead } from '../../src/pg/control.js'
@@ -260,8 +260,20 @@ describe(`safety on PostgreSQL ${MAJOR}`, () => {
     const [newestFull, incr] = [before[2]!, before[3]!]
     assert.equal(incr.prior, newestFull.label)
 
+    // Temporary files of archive-pushes killed mid-write: an old one goes, a fresh one (a push in progress) stays.
+    const archiveId = join(stanza.repoPath, 'archive', 'demo', '15-1')
+    const walFolder = join(archiveId, (await readdir(archiveId)).filter((entry) => /^[0-9A-F]{16}$/.test(entry)).sort().at(-1)!)
+    const stale = join(walFolder, `${'0'.repeat(24)}-${'a'.repeat(64)}.zst.tmp-1-dead`)
+    const fresh = join(walFolder, `${'0'.repeat(24)}-${'b'.repeat(64)}.zst.tmp-2-busy`)
+    await writeFile(stale, 'partial')
+    await writeFile(fresh, 'partial')
+    await utimes(stale, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000))
+
     await stanza.waldenOk(['expire', '--repo1-retention-full=1'])
     assert.deepEqual((await infoJson(stanza)).backup.map((backup) => backup.label), [newestFull.label, incr.label])
+    assert.equal(await exists(stale), false, 'the stale temporary file is removed')
+    assert.equal(await exists(fresh), true, 'a fresh temporary file is left alone')
+    await rm(fresh)
     const folders = (await readdir(join(stanza.repoPath, 'backup', 'demo'))).filter((entry) => /^\d{8}-\d{6}F/.test(entry))
     assert.deepEqual(folders.sort(), [newestFull.label, incr.label].sort())
   })
