@@ -213,7 +213,8 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest 
         first = false
       }
       if (hasPgbackrest && c.samples[WALDEN].length > 0 && c.samples[PGBACKREST].length > 0) {
-        const wallLabel = c.ratio === 'throughput' ? 'speed ratio' : c.ratio === 'time-per' ? `ratio per ${c.perLabel ?? 'unit'}` : 'ratio'
+        const wallLabel =
+          c.ratio === 'throughput' ? "ratio (wall column: walden's segments/s ÷ pgBackRest's)" : c.ratio === 'time-per' ? `ratio (wall column: time per ${c.perLabel ?? 'unit'})` : 'ratio'
         const w = summary(c.pairRatios('wallS'))
         const cpu = summary(c.pairRatios('cpuS'))
         const rss = summary(c.pairRatios('rssBytes'))

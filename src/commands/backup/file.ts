@@ -3,13 +3,13 @@
 // workers share it instead of one worker holding up the end of the backup. Runs in a worker thread or inline;
 // takes plain data and returns plain data.
 
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, createReadStream, fstatSync, fsyncSync, mkdirSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { createHash } from 'node:crypto'
 import type { Transform } from 'node:stream'
-import { errnoCode, fail } from '../../common/errors.js'
+import { errnoCode, fail, WaldenError } from '../../common/errors.js'
 import { codecFor } from '../../io/compress.js'
-import type { CompressType } from '../../io/compress.js'
-import { compressBuffer } from '../../io/buffer-codec.js'
+import type { Codec, CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY } from '../../io/hash.js'
 import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
 import { posixStorage } from '../../storage/posix.js'
@@ -18,6 +18,9 @@ import { streamInto } from '../../storage/stream-into.js'
 /** Files up to this size are read whole and written with synchronous calls: most of a cluster's files are small,
  * and for them the round trips of streaming and asynchronous I/O cost more than the copy itself. */
 export const SMALL_FILE = 1024 * 1024
+
+/** Chunk of a file read, hashed and compressed at a time: a whole number of 8 KiB pages. */
+const CHUNK_SIZE = 1024 * 1024
 
 export interface BackupFileInput {
   /** Absolute path of the file in the cluster. */
@@ -76,6 +79,58 @@ function pagesRecheck(input: BackupFileInput, badPages: readonly number[], first
   return stillBad
 }
 
+/** The read buffer of this thread, reused for every chunk of every file: nothing per chunk for the GC to collect. */
+let chunkBuffer: Buffer | undefined
+
+/**
+ * Copies a file or part in 1 MiB chunks with synchronous calls on this thread: read into the reused buffer, hash,
+ * verify pages, compress the chunk as one frame and append it. Standard readers take concatenated frames (zstd,
+ * lz4) and gzip members as one stream. Memory stays at one chunk and its compressed copy however large the file,
+ * and there are no stream hops per chunk. The stored file is written in place; on failure it is removed.
+ */
+function copyChunks(input: BackupFileInput, fd: number, length: number, codec: Codec, firstBlock: number, target: string): BackupFileOutput {
+  const buffer = (chunkBuffer ??= Buffer.allocUnsafe(CHUNK_SIZE))
+  const hash = createHash('sha256')
+  const badPages: number[] = []
+  const startLsn = input.pageCheck ? BigInt(input.pageCheck.startLsn) : 0n
+  let out: number | undefined
+  let read = 0
+  let stored = 0
+  try {
+    mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
+    out = openSync(target, 'w', 0o640)
+    while (read < length) {
+      const bytes = readSync(fd, buffer, 0, Math.min(CHUNK_SIZE, length - read), input.offset + read)
+      if (bytes === 0) break // truncated meanwhile
+      const chunk = buffer.subarray(0, bytes)
+      hash.update(chunk)
+      if (input.pageCheck) {
+        const chunkFirstBlock = firstBlock + Math.floor(read / input.pageCheck.blockSize)
+        badPages.push(...pagesVerify(chunk, input.pageCheck.blockSize, chunkFirstBlock, startLsn))
+      }
+      const compressed = codec.compressSync!(chunk, input.compressLevel)
+      writeSyncAll(out, compressed)
+      stored += compressed.length
+      read += bytes
+    }
+    if (input.syncEach) fsyncSync(out)
+    closeSync(out)
+    out = undefined
+  } catch (error) {
+    if (out !== undefined) closeSync(out)
+    rmSync(target, { force: true })
+    if (error instanceof WaldenError) throw error
+    fail('FileWrite', `unable to back up '${input.source}' to '${target}': ${(error as Error).message}`, { cause: error })
+  } finally {
+    closeSync(fd)
+  }
+  return { copied: true, size: read, sha256: hash.digest('hex'), repoSize: stored, badPages: pagesRecheck(input, badPages, firstBlock) }
+}
+
+function writeSyncAll(fd: number, data: Buffer): void {
+  for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written)
+}
+
 export async function backupFile(input: BackupFileInput): Promise<BackupFileOutput> {
   let fd: number
   try {
@@ -96,33 +151,7 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
   const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
   const repo = posixStorage(input.repoRoot)
 
-  if (length <= SMALL_FILE) {
-    const data = Buffer.allocUnsafe(length)
-    let read = 0
-    try {
-      while (read < length) {
-        const bytes = readSync(fd, data, read, length - read, input.offset + read)
-        if (bytes === 0) break
-        read += bytes
-      }
-    } finally {
-      closeSync(fd)
-    }
-    const content = data.subarray(0, read)
-    const badPages = input.pageCheck
-      ? pagesVerify(content, input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
-      : []
-    const compressed = await compressBuffer(codec, input.compressLevel, content)
-    // In place, not atomic: the backup becomes valid only when its manifest is saved, after everything is durable.
-    await repo.write(target, compressed, { atomic: false, sync: input.syncEach })
-    return {
-      copied: true,
-      size: read,
-      sha256: createHash('sha256').update(content).digest('hex'),
-      repoSize: compressed.length,
-      badPages: pagesRecheck(input, badPages, firstBlock),
-    }
-  }
+  if (codec.compressSync) return copyChunks(input, fd, length, codec, firstBlock, repo.describe(target))
 
   const source = createReadStream(input.source, {
     fd,
@@ -136,7 +165,7 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     ? new PageVerifyStream(input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
     : undefined
   const stages: Transform[] = [...(pages ? [pages] : []), hash, codec.compress(input.compressLevel), count]
-  await streamInto(source, stages, await repo.openWrite(target, { atomic: false }))
+  await streamInto(source, stages, await repo.openWrite(target, { atomic: false, sync: input.syncEach }))
   return {
     copied: true,
     size: hash.size,
