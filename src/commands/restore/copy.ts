@@ -6,6 +6,7 @@ import { Progress } from '../../common/progress.js'
 import { codecFor } from '../../io/compress.js'
 import type { WorkerPool } from '../../parallel/pool.js'
 import type { ManifestFile } from '../../repo/manifest.js'
+import { SMALL_FILE } from '../backup/file.js'
 import type { RestoreFileInput } from './file.js'
 
 export interface RestoreCopyOptions {
@@ -51,7 +52,8 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
       mtimeMs: job.file.mtimeMs,
       delta: options.delta,
       atomic: false,
-      syncEach: options.syncEach,
+      // As in backup: large files fsynced as they complete, small ones left to one file-system flush at the end.
+      syncEach: options.syncEach || jobSize(job) > SMALL_FILE,
     }
     if (job.part === undefined) {
       return {
