@@ -4,6 +4,7 @@
 // decides between "already archived" and "a different file with this name"), and once to compress and store it.
 // Both reads come from the page cache PostgreSQL just filled.
 
+import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
@@ -12,7 +13,7 @@ import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
 import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
-import { fileSha256, HashStream } from '../io/hash.js'
+import { HashStream } from '../io/hash.js'
 import { pgControlRead } from '../pg/control.js'
 import { lsnFormat } from '../pg/lsn.js'
 import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
@@ -72,11 +73,25 @@ export const archivePush: Command = {
     }
     checkIdentity(stanza, info.db, identity, `WAL file '${walName}'`)
 
-    // First pass: checksum.
-    const sha256 = await fileSha256(walPath)
-
+    // One pass: compress and checksum into a temporary file beside the final one. The checksum names the stored
+    // file and tells "already archived" from "a different file with this name", so the name is chosen afterwards.
     const archiveId = archiveIdOf(info.db)
+    const folder = layout.walFolder(stanza, archiveId, walName)
+    const compressType = (cfg.string('compress-type') ?? 'zst') as CompressType
+    const codec = codecFor(compressType)
+    const level = cfg.number('compress-level') ?? codec.defaultLevel
+    const temporary = `${folder}/${walName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+    const hash = new HashStream()
+    try {
+      await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level)], await repo.openWrite(temporary, { atomic: false }))
+    } catch (error) {
+      await repo.remove(temporary)
+      throw error
+    }
+    const sha256 = hash.digest()
+
     const existing = await archiveFileList(repo, stanza, archiveId, walName)
+    if (existing.length > 0) await repo.remove(temporary)
     if (existing.some((file) => file.sha256 === sha256)) {
       // PostgreSQL retries a push whose exit it did not see; the same content is already safe, so say nothing.
       log.info(`WAL file '${walName}' is already in the archive with the same checksum`)
@@ -87,14 +102,9 @@ export const archivePush: Command = {
         hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
       })
     }
+    // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
+    await repo.move(temporary, join(folder, archivedName(walName, sha256, codec.extension)))
 
-    // Second pass: compress and store under the checksum name, atomically.
-    const compressType = (cfg.string('compress-type') ?? 'zst') as CompressType
-    const codec = codecFor(compressType)
-    const level = cfg.number('compress-level') ?? codec.defaultLevel
-    const target = join(layout.walFolder(stanza, archiveId, walName), archivedName(walName, sha256, codec.extension))
-    const verify = new HashStream({ sha256, what: `WAL file '${walPath}' (changed while being archived)` })
-    await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [verify, codec.compress(level)], await repo.openWrite(target))
     // Another cluster may have pushed a different file under this name at the same moment: look again, so the
     // conflict is reported here and not first discovered during a recovery.
     const after = await archiveFileList(repo, stanza, archiveId, walName)

@@ -126,6 +126,17 @@ export class PosixStorage implements Storage {
     return new FileWriter(handle, written, target, options.mtimeMs, options.sync ?? true)
   }
 
+  async move(from: string, to: string): Promise<void> {
+    const target = this.describe(to)
+    await this.#ensurePath(dirname(target))
+    try {
+      renameSync(this.describe(from), target)
+    } catch (error) {
+      throw storageError('FileWrite', 'unable to move', this.describe(from), error)
+    }
+    await syncFolder(dirname(target))
+  }
+
   async remove(path: string): Promise<void> {
     try {
       await unlink(this.describe(path))

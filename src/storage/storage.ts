@@ -57,6 +57,9 @@ export interface Storage {
    */
   openWrite(path: string, options?: WriteOptions): Promise<Writable>
 
+  /** Renames a file, replacing any file of that name, and makes the rename durable (fsync of the folder). */
+  move(from: string, to: string): Promise<void>
+
   remove(path: string): Promise<void>
   /** Removes a folder and everything under it; a missing folder is fine. */
   removePath(path: string): Promise<void>
