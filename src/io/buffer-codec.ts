@@ -1,5 +1,5 @@
-// Compressing and decompressing whole small buffers through a codec's streams, in memory: for the many small files
-// of a cluster, where opening file streams costs more than the data.
+// Decompressing a whole small buffer in memory, synchronously where the codec can, else through its stream: for
+// the many small files of a cluster, where opening file streams costs more than the data.
 
 import { Readable } from 'node:stream'
 import type { Transform } from 'node:stream'
@@ -19,10 +19,6 @@ async function through(stream: Transform, data: Buffer): Promise<Buffer> {
   Readable.from([data]).pipe(stream)
   await done
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
-}
-
-export async function compressBuffer(codec: Codec, level: number, data: Buffer): Promise<Buffer> {
-  return codec.compressSync ? codec.compressSync(data, level) : through(codec.compress(level), data)
 }
 
 export async function decompressBuffer(codec: Codec, data: Buffer): Promise<Buffer> {
