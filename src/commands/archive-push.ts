@@ -90,20 +90,27 @@ export const archivePush: Command = {
     }
     const sha256 = hash.digest()
 
-    const existing = await archiveFileList(repo, stanza, archiveId, walName)
-    if (existing.length > 0) await repo.remove(temporary)
-    if (existing.some((file) => file.sha256 === sha256)) {
-      // PostgreSQL retries a push whose exit it did not see; the same content is already safe, so say nothing.
-      log.info(`WAL file '${walName}' is already in the archive with the same checksum`)
-      return 0
+    try {
+      const existing = await archiveFileList(repo, stanza, archiveId, walName)
+      if (existing.some((file) => file.sha256 === sha256)) {
+        // PostgreSQL retries a push whose exit it did not see; the same content is already safe, so say nothing.
+        // The folder is synced again in case the earlier push failed after its rename.
+        await repo.remove(temporary)
+        await repo.syncPath(folder)
+        log.info(`WAL file '${walName}' is already in the archive with the same checksum`)
+        return 0
+      }
+      if (existing.length > 0) {
+        fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
+          hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
+        })
+      }
+      // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
+      await repo.move(temporary, join(folder, archivedName(walName, sha256, codec.extension)))
+    } catch (error) {
+      await repo.remove(temporary).catch(() => undefined)
+      throw error
     }
-    if (existing.length > 0) {
-      fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
-        hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
-      })
-    }
-    // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
-    await repo.move(temporary, join(folder, archivedName(walName, sha256, codec.extension)))
 
     // Another cluster may have pushed a different file under this name at the same moment: look again, so the
     // conflict is reported here and not first discovered during a recovery.

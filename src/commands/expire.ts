@@ -46,26 +46,26 @@ export async function expireRun(cfg: Config, repo: Storage, stanza: string): Pro
     policy.archive,
   )
   const removed: string[] = []
-  for (const folder of await repo.list(layout.archiveId(stanza, archiveId))) {
+  const root = layout.archiveId(stanza, archiveId)
+  const isStaleTemporary = async (path: string): Promise<boolean> =>
+    ((await repo.info(path))?.mtimeMs ?? Infinity) < Date.now() - STALE_TEMPORARY_MS
+  // Temporary files of an archive-push killed mid-write: archive-push takes seconds, so after an hour the writer is
+  // long gone. History files are pushed to the archive id's root, segments to its 16-hex-digit folders.
+  for (const entry of await repo.list(root)) {
+    if (entry.includes('.tmp-') && (await isStaleTemporary(`${root}/${entry}`))) await repo.remove(`${root}/${entry}`)
+  }
+  for (const folder of await repo.list(root)) {
     if (!/^[0-9A-F]{16}$/.test(folder)) continue
-    const folderPath = `${layout.archiveId(stanza, archiveId)}/${folder}`
-    const entries = await repo.list(folderPath)
-    const drop: string[] = []
-    for (const entry of entries) {
+    const folderPath = `${root}/${folder}`
+    for (const entry of await repo.list(folderPath)) {
       const parsed = archivedNameParse(entry)
-      if (parsed !== undefined && !keep(parsed.walName)) drop.push(entry)
-      // A temporary file of an archive-push killed mid-write: archive-push takes seconds, so after an hour its
-      // writer is long gone.
-      else if (entry.includes('.tmp-') && ((await repo.info(`${folderPath}/${entry}`))?.mtimeMs ?? Infinity) < Date.now() - STALE_TEMPORARY_MS) {
-        drop.push(entry)
-      }
+      const drop = parsed !== undefined ? !keep(parsed.walName) : entry.includes('.tmp-') && (await isStaleTemporary(`${folderPath}/${entry}`))
+      if (!drop) continue
+      // One by one, never the folder at once: a segment pushed into it meanwhile must survive.
+      await repo.remove(`${folderPath}/${entry}`)
+      removed.push(entry)
     }
-    if (drop.length === entries.length && drop.length > 0) {
-      await repo.removePath(folderPath)
-    } else {
-      for (const entry of drop) await repo.remove(`${folderPath}/${entry}`)
-    }
-    removed.push(...drop)
+    await repo.removeEmptyPath(folderPath)
   }
   if (removed.length > 0) {
     const names = removed.map((entry) => entry.slice(0, 24)).sort()

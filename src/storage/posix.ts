@@ -1,9 +1,10 @@
 // Posix storage driver: a folder on a local (or mounted) file system.
 
 import { spawnSync } from 'node:child_process'
+import { release } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { closeSync, createReadStream, fsyncSync, openSync, renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
-import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, utimes } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Writable } from 'node:stream'
@@ -145,6 +146,18 @@ export class PosixStorage implements Storage {
     }
   }
 
+  async removeEmptyPath(path: string): Promise<void> {
+    try {
+      await rmdir(this.describe(path))
+    } catch (error) {
+      const code = errnoCode(error)
+      if (code === 'ENOENT' || code === 'ENOTEMPTY' || code === 'EEXIST') return
+      throw storageError('FileWrite', 'unable to remove path', this.describe(path), error)
+    }
+    this.#knownPaths.delete(this.describe(path))
+    await syncFolder(dirname(this.describe(path))).catch(() => undefined)
+  }
+
   async removePath(path: string): Promise<void> {
     const fullPath = this.describe(path)
     try {
@@ -257,7 +270,9 @@ let syncfs: boolean | undefined
  * every file. Checked once per process.
  */
 export function syncFilesystemAvailable(): boolean {
-  syncfs ??= spawnSync('sync', ['-f', '/'], { stdio: 'ignore' }).status === 0
+  // Before Linux 5.8 syncfs(2) did not report write-back errors, so a failed write could go unnoticed.
+  const [major = 0, minor = 0] = release().split('.').map((part) => Number.parseInt(part, 10))
+  syncfs ??= (major > 5 || (major === 5 && minor >= 8)) && spawnSync('sync', ['-f', '/'], { stdio: 'ignore' }).status === 0
   return syncfs
 }
 

@@ -61,6 +61,8 @@ export interface Storage {
   move(from: string, to: string): Promise<void>
 
   remove(path: string): Promise<void>
+  /** Removes a folder if it is empty; a folder with entries (or a missing one) is left as it is. */
+  removeEmptyPath(path: string): Promise<void>
   /** Removes a folder and everything under it; a missing folder is fine. */
   removePath(path: string): Promise<void>
   /** Makes a folder's entries durable (fsync of the folder); a missing folder is an error unless `missingOk`. */

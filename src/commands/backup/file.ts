@@ -114,10 +114,16 @@ function copyChunks(input: BackupFileInput, fd: number, length: number, codec: C
       read += bytes
     }
     if (input.syncEach) fsyncSync(out)
-    closeSync(out)
+    const closing = out
     out = undefined
+    closeSync(closing)
   } catch (error) {
-    if (out !== undefined) closeSync(out)
+    // Keep the original error: clean-up failures must not hide it.
+    try {
+      if (out !== undefined) closeSync(out)
+    } catch {
+      // already failed
+    }
     rmSync(target, { force: true })
     if (error instanceof WaldenError) throw error
     fail('FileWrite', `unable to back up '${input.source}' to '${target}': ${(error as Error).message}`, { cause: error })
@@ -139,20 +145,35 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     if (errnoCode(error) === 'ENOENT') return MISSING
     fail('FileOpen', `unable to open '${input.source}' for read: ${(error as Error).message}`)
   }
-  const available = Math.max(0, fstatSync(fd).size - input.offset)
+  let available: number
+  let codec: Codec
+  try {
+    available = Math.max(0, fstatSync(fd).size - input.offset)
+    codec = codecFor(input.compressType)
+  } catch (error) {
+    closeSync(fd)
+    throw error
+  }
   const length = Math.min(input.length ?? available, available)
   // An empty file (or part) is recorded but not stored.
   if (length === 0) {
     closeSync(fd)
     return { copied: true, size: 0, sha256: SHA256_EMPTY, repoSize: 0, badPages: [] }
   }
-  const codec = codecFor(input.compressType)
   const target = `${input.repoPath}${codec.extension}`
   const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
   const repo = posixStorage(input.repoRoot)
 
   if (codec.compressSync) return copyChunks(input, fd, length, codec, firstBlock, repo.describe(target))
 
+  // The writer first: if it cannot be opened, the source descriptor is closed here rather than leaked.
+  let writer
+  try {
+    writer = await repo.openWrite(target, { atomic: false, sync: input.syncEach })
+  } catch (error) {
+    closeSync(fd)
+    throw error
+  }
   const source = createReadStream(input.source, {
     fd,
     start: input.offset,
@@ -165,7 +186,7 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     ? new PageVerifyStream(input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
     : undefined
   const stages: Transform[] = [...(pages ? [pages] : []), hash, codec.compress(input.compressLevel), count]
-  await streamInto(source, stages, await repo.openWrite(target, { atomic: false, sync: input.syncEach }))
+  await streamInto(source, stages, writer)
   return {
     copied: true,
     size: hash.size,
