@@ -7,7 +7,7 @@ import { storedFileCopy } from '../repo/stored-file.js'
 import { archiveInfoLoad } from '../repo/stanza-info.js'
 import { PosixStorage } from '../storage/posix.js'
 import type { Command } from './command.js'
-import { repoStorage } from './common.js'
+import { repoStorage } from './repo-storage.js'
 
 /** Exit status for "not in the archive": PostgreSQL takes it as the end of archived WAL, not as a failure. */
 export const ARCHIVE_GET_NOT_FOUND = 1

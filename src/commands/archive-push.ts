@@ -21,7 +21,7 @@ import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/arc
 import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
 import type { Command } from './command.js'
-import { repoStorage } from './common.js'
+import { repoStorage } from './repo-storage.js'
 import { streamInto } from '../storage/stream-into.js'
 
 /** The cluster a WAL file belongs to: from a segment's own header, else from the data folder it was pushed from. */

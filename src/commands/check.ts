@@ -7,7 +7,8 @@ import { dbInfo, dbWalSwitch } from '../pg/db.js'
 import { archiveWaitFor } from '../repo/archive.js'
 import { archiveInfoLoad, backupInfoLoad, checkIdentity } from '../repo/stanza-info.js'
 import type { Command } from './command.js'
-import { checkDataDirectory, pgSessionOpen, repoStorage } from './common.js'
+import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
+import { repoStorage } from './repo-storage.js'
 
 export const check: Command = {
   async run(cfg) {

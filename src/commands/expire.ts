@@ -11,7 +11,7 @@ import { backupsToExpire, walKeepPredicate } from '../repo/retention.js'
 import { archiveIdOf, archiveInfoLoad, backupInfoLoad, backupInfoSave } from '../repo/stanza-info.js'
 import type { Storage } from '../storage/storage.js'
 import type { Command } from './command.js'
-import { repoStorage } from './common.js'
+import { repoStorage } from './repo-storage.js'
 
 const STALE_TEMPORARY_MS = 3600_000
 

@@ -14,7 +14,7 @@ import { layout } from '../repo/layout.js'
 import { archiveInfoLoadIfExists, backupInfoLoadIfExists } from '../repo/stanza-info.js'
 import type { Storage } from '../storage/storage.js'
 import type { Command } from './command.js'
-import { repoStorage } from './common.js'
+import { repoStorage } from './repo-storage.js'
 import { archiveIdsNeeded, infoRenderJson, infoRenderText, stanzaReport } from './info-render.js'
 import type { StanzaReport, WalRange } from './info-render.js'
 

@@ -17,7 +17,8 @@ import {
   checkIdentity,
 } from '../repo/stanza-info.js'
 import type { Command } from './command.js'
-import { checkDataDirectory, pgSessionOpen, repoStorage } from './common.js'
+import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
+import { repoStorage } from './repo-storage.js'
 
 export const stanzaCreate: Command = {
   async run(cfg) {

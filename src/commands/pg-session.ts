@@ -1,16 +1,10 @@
-// What most commands need from the configuration: the repository storage and a session with the cluster.
+// A session with the cluster from the configuration, and the check that pg1-path is the server's data directory.
 
 import { realpath } from 'node:fs/promises'
 import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
 import type { PgSession } from '../pg/session.js'
 import { pgConnect } from '../pg/session.js'
-import { PosixStorage } from '../storage/posix.js'
-import type { Storage } from '../storage/storage.js'
-
-export function repoStorage(cfg: Config): Storage {
-  return new PosixStorage(cfg.string('repo1-path') ?? '/var/lib/walden')
-}
 
 export async function pgSessionOpen(cfg: Config): Promise<PgSession> {
   const socketPath = cfg.string('pg1-socket-path')
