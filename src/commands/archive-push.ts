@@ -13,7 +13,7 @@ import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
 import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
-import { HashStream } from '../io/hash.js'
+import { fileSha256, HashStream } from '../io/hash.js'
 import { pgControlRead } from '../pg/control.js'
 import { lsnFormat } from '../pg/lsn.js'
 import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
@@ -73,10 +73,27 @@ export const archivePush: Command = {
     }
     checkIdentity(stanza, info.db, identity, `WAL file '${walName}'`)
 
-    // One pass: compress and checksum into a temporary file beside the final one. The checksum names the stored
-    // file and tells "already archived" from "a different file with this name", so the name is chosen afterwards.
     const archiveId = archiveIdOf(info.db)
     const folder = layout.walFolder(stanza, archiveId, walName)
+
+    // A retry (PostgreSQL did not see the earlier push's exit): compare checksums only, writing nothing. The same
+    // content is already safe, so say nothing; a different one is the loud failure.
+    const existing = await archiveFileList(repo, stanza, archiveId, walName)
+    if (existing.length > 0) {
+      const sha256 = await fileSha256(walPath)
+      if (!existing.some((file) => file.sha256 === sha256)) {
+        fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
+          hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
+        })
+      }
+      // Synced again in case the earlier push failed after its rename.
+      await repo.syncPath(folder)
+      log.info(`WAL file '${walName}' is already in the archive with the same checksum`)
+      return 0
+    }
+
+    // The usual case, in one pass: compress and checksum into a temporary file beside the final one, then name it
+    // by its checksum.
     const compressType = (cfg.string('compress-type') ?? 'zst') as CompressType
     const codec = codecFor(compressType)
     const level = cfg.number('compress-level') ?? codec.defaultLevel
@@ -84,33 +101,13 @@ export const archivePush: Command = {
     const hash = new HashStream()
     try {
       await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level)], await repo.openWrite(temporary, { atomic: false }))
-    } catch (error) {
-      await repo.remove(temporary)
-      throw error
-    }
-    const sha256 = hash.digest()
-
-    try {
-      const existing = await archiveFileList(repo, stanza, archiveId, walName)
-      if (existing.some((file) => file.sha256 === sha256)) {
-        // PostgreSQL retries a push whose exit it did not see; the same content is already safe, so say nothing.
-        // The folder is synced again in case the earlier push failed after its rename.
-        await repo.remove(temporary)
-        await repo.syncPath(folder)
-        log.info(`WAL file '${walName}' is already in the archive with the same checksum`)
-        return 0
-      }
-      if (existing.length > 0) {
-        fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
-          hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
-        })
-      }
       // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
-      await repo.move(temporary, join(folder, archivedName(walName, sha256, codec.extension)))
+      await repo.move(temporary, join(folder, archivedName(walName, hash.digest(), codec.extension)))
     } catch (error) {
       await repo.remove(temporary).catch(() => undefined)
       throw error
     }
+    const sha256 = hash.digest()
 
     // Another cluster may have pushed a different file under this name at the same moment: look again, so the
     // conflict is reported here and not first discovered during a recovery.

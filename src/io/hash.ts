@@ -4,6 +4,7 @@
 
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { WaldenError } from '../common/errors.js'
@@ -55,3 +56,10 @@ export class CountStream extends Transform {
 }
 
 export const SHA256_EMPTY = createHash('sha256').digest('hex')
+
+/** SHA-256 of a file, streamed. */
+export async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
