@@ -15,8 +15,10 @@ import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
 import { posixStorage } from '../../storage/posix.js'
 import { streamInto } from '../../storage/stream-into.js'
 
-/** Files up to this size are read whole and written with synchronous calls: most of a cluster's files are small,
- * and for them the round trips of streaming and asynchronous I/O cost more than the copy itself. */
+/**
+ * The line between small and large files. Restore reads a small stored file whole, in memory; backup and restore
+ * fsync a large file as soon as it is written and leave small ones to one file-system flush at the end.
+ */
 export const SMALL_FILE = 1024 * 1024
 
 /** Chunk of a file read, hashed and compressed at a time: a whole number of 8 KiB pages. */
