@@ -1,7 +1,7 @@
 // `walden help [COMMAND]` and `walden version`, rendered from the command and option tables.
 
 import type { Command } from '../commands/command.js'
-import { COMMAND_NAMES, COMMANDS, isCommandName } from '../config/commands.js'
+import { COMMAND_NAMES, COMMANDS, commandResolve } from '../config/commands.js'
 import type { CommandName } from '../config/commands.js'
 import { fail } from '../common/errors.js'
 import { OPTIONS, optionAllow, optionDefault, optionEnvName } from '../config/options.js'
@@ -82,8 +82,9 @@ export function helpCommand(command: CommandName): string {
 export const help: Command = {
   async run(cfg) {
     const topic = cfg.params[0]
+    const command = topic === undefined ? undefined : commandResolve(topic)
     if (topic === undefined) process.stdout.write(`${helpGeneral()}\n`)
-    else if (isCommandName(topic)) process.stdout.write(`${helpCommand(topic)}\n`)
+    else if (command !== undefined) process.stdout.write(`${helpCommand(command)}\n`)
     else fail('CommandInvalid', `invalid command '${topic}'`, { hint: 'run `walden help` for the list of commands.' })
     return 0
   },

@@ -9,15 +9,24 @@ export const COMMAND_NAMES = [
   'expire',
   'help',
   'info',
+  'promote',
+  'replication-status',
   'restore',
+  'setup',
   'stanza-create',
   'stanza-delete',
+  'standby-create',
   'start',
   'stop',
   'version',
 ] as const
 
 export type CommandName = (typeof COMMAND_NAMES)[number]
+
+/** Other names a command answers to. */
+export const COMMAND_ALIASES: Readonly<Record<string, CommandName>> = {
+  status: 'replication-status',
+}
 
 /** Which lock a command takes: one archive and one backup process per stanza may run at the same time. */
 export type LockType = 'archive' | 'backup' | 'none'
@@ -109,11 +118,48 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     stanzaRequired: false,
     logFile: false,
   },
+  promote: {
+    summary: 'Promote a standby to primary.',
+    description:
+      'Refuses unless the server at pg1 is a standby, and, to prevent two writable primaries, when the primary it ' +
+      'follows (primary_conninfo, or --primary-conninfo) can still be reached and is writable, unless --force. ' +
+      'Runs pg_promote, waits until the server accepts writes, reports the new timeline and waits until its history ' +
+      'file is in the archive.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'replication-status': {
+    summary: 'Show streaming replication and lag; optionally a monitoring check (alias: status).',
+    description:
+      'On a primary: every standby from pg_stat_replication with its positions, lag in bytes and seconds and sync ' +
+      'state, and every replication slot with the WAL it retains. On a standby: the WAL receiver, the last replayed ' +
+      'position and transaction time, and the lag. With --max-lag-bytes or --max-lag-seconds it is a monitoring ' +
+      'check: it exits 90 with a one-line reason when a limit is exceeded, or when no standby is connected to a primary.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: false,
+  },
   restore: {
     summary: 'Restore a cluster from a backup.',
     description:
       'Restores into an empty data folder, or with --delta repairs an existing one by checksum. Writes the ' +
       'recovery settings for the chosen --type and target so PostgreSQL replays WAL from the archive.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  setup: {
+    summary: 'Prepare a primary for walden: archiving and replication settings.',
+    description:
+      'Sets, through ALTER SYSTEM, wal_level (at least replica), archive_mode = on, archive_command calling this ' +
+      'walden with this config and stanza, and max_wal_senders and wal_keep_size where they are too low. Prints ' +
+      'each change and whether a restart is needed. Running it again changes nothing. --dry-run only shows the ' +
+      'changes; --restart restarts the server with pg_ctl and checks the new settings are in effect. An ' +
+      'archive_command that is not walden\'s is replaced only with --force.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,
@@ -136,6 +182,19 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'first and the cluster is not running, or --force is given.',
     parameters: [],
     lock: 'backup',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'standby-create': {
+    summary: 'Build a hot standby from the repository (restore --type=standby).',
+    description:
+      'Restores the newest backup (or --set) into pg1-path as a standby: standby.signal, restore_command through ' +
+      'walden and hot_standby = on. With --primary-conninfo it also streams from the primary, with --slot through a ' +
+      'physical replication slot it creates there. A password in the connection string goes to the password file ' +
+      '(~/.pgpass or $PGPASSFILE, mode 0600), never into primary_conninfo. --pg1-port on the command line sets the ' +
+      "standby's port, for a standby on the same host as its primary.",
+    parameters: [],
+    lock: 'none',
     stanzaRequired: true,
     logFile: true,
   },
@@ -165,6 +224,11 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     stanzaRequired: false,
     logFile: false,
   },
+}
+
+/** The command a name or alias stands for. */
+export function commandResolve(name: string): CommandName | undefined {
+  return isCommandName(name) ? name : COMMAND_ALIASES[name]
 }
 
 export function isCommandName(name: string): name is CommandName {

@@ -45,9 +45,25 @@ const REPO: readonly CommandName[] = [
   'restore',
   'stanza-create',
   'stanza-delete',
+  'standby-create',
+  'promote',
 ]
 // Commands that talk to the cluster or its data folder.
-const PG: readonly CommandName[] = ['archive-get', 'archive-push', 'backup', 'check', 'restore', 'stanza-create', 'stanza-delete']
+const PG: readonly CommandName[] = [
+  'archive-get',
+  'archive-push',
+  'backup',
+  'check',
+  'restore',
+  'stanza-create',
+  'stanza-delete',
+  'setup',
+  'standby-create',
+  'replication-status',
+  'promote',
+]
+// restore, and standby-create which is restore --type=standby.
+const RESTORE: readonly CommandName[] = ['restore', 'standby-create']
 const ALL: readonly CommandName[] = COMMAND_NAMES
 const RUNNING: readonly CommandName[] = ALL.filter((name) => name !== 'help' && name !== 'version')
 
@@ -174,7 +190,7 @@ export const OPTIONS = {
   'process-max': {
     type: 'integer',
     section: 'any',
-    commands: ['backup', 'restore'],
+    commands: ['backup', ...RESTORE],
     default: 1,
     range: [1, 64],
     summary: 'Worker threads that copy, compress and checksum files.',
@@ -190,7 +206,7 @@ export const OPTIONS = {
   'archive-timeout': {
     type: 'seconds',
     section: 'any',
-    commands: ['backup', 'check'],
+    commands: ['backup', 'check', 'promote'],
     default: 60,
     range: [0.1, 86400],
     summary: 'Seconds to wait for a WAL segment to reach the archive.',
@@ -243,14 +259,14 @@ export const OPTIONS = {
   'target-timeline': {
     type: 'string',
     section: false,
-    commands: ['restore'],
+    commands: RESTORE,
     summary: "Timeline to recover along: 'current', 'latest' or a number.",
     description: "PostgreSQL's default (latest) applies when unset.",
   },
   set: {
     type: 'string',
     section: false,
-    commands: ['restore', 'info'],
+    commands: [...RESTORE, 'info'],
     summary: 'A backup, by label: the one to restore, or the one info shows.',
     description:
       'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target.',
@@ -258,28 +274,30 @@ export const OPTIONS = {
   delta: {
     type: 'boolean',
     section: 'any',
-    commands: ['restore'],
+    commands: RESTORE,
     default: false,
     summary: 'Restore into an existing data folder, keeping files whose checksum matches.',
   },
   force: {
     type: 'boolean',
     section: false,
-    commands: ['restore', 'stop', 'stanza-delete'],
+    commands: [...RESTORE, 'stop', 'stanza-delete', 'setup', 'promote'],
     default: false,
-    summary: 'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the safety checks.',
+    summary:
+      'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the ' +
+      "safety checks. setup: replace an archive_command that is not walden's. promote: promote even though the primary is still writable.",
   },
   'recovery-option': {
     type: 'hash',
     section: 'any',
-    commands: ['restore'],
+    commands: RESTORE,
     summary: 'A setting for postgresql.auto.conf at restore, as KEY=VALUE; repeatable.',
     description: "Overrides what walden writes itself, such as restore_command.",
   },
   'archive-mode': {
     type: 'enum',
     section: 'any',
-    commands: ['restore'],
+    commands: RESTORE,
     default: 'preserve',
     allow: ['preserve', 'off'],
     summary: 'Keep the restored cluster\'s archive_mode, or turn archiving off.',
@@ -290,23 +308,72 @@ export const OPTIONS = {
   'tablespace-map': {
     type: 'hash',
     section: 'any',
-    commands: ['restore'],
+    commands: RESTORE,
     summary: 'Restore a tablespace elsewhere, as NAME=PATH (or OID=PATH); repeatable.',
   },
   cmd: {
     type: 'path',
     section: 'any',
-    commands: ['restore'],
-    summary: 'walden command PostgreSQL should run in restore_command.',
+    commands: [...RESTORE, 'setup'],
+    summary: 'walden command PostgreSQL should run in restore_command (restore) or archive_command (setup).',
     description: 'Defaults to the walden running now.',
   },
   output: {
     type: 'enum',
     section: false,
-    commands: ['info'],
+    commands: ['info', 'replication-status'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
+  },
+
+  'primary-conninfo': {
+    type: 'string',
+    section: 'any',
+    commands: [...RESTORE, 'promote'],
+    secure: true,
+    summary: "Connection string of the primary a standby streams from (libpq's key=value form or a postgresql:// URI).",
+    description:
+      'restore --type=standby and standby-create write it as primary_conninfo, with any password moved to the ' +
+      'password file ($PGPASSFILE or ~/.pgpass of the OS user running walden, mode 0600) and passfile pointing there. ' +
+      'promote uses it to check the old primary is no longer writable, when the standby has no primary_conninfo.',
+  },
+  slot: {
+    type: 'string',
+    section: 'any',
+    commands: RESTORE,
+    summary: 'Physical replication slot on the primary for a streaming standby; created when missing.',
+    description:
+      'Needs --primary-conninfo. The slot keeps the WAL the standby has not received yet on the primary, so a ' +
+      'standby that is down makes pg_wal grow: watch it with replication-status.',
+  },
+  'dry-run': {
+    type: 'boolean',
+    section: false,
+    commands: ['setup'],
+    default: false,
+    summary: 'Show the changes without making them.',
+  },
+  restart: {
+    type: 'boolean',
+    section: false,
+    commands: ['setup'],
+    default: false,
+    summary: 'Restart PostgreSQL (pg_ctl restart -m fast) when a changed setting needs it, and check it took effect.',
+  },
+  'max-lag-bytes': {
+    type: 'integer',
+    section: 'any',
+    commands: ['replication-status'],
+    range: [0, Number.MAX_SAFE_INTEGER],
+    summary: 'Fail when a standby, or a replication slot, is further behind than this many bytes of WAL.',
+  },
+  'max-lag-seconds': {
+    type: 'seconds',
+    section: 'any',
+    commands: ['replication-status'],
+    range: [0, 31536000],
+    summary: 'Fail when a standby is further behind than this many seconds of replay.',
   },
 
   'log-level-console': {

@@ -2,7 +2,7 @@
 // option table, which says whether an option takes a value.
 
 import { fail } from '../common/errors.js'
-import { isCommandName } from './commands.js'
+import { commandResolve } from './commands.js'
 import type { CommandName } from './commands.js'
 import { optionDef } from './options.js'
 
@@ -80,10 +80,11 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
 
   const commandName = positionals.shift()
   if (commandName !== undefined) {
-    if (!isCommandName(commandName)) {
+    const command = commandResolve(commandName)
+    if (command === undefined) {
       fail('CommandInvalid', `invalid command '${commandName}'`, { hint: 'run `walden help` for the list of commands.' })
     }
-    result.command = commandName
+    result.command = command
   }
   result.params = positionals
   return result

@@ -11,6 +11,11 @@ export interface PgConnectOptions {
   port: number
   user: string
   database: string
+  password?: string
+  /** Give up connecting after this long; the driver's default is to wait for the OS. */
+  connectTimeoutMs?: number
+  /** TLS as libpq's sslmode asks: false, or whether the server certificate must verify. */
+  ssl?: false | { verify: boolean }
 }
 
 export type Row = Record<string, unknown>
@@ -32,6 +37,9 @@ export async function pgConnect(options: PgConnectOptions): Promise<PgSession> {
     port: options.port,
     user: options.user,
     database: options.database,
+    ...(options.password !== undefined ? { password: options.password } : {}),
+    ...(options.connectTimeoutMs !== undefined ? { connectionTimeoutMillis: options.connectTimeoutMs } : {}),
+    ...(options.ssl ? { ssl: { rejectUnauthorized: options.ssl.verify } } : {}),
     application_name: 'walden',
     // Keep the server's own notion of time and types out of our parsing: we read text.
     types: { getTypeParser: () => (value: string) => value },

@@ -300,6 +300,16 @@ export class Cluster {
     return cluster
   }
 
+  /**
+   * A cluster whose data folder something else makes, such as a restore into `dir/name`: nothing is created but
+   * its socket folder, and it gets a free port for the restore to give the server (restore --pg1-port).
+   */
+  static async adopt(options: { major: number; dir: TestDir; name: string }): Promise<Cluster> {
+    const cluster = new Cluster(options.major, await pgBinFor(options.major), options.dir, false, options.name, await freePort())
+    await options.dir.mkdir(`${options.name}.sock`)
+    return cluster
+  }
+
   /** Appends raw lines to postgresql.conf; later lines win. Takes effect on (re)start or reload. */
   async appendConf(lines: string | readonly string[]): Promise<void> {
     const text = typeof lines === 'string' ? lines : lines.join('\n')

@@ -14,12 +14,14 @@ import { pgControlRead } from '../../pg/control.js'
 import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
 import { backupInfoLoad } from '../../repo/stanza-info.js'
 import { PosixStorage, syncFilesystem, syncFilesystemAvailable, syncFolder } from '../../storage/posix.js'
+import type { Config } from '../../config/config.js'
 import type { Command } from '../command.js'
 import { repoStorage } from '../repo-storage.js'
 import { pgRunning } from '../../pg/data-dir.js'
 import { restoreFile } from './file.js'
 import { restoreCopy } from './copy.js'
 import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
+import { standbyPrepare } from './standby.js'
 import { backupSelect, targetCheck } from './target.js'
 import { checkTablespaceTargets, destinationOf, isEmptyFolder, restoreTargets } from './targets.js'
 
@@ -56,155 +58,170 @@ async function removeUnknown(root: string, expectFiles: Set<string>, expectFolde
 }
 
 export const restore: Command = {
-  async run(cfg) {
-    const stanza = cfg.stanza()
-    const repo = repoStorage(cfg)
-    const info = await backupInfoLoad(repo, stanza)
-    const pgPath = resolve(cfg.requireString('pg1-path'))
-    const type = cfg.string('type') ?? 'default'
-    const target = cfg.string('target')
-    const delta = cfg.boolean('delta')
-    const force = cfg.boolean('force')
-
-    if (TARGET_TYPES.has(type) && target === undefined) {
-      fail('OptionRequired', `restore --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} to recover to.` })
-    }
-    if (target !== undefined) targetCheck(type, target)
-    if (!TARGET_TYPES.has(type) && target !== undefined) {
-      fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
-    }
-    // Target settings mean nothing without a target: PostgreSQL would ignore them, and the DBA would think the
-    // server is going to pause or promote when it will not.
-    if (cfg.source('target-action') !== 'default' && !TARGET_TYPES.has(type) && type !== 'immediate') {
-      fail('OptionInvalid', `option 'target-action' is only valid with --type=immediate, time, xid, name or lsn, not --type=${type}`, {
-        hint: 'without a target, recovery replays all archived WAL and the server opens for writes at its end.',
-      })
-    }
-    // PostgreSQL applies recovery_target_inclusive to time, xid and lsn targets only.
-    if (cfg.source('target-exclusive') !== 'default' && !['time', 'xid', 'lsn'].includes(type)) {
-      fail('OptionInvalid', `option 'target-exclusive' is only valid with --type=time, xid or lsn, not --type=${type}`, {
-        hint: 'a restore point or the end of the backup is a single point: there is nothing to stop before.',
-      })
-    }
-
-    const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
-    const manifest = await manifestLoad(repo, stanza, chosen.label)
-    log.info(`restore backup set ${chosen.label}`)
-    const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
-    if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
-
-    // The cluster must not be running, and the folder must be empty unless the user asked to overwrite it.
-    if (await pgRunning(pgPath)) {
-      fail('PgRunning', `PostgreSQL is running on '${pgPath}'`, { hint: 'stop it before restoring over it.' })
-    }
-    const emptyOrMissing = await isEmptyFolder(pgPath)
-    if (!emptyOrMissing && !delta && !force) {
-      fail('PathNotEmpty', `unable to restore to '${pgPath}' because it contains files`, {
-        hint: 'restore into an empty folder, or give --delta to repair this one by checksum (--force to overwrite anything).',
-      })
-    }
-    if (!emptyOrMissing && !force) {
-      // A delta keeps files whose checksum matches; over another cluster's files that would mix two clusters.
-      const control = await pgControlRead(pgPath).catch(() => undefined)
-      if (control === undefined) {
-        fail('PathNotEmpty', `'${pgPath}' is not empty and has no readable global/pg_control, so a delta restore cannot tell whose files it holds`, {
-          hint: 'empty the folder, or give --force to overwrite it.',
-        })
-      }
-      if (control.systemId.toString() !== manifest.pg.systemId) {
-        fail('DbMismatch', `'${pgPath}' holds the cluster with system identifier ${control.systemId}, not ${manifest.pg.systemId} of backup ${chosen.label}`, {
-          hint: 'a delta restore over another cluster would mix them; empty the folder, or give --force.',
-        })
-      }
-    }
-
-    const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
-    await checkTablespaceTargets(targets, pgPath, delta || force)
-
-    // A cluster restored part-way must never start: without global/pg_control PostgreSQL refuses to, so the old one
-    // goes first and the backup's is written last, after everything else is durable.
-    await rm(join(pgPath, PG_CONTROL), { force: true })
-    // Durable before anything else is written: after a power loss the old pg_control must not reappear over
-    // half-restored files.
-    await syncFolder(join(pgPath, 'global'), { missingOk: true })
-
-    // Folders, tablespace links and clean-up before any file is written. Other links of the backed-up cluster come
-    // back as plain folders and files (see scan.ts).
-    const tablespaceLinks = new Map(targets.filter((target) => target.tablespace).map((target) => [join(pgPath, target.name), target.location]))
-    const expectFiles = new Set(manifest.files.map((file) => destinationOf(file.name, targets)))
-    const expectFolders = new Set(manifest.paths.map((path) => destinationOf(path.name, targets)))
-    let removed = 0
-    if (!emptyOrMissing || delta || force) {
-      for (const target of targets) removed += await removeUnknown(target.ownRoot, expectFiles, expectFolders, new Set(tablespaceLinks.keys()))
-    }
-    for (const folder of manifest.paths) {
-      const path = destinationOf(folder.name, targets)
-      await mkdir(path, { recursive: true, mode: folder.mode })
-      await chmod(path, folder.mode)
-    }
-    for (const [path, destination] of tablespaceLinks) {
-      if ((await readlink(path).catch(() => undefined)) === destination) continue
-      await rm(path, { recursive: true, force: true })
-      await symlink(destination, path)
-    }
-    if (manifest.links.length > 0) {
-      log.info(`restored as plain folders and files: ${manifest.links.map((link) => `'${link.name.slice('pg_data/'.length)}' (was a link to '${link.destination}')`).join(', ')}`)
-    }
-
-    // Files, largest first, verified against their checksums.
-    const repoRoot = repo.describe('')
-    const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
-    const pool = new WorkerPool(cfg.number('process-max') ?? 1)
-    // One flush per target file system at the end instead of an fsync per file, where the host has it.
-    const syncEach = !syncFilesystemAvailable()
-    let fetched: number
-    let fetchedBytes: number
-    try {
-      ;({ fetchedFiles: fetched, fetchedBytes } = await restoreCopy({
-        pool,
-        files,
-        repoRoot,
-        delta: delta || force,
-        syncEach,
-        destinationOf: (file) => destinationOf(file.name, targets),
-        repoPathOf: (file, extension, part) => manifestFileRepoPath(stanza, chosen.label, file, extension, part),
-      }))
-    } finally {
-      await pool.close()
-    }
-
-    // Everything durable before backup_label and pg_control make the folder a cluster that starts.
-    if (!syncEach) for (const target of targets) syncFilesystem(target.location)
-    else for (const folder of expectFolders) await syncFolder(folder)
-    // backup_label tells PostgreSQL where replay must start; without it the restored files are not consistent.
-    const data = new PosixStorage(pgPath)
-    await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
-    await writeRecovery(cfg, data, pgPath, type, target)
-    // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
-    await restoreFile({
-      destination: destinationOf(control.name, targets),
-      repoRoot,
-      repoPath: manifestFileRepoPath(stanza, chosen.label, control, codecFor(control.compressType).extension),
-      size: control.size,
-      sha256: control.sha256,
-      mode: control.mode,
-      mtimeMs: control.mtimeMs,
-      delta: false,
-      atomic: true,
-      syncEach: true,
-    })
-    fetched++
-    fetchedBytes += control.size
-
-    log.info(
-      `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
-        (delta || force ? `, ${manifest.files.length - fetched} kept, ${removed} removed` : ''),
-    )
-    return 0
-  },
+  run: (cfg) => restoreRun(cfg, cfg.string('type') ?? 'default'),
 }
 
-async function writeRecovery(cfg: Parameters<Command['run']>[0], data: PosixStorage, pgPath: string, type: string, target: string | undefined): Promise<void> {
+/** standby-create: restore --type=standby under the name a DBA looks for. */
+export const standbyCreate: Command = {
+  run: (cfg) => restoreRun(cfg, 'standby'),
+}
+
+async function restoreRun(cfg: Config, type: string): Promise<number> {
+  const stanza = cfg.stanza()
+  const repo = repoStorage(cfg)
+  const info = await backupInfoLoad(repo, stanza)
+  const pgPath = resolve(cfg.requireString('pg1-path'))
+  const target = cfg.string('target')
+  const delta = cfg.boolean('delta')
+  const force = cfg.boolean('force')
+
+  if (TARGET_TYPES.has(type) && target === undefined) {
+    fail('OptionRequired', `restore --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} to recover to.` })
+  }
+  if (target !== undefined) targetCheck(type, target)
+  if (!TARGET_TYPES.has(type) && target !== undefined) {
+    fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
+  }
+  // Target settings mean nothing without a target: PostgreSQL would ignore them, and the DBA would think the
+  // server is going to pause or promote when it will not.
+  if ((cfg.source('target-action') ?? 'default') !== 'default' && !TARGET_TYPES.has(type) && type !== 'immediate') {
+    fail('OptionInvalid', `option 'target-action' is only valid with --type=immediate, time, xid, name or lsn, not --type=${type}`, {
+      hint: 'without a target, recovery replays all archived WAL and the server opens for writes at its end.',
+    })
+  }
+  // PostgreSQL applies recovery_target_inclusive to time, xid and lsn targets only.
+  if ((cfg.source('target-exclusive') ?? 'default') !== 'default' && !['time', 'xid', 'lsn'].includes(type)) {
+    fail('OptionInvalid', `option 'target-exclusive' is only valid with --type=time, xid or lsn, not --type=${type}`, {
+      hint: 'a restore point or the end of the backup is a single point: there is nothing to stop before.',
+    })
+  }
+
+  const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
+  const manifest = await manifestLoad(repo, stanza, chosen.label)
+  log.info(`restore backup set ${chosen.label}`)
+  const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
+  if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
+
+  // The cluster must not be running, and the folder must be empty unless the user asked to overwrite it.
+  if (await pgRunning(pgPath)) {
+    fail('PgRunning', `PostgreSQL is running on '${pgPath}'`, { hint: 'stop it before restoring over it.' })
+  }
+  const emptyOrMissing = await isEmptyFolder(pgPath)
+  if (!emptyOrMissing && !delta && !force) {
+    fail('PathNotEmpty', `unable to restore to '${pgPath}' because it contains files`, {
+      hint: 'restore into an empty folder, or give --delta to repair this one by checksum (--force to overwrite anything).',
+    })
+  }
+  if (!emptyOrMissing && !force) {
+    // A delta keeps files whose checksum matches; over another cluster's files that would mix two clusters.
+    const control = await pgControlRead(pgPath).catch(() => undefined)
+    if (control === undefined) {
+      fail('PathNotEmpty', `'${pgPath}' is not empty and has no readable global/pg_control, so a delta restore cannot tell whose files it holds`, {
+        hint: 'empty the folder, or give --force to overwrite it.',
+      })
+    }
+    if (control.systemId.toString() !== manifest.pg.systemId) {
+      fail('DbMismatch', `'${pgPath}' holds the cluster with system identifier ${control.systemId}, not ${manifest.pg.systemId} of backup ${chosen.label}`, {
+        hint: 'a delta restore over another cluster would mix them; empty the folder, or give --force.',
+      })
+    }
+  }
+
+  const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
+  await checkTablespaceTargets(targets, pgPath, delta || force)
+  // Last of the checks, as it may create a replication slot on the primary.
+  const standbySettings = await standbyPrepare(cfg, type)
+
+  // A cluster restored part-way must never start: without global/pg_control PostgreSQL refuses to, so the old one
+  // goes first and the backup's is written last, after everything else is durable.
+  await rm(join(pgPath, PG_CONTROL), { force: true })
+  // Durable before anything else is written: after a power loss the old pg_control must not reappear over
+  // half-restored files.
+  await syncFolder(join(pgPath, 'global'), { missingOk: true })
+
+  // Folders, tablespace links and clean-up before any file is written. Other links of the backed-up cluster come
+  // back as plain folders and files (see scan.ts).
+  const tablespaceLinks = new Map(targets.filter((target) => target.tablespace).map((target) => [join(pgPath, target.name), target.location]))
+  const expectFiles = new Set(manifest.files.map((file) => destinationOf(file.name, targets)))
+  const expectFolders = new Set(manifest.paths.map((path) => destinationOf(path.name, targets)))
+  let removed = 0
+  if (!emptyOrMissing || delta || force) {
+    for (const target of targets) removed += await removeUnknown(target.ownRoot, expectFiles, expectFolders, new Set(tablespaceLinks.keys()))
+  }
+  for (const folder of manifest.paths) {
+    const path = destinationOf(folder.name, targets)
+    await mkdir(path, { recursive: true, mode: folder.mode })
+    await chmod(path, folder.mode)
+  }
+  for (const [path, destination] of tablespaceLinks) {
+    if ((await readlink(path).catch(() => undefined)) === destination) continue
+    await rm(path, { recursive: true, force: true })
+    await symlink(destination, path)
+  }
+  if (manifest.links.length > 0) {
+    log.info(`restored as plain folders and files: ${manifest.links.map((link) => `'${link.name.slice('pg_data/'.length)}' (was a link to '${link.destination}')`).join(', ')}`)
+  }
+
+  // Files, largest first, verified against their checksums.
+  const repoRoot = repo.describe('')
+  const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
+  const pool = new WorkerPool(cfg.number('process-max') ?? 1)
+  // One flush per target file system at the end instead of an fsync per file, where the host has it.
+  const syncEach = !syncFilesystemAvailable()
+  let fetched: number
+  let fetchedBytes: number
+  try {
+    ;({ fetchedFiles: fetched, fetchedBytes } = await restoreCopy({
+      pool,
+      files,
+      repoRoot,
+      delta: delta || force,
+      syncEach,
+      destinationOf: (file) => destinationOf(file.name, targets),
+      repoPathOf: (file, extension, part) => manifestFileRepoPath(stanza, chosen.label, file, extension, part),
+    }))
+  } finally {
+    await pool.close()
+  }
+
+  // Everything durable before backup_label and pg_control make the folder a cluster that starts.
+  if (!syncEach) for (const target of targets) syncFilesystem(target.location)
+  else for (const folder of expectFolders) await syncFolder(folder)
+  // backup_label tells PostgreSQL where replay must start; without it the restored files are not consistent.
+  const data = new PosixStorage(pgPath)
+  await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
+  await writeRecovery(cfg, data, pgPath, type, target, standbySettings)
+  // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
+  await restoreFile({
+    destination: destinationOf(control.name, targets),
+    repoRoot,
+    repoPath: manifestFileRepoPath(stanza, chosen.label, control, codecFor(control.compressType).extension),
+    size: control.size,
+    sha256: control.sha256,
+    mode: control.mode,
+    mtimeMs: control.mtimeMs,
+    delta: false,
+    atomic: true,
+    syncEach: true,
+  })
+  fetched++
+  fetchedBytes += control.size
+
+  log.info(
+    `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
+      (delta || force ? `, ${manifest.files.length - fetched} kept, ${removed} removed` : ''),
+  )
+  return 0
+}
+
+async function writeRecovery(
+  cfg: Config,
+  data: PosixStorage,
+  pgPath: string,
+  type: string,
+  target: string | undefined,
+  standbySettings: Readonly<Record<string, string>>,
+): Promise<void> {
   // By default this very walden, by absolute paths of Node and the script: PostgreSQL may run restore_command with a
   // PATH that finds neither (a systemd unit's minimal environment).
   const command = cfg.string('cmd') ?? [process.execPath, resolve(process.argv[1] ?? 'walden')].map(shellQuote).join(' ')
@@ -221,7 +238,12 @@ async function writeRecovery(cfg: Parameters<Command['run']>[0], data: PosixStor
     targetExclusive: cfg.boolean('target-exclusive'),
     ...(timeline !== undefined ? { targetTimeline: timeline } : {}),
     restoreCommand: `${restoreCommand} archive-get %f "%p"`,
-    options: cfg.hash('recovery-option'),
+    // A port given for this restore (a copy beside its source on one host) is the restored cluster's port.
+    options: {
+      ...(['command line', 'environment'].includes(cfg.source('pg1-port') ?? 'default') ? { port: String(cfg.number('pg1-port')) } : {}),
+      ...standbySettings,
+      ...cfg.hash('recovery-option'),
+    },
     archiveOff: cfg.string('archive-mode') === 'off',
   })
   const autoConf = join(pgPath, 'postgresql.auto.conf')

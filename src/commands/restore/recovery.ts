@@ -2,7 +2,7 @@
 // and a signal file: recovery.signal to recover and finish, standby.signal to stay a standby.
 
 /** Settings walden manages; stale copies from the backed-up cluster or an earlier restore are removed. */
-const MANAGED = /^\s*(restore_command|recovery_target\w*|recovery_end_command)\s*=/
+const MANAGED = /^\s*(restore_command|recovery_target\w*|recovery_end_command|primary_conninfo|primary_slot_name)\s*=/
 
 export interface RecoveryRequest {
   type: string

@@ -1,0 +1,151 @@
+// setup: prepares a primary for walden through ALTER SYSTEM (see setup-plan.ts for what it changes and why), and
+// with --restart restarts the server and checks the new settings are the running ones.
+
+import { spawn } from 'node:child_process'
+import { access, constants, mkdir, readFile, readlink } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fail } from '../common/errors.js'
+import { log } from '../common/log.js'
+import type { Config } from '../config/config.js'
+import { pgBinFor } from '../pg/binaries.js'
+import { dbInfo } from '../pg/db.js'
+import type { PgSession } from '../pg/session.js'
+import type { Command } from './command.js'
+import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
+import { shellQuote } from './restore/recovery.js'
+import { setupPlan } from './setup-plan.js'
+import type { SettingState } from './setup-plan.js'
+
+const SETTINGS = ['wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'wal_keep_size']
+
+/** The archive_command that runs this walden, with this config and stanza, by absolute paths. */
+export function waldenArchiveCommand(cfg: Config): string {
+  // PostgreSQL runs archive_command with the server's environment, which may find neither node nor walden on PATH.
+  const command = cfg.string('cmd') ?? [process.execPath, resolve(process.argv[1] ?? 'walden')].map(shellQuote).join(' ')
+  const forwarded = cfg
+    .explicitArguments('archive-push')
+    .filter((arg) => !arg.startsWith('--stanza=') && !arg.startsWith('--log-level-console='))
+  return [command, ...[...forwarded, `--stanza=${cfg.stanza()}`].map(shellQuote), 'archive-push', '%p'].join(' ')
+}
+
+async function settingStates(session: PgSession): Promise<Map<string, SettingState>> {
+  const rows = await session.query<{ name: string; setting: string; unit: string | null; context: string; file_setting: string | null }>(
+    `select s.name, s.setting, s.unit, s.context,
+            (select f.setting from pg_file_settings f
+              where f.name = s.name and f.error is null order by f.seqno desc limit 1) as file_setting
+       from pg_settings s where s.name = any($1)`,
+    [SETTINGS],
+  )
+  return new Map(
+    rows.map((row) => [row.name, { name: row.name, running: row.setting, configured: row.file_setting ?? row.setting, unit: row.unit, context: row.context }]),
+  )
+}
+
+const show = (value: string): string => (value === '' ? "''" : value.includes(' ') ? `'${value}'` : value)
+
+export const setup: Command = {
+  async run(cfg) {
+    const applied = await setupApply(cfg)
+    if (applied === undefined) return 0
+    await restartServer(cfg, applied.dataDirectory, applied.major)
+    const session = await pgSessionOpen(cfg)
+    try {
+      const after = await settingStates(session)
+      const stale = applied.restartFor.filter((name) => {
+        const state = after.get(name)
+        return state !== undefined && state.running !== state.configured
+      })
+      if (stale.length > 0) {
+        fail('PgState', `after the restart, ${stale.join(', ')} still differ from the configured values`, {
+          hint: 'a setting given on the postgres command line overrides postgresql.auto.conf; check how the server is started.',
+        })
+      }
+    } finally {
+      await session.close()
+    }
+    process.stdout.write(`restarted PostgreSQL: ${applied.restartFor.join(', ')} now in effect\n`)
+    return 0
+  },
+}
+
+/** Plans and (unless --dry-run) applies the changes; returns what to restart for when --restart should run. */
+async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: number; restartFor: string[] } | undefined> {
+  const stanza = cfg.stanza()
+  const dryRun = cfg.boolean('dry-run')
+  const session = await pgSessionOpen(cfg)
+  try {
+    const server = await dbInfo(session)
+    await checkDataDirectory(cfg, server.dataDirectory, session.where)
+    if (server.inRecovery) {
+      fail('PgState', `the server at ${session.where} is a standby`, { hint: 'run setup on the primary; a standby takes its settings from it.' })
+    }
+    const plan = setupPlan(await settingStates(session), stanza, waldenArchiveCommand(cfg), cfg.boolean('force'))
+    if (plan.refusal !== undefined) {
+      fail('OptionInvalid', plan.refusal, { hint: "another tool may be archiving this cluster; give --force to replace its archive_command with walden's." })
+    }
+
+    const out: string[] = []
+    if (plan.changes.length === 0) out.push(`stanza '${stanza}': nothing to change on ${server.dataDirectory}`)
+    else out.push(`stanza '${stanza}': ${dryRun ? 'would change' : 'changed'} on ${server.dataDirectory} (PostgreSQL ${server.major}):`)
+    const width = Math.max(...plan.changes.map((change) => change.name.length), 0)
+    for (const change of plan.changes) {
+      out.push(`  ${change.name.padEnd(width)}  ${show(change.from)} -> ${show(change.to)}${change.restart ? '  (needs restart)' : ''}`)
+    }
+    if (!dryRun) {
+      for (const change of plan.changes) {
+        // ALTER SYSTEM takes no bind parameters; the name is from our own list and the value is quoted.
+        await session.query(`alter system set ${change.name} = '${change.to.replaceAll("'", "''")}'`)
+      }
+      if (plan.changes.length > 0) await session.query('select pg_reload_conf()')
+    }
+
+    const restartFor = [...plan.changes.filter((change) => change.restart).map((change) => change.name), ...plan.pendingRestart]
+    const restarting = restartFor.length > 0 && cfg.boolean('restart') && !dryRun
+    if (restartFor.length === 0) {
+      out.push(plan.changes.length === 0 ? 'no restart needed' : `no restart ${dryRun ? 'would be ' : ''}needed: a reload applies ${dryRun ? 'them' : 'them, and was done'}`)
+    } else if (!restarting) {
+      out.push(`restart needed for: ${restartFor.join(', ')}${dryRun ? '' : ' (run setup --restart, or restart PostgreSQL yourself)'}`)
+    }
+    process.stdout.write(`${out.join('\n')}\n`)
+    return restarting ? { dataDirectory: server.dataDirectory, major: server.major, restartFor } : undefined
+  } finally {
+    await session.close()
+  }
+}
+
+/** The bin folder of the running server: the postmaster's own executable, else the one for its major version. */
+async function serverBinDir(dataDirectory: string, major: number): Promise<string> {
+  const pid = (await readFile(join(dataDirectory, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]
+  const exe = pid ? await readlink(`/proc/${pid}/exe`).catch(() => undefined) : undefined
+  return exe !== undefined ? dirname(exe) : pgBinFor(major)
+}
+
+async function restartServer(cfg: Config, dataDirectory: string, major: number): Promise<void> {
+  const pgCtl = join(await serverBinDir(dataDirectory, major), 'pg_ctl')
+  // The server's own output goes to a file beside walden's logs: with logging_collector off it is the server's log.
+  const logPath = cfg.string('log-path') ?? '/var/log/walden'
+  const serverLog = join(logPath, `${cfg.stanza()}-postgresql.log`)
+  try {
+    await mkdir(logPath, { recursive: true })
+    await access(logPath, constants.W_OK)
+  } catch (error) {
+    // Checked before stopping anything: pg_ctl would stop the server and then fail to start it.
+    fail('FileWrite', `unable to write the server log '${serverLog}' for the restart: ${(error as Error).message}`, {
+      hint: 'set log-path to a folder the PostgreSQL OS user can write, or restart PostgreSQL yourself.',
+    })
+  }
+  log.info(`restarting PostgreSQL with '${pgCtl} restart -m fast' (server output to '${serverLog}')`)
+  const code = await new Promise<number>((resolveExit, reject) => {
+    const child = spawn(pgCtl, ['-D', dataDirectory, '-m', 'fast', '-w', '-t', '300', '-l', serverLog, 'restart'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    child.on('error', reject)
+    child.on('close', (status) => {
+      if (status !== 0) log.error(`pg_ctl: ${stderr.trim()}`)
+      resolveExit(status ?? 1)
+    })
+  })
+  if (code !== 0) {
+    fail('PgState', `pg_ctl restart failed with exit code ${code}`, { hint: `see '${serverLog}' and the PostgreSQL log; the server may be stopped.` })
+  }
+}

@@ -1,0 +1,54 @@
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pgpassHost, pgpassLookup, pgpassUpsert, pgpassWrite } from './pgpass.js'
+
+const key = { host: 'db1', port: '5432', database: 'replication', user: 'rep' }
+
+describe('pgpassLookup', () => {
+  test('takes the first matching line, with wildcards, skipping comments', () => {
+    const text = ['# comment', 'other:5432:*:rep:no', 'db1:*:replication:rep:first', 'db1:5432:replication:rep:second'].join('\n')
+    assert.equal(pgpassLookup(text, key), 'first')
+    assert.equal(pgpassLookup(text, { ...key, user: 'nobody' }), undefined)
+  })
+
+  test('unescapes colons and backslashes', () => {
+    assert.equal(pgpassLookup('db1:5432:replication:rep:a\\:b\\\\c', key), 'a:b\\c')
+    assert.equal(pgpassLookup('db1:5432:replication:rep:a:b', key), 'a:b')
+  })
+})
+
+describe('pgpassUpsert', () => {
+  test('replaces the exact entry in place and keeps the other lines', () => {
+    const text = 'a:1:*:x:keep\ndb1:5432:replication:rep:old\n*:*:*:*:fallback\n'
+    assert.equal(pgpassUpsert(text, { ...key, password: 'new' }), 'a:1:*:x:keep\ndb1:5432:replication:rep:new\n*:*:*:*:fallback\n')
+  })
+
+  test('appends a new entry, escaping it, to an empty or unterminated file', () => {
+    assert.equal(pgpassUpsert('', { ...key, password: 'p:w' }), 'db1:5432:replication:rep:p\\:w\n')
+    assert.equal(pgpassUpsert('x:1:2:3:4', { ...key, password: 'p' }), 'x:1:2:3:4\ndb1:5432:replication:rep:p\n')
+    assert.equal(pgpassLookup(pgpassUpsert('', { ...key, password: 'p:w\\' }), key), 'p:w\\')
+  })
+
+  test('socket hosts are localhost, as libpq matches them', () => {
+    assert.equal(pgpassHost('/var/run/postgresql'), 'localhost')
+    assert.equal(pgpassHost(undefined), 'localhost')
+    assert.equal(pgpassHost('10.1.1.1'), '10.1.1.1')
+  })
+})
+
+describe('pgpassWrite', () => {
+  test('writes the file with mode 0600', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'walden-pgpass-'))
+    try {
+      const path = join(dir, '.pgpass')
+      await pgpassWrite(path, 'a:b:c:d:e\n')
+      assert.equal((await stat(path)).mode & 0o777, 0o600)
+      assert.equal(await readFile(path, 'utf8'), 'a:b:c:d:e\n')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
