@@ -28,14 +28,20 @@ export function waldenArchiveCommand(cfg: Config): string {
   return [command, ...[...forwarded, `--stanza=${cfg.stanza()}`].map(shellQuote), 'archive-push', '%p'].join(' ')
 }
 
+/**
+ * Running and configured values. pg_file_settings re-reads the files on every query; its last row for a setting is
+ * the value after a restart (its error column is set for every change still waiting for one, so it is not a filter).
+ */
 async function settingStates(session: PgSession): Promise<Map<string, SettingState>> {
   const rows = await session.query<{ name: string; setting: string; unit: string | null; context: string; file_setting: string | null }>(
     `select s.name, s.setting, s.unit, s.context,
             (select f.setting from pg_file_settings f
-              where f.name = s.name and f.error is null order by f.seqno desc limit 1) as file_setting
+              where f.name = s.name order by f.seqno desc limit 1) as file_setting
        from pg_settings s where s.name = any($1)`,
     [SETTINGS],
   )
+  // In SETTINGS order, so messages list them the same way every time.
+  rows.sort((a, b) => SETTINGS.indexOf(a.name) - SETTINGS.indexOf(b.name))
   return new Map(
     rows.map((row) => [row.name, { name: row.name, running: row.setting, configured: row.file_setting ?? row.setting, unit: row.unit, context: row.context }]),
   )
