@@ -97,6 +97,24 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     }
   })
 
+  test('a primary_conninfo given as recovery-option loses its password to the password file too', async () => {
+    const standby = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'recovery-option-standby' })
+    const conninfo = `host=127.0.0.1 port=${primary.port} user=replicator password=other-secret`
+    const created = await waldenOn(standby, ['standby-create', `--recovery-option=primary_conninfo=${conninfo}`])
+    assert.equal(created.code, 0, created.stderr)
+    const autoConf = await readFile(join(standby.dataDir, 'postgresql.auto.conf'), 'utf8')
+    assert.doesNotMatch(autoConf, /other-secret/)
+    assert.match(autoConf, new RegExp(`primary_conninfo = 'host=127\\.0\\.0\\.1 port=${primary.port} user=replicator passfile=`))
+    assert.match(await readFile(pgpassFile, 'utf8'), /:replication:replicator:other-secret$/m)
+    // A wrong connection string fails before anything is copied.
+    const wrong = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'wrong-conninfo-standby' })
+    const refused = await waldenOn(wrong, ['standby-create', '--primary-conninfo=host=127.0.0.1 port=1 user=replicator connect_timeout=2'])
+    assert.equal(refused.code, 56, refused.stderr)
+    assert.match(refused.stderr, /unable to connect to PostgreSQL at '127\.0\.0\.1:1'/)
+    const { readdir } = await import('node:fs/promises')
+    assert.deepEqual(await readdir(wrong.dataDir).catch(() => []), [])
+  })
+
   test('a streaming standby with a slot gets a commit without any WAL switch; status and lag checks on both ends', async () => {
     streaming = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'streaming-standby' })
     const conninfo = `host=127.0.0.1 port=${primary.port} user=replicator password='${REPLICATION_PASSWORD}' application_name=standby_one`

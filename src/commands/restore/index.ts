@@ -242,7 +242,8 @@ async function writeRecovery(
     options: {
       ...(['command line', 'environment'].includes(cfg.source('pg1-port') ?? 'default') ? { port: String(cfg.number('pg1-port')) } : {}),
       ...standbySettings,
-      ...cfg.hash('recovery-option'),
+      // A primary_conninfo given this way was cleaned of its password by standbyPrepare: that version wins.
+      ...Object.fromEntries(Object.entries(cfg.hash('recovery-option')).filter(([key]) => !(key === 'primary_conninfo' && key in standbySettings))),
     },
     archiveOff: cfg.string('archive-mode') === 'off',
   })

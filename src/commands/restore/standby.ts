@@ -13,7 +13,12 @@ const SLOT_NAME = /^[a-z0-9_]{1,63}$/
 
 /** Settings a standby restore adds to postgresql.auto.conf; empty for the other restore types. */
 export async function standbyPrepare(cfg: Config, type: string): Promise<Record<string, string>> {
-  const conninfoText = cfg.string('primary-conninfo')
+  // recovery-option=primary_conninfo=... is the pgBackRest way to say the same; it gets the same care.
+  const viaRecoveryOption = cfg.hash('recovery-option')['primary_conninfo']
+  if (viaRecoveryOption !== undefined && cfg.string('primary-conninfo') !== undefined) {
+    fail('OptionInvalid', "give the primary's connection string once: option 'primary-conninfo' or recovery-option primary_conninfo, not both")
+  }
+  const conninfoText = cfg.string('primary-conninfo') ?? (type === 'standby' ? viaRecoveryOption : undefined)
   const slot = cfg.string('slot')
   if (type !== 'standby') {
     for (const [name, value] of [['primary-conninfo', conninfoText], ['slot', slot]] as const) {
