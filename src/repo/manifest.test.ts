@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import { manifestDiff, manifestFileRepoPath } from './manifest.js'
 import type { Manifest, ManifestFile } from './manifest.js'
 
-// Times with a fraction of a millisecond, as the scan records them (mtimeNs / 1e6): equality must be exact.
+// Times with a fraction of a millisecond, as the scan records them (mtimeNs / 1e6).
 const T = 1767225600123.456
 
 const FULL = '20260101-000000F'
@@ -54,12 +54,33 @@ describe('manifestDiff', () => {
     const files = [file('pg_data/a', 8192, T), file('pg_data/b', 8192, T), file('pg_data/c', 8192, T)]
     const diff = manifestDiff(prior(FULL, files), FULL, [
       { name: 'pg_data/a', size: 16384, mtimeMs: T, mode: 0o600 },
-      { name: 'pg_data/b', size: 8192, mtimeMs: T + 0.001, mode: 0o600 },
+      { name: 'pg_data/b', size: 8192, mtimeMs: T + 0.02, mode: 0o600 },
       { name: 'pg_data/c', size: 8192, mtimeMs: T, mode: 0o600 },
       { name: 'pg_data/new', size: 0, mtimeMs: T, mode: 0o600 },
     ])
     assert.deepEqual(diff.copy, ['pg_data/a', 'pg_data/b', 'pg_data/new'])
     assert.deepEqual([...diff.reference.keys()], ['pg_data/c'])
+  })
+
+  test('a time set back by restore (utimes in double seconds) still matches; twenty microseconds off do not', async () => {
+    const { mkdtemp, rm, stat, writeFile, utimes } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const dir = await mkdtemp(join(tmpdir(), 'walden-mtime-'))
+    try {
+      const path = join(dir, 'f')
+      await writeFile(path, 'x')
+      await utimes(path, T / 1000, T / 1000)
+      const restored = Number((await stat(path, { bigint: true })).mtimeNs) / 1e6
+      const diff = manifestDiff(prior(FULL, [file('pg_data/f', 1, T), file('pg_data/g', 1, T)]), FULL, [
+        { name: 'pg_data/f', size: 1, mtimeMs: restored, mode: 0o600 },
+        { name: 'pg_data/g', size: 1, mtimeMs: T + 0.02, mode: 0o600 },
+      ])
+      assert.deepEqual([...diff.reference.keys()], ['pg_data/f'])
+      assert.deepEqual(diff.copy, ['pg_data/g'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   test('a file whose prior copy had bad pages is copied again, even unchanged', () => {

@@ -132,6 +132,14 @@ export interface ManifestDiff {
  * within one tick around the prior copy could show the same time with different content.
  */
 export const MTIME_UNSAFE_WINDOW_MS = 1000
+/**
+ * Two modification times closer than this are the same time. Restore sets a file's time from the manifest through
+ * utimes, which takes seconds as a double and reaches the file system a microsecond or so off (measured: 1 µs low on
+ * this machine's ext4). Any real change after a backup is at least MTIME_UNSAFE_WINDOW_MS away, so this tolerance
+ * costs no safety, and without it every file restored (a standby, a failed-over primary) would be copied again by
+ * the next incremental backup.
+ */
+export const MTIME_SAME_MS = 0.01
 
 /**
  * Which files a diff or incr backup must copy. A file is unchanged when its size and modification time equal the
@@ -152,7 +160,7 @@ export function manifestDiff(
     if (
       before &&
       before.size === file.size &&
-      before.mtimeMs === file.mtimeMs &&
+      Math.abs(before.mtimeMs - file.mtimeMs) < MTIME_SAME_MS &&
       file.mtimeMs < unsafeFrom &&
       (before.badPages?.length ?? 0) === 0
     ) {

@@ -100,7 +100,7 @@ export class PosixStorage implements Storage {
       } finally {
         closeSync(fd)
       }
-      if (options.mtimeMs !== undefined) utimesSync(written, new Date(), new Date(options.mtimeMs))
+      if (options.mtimeMs !== undefined) utimesSync(written, Date.now() / 1000, options.mtimeMs / 1000)
       if (atomic) renameSync(written, target)
     } catch (error) {
       try {
@@ -234,7 +234,7 @@ class FileWriter extends Writable {
       if (this.#sync) await this.#handle.sync()
       this.#closed = true
       await this.#handle.close()
-      if (this.#mtimeMs !== undefined) await utimes(this.#temporary, new Date(), new Date(this.#mtimeMs))
+      if (this.#mtimeMs !== undefined) await utimes(this.#temporary, Date.now() / 1000, this.#mtimeMs / 1000)
       if (this.#temporary !== this.#target) {
         await rename(this.#temporary, this.#target)
         await syncFolder(dirname(this.#target))

@@ -190,9 +190,14 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     const checked = await waldenOn(streaming, ['check'])
     assert.equal(checked.code, 0, checked.stderr)
 
-    // A backup of the new primary restores to the same data.
-    const backedUp = await waldenOn(streaming, ['backup', '--type=full'])
+    // An incremental backup of the new primary builds on the full one of the old: the files the standby got from
+    // that backup and never changed are referenced, not copied again. And it restores to the same data.
+    const backedUp = await waldenOn(streaming, ['backup', '--type=incr'])
     assert.equal(backedUp.code, 0, backedUp.stderr)
+    const info = json((await stanza.waldenOk(['info', '--output=json'])).stdout) as unknown as Array<{ backup: Array<{ type: string; info: { size: number; delta: number } }> }>
+    const incr = info[0]!.backup.at(-1)!
+    assert.equal(incr.type, 'incr')
+    assert.ok(incr.info.delta < incr.info.size / 2, `the incremental copied ${incr.info.delta} of ${incr.info.size} bytes`)
     const copy = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'copy-of-new-primary' })
     const restored = await waldenOn(copy, ['restore', '--type=immediate', '--target-action=promote', '--archive-mode=off'])
     assert.equal(restored.code, 0, restored.stderr)

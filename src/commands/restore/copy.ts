@@ -92,7 +92,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
     if (!file.parts) continue
     const destination = options.destinationOf(file)
     chmodSync(destination, file.mode)
-    utimesSync(destination, new Date(file.mtimeMs), new Date(file.mtimeMs))
+    utimesSync(destination, file.mtimeMs / 1000, file.mtimeMs / 1000)
   }
   return { fetchedFiles: fetchedFiles.size, fetchedBytes }
 }

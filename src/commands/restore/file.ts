@@ -118,7 +118,7 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
       // Whole file kept: its size must match too, not only its first `size` bytes.
       if (lstatSync(input.destination).size === input.size) {
         chmodSync(input.destination, input.mode)
-        utimesSync(input.destination, new Date(input.mtimeMs), new Date(input.mtimeMs))
+        utimesSync(input.destination, input.mtimeMs / 1000, input.mtimeMs / 1000)
         return { fetched: false }
       }
     } else return { fetched: false }
