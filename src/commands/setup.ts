@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process'
 import { access, constants, mkdir, readFile, readlink } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fail } from '../common/errors.js'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
@@ -12,21 +12,11 @@ import { dbInfo } from '../pg/db.js'
 import type { PgSession } from '../pg/session.js'
 import type { Command } from './command.js'
 import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
-import { shellQuote } from './restore/recovery.js'
 import { setupPlan } from './setup-plan.js'
+import { waldenCommandLine } from './walden-command.js'
 import type { SettingState } from './setup-plan.js'
 
 const SETTINGS = ['wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'wal_keep_size']
-
-/** The archive_command that runs this walden, with this config and stanza, by absolute paths. */
-export function waldenArchiveCommand(cfg: Config): string {
-  // PostgreSQL runs archive_command with the server's environment, which may find neither node nor walden on PATH.
-  const command = cfg.string('cmd') ?? [process.execPath, resolve(process.argv[1] ?? 'walden')].map(shellQuote).join(' ')
-  const forwarded = cfg
-    .explicitArguments('archive-push')
-    .filter((arg) => !arg.startsWith('--stanza=') && !arg.startsWith('--log-level-console='))
-  return [command, ...[...forwarded, `--stanza=${cfg.stanza()}`].map(shellQuote), 'archive-push', '%p'].join(' ')
-}
 
 /**
  * Running and configured values. pg_file_settings re-reads the files on every query; its last row for a setting is
@@ -85,7 +75,7 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
     if (server.inRecovery) {
       fail('PgState', `the server at ${session.where} is a standby`, { hint: 'run setup on the primary; a standby takes its settings from it.' })
     }
-    const plan = setupPlan(await settingStates(session), stanza, waldenArchiveCommand(cfg), cfg.boolean('force'))
+    const plan = setupPlan(await settingStates(session), stanza, waldenCommandLine(cfg, 'archive-push', '%p'), cfg.boolean('force'))
     if (plan.refusal !== undefined) {
       fail('OptionInvalid', plan.refusal, { hint: "another tool may be archiving this cluster; give --force to replace its archive_command with walden's." })
     }

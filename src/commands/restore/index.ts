@@ -20,7 +20,8 @@ import { repoStorage } from '../repo-storage.js'
 import { pgRunning } from '../../pg/data-dir.js'
 import { restoreFile } from './file.js'
 import { restoreCopy } from './copy.js'
-import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
+import { waldenCommandLine } from '../walden-command.js'
+import { autoConfRewrite, recoverySettings, signalFile } from './recovery.js'
 import { standbyPrepare } from './standby.js'
 import { backupSelect, targetCheck } from './target.js'
 import { checkTablespaceTargets, destinationOf, isEmptyFolder, restoreTargets } from './targets.js'
@@ -222,14 +223,6 @@ async function writeRecovery(
   target: string | undefined,
   standbySettings: Readonly<Record<string, string>>,
 ): Promise<void> {
-  // By default this very walden, by absolute paths of Node and the script: PostgreSQL may run restore_command with a
-  // PATH that finds neither (a systemd unit's minimal environment).
-  const command = cfg.string('cmd') ?? [process.execPath, resolve(process.argv[1] ?? 'walden')].map(shellQuote).join(' ')
-  // Options given for this restore reach archive-get too, except the console level: PostgreSQL's log is no console.
-  const forwarded = cfg
-    .explicitArguments('archive-get')
-    .filter((arg) => !arg.startsWith('--stanza=') && !arg.startsWith('--log-level-console='))
-  const restoreCommand = [command, ...[...forwarded, `--stanza=${cfg.stanza()}`].map(shellQuote)].join(' ')
   const timeline = cfg.string('target-timeline')
   const settings = recoverySettings({
     type,
@@ -237,7 +230,7 @@ async function writeRecovery(
     targetAction: cfg.string('target-action') ?? 'pause',
     targetExclusive: cfg.boolean('target-exclusive'),
     ...(timeline !== undefined ? { targetTimeline: timeline } : {}),
-    restoreCommand: `${restoreCommand} archive-get %f "%p"`,
+    restoreCommand: waldenCommandLine(cfg, 'archive-get', '%f "%p"'),
     // A port given for this restore (a copy beside its source on one host) is the restored cluster's port.
     options: {
       ...(['command line', 'environment'].includes(cfg.source('pg1-port') ?? 'default') ? { port: String(cfg.number('pg1-port')) } : {}),
