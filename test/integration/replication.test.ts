@@ -199,6 +199,7 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     assert.equal(backedUp.code, 0, backedUp.stderr)
     const info = json((await stanza.waldenOk(['info', '--output=json'])).stdout) as unknown as Array<{ backup: Array<{ type: string; info: { size: number; delta: number } }> }>
     const incr = info[0]!.backup.at(-1)!
+    const incrLabel = (incr as unknown as { label: string }).label
     assert.equal(incr.type, 'incr')
     assert.ok(incr.info.delta < incr.info.size / 2, `the incremental copied ${incr.info.delta} of ${incr.info.size} bytes`)
     const copy = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'copy-of-new-primary' })
@@ -228,5 +229,21 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     const notes = (await pitr.query<{ note: string }>(`select note from events order by at`)).map((row) => row.note)
     assert.deepEqual(notes, ['before-backup', 'streamed', 'before-failover', 'after-promotion-1'])
     await pitr.stop()
+
+    // The old primary comes back (split brain after all) and is backed up: its backup is the newest, but it is on
+    // timeline 1 past the switch, so a restore along the latest timeline must pick the new primary's backup.
+    await primary.start()
+    await primary.query(`insert into events (note) values ('old-primary-after-split')`)
+    await stanza.waldenOk(['backup', '--type=full'])
+    await stanza.waldenOk(['check'])
+    const latest = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'latest-after-split' })
+    const restoredLatest = await waldenOn(latest, ['restore', '--log-level-console=info', '--archive-mode=off'])
+    assert.equal(restoredLatest.code, 0, restoredLatest.stderr)
+    assert.match(restoredLatest.stderr, new RegExp(`restore backup set ${incrLabel}\\n`))
+    await latest.configure({ unix_socket_directories: latest.socketDir })
+    await latest.start()
+    await latest.waitWritable()
+    assert.equal(await dumpDatabase(latest), await dumpDatabase(streaming))
+    await latest.stop()
   })
 })

@@ -24,6 +24,7 @@ import { waldenCommandLine } from '../walden-command.js'
 import { autoConfRewrite, recoverySettings, signalFile } from './recovery.js'
 import { standbyPrepare } from './standby.js'
 import { backupSelect, targetCheck } from './target.js'
+import { timelineReach } from './timeline.js'
 import { checkTablespaceTargets, destinationOf, isEmptyFolder, restoreTargets } from './targets.js'
 
 const TARGET_TYPES = new Set(['time', 'xid', 'name', 'lsn'])
@@ -97,7 +98,8 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
     })
   }
 
-  const chosen = backupSelect(info.backups, type, target, cfg.string('set'))
+  const onTimeline = await timelineReach(repo, stanza, cfg.string('target-timeline'))
+  const chosen = backupSelect(info.backups, type, target, cfg.string('set'), onTimeline)
   const manifest = await manifestLoad(repo, stanza, chosen.label)
   log.info(`restore backup set ${chosen.label}`)
   const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)

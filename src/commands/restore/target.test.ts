@@ -3,11 +3,12 @@ import { describe, test } from 'node:test'
 import { WaldenError } from '../../common/errors.js'
 import type { BackupRecord } from '../../repo/stanza-info.js'
 import { backupSelect, targetTimeParse } from './target.js'
+import { timelineReaches } from './timeline.js'
 
-function record(label: string, stop: number, lsnStop: string): BackupRecord {
+function record(label: string, stop: number, lsnStop: string, timeline = 1): BackupRecord {
   return {
     label, type: 'full', prior: null, reference: [], timestampStart: stop - 5, timestampStop: stop, lsnStart: '0/1000000',
-    lsnStop, walStart: '', walStop: '', timeline: 1, size: 0, delta: 0, repoSize: 0, repoDelta: 0, dbId: 1,
+    lsnStop, walStart: '', walStop: '', timeline, size: 0, delta: 0, repoSize: 0, repoDelta: 0, dbId: 1,
     compressType: 'zst', pageErrors: 0,
   }
 }
@@ -49,5 +50,27 @@ describe('backupSelect', () => {
     assert.throws(() => backupSelect([A, B], 'time', '2026-11-22 09:00:00+00', undefined), /no backup ended before the recovery target/)
     assert.throws(() => backupSelect([A, B], 'default', undefined, 'nope'), /backup set 'nope' does not exist/)
     assert.throws(() => backupSelect([], 'default', undefined, undefined), /the stanza has no backups to restore/)
+  })
+})
+
+describe('backupSelect along a timeline', () => {
+  // Timeline 2 branched from 1 at 0/4000000 (a failover). C is the old primary's backup after the split, D the new one's.
+  const C = record('20261122-130000F', Date.UTC(2026, 10, 22, 13, 0, 5) / 1000, '0/6000000', 1)
+  const D = record('20261122-140000F', Date.UTC(2026, 10, 22, 14, 0, 5) / 1000, '0/7000000', 2)
+  const toTwo = timelineReaches(2, [{ timeline: 1, switchLsn: 0x4000000n, reason: '' }])
+
+  test('a backup the old primary took after the split is never chosen for the new timeline', () => {
+    assert.equal(backupSelect([A, B, C], 'default', undefined, undefined, toTwo), A)
+    assert.equal(backupSelect([A, B, C, D], 'default', undefined, undefined, toTwo), D)
+    assert.equal(backupSelect([A, B, C, D], 'time', '2026-11-22 13:30:00+00', undefined, toTwo), A)
+  })
+
+  test('--set of such a backup is refused, and so is having none that reaches', () => {
+    assert.throws(() => backupSelect([A, C], 'default', undefined, C.label, toTwo), /backup set '20261122-130000F' \(timeline 1\) cannot recover along timeline 2/)
+    assert.throws(() => backupSelect([C], 'default', undefined, undefined, toTwo), /no backup can recover along timeline 2/)
+  })
+
+  test('timeline 1 itself takes only its own backups', () => {
+    assert.equal(backupSelect([A, C, D], 'default', undefined, undefined, timelineReaches(1, [])), C)
   })
 })

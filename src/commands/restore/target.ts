@@ -59,12 +59,35 @@ function endsBefore(backup: BackupRecord, type: string, target: string): boolean
   return true
 }
 
-/** Picks the backup to restore: --set if given (checked against the target), else the newest that can reach it. */
-export function backupSelect(backups: readonly BackupRecord[], type: string, target: string | undefined, set: string | undefined): BackupRecord {
+/**
+ * Picks the backup to restore: --set if given (checked against the target), else the newest that can reach it.
+ * `onTimeline`, when given, says which backups can recover along the requested timeline (see timeline.ts).
+ */
+export function backupSelect(
+  backups: readonly BackupRecord[],
+  type: string,
+  target: string | undefined,
+  set: string | undefined,
+  onTimeline?: { timeline: number; reaches(backup: BackupRecord): boolean },
+): BackupRecord {
   if (backups.length === 0) {
     fail('BackupMismatch', 'the stanza has no backups to restore', { hint: 'run `walden backup` first.' })
   }
-  const usable = target === undefined ? [...backups] : backups.filter((backup) => endsBefore(backup, type, target))
+  if (set !== undefined && onTimeline !== undefined) {
+    const chosen = backups.find((backup) => backup.label === set)
+    if (chosen !== undefined && !onTimeline.reaches(chosen)) {
+      fail('BackupMismatch', `backup set '${set}' (timeline ${chosen.timeline}) cannot recover along timeline ${onTimeline.timeline}`, {
+        hint: 'it was taken on a line of history that timeline does not include; choose another --set, or give --target-timeline.',
+      })
+    }
+  }
+  const candidates = onTimeline === undefined ? backups : backups.filter((backup) => onTimeline.reaches(backup))
+  if (candidates.length === 0) {
+    fail('BackupMismatch', `no backup can recover along timeline ${onTimeline!.timeline}`, {
+      hint: 'take a backup of the cluster on that timeline, or give --target-timeline=current.',
+    })
+  }
+  const usable = target === undefined ? [...candidates] : candidates.filter((backup) => endsBefore(backup, type, target))
   if (set !== undefined) {
     const chosen = backups.find((backup) => backup.label === set)
     if (!chosen) {
