@@ -261,7 +261,10 @@ export const OPTIONS = {
     section: false,
     commands: RESTORE,
     summary: "Timeline to recover along: 'current', 'latest' or a number.",
-    description: "PostgreSQL's default (latest) applies when unset.",
+    description:
+      "PostgreSQL's default (latest) applies when unset. Without --set, restore picks the newest backup that can " +
+      'recover along it: one on that timeline, or on an ancestor and finished before the ancestor ended (after a ' +
+      "failover, not one the old primary took past the switch). 'current' lets any backup follow its own timeline.",
   },
   set: {
     type: 'string',
