@@ -1,5 +1,5 @@
 // The replication commands on every supported major other than 15 (which replication.test.ts covers in depth):
-// a streaming standby with a slot, replication-status on both ends, and promote. The catalog views they read
+// setup's reading of the settings, a streaming standby with a slot, replication-status on both ends, and promote. The catalog views they read
 // (pg_stat_replication, pg_stat_wal_receiver, pg_replication_slots) change between majors, so each one runs.
 
 import assert from 'node:assert/strict'
@@ -18,6 +18,9 @@ describe('standby, status and promote on every supported major', () => {
       try {
         const primary = stanza.cluster
         await primary.query('create table t (x int primary key)')
+        const setup = await stanza.waldenOk(['setup', '--dry-run'])
+        assert.match(setup.stdout, /wal_keep_size\s+0 -> 512MB/)
+        assert.match(setup.stdout, /no restart would be needed/)
         await stanza.waldenOk(['stanza-create'])
         await stanza.waldenOk(['backup', '--type=full'])
         const standby = await Cluster.adopt({ major, dir: stanza.dir, name: 'standby' })
