@@ -1,13 +1,15 @@
 // XXH32, the checksum the LZ4 frame format uses for its header, block and content checksums. lz4-napi exposes no
 // hash, and its own frame functions are several times slower than its block functions, so compress.ts writes LZ4
 // frames itself and needs this. Written from the xxHash specification; in V8 it runs at a few GB/s once optimised,
-// well ahead of LZ4 decompression, so it does not become the bottleneck.
+// well ahead of LZ4 decompression, so it does not become the bottleneck (see the note on the constants).
 
-const PRIME1 = 0x9e3779b1
-const PRIME2 = 0x85ebca77
-const PRIME3 = 0xc2b2ae3d
-const PRIME4 = 0x27d4eb2f
-const PRIME5 = 0x165667b1
+// As int32 (`| 0`): the unsigned constants are doubles to V8, and Math.imul with a double operand in the hot loop
+// ran at 650 MB/s against 4.5 GB/s with int32 ones (measured on 1 MiB buffers, Node 20).
+const PRIME1 = 0x9e3779b1 | 0
+const PRIME2 = 0x85ebca77 | 0
+const PRIME3 = 0xc2b2ae3d | 0
+const PRIME4 = 0x27d4eb2f | 0
+const PRIME5 = 0x165667b1 | 0
 const STRIPE = 16
 
 const rotl = (value: number, bits: number): number => (value << bits) | (value >>> (32 - bits))
