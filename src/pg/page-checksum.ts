@@ -12,6 +12,8 @@ import { fail } from '../common/errors.js'
 const N_SUMS = 32
 /** FNV-1a 32-bit prime. */
 const FNV_PRIME = 16777619
+/** 0xffff0000 as int32: keeps pd_flags, drops pd_checksum (an unsigned constant would be a double to V8). */
+const MASK_CHECKSUM_OUT = 0xffff0000 | 0
 
 // Initial value of each partial sum, checksumBaseOffsets in checksum_impl.h (random constants chosen by PostgreSQL).
 const BASE_OFFSETS = Int32Array.from(
@@ -101,7 +103,7 @@ function checksumBlock(page: Uint8Array): number {
     for (let row = 0; row < rows; row++, index += N_SUMS) {
       let w2 = words[index + 2]!
       // Column 2 of row 0 is bytes 8..11: pd_checksum (low half) and pd_flags.
-      if (row === 0 && column === 0) w2 &= 0xffff0000
+      if (row === 0 && column === 0) w2 &= MASK_CHECKSUM_OUT
       const t0 = s0 ^ words[index]!
       const t1 = s1 ^ words[index + 1]!
       const t2 = s2 ^ w2
