@@ -81,17 +81,23 @@ function pagesRecheck(input: BackupFileInput, badPages: readonly number[], first
   return stillBad
 }
 
-/** The read buffer of this thread, reused for every chunk of every file: nothing per chunk for the GC to collect. */
-let chunkBuffer: Buffer | undefined
+/**
+ * Native codecs (lz4-napi, zstd-napi) return each compressed chunk in memory V8 neither counts nor frees until the
+ * event loop turns: their finalizers run from it. A loop that never yields kept every chunk of a 64 MiB part alive
+ * (measured with lz4 on incompressible data: 3 GB of RSS after 2000 chunks, 199 MB when yielding every 16).
+ */
+const YIELD_EVERY_BYTES = 16 * 1024 * 1024
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 /**
- * Copies a file or part in 1 MiB chunks with synchronous calls on this thread: read into the reused buffer, hash,
+ * Copies a file or part in 1 MiB chunks with synchronous calls on this thread: read into one buffer, hash,
  * verify pages, compress the chunk as one frame and append it. Standard readers take concatenated frames (zstd,
- * lz4) and gzip members as one stream. Memory stays at one chunk and its compressed copy however large the file,
+ * lz4) and gzip members as one stream. Memory stays at a few chunks (see YIELD_EVERY_BYTES) however large the file,
  * and there are no stream hops per chunk. The stored file is written in place; on failure it is removed.
  */
-function copyChunks(input: BackupFileInput, fd: number, length: number, codec: Codec, firstBlock: number, target: string): BackupFileOutput {
-  const buffer = (chunkBuffer ??= Buffer.allocUnsafe(CHUNK_SIZE))
+async function copyChunks(input: BackupFileInput, fd: number, length: number, codec: Codec, firstBlock: number, target: string): Promise<BackupFileOutput> {
+  // Per call, not per thread: two jobs of one worker interleave at the yields below.
+  const buffer = Buffer.allocUnsafe(CHUNK_SIZE)
   const hash = createHash('sha256')
   const badPages: number[] = []
   const startLsn = input.pageCheck ? BigInt(input.pageCheck.startLsn) : 0n
@@ -114,6 +120,7 @@ function copyChunks(input: BackupFileInput, fd: number, length: number, codec: C
       writeSyncAll(out, compressed)
       stored += compressed.length
       read += bytes
+      if (read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
     }
     if (input.syncEach) fsyncSync(out)
     const closing = out
