@@ -169,7 +169,11 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
     let waldenPid: number | undefined
     for (let attempt = 0; attempt < 400; attempt++) {
       const labels = (await readdir(backupRoot)).filter((entry) => /^\d{8}-\d{6}F$/.test(entry) && !before.includes(entry))
-      waldenPid ??= await readFile(join(stanza.lockPath, 'demo-backup.lock'), 'utf8').then((text) => Number.parseInt(text, 10), () => undefined)
+      // The lock file exists a moment before its pid is written: an empty read is no pid yet.
+      waldenPid ??= await readFile(join(stanza.lockPath, 'demo-backup.lock'), 'utf8').then(
+        (text) => (/^\d+/.test(text) ? Number.parseInt(text, 10) : undefined),
+        () => undefined,
+      )
       if (labels.length > 0 && waldenPid !== undefined) break
       await sleep(25)
     }
