@@ -2,7 +2,7 @@
 // writes (two writable primaries would each accept transactions the other never sees), and checks the new
 // timeline's history file reaches the archive, since every later restore across the switch needs it.
 
-import { fail } from '../common/errors.js'
+import { errnoCode, fail } from '../common/errors.js'
 import { log } from '../common/log.js'
 import { conninfoParse, conninfoWhere } from '../pg/conninfo.js'
 import type { PgSession } from '../pg/session.js'
@@ -17,6 +17,17 @@ import type { Config } from '../config/config.js'
 
 /** Seconds pg_promote may take before walden reports a failure. */
 const PROMOTE_WAIT_SECONDS = 60
+
+/** Network errors that mean nothing answers at the primary's address: a server that is down, or a host that is gone. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT'])
+
+function isUnreachable(error: unknown): boolean {
+  const cause = error instanceof Error ? error.cause : undefined
+  const code = errnoCode(cause)
+  if (code !== undefined) return UNREACHABLE.has(code)
+  // The driver's own connect timeout carries no code.
+  return cause instanceof Error && /timeout/i.test(cause.message)
+}
 
 /** Fails unless the old primary is unreachable or no longer writable (or --force). */
 async function splitBrainGuard(cfg: Config, session: PgSession): Promise<void> {
@@ -34,8 +45,18 @@ async function splitBrainGuard(cfg: Config, session: PgSession): Promise<void> {
     info.set('connect_timeout', info.get('connect_timeout') ?? '5')
     primary = await primaryConnect(info)
   } catch (error) {
-    log.info(`the primary at ${where} cannot be reached (${(error as Error).message}): going on`)
-    return
+    if (isUnreachable(error)) {
+      log.info(`the primary at ${where} cannot be reached (${(error as Error).message}): going on`)
+      return
+    }
+    // It answered but walden could not get in (a password, pg_hba.conf): it may well be writable.
+    if (cfg.boolean('force')) {
+      log.warn(`cannot tell whether the primary at ${where} is still writable (${(error as Error).message}); promoting anyway because of --force`)
+      return
+    }
+    fail('SplitBrain', `cannot tell whether the primary at ${where} is still writable: ${(error as Error).message}`, {
+      hint: 'stop the old primary (and run `walden stop` on its host), or give --force once you know it is down or fenced off.',
+    })
   }
   try {
     const [state] = await primary.query<{ in_recovery: string }>('select pg_is_in_recovery()::text as in_recovery')

@@ -174,6 +174,10 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     const refused = await waldenOn(streaming, ['promote'])
     assert.equal(refused.code, 91, refused.stderr)
     assert.match(refused.stderr, /still running and accepts writes/)
+    // A primary that answers but lets walden in to check nothing (here: no such role) may be writable: refused too.
+    const unsure = await waldenOn(streaming, ['promote', `--primary-conninfo=host=127.0.0.1 port=${primary.port} user=nobody`])
+    assert.equal(unsure.code, 91, unsure.stderr)
+    assert.match(unsure.stderr, /cannot tell whether the primary at 127\.0\.0\.1:\d+ is still writable: .*role "nobody" does not exist/)
     assert.equal(await streaming.psqlScalar('select pg_is_in_recovery()::text'), 'true')
 
     await primary.query(`insert into events (note) values ('before-failover')`)
