@@ -20,14 +20,16 @@ const RUN_WHEN_STOPPED = new Set(['help', 'version', 'info', 'archive-get', 'sta
 function configureLog(cfg: Config): void {
   const def = COMMANDS[cfg.command]
   const fileLevel = (cfg.string('log-level-file') ?? 'off') as LogLevel
-  // Commands PostgreSQL runs per segment log to a file only when asked to explicitly.
-  const wantFile = def.logFile || cfg.source('log-level-file') !== 'default'
+  // Commands PostgreSQL runs per segment log to a file only when asked to explicitly. Their background processes
+  // always do: nothing else would ever see what they did.
+  const wantFile = def.logFile || cfg.role === 'async' || cfg.source('log-level-file') !== 'default'
   const stanza = cfg.string('stanza')
+  const name = cfg.role === 'async' ? `${cfg.command}-async` : cfg.command
   log.configure({
     console: (cfg.string('log-level-console') ?? 'warn') as LogLevel,
     file: wantFile ? fileLevel : 'off',
     ...(wantFile && fileLevel !== 'off'
-      ? { filePath: join(cfg.string('log-path') ?? '/var/log/walden', `${stanza ?? 'all'}-${cfg.command}.log`) }
+      ? { filePath: join(cfg.string('log-path') ?? '/var/log/walden', `${stanza ?? 'all'}-${name}.log`) }
       : {}),
   })
 }

@@ -15,8 +15,11 @@ export interface Lock {
 
 const held = new Set<string>()
 
-/** Lock names are <stanza>-<type>; the types match LockType in config/commands.ts. */
-const LOCK_TYPES = ['archive', 'backup'] as const
+/**
+ * Lock names are <stanza>-<type>; the types match LockType in config/commands.ts, plus the lock of the asynchronous
+ * archive-get process (a standby that also archives runs both asynchronous processes at once).
+ */
+const LOCK_TYPES = ['archive', 'archive-get', 'backup'] as const
 
 // Locks are released when the process exits for any reason, including an error thrown past main.
 process.on('exit', () => {
@@ -147,6 +150,12 @@ export async function lockAcquire(lockPath: string, name: string): Promise<Lock>
     }
   }
   fail('LockAcquire', `unable to acquire lock '${name}': another process is taking it over`, { hint: 'try again.' })
+}
+
+/** Whether a live process holds the named lock (e.g. 'demo-archive'); a stale lock file does not count. */
+export function lockHeld(lockPath: string, name: string): boolean {
+  const owner = lockOwner(join(lockPath, `${name}.lock`))
+  return owner !== undefined && ownerAlive(owner)
 }
 
 /** Pids of live walden processes holding locks of the stanza (or of any stanza). */

@@ -1,0 +1,78 @@
+// What the asynchronous archive-push and archive-get share: the spool folders, starting the background process, and
+// the polling wait of the foreground process that PostgreSQL runs.
+//
+// The spool holds, per stanza, archive/<stanza>/out (acknowledgements of pushed segments) and archive/<stanza>/in
+// (prefetched segments). Nothing in it is the only copy of anything: losing the spool only costs time.
+
+import { spawn } from 'node:child_process'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fail } from '../common/errors.js'
+import { lockHeld } from '../common/lock.js'
+import type { Config } from '../config/config.js'
+
+export function spoolFolder(cfg: Config, direction: 'in' | 'out'): string {
+  return join(cfg.string('spool-path') ?? '/var/spool/walden', 'archive', cfg.stanza(), direction)
+}
+
+/**
+ * Creates the spool folder in the foreground, so that a spool PostgreSQL's user cannot write fails here, in
+ * PostgreSQL's log, and not unseen in the background process.
+ */
+export async function spoolFolderCreate(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true, mode: 0o750 })
+  } catch (error) {
+    fail('FileWrite', `unable to create spool path '${path}': ${(error as Error).message}`, {
+      hint: 'set spool-path to a folder the user PostgreSQL runs as may write.',
+    })
+  }
+}
+
+/** Lock names of the background processes: one of each per stanza. */
+export function asyncLockName(cfg: Config): string {
+  return `${cfg.stanza()}-${cfg.command === 'archive-push' ? 'archive' : 'archive-get'}`
+}
+
+export function asyncRunning(cfg: Config): boolean {
+  return lockHeld(cfg.string('lock-path') ?? '/tmp/walden', asyncLockName(cfg))
+}
+
+/** A background process this foreground started; `exited` turns true when it ends. */
+export interface AsyncChild {
+  exited: boolean
+}
+
+/**
+ * Starts the background process (`walden COMMAND:async PARAMS`) detached from this one, so it keeps working after
+ * PostgreSQL's command returns. It gets this process's options and environment and runs in the same folder (the
+ * data directory PostgreSQL runs its commands in).
+ */
+export function asyncStart(cfg: Config, params: readonly string[]): AsyncChild {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...cfg.explicitArguments(cfg.command), `${cfg.command}:async`, ...params], {
+    detached: true,
+    stdio: 'ignore',
+  })
+  const state: AsyncChild = { exited: false }
+  child.on('exit', () => (state.exited = true))
+  // A failure to start shows as the foreground's timeout, with the hint to read the background process's log.
+  child.on('error', () => (state.exited = true))
+  child.unref()
+  return state
+}
+
+/** Ensures one background process runs: starts one unless this foreground's child or another process holds the lock. */
+export function asyncEnsure(cfg: Config, child: AsyncChild | undefined, params: readonly string[]): AsyncChild | undefined {
+  if (child !== undefined && !child.exited) return child
+  if (asyncRunning(cfg)) return child
+  return asyncStart(cfg, params)
+}
+
+/** Sleeps for the next poll: short at first (the answer is often already there), longer while waiting. */
+export function pollSleep(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.min(5 * 2 ** Math.min(attempt, 5), 100)))
+}
+
+export function asyncLogHint(cfg: Config): string {
+  return `check the log of the background process, ${join(cfg.string('log-path') ?? '/var/log/walden', `${cfg.stanza()}-${cfg.command}-async.log`)}.`
+}
