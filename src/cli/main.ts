@@ -42,7 +42,8 @@ async function main(argv: readonly string[]): Promise<number> {
     for (const warning of cfg.warnings) log.warn(warning)
     const def = COMMANDS[cfg.command]
     const describe = cfg.describe()
-    log.info(`${cfg.command} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)
+    const name = cfg.role === 'async' ? `${cfg.command}:async` : cfg.command
+    log.info(`${name} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)
 
     const lockPath = cfg.string('lock-path') ?? '/tmp/walden'
     if (!RUN_WHEN_STOPPED.has(cfg.command)) await stopFileCheck(lockPath, cfg.string('stanza'))
@@ -51,7 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const command = await DISPATCH[cfg.command]()
     const code = await command.run(cfg)
     lock?.release()
-    log.info(`${cfg.command} command end: ${code === 0 ? 'completed successfully' : `exit ${code}`}`)
+    log.info(`${name} command end: ${code === 0 ? 'completed successfully' : `exit ${code}`}`)
     return code
   } catch (error) {
     return reportError(error, cfg)
