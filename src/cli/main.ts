@@ -49,7 +49,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (!RUN_WHEN_STOPPED.has(cfg.command)) await stopFileCheck(lockPath, cfg.string('stanza'))
     const lock = def.lock === 'none' ? undefined : await lockAcquire(lockPath, `${cfg.stanza()}-${def.lock}`)
 
-    const command = await DISPATCH[cfg.command]()
+    const command = await DISPATCH[cfg.command](cfg)
     const code = await command.run(cfg)
     lock?.release()
     log.info(`${name} command end: ${code === 0 ? 'completed successfully' : `exit ${code}`}`)

@@ -6,10 +6,23 @@
 
 import { spawn } from 'node:child_process'
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { fail } from '../common/errors.js'
 import { lockHeld } from '../common/lock.js'
 import type { Config } from '../config/config.js'
+import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName } from '../pg/wal.js'
+
+/** archive-push's WAL_PATH parameter, absolute, checked to name a file PostgreSQL archives. */
+export function archivePushPath(cfg: Config): string {
+  const walPath = resolve(cfg.params[0]!)
+  const walName = basename(walPath)
+  if (!isWalSegmentName(walName) && !isTimelineHistoryName(walName) && !isBackupHistoryName(walName) && !isPartialName(walName)) {
+    fail('ParamInvalid', `'${walPath}' is not a WAL segment, timeline history or backup history file`, {
+      hint: "archive_command should be 'walden --stanza=NAME archive-push %p'.",
+    })
+  }
+  return walPath
+}
 
 export function spoolFolder(cfg: Config, direction: 'in' | 'out'): string {
   return join(cfg.string('spool-path') ?? '/var/spool/walden', 'archive', cfg.stanza(), direction)

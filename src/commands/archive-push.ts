@@ -1,17 +1,16 @@
 // archive-push: PostgreSQL's archive_command. Stores one WAL segment (or .history/.backup file) in the archive.
 //
-// Synchronous by default: this process pushes the file itself (archive-push-file.ts). With archive-async it waits
-// for the background process to acknowledge the file instead (archive-push-async.ts). Either way it returns 0 only
-// once the file is durably in the repository. Each path is loaded only when taken: PostgreSQL starts this command
-// once per segment, and the asynchronous foreground needs none of the compression code.
+// This is the synchronous command: this process pushes the file itself (archive-push-file.ts) and returns 0 once it
+// is durably in the repository. With archive-async the CLI runs archive-push-wait.ts instead, which waits for the
+// background process (archive-push-async.ts) to acknowledge the file; each path loads only its own code, as
+// PostgreSQL starts this command once per segment.
 
-import { access } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
-import { fail } from '../common/errors.js'
+import { basename } from 'node:path'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
 import type { CompressType } from '../io/compress.js'
-import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName } from '../pg/wal.js'
+import { archivePushPath } from './archive-async.js'
+import { archivePushFile } from './archive-push-file.js'
 import type { ArchivePushFileInput } from './archive-push-file.js'
 import type { Command } from './command.js'
 
@@ -28,32 +27,10 @@ export function archivePushInput(cfg: Config, walPath: string): ArchivePushFileI
   }
 }
 
-/** PostgreSQL's archiver marked the file ready: pg_wal/archive_status/NAME.ready beside it. */
-async function isReady(walPath: string): Promise<boolean> {
-  return access(join(dirname(walPath), 'archive_status', `${basename(walPath)}.ready`)).then(
-    () => true,
-    () => false,
-  )
-}
-
 export const archivePush: Command = {
   async run(cfg) {
-    if (cfg.role === 'async') return (await import('./archive-push-async.js')).archivePushAsync(cfg)
-
-    const walPath = resolve(cfg.params[0]!)
+    const walPath = archivePushPath(cfg)
     const walName = basename(walPath)
-    if (!isWalSegmentName(walName) && !isTimelineHistoryName(walName) && !isBackupHistoryName(walName) && !isPartialName(walName)) {
-      fail('ParamInvalid', `'${walPath}' is not a WAL segment, timeline history or backup history file`, {
-        hint: "archive_command should be 'walden --stanza=NAME archive-push %p'.",
-      })
-    }
-
-    // The background process pushes what the archiver marked ready; a file pushed by hand is pushed here.
-    if (cfg.boolean('archive-async') && (await isReady(walPath))) {
-      return (await import('./archive-push-async.js')).archivePushWait(cfg, walPath)
-    }
-
-    const { archivePushFile } = await import('./archive-push-file.js')
     const result = await archivePushFile(archivePushInput(cfg, walPath))
     // A retry (PostgreSQL did not see the earlier push's exit) of the same content is already safe: say so quietly.
     log.info(result.alreadyArchived ? `WAL file '${walName}' is already in the archive with the same checksum` : `pushed WAL file '${walName}' to the archive`)

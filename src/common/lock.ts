@@ -3,8 +3,8 @@
 // Node has no flock(), so a lock is a file created with O_EXCL holding the owner's pid. A lock whose owner is gone
 // (killed, crashed) is stale and taken over: a SIGKILLed backup must not block the next one forever.
 
-import { readFileSync, unlinkSync } from 'node:fs'
-import { chmod, mkdir, open, readdir, readFile, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
+import { existsSync, readFileSync, unlinkSync } from 'node:fs'
+import { chmod, mkdir, open, readdir, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from './errors.js'
 
@@ -201,11 +201,9 @@ export async function stopFileRemove(lockPath: string, stanza?: string): Promise
 export async function stopFileCheck(lockPath: string, stanza?: string): Promise<void> {
   const scopes = stanza === undefined ? [undefined] : [undefined, stanza]
   for (const scope of scopes) {
-    const exists = await readFile(stopFile(lockPath, scope)).then(
-      () => true,
-      () => false,
-    )
-    if (!exists) continue
+    // Synchronous: every command checks this, archive-push once per WAL segment, and a stat is cheaper than a
+    // round trip through the thread pool.
+    if (!existsSync(stopFile(lockPath, scope))) continue
     fail('Stop', scope === undefined ? 'stop file exists for all stanzas' : `stop file exists for stanza '${scope}'`, {
       hint: `run \`walden ${scope === undefined ? '' : `--stanza=${scope} `}start\` to allow walden commands again.`,
     })
