@@ -6,7 +6,9 @@ import type { Command } from '../commands/command.js'
 import type { CommandName } from '../config/commands.js'
 import type { Config } from '../config/config.js'
 
-export const DISPATCH: Record<CommandName, (cfg: Config) => Promise<Command>> = {
+export type Dispatch = Record<CommandName, (cfg: Config) => Promise<Command>>
+
+export const DISPATCH: Dispatch = {
   'archive-get': async (cfg) =>
     cfg.role === 'async'
       ? (await import('../commands/archive-get-async.js')).archiveGetBackground
