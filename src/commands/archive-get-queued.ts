@@ -65,8 +65,16 @@ async function queueTake(queue: string, walName: string, destination: string, co
     await rename(queued, destination)
   } catch (error) {
     if (errnoCode(error) !== 'EXDEV') throw error
-    // The spool is on another file system than the data folder.
-    await copyFile(queued, destination)
+    // The spool is on another file system than the data folder: copy beside the destination, then rename, so
+    // PostgreSQL never finds part of a segment there.
+    const temporary = `${destination}.walden-${process.pid}`
+    try {
+      await copyFile(queued, temporary)
+      await rename(temporary, destination)
+    } catch (copyError) {
+      await rm(temporary, { force: true })
+      throw copyError
+    }
     await rm(queued, { force: true })
   }
   return true
@@ -102,12 +110,25 @@ async function archiveGetQueued(cfg: Config, walName: string, destination: strin
     if (control === undefined) log.detail(`no pg_control in '${process.cwd()}': fetching '${walName}' without a queue`)
     return archiveGetSync(cfg, walName, destination)
   }
+  const segmentSize = control.walSegmentSize
 
-  if (await queueTake(queue, walName, destination, control)) {
+  // The queue only ever saves time. Any failure of its own (a spool that cannot be written, say) must not become
+  // archive-get's answer: PostgreSQL reads most failures as "not in the archive" and would end recovery early.
+  const tolerate = async <T>(what: string, work: () => Promise<T>, fallback: T): Promise<T> => {
+    try {
+      return await work()
+    } catch (error) {
+      log.warn(`unable to ${what} in spool '${queue}': ${(error as Error).message}; the archive is used directly`)
+      return fallback
+    }
+  }
+  const served = async (): Promise<number> => {
     log.info(`found WAL file '${walName}' in the queue`)
-    await queueRefill(cfg, queue, walName, control.walSegmentSize, depth)
+    await tolerate('refill the queue', () => queueRefill(cfg, queue, walName, segmentSize, depth), undefined)
     return 0
   }
+
+  if (await tolerate('read the queue', () => queueTake(queue, walName, destination, control), false)) return served()
 
   // The running background process may be fetching this very segment: wait for it rather than fetch it twice.
   const listed = await readFile(join(queue, QUEUE_LIST), 'utf8').catch(() => '')
@@ -115,11 +136,7 @@ async function archiveGetQueued(cfg: Config, walName: string, destination: strin
     const deadline = Date.now() + (cfg.number('archive-timeout') ?? 60) * 1000
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       await pollSleep(attempt)
-      if (await queueTake(queue, walName, destination, control)) {
-        log.info(`found WAL file '${walName}' in the queue`)
-        await queueRefill(cfg, queue, walName, control.walSegmentSize, depth)
-        return 0
-      }
+      if (await tolerate('read the queue', () => queueTake(queue, walName, destination, control), false)) return served()
       // Ended without it: not in the archive, or damaged. Fetching it here gives the answer.
       if (!asyncRunning(cfg)) break
     }
@@ -128,7 +145,7 @@ async function archiveGetQueued(cfg: Config, walName: string, destination: strin
   const code = await archiveGetSync(cfg, walName, destination)
   // Prefetch only behind a segment that exists: a standby waiting for new WAL asks again and again for a segment
   // not yet archived, and should not start a background process each time.
-  if (code === 0) await queueRefill(cfg, queue, walName, control.walSegmentSize, depth)
+  if (code === 0) await tolerate('refill the queue', () => queueRefill(cfg, queue, walName, segmentSize, depth), undefined)
   return code
 }
 

@@ -7,7 +7,7 @@
 import { readdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { ERROR_CODES, errnoCode, WaldenError } from '../common/errors.js'
-import { lockAcquire } from '../common/lock.js'
+import { lockAcquire, stopFileCheck } from '../common/lock.js'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
 import { WorkerPool } from '../parallel/pool.js'
@@ -54,6 +54,8 @@ async function archivePushAsync(cfg: Config): Promise<number> {
   try {
     let idleSince = Date.now()
     for (;;) {
+      // `walden stop` ends a running background process too, before it pushes anything more.
+      await stopFileCheck(lockPath, cfg.stanza())
       const ready = await readyList(statusDir)
       const readySet = new Set(ready)
       const acked = new Set<string>()
