@@ -5,10 +5,11 @@
 // (prefetched segments). Nothing in it is the only copy of anything: losing the spool only costs time.
 
 import { spawn } from 'node:child_process'
-import { mkdir } from 'node:fs/promises'
-import { basename, join, resolve } from 'node:path'
+import { mkdir, readdir, stat } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
 import { fail } from '../common/errors.js'
 import { lockHeld } from '../common/lock.js'
+import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
 import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName } from '../pg/wal.js'
 
@@ -26,6 +27,32 @@ export function archivePushPath(cfg: Config): string {
 
 export function spoolFolder(cfg: Config, direction: 'in' | 'out'): string {
   return join(cfg.string('spool-path') ?? '/var/spool/walden', 'archive', cfg.stanza(), direction)
+}
+
+/**
+ * archive-push-queue-max: whether to drop this segment unarchived because too much WAL waits for the archive. Only
+ * plain segments are dropped; history files are small and recovery cannot follow a timeline without them. Dropping
+ * loses point-in-time recovery across the segment, so it is said as loudly as walden says anything that succeeds.
+ */
+export async function archivePushDrop(cfg: Config, walPath: string): Promise<boolean> {
+  const max = cfg.number('archive-push-queue-max')
+  const walName = basename(walPath)
+  if (max === undefined || !isWalSegmentName(walName)) return false
+  const ready = (await readdir(join(dirname(walPath), 'archive_status')).catch(() => [] as string[])).filter((entry) =>
+    isWalSegmentName(entry.replace(/\.ready$/, '')) && entry.endsWith('.ready'),
+  )
+  const segmentSize = (await stat(walPath)).size
+  const waiting = ready.length * segmentSize
+  if (waiting <= max) return false
+  log.warn(
+    `WAL file '${walName}' DROPPED, NOT ARCHIVED: ${ready.length} segments (${waiting} bytes) wait for the archive, ` +
+      `more than archive-push-queue-max (${max} bytes)`,
+  )
+  log.warn(
+    'point-in-time recovery across this WAL is no longer possible and backups taken before it cannot be recovered past ' +
+      'it; make archiving work again, then take a new full backup',
+  )
+  return true
 }
 
 /**

@@ -15,7 +15,7 @@ import { ERROR_CODES, errnoCode, fail, WaldenError } from '../common/errors.js'
 import type { ErrorKind } from '../common/errors.js'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
-import { archivePushPath, asyncEnsure, asyncLogHint, pollSleep, spoolFolder, spoolFolderCreate } from './archive-async.js'
+import { archivePushDrop, archivePushPath, asyncEnsure, asyncLogHint, pollSleep, spoolFolder, spoolFolderCreate } from './archive-async.js'
 import type { AsyncChild } from './archive-async.js'
 import type { Command } from './command.js'
 
@@ -131,6 +131,7 @@ export const archivePushQueued: Command = {
     const walPath = archivePushPath(cfg)
     // The background process pushes what the archiver marked ready; a file pushed by hand is pushed here.
     if (!(await isReady(walPath))) return (await import('./archive-push.js')).archivePush.run(cfg)
+    if (await archivePushDrop(cfg, walPath)) return 0
     return archivePushWait(cfg, walPath)
   },
 }

@@ -9,7 +9,7 @@ import { basename } from 'node:path'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
 import type { CompressType } from '../io/compress.js'
-import { archivePushPath } from './archive-async.js'
+import { archivePushDrop, archivePushPath } from './archive-async.js'
 import { archivePushFile } from './archive-push-file.js'
 import type { ArchivePushFileInput } from './archive-push-file.js'
 import type { Command } from './command.js'
@@ -31,6 +31,7 @@ export const archivePush: Command = {
   async run(cfg) {
     const walPath = archivePushPath(cfg)
     const walName = basename(walPath)
+    if (await archivePushDrop(cfg, walPath)) return 0
     const result = await archivePushFile(archivePushInput(cfg, walPath))
     // A retry (PostgreSQL did not see the earlier push's exit) of the same content is already safe: say so quietly.
     log.info(result.alreadyArchived ? `WAL file '${walName}' is already in the archive with the same checksum` : `pushed WAL file '${walName}' to the archive`)

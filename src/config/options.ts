@@ -236,6 +236,19 @@ export const OPTIONS = {
     summary: 'How much WAL archive-get with archive-async fetches ahead (e.g. 128MiB, 1GiB).',
     description: 'Prefetched segments are decompressed and verified, so the queue takes this much room in spool-path. 0 turns prefetching off.',
   },
+  'archive-push-queue-max': {
+    type: 'size',
+    section: 'any',
+    commands: ['archive-push'],
+    range: [0, 1024 ** 5],
+    summary: 'Drop WAL unarchived once this much waits for the archive (e.g. 8GiB); unset, nothing is ever dropped.',
+    description:
+      "When the WAL PostgreSQL has marked ready but walden has not archived grows past this (a repository that is down), " +
+      'archive-push tells PostgreSQL each further segment is archived without storing it, with a warning in PostgreSQL\'s ' +
+      'log, so that pg_wal cannot fill its disk and stop the server. Dropped WAL is lost to the archive: point-in-time ' +
+      'recovery across it is impossible and older backups cannot be recovered past it. Take a new full backup once ' +
+      'archiving works again. Timeline history, backup history and partial files are never dropped.',
+  },
   type: {
     type: 'enum',
     section: false,

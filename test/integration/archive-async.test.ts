@@ -1,7 +1,8 @@
 // Asynchronous archiving (archive-async=y) on a real PostgreSQL 15 cluster: the background push archives everything
 // PostgreSQL hands it and the cluster restores through the prefetching archive-get to the same dump; errors of the
 // background push reach archive_command; a killed background process acknowledges nothing that is not in the
-// repository; a segment missing once is delivered once archived; a damaged one still aborts recovery (exit 126).
+// repository; archive-push-queue-max drops WAL only past its limit, and says so; a segment missing once is delivered
+// once archived; a damaged one still aborts recovery (exit 126).
 //
 // The error and crash cases use stand-in segments in a folder of their own (a page header with the stanza's system
 // identifier, zeros after it), at positions the real cluster never reaches, so they run in a second and do not
@@ -196,6 +197,25 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     }
     const after = await archived(stanza.repoPath)
     for (const [name, data] of contents) assert.deepEqual(after.get(name), [sha256(data)], name)
+    for (const name of names) await rm(join(fake, 'pg_wal', 'archive_status', `${name}.ready`))
+  })
+
+  test('archive-push-queue-max: past it a segment is dropped, loudly, in both modes; below it, archived', async () => {
+    await asyncIdle('archive')
+    const names = Array.from({ length: 3 }, (_, index) => `000000010000000A0000002${index}`)
+    for (const [index, name] of names.entries()) await ready(name, segment(name, 0x20 + index))
+    // Three ready segments of 16 MiB: 48 MiB wait for the archive.
+    for (const mode of ['--no-archive-async', '--archive-async']) {
+      const dropped = await push(names[0]!, [mode, '--archive-push-queue-max=32MiB'])
+      assert.equal(dropped.code, 0, dropped.stderr)
+      assert.match(dropped.stderr, /WARN: WAL file '000000010000000A00000020' DROPPED, NOT ARCHIVED: 3 segments \(50331648 bytes\)/)
+      assert.match(dropped.stderr, /point-in-time recovery across this WAL is no longer possible/)
+      assert.equal((await archived(stanza.repoPath)).has(names[0]!), false)
+    }
+    const pushed = await push(names[0]!, ['--archive-push-queue-max=64MiB'])
+    assert.equal(pushed.code, 0, pushed.stderr)
+    assert.doesNotMatch(pushed.stderr, /DROPPED/)
+    assert.equal((await archived(stanza.repoPath)).has(names[0]!), true)
     for (const name of names) await rm(join(fake, 'pg_wal', 'archive_status', `${name}.ready`))
   })
 
