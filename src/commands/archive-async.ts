@@ -5,12 +5,13 @@
 // (prefetched segments). Nothing in it is the only copy of anything: losing the spool only costs time.
 
 import { spawn } from 'node:child_process'
-import { mkdir, readdir, stat } from 'node:fs/promises'
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fail } from '../common/errors.js'
 import { lockHeld } from '../common/lock.js'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
+import { QUEUE_LIST } from './archive-get-queue.js'
 import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName } from '../pg/wal.js'
 
 /** archive-push's WAL_PATH parameter, absolute, checked to name a file PostgreSQL archives. */
@@ -115,4 +116,11 @@ export function pollSleep(attempt: number): Promise<void> {
 
 export function asyncLogHint(cfg: Config): string {
   return `check the log of the background process, ${join(cfg.string('log-path') ?? '/var/log/walden', `${cfg.stanza()}-${cfg.command}-async.log`)}.`
+}
+
+/** Names what the archive-get background process fetches next, so a foreground asking for one of them waits for it. */
+export async function queueListWrite(queue: string, names: readonly string[]): Promise<void> {
+  const temporary = join(queue, `${QUEUE_LIST}.tmp-${process.pid}`)
+  await writeFile(temporary, names.join('\n') + '\n')
+  await rename(temporary, join(queue, QUEUE_LIST))
 }

@@ -11,7 +11,7 @@
 // asks the repository again. So a segment archived after recovery first missed it is still delivered, and a damaged
 // one still ends in exit 126 (abort recovery), from the one code path that decides those answers.
 
-import { copyFile, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { copyFile, open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { errnoCode } from '../common/errors.js'
 import { log } from '../common/log.js'
@@ -19,7 +19,7 @@ import type { Config } from '../config/config.js'
 import { pgControlRead } from '../pg/control.js'
 import type { PgControl } from '../pg/control.js'
 import { isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
-import { asyncRunning, asyncStart, pollSleep, spoolFolder, spoolFolderCreate } from './archive-async.js'
+import { asyncRunning, asyncStart, pollSleep, queueListWrite, spoolFolder, spoolFolderCreate } from './archive-async.js'
 import { QUEUE_LIST, queuePlan, queueWanted } from './archive-get-queue.js'
 import type { Command } from './command.js'
 
@@ -92,10 +92,7 @@ async function queueRefill(cfg: Config, queue: string, walName: string, segmentS
   for (const entry of plan.remove) await rm(join(queue, entry), { force: true })
   if (plan.fetch.length === 0) return
   await spoolFolderCreate(queue)
-  // What the background process is fetching, so a foreground asking for one of these waits instead of fetching it too.
-  const temporary = join(queue, `${QUEUE_LIST}.tmp-${process.pid}`)
-  await writeFile(temporary, plan.fetch.join('\n') + '\n')
-  await rename(temporary, join(queue, QUEUE_LIST))
+  await queueListWrite(queue, plan.fetch)
   asyncStart(cfg, plan.fetch)
 }
 
