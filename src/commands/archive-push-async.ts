@@ -14,7 +14,7 @@ import { WorkerPool } from '../parallel/pool.js'
 import { posixStorage } from '../storage/posix.js'
 import { asyncLockName, spoolFolder } from './archive-async.js'
 import { archivePushInput } from './archive-push.js'
-import { fileIdentity } from './archive-push-wait.js'
+import { BACKGROUND_FOLDER, fileIdentity } from './archive-push-wait.js'
 import type { AckError } from './archive-push-wait.js'
 import type { Command } from './command.js'
 
@@ -52,6 +52,7 @@ async function archivePushAsync(cfg: Config): Promise<number> {
   const pool = new WorkerPool(processMax)
   log.info(`archive-push background process for '${walDir}', process-max ${processMax}`)
   try {
+    await spool.write(BACKGROUND_FOLDER, `${walDir}\n`)
     let idleSince = Date.now()
     for (;;) {
       // `walden stop` ends a running background process too, before it pushes anything more.

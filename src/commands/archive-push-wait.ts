@@ -82,6 +82,9 @@ async function ackRead(out: string, walName: string, identity: FileIdentity): Pr
   }
 }
 
+/** Spool file naming the pg_wal folder the running background process serves. */
+export const BACKGROUND_FOLDER = 'background'
+
 /** The foreground: waits until the background process has pushed `walPath`, or fails with its error. */
 export async function archivePushWait(cfg: Config, walPath: string): Promise<number> {
   const out = spoolFolder(cfg, 'out')
@@ -109,6 +112,12 @@ export async function archivePushWait(cfg: Config, walPath: string): Promise<num
       return 0
     }
     if (ack.state === 'error') throw new WaldenError(ack.error.kind, ack.error.message, ack.error.hint ? { hint: ack.error.hint } : {})
+    // A background process this call did not start may serve another cluster's pg_wal (two clusters archiving into
+    // one stanza on this host, as after a promotion beside the old primary): push here rather than wait for it.
+    if (attempt >= 2 && (child === undefined || child.exited) && (await readIfExists(join(out, BACKGROUND_FOLDER)))?.trim() !== dirname(walPath)) {
+      log.info(`the background process serves another pg_wal folder; pushing '${walName}' here`)
+      return (await import('./archive-push.js')).archivePush.run(cfg)
+    }
     if (Date.now() >= deadline) {
       fail('ArchiveTimeout', `unable to push WAL file '${walName}' to the archive asynchronously after ${timeout} second(s)`, {
         hint: asyncLogHint(cfg),

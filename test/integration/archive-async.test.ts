@@ -200,6 +200,27 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     for (const name of names) await rm(join(fake, 'pg_wal', 'archive_status', `${name}.ready`))
   })
 
+  test("a background process serving another cluster's pg_wal does not hold this cluster's segments up", async () => {
+    await asyncIdle('archive')
+    const name = '000000010000000A00000030'
+    const data = segment(name, 0x30)
+    await ready(name, data)
+    // A live process holds the stanza's archive lock, serving another folder (the test runner stands in for it).
+    const lockFile = join(stanza.lockPath, `${stanza.name}-archive.lock`)
+    const out = join(spoolPath, 'archive', stanza.name, 'out')
+    await writeFile(lockFile, `${process.pid}\n`)
+    await writeFile(join(out, 'background'), '/elsewhere/pg_wal\n')
+    try {
+      const result = await push(name, ['--log-level-console=info'])
+      assert.equal(result.code, 0, result.stderr)
+      assert.match(result.stderr, /the background process serves another pg_wal folder; pushing '000000010000000A00000030' here/)
+      assert.deepEqual((await archived(stanza.repoPath)).get(name), [sha256(data)])
+    } finally {
+      await rm(lockFile, { force: true })
+      await rm(join(fake, 'pg_wal', 'archive_status', `${name}.ready`))
+    }
+  })
+
   test('archive-push-queue-max: past it a segment is dropped, loudly, in both modes; below it, archived', async () => {
     await asyncIdle('archive')
     const names = Array.from({ length: 3 }, (_, index) => `000000010000000A0000002${index}`)
