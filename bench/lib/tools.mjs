@@ -71,9 +71,10 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
     repo: join(base, 'repo-walden'),
     log: join(base, 'log-walden'),
     lock: join(base, 'lock-walden'),
+    spool: join(base, 'spool-walden'),
     conf: join(base, 'walden.conf'),
   }
-  for (const folder of [w.repo, w.log, w.lock]) await ownedFolder(folder)
+  for (const folder of [w.repo, w.log, w.lock, w.spool]) await ownedFolder(folder)
   await ownedFile(
     w.conf,
     [
@@ -84,6 +85,13 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
       'start-fast=y',
       `compress-type=${compressType}`,
       'repo1-retention-full=2',
+      `spool-path=${w.spool}`,
+      '',
+      // The same asynchronous, prefetching archive-get as pgBackRest's below (scenario 6).
+      '[global:archive-get]',
+      'archive-async=y',
+      'archive-get-queue-max=128MiB',
+      'process-max=2',
       '',
       `[${stanza}]`,
       `pg1-path=${dataDir}`,
@@ -93,7 +101,7 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
     ].join('\n'),
     0o644,
   )
-  tools.walden = new Tool({ kind: WALDEN, program: waldenProgram, configPath: w.conf, repoPath: w.repo, stanza })
+  tools.walden = new Tool({ kind: WALDEN, program: waldenProgram, configPath: w.conf, repoPath: w.repo, stanza, spoolPath: w.spool })
 
   if (pgbackrestBin) {
     const p = {

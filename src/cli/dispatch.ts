@@ -1,12 +1,26 @@
 // Command name -> implementation. Imports are lazy so archive-push and archive-get, which PostgreSQL starts once
-// per WAL segment, load only their own code.
+// per WAL segment, load only their own code: and only the code of the mode they run in, chosen here so that no
+// command waits for a second round of imports.
 
 import type { Command } from '../commands/command.js'
 import type { CommandName } from '../config/commands.js'
+import type { Config } from '../config/config.js'
 
-export const DISPATCH: Record<CommandName, () => Promise<Command>> = {
-  'archive-get': async () => (await import('../commands/archive-get.js')).archiveGet,
-  'archive-push': async () => (await import('../commands/archive-push.js')).archivePush,
+export type Dispatch = Record<CommandName, (cfg: Config) => Promise<Command>>
+
+export const DISPATCH: Dispatch = {
+  'archive-get': async (cfg) =>
+    cfg.role === 'async'
+      ? (await import('../commands/archive-get-async.js')).archiveGetBackground
+      : cfg.boolean('archive-async')
+        ? (await import('../commands/archive-get-queued.js')).archiveGetQueuedCommand
+        : (await import('../commands/archive-get.js')).archiveGet,
+  'archive-push': async (cfg) =>
+    cfg.role === 'async'
+      ? (await import('../commands/archive-push-async.js')).archivePushBackground
+      : cfg.boolean('archive-async')
+        ? (await import('../commands/archive-push-wait.js')).archivePushQueued
+        : (await import('../commands/archive-push.js')).archivePush,
   backup: async () => (await import('../commands/backup/index.js')).backup,
   check: async () => (await import('../commands/check.js')).check,
   expire: async () => (await import('../commands/expire.js')).expire,

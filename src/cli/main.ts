@@ -20,14 +20,16 @@ const RUN_WHEN_STOPPED = new Set(['help', 'version', 'info', 'replication-status
 function configureLog(cfg: Config): void {
   const def = COMMANDS[cfg.command]
   const fileLevel = (cfg.string('log-level-file') ?? 'off') as LogLevel
-  // Commands PostgreSQL runs per segment log to a file only when asked to explicitly.
-  const wantFile = def.logFile || cfg.source('log-level-file') !== 'default'
+  // Commands PostgreSQL runs per segment log to a file only when asked to explicitly. Their background processes
+  // always do: nothing else would ever see what they did.
+  const wantFile = def.logFile || cfg.role === 'async' || cfg.source('log-level-file') !== 'default'
   const stanza = cfg.string('stanza')
+  const name = cfg.role === 'async' ? `${cfg.command}-async` : cfg.command
   log.configure({
     console: (cfg.string('log-level-console') ?? 'warn') as LogLevel,
     file: wantFile ? fileLevel : 'off',
     ...(wantFile && fileLevel !== 'off'
-      ? { filePath: join(cfg.string('log-path') ?? '/var/log/walden', `${stanza ?? 'all'}-${cfg.command}.log`) }
+      ? { filePath: join(cfg.string('log-path') ?? '/var/log/walden', `${stanza ?? 'all'}-${name}.log`) }
       : {}),
   })
 }
@@ -40,16 +42,17 @@ async function main(argv: readonly string[]): Promise<number> {
     for (const warning of cfg.warnings) log.warn(warning)
     const def = COMMANDS[cfg.command]
     const describe = cfg.describe()
-    log.info(`${cfg.command} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)
+    const name = cfg.role === 'async' ? `${cfg.command}:async` : cfg.command
+    log.info(`${name} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)
 
     const lockPath = cfg.string('lock-path') ?? '/tmp/walden'
     if (!RUN_WHEN_STOPPED.has(cfg.command)) await stopFileCheck(lockPath, cfg.string('stanza'))
     const lock = def.lock === 'none' ? undefined : await lockAcquire(lockPath, `${cfg.stanza()}-${def.lock}`)
 
-    const command = await DISPATCH[cfg.command]()
+    const command = await DISPATCH[cfg.command](cfg)
     const code = await command.run(cfg)
     lock?.release()
-    log.info(`${cfg.command} command end: ${code === 0 ? 'completed successfully' : `exit ${code}`}`)
+    log.info(`${name} command end: ${code === 0 ? 'completed successfully' : `exit ${code}`}`)
     return code
   } catch (error) {
     return reportError(error, cfg)

@@ -53,6 +53,7 @@ function typeText(name: OptionName, def: OptionDef): string {
   if (def.allow) return def.allow.join(', ')
   if (def.type === 'integer' && def.range) return `integer ${def.range[0]}..${def.range[1]}`
   if (def.type === 'seconds' && def.range) return `seconds ${def.range[0]}..${def.range[1]}`
+  if (def.type === 'size') return 'size (bytes, or with KiB, MiB, GiB, TiB)'
   if (def.type === 'boolean') return 'y/n (`--' + name + '`, `--no-' + name + '`)'
   if (def.type === 'hash') return 'KEY=VALUE, repeatable'
   return def.type

@@ -1,35 +1,35 @@
 // archive-get: PostgreSQL's restore_command. Fetches one WAL file, verified, into the path PostgreSQL asks for.
+//
+// This is the synchronous command. With archive-async the CLI runs archive-get-queued.ts instead, which serves
+// segments from the queue the background process (archive-get-async.ts) fills ahead of recovery, and comes back
+// here for anything not queued.
 
-import { basename, dirname, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { log } from '../common/log.js'
-import { archiveFileFind } from '../repo/archive.js'
-import { storedFileCopy } from '../repo/stored-file.js'
+import type { Config } from '../config/config.js'
+import { posixStorage } from '../storage/posix.js'
 import { archiveInfoLoad } from '../repo/stanza-info.js'
-import { PosixStorage } from '../storage/posix.js'
+import { archiveGetFile } from './archive-get-file.js'
 import type { Command } from './command.js'
-import { repoStorage } from './repo-storage.js'
 
 /** Exit status for "not in the archive": PostgreSQL takes it as the end of archived WAL, not as a failure. */
 export const ARCHIVE_GET_NOT_FOUND = 1
 
+/** Fetches `walName` from the repository into `destination` in this process. */
+export async function archiveGetSync(cfg: Config, walName: string, destination: string): Promise<number> {
+  const repoPath = cfg.string('repo1-path') ?? '/var/lib/walden'
+  const info = await archiveInfoLoad(posixStorage(repoPath), cfg.stanza())
+  const { archiveId } = await archiveGetFile({ repoPath, info, walName, destination })
+  if (archiveId === undefined) {
+    log.info(`unable to find WAL file '${walName}' in the archive`)
+    return ARCHIVE_GET_NOT_FOUND
+  }
+  log.info(`found WAL file '${walName}' in the archive (${archiveId})`)
+  return 0
+}
+
 export const archiveGet: Command = {
   async run(cfg) {
-    const stanza = cfg.stanza()
-    const walName = cfg.params[0]!
-    const destination = resolve(cfg.params[1]!)
-    const repo = repoStorage(cfg)
-    const info = await archiveInfoLoad(repo, stanza)
-
-    const found = await archiveFileFind(repo, info, walName)
-    if (!found) {
-      log.info(`unable to find WAL file '${walName}' in the archive`)
-      return ARCHIVE_GET_NOT_FOUND
-    }
-    const target = new PosixStorage(dirname(destination))
-    const what = `archived WAL file '${repo.describe(found.path)}'`
-    // Written under a temporary name and renamed once verified: PostgreSQL must never find a damaged segment at %p.
-    await storedFileCopy(repo, found.path, found.sha256, what, () => target.openWrite(basename(destination), { mode: 0o600 }))
-    log.info(`found WAL file '${walName}' in the archive (${found.archiveId})`)
-    return 0
+    return archiveGetSync(cfg, cfg.params[0]!, resolve(cfg.params[1]!))
   },
 }

@@ -3,8 +3,8 @@
 // Node has no flock(), so a lock is a file created with O_EXCL holding the owner's pid. A lock whose owner is gone
 // (killed, crashed) is stale and taken over: a SIGKILLed backup must not block the next one forever.
 
-import { readFileSync, unlinkSync } from 'node:fs'
-import { chmod, mkdir, open, readdir, readFile, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
+import { existsSync, readFileSync, unlinkSync } from 'node:fs'
+import { chmod, mkdir, open, readdir, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from './errors.js'
 
@@ -15,8 +15,11 @@ export interface Lock {
 
 const held = new Set<string>()
 
-/** Lock names are <stanza>-<type>; the types match LockType in config/commands.ts. */
-const LOCK_TYPES = ['archive', 'backup'] as const
+/**
+ * Lock names are <stanza>-<type>; the types match LockType in config/commands.ts, plus the lock of the asynchronous
+ * archive-get process (a standby that also archives runs both asynchronous processes at once).
+ */
+const LOCK_TYPES = ['archive', 'archive-get', 'backup'] as const
 
 // Locks are released when the process exits for any reason, including an error thrown past main.
 process.on('exit', () => {
@@ -149,6 +152,12 @@ export async function lockAcquire(lockPath: string, name: string): Promise<Lock>
   fail('LockAcquire', `unable to acquire lock '${name}': another process is taking it over`, { hint: 'try again.' })
 }
 
+/** Whether a live process holds the named lock (e.g. 'demo-archive'); a stale lock file does not count. */
+export function lockHeld(lockPath: string, name: string): boolean {
+  const owner = lockOwner(join(lockPath, `${name}.lock`))
+  return owner !== undefined && ownerAlive(owner)
+}
+
 /** Pids of live walden processes holding locks of the stanza (or of any stanza). */
 export async function lockHolders(lockPath: string, stanza?: string): Promise<number[]> {
   const pids: number[] = []
@@ -192,11 +201,9 @@ export async function stopFileRemove(lockPath: string, stanza?: string): Promise
 export async function stopFileCheck(lockPath: string, stanza?: string): Promise<void> {
   const scopes = stanza === undefined ? [undefined] : [undefined, stanza]
   for (const scope of scopes) {
-    const exists = await readFile(stopFile(lockPath, scope)).then(
-      () => true,
-      () => false,
-    )
-    if (!exists) continue
+    // Synchronous: every command checks this, archive-push once per WAL segment, and a stat is cheaper than a
+    // round trip through the thread pool.
+    if (!existsSync(stopFile(lockPath, scope))) continue
     fail('Stop', scope === undefined ? 'stop file exists for all stanzas' : `stop file exists for stanza '${scope}'`, {
       hint: `run \`walden ${scope === undefined ? '' : `--stanza=${scope} `}start\` to allow walden commands again.`,
     })

@@ -50,7 +50,8 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'Called by PostgreSQL through restore_command = \'walden --stanza=NAME archive-get %f "%p"\'. ' +
       'Finds the segment in the archive, verifies its checksum and writes it decompressed to DEST_PATH. ' +
       'Exits 1, without logging an error, when the segment is not in the archive: that is how recovery learns ' +
-      'it has reached the end of the archived WAL.',
+      'it has reached the end of the archived WAL. With archive-async, segments are fetched ahead by a background ' +
+      'process into spool-path and served from there; anything not queued is fetched as without it.',
     parameters: ['WAL_NAME', 'DEST_PATH'],
     lock: 'none',
     stanzaRequired: true,
@@ -62,7 +63,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       "Called by PostgreSQL through archive_command = 'walden --stanza=NAME archive-push %p'. " +
       'Checks the segment belongs to the stanza\'s cluster (system identifier and version from the WAL header), ' +
       'compresses and checksums it, and stores it atomically. Pushing a segment that is already archived with the ' +
-      'same content succeeds; a different segment under the same name is an error.',
+      'same content succeeds; a different segment under the same name is an error. With archive-async, a background ' +
+      'process pushes every segment PostgreSQL has marked ready, several at once, and this command waits for its ' +
+      'segment to be acknowledged in spool-path.',
     parameters: ['WAL_PATH'],
     lock: 'none',
     stanzaRequired: true,

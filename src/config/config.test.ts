@@ -182,3 +182,29 @@ describe('tables', () => {
     assert.deepEqual(load(['backup', '--help']).params, ['backup'])
   })
 })
+
+describe('size options and the background roles (archive-async)', () => {
+  test('sizes take KiB/MiB/GiB/TiB (and KB/MB/GB/TB, also 1024-based) or plain bytes; the default is written as people write it', () => {
+    const queueMax = (value?: string): number | undefined =>
+      load(['--stanza=demo', ...(value === undefined ? [] : [`--archive-get-queue-max=${value}`]), 'archive-get', 'X', '/tmp/x']).number('archive-get-queue-max')
+    assert.equal(queueMax(), 128 * 1024 * 1024)
+    assert.equal(queueMax('1GiB'), 1024 ** 3)
+    assert.equal(queueMax('64mb'), 64 * 1024 * 1024)
+    assert.equal(queueMax('4096'), 4096)
+    assert.equal(queueMax('0'), 0)
+    expectError(
+      () => queueMax('1.5GB'),
+      'OptionInvalidValue',
+      "option 'archive-get-queue-max' on the command line must be a size such as 128MiB, 1GiB or 1048576, not '1.5GB'",
+    )
+  })
+
+  test("'archive-push:async' is archive-push in its background role, taking any parameters; other roles are unknown commands", () => {
+    const background = load(['--stanza=demo', 'archive-push:async', '/srv/pg/demo/pg_wal/000000010000000000000001'])
+    assert.equal(background.command, 'archive-push')
+    assert.equal(background.role, 'async')
+    assert.equal(load(['--stanza=demo', 'archive-get:async', 'A', 'B', 'C']).params.length, 3)
+    assert.equal(load(['--stanza=demo', 'archive-push', 'pg_wal/X']).role, 'main')
+    expectError(() => load(['--stanza=demo', 'backup:async']), 'CommandInvalid', "invalid command 'backup:async'")
+  })
+})

@@ -26,6 +26,8 @@ const STANZA_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 
 export class Config {
   readonly command: CommandName
+  /** 'async': the background process of archive-push or archive-get, which walden starts itself. */
+  readonly role: 'main' | 'async'
   readonly params: readonly string[]
   readonly #values: ReadonlyMap<string, OptionValue>
   readonly #sources: ReadonlyMap<string, OptionSource>
@@ -38,7 +40,9 @@ export class Config {
     values: ReadonlyMap<string, OptionValue>,
     sources: ReadonlyMap<string, OptionSource>,
     warnings: readonly string[] = [],
+    role: 'main' | 'async' = 'main',
   ) {
+    this.role = role
     this.warnings = warnings
     this.command = command
     this.params = Object.freeze([...params])
@@ -209,7 +213,8 @@ export function configLoad(input: ConfigLoadInput): Config {
     } else {
       const fallback = optionDefault(name, command)
       if (fallback !== undefined) {
-        values.set(name, fallback)
+        // Size defaults are written as people write them ('128MiB') for help and the reference.
+        values.set(name, option.type === 'size' && typeof fallback === 'string' ? sizeParse(fallback)! : fallback)
         sources.set(name, 'default')
       }
     }
@@ -224,8 +229,9 @@ export function configLoad(input: ConfigLoadInput): Config {
   if (def.stanzaRequired && stanza === undefined) {
     fail('OptionRequired', `${command} command requires option 'stanza'`, { hint: 'give --stanza=NAME.' })
   }
-  checkParameters(command, params)
-  return new Config(command, params, values, sources, warnings)
+  // The background processes take lists of WAL names, checked where they are used.
+  if (parsed.role === undefined) checkParameters(command, params)
+  return new Config(command, params, values, sources, warnings, parsed.role ?? 'main')
 }
 
 function checkParameters(command: CommandName, params: readonly string[]): void {
@@ -353,6 +359,12 @@ function coerce(name: string, option: OptionDef, command: CommandName, raw: RawV
       checkRange(number, option, invalid)
       return number
     }
+    case 'size': {
+      const bytes = sizeParse(value)
+      if (bytes === undefined) return invalid(`must be a size such as 128MiB, 1GiB or 1048576, not '${value}'`)
+      checkRange(bytes, option, invalid)
+      return bytes
+    }
     case 'enum': {
       const allow = optionAllow(name as OptionName, command) ?? []
       if (!allow.includes(value)) return invalid(`must be one of ${allow.map((item) => `'${item}'`).join(', ')}, not '${value}'`)
@@ -374,6 +386,16 @@ function coerce(name: string, option: OptionDef, command: CommandName, raw: RawV
       return Object.freeze(hash)
     }
   }
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
+
+/** Bytes of a size such as '128MiB', '1GB' or '4096'. As in pgBackRest, KB and KiB both mean 1024 bytes. */
+export function sizeParse(text: string): number | undefined {
+  const match = /^(\d+)\s*(?:([kmgt])i?)?(b)?$/i.exec(text.trim())
+  if (!match) return undefined
+  const unit = (match[2] ?? match[3] ?? '').toLowerCase()
+  return Number(match[1]) * SIZE_UNITS[unit]!
 }
 
 function checkRange(number: number, option: OptionDef, invalid: (why: string) => never): void {

@@ -5,7 +5,7 @@
 import type { CommandName } from './commands.js'
 import { COMMAND_NAMES } from './commands.js'
 
-export type OptionType = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' | 'enum' | 'hash'
+export type OptionType = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' | 'size' | 'enum' | 'hash'
 
 /**
  * Where an option may be set in the config file:
@@ -26,7 +26,7 @@ export interface OptionDef {
   description?: string
   default?: string | number | boolean
   allow?: readonly string[]
-  /** Inclusive bounds for integer and seconds options. */
+  /** Inclusive bounds for integer, seconds and size (bytes) options. */
   range?: readonly [number, number]
   /** Per-command default and allowed values, where one option means different things to different commands. */
   perCommand?: Partial<Record<CommandName, { default?: string; allow: readonly string[] }>>
@@ -190,10 +190,11 @@ export const OPTIONS = {
   'process-max': {
     type: 'integer',
     section: 'any',
-    commands: ['backup', ...RESTORE],
+    commands: ['archive-get', 'archive-push', 'backup', ...RESTORE],
     default: 1,
     range: [1, 64],
     summary: 'Worker threads that copy, compress and checksum files.',
+    description: 'For archive-push and archive-get it applies only with archive-async: segments pushed or fetched at once by the background process.',
   },
   'start-fast': {
     type: 'boolean',
@@ -206,10 +207,11 @@ export const OPTIONS = {
   'archive-timeout': {
     type: 'seconds',
     section: 'any',
-    commands: ['backup', 'check', 'promote'],
+    commands: ['archive-get', 'archive-push', 'backup', 'check', 'promote'],
     default: 60,
     range: [0.1, 86400],
     summary: 'Seconds to wait for a WAL segment to reach the archive.',
+    description: 'With archive-async, also how long archive-push and archive-get wait for the background process.',
   },
   'archive-check': {
     type: 'boolean',
@@ -218,6 +220,50 @@ export const OPTIONS = {
     default: true,
     summary: 'Wait until the WAL a backup needs is in the archive before calling it complete.',
     description: 'Turn off only when the WAL reaches the restore host some other way; such a backup cannot be restored from walden alone.',
+  },
+
+  // Asynchronous archiving: a background process pushes or prefetches many segments at once (pgBackRest's names).
+  'archive-async': {
+    type: 'boolean',
+    section: 'any',
+    commands: ['archive-get', 'archive-push'],
+    default: false,
+    summary: 'Push and get WAL through a background process that works on many segments in parallel.',
+    description:
+      'archive-push still returns 0 only once its segment is durably in the repository: it waits for the background ' +
+      'process, which pushes every segment PostgreSQL has marked ready (process-max at once) and acknowledges each in ' +
+      'spool-path. archive-get serves segments the background process has already fetched and verified, and keeps ' +
+      'up to archive-get-queue-max of the following ones fetched ahead.',
+  },
+  'spool-path': {
+    type: 'path',
+    section: 'any',
+    commands: ['archive-get', 'archive-push'],
+    default: '/var/spool/walden',
+    summary: 'Folder for the acknowledgements and prefetched segments of archive-async.',
+    description: 'Must be writable by the user PostgreSQL runs as; it holds no data the repository does not also hold.',
+  },
+  'archive-get-queue-max': {
+    type: 'size',
+    section: 'any',
+    commands: ['archive-get'],
+    default: '128MiB',
+    range: [0, 1024 ** 4],
+    summary: 'How much WAL archive-get with archive-async fetches ahead (e.g. 128MiB, 1GiB).',
+    description: 'Prefetched segments are decompressed and verified, so the queue takes this much room in spool-path. 0 turns prefetching off.',
+  },
+  'archive-push-queue-max': {
+    type: 'size',
+    section: 'any',
+    commands: ['archive-push'],
+    range: [0, 1024 ** 5],
+    summary: 'Drop WAL unarchived once this much waits for the archive (e.g. 8GiB); unset, nothing is ever dropped.',
+    description:
+      "When the WAL PostgreSQL has marked ready but walden has not archived grows past this (a repository that is down), " +
+      'archive-push tells PostgreSQL each further segment is archived without storing it, with a warning in PostgreSQL\'s ' +
+      'log, so that pg_wal cannot fill its disk and stop the server. Dropped WAL is lost to the archive: point-in-time ' +
+      'recovery across it is impossible and older backups cannot be recovered past it. Take a new full backup once ' +
+      'archiving works again. Timeline history, backup history and partial files are never dropped.',
   },
   type: {
     type: 'enum',

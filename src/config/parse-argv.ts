@@ -13,7 +13,12 @@ export interface ParsedArgv {
   options: Map<string, string[]>
   /** --help or -h was given. */
   help: boolean
+  /** 'async' for the background process of archive-push or archive-get, started as `archive-push:async`. */
+  role?: 'async'
 }
+
+// Commands that have a background process. Not listed in help: only walden itself starts them.
+const ASYNC_COMMANDS: readonly string[] = ['archive-push', 'archive-get']
 
 export function parseArgv(argv: readonly string[]): ParsedArgv {
   const result: ParsedArgv = { params: [], options: new Map(), help: false }
@@ -78,7 +83,11 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
     else result.options.set(name, [value])
   }
 
-  const commandName = positionals.shift()
+  let commandName = positionals.shift()
+  if (commandName !== undefined && commandName.endsWith(':async') && ASYNC_COMMANDS.includes(commandName.slice(0, -':async'.length))) {
+    commandName = commandName.slice(0, -':async'.length)
+    result.role = 'async'
+  }
   if (commandName !== undefined) {
     const command = commandResolve(commandName)
     if (command === undefined) {

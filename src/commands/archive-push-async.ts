@@ -1,0 +1,113 @@
+// Asynchronous archive-push (archive-async=y): the background process.
+//
+// One per stanza, under the stanza's archive lock, started by a foreground process (archive-push-wait.ts). It pushes
+// every file PostgreSQL has marked ready in pg_wal/archive_status, several at once in worker threads, with the same
+// push as the synchronous command, and acknowledges each in the spool only once the push has returned.
+
+import { readdir } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { ERROR_CODES, errnoCode, WaldenError } from '../common/errors.js'
+import { lockAcquire, stopFileCheck } from '../common/lock.js'
+import { log } from '../common/log.js'
+import type { Config } from '../config/config.js'
+import { WorkerPool } from '../parallel/pool.js'
+import { posixStorage } from '../storage/posix.js'
+import { asyncLockName, spoolFolder } from './archive-async.js'
+import { archivePushInput } from './archive-push.js'
+import { BACKGROUND_FOLDER, fileIdentity } from './archive-push-wait.js'
+import type { AckError } from './archive-push-wait.js'
+import type { Command } from './command.js'
+
+/** How long the background process keeps looking for newly ready files before it ends. */
+const LINGER_MS = 2000
+
+/** Names of the files PostgreSQL's archiver marked ready, oldest first. */
+async function readyList(statusDir: string): Promise<string[]> {
+  const entries = await readdir(statusDir).catch((error: unknown) => {
+    if (errnoCode(error) === 'ENOENT') return [] as string[]
+    throw error
+  })
+  return entries.filter((entry) => entry.endsWith('.ready')).map((entry) => entry.slice(0, -'.ready'.length)).sort()
+}
+
+/**
+ * The background process: pushes every ready file without an acknowledgement, writes one for each, and repeats
+ * until nothing new has become ready for a while. Started by a foreground with the path of its segment.
+ */
+async function archivePushAsync(cfg: Config): Promise<number> {
+  const lockPath = cfg.string('lock-path') ?? '/tmp/walden'
+  let lock
+  try {
+    lock = await lockAcquire(lockPath, asyncLockName(cfg))
+  } catch (error) {
+    // Another background process serves the stanza already; the foreground waits for it.
+    if (error instanceof WaldenError && error.kind === 'LockAcquire') return 0
+    throw error
+  }
+  const walDir = dirname(resolve(cfg.params[0]!))
+  const statusDir = join(walDir, 'archive_status')
+  const out = spoolFolder(cfg, 'out')
+  const spool = posixStorage(out)
+  const processMax = cfg.number('process-max') ?? 1
+  const pool = new WorkerPool(processMax)
+  log.info(`archive-push background process for '${walDir}', process-max ${processMax}`)
+  try {
+    await spool.write(BACKGROUND_FOLDER, `${walDir}\n`)
+    let idleSince = Date.now()
+    for (;;) {
+      // `walden stop` ends a running background process too, before it pushes anything more.
+      await stopFileCheck(lockPath, cfg.stanza())
+      const ready = await readyList(statusDir)
+      const readySet = new Set(ready)
+      const acked = new Set<string>()
+      for (const entry of await spool.list('.')) {
+        const name = entry.replace(/\.(ok|error)$/, '')
+        // Acknowledgements of files no longer ready (PostgreSQL has seen them archived), and temporary files of a
+        // background process that was killed while writing one.
+        if ((name !== entry && !readySet.has(name)) || entry.includes('.tmp-')) await spool.remove(entry)
+        else if (name !== entry) acked.add(name)
+      }
+      // Files with an error wait until a foreground asks for them again (it removes the error).
+      const todo = ready.filter((name) => !acked.has(name))
+      if (todo.length === 0) {
+        if (Date.now() - idleSince > LINGER_MS) break
+        await new Promise((resolve_) => setTimeout(resolve_, 100))
+        continue
+      }
+      await pushAll(cfg, pool, spool, walDir, todo, processMax)
+      idleSince = Date.now()
+    }
+  } finally {
+    await pool.close()
+    lock.release()
+  }
+  return 0
+}
+
+async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof posixStorage>, walDir: string, names: readonly string[], lanes: number): Promise<void> {
+  let next = 0
+  const lane = async (): Promise<void> => {
+    while (next < names.length) {
+      const walName = names[next++]!
+      const walPath = join(walDir, walName)
+      try {
+        // Taken before the push: the acknowledgement is for the file that was pushed.
+        const identity = await fileIdentity(walPath)
+        const result = await pool.run('archive.push', archivePushInput(cfg, walPath))
+        // Only now, with the file durable in the repository, may the foreground be told.
+        await spool.write(`${walName}.ok`, JSON.stringify(identity) + '\n')
+        log.info(result.alreadyArchived ? `WAL file '${walName}' is already in the archive with the same checksum` : `pushed WAL file '${walName}' to the archive`)
+      } catch (error) {
+        const ack: AckError =
+          error instanceof WaldenError
+            ? { kind: error.kind, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+            : { kind: 'Unhandled', message: `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` }
+        log.error(`[${String(ERROR_CODES[ack.kind]).padStart(3, '0')}]: ${ack.message}`)
+        await spool.write(`${walName}.error`, JSON.stringify(ack) + '\n')
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane))
+}
+
+export const archivePushBackground: Command = { run: archivePushAsync }

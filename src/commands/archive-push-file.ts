@@ -1,0 +1,132 @@
+// Pushing one WAL file into the archive: the work shared by the synchronous archive-push and the asynchronous
+// process, which runs it in worker threads for many segments at once. Plain inputs, one result, so the same function
+// runs inline or in a worker.
+//
+// The usual case is one pass over the file: compress and checksum into a temporary file beside the final one, then
+// name it by its checksum. A retry of a segment already archived reads the file once more to compare checksums.
+
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { errnoCode, fail } from '../common/errors.js'
+import { codecFor } from '../io/compress.js'
+import type { CompressType } from '../io/compress.js'
+import { fileSha256, HashStream } from '../io/hash.js'
+import { pgControlRead } from '../pg/control.js'
+import { lsnFormat } from '../pg/lsn.js'
+import { isPartialName, isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
+import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/archive.js'
+import { layout } from '../repo/layout.js'
+import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
+import { posixStorage } from '../storage/posix.js'
+import { streamInto } from '../storage/stream-into.js'
+
+export interface ArchivePushFileInput {
+  stanza: string
+  repoPath: string
+  /** Absolute path of the WAL file. */
+  walPath: string
+  /** The folder PostgreSQL ran archive_command in (its data directory), and pg1-path as a fallback. */
+  dataDir: string
+  pgPath: string | undefined
+  compressType: CompressType
+  compressLevel: number | undefined
+}
+
+export interface ArchivePushFileResult {
+  walName: string
+  /** The same content was already in the archive; nothing was written. */
+  alreadyArchived: boolean
+}
+
+/** The cluster a WAL file belongs to: from a segment's own header, else from the data folder it was pushed from. */
+async function walIdentity(input: ArchivePushFileInput, walName: string): Promise<{ systemId: string; version: number }> {
+  const { walPath } = input
+  if (isWalSegmentName(walName) || isPartialName(walName)) {
+    const handle = await open(walPath, 'r')
+    try {
+      const header = Buffer.alloc(WAL_LONG_HEADER_SIZE)
+      await handle.read(header, 0, WAL_LONG_HEADER_SIZE, 0)
+      const parsed = walHeaderParse(header, walPath)
+      // A segment copied under another segment's name would be replayed in the wrong place.
+      const expected = walSegmentStartLsn(walName.slice(0, 24), parsed.segmentSize)
+      if (parsed.pageAddress !== expected) {
+        fail('ArchiveMismatch', `WAL file '${walPath}' holds WAL from ${lsnFormat(parsed.pageAddress)}, but its name says ${lsnFormat(expected)}`, {
+          hint: 'the file was renamed or damaged; do not archive it.',
+        })
+      }
+      return { systemId: parsed.systemId.toString(), version: parsed.version }
+    } finally {
+      await handle.close()
+    }
+  }
+  // History and backup files carry no header. PostgreSQL runs archive_command in its data directory, which is the
+  // cluster that wrote the file even when pg1-path names another (a standby promoted on the same host).
+  const dataDir = (await pgControlRead(input.dataDir).then(() => input.dataDir, () => undefined)) ?? input.pgPath
+  if (dataDir === undefined) {
+    fail('OptionRequired', `archive-push command requires option 'pg1-path' for '${walName}'`, {
+      hint: 'give --pg1-path, set WALDEN_PG1_PATH, or set pg1-path in the config file.',
+    })
+  }
+  const control = await pgControlRead(dataDir)
+  return { systemId: control.systemId.toString(), version: control.version }
+}
+
+/**
+ * Stores one WAL file in the archive, durably: when this returns, the file is fsynced under its final name and the
+ * folder entry is fsynced too. Throws a WaldenError when the file belongs to another cluster or conflicts with an
+ * archived file of the same name.
+ */
+export async function archivePushFile(input: ArchivePushFileInput): Promise<ArchivePushFileResult> {
+  const { stanza, walPath } = input
+  const walName = basename(walPath)
+  const repo = posixStorage(input.repoPath)
+  const info = await archiveInfoLoad(repo, stanza)
+  let identity: { systemId: string; version: number }
+  try {
+    identity = await walIdentity(input, walName)
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${walPath}' does not exist`)
+    throw error
+  }
+  checkIdentity(stanza, info.db, identity, `WAL file '${walName}'`)
+
+  const archiveId = archiveIdOf(info.db)
+  const folder = layout.walFolder(stanza, archiveId, walName)
+
+  // A retry (PostgreSQL did not see the earlier push's exit): compare checksums only, writing nothing. The same
+  // content is already safe, so say nothing; a different one is the loud failure.
+  const existing = await archiveFileList(repo, stanza, archiveId, walName)
+  if (existing.length > 0) {
+    const sha256 = await fileSha256(walPath)
+    if (!existing.some((file) => file.sha256 === sha256)) {
+      fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
+        hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
+      })
+    }
+    // Synced again in case the earlier push failed after its rename.
+    await repo.syncPath(folder)
+    return { walName, alreadyArchived: true }
+  }
+
+  const codec = codecFor(input.compressType)
+  const level = input.compressLevel ?? codec.defaultLevel
+  const temporary = `${folder}/${walName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+  const hash = new HashStream()
+  try {
+    await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level)], await repo.openWrite(temporary, { atomic: false }))
+    // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
+    await repo.move(temporary, join(folder, archivedName(walName, hash.digest(), codec.extension)))
+  } catch (error) {
+    await repo.remove(temporary).catch(() => undefined)
+    throw error
+  }
+  const sha256 = hash.digest()
+
+  // Another cluster may have pushed a different file under this name at the same moment: look again, so the
+  // conflict is reported here and not first discovered during a recovery.
+  const after = await archiveFileList(repo, stanza, archiveId, walName)
+  if (after.some((file) => file.sha256 !== sha256)) archiveDuplicateFail(repo, walName, after)
+  return { walName, alreadyArchived: false }
+}
