@@ -12,6 +12,7 @@ import { codecFor } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
 import { pgControlRead } from '../../pg/control.js'
 import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
+import type { Manifest } from '../../repo/manifest.js'
 import { backupInfoLoad } from '../../repo/stanza-info.js'
 import { PosixStorage, syncFilesystem, syncFilesystemAvailable, syncFolder } from '../../storage/posix.js'
 import type { Config } from '../../config/config.js'
@@ -26,6 +27,7 @@ import { standbyPrepare } from './standby.js'
 import { backupSelect, targetCheck } from './target.js'
 import { timelineReach } from './timeline.js'
 import { checkTablespaceTargets, destinationOf, isEmptyFolder, restoreTargets } from './targets.js'
+import type { RestoreTarget } from './targets.js'
 
 const TARGET_TYPES = new Set(['time', 'xid', 'name', 'lsn'])
 const PG_CONTROL = 'global/pg_control'
@@ -77,26 +79,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const delta = cfg.boolean('delta')
   const force = cfg.boolean('force')
 
-  if (TARGET_TYPES.has(type) && target === undefined) {
-    fail('OptionRequired', `restore --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} to recover to.` })
-  }
-  if (target !== undefined) targetCheck(type, target)
-  if (!TARGET_TYPES.has(type) && target !== undefined) {
-    fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
-  }
-  // Target settings mean nothing without a target: PostgreSQL would ignore them, and the DBA would think the
-  // server is going to pause or promote when it will not.
-  if ((cfg.source('target-action') ?? 'default') !== 'default' && !TARGET_TYPES.has(type) && type !== 'immediate') {
-    fail('OptionInvalid', `option 'target-action' is only valid with --type=immediate, time, xid, name or lsn, not --type=${type}`, {
-      hint: 'without a target, recovery replays all archived WAL and the server opens for writes at its end.',
-    })
-  }
-  // PostgreSQL applies recovery_target_inclusive to time, xid and lsn targets only.
-  if ((cfg.source('target-exclusive') ?? 'default') !== 'default' && !['time', 'xid', 'lsn'].includes(type)) {
-    fail('OptionInvalid', `option 'target-exclusive' is only valid with --type=time, xid or lsn, not --type=${type}`, {
-      hint: 'a restore point or the end of the backup is a single point: there is nothing to stop before.',
-    })
-  }
+  recoveryOptionsCheck(cfg, type, target)
 
   const onTimeline = await timelineReach(repo, stanza, cfg.string('target-timeline'))
   const chosen = backupSelect(info.backups, type, target, cfg.string('set'), onTimeline)
@@ -105,30 +88,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
   if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
 
-  // The cluster must not be running, and the folder must be empty unless the user asked to overwrite it.
-  if (await pgRunning(pgPath)) {
-    fail('PgRunning', `PostgreSQL is running on '${pgPath}'`, { hint: 'stop it before restoring over it.' })
-  }
-  const emptyOrMissing = await isEmptyFolder(pgPath)
-  if (!emptyOrMissing && !delta && !force) {
-    fail('PathNotEmpty', `unable to restore to '${pgPath}' because it contains files`, {
-      hint: 'restore into an empty folder, or give --delta to repair this one by checksum (--force to overwrite anything).',
-    })
-  }
-  if (!emptyOrMissing && !force) {
-    // A delta keeps files whose checksum matches; over another cluster's files that would mix two clusters.
-    const control = await pgControlRead(pgPath).catch(() => undefined)
-    if (control === undefined) {
-      fail('PathNotEmpty', `'${pgPath}' is not empty and has no readable global/pg_control, so a delta restore cannot tell whose files it holds`, {
-        hint: 'empty the folder, or give --force to overwrite it.',
-      })
-    }
-    if (control.systemId.toString() !== manifest.pg.systemId) {
-      fail('DbMismatch', `'${pgPath}' holds the cluster with system identifier ${control.systemId}, not ${manifest.pg.systemId} of backup ${chosen.label}`, {
-        hint: 'a delta restore over another cluster would mix them; empty the folder, or give --force.',
-      })
-    }
-  }
+  const emptyOrMissing = await destinationCheck(pgPath, manifest.pg.systemId, chosen.label, delta, force)
 
   const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
   await checkTablespaceTargets(targets, pgPath, delta || force)
@@ -142,28 +102,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   // half-restored files.
   await syncFolder(join(pgPath, 'global'), { missingOk: true })
 
-  // Folders, tablespace links and clean-up before any file is written. Other links of the backed-up cluster come
-  // back as plain folders and files (see scan.ts).
-  const tablespaceLinks = new Map(targets.filter((target) => target.tablespace).map((target) => [join(pgPath, target.name), target.location]))
-  const expectFiles = new Set(manifest.files.map((file) => destinationOf(file.name, targets)))
-  const expectFolders = new Set(manifest.paths.map((path) => destinationOf(path.name, targets)))
-  let removed = 0
-  if (!emptyOrMissing || delta || force) {
-    for (const target of targets) removed += await removeUnknown(target.ownRoot, expectFiles, expectFolders, new Set(tablespaceLinks.keys()))
-  }
-  for (const folder of manifest.paths) {
-    const path = destinationOf(folder.name, targets)
-    await mkdir(path, { recursive: true, mode: folder.mode })
-    await chmod(path, folder.mode)
-  }
-  for (const [path, destination] of tablespaceLinks) {
-    if ((await readlink(path).catch(() => undefined)) === destination) continue
-    await rm(path, { recursive: true, force: true })
-    await symlink(destination, path)
-  }
-  if (manifest.links.length > 0) {
-    log.info(`restored as plain folders and files: ${manifest.links.map((link) => `'${link.name.slice('pg_data/'.length)}' (was a link to '${link.destination}')`).join(', ')}`)
-  }
+  const { removed, expectFolders } = await layoutPrepare(manifest, pgPath, targets, !emptyOrMissing || delta || force)
 
   // Files, largest first, verified against their checksums.
   const repoRoot = repo.describe('')
@@ -215,6 +154,96 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
       (delta || force ? `, ${manifest.files.length - fetched} kept, ${removed} removed` : ''),
   )
   return 0
+}
+
+/** The recovery options must make sense together before anything is read or written. */
+function recoveryOptionsCheck(cfg: Config, type: string, target: string | undefined): void {
+  if (TARGET_TYPES.has(type) && target === undefined) {
+    fail('OptionRequired', `restore --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} to recover to.` })
+  }
+  if (target !== undefined) targetCheck(type, target)
+  if (!TARGET_TYPES.has(type) && target !== undefined) {
+    fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
+  }
+  // Target settings mean nothing without a target: PostgreSQL would ignore them, and the DBA would think the
+  // server is going to pause or promote when it will not.
+  if ((cfg.source('target-action') ?? 'default') !== 'default' && !TARGET_TYPES.has(type) && type !== 'immediate') {
+    fail('OptionInvalid', `option 'target-action' is only valid with --type=immediate, time, xid, name or lsn, not --type=${type}`, {
+      hint: 'without a target, recovery replays all archived WAL and the server opens for writes at its end.',
+    })
+  }
+  // PostgreSQL applies recovery_target_inclusive to time, xid and lsn targets only.
+  if ((cfg.source('target-exclusive') ?? 'default') !== 'default' && !['time', 'xid', 'lsn'].includes(type)) {
+    fail('OptionInvalid', `option 'target-exclusive' is only valid with --type=time, xid or lsn, not --type=${type}`, {
+      hint: 'a restore point or the end of the backup is a single point: there is nothing to stop before.',
+    })
+  }
+}
+
+/**
+ * The cluster must not be running, and the folder must be empty unless the user asked to overwrite it; a delta
+ * never goes over another cluster's files. Returns whether the folder is empty (or missing).
+ */
+async function destinationCheck(pgPath: string, systemId: string, label: string, delta: boolean, force: boolean): Promise<boolean> {
+  if (await pgRunning(pgPath)) {
+    fail('PgRunning', `PostgreSQL is running on '${pgPath}'`, { hint: 'stop it before restoring over it.' })
+  }
+  const emptyOrMissing = await isEmptyFolder(pgPath)
+  if (!emptyOrMissing && !delta && !force) {
+    fail('PathNotEmpty', `unable to restore to '${pgPath}' because it contains files`, {
+      hint: 'restore into an empty folder, or give --delta to repair this one by checksum (--force to overwrite anything).',
+    })
+  }
+  if (!emptyOrMissing && !force) {
+    // A delta keeps files whose checksum matches; over another cluster's files that would mix two clusters.
+    const control = await pgControlRead(pgPath).catch(() => undefined)
+    if (control === undefined) {
+      fail('PathNotEmpty', `'${pgPath}' is not empty and has no readable global/pg_control, so a delta restore cannot tell whose files it holds`, {
+        hint: 'empty the folder, or give --force to overwrite it.',
+      })
+    }
+    if (control.systemId.toString() !== systemId) {
+      fail('DbMismatch', `'${pgPath}' holds the cluster with system identifier ${control.systemId}, not ${systemId} of backup ${label}`, {
+        hint: 'a delta restore over another cluster would mix them; empty the folder, or give --force.',
+      })
+    }
+  }
+  return emptyOrMissing
+}
+
+/**
+ * Folders, tablespace links and clean-up, before any file is written; `clean` removes what the backup does not have.
+ * Returns how many entries were removed and the folders the restore fills.
+ */
+async function layoutPrepare(
+  manifest: Manifest,
+  pgPath: string,
+  targets: RestoreTarget[],
+  clean: boolean,
+): Promise<{ removed: number; expectFolders: Set<string> }> {
+  // Folders, tablespace links and clean-up before any file is written. Other links of the backed-up cluster come
+  // back as plain folders and files (see scan.ts).
+  const tablespaceLinks = new Map(targets.filter((target) => target.tablespace).map((target) => [join(pgPath, target.name), target.location]))
+  const expectFiles = new Set(manifest.files.map((file) => destinationOf(file.name, targets)))
+  const expectFolders = new Set(manifest.paths.map((path) => destinationOf(path.name, targets)))
+  let removed = 0
+  if (clean) {
+    for (const target of targets) removed += await removeUnknown(target.ownRoot, expectFiles, expectFolders, new Set(tablespaceLinks.keys()))
+  }
+  for (const folder of manifest.paths) {
+    const path = destinationOf(folder.name, targets)
+    await mkdir(path, { recursive: true, mode: folder.mode })
+    await chmod(path, folder.mode)
+  }
+  for (const [path, destination] of tablespaceLinks) {
+    if ((await readlink(path).catch(() => undefined)) === destination) continue
+    await rm(path, { recursive: true, force: true })
+    await symlink(destination, path)
+  }
+  if (manifest.links.length > 0) {
+    log.info(`restored as plain folders and files: ${manifest.links.map((link) => `'${link.name.slice('pg_data/'.length)}' (was a link to '${link.destination}')`).join(', ')}`)
+  }
+  return { removed, expectFolders }
 }
 
 async function writeRecovery(
