@@ -1,0 +1,70 @@
+// The database target. Transactions are sent several at a time in one round trip (each still its own BEGIN ... COMMIT),
+// which is what lets one host keep up with a busy master. The server stops at the first failing statement; the
+// transactions before it are committed, and the host's applied table says exactly which ones those are.
+
+import { SqlError } from '../pg/link.js'
+import type { PgLink } from '../pg/link.js'
+import { HOST_SCHEMA_SQL } from './host-schema.js'
+import { sequenceSql } from './render.js'
+import type { MasterTxn, SequenceValue } from './render.js'
+import type { ApplyOutcome, MirrorTarget } from './target.js'
+
+// Upper bounds for one round trip: enough to hide latency, small enough to keep a failure's retry cheap.
+const ROUND_TRIP_TXNS = 100
+const ROUND_TRIP_BYTES = 4 * 1024 * 1024
+
+export function databaseTarget(link: PgLink): MirrorTarget {
+  const appliedAmong = async (xids: readonly string[]): Promise<Set<string>> => {
+    if (xids.length === 0) return new Set()
+    const rows = await link.query('SELECT master_xid FROM walden_mirror.applied WHERE master_xid = ANY($1::bigint[])', [xids])
+    return new Set(rows.map((row) => row['master_xid']!))
+  }
+
+  return {
+    description: link.where,
+    async prepare() {
+      await link.script(HOST_SCHEMA_SQL)
+    },
+    alreadyApplied(txns) {
+      return appliedAmong(txns.map((txn) => txn.xid))
+    },
+    async apply(txns): Promise<ApplyOutcome> {
+      let done = 0
+      while (done < txns.length) {
+        let end = done
+        let bytes = 0
+        while (end < txns.length && end - done < ROUND_TRIP_TXNS && (end === done || bytes + txns[end]!.sql.length <= ROUND_TRIP_BYTES)) {
+          bytes += txns[end]!.sql.length
+          end++
+        }
+        const chunk = txns.slice(done, end)
+        try {
+          await link.script(chunk.map((rendered) => rendered.sql).join(''))
+          done = end
+        } catch (error) {
+          if (!(error instanceof SqlError)) throw error
+          await link.script('ROLLBACK').catch(() => undefined)
+          // Committed transactions form a prefix of the chunk; the first one missing is the one that failed.
+          const applied = await appliedAmong(chunk.map((rendered) => rendered.txn.xid))
+          let prefix = 0
+          while (prefix < chunk.length && applied.has(chunk[prefix]!.txn.xid)) prefix++
+          if (prefix === chunk.length) {
+            done = end
+            continue
+          }
+          return { applied: done + prefix, failure: { txn: chunk[prefix]!.txn, error } }
+        }
+      }
+      return { applied: done }
+    },
+    async positionRecorded(txn: MasterTxn) {
+      await link.query('DELETE FROM walden_mirror.applied WHERE (tick, last_seq_id) <= ($1::bigint, $2::bigint)', [txn.tick, txn.lastSeqId])
+    },
+    async sequencesFollow(sequences: readonly SequenceValue[]) {
+      if (sequences.length > 0) await link.script(sequences.map((sequence) => `${sequenceSql(sequence)};`).join('\n'))
+    },
+    close() {
+      return link.close()
+    },
+  }
+}

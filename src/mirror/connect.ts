@@ -1,0 +1,44 @@
+// Connections for mirroring: the master from --mirror-master, else the stanza's pg1-* options; a host database from
+// --mirror-target.
+
+import type { Config } from '../config/config.js'
+import { fail } from '../common/errors.js'
+import { conninfoParse, conninfoRedact } from '../pg/conninfo.js'
+import type { ConninfoTarget } from '../pg/conninfo.js'
+import { pgLinkOpen } from '../pg/link.js'
+import type { PgLink } from '../pg/link.js'
+
+function masterTarget(cfg: Config): { target: ConninfoTarget; what: string } {
+  const conninfo = cfg.string('mirror-master')
+  if (conninfo !== undefined) return { target: conninfoParse(conninfo, 'mirror-master'), what: `master '${conninfoRedact(conninfo)}'` }
+  if (cfg.string('stanza') === undefined && cfg.source('pg1-port') === 'default' && cfg.string('pg1-socket-path') === undefined) {
+    fail('OptionRequired', `${cfg.command} command requires option 'mirror-master' or a stanza whose pg1-* options name the master`, {
+      hint: "give --mirror-master='host=... dbname=...' or --stanza=NAME.",
+    })
+  }
+  const host = cfg.string('pg1-socket-path') ?? cfg.string('pg1-host')
+  const database = cfg.string('pg1-database') ?? 'postgres'
+  const port = cfg.number('pg1-port') ?? 5432
+  return {
+    target: { ...(host !== undefined ? { host } : {}), port, user: cfg.string('pg1-user') ?? 'postgres', database },
+    what: `master database '${database}' (${host ?? 'default host'}:${port})`,
+  }
+}
+
+export async function masterOpen(cfg: Config): Promise<PgLink> {
+  const { target, what } = masterTarget(cfg)
+  return pgLinkOpen(target, what)
+}
+
+export async function hostDatabaseOpen(cfg: Config): Promise<PgLink> {
+  const conninfo = cfg.requireString('mirror-target')
+  return pgLinkOpen(conninfoParse(conninfo, 'mirror-target'), `host database '${conninfoRedact(conninfo)}'`)
+}
+
+/** Fails with a hint when mirror-setup has not run on this master. */
+export async function masterSchemaCheck(master: PgLink): Promise<void> {
+  const [row] = await master.query("SELECT (to_regclass('walden_mirror.change') IS NOT NULL)::text AS installed")
+  if (row!['installed'] !== 'true') {
+    fail('DbMismatch', `the mirror schema is not installed in the ${master.where}`, { hint: "run 'walden mirror-setup' first." })
+  }
+}
