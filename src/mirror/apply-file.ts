@@ -5,7 +5,7 @@
 // render.ts): replaying it twice fails without changing anything. H<host>_0_host-schema.sql, sorting first, creates
 // the guard table in the database the files are replayed into.
 
-import { mkdir, open, readdir, rename } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from '../common/errors.js'
 import { HOST_SCHEMA_SQL } from './host-schema.js'
@@ -51,6 +51,8 @@ export async function fileTarget(dir: string, hostId: number, hostName: string):
       try {
         await mkdir(dir, { recursive: true, mode: 0o750 })
         const names = await readdir(dir)
+        // A temporary file is what a crash left of a transaction never recorded as delivered: it is written again.
+        for (const name of names) if (/^\.H\d+_.*\.tmp$/.test(name)) await rm(join(dir, name), { force: true })
         // Transactions written before a crash, whose delivery the master may not have recorded.
         written = new Set(names.filter((name) => name.endsWith('.sql')).map((name) => name.replace(/^(H\d+_T\d+_S\d+_).*$/, '$1')))
         if (!names.includes(schemaFile)) {

@@ -25,7 +25,8 @@ import type { PgLink } from '../pg/link.js'
 
 /** Registers newly committed transactions; returns how many. Runs in its own transaction on the master. */
 export async function tickRun(master: PgLink): Promise<number> {
-  await master.script('BEGIN')
+  // READ COMMITTED whatever default_transaction_isolation says: each statement must take a fresh snapshot.
+  await master.script('BEGIN ISOLATION LEVEL READ COMMITTED')
   try {
     // The lock comes first, in its own statement, so the registering statement's snapshot is taken after the
     // previous tick committed.

@@ -131,7 +131,7 @@ export interface PurgeResult {
  * keeps mirror-add-host out while it runs: a host added afterwards starts behind everything purge left in the queue.
  */
 export async function purge(master: PgLink): Promise<PurgeResult> {
-  await master.script('BEGIN; LOCK TABLE walden_mirror.host IN SHARE MODE')
+  await master.script('BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE walden_mirror.host IN SHARE MODE')
   try {
     const [count] = await master.query('SELECT count(*) AS hosts FROM walden_mirror.host')
     const rows =

@@ -112,6 +112,11 @@ BEGIN
   RETURN NULL;
 END
 $body$;
+
+-- Triggers check EXECUTE when they are created, not when they fire: without this, anyone allowed to create a trigger
+-- could attach the capture functions to a table of their own and feed the queue.
+REVOKE ALL ON FUNCTION walden_mirror.capture_row() FROM PUBLIC;
+REVOKE ALL ON FUNCTION walden_mirror.capture_truncate() FROM PUBLIC;
 `
 
 /** Drops the triggers of every mirrored table, then the schema. */

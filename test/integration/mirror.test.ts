@@ -121,10 +121,10 @@ describe(`table mirroring on PostgreSQL ${MAJOR}`, () => {
   /** Runs the SQL files in name order into a database, as a user shipping them would. */
   async function replayFiles(into: string): Promise<void> {
     const names = (await readdir(filesPath)).filter((name) => name.endsWith('.sql')).sort()
-    for (const name of names) {
-      const result = await runTool('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', into, '-f', join(filesPath, name)])
-      assert.equal(result.code, 0, `replaying ${name} failed: ${result.stderr}`)
-    }
+    // One psql for all of them, in order (-f may be repeated), stopping at the first error.
+    const files = names.flatMap((name) => ['-f', join(filesPath, name)])
+    const result = await runTool('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', into, ...files])
+    assert.equal(result.code, 0, `replaying the files failed: ${result.stderr}`)
   }
 
   async function pgbench(transactionsPerClient: number, clientCount = 4): Promise<void> {
@@ -337,6 +337,58 @@ describe(`table mirroring on PostgreSQL ${MAJOR}`, () => {
     await sql('h2', 'ALTER TABLE acct ADD COLUMN extra int')
     await sql('replay', 'ALTER TABLE acct ADD COLUMN extra int')
     await waldenOk(['mirror-run', '--mirror-host=h1', '--once', ...toDb('h1')])
+    await assertSameAsMaster('h1')
+  })
+
+  test('the daemon wakes on commit, retries a stall on its interval, logs a repeated error once and alerts', async () => {
+    const { uid, gid } = await postgresIds()
+    const daemon = (interval: string, extra: string[] = []): { child: ChildProcess; stderr: () => string } => {
+      const child = spawn(
+        process.execPath,
+        [join(waldenRoot(), 'bin', 'walden'), 'mirror-run', '--mirror-host=h1', ...toDb('h1'), `--mirror-interval=${interval}`, ...extra, ...common()],
+        { uid, gid, cwd: dir.path, stdio: ['ignore', 'ignore', 'pipe'] },
+      )
+      let stderr = ''
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+      return { child, stderr: () => stderr }
+    }
+    const stop = async (child: ChildProcess): Promise<void> => {
+      child.kill('SIGTERM')
+      if (child.exitCode === null) await new Promise((resolve) => child.once('close', resolve))
+    }
+    const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+      for (let waited = 0; !(await check()); waited += 100) {
+        if (waited > 30_000) throw new Error(`timed out waiting until ${what}`)
+        await sleep(100)
+      }
+    }
+    const hostHas = async (name: string): Promise<boolean> =>
+      ((await sql('h1', 'SELECT count(*)::int AS n FROM acct WHERE name = $1', [name]))[0]!['n'] as number) === 1
+
+    // An hour between polls: only the notification sent at commit can bring the row over.
+    const sleeper = daemon('3600')
+    await sleep(1000)
+    await sql('master', "INSERT INTO acct (name) VALUES ('woken by notify')")
+    await until('the daemon applied the new row', () => hostHas('woken by notify'))
+    await stop(sleeper.child)
+
+    const alertLog = join(dir.path, 'files-parent', 'alerts.txt')
+    await sql('h1', "DELETE FROM acct WHERE name = 'woken by notify'")
+    await sql('master', "UPDATE acct SET note = 'stalls' WHERE name = 'woken by notify'")
+    await sql('master', "INSERT INTO acct (name) VALUES ('behind the stall')")
+    const retrying = daemon('0.2', ['--log-level-console=info', `--mirror-alert-command=echo "$WALDEN_MIRROR_XID" >> ${alertLog}`])
+    await until('the stall was retried a few times', async () => {
+      const [row] = await sql('master', "SELECT extract(epoch FROM now() - stalled_since)::float AS stalled FROM walden_mirror.host WHERE name = 'h1'")
+      return row!['stalled'] !== null && (row!['stalled'] as number) > 1.0
+    })
+    // Fix the host: the next retry goes through.
+    const [{ id }] = (await sql('master', "SELECT id FROM acct WHERE name = 'woken by notify'")) as [{ id: number }]
+    await sql('h1', "INSERT INTO acct (id, name) VALUES ($1, 'woken by notify')", [id])
+    await until('the daemon went past the stall', () => hostHas('behind the stall'))
+    await stop(retrying.child)
+    const stallLines = retrying.stderr().split('\n').filter((line) => line.includes("ERROR: mirror host 'h1' stopped at master transaction"))
+    assert.equal(stallLines.length, 1, retrying.stderr())
+    assert.equal((await readFile(alertLog, 'utf8')).trim().split('\n').length, 1, 'one alert for one stall')
     await assertSameAsMaster('h1')
   })
 
