@@ -20,6 +20,8 @@ export interface TableInfo {
   keyColumns: string[]
   generatedColumns: string[]
   alwaysIdentity: string[]
+  /** Every column, in order. */
+  columns: string[]
 }
 
 /** Looks a table up by SCHEMA.NAME (or NAME on the search path); refuses one without a primary key. */
@@ -36,7 +38,9 @@ export async function tableInfo(master: PgLink, given: string): Promise<TableInf
                               ORDER BY a.attnum))::text AS generated,
               to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
                               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = 'a'
-                              ORDER BY a.attnum))::text AS always_identity
+                              ORDER BY a.attnum))::text AS always_identity,
+              to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
+                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum))::text AS columns
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.oid = $1::text::regclass`,
       [given],
@@ -62,6 +66,7 @@ export async function tableInfo(master: PgLink, given: string): Promise<TableInf
     keyColumns,
     generatedColumns: JSON.parse(row['generated']!) as string[],
     alwaysIdentity: JSON.parse(row['always_identity']!) as string[],
+    columns: JSON.parse(row['columns']!) as string[],
   }
 }
 
@@ -69,9 +74,10 @@ function textArrayLiteral(values: readonly string[]): string {
   return `{${values.map((value) => `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`
 }
 
-/** Creates (or re-creates, picking up a changed key or generated columns) the capture triggers. */
+/** Creates (or re-creates, picking up a changed key or columns added since) the capture triggers. */
 export async function tableAdd(master: PgLink, table: TableInfo): Promise<void> {
-  const args = `${quoteLiteral(textArrayLiteral(table.keyColumns))}, ${quoteLiteral(textArrayLiteral(table.generatedColumns))}`
+  const nonKey = table.columns.filter((column) => !table.keyColumns.includes(column))
+  const args = [table.name, textArrayLiteral(table.generatedColumns), textArrayLiteral(nonKey)].map(quoteLiteral).join(', ')
   await master.script(
     `BEGIN;
      DROP TRIGGER IF EXISTS walden_mirror_capture ON ${table.name};
@@ -79,7 +85,7 @@ export async function tableAdd(master: PgLink, table: TableInfo): Promise<void> 
      CREATE TRIGGER walden_mirror_capture AFTER INSERT OR UPDATE OR DELETE ON ${table.name}
        FOR EACH ROW EXECUTE FUNCTION walden_mirror.capture_row(${args});
      CREATE TRIGGER walden_mirror_truncate AFTER TRUNCATE ON ${table.name}
-       FOR EACH STATEMENT EXECUTE FUNCTION walden_mirror.capture_truncate();
+       FOR EACH STATEMENT EXECUTE FUNCTION walden_mirror.capture_truncate(${quoteLiteral(table.name)});
      INSERT INTO walden_mirror.mirrored_table (table_name, key_columns, always_identity)
        VALUES (${quoteLiteral(table.name)}, ${quoteLiteral(textArrayLiteral(table.keyColumns))}, ${quoteLiteral(textArrayLiteral(table.alwaysIdentity))})
        ON CONFLICT (table_name) DO UPDATE SET key_columns = EXCLUDED.key_columns, always_identity = EXCLUDED.always_identity;

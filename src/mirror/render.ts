@@ -84,8 +84,16 @@ function upsertClause(columns: readonly string[], key: readonly string[]): strin
   return `${target}UPDATE SET ${others.map((column) => `${quoteIdent(column)} = EXCLUDED.${quoteIdent(column)}`).join(', ')}`
 }
 
-function keyMatch(change: Change): { from: string; where: string } {
-  const key = columnsOf(change.key!)
+/**
+ * The primary key recorded by mirror-add-table. The key image holds every column that is not a non-key column by the
+ * trigger's list, so it can also hold columns added to the table since; only the key is compared.
+ */
+function keyOf(change: Change, keys: TableKeys): readonly string[] {
+  return keys.get(change.table)?.keyColumns ?? columnsOf(change.key!)
+}
+
+function keyMatch(change: Change, keys: TableKeys): { from: string; where: string } {
+  const key = keyOf(change, keys)
   return {
     from: `pg_catalog.jsonb_populate_record(NULL::${change.table}, ${quoteLiteral(change.key!)}) AS k`,
     where: key.map((column) => `d.${quoteIdent(column)} = k.${quoteIdent(column)}`).join(' AND '),
@@ -98,7 +106,7 @@ function describeChange(xid: string, what: string, change: Change): string {
 
 function updateSql(xid: string, change: Change, keys: TableKeys, mode: ConflictMode): string {
   const table = change.table
-  const key = columnsOf(change.key!)
+  const key = keyOf(change, keys)
   const columns = columnsOf(change.row!)
   // Unchanged key columns and identity columns GENERATED ALWAYS are left alone: the latter may not be assigned, even
   // to their own value, and cannot have changed on the master either.
@@ -106,7 +114,7 @@ function updateSql(xid: string, change: Change, keys: TableKeys, mode: ConflictM
   const assigned = columns.filter(
     (column) => (!key.includes(column) || change.changedKeys.includes(column)) && !fixed.includes(column),
   )
-  const match = keyMatch(change)
+  const match = keyMatch(change, keys)
   const expect = `pg_catalog.count(*), ${quoteLiteral(describeChange(xid, 'UPDATE of', change))}`
   if (assigned.length === 0) {
     if (mode === 'overwrite') return insertSql({ ...change, op: 'i' }, keys, mode)
@@ -128,8 +136,8 @@ function splitOnConflict(insert: string): [string, string] {
   return at < 0 ? [insert, ''] : [insert.slice(0, at), insert.slice(at)]
 }
 
-function deleteSql(xid: string, change: Change, mode: ConflictMode): string {
-  const match = keyMatch(change)
+function deleteSql(xid: string, change: Change, keys: TableKeys, mode: ConflictMode): string {
+  const match = keyMatch(change, keys)
   const del = `DELETE FROM ${change.table} AS d USING ${match.from} WHERE ${match.where}`
   if (mode === 'overwrite') return del
   const expect = `pg_catalog.count(*), ${quoteLiteral(describeChange(xid, 'DELETE from', change))}`
@@ -143,7 +151,7 @@ export function changeSql(xid: string, change: Change, keys: TableKeys, mode: Co
     case 'u':
       return updateSql(xid, change, keys, mode)
     case 'd':
-      return deleteSql(xid, change, mode)
+      return deleteSql(xid, change, keys, mode)
     case 't':
       return `TRUNCATE ONLY ${change.table}`
   }

@@ -7,6 +7,22 @@ export const MIRROR_SCHEMA = 'walden_mirror'
 /** The channel capture notifies at commit; mirror-run LISTENs to it. */
 export const NOTIFY_CHANNEL = 'walden_mirror'
 
+/**
+ * The advisory locks a sleeping mirror-run holds (see WAKE_NEEDED below): first key SLEEP_LOCK_KEY, second the slot,
+ * 0 to SLEEP_SLOTS - 1. mirror-run's one-per-host lock has another first key.
+ */
+export const SLEEP_LOCK_KEY = 0x57_4d_53_4c // 'WMSL'
+export const SLEEP_SLOTS = 4
+
+// A NOTIFY makes the committing transaction take a database-wide lock until its commit record is flushed, which
+// serialises the commits of every notifying transaction: under load that halves the master's throughput. So capture
+// notifies only when a mirror-run is asleep and needs waking. A sleeping mirror-run holds one of SLEEP_SLOTS advisory
+// locks exclusively; a capturing transaction tries to take all of them shared (first row: shared lock table; later
+// rows: its own lock table). If it gets them all, no mirror-run can fall asleep until it ends (it cannot take a slot),
+// and the mirror-run's check after taking a slot sees the transaction committed. If one is taken, someone is asleep and
+// the transaction notifies; the notification reaches every listener at commit.
+const WAKE_NEEDED = Array.from({ length: SLEEP_SLOTS }, (_, slot) => `pg_catalog.pg_try_advisory_xact_lock_shared(${SLEEP_LOCK_KEY}, ${slot})`).join(' AND ')
+
 export const MASTER_SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS walden_mirror;
 
@@ -14,8 +30,10 @@ CREATE SCHEMA IF NOT EXISTS walden_mirror;
 -- xid is the top-level 64-bit transaction id, so changes made under a savepoint belong to their transaction, and a
 -- rolled-back savepoint takes its rows with it. key_image is the old primary key (UPDATE, DELETE), row_image the
 -- new row (INSERT, UPDATE), both jsonb keyed by column name: NULL stays JSON null, never an empty string.
+-- seq_id orders changes; it has no index (one index less to maintain on every captured row): changes are always
+-- read by xid. Its sequence must keep the default CACHE 1, so that values follow the order of the calls.
 CREATE TABLE IF NOT EXISTS walden_mirror.change (
-  seq_id      bigserial PRIMARY KEY,
+  seq_id      bigserial NOT NULL,
   xid         bigint NOT NULL,
   table_name  text NOT NULL,
   op          "char" NOT NULL CHECK (op IN ('i', 'u', 'd', 't')),
@@ -71,33 +89,30 @@ CREATE TABLE IF NOT EXISTS walden_mirror.host (
   stalled_since timestamptz
 );
 
--- The row trigger. TG_ARGV[0] lists the primary-key columns and TG_ARGV[1] the generated columns (left out: the host
--- computes its own), both as text[] literals fixed by mirror-add-table. SECURITY DEFINER so that users who may
--- write the table need no rights on the queue; every name in the body is schema-qualified for the same reason.
+-- The row trigger, on the hot path of every write to a mirrored table, so it runs no query but its INSERT: its
+-- arguments, fixed by mirror-add-table, are the quoted table name (TG_ARGV[0]), the columns left out of the row image
+-- (TG_ARGV[1]: generated columns, which the host computes itself) and the columns left out of the key image
+-- (TG_ARGV[2]: all but the primary key), the last two as text[] literals. txid_current() is the top-level 64-bit
+-- transaction id (pg_current_xact_id() without the cast through text). SECURITY DEFINER so that users who may write
+-- the table need no rights on the queue; every name in the body is schema-qualified for the same reason.
 CREATE OR REPLACE FUNCTION walden_mirror.capture_row() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $body$
-DECLARE
-  this_xid bigint := pg_catalog.pg_current_xact_id()::text::bigint;
-  this_table text := pg_catalog.quote_ident(TG_TABLE_SCHEMA) || '.' || pg_catalog.quote_ident(TG_TABLE_NAME);
-  old_row jsonb;
-  old_key jsonb;
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO walden_mirror.change (xid, table_name, op, row_image)
-    VALUES (this_xid, this_table, 'i', pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'i', pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO walden_mirror.change (xid, table_name, op, key_image, row_image)
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'u', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::text[],
+            pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
   ELSE
-    old_row := pg_catalog.to_jsonb(OLD);
-    SELECT pg_catalog.jsonb_object_agg(k, old_row OPERATOR(pg_catalog.->) k) INTO old_key
-      FROM pg_catalog.unnest(TG_ARGV[0]::text[]) AS k;
-    IF TG_OP = 'UPDATE' THEN
-      INSERT INTO walden_mirror.change (xid, table_name, op, key_image, row_image)
-      VALUES (this_xid, this_table, 'u', old_key, pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
-    ELSE
-      INSERT INTO walden_mirror.change (xid, table_name, op, key_image) VALUES (this_xid, this_table, 'd', old_key);
-    END IF;
+    INSERT INTO walden_mirror.change (xid, table_name, op, key_image)
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'd', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::text[]);
   END IF;
   -- Delivered at commit only, and once per transaction however often it is called.
-  PERFORM pg_catalog.pg_notify('${NOTIFY_CHANNEL}', '');
+  IF NOT (${WAKE_NEEDED}) THEN
+    PERFORM pg_catalog.pg_notify('${NOTIFY_CHANNEL}', '');
+  END IF;
   RETURN NULL;
 END
 $body$;
@@ -106,9 +121,10 @@ CREATE OR REPLACE FUNCTION walden_mirror.capture_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $body$
 BEGIN
   INSERT INTO walden_mirror.change (xid, table_name, op)
-  VALUES (pg_catalog.pg_current_xact_id()::text::bigint,
-          pg_catalog.quote_ident(TG_TABLE_SCHEMA) || '.' || pg_catalog.quote_ident(TG_TABLE_NAME), 't');
-  PERFORM pg_catalog.pg_notify('${NOTIFY_CHANNEL}', '');
+  VALUES (pg_catalog.txid_current(), TG_ARGV[0], 't');
+  IF NOT (${WAKE_NEEDED}) THEN
+    PERFORM pg_catalog.pg_notify('${NOTIFY_CHANNEL}', '');
+  END IF;
   RETURN NULL;
 END
 $body$;

@@ -1,6 +1,7 @@
 // mirror-run: deliver the master's transactions to one host. With --once, until nothing is pending (or the host stalls);
-// otherwise as a daemon that wakes on the NOTIFY capture sends at commit, and polls every --mirror-interval seconds in
-// case a notification was missed (a dropped connection) or a stalled transaction is to be retried.
+// otherwise as a daemon: it works while there is work, and when there is none it sleeps until the NOTIFY a capturing
+// transaction sends at commit (capture notifies only while some mirror-run sleeps: see schema.ts), polling every
+// --mirror-interval seconds in case a notification was missed (a dropped connection) or to retry a stalled transaction.
 
 import { fail, WaldenError } from '../../common/errors.js'
 import { log } from '../../common/log.js'
@@ -16,8 +17,12 @@ import { RepeatFilter } from '../../mirror/repeat-filter.js'
 import { cycleRun, errorText } from '../../mirror/run.js'
 import type { Mirror, Stall } from '../../mirror/run.js'
 import { NOTIFY_CHANNEL } from '../../mirror/schema.js'
+import { sleepSlotRelease, sleepSlotTake } from '../../mirror/sleep-slot.js'
 import type { MirrorTarget } from '../../mirror/target.js'
 import type { Command } from '../command.js'
+
+// How soon to look again when capturing transactions are in flight and no notification can be relied on.
+const BUSY_POLL_MS = 200
 
 interface Connected extends Mirror {
   close(): Promise<void>
@@ -108,6 +113,12 @@ async function runDaemon(cfg: Config, hostName: string): Promise<number> {
     })
 
   log.info(`mirror host '${hostName}': delivering, polling every ${intervalMs / 1000} s`)
+  // The sleep slot held while waiting for a notification (see sleep-slot.ts); undefined while working.
+  let slot: number | undefined
+  const wakeUp = async (): Promise<void> => {
+    if (slot !== undefined && mirror !== undefined) await sleepSlotRelease(mirror.master, slot)
+    slot = undefined
+  }
   for (;;) {
     try {
       if (mirror === undefined) {
@@ -122,6 +133,7 @@ async function runDaemon(cfg: Config, hostName: string): Promise<number> {
       const result = await cycleRun(mirror)
       if (result.delivered > 0) log.detail(`mirror host '${hostName}': ${result.delivered} transaction(s) delivered`)
       if (result.stall) {
+        await wakeUp()
         const message = stallMessage(hostName, result.stall)
         const count = errors.report(message)
         if (count !== undefined) {
@@ -133,13 +145,28 @@ async function runDaemon(cfg: Config, hostName: string): Promise<number> {
         continue
       }
       errors.reset()
-      if (!result.more) await sleep(intervalMs, true)
+      if (result.more || result.delivered > 0) {
+        await wakeUp()
+        continue
+      }
+      if (slot !== undefined) {
+        // Nothing pending, and from the moment the slot was taken every capturing transaction notifies.
+        await sleep(intervalMs, true)
+        await wakeUp()
+        continue
+      }
+      slot = await sleepSlotTake(mirror.master)
+      // Without a slot, capturing transactions are in flight: look again shortly. With one, the next cycle is the
+      // check that decides whether to sleep.
+      if (slot === undefined) await sleep(Math.min(intervalMs, BUSY_POLL_MS), false)
     } catch (error) {
       // A configuration mistake will not fix itself; anything else (a lost connection) is retried.
       if (error instanceof WaldenError && !(error instanceof SqlError) && error.kind !== 'DbConnect' && error.kind !== 'FileWrite') throw error
       const message = `mirror host '${hostName}': ${errorText(error)}`
       const count = errors.report(message)
       if (count !== undefined) log.error(count === 1 ? message : `${message} (${count} times so far)`)
+      // A session-level slot goes with the connection.
+      slot = undefined
       await mirror?.close()
       mirror = undefined
       await sleep(Math.min(intervalMs, 5000), false)
