@@ -5,7 +5,7 @@
 import { SqlError } from '../pg/link.js'
 import type { PgLink } from '../pg/link.js'
 import { HOST_SCHEMA_SQL } from './host-schema.js'
-import { sequenceSql } from './render.js'
+import { sequenceSql, withoutCommitWait } from './render.js'
 import type { MasterTxn, SequenceValue } from './render.js'
 import type { ApplyOutcome, MirrorTarget } from './target.js'
 
@@ -39,7 +39,8 @@ export function databaseTarget(link: PgLink): MirrorTarget {
         }
         const chunk = txns.slice(done, end)
         try {
-          await link.script(chunk.map((rendered) => rendered.sql).join(''))
+          // Only the last transaction of the round trip waits for its commit to be flushed (see withoutCommitWait).
+          await link.script(chunk.map((rendered, at) => (at < chunk.length - 1 ? withoutCommitWait(rendered.sql) : rendered.sql)).join(''))
           done = end
         } catch (error) {
           if (!(error instanceof SqlError)) throw error

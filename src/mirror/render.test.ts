@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { changeSql, quoteIdent, quoteLiteral, sequenceSql, transactionSql } from './render.js'
+import { changeSql, quoteIdent, quoteLiteral, sequenceSql, transactionSql, withoutCommitWait } from './render.js'
 import type { Change, MasterTxn, TableKeys } from './render.js'
 
 const keys: TableKeys = new Map([['public.t', { keyColumns: ['id'], alwaysIdentity: ['serial_no'] }]])
@@ -64,4 +64,12 @@ test('one host transaction per master transaction: guard first, changes in order
   assert.match(lines[5]!, /setval\(E'public\.t_id_seq', 5\)/)
   assert.equal(lines[6], 'COMMIT;')
   assert.equal(lines.length, 7)
+})
+
+test('a transaction that does not wait for its commit flush differs only by that setting', () => {
+  const txn: MasterTxn = { xid: '1', tick: '1', lastSeqId: '1', inCopy: false, changes: [change({ op: 't' })] }
+  const sql = transactionSql(txn, keys, [], 'error')
+  const lines = withoutCommitWait(sql).split('\n')
+  assert.equal(lines[1], 'SET LOCAL synchronous_commit = off;')
+  assert.equal([lines[0], ...lines.slice(2)].join('\n'), sql)
 })

@@ -166,6 +166,19 @@ export function sequenceSql(sequence: SequenceValue): string {
   )
 }
 
+const BEGIN_LINE = 'BEGIN ISOLATION LEVEL REPEATABLE READ;\n'
+
+/**
+ * The same host transaction committed without waiting for its WAL flush. Only for transactions followed, in the same
+ * round trip, by one that does wait: its flush makes every earlier commit durable too (WAL is written in order), and
+ * the master records the host's position only after that round trip. So one fsync serves a whole round trip instead
+ * of one per transaction, and a host crash can lose only transactions the master has not recorded as delivered.
+ */
+export function withoutCommitWait(sql: string): string {
+  if (!sql.startsWith(BEGIN_LINE)) throw new Error('withoutCommitWait: not a rendered transaction')
+  return `${BEGIN_LINE}SET LOCAL synchronous_commit = off;\n${sql.slice(BEGIN_LINE.length)}`
+}
+
 /** The whole host transaction, one statement per line. */
 export function transactionSql(
   txn: MasterTxn,
@@ -174,7 +187,7 @@ export function transactionSql(
   mode: ConflictMode,
 ): string {
   const lines = [
-    'BEGIN ISOLATION LEVEL REPEATABLE READ;',
+    BEGIN_LINE.trimEnd(),
     'SET CONSTRAINTS ALL DEFERRED;',
     // The replay guard: a second attempt fails here, before it changes anything.
     `INSERT INTO walden_mirror.applied (master_xid, tick, last_seq_id) VALUES (${txn.xid}, ${txn.tick}, ${txn.lastSeqId});`,
