@@ -14,6 +14,10 @@ const ROUND_TRIP_TXNS = 100
 const ROUND_TRIP_BYTES = 4 * 1024 * 1024
 
 export function databaseTarget(link: PgLink): MirrorTarget {
+  // Whether transactions may have been committed without a later waiting commit: after a round trip that failed
+  // part-way, and at start (a previous mirror-run may have been killed in the middle of one).
+  let unflushed = true
+
   const appliedAmong = async (xids: readonly string[]): Promise<Set<string>> => {
     if (xids.length === 0) return new Set()
     const rows = await link.query('SELECT master_xid FROM walden_mirror.applied WHERE master_xid = ANY($1::bigint[])', [xids])
@@ -24,6 +28,8 @@ export function databaseTarget(link: PgLink): MirrorTarget {
     description: link.where,
     async prepare() {
       await link.script(HOST_SCHEMA_SQL)
+      // A waiting commit must wait, whatever the host's configuration says.
+      await link.query("SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off'")
     },
     alreadyApplied(txns) {
       return appliedAmong(txns.map((txn) => txn.xid))
@@ -40,7 +46,9 @@ export function databaseTarget(link: PgLink): MirrorTarget {
         const chunk = txns.slice(done, end)
         try {
           // Only the last transaction of the round trip waits for its commit to be flushed (see withoutCommitWait).
+          unflushed = true
           await link.script(chunk.map((rendered, at) => (at < chunk.length - 1 ? withoutCommitWait(rendered.sql) : rendered.sql)).join(''))
+          unflushed = false
           done = end
         } catch (error) {
           if (!(error instanceof SqlError)) throw error
@@ -57,6 +65,13 @@ export function databaseTarget(link: PgLink): MirrorTarget {
         }
       }
       return { applied: done }
+    },
+    async durable() {
+      if (!unflushed) return
+      await link.query(
+        'INSERT INTO walden_mirror.flush_mark (one, at) VALUES (true, now()) ON CONFLICT (one) DO UPDATE SET at = EXCLUDED.at',
+      )
+      unflushed = false
     },
     async positionRecorded(txn: MasterTxn) {
       await link.query('DELETE FROM walden_mirror.applied WHERE (tick, last_seq_id) <= ($1::bigint, $2::bigint)', [txn.tick, txn.lastSeqId])

@@ -85,6 +85,8 @@ export async function fileTarget(dir: string, hostId: number, hostName: string):
       if (txns.length > 0) await syncFolder(dir)
       return { applied: txns.length }
     },
+    // Every file and the folder are fsynced in apply().
+    async durable() {},
     async positionRecorded() {},
     async sequencesFollow() {},
     async close() {},

@@ -10,6 +10,12 @@ CREATE TABLE IF NOT EXISTS walden_mirror.applied (
   last_seq_id bigint NOT NULL,
   applied_at  timestamptz NOT NULL DEFAULT now()
 );
+-- Written (with a waiting commit) to flush the WAL of transactions committed without waiting, before the master is
+-- told the host has them.
+CREATE TABLE IF NOT EXISTS walden_mirror.flush_mark (
+  one boolean PRIMARY KEY DEFAULT true CHECK (one),
+  at  timestamptz NOT NULL
+);
 -- Fails the statement unless exactly one row was touched: an UPDATE or DELETE that finds no row is a conflict.
 -- SQLSTATE P0002 (no_data_found) lets walden tell it from other errors.
 CREATE OR REPLACE FUNCTION walden_mirror.expect_row(touched bigint, what text) RETURNS void

@@ -101,6 +101,7 @@ export async function cycleRun(mirror: Mirror): Promise<CycleResult> {
 async function positionAt(mirror: Mirror, host: HostRow, txns: readonly MasterTxn[], count: number): Promise<void> {
   if (count === 0) return
   const last = txns[count - 1]!
+  await mirror.target.durable()
   await positionRecord(mirror.master, host, last)
   await mirror.target.positionRecorded(last)
 }

@@ -23,6 +23,8 @@ export interface MirrorTarget {
   alreadyApplied(txns: readonly MasterTxn[]): Promise<Set<string>>
   /** Applies transactions in order, each as one host transaction, stopping at the first failure. */
   apply(txns: readonly RenderedTxn[]): Promise<ApplyOutcome>
+  /** Makes everything the host has committed durable; called before the master records the host's position. */
+  durable(): Promise<void>
   /** Called once the master has recorded the host's position: guard rows up to it are no longer needed. */
   positionRecorded(txn: MasterTxn): Promise<void>
   /** Moves sequences forward when the host is caught up (values consumed by rolled-back transactions). */
