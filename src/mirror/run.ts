@@ -15,6 +15,10 @@ import type { MirrorTarget, RenderedTxn } from './target.js'
 /** Transactions fetched per cycle. */
 const BATCH_TXNS = 1000
 
+// Purge takes a lock that makes every host's position update wait for it: a busy mirror-run purges every few seconds,
+// not after every cycle.
+const PURGE_EVERY_MS = 5000
+
 export interface Stall {
   xid: string
   error: string
@@ -42,6 +46,8 @@ export interface Mirror {
   target: MirrorTarget
   hostName: string
   conflict: ConflictMode
+  /** When this mirror-run last purged (Date.now()); undefined before the first time. */
+  purgedAt?: number
 }
 
 export async function cycleRun(mirror: Mirror): Promise<CycleResult> {
@@ -93,7 +99,10 @@ export async function cycleRun(mirror: Mirror): Promise<CycleResult> {
     return { delivered, more, stall: { xid: txn.xid, error: error.full, conflict } }
   }
   await positionAt(mirror, host, txns, txns.length)
-  await purge(master)
+  if (mirror.purgedAt === undefined || Date.now() - mirror.purgedAt >= PURGE_EVERY_MS) {
+    await purge(master)
+    mirror.purgedAt = Date.now()
+  }
   return { delivered, more }
 }
 
