@@ -115,6 +115,7 @@ async function runDaemon(cfg: Config, hostName: string): Promise<number> {
   log.info(`mirror host '${hostName}': delivering, polling every ${intervalMs / 1000} s`)
   // The sleep slot held while waiting for a notification (see sleep-slot.ts); undefined while working.
   let slot: number | undefined
+  let connectedOnce = false
   const wakeUp = async (): Promise<void> => {
     if (slot !== undefined && mirror !== undefined) await sleepSlotRelease(mirror.master, slot)
     slot = undefined
@@ -123,6 +124,7 @@ async function runDaemon(cfg: Config, hostName: string): Promise<number> {
     try {
       if (mirror === undefined) {
         mirror = await connect(cfg, hostName, true)
+        connectedOnce = true
         mirror.master.onNotify(() => {
           notified = true
           wake?.()
@@ -160,8 +162,10 @@ async function runDaemon(cfg: Config, hostName: string): Promise<number> {
       // check that decides whether to sleep.
       if (slot === undefined) await sleep(Math.min(intervalMs, BUSY_POLL_MS), false)
     } catch (error) {
-      // A configuration mistake will not fix itself; anything else (a lost connection) is retried.
-      if (error instanceof WaldenError && !(error instanceof SqlError) && error.kind !== 'DbConnect' && error.kind !== 'FileWrite') throw error
+      // A configuration mistake will not fix itself; anything else (a lost connection) is retried. So is the per-host
+      // lock after a reconnection: the server may not have noticed yet that the previous session is gone.
+      const retried = ['DbConnect', 'FileWrite', ...(connectedOnce ? ['LockAcquire'] : [])]
+      if (error instanceof WaldenError && !(error instanceof SqlError) && !retried.includes(error.kind)) throw error
       const message = `mirror host '${hostName}': ${errorText(error)}`
       const count = errors.report(message)
       if (count !== undefined) log.error(count === 1 ? message : `${message} (${count} times so far)`)
