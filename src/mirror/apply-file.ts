@@ -9,6 +9,7 @@ import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from '../common/errors.js'
 import { HOST_SCHEMA_SQL } from './host-schema.js'
+import { statementsSql } from './render.js'
 import type { MasterTxn } from './render.js'
 import type { ApplyOutcome, MirrorTarget, RenderedTxn } from './target.js'
 
@@ -71,12 +72,12 @@ export async function fileTarget(dir: string, hostId: number, hostName: string):
     },
     async apply(txns: readonly RenderedTxn[]): Promise<ApplyOutcome> {
       const now = new Date()
-      for (const { txn, sql } of txns) {
+      for (const { txn, statements } of txns) {
         const prefix = namePrefix(hostId, txn)
         const name = `${prefix}${stamp(now)}_XID${txn.xid}.sql`
         const header = `-- walden mirror: master transaction ${txn.xid} for host '${hostName}' (order ${txn.tick}/${txn.lastSeqId})\n`
         try {
-          await writeDurably(dir, name, header + sql)
+          await writeDurably(dir, name, header + statementsSql(statements))
         } catch (error) {
           fail('FileWrite', `unable to write mirror file '${join(dir, name)}': ${(error as Error).message}`, { cause: error })
         }

@@ -1,6 +1,18 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { changeSql, quoteIdent, quoteLiteral, sequenceSql, transactionSql, withoutCommitWait } from './render.js'
+import {
+  changeSql,
+  changeStatement,
+  quoteIdent,
+  quoteLiteral,
+  sequenceSql,
+  statementPrepared,
+  statementsSql,
+  statementVaries,
+  transactionSql,
+  transactionStatements,
+  withoutCommitWait,
+} from './render.js'
 import type { Change, MasterTxn, TableKeys } from './render.js'
 
 const keys: TableKeys = new Map([['public.t', { keyColumns: ['id'], alwaysIdentity: ['serial_no'] }]])
@@ -26,7 +38,10 @@ test('insert names its columns and lets identity values through', () => {
 test('update sets changed key columns and all others but identity ALWAYS, and must touch one row', () => {
   const unchangedKey = changeSql('7', change({ op: 'u', key: '{"id": 1}', row: '{"id": 1, "name": "y", "serial_no": 3}' }), keys, 'error')
   assert.match(unchangedKey, /^WITH w AS \(UPDATE public\.t AS d SET "name" = r\."name" FROM /)
-  assert.match(unchangedKey, /WHERE d\."id" = k\."id" RETURNING 1\) SELECT walden_mirror\.expect_row\(pg_catalog\.count\(\*\), E'master transaction 7: UPDATE of public\.t key \{"id": 1\}'\) FROM w$/)
+  assert.match(
+    unchangedKey,
+    /WHERE d\."id" = k\."id" RETURNING 1\) SELECT walden_mirror\.expect_row\(pg_catalog\.count\(\*\), E'master transaction ' \|\| E'7' \|\| E': UPDATE of public\.t key ' \|\| E'\{"id": 1\}'::text\) FROM w$/,
+  )
   const keyChange = changeSql('7', change({ op: 'u', key: '{"id": 1}', row: '{"id": 2, "name": "y"}', changedKeys: ['id'] }), keys, 'error')
   assert.match(keyChange, /SET "id" = r\."id", "name" = r\."name" /)
   const overwrite = changeSql('7', change({ op: 'u', key: '{"id": 1}', row: '{"id": 1, "name": "y"}' }), keys, 'overwrite')
@@ -69,7 +84,18 @@ test('one host transaction per master transaction: guard first, changes in order
 test('a transaction that does not wait for its commit flush differs only by that setting', () => {
   const txn: MasterTxn = { xid: '1', tick: '1', lastSeqId: '1', inCopy: false, changes: [change({ op: 't' })] }
   const sql = transactionSql(txn, keys, [], 'error')
-  const lines = withoutCommitWait(sql).split('\n')
+  const lines = statementsSql(withoutCommitWait(transactionStatements(txn, keys, [], 'error'))).split('\n')
   assert.equal(lines[1], 'SET LOCAL synchronous_commit = off;')
   assert.equal([lines[0], ...lines.slice(2)].join('\n'), sql)
+})
+
+test('a change prepared once runs with its values as arguments; inline and prepared say the same', () => {
+  const update = changeStatement('7', change({ op: 'u', key: '{"id": 1}', row: '{"id": 1, "name": "it\'s"}' }), keys, 'error')
+  assert.ok(statementVaries(update))
+  const { body, args } = statementPrepared(update)
+  assert.doesNotMatch(body, /\u0000/)
+  assert.match(body, /jsonb_populate_record\(NULL::public\.t, \$1\) AS r, pg_catalog\.jsonb_populate_record\(NULL::public\.t, \$2\) AS k/)
+  assert.match(body, /E'master transaction ' \|\| \$3 \|\| E': UPDATE of public\.t key ' \|\| \$2::text/)
+  assert.equal(args, `E'{"id": 1, "name": "it''s"}', E'{"id": 1}', E'7'`)
+  assert.ok(!statementVaries(changeStatement('7', change({ op: 't' }), keys, 'error')))
 })

@@ -8,7 +8,7 @@ import type { PgLink } from '../pg/link.js'
 import { tickRun } from './order.js'
 import { batchFetch, hostLoad, positionRecord, purge, sequencesLoad, stallRecord, tableKeysLoad } from './queue.js'
 import type { HostRow } from './queue.js'
-import { transactionSql } from './render.js'
+import { transactionStatements } from './render.js'
 import type { ConflictMode, MasterTxn } from './render.js'
 import type { MirrorTarget, RenderedTxn } from './target.js'
 
@@ -77,7 +77,7 @@ export async function cycleRun(mirror: Mirror): Promise<CycleResult> {
     let end = index
     const run: RenderedTxn[] = []
     while (end < txns.length && !txns[end]!.inCopy && !already.has(txns[end]!.xid)) {
-      run.push({ txn: txns[end]!, sql: transactionSql(txns[end]!, keys, sequences, mirror.conflict) })
+      run.push({ txn: txns[end]!, statements: transactionStatements(txns[end]!, keys, sequences, mirror.conflict) })
       end++
     }
     const outcome = await target.apply(run)

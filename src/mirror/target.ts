@@ -1,11 +1,11 @@
 // Where a host's transactions go: a database (apply-db.ts) or a folder of SQL files (apply-file.ts).
 
 import type { SqlError } from '../pg/link.js'
-import type { MasterTxn, SequenceValue } from './render.js'
+import type { MasterTxn, SequenceValue, Statement } from './render.js'
 
 export interface RenderedTxn {
   txn: MasterTxn
-  sql: string
+  statements: Statement[]
 }
 
 export interface ApplyOutcome {

@@ -367,25 +367,31 @@ describe(`table mirroring on PostgreSQL ${MAJOR}`, () => {
 
     // An hour between polls: only the notification sent at commit can bring the row over.
     const sleeper = daemon('3600')
-    await sleep(1000)
-    await sql('master', "INSERT INTO acct (name) VALUES ('woken by notify')")
-    await until('the daemon applied the new row', () => hostHas('woken by notify'))
-    await stop(sleeper.child)
+    try {
+      await sleep(1000)
+      await sql('master', "INSERT INTO acct (name) VALUES ('woken by notify')")
+      await until('the daemon applied the new row', () => hostHas('woken by notify'))
+    } finally {
+      await stop(sleeper.child)
+    }
 
     const alertLog = join(dir.path, 'files-parent', 'alerts.txt')
     await sql('h1', "DELETE FROM acct WHERE name = 'woken by notify'")
     await sql('master', "UPDATE acct SET note = 'stalls' WHERE name = 'woken by notify'")
     await sql('master', "INSERT INTO acct (name) VALUES ('behind the stall')")
     const retrying = daemon('0.2', ['--log-level-console=info', `--mirror-alert-command=echo "$WALDEN_MIRROR_XID" >> ${alertLog}`])
-    await until('the stall was retried a few times', async () => {
-      const [row] = await sql('master', "SELECT extract(epoch FROM now() - stalled_since)::float AS stalled FROM walden_mirror.host WHERE name = 'h1'")
-      return row!['stalled'] !== null && (row!['stalled'] as number) > 1.0
-    })
-    // Fix the host: the next retry goes through.
-    const [{ id }] = (await sql('master', "SELECT id FROM acct WHERE name = 'woken by notify'")) as [{ id: number }]
-    await sql('h1', "INSERT INTO acct (id, name) VALUES ($1, 'woken by notify')", [id])
-    await until('the daemon went past the stall', () => hostHas('behind the stall'))
-    await stop(retrying.child)
+    try {
+      await until('the stall was retried a few times', async () => {
+        const [row] = await sql('master', "SELECT extract(epoch FROM now() - stalled_since)::float AS stalled FROM walden_mirror.host WHERE name = 'h1'")
+        return row!['stalled'] !== null && (row!['stalled'] as number) > 1.0
+      })
+      // Fix the host: the next retry goes through.
+      const [{ id }] = (await sql('master', "SELECT id FROM acct WHERE name = 'woken by notify'")) as [{ id: number }]
+      await sql('h1', "INSERT INTO acct (id, name) VALUES ($1, 'woken by notify')", [id])
+      await until('the daemon went past the stall', () => hostHas('behind the stall'))
+    } finally {
+      await stop(retrying.child)
+    }
     const stallLines = retrying.stderr().split('\n').filter((line) => line.includes("ERROR: mirror host 'h1' stopped at master transaction"))
     assert.equal(stallLines.length, 1, retrying.stderr())
     assert.equal((await readFile(alertLog, 'utf8')).trim().split('\n').length, 1, 'one alert for one stall')
