@@ -48,7 +48,7 @@ const REPO: readonly CommandName[] = [
 ]
 // Commands that talk to the cluster or its data folder.
 const PG: readonly CommandName[] = ['archive-get', 'archive-push', 'backup', 'check', 'restore', 'stanza-create', 'stanza-delete']
-// Table mirroring: commands that talk to the master database (all of them), and those that also need a host.
+// Table mirroring's commands; every one of them talks to the master database.
 const MIRROR: readonly CommandName[] = COMMAND_NAMES.filter((name) => name.startsWith('mirror-'))
 // Options that say how to connect to the cluster: also the master database of table mirroring.
 const PG_CONNECT: readonly CommandName[] = [...PG, ...MIRROR]

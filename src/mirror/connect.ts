@@ -11,7 +11,8 @@ import type { PgLink } from '../pg/link.js'
 function masterTarget(cfg: Config): { target: ConninfoTarget; what: string } {
   const conninfo = cfg.string('mirror-master')
   if (conninfo !== undefined) return { target: conninfoParse(conninfo, 'mirror-master'), what: `master '${conninfoRedact(conninfo)}'` }
-  if (cfg.string('stanza') === undefined && cfg.source('pg1-port') === 'default' && cfg.string('pg1-socket-path') === undefined) {
+  const pg1Given = cfg.source('pg1-port') !== 'default' || cfg.string('pg1-socket-path') !== undefined || cfg.string('pg1-host') !== undefined
+  if (cfg.string('stanza') === undefined && !pg1Given) {
     fail('OptionRequired', `${cfg.command} command requires option 'mirror-master' or a stanza whose pg1-* options name the master`, {
       hint: "give --mirror-master='host=... dbname=...' or --stanza=NAME.",
     })
