@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: walden and pgBackRest side by side on the same throwaway PostgreSQL cluster (issue #3).
 //
-//   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7] [--keep] [--dir=/tmp]
+//   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7,8] [--keep] [--dir=/tmp] [--mirror-seconds=30]
 //                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--walden=worktree|head|dist] [--no-install]
 //                      [--docs|--no-docs]
 //
@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os'
 import { ownedFolder, pgbenchLoad, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
 import { BENCH_DIR, BenchError, childEnvSet, heading, IS_ROOT, killLiveChildren, measureSetup, run, RUN_USER, say } from './lib/proc.mjs'
 import { machineInfo, markdownReport } from './lib/report.mjs'
+import { mirrorMarkdown } from './lib/mirror.mjs'
 import { SCENARIOS } from './lib/scenarios.mjs'
 import { TOOL_LABEL, toolsSetup } from './lib/tools.mjs'
 
@@ -35,7 +36,9 @@ const USAGE = `usage: npm run bench -- [options]
   --scale=N            pgbench scale of the cluster (default 100, about 1.6 GB)
   --runs=N             runs per tool per case (default 5)
   --scenarios=LIST     which scenarios, e.g. 1,3,5 (default all: 1 full backup, 2 incremental, 3 restore,
-                       4 delta restore, 5 archive-push, 6 archive-get and replay, 7 memory)
+                       4 delta restore, 5 archive-push, 6 archive-get and replay, 7 memory, 8 table mirroring;
+                       8 alone, e.g. --scenarios=8, builds no backup cluster and needs no pgBackRest)
+  --mirror-seconds=N   length of each pgbench phase of scenario 8 (default 30)
   --compress-type=T    compression for every scenario but 1, which runs lz4 and zst (default lz4)
   --memory-scales=LIST scales for scenario 7 (default 10 and --scale)
   --dir=PATH           where to create the temporary folder (default ${tmpdir()})
@@ -49,7 +52,7 @@ const USAGE = `usage: npm run bench -- [options]
 `
 
 function parseArgs(argv) {
-  const opts = { scale: 100, runs: 5, scenarios: [1, 2, 3, 4, 5, 6, 7], keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
+  const opts = { scale: 100, runs: 5, mirrorSeconds: 30, scenarios: [1, 2, 3, 4, 5, 6, 7, 8], keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
   const int = (name, value, min) => {
     const n = Number(value)
     if (!Number.isInteger(n) || n < min) throw new BenchError(`--${name} must be an integer ≥ ${min}, not '${value}'`)
@@ -60,9 +63,10 @@ function parseArgs(argv) {
     switch (name) {
       case 'scale': opts.scale = int(name, value, 1); break
       case 'runs': opts.runs = int(name, value, 1); break
+      case 'mirror-seconds': opts.mirrorSeconds = int(name, value, 5); break
       case 'scenarios':
         opts.scenarios = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))].sort((a, b) => a - b)
-        for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 7)`)
+        for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 8)`)
         break
       case 'memory-scales': opts.memoryScales = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))]; break
       case 'compress-type':
@@ -89,7 +93,7 @@ function parseArgs(argv) {
     }
   }
   opts.memoryScales ??= [...new Set([10, opts.scale])]
-  opts.docs ??= opts.scenarios.length === 7
+  opts.docs ??= opts.scenarios.length === Object.keys(SCENARIOS).length
   return opts
 }
 
@@ -221,7 +225,9 @@ async function main() {
     if (code !== 0) throw new BenchError(`running as root needs the '${RUN_USER}' user (PostgreSQL refuses root): install postgresql-15 or create the user (see .ci/run)`)
   }
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
-  const pgbackrestBin = await pgbackrestFind(opts)
+  // Scenario 8 (table mirroring) has a cluster of its own and involves no backup tool.
+  const backupScenarios = opts.scenarios.some((scenario) => scenario <= 7)
+  const pgbackrestBin = backupScenarios ? await pgbackrestFind(opts) : undefined
   if (pgbackrestBin) say(`pgBackRest: ${pgbackrestBin}`)
 
   await mkdir(opts.dir, { recursive: true })
@@ -244,28 +250,32 @@ async function main() {
   const basePort = 20000 + (process.pid % 20000)
   const nextPort = () => basePort + ++portSeq
 
-  heading(`source cluster: PostgreSQL 15, pgbench scale ${opts.scale}, data checksums on`)
-  const port = basePort
-  const dataDir = join(root, 'pgdata')
-  const setup = await toolsSetup({
-    root,
-    name: 'main',
-    stanza: 'bench',
-    dataDir,
-    port,
-    socketDir,
-    waldenProgram: waldenSnap.program,
-    pgbackrestBin,
-    compressType: opts.compressType,
-  })
-  const server = await sourceClusterCreate({ pgBin: opts.pgBin, dataDir, port, socketDir, logFile: join(root, 'pgdata.log'), archiveCommand: setup.archiveCommand })
-  for (const tool of Object.values(setup.tools)) {
-    await tool.run('stanza-create')
-    say(`${tool.label}: stanza created in ${tool.repoPath}`)
+  let setup
+  let server
+  if (backupScenarios) {
+    heading(`source cluster: PostgreSQL 15, pgbench scale ${opts.scale}, data checksums on`)
+    const port = basePort
+    const dataDir = join(root, 'pgdata')
+    setup = await toolsSetup({
+      root,
+      name: 'main',
+      stanza: 'bench',
+      dataDir,
+      port,
+      socketDir,
+      waldenProgram: waldenSnap.program,
+      pgbackrestBin,
+      compressType: opts.compressType,
+    })
+    server = await sourceClusterCreate({ pgBin: opts.pgBin, dataDir, port, socketDir, logFile: join(root, 'pgdata.log'), archiveCommand: setup.archiveCommand })
+    for (const tool of Object.values(setup.tools)) {
+      await tool.run('stanza-create')
+      say(`${tool.label}: stanza created in ${tool.repoPath}`)
+    }
+    await pgbenchLoad(server, opts.scale)
+    // Warm the page cache with the whole cluster so run 1 reads from memory like every later run.
+    await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null 2>&1`], { owner: false, allowFail: true })
   }
-  await pgbenchLoad(server, opts.scale)
-  // Warm the page cache with the whole cluster so run 1 reads from memory like every later run.
-  await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null 2>&1`], { owner: false, allowFail: true })
 
   const ctx = {
     opts,
@@ -296,31 +306,34 @@ async function main() {
     }
   }
 
-  const archiverFailures = await server.sql('select failed_count from pg_stat_archiver')
-  if (archiverFailures !== '0') ctx.notes.push(`the source cluster's archive_command failed ${archiverFailures} time(s) (see its log); PostgreSQL retried`)
-  await server.stop('fast')
+  if (server) {
+    const archiverFailures = await server.sql('select failed_count from pg_stat_archiver')
+    if (archiverFailures !== '0') ctx.notes.push(`the source cluster's archive_command failed ${archiverFailures} time(s) (see its log); PostgreSQL retried`)
+    await server.stop('fast')
+  }
 
   // Report.
   heading(`results (${((Date.now() - started) / 60000).toFixed(1)} min)`)
   const machine = await machineInfo({ dir: root, pgBin: opts.pgBin, pgbackrestBin, waldenVersion: waldenSnap.version, waldenSource: waldenSnap.source })
-  if (!pgbackrestBin) ctx.notes.push('pgBackRest was not installed: walden alone, no ratios')
-  if (opts.scale < 100 || opts.runs < 5) {
+  if (!pgbackrestBin && backupScenarios) ctx.notes.push('pgBackRest was not installed: walden alone, no ratios')
+  if (backupScenarios && (opts.scale < 100 || opts.runs < 5)) {
     ctx.notes.push(
       `scale ${opts.scale} with ${opts.runs} run(s) is not the reference configuration (scale 100, 5 runs): at a small scale fixed costs (process start-up, connecting, the checkpoint, waiting for the archive) dominate, and with few runs one slow moment of the machine decides a figure; read the targets accordingly`,
     )
   }
-  if (machine.cores <= 2) ctx.notes.push(`a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL and with each other's leftovers (page cache writeback) for the same cores; figures are noisier than on a larger host`)
+  if (backupScenarios && machine.cores <= 2) ctx.notes.push(`a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL and with each other's leftovers (page cache writeback) for the same cores; figures are noisier than on a larger host`)
   const commonText =
     `compression ${opts.compressType} level ${opts.compressType === 'zst' ? 3 : 1} and process-max 2 unless the case says otherwise (same explicit --compress-type/--compress-level/--process-max for both tools), ` +
     'start-fast, repo1-retention-full=2 (expiry runs after each backup, as both tools do by default), repositories and cluster on the same disk, page cache warm, `sync` before each timed command'
   const settings = { commandLine, scale: opts.scale, runs: opts.runs, scenarios: opts.scenarios, commonText }
-  const markdown = markdownReport({ machine, settings, cases: ctx.cases, notes: ctx.notes, hasPgbackrest: Boolean(pgbackrestBin) })
+  const sections = ctx.mirror ? [mirrorMarkdown(ctx.mirror)] : []
+  const markdown = markdownReport({ machine, settings, cases: ctx.cases, notes: ctx.notes, hasPgbackrest: Boolean(pgbackrestBin), sections })
   process.stdout.write(`\n${markdown}\n`)
 
   const resultsDir = join(BENCH_DIR, 'results')
   await mkdir(resultsDir, { recursive: true })
   const stamp = machine.date.replace(/[:.]/g, '-')
-  const json = { machine, settings, cases: ctx.cases.map((c) => c.toJSON()), notes: ctx.notes }
+  const json = { machine, settings, cases: ctx.cases.map((c) => c.toJSON()), mirror: ctx.mirror, notes: ctx.notes }
   await writeFile(join(resultsDir, `${stamp}.json`), JSON.stringify(json, null, 2) + '\n')
   await writeFile(join(resultsDir, 'latest.md'), `# walden vs pgBackRest: latest bench run\n\n${markdown}\n`)
   say(`wrote bench/results/${stamp}.json and bench/results/latest.md`)
@@ -328,7 +341,7 @@ async function main() {
     await docsWrite(markdown)
     say('wrote docs/benchmarks.md')
   } else {
-    const why = failure ? 'a scenario failed' : opts.scenarios.length < 7 ? 'not every scenario ran; --docs forces it' : '--no-docs'
+    const why = failure ? 'a scenario failed' : opts.scenarios.length < Object.keys(SCENARIOS).length ? 'not every scenario ran; --docs forces it' : '--no-docs'
     say(`docs/benchmarks.md not updated (${why})`)
   }
   if (failure) throw failure

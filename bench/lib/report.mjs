@@ -149,9 +149,9 @@ export async function machineInfo({ dir, pgBin, pgbackrestBin, waldenVersion, wa
 // ---------------------------------------------------------------------------------------------------------------
 // Markdown
 
-export function markdownReport({ machine, settings, cases, notes, hasPgbackrest }) {
+export function markdownReport({ machine, settings, cases, notes, hasPgbackrest, sections = [] }) {
   const out = []
-  out.push(`Run ${machine.date} with \`${settings.commandLine}\`: **scale ${settings.scale}, ${settings.runs} run(s) per tool per case**` + (settings.scenarios.length < 7 ? `, scenarios ${settings.scenarios.join(', ')}` : '') + '.')
+  out.push(`Run ${machine.date} with \`${settings.commandLine}\`: **scale ${settings.scale}, ${settings.runs} run(s) per tool per case**` + (settings.scenarios.length < 8 ? `, scenarios ${settings.scenarios.join(', ')}` : '') + '.')
   out.push('')
   out.push('| machine | |')
   out.push('|---|---|')
@@ -225,6 +225,8 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest 
     for (const c of group) for (const note of c.notes) out.push(`- ${c.title}: ${note}`)
     if (group.some((c) => c.notes.length > 0)) out.push('')
   }
+  // Scenarios with a layout of their own (8, table mirroring), already in markdown.
+  for (const section of sections) out.push(section)
   if (notes.length > 0) {
     out.push('### Notes')
     out.push('')

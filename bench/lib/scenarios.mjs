@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { ownedFile, ownedFolder, pgbenchLoad, restoredConfAppend, Server, sourceClusterCreate } from './cluster.mjs'
 import { BenchError, heading, measure, run, say } from './proc.mjs'
 import { Case, fmtMB, fmtS, median, ratioTarget, sampleLine, summary } from './report.mjs'
+import { scenarioMirror } from './mirror.mjs'
 import { PGBACKREST, toolsSetup, WALDEN } from './tools.mjs'
 
 const COMPRESS_LEVEL = { lz4: 1, zst: 3, gz: 6, none: 0 }
@@ -610,6 +611,7 @@ export const SCENARIOS = {
   5: scenarioArchivePush,
   6: scenarioArchiveGet,
   7: scenarioMemory,
+  8: scenarioMirror,
 }
 
 export { summary }

@@ -36,7 +36,7 @@ const ERROR_MEANINGS: Record<keyof typeof ERROR_CODES, string> = {
   FileWrite: 'a file cannot be written',
   ParamInvalid: 'a command parameter is wrong',
   ArchiveTimeout: 'WAL did not reach the archive within archive-timeout',
-  ReplicationLag: 'replication-status: a standby or slot is behind --max-lag-bytes/--max-lag-seconds, or no standby is connected',
+  ReplicationLag: 'replication-status or mirror-status: a standby, slot or mirror host is behind --max-lag-bytes/--max-lag-seconds (or no standby is connected)',
   SplitBrain: 'promote refused: the primary can still be reached and accepts writes',
   PgState: 'the server is not in the state the command needs (promote on a server that is not a standby)',
   RepoInvalid: 'the stanza or repository is missing or damaged',

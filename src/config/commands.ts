@@ -9,6 +9,16 @@ export const COMMAND_NAMES = [
   'expire',
   'help',
   'info',
+  'mirror-add-host',
+  'mirror-add-table',
+  'mirror-clean',
+  'mirror-init-host',
+  'mirror-remove-host',
+  'mirror-remove-table',
+  'mirror-run',
+  'mirror-setup',
+  'mirror-status',
+  'mirror-teardown',
   'promote',
   'replication-status',
   'restore',
@@ -120,6 +130,101 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     lock: 'none',
     stanzaRequired: false,
     logFile: false,
+  },
+  'mirror-add-host': {
+    summary: 'Register a host that receives mirrored transactions.',
+    description:
+      'The host starts behind every transaction still queued on the master, and nothing it has not received is purged. ' +
+      'Deliver to it with mirror-run; to start it from a copy of the master instead of identical tables, run mirror-init-host first.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-add-table': {
+    summary: 'Start mirroring a table.',
+    description:
+      'Creates the capture triggers on --table (row changes and TRUNCATE). The table needs a primary key: hosts find rows by it. ' +
+      'Run it again after changing the primary key or adding generated columns.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-clean': {
+    summary: 'Purge queued transactions every mirror host has received.',
+    description: 'With no host left, purges the whole queue. mirror-run also purges after each batch; this is for after mirror-remove-host.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-init-host': {
+    summary: 'Copy the mirrored tables to a host database from one snapshot.',
+    description:
+      'Replaces the content of the mirrored tables in --mirror-target (which must have them) with the master\'s, read in one ' +
+      'snapshot, and records which master transactions that copy contains: mirror-run then delivers exactly the others. ' +
+      'The master may be busy meanwhile.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-remove-host': {
+    summary: 'Unregister a mirror host.',
+    description: 'Releases what the host held back from purge (run mirror-clean afterwards).',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-remove-table': {
+    summary: 'Stop mirroring a table.',
+    description: 'Drops the capture triggers; changes already queued for it are still delivered.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-run': {
+    summary: 'Deliver mirrored transactions to one host.',
+    description:
+      'Applies each committed master transaction as one host transaction, in commit order, to a database (--mirror-target) ' +
+      'or writes it as one SQL file (--mirror-target-path). Runs as a daemon woken by a notification at each commit, polling ' +
+      'every --mirror-interval seconds; with --once it delivers what is pending and exits. A transaction that fails stops the ' +
+      'host there and is retried each cycle (see --mirror-conflict).',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-setup': {
+    summary: 'Install the mirror schema in the master database.',
+    description:
+      'Creates schema walden_mirror (queue, commit order, hosts, capture functions) in the master database: --mirror-master, ' +
+      'or the stanza\'s pg1-* options and pg1-database. Running it again is harmless and updates the functions.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
+  },
+  'mirror-status': {
+    summary: 'Show how far behind each mirror host is.',
+    description:
+      'Per host: transactions and seconds behind, the last transaction applied, and the failing transaction with its error ' +
+      'if the host is stalled. Exits 1 when a host is more than --max-lag-seconds behind.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
+  },
+  'mirror-teardown': {
+    summary: 'Remove the mirror schema and capture triggers from the master.',
+    description: 'Drops the triggers of every mirrored table and schema walden_mirror, with everything still queued.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: true,
   },
   promote: {
     summary: 'Promote a standby to primary.',

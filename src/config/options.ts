@@ -64,6 +64,10 @@ const PG: readonly CommandName[] = [
 ]
 // restore, and standby-create which is restore --type=standby.
 const RESTORE: readonly CommandName[] = ['restore', 'standby-create']
+// Table mirroring's commands; every one of them talks to the master database.
+const MIRROR: readonly CommandName[] = COMMAND_NAMES.filter((name) => name.startsWith('mirror-'))
+// Options that say how to connect to the cluster: also the master database of table mirroring.
+const PG_CONNECT: readonly CommandName[] = [...PG, ...MIRROR]
 const ALL: readonly CommandName[] = COMMAND_NAMES
 const RUNNING: readonly CommandName[] = ALL.filter((name) => name !== 'help' && name !== 'version')
 
@@ -94,7 +98,7 @@ export const OPTIONS = {
   'pg1-port': {
     type: 'integer',
     section: 'any',
-    commands: PG,
+    commands: PG_CONNECT,
     default: 5432,
     range: [1, 65535],
     summary: 'Port the cluster listens on.',
@@ -102,21 +106,21 @@ export const OPTIONS = {
   'pg1-socket-path': {
     type: 'path',
     section: 'any',
-    commands: PG,
+    commands: PG_CONNECT,
     summary: 'Unix socket folder of the cluster.',
     description: "Without it walden connects like libpq does by default (the PGHOST environment variable, else /var/run/postgresql).",
   },
   'pg1-host': {
     type: 'string',
     section: 'any',
-    commands: PG,
+    commands: PG_CONNECT,
     summary: 'TCP host of the cluster, when not connecting through a unix socket.',
     description: 'walden still reads and writes the data folder directly, so the cluster must be on this host.',
   },
   'pg1-user': {
     type: 'string',
     section: 'any',
-    commands: PG,
+    commands: PG_CONNECT,
     default: 'postgres',
     summary: 'Database user walden connects as.',
     description: 'Needs the rights to run pg_backup_start/pg_backup_stop and pg_switch_wal (a superuser, or pg_checkpoint and EXECUTE grants).',
@@ -124,7 +128,7 @@ export const OPTIONS = {
   'pg1-database': {
     type: 'string',
     section: 'any',
-    commands: PG,
+    commands: PG_CONNECT,
     default: 'postgres',
     summary: 'Database walden connects to.',
   },
@@ -370,7 +374,7 @@ export const OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status'],
+    commands: ['info', 'replication-status', 'mirror-status'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
@@ -420,9 +424,9 @@ export const OPTIONS = {
   'max-lag-seconds': {
     type: 'seconds',
     section: 'any',
-    commands: ['replication-status'],
+    commands: ['replication-status', 'mirror-status'],
     range: [0, 31536000],
-    summary: 'Fail when a standby is further behind than this many seconds of replay.',
+    summary: 'Fail (exit 90) when a standby, or a mirror host, is further behind than this many seconds.',
   },
 
   'log-level-console': {
@@ -456,6 +460,76 @@ export const OPTIONS = {
     default: '/tmp/walden',
     summary: 'Folder for lock files and stop files.',
     description: 'Every walden process on the host must use the same one, so it may only be set in [global].',
+  },
+  'mirror-master': {
+    type: 'string',
+    section: 'any',
+    commands: MIRROR,
+    secure: true,
+    summary: "Connection string of the mirroring master database, as libpq's ('host=... port=... dbname=... user=...') or a URI.",
+    description: "Without it, the stanza's pg1-socket-path (or pg1-host), pg1-port, pg1-user and pg1-database are used.",
+  },
+  'mirror-host': {
+    type: 'string',
+    section: 'any',
+    commands: ['mirror-add-host', 'mirror-remove-host', 'mirror-init-host', 'mirror-run'],
+    summary: 'Name of a mirror host, as registered with mirror-add-host.',
+  },
+  'mirror-target': {
+    type: 'string',
+    section: 'any',
+    commands: ['mirror-init-host', 'mirror-run'],
+    secure: true,
+    summary: 'Connection string of the host database that receives mirrored transactions.',
+  },
+  'mirror-target-path': {
+    type: 'path',
+    section: 'any',
+    commands: ['mirror-run'],
+    summary: 'Folder where mirror-run writes one SQL file per master transaction, instead of applying to a database.',
+    description:
+      'Files sort by name in apply order; replay them in that order with psql -v ON_ERROR_STOP=1 after the host-schema file. ' +
+      'Each fails without effect when replayed twice.',
+  },
+  'mirror-interval': {
+    type: 'seconds',
+    section: 'any',
+    commands: ['mirror-run'],
+    default: 60,
+    range: [0.1, 86400],
+    summary: 'Seconds between polls of the master (and retries of a stalled transaction).',
+    description: 'New transactions normally wake mirror-run at once through a notification; polling covers a missed one.',
+  },
+  once: {
+    type: 'boolean',
+    section: false,
+    commands: ['mirror-run'],
+    default: false,
+    summary: 'Deliver what is pending, then exit, instead of running as a daemon.',
+  },
+  'mirror-conflict': {
+    type: 'enum',
+    section: 'any',
+    commands: ['mirror-run'],
+    default: 'error',
+    allow: ['error', 'skip', 'overwrite'],
+    summary: 'What a conflict on the host does: stop there (error), skip that transaction and log it, or overwrite the row.',
+    description:
+      'A conflict is an UPDATE or DELETE that finds no row, a duplicate key, another integrity violation, or a column missing on ' +
+      'the host. overwrite inserts or replaces the row the master has; a missing column still stops the host.',
+  },
+  'mirror-alert-command': {
+    type: 'string',
+    section: 'any',
+    commands: ['mirror-run'],
+    summary: 'Shell command run when a host stalls, with WALDEN_MIRROR_HOST, WALDEN_MIRROR_XID and WALDEN_MIRROR_ERROR set.',
+    description: 'Run on the first failure and then, while the same failure repeats, every tenth time.',
+  },
+  table: {
+    type: 'string',
+    section: false,
+    commands: ['mirror-add-table', 'mirror-remove-table'],
+    summary: 'A table, as SCHEMA.NAME (or NAME on the search path).',
   },
 } as const satisfies Record<string, OptionDef>
 

@@ -1,5 +1,6 @@
-// The SQL conversation with PostgreSQL. Nothing else in walden imports 'pg': the rest of the code sees only
-// PgSession, so the driver can change without touching commands.
+// The SQL conversation with PostgreSQL. Only this module and link.ts (long-running connections for table
+// mirroring) import 'pg': the rest of the code sees PgSession or PgLink, so the driver can change without touching
+// commands.
 
 import pg from 'pg'
 import { fail, WaldenError } from '../common/errors.js'
@@ -27,12 +28,12 @@ export interface PgSession {
   readonly where: string
 }
 
-/** Opens one session. Errors name where walden tried to connect and say what to check. */
-export async function pgConnect(options: PgConnectOptions): Promise<PgSession> {
+/** The driver's settings for a connection, and where it goes, for messages. Shared with link.ts. */
+export function pgClientConfig(options: PgConnectOptions): { config: pg.ClientConfig; where: string } {
   // Like libpq: a unix socket in /var/run/postgresql unless told otherwise.
   const host = options.socketPath ?? options.host ?? process.env['PGHOST'] ?? '/var/run/postgresql'
   const where = host.startsWith('/') ? `socket '${host}/.s.PGSQL.${options.port}'` : `'${host}:${options.port}'`
-  const client = new pg.Client({
+  const config: pg.ClientConfig = {
     host,
     port: options.port,
     user: options.user,
@@ -43,7 +44,14 @@ export async function pgConnect(options: PgConnectOptions): Promise<PgSession> {
     application_name: 'walden',
     // Keep the server's own notion of time and types out of our parsing: we read text.
     types: { getTypeParser: () => (value: string) => value },
-  })
+  }
+  return { config, where }
+}
+
+/** Opens one session. Errors name where walden tried to connect and say what to check. */
+export async function pgConnect(options: PgConnectOptions): Promise<PgSession> {
+  const { config, where } = pgClientConfig(options)
+  const client = new pg.Client(config)
   // A dropped connection emits 'error' on the client; without a listener Node would crash the process.
   client.on('error', () => undefined)
   try {
