@@ -8,6 +8,7 @@
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from '../common/errors.js'
+import { syncFolder } from '../storage/posix.js'
 import { HOST_SCHEMA_SQL } from './host-schema.js'
 import { statementsSql } from './render.js'
 import type { MasterTxn } from './render.js'
@@ -22,6 +23,7 @@ function stamp(date: Date): string {
   return date.toISOString().slice(0, 19).replace('T', '_').replaceAll(':', '-')
 }
 
+/** Temporary name, fsync, rename; the caller fsyncs the folder once for a whole batch (PosixStorage.write would per file). */
 async function writeDurably(dir: string, name: string, text: string): Promise<void> {
   const temporary = join(dir, `.${name}.tmp`)
   const handle = await open(temporary, 'w', 0o640)
@@ -32,15 +34,6 @@ async function writeDurably(dir: string, name: string, text: string): Promise<vo
     await handle.close()
   }
   await rename(temporary, join(dir, name))
-}
-
-async function syncFolder(dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
 }
 
 export async function fileTarget(dir: string, hostId: number, hostName: string): Promise<MirrorTarget> {

@@ -2,12 +2,11 @@
 // anything, `\:` and `\\` escaping. walden keeps replication passwords here instead of in primary_conninfo, which
 // PostgreSQL shows to anyone who may read pg_settings and which is copied into every backup of the standby.
 
-import { randomBytes } from 'node:crypto'
-import { open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { userInfo } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { errnoCode, fail } from '../common/errors.js'
-import { syncFolder } from '../storage/posix.js'
+import { PosixStorage } from '../storage/posix.js'
 
 export interface PgpassEntry {
   host: string
@@ -93,21 +92,12 @@ export async function pgpassWrite(path: string, text: string): Promise<void> {
       hint: "create the OS user's home folder, or point PGPASSFILE at a file the standby's OS user owns.",
     }),
   )
-  const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
   try {
-    const handle = await open(temporary, 'wx', 0o600)
-    try {
-      await handle.writeFile(text)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await rename(temporary, path)
+    // Temporary name, fsync, rename, folder fsync: a crash leaves the old file or the new one, never half of it.
+    await new PosixStorage(dirname(path)).write(basename(path), text, { mode: 0o600 })
   } catch (error) {
-    await rm(temporary, { force: true })
     fail('FileWrite', `unable to write password file '${path}': ${(error as Error).message}`, {
       hint: 'run walden as the OS user that runs the standby (usually postgres).',
     })
   }
-  await syncFolder(dirname(path))
 }
