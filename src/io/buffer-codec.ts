@@ -3,7 +3,7 @@
 
 import { Readable } from 'node:stream'
 import type { Transform } from 'node:stream'
-import type { Codec } from './compress.js'
+import type { Codec, DecompressOptions } from './compress.js'
 
 async function through(stream: Transform, data: Buffer): Promise<Buffer> {
   const chunks: Buffer[] = []
@@ -21,6 +21,6 @@ async function through(stream: Transform, data: Buffer): Promise<Buffer> {
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
 }
 
-export async function decompressBuffer(codec: Codec, data: Buffer): Promise<Buffer> {
-  return codec.decompressSync ? codec.decompressSync(data) : through(codec.decompress(), data)
+export async function decompressBuffer(codec: Codec, data: Buffer, options?: DecompressOptions): Promise<Buffer> {
+  return codec.decompressSync ? codec.decompressSync(data, options) : through(codec.decompress(options), data)
 }

@@ -369,6 +369,19 @@ describe('lz4 frames', { skip: codecAvailable('lz4') ? false : 'lz4-napi is not 
     assert.ok((await decompress(codec, packed)).equals(noise))
   })
 
+  test('a caller that verifies the content itself skips the content checksum, and still reads frame after frame', async () => {
+    const codec = codecFor('lz4')
+    const data = mixedData(2 * MiB + 123, 21)
+    const frame = await compress(codec, data)
+    const damaged = Buffer.from(frame)
+    damaged[damaged.length - 1]! ^= 0xff // the content checksum is the frame's last 4 bytes
+    const twice = Buffer.concat([damaged, frame])
+    await assert.rejects(through(codec.decompress(), [damaged]), /content checksum mismatch/)
+    assert.ok((await through(codec.decompress({ verifiedByCaller: true }), [twice])).equals(Buffer.concat([data, data])))
+    assert.ok(codec.decompressSync!(twice, { verifiedByCaller: true }).equals(Buffer.concat([data, data])))
+    assert.throws(() => codec.decompressSync!(damaged), /content checksum mismatch/)
+  })
+
   test('skips skippable frames', async () => {
     const codec = codecFor('lz4')
     const data = mixedData(100_000, 8)

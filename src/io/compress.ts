@@ -32,13 +32,22 @@ export interface Codec {
   /** A new compressing Transform; a level outside levelRange is an 'OptionInvalidValue' error. */
   compress(level?: number): Transform
   /** A new decompressing Transform; bad input makes it fail with a 'Format' error. */
-  decompress(): Transform
+  decompress(options?: DecompressOptions): Transform
   /**
    * The same as compress() and decompress() over one whole buffer, without stream machinery, where the engine
    * works synchronously anyway. For the many small files of a cluster, the streams cost more than the data.
    */
   compressSync?(data: Buffer, level?: number): Buffer
-  decompressSync?(data: Buffer): Buffer
+  decompressSync?(data: Buffer, options?: DecompressOptions): Buffer
+}
+
+export interface DecompressOptions {
+  /**
+   * The caller checks the output against its own checksum (walden verifies the SHA-256 of everything it reads
+   * back), so a content checksum of the format need not be computed again where that costs: LZ4's XXH32 runs in
+   * JavaScript. Checks that cost nothing (zstd's, gzip's CRC, in native code) still run.
+   */
+  verifiedByCaller?: boolean
 }
 
 /**
@@ -328,12 +337,12 @@ function lz4Codec(): Codec {
       checkLevel('lz4', LZ4_RANGE, level)
       return new Lz4CompressStream(lz4)
     },
-    decompress: () => new Lz4DecompressStream(lz4),
+    decompress: (options) => new Lz4DecompressStream(lz4, { contentChecksum: !options?.verifiedByCaller }),
     compressSync: (data: Buffer, level = 1) => {
       checkLevel('lz4', LZ4_RANGE, level)
       return runSync(new Lz4CompressStream(lz4), data)
     },
-    decompressSync: (data: Buffer) => runSync(new Lz4DecompressStream(lz4), data),
+    decompressSync: (data: Buffer, options) => runSync(new Lz4DecompressStream(lz4, { contentChecksum: !options?.verifiedByCaller }), data),
   }
 }
 

@@ -160,6 +160,8 @@ interface Frame {
   independent: boolean
   blockChecksum: boolean
   contentSize: bigint | undefined
+  /** The frame ends with a content checksum (4 bytes to read, whether or not they are checked). */
+  hasContentChecksum: boolean
   contentHash: Xxh32 | undefined
   decoded: bigint
   // Linked blocks only: the last 64 KiB decoded, which the next block may copy from.
@@ -186,10 +188,13 @@ export class Lz4DecompressStream extends PacedTransform {
   #blockCompressed = false
   #skip = 0
   #sawFrame = false
+  readonly #contentChecksum: boolean
 
-  constructor(lz4: Lz4Binding) {
+  /** `contentChecksum: false` skips the frames' content checksums (see DecompressOptions.verifiedByCaller). */
+  constructor(lz4: Lz4Binding, options: { contentChecksum?: boolean } = {}) {
     super()
     this.#lz4 = lz4
+    this.#contentChecksum = options.contentChecksum ?? true
   }
 
   override _flush(callback: TransformCallback): void {
@@ -264,7 +269,7 @@ export class Lz4DecompressStream extends PacedTransform {
         const word = field.readUInt32LE(0)
         const frame = this.#frame as Frame
         if (word === 0) {
-          if (frame.contentHash) this.#expect(State.ContentChecksum, 4)
+          if (frame.hasContentChecksum) this.#expect(State.ContentChecksum, 4)
           else this.#endFrame()
           return true
         }
@@ -287,7 +292,7 @@ export class Lz4DecompressStream extends PacedTransform {
         return this.#decodeBlock()
       case State.ContentChecksum: {
         const frame = this.#frame as Frame
-        if ((frame.contentHash as Xxh32).digest() !== field.readUInt32LE(0)) corrupt('content checksum mismatch')
+        if (frame.contentHash && frame.contentHash.digest() !== field.readUInt32LE(0)) corrupt('content checksum mismatch')
         this.#endFrame()
         return true
       }
@@ -318,7 +323,8 @@ export class Lz4DecompressStream extends PacedTransform {
       independent: (flg & FLG_BLOCK_INDEPENDENT) !== 0,
       blockChecksum: (flg & FLG_BLOCK_CHECKSUM) !== 0,
       contentSize: flg & FLG_CONTENT_SIZE ? field.readBigUInt64LE(2) : undefined,
-      contentHash: flg & FLG_CONTENT_CHECKSUM ? new Xxh32() : undefined,
+      hasContentChecksum: (flg & FLG_CONTENT_CHECKSUM) !== 0,
+      contentHash: flg & FLG_CONTENT_CHECKSUM && this.#contentChecksum ? new Xxh32() : undefined,
       decoded: 0n,
       window: undefined,
     }

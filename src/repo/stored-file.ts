@@ -33,7 +33,7 @@ export async function storedFileRead(repo: Storage, path: string, sha256: string
   const stored = await repo.read(path)
   let content: Buffer
   try {
-    content = await decompressBuffer(codecFromExtension(path), stored)
+    content = await decompressBuffer(codecFromExtension(path), stored, { verifiedByCaller: true })
   } catch (error) {
     throw damaged(error, what)
   }
@@ -55,7 +55,7 @@ export async function storedFileCopy(
 ): Promise<void> {
   const reader = await repo.openRead(path)
   const writer = await openWriter()
-  await streamInto(reader, [codecFromExtension(path).decompress(), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
+  await streamInto(reader, [codecFromExtension(path).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
     throw damaged(error, what)
   })
 }
