@@ -1,7 +1,7 @@
 // The two tools under test, each with its own repository, logs, locks and config file, pointed at one source
 // cluster. Command lines are built here so every scenario runs both tools the same way.
 
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ownedFile, ownedFolder } from './cluster.mjs'
 import { measure, run } from './proc.mjs'
 
@@ -23,6 +23,15 @@ export class Tool {
   argv(command, args = []) {
     const [file, fixed] = this.program
     return [file, [...fixed, `--config=${this.configPath}`, `--stanza=${this.stanza}`, command, ...args]]
+  }
+
+  /**
+   * walden's asynchronous archive-push through its sh front (bin/walden-archive-push), which settles a segment the
+   * background process has already acknowledged without starting Node.js, as a DBA would configure archive_command.
+   */
+  frontShell(args = []) {
+    const [node, [script]] = this.program
+    return [join(dirname(script), 'walden-archive-push'), node, script, `--config=${this.configPath}`, `--stanza=${this.stanza}`, ...args].map(shellQuote).join(' ')
   }
 
   /** The command line as one shell string (for archive_command and scripts). */

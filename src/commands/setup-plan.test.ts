@@ -45,13 +45,15 @@ describe('setupPlan', () => {
     assert.deepEqual(plan.pendingRestart, ['wal_level', 'archive_mode'])
   })
 
-  test("another tool's archive_command is refused unless forced; an older walden one for this stanza is replaced", () => {
+  test("another tool's archive_command is refused unless forced; walden's own for this stanza is kept unless forced", () => {
     const foreign = setupPlan(states({ ...ready, archive_command: 'cp %p /mnt/wal/%f' }), 'main', WALDEN, false)
     assert.match(foreign.refusal ?? '', /cp %p/)
     assert.equal(setupPlan(states({ ...ready, archive_command: 'cp %p /mnt/wal/%f' }), 'main', WALDEN, true).refusal, undefined)
-    const older = setupPlan(states({ ...ready, archive_command: 'walden --stanza=main archive-push %p' }), 'main', WALDEN, false)
-    assert.equal(older.refusal, undefined)
-    assert.deepEqual(older.changes.map((change) => change.name), ['archive_command'])
+    const front = "/opt/walden/bin/walden-archive-push /usr/bin/node /opt/walden/bin/walden --stanza=main --archive-async --spool-path=/var/spool/walden %p"
+    const tuned = setupPlan(states({ ...ready, archive_command: front }), 'main', WALDEN, false)
+    assert.deepEqual(tuned, { changes: [], pendingRestart: [] })
+    const forced = setupPlan(states({ ...ready, archive_command: front }), 'main', WALDEN, true)
+    assert.deepEqual(forced.changes.map((change) => [change.name, change.to]), [['archive_command', WALDEN]])
     assert.match(setupPlan(states({ ...ready, archive_command: 'walden --stanza=other archive-push %p' }), 'main', WALDEN, false).refusal ?? '', /does not call walden/)
   })
 })

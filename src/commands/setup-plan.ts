@@ -73,7 +73,10 @@ export function setupPlan(states: ReadonlyMap<string, SettingState>, stanza: str
   want('wal_level', (value) => (value === 'minimal' ? 'replica' : undefined))
   want('archive_mode', (value) => (value === 'off' ? 'on' : undefined))
   want('archive_command', (value) => {
-    if (value !== '' && value !== archiveCommand && !isWaldenArchiveCommand(value, stanza) && !force) {
+    // A walden archive-push for this stanza is kept as it is: the DBA may have tuned it (the sh front of
+    // bin/walden-archive-push, options); --force writes walden's plain command instead.
+    if (value !== '' && isWaldenArchiveCommand(value, stanza) && !force) return undefined
+    if (value !== '' && value !== archiveCommand && !force) {
       refusal = `archive_command is already set to '${value}', which does not call walden archive-push for stanza '${stanza}'`
     }
     return archiveCommand

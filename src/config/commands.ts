@@ -267,7 +267,8 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'walden with this config and stanza, and max_wal_senders and wal_keep_size where they are too low. Prints ' +
       'each change and whether a restart is needed. Running it again changes nothing. --dry-run only shows the ' +
       'changes; --restart restarts the server with pg_ctl and checks the new settings are in effect. An ' +
-      'archive_command that is not walden\'s is replaced only with --force.',
+      'archive_command that is not walden\'s is replaced only with --force, and one that already runs walden archive-push ' +
+      'for this stanza (perhaps through bin/walden-archive-push) is kept unless --force.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,

@@ -338,7 +338,7 @@ export const OPTIONS = {
     default: false,
     summary:
       'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the ' +
-      "safety checks. setup: replace an archive_command that is not walden's. promote: promote even though the primary is still writable.",
+      "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own. promote: promote even though the primary is still writable.",
   },
   'recovery-option': {
     type: 'hash',

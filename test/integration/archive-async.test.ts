@@ -10,9 +10,11 @@
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { chown, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { waldenPackageRoot } from '../../src/pg/binaries.js'
 import { pgControlRead } from '../../src/pg/control.js'
 import { walHeaderBuild, walSegmentStartLsn } from '../../src/pg/wal.js'
 import { dumpDatabase, runWalden } from '../harness/cluster.js'
@@ -298,5 +300,34 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     assert.equal(damaged.code, 126, damaged.stderr)
     assert.match(damaged.stderr, /ERROR: \[026\]: archived WAL file '.*' (is damaged|has checksum)/)
     assert.equal(await exists(destination), false)
+  })
+
+  test('bin/walden-archive-push exits at once for a segment the background pushed, and hands anything else to walden', async () => {
+    const front = join(waldenPackageRoot(), 'bin', 'walden-archive-push')
+    const name = '0000000100000000000000E0'
+    await ready(name, segment(name, 3))
+    /** The front as the archiver runs it, in the data folder; `node` is what it would start for walden. */
+    const frontRun = (node: string, extra: string[] = [`--spool-path=${spoolPath}`]) =>
+      spawnSync('runuser', ['-u', 'postgres', '--', front, node, join(waldenPackageRoot(), 'bin', 'walden'), `--config=${stanza.configPath}`, `--stanza=${stanza.name}`, ...extra, `pg_wal/${name}`], {
+        cwd: fake,
+        encoding: 'utf8',
+      })
+    // No acknowledgement yet: walden itself runs (async, as configured), pushes, and the background acknowledges.
+    const first = frontRun(process.execPath)
+    assert.equal(first.status, 0, first.stderr)
+    assert.ok((await archived(stanza.repoPath)).has(name))
+    await asyncIdle('archive')
+    // Acknowledged for this very file: done without starting anything (/bin/false would fail).
+    assert.equal(frontRun('/bin/false').status, 0)
+    // Without --spool-path on its command line the front cannot look, so walden runs.
+    assert.equal(frontRun('/bin/false', []).status, 1)
+    // The same name, another file (new mtime): the acknowledgement is not for it, so walden runs.
+    const later = new Date(Date.now() + 5000)
+    await utimes(join(fake, 'pg_wal', name), later, later)
+    assert.equal(frontRun('/bin/false').status, 1)
+    const again = frontRun(process.execPath)
+    assert.equal(again.status, 0, again.stderr)
+    await asyncIdle('archive')
+    assert.equal(frontRun('/bin/false').status, 0)
   })
 })
