@@ -10,8 +10,8 @@
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { spawnSync } from 'node:child_process'
-import { chown, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { spawn, spawnSync } from 'node:child_process'
+import { chown, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { waldenPackageRoot } from '../../src/pg/binaries.js'
@@ -329,5 +329,27 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     assert.equal(again.status, 0, again.stderr)
     await asyncIdle('archive')
     assert.equal(frontRun('/bin/false').status, 0)
+
+    // While acknowledgements are fresh (a background process at work), the front waits a moment for its own.
+    const out = join(spoolPath, 'archive', stanza.name, 'out')
+    const next = '0000000100000000000000E1'
+    await ready(next, segment(next, 4))
+    const nextRun = (node: string) =>
+      spawn('runuser', ['-u', 'postgres', '--', front, node, join(waldenPackageRoot(), 'bin', 'walden'), `--config=${stanza.configPath}`, `--stanza=${stanza.name}`, `--spool-path=${spoolPath}`, `pg_wal/${next}`], { cwd: fake, stdio: 'ignore' })
+    const exitOf = (child: ReturnType<typeof spawn>): Promise<number | null> => new Promise((resolve) => child.once('close', resolve))
+    const now = new Date()
+    await utimes(join(out, `${name}.ok`), now, now)
+    const waiting = exitOf(nextRun('/bin/false'))
+    await sleep(300)
+    const info = await stat(join(fake, 'pg_wal', next), { bigint: true })
+    const identity = { dev: String(info.dev), ino: String(info.ino), size: String(info.size), mtimeNs: String(info.mtimeNs) }
+    await writeFile(join(out, `${next}.ok.tmp`), JSON.stringify(identity) + '\n')
+    await rename(join(out, `${next}.ok.tmp`), join(out, `${next}.ok`))
+    assert.equal(await waiting, 0, 'the front found the acknowledgement that arrived while it waited')
+    // With no recent acknowledgement it does not wait: no record for this file, so walden runs (here /bin/false).
+    await rm(join(out, `${next}.ok`))
+    const old = new Date(Date.now() - 60_000)
+    for (const entry of await readdir(out)) if (entry.endsWith('.ok')) await utimes(join(out, entry), old, old)
+    assert.equal(await exitOf(nextRun('/bin/false')), 1)
   })
 })
