@@ -55,7 +55,8 @@ async function primaryReport(session: PgSession, version: number): Promise<Prima
 async function standbyReport(session: PgSession, version: number): Promise<StandbyReport> {
   const [receiver] = await session.query<Record<string, string | null>>(
     `select status, sender_host, sender_port::text, slot_name, flushed_lsn::text, latest_end_lsn::text,
-            last_msg_receipt_time::text
+            last_msg_receipt_time::text,
+            greatest(pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()), 0)::bigint::text as lag_bytes
        from pg_stat_wal_receiver`,
   )
   const [replay] = await session.query<Record<string, string | null>>(
@@ -68,14 +69,8 @@ async function standbyReport(session: PgSession, version: number): Promise<Stand
   )
   const row = replay!
   const streaming = receiver !== undefined && receiver['status'] !== null
-  let lagBytes: number | null = null
-  if (streaming && receiver['latest_end_lsn'] !== null && row['replay_lsn'] !== null) {
-    const [diff] = await session.query<{ bytes: string }>('select greatest(pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn), 0)::bigint::text as bytes', [
-      receiver['latest_end_lsn'],
-      row['replay_lsn'],
-    ])
-    lagBytes = Number(diff!.bytes)
-  }
+  // The primary's WAL end as last reported to the receiver, less what this standby has replayed.
+  const lagBytes = streaming ? num(receiver['lag_bytes']) : null
   return {
     role: 'standby',
     version,

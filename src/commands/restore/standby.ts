@@ -56,7 +56,9 @@ export async function standbyPrepare(cfg: Config, type: string): Promise<Record<
   if (password !== undefined || pgpassLookup(existing, key) !== undefined) info.set('passfile', passfile)
 
   // Checked now, with the password: the same connection the WAL receiver will make, minus replication.
-  const session = await primaryConnect(new Map([...info, ...(password !== undefined ? [['password', password] as [string, string]] : [])]))
+  const withPassword = new Map(info)
+  if (password !== undefined) withPassword.set('password', password)
+  const session = await primaryConnect(withPassword)
   try {
     const [role] = await session.query<{ in_recovery: boolean | string }>('select pg_is_in_recovery()::text as in_recovery')
     if (role?.in_recovery === 'true') log.warn(`the server at ${conninfoWhere(info)} is itself a standby: this standby will cascade from it`)
