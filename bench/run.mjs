@@ -172,7 +172,7 @@ async function waldenSnapshot(opts) {
   await cp(join(REPO_ROOT, 'package.json'), join(dest, 'package.json'))
   await symlink(join(REPO_ROOT, 'node_modules'), join(dest, 'node_modules'))
   if (opts.walden === 'worktree' || opts.walden === 'head') {
-    const entries = ['src', 'scripts', 'tsconfig.json']
+    const entries = ['src', 'scripts', 'native', 'tsconfig.json']
     if (opts.walden === 'head') {
       say('building walden as committed (git archive HEAD, then scripts/build.mjs, in the temporary folder)')
       // git archive only reads the repository.
@@ -180,13 +180,17 @@ async function waldenSnapshot(opts) {
     } else {
       say('building walden from the working tree (a copy of src/, then scripts/build.mjs, in the temporary folder)')
       for (const entry of entries) {
-        if (existsSync(join(REPO_ROOT, entry))) await cp(join(REPO_ROOT, entry), join(dest, entry), { recursive: true })
+        // native/*/build is the checkout's own build output: the snapshot builds its addon afresh from the sources.
+        const source = join(REPO_ROOT, entry)
+        if (existsSync(source)) await cp(source, join(dest, entry), { recursive: true, filter: (path) => !/\/native\/[^/]+\/build(\/|$)/.test(path) })
       }
     }
     await run(process.execPath, [join(dest, 'scripts', 'build.mjs')], { owner: false, cwd: dest, what: 'walden build' })
   } else {
     if (!existsSync(join(REPO_ROOT, 'dist', 'cli.mjs'))) throw new BenchError('walden is not built: run `npm run build`, or drop --no-build')
     await cp(join(REPO_ROOT, 'dist'), join(dest, 'dist'), { recursive: true })
+    const addon = join('native', 'lz4', 'build', 'Release', 'walden_lz4.node')
+    if (existsSync(join(REPO_ROOT, addon))) await cp(join(REPO_ROOT, addon), join(dest, addon), { recursive: true })
   }
   await cp(join(REPO_ROOT, 'bin', 'walden'), join(dest, 'bin', 'walden'))
   await cp(join(REPO_ROOT, 'bin', 'walden-archive-push'), join(dest, 'bin', 'walden-archive-push'))
@@ -196,7 +200,7 @@ async function waldenSnapshot(opts) {
   // Read-only git queries (no index refresh) describing what was measured.
   const git = async (args) => (await run('git', ['--no-optional-locks', '-C', REPO_ROOT, ...args], { owner: false, allowFail: true })).stdout.trim()
   const commit = await git(['rev-parse', '--short', 'HEAD'])
-  const dirty = (await git(['status', '--porcelain', '--', 'src', 'scripts', 'package.json'])).split('\n').filter(Boolean).length
+  const dirty = (await git(['status', '--porcelain', '--', 'src', 'scripts', 'native', 'package.json'])).split('\n').filter(Boolean).length
   const source =
     opts.walden === 'head'
       ? `commit ${commit}`

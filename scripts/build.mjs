@@ -1,7 +1,10 @@
 // Bundles the CLI and the worker-thread entry into dist/ with esbuild. One ESM file per entry keeps
 // archive-push/archive-get start-up small: PostgreSQL runs them once per WAL segment.
 import { build } from 'esbuild'
-import { rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, rmSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true })
 const common = {
@@ -45,3 +48,28 @@ await build({
   splitting: false,
   plugins: [walDispatch],
 })
+
+// native/lz4: walden's binding of the system liblz4 (see native/lz4/walden_lz4.c), built with npm's own node-gyp
+// when its output is missing or older than its sources. A machine where it cannot be built still has lz4 through
+// lz4-napi, only slower, so a failure here is a warning, not a failed build.
+const addonDir = fileURLToPath(new URL('../native/lz4', import.meta.url))
+const addon = join(addonDir, 'build', 'Release', 'walden_lz4.node')
+const sources = ['walden_lz4.c', 'binding.gyp'].map((name) => statSync(join(addonDir, name)).mtimeMs)
+if (!existsSync(addon) || statSync(addon).mtimeMs < Math.max(...sources)) {
+  // npm sets npm_config_node_gyp for its scripts; otherwise the node-gyp that ships with npm beside this Node.js.
+  const prefix = dirname(dirname(process.execPath))
+  const nodeGyp = [process.env.npm_config_node_gyp, join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].find(
+    (path) => path && existsSync(path),
+  )
+  // Node's headers where the Node.js package installed them (Debian's and the official tarball's layout), so
+  // node-gyp does not try to download them.
+  const headers = existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : []
+  const result = nodeGyp
+    ? spawnSync(process.execPath, [nodeGyp, 'rebuild', ...headers], { cwd: addonDir, encoding: 'utf8' })
+    : { status: null, stdout: '', stderr: 'node-gyp was not found' }
+  if (result.status !== 0) {
+    process.stderr.write(
+      `WARNING: walden's liblz4 binding was not built; lz4 falls back to lz4-napi (slower).\n${(result.stderr || result.stdout || String(result.error ?? '')).trim().split('\n').slice(-8).join('\n')}\n`,
+    )
+  }
+}

@@ -40,11 +40,17 @@ export class BenchError extends Error {}
 // ---------------------------------------------------------------------------------------------------------------
 // Environment
 
-/** The environment every child gets: none of either tool's own variables, a C locale, a HOME postgres can use. */
+/**
+ * The environment every child gets: none of either tool's own variables, a C locale, a HOME postgres can use, and
+ * none of Node.js's own variables, as in a service manager's environment for PostgreSQL. The shell the bench starts
+ * from may carry NODE_EXTRA_CA_CERTS (set for npm behind a proxy, say), which makes every Node.js start read and
+ * parse a CA bundle: on the reference machine `node -e 0` takes about 110 ms with it and 30 ms without, and
+ * PostgreSQL starts walden once per WAL segment. bench/lib/benchmarks-intro.md says so.
+ */
 let childEnv = { ...process.env }
 export function childEnvSet(home) {
   childEnv = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('WALDEN_') && !key.startsWith('PGBACKREST_') && !key.startsWith('PG')),
+    Object.entries(process.env).filter(([key]) => !key.startsWith('WALDEN_') && !key.startsWith('PGBACKREST_') && !key.startsWith('PG') && !key.startsWith('NODE_')),
   )
   childEnv.LC_ALL = 'C'
   childEnv.HOME = home

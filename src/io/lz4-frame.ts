@@ -30,9 +30,12 @@ const EMPTY: Buffer = Buffer.alloc(0)
 const WINDOW = 64 * 1024
 
 // What walden writes: version 01, independent blocks (any block decodes alone, and the encoder keeps no state
-// between blocks), a content checksum (LZ4 has no integrity check of its own, so without it a flipped bit in a
-// literal decodes silently into wrong data), and 1 MiB blocks: large enough that per-call overhead vanishes, small
-// enough that a decoder holds little.
+// between blocks), and 1 MiB blocks: large enough that per-call overhead vanishes, small enough that a decoder holds
+// little. No content checksum: LZ4 has no integrity check of its own, but walden never stores a file without the
+// SHA-256 of its uncompressed content beside it (in the backup manifest, or in an archived WAL file's name) and
+// checks that on every read, so an XXH32 over the same bytes would only cost time (in a short archive-push, where
+// V8 has not optimised it yet, about as much as SHA-256 itself). Frames written by others may carry one; it is
+// checked unless the caller verifies the content itself (DecompressOptions.verifiedByCaller).
 const FLG_VERSION = 0x40
 const FLG_BLOCK_INDEPENDENT = 0x20
 const FLG_BLOCK_CHECKSUM = 0x10
@@ -42,7 +45,7 @@ const FLG_RESERVED = 0x02
 const FLG_DICT_ID = 0x01
 export const LZ4_BLOCK_SIZE = 1024 * 1024
 const BLOCK_SIZE_ID = 6 // 4: 64 KiB, 5: 256 KiB, 6: 1 MiB, 7: 4 MiB
-const WRITE_FLG = FLG_VERSION | FLG_BLOCK_INDEPENDENT | FLG_CONTENT_CHECKSUM
+const WRITE_FLG = FLG_VERSION | FLG_BLOCK_INDEPENDENT
 const WRITE_BD = BLOCK_SIZE_ID << 4
 
 function frameHeader(): Buffer {
@@ -60,10 +63,9 @@ function uint32(value: number): Buffer {
   return buffer
 }
 
-/** Compresses into one LZ4 frame of independent 1 MiB blocks with a content checksum. */
+/** Compresses into one LZ4 frame of independent 1 MiB blocks, without a content checksum (see WRITE_FLG). */
 export class Lz4CompressStream extends Transform {
   readonly #lz4: Lz4Binding
-  readonly #hash = new Xxh32()
   // Input not yet making up a whole block: slices of the written chunks, copied together only once a block is full.
   #pending: Buffer[] = []
   #pendingBytes = 0
@@ -77,7 +79,6 @@ export class Lz4CompressStream extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       this.#start()
-      this.#hash.update(chunk)
       let offset = 0
       if (this.#pendingBytes > 0) {
         const take = Math.min(LZ4_BLOCK_SIZE - this.#pendingBytes, chunk.length)
@@ -105,10 +106,7 @@ export class Lz4CompressStream extends Transform {
     try {
       this.#start()
       if (this.#pendingBytes > 0) this.#flushPending()
-      const trailer = Buffer.allocUnsafe(8)
-      trailer.writeUInt32LE(0, 0) // end mark
-      trailer.writeUInt32LE(this.#hash.digest(), 4)
-      this.push(trailer)
+      this.push(uint32(0)) // end mark
     } catch (error) {
       callback(error as Error)
       return

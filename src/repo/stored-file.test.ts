@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable, Writable } from 'node:stream'
+import { buffer } from 'node:stream/consumers'
+import { after, test } from 'node:test'
+import { WaldenError } from '../common/errors.js'
+import { codecAvailable, codecFor } from '../io/compress.js'
+import type { CompressType } from '../io/compress.js'
+import { posixStorage } from '../storage/posix.js'
+import { storedFileCopy, storedFileRead } from './stored-file.js'
+
+const root = await mkdtemp(join(tmpdir(), 'walden-stored-'))
+after(() => rm(root, { recursive: true, force: true }))
+const repo = posixStorage(root)
+
+/** Text with repeats, so every codec really compresses it and a flip lands in compressed data, not a stored block. */
+function content(size: number): Buffer {
+  const words = Array.from({ length: 64 }, () => randomBytes(6).toString('hex'))
+  let text = ''
+  while (text.length < size) text += `${words[Math.floor(Math.random() * words.length)]} `
+  return Buffer.from(text.slice(0, size))
+}
+
+function sink(): Writable {
+  return new Writable({ write: (_chunk, _encoding, done) => done() })
+}
+
+for (const type of ['lz4', 'zst', 'gz', 'none'] as CompressType[]) {
+  test(`a flipped bit anywhere in a stored ${type} file fails its read with a checksum error`, { skip: codecAvailable(type) ? false : `${type} is not available` }, async () => {
+    const codec = codecFor(type)
+    const data = content(300_000)
+    const sha256 = createHash('sha256').update(data).digest('hex')
+    const stored = await buffer(Readable.from([data]).pipe(codec.compress(codec.defaultLevel)))
+    const path = `file-${type}${codec.extension}`
+    await repo.write(path, stored)
+    assert.ok((await storedFileRead(repo, path, sha256, 'file')).equals(data), 'the intact file reads back')
+
+    for (let trial = 0; trial < 40; trial++) {
+      const damaged = Buffer.from(stored)
+      const position = Math.floor(Math.random() * damaged.length)
+      damaged[position] = damaged[position]! ^ (1 << trial % 8)
+      await repo.write(path, damaged)
+      const isChecksum = (error: unknown): boolean => error instanceof WaldenError && error.kind === 'Checksum'
+      await assert.rejects(storedFileRead(repo, path, sha256, 'file'), isChecksum, `flip at ${position} (read)`)
+      await assert.rejects(storedFileCopy(repo, path, sha256, 'file', async () => sink()), isChecksum, `flip at ${position} (copy)`)
+    }
+  })
+}
