@@ -74,7 +74,8 @@ async function archivePushAsync(cfg: Config): Promise<number> {
         await new Promise((resolve_) => setTimeout(resolve_, 100))
         continue
       }
-      await pushAll(cfg, pool, spool, walDir, todo, processMax)
+      // Two pushes per worker thread: while one waits on its reads and fsyncs, the other compresses.
+      await pushAll(cfg, pool, spool, walDir, todo, 2 * processMax)
       idleSince = Date.now()
     }
   } finally {
@@ -94,8 +95,10 @@ async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof p
         // Taken before the push: the acknowledgement is for the file that was pushed.
         const identity = await fileIdentity(walPath)
         const result = await pool.run('archive.push', archivePushInput(cfg, walPath))
-        // Only now, with the file durable in the repository, may the foreground be told.
-        await spool.write(`${walName}.ok`, JSON.stringify(identity) + '\n')
+        // Only now, with the file durable in the repository, may the foreground be told. Written whole (temporary
+        // name, rename) but not fsynced: the repository file already is, so an ok lost in a crash only costs a push
+        // that finds the file there, and one that survives it is true.
+        await spool.write(`${walName}.ok`, JSON.stringify(identity) + '\n', { sync: false })
         log.info(result.alreadyArchived ? `WAL file '${walName}' is already in the archive with the same checksum` : `pushed WAL file '${walName}' to the archive`)
       } catch (error) {
         const ack: AckError =
@@ -103,7 +106,7 @@ async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof p
             ? { kind: error.kind, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
             : { kind: 'Unhandled', message: `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` }
         log.error(`[${String(ERROR_CODES[ack.kind]).padStart(3, '0')}]: ${ack.message}`)
-        await spool.write(`${walName}.error`, JSON.stringify(ack) + '\n')
+        await spool.write(`${walName}.error`, JSON.stringify(ack) + '\n', { sync: false })
       }
     }
   }

@@ -110,7 +110,7 @@ export class PosixStorage implements Storage {
       }
       throw storageError('FileWrite', 'unable to write', target, error)
     }
-    if (atomic) await syncFolder(dirname(target))
+    if (atomic && (options.sync ?? true)) await syncFolder(dirname(target))
   }
 
   async openWrite(path: string, options: WriteOptions = {}): Promise<Writable> {

@@ -23,8 +23,9 @@ export interface WriteOptions {
    */
   atomic?: boolean
   /**
-   * fsync the file when it is written (default true). False only when the caller makes the whole file system
-   * durable afterwards (posix syncFilesystem), which for thousands of files is one flush instead of thousands.
+   * fsync the file when it is written, and with `atomic` its folder after the rename (default true). False only when
+   * the caller makes the whole file system durable afterwards (posix syncFilesystem), which for thousands of files
+   * is one flush instead of thousands, or when losing the file in a crash costs nothing but a retry.
    */
   sync?: boolean
 }
