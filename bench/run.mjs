@@ -189,8 +189,10 @@ async function waldenSnapshot(opts) {
   } else {
     if (!existsSync(join(REPO_ROOT, 'dist', 'cli.mjs'))) throw new BenchError('walden is not built: run `npm run build`, or drop --no-build')
     await cp(join(REPO_ROOT, 'dist'), join(dest, 'dist'), { recursive: true })
-    const addon = join('native', 'lz4', 'build', 'Release', 'walden_lz4.node')
-    if (existsSync(join(REPO_ROOT, addon))) await cp(join(REPO_ROOT, addon), join(dest, addon), { recursive: true })
+    for (const name of ['lz4', 'xxh3']) {
+      const addon = join('native', name, 'build', 'Release', `walden_${name}.node`)
+      if (existsSync(join(REPO_ROOT, addon))) await cp(join(REPO_ROOT, addon), join(dest, addon), { recursive: true })
+    }
   }
   await cp(join(REPO_ROOT, 'bin', 'walden'), join(dest, 'bin', 'walden'))
   await cp(join(REPO_ROOT, 'bin', 'walden-archive-push'), join(dest, 'bin', 'walden-archive-push'))

@@ -49,13 +49,15 @@ await build({
   plugins: [walDispatch],
 })
 
-// native/lz4: walden's binding of the system liblz4 (see native/lz4/walden_lz4.c), built with npm's own node-gyp
-// when its output is missing or older than its sources. A machine where it cannot be built still has lz4 through
-// lz4-napi, only slower, so a failure here is a warning, not a failed build.
-const addonDir = fileURLToPath(new URL('../native/lz4', import.meta.url))
-const addon = join(addonDir, 'build', 'Release', 'walden_lz4.node')
-const sources = ['walden_lz4.c', 'binding.gyp'].map((name) => statSync(join(addonDir, name)).mtimeMs)
-if (!existsSync(addon) || statSync(addon).mtimeMs < Math.max(...sources)) {
+// native/*: walden's bindings of system libraries (liblz4 for lz4 compression, libxxhash for delta restore's
+// checksum), each built with npm's own node-gyp when its output is missing or older than its sources. A machine
+// where one cannot be built still works through the slower path its caller falls back to, so a failure here is a
+// warning, not a failed build.
+for (const name of ['lz4', 'xxh3']) {
+  const addonDir = fileURLToPath(new URL(`../native/${name}`, import.meta.url))
+  const addon = join(addonDir, 'build', 'Release', `walden_${name}.node`)
+  const sources = [`walden_${name}.c`, 'binding.gyp'].map((file) => statSync(join(addonDir, file)).mtimeMs)
+  if (existsSync(addon) && statSync(addon).mtimeMs >= Math.max(...sources)) continue
   // npm sets npm_config_node_gyp for its scripts; otherwise the node-gyp that ships with npm beside this Node.js.
   const prefix = dirname(dirname(process.execPath))
   const nodeGyp = [process.env.npm_config_node_gyp, join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].find(
@@ -68,8 +70,8 @@ if (!existsSync(addon) || statSync(addon).mtimeMs < Math.max(...sources)) {
     ? spawnSync(process.execPath, [nodeGyp, 'rebuild', ...headers], { cwd: addonDir, encoding: 'utf8' })
     : { status: null, stdout: '', stderr: 'node-gyp was not found' }
   if (result.status !== 0) {
-    process.stderr.write(
-      `WARNING: walden's liblz4 binding was not built; lz4 falls back to lz4-napi (slower).\n${(result.stderr || result.stdout || String(result.error ?? '')).trim().split('\n').slice(-8).join('\n')}\n`,
-    )
+    const fallback = name === 'lz4' ? 'lz4 falls back to lz4-napi (slower)' : 'delta restore compares SHA-256 (slower)'
+    const output = (result.stderr || result.stdout || String(result.error ?? '')).trim().split('\n').slice(-8).join('\n')
+    process.stderr.write(`WARNING: walden's native/${name} binding was not built; ${fallback}.\n${output}\n`)
   }
 }

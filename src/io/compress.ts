@@ -13,12 +13,11 @@
 // gz, and zst through Node's built-in zstd, run on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says
 // otherwise, shared by the whole process); zstd-napi and both lz4 engines run on the calling thread.
 
-import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { PassThrough, type Transform, type TransformCallback } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import * as zlib from 'node:zlib'
 import { WaldenError, fail } from '../common/errors.js'
+import { nativeAddonPath } from './native.js'
 import { Lz4CompressStream, Lz4DecompressStream, type Lz4Binding } from './lz4-frame.js'
 import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, type ZstdBinding } from './zstd-stream.js'
 
@@ -324,7 +323,7 @@ function lz4Codec(): Codec {
   // walden's own binding of the system liblz4 first (native/lz4: about 3.5 times faster than lz4-napi compressing
   // WAL), lz4-napi where it was not built. Both write and read the same frames.
   const looksRight = (binding: Record<string, unknown>): boolean => typeof binding.compressSync === 'function' && typeof binding.uncompressSync === 'function'
-  let loaded = loadAddon<Lz4Binding>('liblz4', LIBLZ4_ADDON, looksRight)
+  let loaded = loadAddon<Lz4Binding>('liblz4', nativeAddonPath('lz4') ?? 'walden_lz4.node (not built)', looksRight)
   let engine: CompressEngine = 'liblz4'
   if ('error' in loaded) {
     loaded = loadAddon<Lz4Binding>('lz4-napi', 'lz4-napi', looksRight)
@@ -370,11 +369,6 @@ function lz4Codec(): Codec {
 // failure, whose cause is kept for the error.
 const loadPackage = createRequire(import.meta.url)
 const addons = new Map<CompressEngine, { module: unknown } | { error: unknown }>()
-
-// native/lz4's build output, from src/io/ (tests) or dist/ and dist/chunks/ (the bundle): the first that exists.
-const LIBLZ4_ADDON = ['../native/lz4/build/Release/walden_lz4.node', '../../native/lz4/build/Release/walden_lz4.node']
-  .map((path) => fileURLToPath(new URL(path, import.meta.url)))
-  .find((path) => existsSync(path)) ?? 'walden_lz4.node (not built)'
 
 function loadAddon<T>(
   engine: 'zstd-napi' | 'liblz4' | 'lz4-napi',

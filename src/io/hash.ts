@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs'
 import { Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { WaldenError } from '../common/errors.js'
+import { xxh3Create } from './xxh3.js'
 
 export class HashStream extends Transform {
   readonly #hash: Hash = createHash('sha256')
@@ -42,6 +43,26 @@ export class HashStream extends Transform {
   /** The hex SHA-256 of everything that passed; only valid after the stream ended. */
   digest(): string {
     if (this.#digest === undefined) throw new WaldenError('Assert', 'digest read before the stream ended')
+    return this.#digest
+  }
+}
+
+/** XXH3-128 of what passes (see xxh3.ts); digest() is undefined where the binding is not built. */
+export class Xxh3Stream extends Transform {
+  readonly #hash = xxh3Create()
+  #digest: string | undefined
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash?.update(chunk)
+    callback(null, chunk)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#digest = this.#hash?.digest()
+    callback()
+  }
+
+  digest(): string | undefined {
     return this.#digest
   }
 }

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { dumpDatabase, runWalden, waldenCommand } from '../harness/cluster.js'
@@ -126,11 +126,21 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
     await stanza.waldenOk(['check'])
     await stanza.cluster.stop()
 
+    // The backup recorded the relation's XXH3-128, which delta compares (with SHA-256 as the fallback).
+    const labels = (await readdir(join(stanza.repoPath, 'backup', stanza.name))).filter((entry) => /^\d{8}-\d{6}F$/.test(entry)).sort()
+    const manifest = JSON.parse(await readFile(join(stanza.repoPath, 'backup', stanza.name, labels.at(-1)!, 'backup.manifest'), 'utf8')) as {
+      content: { files: { name: string; xxh3?: string }[] }
+    }
+    assert.match(manifest.content.files.find((file) => file.name === `pg_data/${relation}`)?.xxh3 ?? '', /^[0-9a-f]{32}$/)
+
+    // Changed in place: same size and modification time, so only a checksum tells.
     const damaged = join(stanza.cluster.dataDir, relation)
     const original = await readFile(damaged)
+    const before = await stat(damaged)
     const broken = Buffer.from(original)
     broken.fill(0x55, 8192 + 100, 8192 + 300)
     await writeFile(damaged, broken)
+    await utimes(damaged, before.atime, before.mtime)
     const stray = join(stanza.cluster.dataDir, 'base', 'stray-file')
     await writeFile(stray, 'not from the backup')
 

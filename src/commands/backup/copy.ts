@@ -110,7 +110,12 @@ function fileRecord(file: ScannedFile, outputs: readonly BackupFileOutput[], com
     return undefined
   }
   const badPages = outputs.flatMap((output) => output.badPages)
-  const parts: ManifestPart[] = outputs.map((output) => ({ size: output.size, sha256: output.sha256, repoSize: output.repoSize }))
+  const parts: ManifestPart[] = outputs.map((output) => ({
+    size: output.size,
+    sha256: output.sha256,
+    ...(output.xxh3 ? { xxh3: output.xxh3 } : {}),
+    repoSize: output.repoSize,
+  }))
   // The file ends where its last non-empty part ends (parts may come out short if the file shrank meanwhile).
   const size = parts.reduce((end, part, index) => (part.size > 0 ? index * PART_SIZE + part.size : end), 0)
   return {
@@ -119,6 +124,8 @@ function fileRecord(file: ScannedFile, outputs: readonly BackupFileOutput[], com
     mtimeMs: file.mtimeMs,
     mode: file.mode,
     sha256: parts.length === 1 ? parts[0]!.sha256 : partsChecksum(parts),
+    // A file in parts is compared part by part, with each part's own.
+    ...(parts.length === 1 && parts[0]!.xxh3 ? { xxh3: parts[0]!.xxh3 } : {}),
     repoSize: parts.reduce((sum, part) => sum + part.repoSize, 0),
     compressType,
     ...(badPages.length > 0 ? { badPages } : {}),

@@ -10,8 +10,9 @@ import type { Transform } from 'node:stream'
 import { errnoCode, fail, WaldenError } from '../../common/errors.js'
 import { codecFor } from '../../io/compress.js'
 import type { Codec, CompressType } from '../../io/compress.js'
-import { CountStream, HashStream, SHA256_EMPTY } from '../../io/hash.js'
+import { CountStream, HashStream, SHA256_EMPTY, Xxh3Stream } from '../../io/hash.js'
 import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
+import { xxh3Create } from '../../io/xxh3.js'
 import { posixStorage } from '../../storage/posix.js'
 import { streamInto } from '../../storage/stream-into.js'
 
@@ -47,6 +48,8 @@ export interface BackupFileOutput {
   /** Bytes read: the part's length, or less if the file was truncated meanwhile. */
   size: number
   sha256: string
+  /** XXH3-128 of the same bytes, for delta restore; absent where walden's libxxhash binding is not built. */
+  xxh3?: string
   repoSize: number
   badPages: number[]
 }
@@ -99,6 +102,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   // Per call, not per thread: two jobs of one worker interleave at the yields below.
   const buffer = Buffer.allocUnsafe(CHUNK_SIZE)
   const hash = createHash('sha256')
+  const fast = xxh3Create()
   const badPages: number[] = []
   const startLsn = input.pageCheck ? BigInt(input.pageCheck.startLsn) : 0n
   let out: number | undefined
@@ -112,6 +116,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
       if (bytes === 0) break // truncated meanwhile
       const chunk = buffer.subarray(0, bytes)
       hash.update(chunk)
+      fast?.update(chunk)
       if (input.pageCheck) {
         const chunkFirstBlock = firstBlock + Math.floor(read / input.pageCheck.blockSize)
         badPages.push(...pagesVerify(chunk, input.pageCheck.blockSize, chunkFirstBlock, startLsn))
@@ -139,7 +144,14 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   } finally {
     closeSync(fd)
   }
-  return { copied: true, size: read, sha256: hash.digest('hex'), repoSize: stored, badPages: pagesRecheck(input, badPages, firstBlock) }
+  return {
+    copied: true,
+    size: read,
+    sha256: hash.digest('hex'),
+    ...(fast ? { xxh3: fast.digest() } : {}),
+    repoSize: stored,
+    badPages: pagesRecheck(input, badPages, firstBlock),
+  }
 }
 
 function writeSyncAll(fd: number, data: Buffer): void {
@@ -194,12 +206,15 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
   const pages = input.pageCheck
     ? new PageVerifyStream(input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
     : undefined
-  const stages: Transform[] = [...(pages ? [pages] : []), hash, codec.compress(input.compressLevel), count]
+  const fast = new Xxh3Stream()
+  const stages: Transform[] = [...(pages ? [pages] : []), hash, fast, codec.compress(input.compressLevel), count]
   await streamInto(source, stages, writer)
+  const xxh3 = fast.digest()
   return {
     copied: true,
     size: hash.size,
     sha256: hash.digest(),
+    ...(xxh3 ? { xxh3 } : {}),
     repoSize: count.size,
     badPages: pagesRecheck(input, pages?.badPages ?? [], firstBlock),
   }

@@ -61,6 +61,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
         repoPath: job.file.size === 0 ? '' : options.repoPathOf(job.file, extension),
         size: job.file.size,
         sha256: job.file.sha256,
+        ...(job.file.xxh3 ? { xxh3: job.file.xxh3 } : {}),
       }
     }
     const part = job.file.parts![job.part]!
@@ -69,6 +70,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
       repoPath: part.size === 0 ? '' : options.repoPathOf(job.file, extension, job.part),
       size: part.size,
       sha256: part.sha256,
+      ...(part.xxh3 ? { xxh3: part.xxh3 } : {}),
       partOffset: job.part * job.file.partSize!,
     }
   }

@@ -7,6 +7,7 @@ import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSy
 import { basename, dirname } from 'node:path'
 import { Writable } from 'node:stream'
 import { errnoCode } from '../../common/errors.js'
+import { xxh3Create } from '../../io/xxh3.js'
 import { storedFileCopy, storedFileRead } from '../../repo/stored-file.js'
 import { posixStorage } from '../../storage/posix.js'
 import { SMALL_FILE } from '../backup/file.js'
@@ -19,6 +20,8 @@ export interface RestoreFileInput {
   /** Bytes of the file, or of the part. */
   size: number
   sha256: string
+  /** XXH3-128 of the same bytes, when the backup recorded one: delta compares existing data with it. */
+  xxh3?: string
   mode: number
   mtimeMs: number
   delta: boolean
@@ -38,8 +41,19 @@ export interface RestoreFileOutput {
   fetched: boolean
 }
 
-/** SHA-256 of `size` bytes of a file from `offset`, or undefined when the file is missing or too short. */
-function existingSha256(path: string, offset: number, size: number): string | undefined {
+/**
+ * Whether `size` bytes of a file from `offset` are the backed-up ones: by XXH3-128 when the backup recorded it and
+ * the binding is here, else by SHA-256. False when the file is missing or too short.
+ */
+function existingMatches(path: string, offset: number, size: number, expected: { sha256: string; xxh3?: string }): boolean {
+  const fast = expected.xxh3 === undefined ? undefined : xxh3Create()
+  const hash = fast ?? createHash('sha256')
+  const digest = existingDigest(path, offset, size, hash)
+  return digest !== undefined && (fast ? digest === expected.xxh3 : digest === expected.sha256)
+}
+
+/** Digest of `size` bytes of a file from `offset`, or undefined when the file is missing or too short. */
+function existingDigest(path: string, offset: number, size: number, hash: { update(data: Uint8Array): unknown; digest(encoding: 'hex'): string }): string | undefined {
   let fd: number
   try {
     if (!lstatSync(path).isFile()) return undefined
@@ -50,7 +64,6 @@ function existingSha256(path: string, offset: number, size: number): string | un
   }
   try {
     if (fstatSync(fd).size < offset + size) return undefined
-    const hash = createHash('sha256')
     const buffer = Buffer.allocUnsafe(Math.min(size, 1024 * 1024))
     for (let done = 0; done < size; ) {
       const bytes = readSync(fd, buffer, 0, Math.min(buffer.length, size - done), offset + done)
@@ -113,7 +126,7 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
   const offset = input.partOffset ?? 0
   // An empty part (the file shrank while it was backed up) is not stored; the file already has its final size.
   if (input.partOffset !== undefined && input.size === 0) return { fetched: false }
-  if (input.delta && existingSha256(input.destination, offset, input.size) === input.sha256) {
+  if (input.delta && existingMatches(input.destination, offset, input.size, input)) {
     if (input.partOffset === undefined) {
       // Whole file kept: its size must match too, not only its first `size` bytes.
       if (lstatSync(input.destination).size === input.size) {
