@@ -196,6 +196,7 @@ async function waldenSnapshot(opts) {
   }
   await cp(join(REPO_ROOT, 'bin', 'walden'), join(dest, 'bin', 'walden'))
   await cp(join(REPO_ROOT, 'bin', 'walden-archive-push'), join(dest, 'bin', 'walden-archive-push'))
+  await cp(join(REPO_ROOT, 'bin', 'walden-archive-get'), join(dest, 'bin', 'walden-archive-get'))
   await run('chmod', ['-R', 'a+rX', dest], { owner: false })
   const program = [process.execPath, [join(dest, 'bin', 'walden')]]
   const { stdout } = await run(program[0], [...program[1], 'version'], { what: 'walden version' })

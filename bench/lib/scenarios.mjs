@@ -483,12 +483,16 @@ export async function scenarioArchiveGet(ctx) {
     'the full backup taken just before the WAL was written is restored (untimed), then the server is started and timed until it is out of recovery (end of the archive, then promotion). ' +
       'CPU is the server\'s and everything it ran (restore_command included) up to that point, so replay work common to both is in both figures. ' +
       'Both tools run archive-get asynchronously (archive-async=y, archive-get-queue-max=128MiB, process-max=2), each with an emptied spool. ' +
+      "Each tool's restore writes restore_command itself; walden's goes through its sh front, bin/walden-archive-get, which moves a segment the background process has queued into place without starting Node.js. " +
       'The two fulls start a segment or two apart, so the ratio is of time per segment fetched.',
   )
   for (let r = 0; r < ctx.opts.runs; r++) {
     for (const tool of toolList(ctx)) {
       const dir = await emptyFolder(join(ctx.root, `replay-${tool.kind}`))
       await tool.run('restore', restoreArgs(dir, wal.fulls[tool.kind].label))
+      if (tool.kind === WALDEN && !(await readFile(join(dir, 'postgresql.auto.conf'), 'utf8')).includes('/walden-archive-get ')) {
+        throw new BenchError("walden's restore did not write restore_command through bin/walden-archive-get")
+      }
       const port = ctx.nextPort()
       await restoredConfAppend(dir, port, ctx.socketDir)
       if (tool.spoolPath) await rm(join(tool.spoolPath, 'archive'), { recursive: true, force: true })

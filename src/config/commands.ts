@@ -61,7 +61,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'Finds the segment in the archive, verifies its checksum and writes it decompressed to DEST_PATH. ' +
       'Exits 1, without logging an error, when the segment is not in the archive: that is how recovery learns ' +
       'it has reached the end of the archived WAL. With archive-async, segments are fetched ahead by a background ' +
-      'process into spool-path and served from there; anything not queued is fetched as without it.',
+      'process into spool-path and served from there; anything not queued is fetched as without it. restore then ' +
+      'writes restore_command through bin/walden-archive-get, a sh front that moves a queued segment into place ' +
+      'without starting Node.js.',
     parameters: ['WAL_NAME', 'DEST_PATH'],
     lock: 'none',
     stanzaRequired: true,
@@ -268,7 +270,8 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'each change and whether a restart is needed. Running it again changes nothing. --dry-run only shows the ' +
       'changes; --restart restarts the server with pg_ctl and checks the new settings are in effect. An ' +
       'archive_command that is not walden\'s is replaced only with --force, and one that already runs walden archive-push ' +
-      'for this stanza (perhaps through bin/walden-archive-push) is kept unless --force.',
+      'for this stanza (perhaps through bin/walden-archive-push) is kept unless --force. With archive-async on for ' +
+      'archive-push, the archive_command it writes goes through that sh front, with the spool path on its command line.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,

@@ -2,7 +2,8 @@
 // PostgreSQL hands it and the cluster restores through the prefetching archive-get to the same dump; errors of the
 // background push reach archive_command; a killed background process acknowledges nothing that is not in the
 // repository; archive-push-queue-max drops WAL only past its limit, and says so; a segment missing once is delivered
-// once archived; a damaged one still aborts recovery (exit 126).
+// once archived; a damaged one still aborts recovery (exit 126). The sh fronts, bin/walden-archive-push and
+// bin/walden-archive-get, settle what the background process has done without Node.js and hand the rest to walden.
 //
 // The error and crash cases use stand-in segments in a folder of their own (a page header with the stanza's system
 // identifier, zeros after it), at positions the real cluster never reaches, so they run in a second and do not
@@ -90,7 +91,8 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     stanza = await createTestStanza({ major: MAJOR, name: 'async' })
     spoolPath = await stanza.dir.mkdir('spool')
     logPath = join(stanza.dir.path, 'log')
-    await stanza.writeConfig(['archive-async=y', `spool-path=${spoolPath}`])
+    // archive-get's foreground logs to a file too, so a test can count how often recovery started Node.js.
+    await stanza.writeConfig(['archive-async=y', `spool-path=${spoolPath}`, '[global:archive-get]', 'log-level-file=info'])
     await stanza.waldenOk(['stanza-create'])
     systemId = (await pgControlRead(stanza.cluster.dataDir)).systemId
     const repoStat = await stat(stanza.repoPath)
@@ -123,13 +125,23 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
 
     await rm(stanza.cluster.dataDir, { recursive: true, force: true })
     await stanza.waldenOk(['restore'])
+    // restore_command goes through the sh front, which reads the stanza and spool path from its command line.
+    const autoConf = await readFile(join(stanza.cluster.dataDir, 'postgresql.auto.conf'), 'utf8')
+    const front = join(waldenPackageRoot(), 'bin', 'walden-archive-get')
+    assert.ok(autoConf.includes(`restore_command = '${front} ${process.execPath} `), autoConf)
+    assert.ok(autoConf.includes(`--stanza=${stanza.name} --spool-path=${spoolPath} %f "%p"'`), autoConf)
     await stanza.cluster.start()
     await stanza.cluster.waitWritable(60_000)
     assert.equal(await dumpDatabase(stanza.cluster), dump)
     const getLog = await readFile(join(logPath, 'async-archive-get-async.log'), 'utf8')
     assert.match(getLog, /queued WAL file '[0-9A-F]{24}' from the archive/)
     const serverLog = await readFile(stanza.cluster.logFile, 'utf8')
-    assert.ok((serverLog.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length >= 12, 'recovery replayed the archived segments')
+    const restored = (serverLog.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length
+    assert.ok(restored >= 12, 'recovery replayed the archived segments')
+    // Fewer Node.js starts than segments restored: the front delivered queued ones itself.
+    const foreground = await readFile(join(logPath, 'async-archive-get.log'), 'utf8')
+    const started = (foreground.match(/ archive-get command begin /g) ?? []).length
+    assert.ok(started > 0 && started < restored, `${started} archive-get processes for ${restored} restored segments`)
   })
 
   test("a segment of another cluster fails archive_command with the background process's error", async () => {
@@ -351,5 +363,83 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     const old = new Date(Date.now() - 60_000)
     for (const entry of await readdir(out)) if (entry.endsWith('.ok')) await utimes(join(out, entry), old, old)
     assert.equal(await exitOf(nextRun('/bin/false')), 1)
+  })
+
+  test('bin/walden-archive-get delivers a queued segment without Node.js, and hands anything else to walden', async () => {
+    await asyncIdle('archive-get')
+    const front = join(waldenPackageRoot(), 'bin', 'walden-archive-get')
+    const queue = join(spoolPath, 'archive', stanza.name, 'in')
+    await mkdir(queue, { recursive: true })
+    await chown(queue, owner.uid, owner.gid)
+    const name = '0000000100000000000000F0'
+    const destination = join(stanza.dir.path, 'front-restored')
+    const queued = join(queue, name)
+    const enqueue = async (data: Buffer): Promise<void> => {
+      await writeFile(queued, data)
+      await chown(queued, owner.uid, owner.gid)
+    }
+    /** The front as recovery runs it: in the data folder, %f and %p last; `node` is what it starts for walden. */
+    const frontRun = (node: string, options: { args?: string[]; cwd?: string; to?: string } = {}) =>
+      spawnSync(
+        'runuser',
+        ['-u', 'postgres', '--', front, node, join(waldenPackageRoot(), 'bin', 'walden'), `--config=${stanza.configPath}`, ...(options.args ?? [`--stanza=${stanza.name}`, `--spool-path=${spoolPath}`]), name, options.to ?? destination],
+        { cwd: options.cwd ?? stanza.cluster.dataDir, encoding: 'utf8' },
+      )
+
+    // Queued and this cluster's: moved to the destination whole, without starting anything (/bin/false would fail).
+    const data = segment(name, 0xf0)
+    await enqueue(data)
+    const delivered = frontRun('/bin/false')
+    assert.equal(delivered.status, 0, delivered.stderr)
+    assert.equal(sha256(await readFile(destination)), sha256(data))
+    assert.equal(await exists(queued), false)
+    await rm(destination)
+
+    // Nothing queued: walden runs (here /bin/false), which alone may say "not found".
+    assert.equal(frontRun('/bin/false').status, 1)
+    assert.equal(await exists(destination), false)
+
+    // Queued files that are not this cluster's whole segment at this position stay for walden to judge.
+    const foreign = segment(name, 0xf0)
+    walHeaderBuild({ version: MAJOR, systemId: systemId + 1n, pageAddress: walSegmentStartLsn(name, SEGMENT_SIZE) }).copy(foreign)
+    const elsewhere = segment('0000000100000000000000F1', 0xf0)
+    for (const [what, bad] of [
+      ['another system identifier', foreign],
+      ['another position', elsewhere],
+      ['part of a segment', data.subarray(0, SEGMENT_SIZE / 2)],
+    ] as const) {
+      await enqueue(bad)
+      assert.equal(frontRun('/bin/false').status, 1, what)
+      assert.equal(await exists(destination), false, what)
+      assert.equal(sha256(await readFile(queued)), sha256(bad), what)
+    }
+    // walden itself removes the foreign file and, as the segment is not in the archive, answers "not found".
+    await enqueue(foreign)
+    const judged = frontRun(process.execPath, { args: [`--stanza=${stanza.name}`, `--spool-path=${spoolPath}`, '--log-level-console=warn'] })
+    assert.equal(judged.status, 1, judged.stderr)
+    assert.match(judged.stdout + judged.stderr, /queued WAL file '.*0000000100000000000000F0' is not this cluster's segment/)
+    assert.equal(await exists(queued), false)
+
+    // Without the stanza or spool path on its command line, or run outside a data folder, the front cannot check.
+    await enqueue(data)
+    assert.equal(frontRun('/bin/false', { args: [`--stanza=${stanza.name}`] }).status, 1)
+    assert.equal(frontRun('/bin/false', { args: [`--spool-path=${spoolPath}`] }).status, 1)
+    assert.equal(frontRun('/bin/false', { cwd: fake }).status, 1)
+    assert.equal(await exists(queued), true)
+    assert.equal(await exists(destination), false)
+
+    // A destination on another file system: copied beside it under a temporary name, then renamed.
+    const otherFs = `/dev/shm/walden-front-${process.pid}`
+    await mkdir(otherFs)
+    try {
+      await chown(otherFs, owner.uid, owner.gid)
+      const copied = frontRun('/bin/false', { to: join(otherFs, 'RECOVERYXLOG') })
+      assert.equal(copied.status, 0, copied.stderr)
+      assert.equal(sha256(await readFile(join(otherFs, 'RECOVERYXLOG'))), sha256(data))
+      assert.deepEqual(await readdir(otherFs), ['RECOVERYXLOG'])
+      assert.equal(await exists(queued), false)
+    } finally {
+      await rm(otherFs, { recursive: true, force: true })
+    }
   })
 })
