@@ -272,8 +272,18 @@ let syncfs: boolean | undefined
 export function syncFilesystemAvailable(): boolean {
   // Before Linux 5.8 syncfs(2) did not report write-back errors, so a failed write could go unnoticed.
   const [major = 0, minor = 0] = release().split('.').map((part) => Number.parseInt(part, 10))
-  syncfs ??= (major > 5 || (major === 5 && minor >= 8)) && spawnSync('sync', ['-f', '/'], { stdio: 'ignore' }).status === 0
+  // GNU coreutils' sync has had -f since 8.24. Asking its version flushes nothing, where trying `sync -f` would flush
+  // a whole file system just to learn that it can.
+  syncfs ??= (major > 5 || (major === 5 && minor >= 8)) && gnuSyncHasFileSystemOption(spawnSync('sync', ['--version'], { encoding: 'utf8' }).stdout ?? '')
   return syncfs
+}
+
+/** Whether `sync --version` output is GNU coreutils 8.24 or later (which has `sync -f`). */
+export function gnuSyncHasFileSystemOption(versionOutput: string): boolean {
+  const match = /\(GNU coreutils\) (\d+)\.(\d+)/.exec(versionOutput)
+  if (!match) return false
+  const [major, minor] = [Number(match[1]), Number(match[2])]
+  return major > 8 || (major === 8 && minor >= 24)
 }
 
 /**
