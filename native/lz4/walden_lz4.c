@@ -77,6 +77,31 @@ static napi_value compress_sync(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// compressBlockInto(data, out, offset): compresses data as one raw LZ4 block into out from offset, within the room
+// out has there; returns the block's size, or 0 when it does not fit (incompressible data, which the frame then
+// stores as it is). No allocation: a caller compressing chunk after chunk reuses one output buffer.
+static napi_value compress_block_into(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *input;
+  size_t length;
+  uint8_t *out;
+  size_t out_length;
+  uint32_t offset;
+  if (argc < 3 || !bytes_of(env, argv[0], &input, &length) || !bytes_of(env, argv[1], &out, &out_length) ||
+      napi_get_value_uint32(env, argv[2], &offset) != napi_ok || offset > out_length) {
+    return throw_error(env, "compressBlockInto: expected (Buffer, Buffer, offset)");
+  }
+  if (length > MAX_INPUT) return throw_error(env, "compressBlockInto: input too large for one LZ4 block");
+  size_t room = out_length - offset;
+  if (room > MAX_INPUT) room = MAX_INPUT;
+  int written = length == 0 || room == 0 ? 0 : LZ4_compress_default((const char *)input, (char *)out + offset, (int)length, (int)room);
+  napi_value result;
+  napi_create_int32(env, written > 0 ? written : 0, &result);
+  return result;
+}
+
 // uncompressSync(data, dict?): data is [upper bound of the uncompressed size, 4 bytes LE][LZ4 block]; dict the
 // data before it, for linked blocks.
 static napi_value uncompress_sync(napi_env env, napi_callback_info info) {
@@ -118,6 +143,7 @@ static napi_value version(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
     {"compressSync", NULL, compress_sync, NULL, NULL, NULL, napi_default, NULL},
+    {"compressBlockInto", NULL, compress_block_into, NULL, NULL, NULL, napi_default, NULL},
     {"uncompressSync", NULL, uncompress_sync, NULL, NULL, NULL, napi_default, NULL},
     {"version", NULL, version, NULL, NULL, NULL, napi_default, NULL},
   };

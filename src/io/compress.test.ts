@@ -356,6 +356,13 @@ for (const type of ['zst', 'lz4'] as const) {
 
 // --- lz4 specifics ----------------------------------------------------------------------------------------------
 
+function randomBytesSeeded(size: number, seed: number): Buffer {
+  const next = random(seed)
+  const data = Buffer.allocUnsafe(size)
+  for (let i = 0; i < size; i++) data[i] = next() & 0xff
+  return data
+}
+
 /** Our frame (which has no content checksum) as another writer would make it: with one. */
 function withContentChecksum(frame: Buffer, content: Buffer): Buffer {
   const copy = Buffer.from(frame)
@@ -375,6 +382,19 @@ describe('lz4 frames', { skip: codecAvailable('lz4') ? false : 'lz4-napi is not 
     assert.equal(packed[5], 0x60) // 1 MiB blocks
     assert.equal(packed[6], (xxh32(packed.subarray(4, 6)) >>> 8) & 0xff) // header checksum
     assert.equal(packed.readUInt32LE(packed.length - 4), 0, 'the frame ends with the end mark')
+  })
+
+  test('compressInto builds the very frame the stream writes, in a buffer it reuses', { skip: codecFor('lz4').compressInto ? false : 'only with walden\'s liblz4 binding' }, async () => {
+    const codec = codecFor('lz4')
+    const noise = randomBytesSeeded(LZ4_BLOCK_SIZE + 5, 4)
+    const out = Buffer.alloc(codec.compressBound!(3 * LZ4_BLOCK_SIZE))
+    for (const data of [Buffer.alloc(0), mixedData(100, 2), mixedData(LZ4_BLOCK_SIZE, 3), mixedData(3 * LZ4_BLOCK_SIZE, 6), noise, Buffer.concat([noise.subarray(0, 1000), mixedData(LZ4_BLOCK_SIZE, 7)])]) {
+      out.fill(0xee)
+      const length = codec.compressInto!(data, 1, out)
+      assert.ok(out.subarray(0, length).equals(await compress(codec, data)), `${data.length} bytes`)
+      assert.ok((await decompress(codec, out.subarray(0, length))).equals(data))
+    }
+    assert.throws(() => codec.compressInto!(mixedData(10, 1), 13, out), /compress-level/)
   })
 
   test('stores incompressible blocks as they are', async () => {

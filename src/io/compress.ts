@@ -18,7 +18,7 @@ import { PassThrough, type Transform, type TransformCallback } from 'node:stream
 import * as zlib from 'node:zlib'
 import { WaldenError, fail } from '../common/errors.js'
 import { nativeAddonPath } from './native.js'
-import { Lz4CompressStream, Lz4DecompressStream, type Lz4Binding } from './lz4-frame.js'
+import { Lz4CompressStream, Lz4DecompressStream, lz4FrameBound, lz4FrameInto, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
 import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, type ZstdBinding } from './zstd-stream.js'
 
 export type CompressType = 'none' | 'gz' | 'zst' | 'lz4'
@@ -41,6 +41,12 @@ export interface Codec {
    */
   compressSync?(data: Buffer, level?: number): Buffer
   decompressSync?(data: Buffer, options?: DecompressOptions): Buffer
+  /**
+   * compressSync() into a buffer the caller owns and reuses, of at least compressBound(data.length) bytes; returns the
+   * length written. Where the engine can (walden's liblz4 binding).
+   */
+  compressInto?(data: Buffer, level: number, out: Buffer): number
+  compressBound?(size: number): number
 }
 
 export interface DecompressOptions {
@@ -360,6 +366,15 @@ function lz4Codec(): Codec {
       return runSync(new Lz4CompressStream(lz4), data)
     },
     decompressSync: (data: Buffer, options) => runSync(new Lz4DecompressStream(lz4, { contentChecksum: !options?.verifiedByCaller }), data),
+    ...(engine === 'liblz4'
+      ? {
+          compressInto: (data: Buffer, level: number, out: Buffer) => {
+            checkLevel('lz4', LZ4_RANGE, level)
+            return lz4FrameInto(binding as unknown as Lz4BlockInto, data, out)
+          },
+          compressBound: lz4FrameBound,
+        }
+      : {}),
   }
 }
 

@@ -48,6 +48,42 @@ const BLOCK_SIZE_ID = 6 // 4: 64 KiB, 5: 256 KiB, 6: 1 MiB, 7: 4 MiB
 const WRITE_FLG = FLG_VERSION | FLG_BLOCK_INDEPENDENT
 const WRITE_BD = BLOCK_SIZE_ID << 4
 
+/** The part of walden's liblz4 binding that compresses into a buffer the caller owns (see lz4FrameInto). */
+export interface Lz4BlockInto {
+  /** Compresses `data` as one raw block into `out` from `offset`; 0 when it does not fit in what is left of `out`. */
+  compressBlockInto(data: Uint8Array, out: Uint8Array, offset: number): number
+}
+
+/** Bytes lz4FrameInto may need for `size` bytes of input: header, each block stored as it is at worst, end mark. */
+export function lz4FrameBound(size: number): number {
+  return 7 + Math.max(1, Math.ceil(size / LZ4_BLOCK_SIZE)) * 4 + size + 4
+}
+
+/**
+ * The frame Lz4CompressStream writes for `data`, byte for byte, built in `out` (at least lz4FrameBound(data.length)
+ * bytes); returns its length. For a caller compressing chunk after chunk: one output buffer serves them all, where
+ * a new Buffer per chunk would pile up as garbage that V8 collects only every few tens of MB per thread.
+ */
+export function lz4FrameInto(lz4: Lz4BlockInto, data: Buffer, out: Buffer): number {
+  FRAME_HEADER.copy(out, 0)
+  let position = FRAME_HEADER.length
+  for (let offset = 0; offset < data.length; offset += LZ4_BLOCK_SIZE) {
+    const block = data.subarray(offset, offset + LZ4_BLOCK_SIZE)
+    // Room for block.length - 1 bytes: a block that does not get smaller is stored as it is, as the stream does.
+    const size = lz4.compressBlockInto(block, out.subarray(0, position + 4 + block.length - 1), position + 4)
+    if (size > 0) {
+      out.writeUInt32LE(size, position)
+      position += 4 + size
+    } else {
+      out.writeUInt32LE((block.length | UNCOMPRESSED_BIT) >>> 0, position)
+      block.copy(out, position + 4)
+      position += 4 + block.length
+    }
+  }
+  out.writeUInt32LE(0, position) // end mark
+  return position + 4
+}
+
 function frameHeader(): Buffer {
   const header = Buffer.alloc(7)
   header.writeUInt32LE(MAGIC, 0)
@@ -56,6 +92,8 @@ function frameHeader(): Buffer {
   header[6] = (xxh32(header.subarray(4, 6)) >>> 8) & 0xff
   return header
 }
+
+const FRAME_HEADER = frameHeader()
 
 function uint32(value: number): Buffer {
   const buffer = Buffer.allocUnsafe(4)
@@ -117,7 +155,7 @@ export class Lz4CompressStream extends Transform {
   #start(): void {
     if (this.#started) return
     this.#started = true
-    this.push(frameHeader())
+    this.push(Buffer.from(FRAME_HEADER))
   }
 
   #flushPending(): void {

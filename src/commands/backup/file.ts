@@ -101,6 +101,9 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
 async function copyChunks(input: BackupFileInput, fd: number, length: number, codec: Codec, firstBlock: number, target: string): Promise<BackupFileOutput> {
   // Per call, not per thread: two jobs of one worker interleave at the yields below.
   const buffer = Buffer.allocUnsafe(CHUNK_SIZE)
+  // Compressed into one reused buffer where the codec can: a new Buffer per chunk is garbage V8 lets grow by tens of
+  // MB per thread before collecting it, so peak memory would grow with the size of the backup.
+  const into = codec.compressInto && codec.compressBound ? Buffer.allocUnsafe(codec.compressBound(CHUNK_SIZE)) : undefined
   const hash = createHash('sha256')
   const fast = xxh3Create()
   const badPages: number[] = []
@@ -121,7 +124,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
         const chunkFirstBlock = firstBlock + Math.floor(read / input.pageCheck.blockSize)
         badPages.push(...pagesVerify(chunk, input.pageCheck.blockSize, chunkFirstBlock, startLsn))
       }
-      const compressed = codec.compressSync!(chunk, input.compressLevel)
+      const compressed = into ? into.subarray(0, codec.compressInto!(chunk, input.compressLevel, into)) : codec.compressSync!(chunk, input.compressLevel)
       writeSyncAll(out, compressed)
       stored += compressed.length
       read += bytes
