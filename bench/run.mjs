@@ -165,31 +165,6 @@ async function diskCheck(dir, opts) {
   if (avail < need) throw new BenchError(`not enough disk space in ${dir}: ${(avail / 1e9).toFixed(1)} GB free, about ${(need / 1e9).toFixed(1)} GB needed (use --dir or a smaller --scale)`)
 }
 
-/**
- * Writes once to every free page of memory, then lets it go. A virtual machine whose memory the host backs only on
- * first use (Firecracker, on the reference machine) makes a page's first write costly: writing 1.6 GB into the page
- * cache took 5.2 s of system time the first time and 0.5 s after. Whichever tool first wrote into never-used memory
- * (walden, going first in every pair) would pay for it; afterwards neither does. Page cache is left alone (free
- * memory only, less 1 GiB), so the warmed cluster stays cached.
- */
-async function freeMemoryTouch(python) {
-  const script = [
-    'import mmap',
-    'free = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemFree:"))',
-    'chunk = 256 << 20',
-    'block = b"\\1" * chunk',
-    'maps = []',
-    'for _ in range(max(0, (free - (1 << 30)) // chunk)):',
-    '    m = mmap.mmap(-1, chunk)',
-    '    m.write(block)',
-    '    maps.append(m)',
-    'print(len(maps) * chunk >> 20)',
-  ].join('\n')
-  const started = Date.now()
-  const { stdout, code } = await run(python, ['-c', script], { owner: false, allowFail: true })
-  if (code === 0) say(`touched ${(Number(stdout.trim()) / 1024).toFixed(1)} GiB of free memory once, in ${((Date.now() - started) / 1000).toFixed(0)} s (see benchmarks.md, "Fair starts")`)
-}
-
 /** A private copy of walden to benchmark, so a rebuild of the checkout during a long run changes nothing. */
 async function waldenSnapshot(opts) {
   const dest = join(root, 'walden')
@@ -308,7 +283,6 @@ async function main() {
     await pgbenchLoad(server, opts.scale)
     // Warm the page cache with the whole cluster so run 1 reads from memory like every later run.
     await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null 2>&1`], { owner: false, allowFail: true })
-    await freeMemoryTouch(python)
   }
 
   const ctx = {

@@ -133,6 +133,36 @@ static napi_value uncompress_sync(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// uncompressBlockInto(block, out, dict?): decodes one raw LZ4 block into out (which bounds its size); returns the
+// decoded length. No allocation: a caller decoding block after block reuses one output buffer.
+static napi_value uncompress_block_into(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *input;
+  size_t length;
+  uint8_t *out;
+  size_t out_length;
+  if (argc < 2 || !bytes_of(env, argv[0], &input, &length) || !bytes_of(env, argv[1], &out, &out_length)) {
+    return throw_error(env, "uncompressBlockInto: expected (Buffer, Buffer)");
+  }
+  uint8_t *dict = NULL;
+  size_t dict_length = 0;
+  if (argc >= 3) {
+    napi_valuetype type;
+    napi_typeof(env, argv[2], &type);
+    if (type != napi_undefined && !bytes_of(env, argv[2], &dict, &dict_length)) return throw_error(env, "uncompressBlockInto: dict must be a Buffer");
+  }
+  if (length > MAX_INPUT || out_length > MAX_INPUT || dict_length > MAX_INPUT) return throw_error(env, "uncompressBlockInto: block too large");
+  int decoded = dict_length > 0
+    ? LZ4_decompress_safe_usingDict((const char *)input, (char *)out, (int)length, (int)out_length, (const char *)dict, (int)dict_length)
+    : LZ4_decompress_safe((const char *)input, (char *)out, (int)length, (int)out_length);
+  if (decoded < 0) return throw_error(env, "uncompressBlockInto: the LZ4 block is corrupt");
+  napi_value result;
+  napi_create_int32(env, decoded, &result);
+  return result;
+}
+
 static napi_value version(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
@@ -145,6 +175,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"compressSync", NULL, compress_sync, NULL, NULL, NULL, napi_default, NULL},
     {"compressBlockInto", NULL, compress_block_into, NULL, NULL, NULL, napi_default, NULL},
     {"uncompressSync", NULL, uncompress_sync, NULL, NULL, NULL, napi_default, NULL},
+    {"uncompressBlockInto", NULL, uncompress_block_into, NULL, NULL, NULL, napi_default, NULL},
     {"version", NULL, version, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);

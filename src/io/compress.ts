@@ -18,7 +18,7 @@ import { PassThrough, type Transform, type TransformCallback } from 'node:stream
 import * as zlib from 'node:zlib'
 import { WaldenError, fail } from '../common/errors.js'
 import { nativeAddonPath } from './native.js'
-import { Lz4CompressStream, Lz4DecompressStream, lz4FrameBound, lz4FrameInto, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
+import { Lz4CompressStream, Lz4DecompressStream, lz4ChunkDecoder, lz4FrameBound, lz4FrameInto, type ChunkDecoder, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
 import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, type ZstdBinding } from './zstd-stream.js'
 
 export type CompressType = 'none' | 'gz' | 'zst' | 'lz4'
@@ -47,6 +47,12 @@ export interface Codec {
    */
   compressInto?(data: Buffer, level: number, out: Buffer): number
   compressBound?(size: number): number
+  /**
+   * A synchronous decoder that hands each decoded piece to a callback, valid only during that call, reusing its
+   * buffers: for a caller that hashes and writes each piece at once. Where the engine can (none, and lz4 through
+   * walden's liblz4 binding).
+   */
+  chunkDecoder?(options?: DecompressOptions): ChunkDecoder
 }
 
 export interface DecompressOptions {
@@ -171,6 +177,7 @@ const NONE: Codec = Object.freeze({
   decompress: () => new PassThrough(),
   compressSync: (data: Buffer) => data,
   decompressSync: (data: Buffer) => data,
+  chunkDecoder: () => ({ write: (chunk: Buffer, sink: (data: Buffer) => void) => sink(chunk), end: () => undefined, release: () => undefined }),
 })
 
 // --- gz ---------------------------------------------------------------------------------------------------------
@@ -373,6 +380,8 @@ function lz4Codec(): Codec {
             return lz4FrameInto(binding as unknown as Lz4BlockInto, data, out)
           },
           compressBound: lz4FrameBound,
+          chunkDecoder: (options?: DecompressOptions) =>
+            lz4ChunkDecoder(lz4, binding as unknown as Lz4BlockInto, { contentChecksum: !options?.verifiedByCaller }),
         }
       : {}),
   }

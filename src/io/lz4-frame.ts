@@ -48,10 +48,12 @@ const BLOCK_SIZE_ID = 6 // 4: 64 KiB, 5: 256 KiB, 6: 1 MiB, 7: 4 MiB
 const WRITE_FLG = FLG_VERSION | FLG_BLOCK_INDEPENDENT
 const WRITE_BD = BLOCK_SIZE_ID << 4
 
-/** The part of walden's liblz4 binding that compresses into a buffer the caller owns (see lz4FrameInto). */
+/** The part of walden's liblz4 binding that works in buffers the caller owns (see lz4FrameInto, `reuse` below). */
 export interface Lz4BlockInto {
   /** Compresses `data` as one raw block into `out` from `offset`; 0 when it does not fit in what is left of `out`. */
   compressBlockInto(data: Uint8Array, out: Uint8Array, offset: number): number
+  /** Decodes one raw block into `out`, which bounds its size; returns the decoded length, throws if corrupt. */
+  uncompressBlockInto(block: Uint8Array, out: Uint8Array, dict?: Uint8Array): number
 }
 
 /** Bytes lz4FrameInto may need for `size` bytes of input: header, each block stored as it is at worst, end mark. */
@@ -226,11 +228,20 @@ export class Lz4DecompressStream extends PacedTransform {
   #sawFrame = false
   readonly #contentChecksum: boolean
 
-  /** `contentChecksum: false` skips the frames' content checksums (see DecompressOptions.verifiedByCaller). */
-  constructor(lz4: Lz4Binding, options: { contentChecksum?: boolean } = {}) {
+  // With `reuse`: one buffer collects every compressed block and one receives every decoded block (REUSED, shared
+  // by the decoders of this thread).
+  readonly #into: Lz4BlockInto | undefined
+
+  /**
+   * `contentChecksum: false` skips the frames' content checksums (see DecompressOptions.verifiedByCaller). `reuse`
+   * (with a binding that decodes into a given buffer) decodes every block into the same buffer, so what push() gets
+   * is valid only until the next push: only for a caller that takes each chunk synchronously (see lz4ChunkDecoder).
+   */
+  constructor(lz4: Lz4Binding, options: { contentChecksum?: boolean; reuse?: Lz4BlockInto } = {}) {
     super()
     this.#lz4 = lz4
     this.#contentChecksum = options.contentChecksum ?? true
+    this.#into = options.reuse
   }
 
   override _flush(callback: TransformCallback): void {
@@ -312,7 +323,10 @@ export class Lz4DecompressStream extends PacedTransform {
         const size = word & ~UNCOMPRESSED_BIT
         if (size > frame.blockMax) corrupt(`block of ${size} bytes exceeds the frame's maximum of ${frame.blockMax}`)
         this.#blockCompressed = (word & UNCOMPRESSED_BIT) === 0
-        this.#block = Buffer.allocUnsafe(size + 4)
+        if (this.#into) {
+          if (REUSED.block.length < size + 4) REUSED.block = Buffer.allocUnsafe(frame.blockMax + 4)
+          this.#block = REUSED.block.subarray(0, size + 4)
+        } else this.#block = Buffer.allocUnsafe(size + 4)
         this.#blockFill = 4
         this.#state = State.BlockData
         if (size > 0) return true
@@ -376,7 +390,11 @@ export class Lz4DecompressStream extends PacedTransform {
       // The prefix is only an upper bound: lz4-napi sizes its output from it and returns what the block holds.
       block.writeUInt32LE(frame.blockMax, 0)
       try {
-        data = frame.window ? this.#lz4.uncompressSync(block, frame.window) : this.#lz4.uncompressSync(block)
+        if (this.#into) {
+          if (REUSED.out.length < frame.blockMax) REUSED.out = Buffer.allocUnsafe(frame.blockMax)
+          const out = REUSED.out.subarray(0, frame.blockMax)
+          data = out.subarray(0, this.#into.uncompressBlockInto(block.subarray(4), out, frame.window))
+        } else data = frame.window ? this.#lz4.uncompressSync(block, frame.window) : this.#lz4.uncompressSync(block)
       } catch (error) {
         return corrupt(`'${(error as Error).message}'`)
       }
@@ -406,3 +424,55 @@ export class Lz4DecompressStream extends PacedTransform {
   }
 }
 
+
+/**
+ * The buffers of the decoders in `reuse` mode, one pair per thread (module state is per worker thread): a restore
+ * decodes thousands of small files, and a pair of 1 MiB buffers per file would be garbage that V8 collects only
+ * every few tens of MB. Safe because such a decoder runs from start to end without yielding (lz4ChunkDecoder's
+ * callers are synchronous), so two never interleave; `inUse` makes sure of it.
+ */
+const REUSED = { block: EMPTY, out: EMPTY, inUse: false }
+
+/**
+ * A synchronous LZ4 frame decoder over chunks of input: each decoded piece goes to `sink` before write() returns,
+ * and is valid only during that call (the same buffers serve every block). For restore's copy loop, which hashes and
+ * writes each piece at once: no allocation per block, so memory stays flat however much is restored.
+ */
+export function lz4ChunkDecoder(lz4: Lz4Binding, into: Lz4BlockInto, options: { contentChecksum?: boolean }): ChunkDecoder {
+  const stream = new Lz4DecompressStream(lz4, { ...options, reuse: into })
+  let sink: (data: Buffer) => void = () => undefined
+  stream.push = (chunk: Buffer | null): boolean => {
+    if (chunk) sink(chunk)
+    return true
+  }
+  const run = (step: (callback: TransformCallback) => void): void => {
+    let failure: Error | null | undefined
+    step((error) => {
+      failure ??= error
+    })
+    if (failure) throw failure
+  }
+  if (REUSED.inUse) fail('Assert', 'two lz4 chunk decoders in use at once in one thread')
+  REUSED.inUse = true
+  return {
+    write(chunk, to) {
+      sink = to
+      run((callback) => stream._transform(chunk, 'buffer' as BufferEncoding, callback))
+    },
+    end(to) {
+      sink = to
+      run((callback) => stream._flush(callback))
+    },
+    release() {
+      REUSED.inUse = false
+    },
+  }
+}
+
+/** See Codec.chunkDecoder. */
+export interface ChunkDecoder {
+  write(chunk: Buffer, sink: (data: Buffer) => void): void
+  end(sink: (data: Buffer) => void): void
+  /** Called once the decoder is done with, whether it finished or failed. */
+  release(): void
+}

@@ -3,10 +3,12 @@
 
 import type { Writable } from 'node:stream'
 import { createHash } from 'node:crypto'
-import { fail, WaldenError } from '../common/errors.js'
+import { closeSync, openSync, readSync } from 'node:fs'
+import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { decompressBuffer } from '../io/buffer-codec.js'
 import { codecFromExtension } from '../io/compress.js'
 import { HashStream } from '../io/hash.js'
+import { PosixStorage, storageError } from '../storage/posix.js'
 import type { Storage } from '../storage/storage.js'
 import { streamInto } from '../storage/stream-into.js'
 
@@ -58,4 +60,51 @@ export async function storedFileCopy(
   await streamInto(reader, [codecFromExtension(path).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
     throw damaged(error, what)
   })
+}
+
+/** Bytes read from the repository at a time by storedFileCopySync. */
+const READ_CHUNK = 1024 * 1024
+
+/**
+ * storedFileCopy without streams, where the file's codec has a synchronous chunk decoder (none, lz4 through walden's
+ * liblz4 binding): reads the stored file in 1 MiB pieces into one buffer, decodes into reused buffers and hands each
+ * decoded piece to `write`, which must be done with it when it returns. Nothing is allocated per piece, so memory
+ * stays flat and page faults few however much is restored. Returns false, having done nothing, for other codecs.
+ * The SHA-256 is checked at the end: what `write` received is only good once this returns.
+ */
+export function storedFileCopySync(repo: Storage, path: string, sha256: string, what: string, write: (data: Buffer) => void): boolean {
+  // A local repository only: the path is opened directly.
+  const decoder = repo instanceof PosixStorage ? codecFromExtension(path).chunkDecoder?.({ verifiedByCaller: true }) : undefined
+  if (!decoder) return false
+  const fullPath = repo.describe(path)
+  let fd: number
+  try {
+    fd = openSync(fullPath, 'r')
+  } catch (error) {
+    decoder.release()
+    if (errnoCode(error) === 'ENOENT') fail('FileMissing', `unable to open missing file '${fullPath}' for read`)
+    throw storageError('FileOpen', 'unable to open', fullPath, error)
+  }
+  const hash = createHash('sha256')
+  const sink = (data: Buffer): void => {
+    hash.update(data)
+    write(data)
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(READ_CHUNK)
+    for (;;) {
+      const bytes = readSync(fd, buffer, 0, READ_CHUNK, null)
+      if (bytes === 0) break
+      decoder.write(buffer.subarray(0, bytes), sink)
+    }
+    decoder.end(sink)
+  } catch (error) {
+    throw damaged(error, what)
+  } finally {
+    decoder.release()
+    closeSync(fd)
+  }
+  const actual = hash.digest('hex')
+  if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
+  return true
 }

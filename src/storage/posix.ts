@@ -330,7 +330,7 @@ export async function syncFolder(fullPath: string, options: { missingOk?: boolea
   }
 }
 
-function storageError(kind: 'FileOpen' | 'FileRead' | 'FileWrite', action: string, path: string, error: unknown): Error {
+export function storageError(kind: 'FileOpen' | 'FileRead' | 'FileWrite', action: string, path: string, error: unknown): Error {
   if (error instanceof WaldenError) return error
   const code = errnoCode(error)
   const reason = code === 'EACCES' ? 'permission denied' : code === 'ENOSPC' ? 'no space left on device' : (error as Error).message

@@ -85,7 +85,19 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     runWalden([`--config=${stanza.configPath}`, `--stanza=${stanza.name}`, '--log-level-console=info', 'archive-get', name, destination], {
       cwd: stanza.cluster.dataDir,
     })
-  const asyncIdle = (lock: string): Promise<void> => waitFor(`${lock} to end`, async () => !(await exists(join(stanza.lockPath, `${stanza.name}-${lock}.lock`))))
+  // No background process: no lock file, or one left by a process that is gone (SIGKILLed: walden takes such a lock
+  // over, and a killed process that had acknowledged everything leaves nothing to start a new one).
+  const asyncIdle = (lock: string): Promise<void> =>
+    waitFor(`${lock} to end`, async () => {
+      const owner = await readFile(join(stanza.lockPath, `${stanza.name}-${lock}.lock`), 'utf8').catch(() => undefined)
+      if (owner === undefined) return true
+      try {
+        process.kill(Number(owner.split(' ')[0]), 0)
+        return false
+      } catch {
+        return true
+      }
+    })
 
   before(async () => {
     stanza = await createTestStanza({ major: MAJOR, name: 'async' })

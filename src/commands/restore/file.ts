@@ -3,12 +3,13 @@
 // inline; takes plain data and returns plain data.
 
 import { createHash } from 'node:crypto'
-import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, utimesSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, rmSync, utimesSync, writeSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { Writable } from 'node:stream'
 import { errnoCode } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
-import { storedFileCopy, storedFileRead } from '../../repo/stored-file.js'
+import { storedFileCopy, storedFileCopySync, storedFileRead } from '../../repo/stored-file.js'
+import type { Storage } from '../../storage/storage.js'
 import { posixStorage } from '../../storage/posix.js'
 import { SMALL_FILE } from '../backup/file.js'
 
@@ -122,6 +123,33 @@ class PositionalWriter extends Writable {
   }
 }
 
+/**
+ * Copies a stored file or part into the destination from `position` with synchronous calls, decoded into reused
+ * buffers (storedFileCopySync), then fsyncs it if asked. False, having written nothing, where the codec or the
+ * repository has no such path. A whole file ('w') that fails is removed: it is neither the old file nor the new one.
+ */
+function copySync(repo: Storage, input: RestoreFileInput, what: string, flags: 'w' | 'r+', position: number): boolean {
+  let fd: number | undefined
+  let at = position
+  try {
+    const copied = storedFileCopySync(repo, input.repoPath, input.sha256, what, (data) => {
+      fd ??= openSync(input.destination, flags, input.mode)
+      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written, at + written)
+      at += data.length
+    })
+    if (!copied) return false
+    // A stored file that decodes to nothing still leaves the destination there.
+    fd ??= openSync(input.destination, flags, input.mode)
+    if (input.syncEach) fsyncSync(fd)
+    return true
+  } catch (error) {
+    if (flags === 'w' && fd !== undefined) rmSync(input.destination, { force: true })
+    throw error
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
   const offset = input.partOffset ?? 0
   // An empty part (the file shrank while it was backed up) is not stored; the file already has its final size.
@@ -141,6 +169,7 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
   const what = `repository file '${repo.describe(input.repoPath)}'`
 
   if (input.partOffset !== undefined) {
+    if (copySync(repo, input, what, 'r+', offset)) return { fetched: true }
     await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset, input.syncEach))
     return { fetched: true }
   }
@@ -150,6 +179,8 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
   const writeOptions = { mode: input.mode, mtimeMs: input.mtimeMs, atomic: input.atomic, sync: input.syncEach }
   if (input.size === 0) {
     await target.write(name, Buffer.alloc(0), writeOptions)
+  } else if (!input.atomic && copySync(repo, input, what, 'w', 0)) {
+    utimesSync(input.destination, input.mtimeMs / 1000, input.mtimeMs / 1000)
   } else if (input.size <= SMALL_FILE) {
     // Small files in memory: the stored copy is smaller still, and streams cost more than the data here.
     await target.write(name, await storedFileRead(repo, input.repoPath, input.sha256, what), writeOptions)
