@@ -11,6 +11,12 @@ export type NativeAddon = 'lz4' | 'xxh3'
  * not built.
  */
 export function nativeAddonPath(name: NativeAddon): string | undefined {
-  const relative = `native/${name}/build/Release/walden_${name}.node`
-  return [`../${relative}`, `../../${relative}`].map((path) => fileURLToPath(new URL(path, import.meta.url))).find((path) => existsSync(path))
+  if (!found.has(name)) {
+    const relative = `native/${name}/build/Release/walden_${name}.node`
+    found.set(name, [`../${relative}`, `../../${relative}`].map((path) => fileURLToPath(new URL(path, import.meta.url))).find((path) => existsSync(path)))
+  }
+  return found.get(name)
 }
+
+// Looked up once per thread: codecs are asked for per file.
+const found = new Map<NativeAddon, string | undefined>()
