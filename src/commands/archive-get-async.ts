@@ -97,6 +97,8 @@ async function archiveGetAsync(cfg: Config): Promise<number> {
     }
   } finally {
     await pool.close()
+    // Nothing is being fetched any more: bin/walden-archive-get waits only for segments on this list.
+    await queueListWrite(queue, []).catch(() => undefined)
     lock.release()
   }
   return 0

@@ -154,6 +154,9 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     const foreground = await readFile(join(logPath, 'async-archive-get.log'), 'utf8')
     const started = (foreground.match(/ archive-get command begin /g) ?? []).length
     assert.ok(started > 0 && started < restored, `${started} archive-get processes for ${restored} restored segments`)
+    // A background process that has ended leaves an empty list, so the front waits for nothing.
+    await asyncIdle('archive-get')
+    assert.equal(await readFile(join(spoolPath, 'archive', stanza.name, 'in', 'queue.list'), 'utf8').catch(() => ''), '\n')
   })
 
   test("a segment of another cluster fails archive_command with the background process's error", async () => {
@@ -410,6 +413,23 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     // Nothing queued: walden runs (here /bin/false), which alone may say "not found".
     assert.equal(frontRun('/bin/false').status, 1)
     assert.equal(await exists(destination), false)
+
+    // Not queued yet, but on the list of what the background process is fetching: the front waits for it.
+    const list = join(queue, 'queue.list')
+    await writeFile(list, `0000000100000000000000EF\n${name}\n`)
+    await writeFile(`${queued}.later`, data)
+    await chown(`${queued}.later`, owner.uid, owner.gid)
+    const arriving = spawn('sh', ['-c', `sleep 0.5; mv '${queued}.later' '${queued}'`])
+    const waited = frontRun('/bin/false')
+    await new Promise((resolve) => arriving.once('exit', resolve))
+    assert.equal(waited.status, 0, waited.stderr)
+    assert.equal(sha256(await readFile(destination)), sha256(data))
+    await rm(destination)
+    // Listed but never arriving (a background process that died): it hands over to walden after two seconds.
+    const since = Date.now()
+    assert.equal(frontRun('/bin/false').status, 1)
+    assert.ok(Date.now() - since >= 1900, `gave up after ${Date.now() - since} ms`)
+    await writeFile(list, '')
 
     // Queued files that are not this cluster's whole segment at this position stay for walden to judge.
     const foreign = segment(name, 0xf0)
