@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { basename, join } from 'node:path'
+import { threadId } from 'node:worker_threads'
 import { errnoCode, fail } from '../common/errors.js'
 import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
@@ -21,6 +22,7 @@ import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
 import { posixStorage } from '../storage/posix.js'
 import { streamInto } from '../storage/stream-into.js'
+import { backupFile } from './backup/file.js'
 
 export interface ArchivePushFileInput {
   stanza: string
@@ -112,17 +114,29 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
 
   const codec = codecFor(input.compressType)
   const level = input.compressLevel ?? codec.defaultLevel
-  const temporary = `${folder}/${walName}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
-  const hash = new HashStream()
+  const temporary = `${folder}/${walName}.tmp-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}`
+  let sha256: string
   try {
-    await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level)], await repo.openWrite(temporary, { atomic: false }))
-    // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
-    await repo.move(temporary, join(folder, archivedName(walName, hash.digest(), codec.extension)))
+    if (isWalSegmentName(walName) || isPartialName(walName)) {
+      // A segment goes through backup's copy loop: 1 MiB at a time into reused buffers, hashed, compressed and
+      // appended with synchronous calls (the background process pushes segment after segment, and per-chunk buffers
+      // would be garbage and page faults), fsynced. It writes TEMPORARY plus the codec's extension.
+      const copied = await backupFile({ source: walPath, offset: 0, repoRoot: input.repoPath, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false })
+      if (!copied.copied) fail('FileMissing', `WAL file '${walPath}' does not exist`)
+      sha256 = copied.sha256
+      await repo.move(`${temporary}${codec.extension}`, join(folder, archivedName(walName, sha256, codec.extension)))
+    } else {
+      const hash = new HashStream()
+      await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level)], await repo.openWrite(temporary, { atomic: false }))
+      sha256 = hash.digest()
+      // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
+      await repo.move(temporary, join(folder, archivedName(walName, sha256, codec.extension)))
+    }
   } catch (error) {
     await repo.remove(temporary).catch(() => undefined)
+    await repo.remove(`${temporary}${codec.extension}`).catch(() => undefined)
     throw error
   }
-  const sha256 = hash.digest()
 
   // Another cluster may have pushed a different file under this name at the same moment: look again, so the
   // conflict is reported here and not first discovered during a recovery.

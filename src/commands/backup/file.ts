@@ -13,7 +13,7 @@ import type { Codec, CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY, Xxh3Stream } from '../../io/hash.js'
 import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
 import { xxh3Create } from '../../io/xxh3.js'
-import { posixStorage } from '../../storage/posix.js'
+import { posixStorage, storageError } from '../../storage/posix.js'
 import { streamInto } from '../../storage/stream-into.js'
 
 /**
@@ -40,6 +40,8 @@ export interface BackupFileInput {
   pageCheck?: { firstBlock: number; blockSize: number; startLsn: string }
   /** fsync the stored file now; false when the caller flushes the repository's file system once at the end. */
   syncEach: boolean
+  /** Record XXH3-128 too (default true): for delta restore, so not for WAL. */
+  xxh3?: boolean
 }
 
 export interface BackupFileOutput {
@@ -105,7 +107,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   // MB per thread before collecting it, so peak memory would grow with the size of the backup.
   const into = codec.compressInto && codec.compressBound ? Buffer.allocUnsafe(codec.compressBound(CHUNK_SIZE)) : undefined
   const hash = createHash('sha256')
-  const fast = xxh3Create()
+  const fast = input.xxh3 === false ? undefined : xxh3Create()
   const badPages: number[] = []
   const startLsn = input.pageCheck ? BigInt(input.pageCheck.startLsn) : 0n
   let out: number | undefined
@@ -113,7 +115,11 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   let stored = 0
   try {
     mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
-    out = openSync(target, 'w', 0o640)
+    try {
+      out = openSync(target, 'w', 0o640)
+    } catch (error) {
+      throw storageError('FileOpen', 'unable to open for write', target, error)
+    }
     while (read < length) {
       const bytes = readSync(fd, buffer, 0, Math.min(CHUNK_SIZE, length - read), input.offset + read)
       if (bytes === 0) break // truncated meanwhile
