@@ -189,7 +189,7 @@ async function waldenSnapshot(opts) {
   } else {
     if (!existsSync(join(REPO_ROOT, 'dist', 'cli.mjs'))) throw new BenchError('walden is not built: run `npm run build`, or drop --no-build')
     await cp(join(REPO_ROOT, 'dist'), join(dest, 'dist'), { recursive: true })
-    for (const name of ['lz4', 'xxh3']) {
+    for (const name of ['lz4', 'xxh3', 'page']) {
       const addon = join('native', name, 'build', 'Release', `walden_${name}.node`)
       if (existsSync(join(REPO_ROOT, addon))) await cp(join(REPO_ROOT, addon), join(dest, addon), { recursive: true })
     }

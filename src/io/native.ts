@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-export type NativeAddon = 'lz4' | 'xxh3'
+export type NativeAddon = 'lz4' | 'xxh3' | 'page'
 
 /**
  * The built addon's path, from src/io/ (tests) or from dist/ and dist/chunks/ (the bundle), or undefined when it was

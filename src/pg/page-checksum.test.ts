@@ -1,6 +1,7 @@
-import { describe, test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { pageChecksum, pageChecksumStored, pageIsNew, pageLsn, pageVerify, relationBlockNumber } from './page-checksum.js'
+import { nativeAddonPath } from '../io/native.js'
+import { pageChecksum, pageChecksumNativeHiddenForTest, pageChecksumStored, pageIsNew, pageLsn, pageVerify, relationBlockNumber } from './page-checksum.js'
 
 // Straight transcription of pg_checksum_page (checksum_impl.h): row by row, sums in an array, on a copy with
 // pd_checksum zeroed. The module computes the same thing in another order; this is what it is checked against.
@@ -43,6 +44,17 @@ function buildPage(blockNumber: number, size = 8192, seed = 1): Buffer {
   page.writeUInt16LE(pageChecksum(page, blockNumber), 8)
   return page
 }
+
+// Every test of the checksum and of page verification runs twice: with walden's C checksum (native/page) where it is
+// built, and with the JavaScript one it falls back to.
+for (const implementation of ['C', 'JavaScript'] as const) {
+describe(`with the ${implementation} checksum`, { skip: implementation === 'C' && nativeAddonPath('page') === undefined ? 'native/page is not built' : false }, () => {
+  before(() => {
+    pageChecksumNativeHiddenForTest.hidden = implementation === 'JavaScript'
+  })
+  after(() => {
+    pageChecksumNativeHiddenForTest.hidden = false
+  })
 
 describe('pageChecksum', () => {
   test('matches the reference transcription', () => {
@@ -154,6 +166,8 @@ describe('pageVerify', () => {
     }
   })
 })
+})
+}
 
 describe('page header helpers', () => {
   test('pageLsn, pageChecksumStored, pageIsNew', () => {
@@ -185,4 +199,18 @@ describe('relationBlockNumber', () => {
       message: "invalid block '131071' of relation segment '32767'",
     })
   })
+})
+
+test('the C and JavaScript checksums agree on random pages of every page size', { skip: nativeAddonPath('page') === undefined ? 'native/page is not built' : false }, () => {
+  for (const size of [1024, 2048, 4096, 8192, 16384, 32768]) {
+    const page = Buffer.alloc(size)
+    for (let trial = 0; trial < 40; trial++) {
+      for (let i = 0; i < page.length; i++) page[i] = (Math.random() * 256) | 0
+      const block = (Math.random() * 1e6) | 0
+      pageChecksumNativeHiddenForTest.hidden = true
+      const javascript = pageChecksum(page, block)
+      pageChecksumNativeHiddenForTest.hidden = false
+      assert.equal(pageChecksum(page, block), javascript, `${size}-byte page, block ${block}`)
+    }
+  }
 })
