@@ -76,16 +76,18 @@ export class WorkerPool {
     items: readonly T[],
     toInput: (item: T) => JobInput<N>,
     onResult: (item: T, output: JobOutput<N>) => void,
+    options: { keyOf?: (item: T) => string } = {},
   ): Promise<void> {
-    let next = 0
+    const picker = new JobPicker(items, options.keyOf)
     let failure: unknown
     const lane = async (): Promise<void> => {
-      while (failure === undefined && next < items.length) {
-        const item = items[next++]!
+      for (let item = picker.next(); failure === undefined && item !== undefined; item = picker.next()) {
         try {
           onResult(item, await this.run(name, toInput(item)))
         } catch (error) {
           failure ??= error
+        } finally {
+          picker.done(item)
         }
       }
     }
@@ -98,5 +100,45 @@ export class WorkerPool {
   async close(): Promise<void> {
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()))
     this.#slots.length = 0
+  }
+}
+
+/**
+ * Hands out items in their order, except that an item whose key (with restore: the destination file) is in flight
+ * already waits while an item with another key is available. Two threads writing one file take turns on its inode
+ * lock, and the one waiting spins on it: measured here, two threads writing halves of one 1 GiB file spent 50% more
+ * system time than two writing a file each, and several times more when the page cache had to take fresh memory from
+ * the virtual machine's host while holding the lock. Items without a key function are handed out in order.
+ */
+export class JobPicker<T> {
+  readonly #pending: T[]
+  readonly #keyOf: ((item: T) => string) | undefined
+  readonly #inFlight = new Map<string, number>()
+
+  constructor(items: readonly T[], keyOf?: (item: T) => string) {
+    this.#pending = [...items]
+    this.#keyOf = keyOf
+  }
+
+  next(): T | undefined {
+    let index = 0
+    if (this.#keyOf) {
+      const free = this.#pending.findIndex((item) => !this.#inFlight.has(this.#keyOf!(item)))
+      if (free >= 0) index = free
+    }
+    const [item] = this.#pending.splice(index, 1)
+    if (item !== undefined && this.#keyOf) {
+      const key = this.#keyOf(item)
+      this.#inFlight.set(key, (this.#inFlight.get(key) ?? 0) + 1)
+    }
+    return item
+  }
+
+  done(item: T): void {
+    if (!this.#keyOf) return
+    const key = this.#keyOf(item)
+    const count = (this.#inFlight.get(key) ?? 1) - 1
+    if (count > 0) this.#inFlight.set(key, count)
+    else this.#inFlight.delete(key)
   }
 }
