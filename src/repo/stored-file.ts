@@ -65,6 +65,10 @@ export async function storedFileCopy(
 /** Bytes read from the repository at a time by storedFileCopySync. */
 const READ_CHUNK = 1024 * 1024
 
+// storedFileCopySync's read buffer, one per thread (module state is per worker thread): it runs from start to end
+// without yielding, so calls never overlap, and a new 1 MiB buffer per restored file would be garbage.
+let readBuffer: Buffer | undefined
+
 /**
  * storedFileCopy without streams, where the file's codec has a synchronous chunk decoder (none, lz4 through walden's
  * liblz4 binding): reads the stored file in 1 MiB pieces into one buffer, decodes into reused buffers and hands each
@@ -91,7 +95,7 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
     write(data)
   }
   try {
-    const buffer = Buffer.allocUnsafe(READ_CHUNK)
+    const buffer = (readBuffer ??= Buffer.allocUnsafe(READ_CHUNK))
     for (;;) {
       const bytes = readSync(fd, buffer, 0, READ_CHUNK, null)
       if (bytes === 0) break
