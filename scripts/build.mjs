@@ -56,7 +56,7 @@ await build({
 for (const name of ['lz4', 'xxh3', 'page']) {
   const addonDir = fileURLToPath(new URL(`../native/${name}`, import.meta.url))
   const addon = join(addonDir, 'build', 'Release', `walden_${name}.node`)
-  const sources = [`walden_${name}.c`, 'binding.gyp'].map((file) => statSync(join(addonDir, file)).mtimeMs)
+  const sources = [`walden_${name}.c`, 'binding.gyp', '../napi-args.h'].map((file) => statSync(join(addonDir, file)).mtimeMs)
   if (existsSync(addon) && statSync(addon).mtimeMs >= Math.max(...sources)) continue
   // npm sets npm_config_node_gyp for its scripts; otherwise the node-gyp that ships with npm beside this Node.js.
   const prefix = dirname(dirname(process.execPath))

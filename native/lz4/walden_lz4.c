@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../napi-args.h"
+
 int LZ4_versionNumber(void);
 int LZ4_compressBound(int inputSize);
 int LZ4_compress_default(const char *src, char *dst, int srcSize, int dstCapacity);
@@ -19,22 +21,6 @@ int LZ4_decompress_safe_usingDict(const char *src, char *dst, int srcSize, int d
 
 // LZ4's own limit on one input (LZ4_MAX_INPUT_SIZE).
 #define MAX_INPUT 0x7E000000
-
-static napi_value throw_error(napi_env env, const char *message) {
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
-
-// Bytes of a Buffer or Uint8Array argument.
-static int bytes_of(napi_env env, napi_value value, uint8_t **data, size_t *length) {
-  bool is_typed;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, value, &type, length, (void **)data, &buffer, &offset) != napi_ok) return 0;
-  return type == napi_uint8_array;
-}
 
 static void put_le32(uint8_t *at, uint32_t value) {
   at[0] = value & 0xff;
@@ -45,6 +31,14 @@ static void put_le32(uint8_t *at, uint32_t value) {
 
 static uint32_t get_le32(const uint8_t *at) {
   return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+}
+
+// Decodes one raw block, with the data before it as dictionary when there is one (linked blocks); the decoded
+// length, or a negative number for a corrupt block.
+static int decode_block(const uint8_t *block, size_t length, uint8_t *out, size_t capacity, const uint8_t *dict, size_t dict_length) {
+  return dict_length > 0
+    ? LZ4_decompress_safe_usingDict((const char *)block, (char *)out, (int)length, (int)capacity, (const char *)dict, (int)dict_length)
+    : LZ4_decompress_safe((const char *)block, (char *)out, (int)length, (int)capacity);
 }
 
 // compressSync(data): Buffer of [uncompressed size, 4 bytes LE][LZ4 block].
@@ -111,22 +105,16 @@ static napi_value uncompress_sync(napi_env env, napi_callback_info info) {
   uint8_t *input;
   size_t length;
   if (argc < 1 || !bytes_of(env, argv[0], &input, &length) || length < 4) return throw_error(env, "uncompressSync: expected a Buffer");
-  uint8_t *dict = NULL;
-  size_t dict_length = 0;
-  if (argc >= 2) {
-    napi_valuetype type;
-    napi_typeof(env, argv[1], &type);
-    if (type != napi_undefined && !bytes_of(env, argv[1], &dict, &dict_length)) return throw_error(env, "uncompressSync: dict must be a Buffer");
-  }
+  uint8_t *dict;
+  size_t dict_length;
+  if (!optional_bytes_of(env, argc, argv, 1, &dict, &dict_length)) return throw_error(env, "uncompressSync: dict must be a Buffer");
   uint32_t capacity = get_le32(input);
   if (capacity > MAX_INPUT || length - 4 > MAX_INPUT || dict_length > MAX_INPUT) return throw_error(env, "uncompressSync: block too large");
   napi_value arraybuffer;
   uint8_t *out;
   // An ArrayBuffer of the upper bound, viewed at the decoded length: no copy.
   if (napi_create_arraybuffer(env, capacity, (void **)&out, &arraybuffer) != napi_ok) return NULL;
-  int decoded = dict_length > 0
-    ? LZ4_decompress_safe_usingDict((const char *)input + 4, (char *)out, (int)(length - 4), (int)capacity, (const char *)dict, (int)dict_length)
-    : LZ4_decompress_safe((const char *)input + 4, (char *)out, (int)(length - 4), (int)capacity);
+  int decoded = decode_block(input + 4, length - 4, out, capacity, dict, dict_length);
   if (decoded < 0) return throw_error(env, "uncompressSync: the LZ4 block is corrupt");
   napi_value result;
   if (napi_create_typedarray(env, napi_uint8_array, (size_t)decoded, arraybuffer, 0, &result) != napi_ok) return NULL;
@@ -146,17 +134,11 @@ static napi_value uncompress_block_into(napi_env env, napi_callback_info info) {
   if (argc < 2 || !bytes_of(env, argv[0], &input, &length) || !bytes_of(env, argv[1], &out, &out_length)) {
     return throw_error(env, "uncompressBlockInto: expected (Buffer, Buffer)");
   }
-  uint8_t *dict = NULL;
-  size_t dict_length = 0;
-  if (argc >= 3) {
-    napi_valuetype type;
-    napi_typeof(env, argv[2], &type);
-    if (type != napi_undefined && !bytes_of(env, argv[2], &dict, &dict_length)) return throw_error(env, "uncompressBlockInto: dict must be a Buffer");
-  }
+  uint8_t *dict;
+  size_t dict_length;
+  if (!optional_bytes_of(env, argc, argv, 2, &dict, &dict_length)) return throw_error(env, "uncompressBlockInto: dict must be a Buffer");
   if (length > MAX_INPUT || out_length > MAX_INPUT || dict_length > MAX_INPUT) return throw_error(env, "uncompressBlockInto: block too large");
-  int decoded = dict_length > 0
-    ? LZ4_decompress_safe_usingDict((const char *)input, (char *)out, (int)length, (int)out_length, (const char *)dict, (int)dict_length)
-    : LZ4_decompress_safe((const char *)input, (char *)out, (int)length, (int)out_length);
+  int decoded = decode_block(input, length, out, out_length, dict, dict_length);
   if (decoded < 0) return throw_error(env, "uncompressBlockInto: the LZ4 block is corrupt");
   napi_value result;
   napi_create_int32(env, decoded, &result);

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../napi-args.h"
+
 #define N_SUMS 32
 #define FNV_PRIME 16777619u
 
@@ -49,17 +51,10 @@ static napi_value checksum_block_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  bool is_typed = false;
-  napi_typedarray_type type;
+  uint8_t *data;
   size_t length;
-  void *data;
-  napi_value buffer;
-  size_t offset;
-  if (argc < 1 || napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset) != napi_ok || type != napi_uint8_array ||
-      length < 1024 || length % (sizeof(uint32_t) * N_SUMS) != 0) {
-    napi_throw_error(env, NULL, "checksumBlock: expected a page (a Buffer of 1 KiB to 32 KiB)");
-    return NULL;
+  if (argc < 1 || !bytes_of(env, argv[0], &data, &length) || length < 1024 || length % (sizeof(uint32_t) * N_SUMS) != 0) {
+    return throw_error(env, "checksumBlock: expected a page (a Buffer of 1 KiB to 32 KiB)");
   }
   napi_value result;
   napi_create_uint32(env, checksum_block((const uint8_t *)data, length), &result);

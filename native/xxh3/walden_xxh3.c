@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "../napi-args.h"
+
 typedef struct XXH3_state_s XXH3_state_t;
 typedef struct {
   unsigned long long low64;
@@ -20,11 +22,6 @@ int XXH3_freeState(XXH3_state_t *state);
 int XXH3_128bits_reset(XXH3_state_t *state);
 int XXH3_128bits_update(XXH3_state_t *state, const void *input, size_t length);
 XXH128_hash_t XXH3_128bits_digest(const XXH3_state_t *state);
-
-static napi_value throw_error(napi_env env, const char *message) {
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
 
 static void state_free(napi_env env, void *data, void *hint) {
   (void)env;
@@ -59,16 +56,9 @@ static napi_value update(napi_env env, napi_callback_info info) {
   napi_value self;
   XXH3_state_t *state = state_of(env, info, &argc, argv, &self);
   if (state == NULL) return NULL;
-  bool is_typed;
-  napi_typedarray_type type;
+  uint8_t *data;
   size_t length;
-  void *data;
-  napi_value buffer;
-  size_t offset;
-  if (argc < 1 || napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset) != napi_ok || type != napi_uint8_array) {
-    return throw_error(env, "Xxh3.update: expected a Buffer");
-  }
+  if (argc < 1 || !bytes_of(env, argv[0], &data, &length)) return throw_error(env, "Xxh3.update: expected a Buffer");
   if (XXH3_128bits_update(state, data, length) != 0) return throw_error(env, "Xxh3.update failed");
   return self;
 }

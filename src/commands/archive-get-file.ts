@@ -2,12 +2,12 @@
 // that prefetches segments for the asynchronous one. Plain inputs, one result, so it runs inline or in a worker.
 
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { renameSync, rmSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { threadId } from 'node:worker_threads'
 import { archiveFileFind } from '../repo/archive.js'
 import type { ArchiveInfo } from '../repo/stanza-info.js'
-import { storedFileCopy, storedFileCopySync } from '../repo/stored-file.js'
+import { storedFileCopy, storedFileCopyToFileSync } from '../repo/stored-file.js'
 import { posixStorage, PosixStorage, syncFolder } from '../storage/posix.js'
 
 export interface ArchiveGetFileInput {
@@ -42,25 +42,15 @@ export async function archiveGetFile(input: ArchiveGetFileInput): Promise<Archiv
 
 /**
  * The same as the stream copy above (temporary name, fsync, rename, folder fsync), with synchronous calls and reused
- * buffers (storedFileCopySync): the background process fetches segment after segment, and a new buffer per block
- * would be garbage and page faults. False, having written nothing, where the codec has no such path.
+ * buffers (storedFileCopyToFileSync): the background process fetches segment after segment, and a new buffer per
+ * block would be garbage and page faults. False, having written nothing, where the codec has no such path.
  */
 async function copySync(repo: PosixStorage, path: string, sha256: string, what: string, destination: string): Promise<boolean> {
   const temporary = `${destination}.tmp-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}`
-  let fd: number | undefined
+  if (!storedFileCopyToFileSync(repo, path, sha256, what, { path: temporary, flags: 'wx', mode: 0o600, sync: true })) return false
   try {
-    const copied = storedFileCopySync(repo, path, sha256, what, (data) => {
-      fd ??= openSync(temporary, 'wx', 0o600)
-      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written)
-    })
-    if (!copied) return false
-    fd ??= openSync(temporary, 'wx', 0o600)
-    fsyncSync(fd)
-    closeSync(fd)
-    fd = undefined
     renameSync(temporary, destination)
   } catch (error) {
-    if (fd !== undefined) closeSync(fd)
     rmSync(temporary, { force: true })
     throw error
   }

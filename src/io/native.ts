@@ -2,6 +2,7 @@
 // node-gyp). Each is optional: where one was not built, its callers fall back to a slower path.
 
 import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 export type NativeAddon = 'lz4' | 'xxh3' | 'page'
@@ -20,3 +21,24 @@ export function nativeAddonPath(name: NativeAddon): string | undefined {
 
 // Looked up once per thread: codecs are asked for per file.
 const found = new Map<NativeAddon, string | undefined>()
+
+/**
+ * The addon's exports, loaded once per thread, when it is built and has `member` as a function; undefined otherwise
+ * (not built, not loadable on this machine, or an older build without that export), for the caller's fallback.
+ */
+export function nativeAddonLoad<T>(name: NativeAddon, member: string): T | undefined {
+  if (!loaded.has(name)) {
+    const path = nativeAddonPath(name)
+    let module: unknown
+    try {
+      module = path === undefined ? undefined : createRequire(import.meta.url)(path)
+    } catch {
+      module = undefined
+    }
+    loaded.set(name, module)
+  }
+  const module = loaded.get(name) as Record<string, unknown> | undefined
+  return typeof module?.[member] === 'function' ? (module as T) : undefined
+}
+
+const loaded = new Map<NativeAddon, unknown>()

@@ -2,8 +2,7 @@
 // delta restore compares a cluster's existing files with. Optional: without the binding, backups record no XXH3 and
 // delta restore compares SHA-256 as before.
 
-import { createRequire } from 'node:module'
-import { nativeAddonPath } from './native.js'
+import { nativeAddonLoad } from './native.js'
 
 export interface Xxh3 {
   update(data: Uint8Array): Xxh3
@@ -16,20 +15,9 @@ type Xxh3Constructor = new () => Xxh3
 /** Test hook: pretend the binding is missing. */
 export const xxh3HiddenForTest = { hidden: false }
 
-let loaded: Xxh3Constructor | null | undefined
-
 function binding(): Xxh3Constructor | undefined {
   if (xxh3HiddenForTest.hidden) return undefined
-  if (loaded === undefined) {
-    const path = nativeAddonPath('xxh3')
-    try {
-      const module = path === undefined ? undefined : (createRequire(import.meta.url)(path) as { Xxh3?: unknown })
-      loaded = typeof module?.Xxh3 === 'function' ? (module.Xxh3 as Xxh3Constructor) : null
-    } catch {
-      loaded = null
-    }
-  }
-  return loaded ?? undefined
+  return nativeAddonLoad<{ Xxh3: Xxh3Constructor }>('xxh3', 'Xxh3')?.Xxh3
 }
 
 /** A new streaming XXH3-128, or undefined where the binding is not built. */

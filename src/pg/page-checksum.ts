@@ -5,10 +5,9 @@
 //
 // PostgreSQL reads the page as native uint32 values. walden only supports little-endian clusters, so words are read
 // little-endian: in place through a typed array on a little-endian host, else copied word by word with readInt32LE.
-import { createRequire } from 'node:module'
 import { endianness } from 'node:os'
 import { fail } from '../common/errors.js'
-import { nativeAddonPath } from '../io/native.js'
+import { nativeAddonLoad } from '../io/native.js'
 
 /** Number of partial checksums computed in parallel; fixed by the algorithm (changing it changes every result). */
 const N_SUMS = 32
@@ -142,21 +141,10 @@ export function pageChecksum(page: Uint8Array, blockNumber: number): number {
 /** Test hook: use the JavaScript checksum even where walden's C one (native/page) is built. */
 export const pageChecksumNativeHiddenForTest = { hidden: false }
 
-let native: ((page: Uint8Array) => number) | null | undefined
-
 /** checksumBlock from walden's C binding (native/page/walden_page.c), where it is built and the host little-endian. */
 function nativeChecksumBlock(): ((page: Uint8Array) => number) | undefined {
-  if (pageChecksumNativeHiddenForTest.hidden) return undefined
-  if (native === undefined) {
-    const path = LITTLE_ENDIAN_HOST ? nativeAddonPath('page') : undefined
-    try {
-      const module = path === undefined ? undefined : (createRequire(import.meta.url)(path) as { checksumBlock?: unknown })
-      native = typeof module?.checksumBlock === 'function' ? (module.checksumBlock as (page: Uint8Array) => number) : null
-    } catch {
-      native = null
-    }
-  }
-  return native ?? undefined
+  if (pageChecksumNativeHiddenForTest.hidden || !LITTLE_ENDIAN_HOST) return undefined
+  return nativeAddonLoad<{ checksumBlock: (page: Uint8Array) => number }>('page', 'checksumBlock')?.checksumBlock
 }
 
 function readUInt16(page: Uint8Array, offset: number): number {

@@ -3,12 +3,12 @@
 
 import type { Writable } from 'node:stream'
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, readSync, rmSync } from 'node:fs'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { decompressBuffer } from '../io/buffer-codec.js'
 import { codecFromExtension } from '../io/compress.js'
 import { HashStream } from '../io/hash.js'
-import { PosixStorage, storageError } from '../storage/posix.js'
+import { PosixStorage, storageError, writeAll } from '../storage/posix.js'
 import type { Storage } from '../storage/storage.js'
 import { streamInto } from '../storage/stream-into.js'
 
@@ -111,4 +111,36 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
   const actual = hash.digest('hex')
   if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
   return true
+}
+
+/**
+ * storedFileCopySync into a local file: `flags` 'w' writes a whole file (removed again if the copy fails, as it is
+ * neither the old file nor the new one), 'r+' writes into an existing one from `position` (a part of a file restored
+ * in parts); then fsyncs it if asked. False, having written nothing, where storedFileCopySync has no such path.
+ */
+export function storedFileCopyToFileSync(
+  repo: Storage,
+  path: string,
+  sha256: string,
+  what: string,
+  target: { path: string; flags: 'w' | 'wx' | 'r+'; mode: number; position?: number; sync: boolean },
+): boolean {
+  let fd: number | undefined
+  let at = target.position
+  const open = (): number => (fd ??= openSync(target.path, target.flags, target.mode))
+  try {
+    const copied = storedFileCopySync(repo, path, sha256, what, (data) => {
+      writeAll(open(), data, at)
+      if (at !== undefined) at += data.length
+    })
+    if (!copied) return false
+    // A stored file that decodes to nothing still leaves the file there.
+    if (target.sync) fsyncSync(open())
+    return true
+  } catch (error) {
+    if (target.flags !== 'r+' && fd !== undefined) rmSync(target.path, { force: true })
+    throw error
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
 }

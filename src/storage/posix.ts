@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import { release } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { closeSync, createReadStream, fsyncSync, openSync, renameSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { closeSync, createReadStream, fsyncSync, openSync, renameSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
@@ -276,6 +276,13 @@ export function syncFilesystemAvailable(): boolean {
   // a whole file system just to learn that it can.
   syncfs ??= (major > 5 || (major === 5 && minor >= 8)) && gnuSyncHasFileSystemOption(spawnSync('sync', ['--version'], { encoding: 'utf8' }).stdout ?? '')
   return syncfs
+}
+
+/** Writes all of `data` to an open file, at `position` or else at its current offset, with synchronous calls. */
+export function writeAll(fd: number, data: Uint8Array, position?: number): void {
+  for (let written = 0; written < data.length; ) {
+    written += writeSync(fd, data, written, data.length - written, position === undefined ? null : position + written)
+  }
 }
 
 /** Whether `sync --version` output is GNU coreutils 8.24 or later (which has `sync -f`). */

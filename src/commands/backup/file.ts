@@ -3,7 +3,7 @@
 // workers share it instead of one worker holding up the end of the backup. Runs in a worker thread or inline;
 // takes plain data and returns plain data.
 
-import { closeSync, createReadStream, fstatSync, fsyncSync, mkdirSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, createReadStream, fstatSync, fsyncSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createHash } from 'node:crypto'
 import type { Transform } from 'node:stream'
@@ -13,7 +13,7 @@ import type { Codec, CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY, Xxh3Stream } from '../../io/hash.js'
 import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
 import { xxh3Create } from '../../io/xxh3.js'
-import { posixStorage, storageError } from '../../storage/posix.js'
+import { posixStorage, storageError, writeAll } from '../../storage/posix.js'
 import { streamInto } from '../../storage/stream-into.js'
 
 /**
@@ -131,7 +131,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
         badPages.push(...pagesVerify(chunk, input.pageCheck.blockSize, chunkFirstBlock, startLsn))
       }
       const compressed = into ? into.subarray(0, codec.compressInto!(chunk, input.compressLevel, into)) : codec.compressSync!(chunk, input.compressLevel)
-      writeSyncAll(out, compressed)
+      writeAll(out, compressed)
       stored += compressed.length
       read += bytes
       if (read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
@@ -161,10 +161,6 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
     repoSize: stored,
     badPages: pagesRecheck(input, badPages, firstBlock),
   }
-}
-
-function writeSyncAll(fd: number, data: Buffer): void {
-  for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written)
 }
 
 export async function backupFile(input: BackupFileInput): Promise<BackupFileOutput> {

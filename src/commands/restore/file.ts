@@ -3,14 +3,14 @@
 // inline; takes plain data and returns plain data.
 
 import { createHash } from 'node:crypto'
-import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, rmSync, utimesSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, utimesSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { Writable } from 'node:stream'
 import { errnoCode } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
-import { storedFileCopy, storedFileCopySync, storedFileRead } from '../../repo/stored-file.js'
+import { storedFileCopy, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
 import type { Storage } from '../../storage/storage.js'
-import { posixStorage } from '../../storage/posix.js'
+import { posixStorage, writeAll } from '../../storage/posix.js'
 import { SMALL_FILE } from '../backup/file.js'
 
 export interface RestoreFileInput {
@@ -94,9 +94,8 @@ class PositionalWriter extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     try {
-      let written = 0
       // writeSync on a worker thread: one fewer thread-pool round trip per chunk, and nothing else waits on us.
-      while (written < chunk.length) written += writeSync(this.#fd, chunk, written, chunk.length - written, this.#position + written)
+      writeAll(this.#fd, chunk, this.#position)
       this.#position += chunk.length
       callback()
     } catch (error) {
@@ -123,31 +122,10 @@ class PositionalWriter extends Writable {
   }
 }
 
-/**
- * Copies a stored file or part into the destination from `position` with synchronous calls, decoded into reused
- * buffers (storedFileCopySync), then fsyncs it if asked. False, having written nothing, where the codec or the
- * repository has no such path. A whole file ('w') that fails is removed: it is neither the old file nor the new one.
- */
+/** The stored file or part into the destination with synchronous calls (storedFileCopyToFileSync). */
 function copySync(repo: Storage, input: RestoreFileInput, what: string, flags: 'w' | 'r+', position: number): boolean {
-  let fd: number | undefined
-  let at = position
-  try {
-    const copied = storedFileCopySync(repo, input.repoPath, input.sha256, what, (data) => {
-      fd ??= openSync(input.destination, flags, input.mode)
-      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written, at + written)
-      at += data.length
-    })
-    if (!copied) return false
-    // A stored file that decodes to nothing still leaves the destination there.
-    fd ??= openSync(input.destination, flags, input.mode)
-    if (input.syncEach) fsyncSync(fd)
-    return true
-  } catch (error) {
-    if (flags === 'w' && fd !== undefined) rmSync(input.destination, { force: true })
-    throw error
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
+  const target = { path: input.destination, flags, mode: input.mode, position, sync: input.syncEach }
+  return storedFileCopyToFileSync(repo, input.repoPath, input.sha256, what, target)
 }
 
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
