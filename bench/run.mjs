@@ -15,7 +15,7 @@
 // walden's figures are reported.
 
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
 import { ownedFolder, pgbenchLoad, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
@@ -189,7 +189,7 @@ async function waldenSnapshot(opts) {
   } else {
     if (!existsSync(join(REPO_ROOT, 'dist', 'cli.mjs'))) throw new BenchError('walden is not built: run `npm run build`, or drop --no-build')
     await cp(join(REPO_ROOT, 'dist'), join(dest, 'dist'), { recursive: true })
-    for (const name of ['lz4', 'xxh3', 'page']) {
+    for (const name of readdirSync(join(REPO_ROOT, 'native')).filter((entry) => existsSync(join(REPO_ROOT, 'native', entry, 'binding.gyp')))) {
       const addon = join('native', name, 'build', 'Release', `walden_${name}.node`)
       if (existsSync(join(REPO_ROOT, addon))) await cp(join(REPO_ROOT, addon), join(dest, addon), { recursive: true })
     }

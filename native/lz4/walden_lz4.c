@@ -96,6 +96,84 @@ static napi_value compress_block_into(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// compressBlockIntoAsync(data, out, offset): compressBlockInto on libuv's thread pool; a Promise of the same result.
+// For a single archive-push, which has a whole process to itself: the pool compresses one chunk while JavaScript
+// reads and hashes the next. Both buffers are held until the work is done; the caller must leave them alone until
+// the promise settles.
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref input_ref;
+  napi_ref out_ref;
+  const uint8_t *input;
+  size_t length;
+  uint8_t *out;
+  size_t room;
+  int written;
+} compress_job;
+
+static void compress_job_execute(napi_env env, void *data) {
+  (void)env;
+  compress_job *job = data;
+  job->written = job->length == 0 || job->room == 0 ? 0 : LZ4_compress_default((const char *)job->input, (char *)job->out, (int)job->length, (int)job->room);
+}
+
+static void compress_job_complete(napi_env env, napi_status status, void *data) {
+  compress_job *job = data;
+  napi_value value;
+  if (status == napi_ok) {
+    napi_create_int32(env, job->written > 0 ? job->written : 0, &value);
+    napi_resolve_deferred(env, job->deferred, value);
+  } else {
+    napi_value message;
+    napi_create_string_utf8(env, "compressBlockIntoAsync: the work was cancelled", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &value);
+    napi_reject_deferred(env, job->deferred, value);
+  }
+  napi_delete_reference(env, job->input_ref);
+  napi_delete_reference(env, job->out_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value compress_block_into_async(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *input;
+  size_t length;
+  uint8_t *out;
+  size_t out_length;
+  uint32_t offset;
+  if (argc < 3 || !bytes_of(env, argv[0], &input, &length) || !bytes_of(env, argv[1], &out, &out_length) ||
+      napi_get_value_uint32(env, argv[2], &offset) != napi_ok || offset > out_length) {
+    return throw_error(env, "compressBlockIntoAsync: expected (Buffer, Buffer, offset)");
+  }
+  if (length > MAX_INPUT) return throw_error(env, "compressBlockIntoAsync: input too large for one LZ4 block");
+  compress_job *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_error(env, "compressBlockIntoAsync: out of memory");
+  job->input = input;
+  job->length = length;
+  job->out = out + offset;
+  job->room = out_length - offset > MAX_INPUT ? MAX_INPUT : out_length - offset;
+  napi_value promise;
+  napi_value name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_reference(env, argv[0], 1, &job->input_ref) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &job->out_ref) != napi_ok ||
+      napi_create_string_utf8(env, "walden:lz4-compress", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, compress_job_execute, compress_job_complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    // Not queued: nothing will complete it, so undo here what was set up.
+    if (job->work != NULL) napi_delete_async_work(env, job->work);
+    if (job->input_ref != NULL) napi_delete_reference(env, job->input_ref);
+    if (job->out_ref != NULL) napi_delete_reference(env, job->out_ref);
+    free(job);
+    return throw_error(env, "compressBlockIntoAsync: could not queue the work");
+  }
+  return promise;
+}
+
 // uncompressSync(data, dict?): data is [upper bound of the uncompressed size, 4 bytes LE][LZ4 block]; dict the
 // data before it, for linked blocks.
 static napi_value uncompress_sync(napi_env env, napi_callback_info info) {
@@ -156,6 +234,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
     {"compressSync", NULL, compress_sync, NULL, NULL, NULL, napi_default, NULL},
     {"compressBlockInto", NULL, compress_block_into, NULL, NULL, NULL, napi_default, NULL},
+    {"compressBlockIntoAsync", NULL, compress_block_into_async, NULL, NULL, NULL, napi_default, NULL},
     {"uncompressSync", NULL, uncompress_sync, NULL, NULL, NULL, napi_default, NULL},
     {"uncompressBlockInto", NULL, uncompress_block_into, NULL, NULL, NULL, napi_default, NULL},
     {"version", NULL, version, NULL, NULL, NULL, napi_default, NULL},

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { threadId } from 'node:worker_threads'
+import { isMainThread, threadId } from 'node:worker_threads'
 import { errnoCode, fail } from '../common/errors.js'
 import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
@@ -120,8 +120,9 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
     if (isWalSegmentName(walName) || isPartialName(walName)) {
       // A segment goes through backup's copy loop: 1 MiB at a time into reused buffers, hashed, compressed and
       // appended with synchronous calls (the background process pushes segment after segment, and per-chunk buffers
-      // would be garbage and page faults), fsynced. It writes TEMPORARY plus the codec's extension.
-      const copied = await backupFile({ source: walPath, offset: 0, repoRoot: input.repoPath, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false })
+      // would be garbage and page faults), fsynced. It writes TEMPORARY plus the codec's extension. Pushed by this
+      // process alone (not by a worker of the background process), compression overlaps hashing on a second core.
+      const copied = await backupFile({ source: walPath, offset: 0, repoRoot: input.repoPath, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false, overlap: isMainThread })
       if (!copied.copied) fail('FileMissing', `WAL file '${walPath}' does not exist`)
       sha256 = copied.sha256
       await repo.move(`${temporary}${codec.extension}`, join(folder, archivedName(walName, sha256, codec.extension)))

@@ -331,6 +331,18 @@ export const OPTIONS = {
     default: false,
     summary: 'Restore into an existing data folder, keeping files whose checksum matches.',
   },
+  'direct-io': {
+    type: 'boolean',
+    section: 'any',
+    commands: RESTORE,
+    default: true,
+    summary: 'Write restored files with O_DIRECT, past the page cache.',
+    description:
+      'Nothing reads the restored files before PostgreSQL starts, so filling the page cache with them only costs memory ' +
+      'and time (most on virtual machines that return free memory to their host) and pushes out what the host had cached. ' +
+      'Files go through the page cache anyway where the file system refuses O_DIRECT, and for repositories compressed ' +
+      'with zst or gz. Everything restored is fsynced either way.',
+  },
   force: {
     type: 'boolean',
     section: false,

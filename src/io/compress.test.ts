@@ -397,6 +397,21 @@ describe('lz4 frames', { skip: codecAvailable('lz4') ? false : 'lz4-napi is not 
     assert.throws(() => codec.compressInto!(mixedData(10, 1), 13, out), /compress-level/)
   })
 
+  test('compressIntoAsync builds the same frame on the thread pool, several at once', { skip: codecFor('lz4').compressIntoAsync ? false : 'only with walden\'s liblz4 binding' }, async () => {
+    const codec = codecFor('lz4')
+    const noise = randomBytesSeeded(LZ4_BLOCK_SIZE + 5, 4)
+    const inputs = [Buffer.alloc(0), mixedData(100, 2), mixedData(LZ4_BLOCK_SIZE, 3), mixedData(3 * LZ4_BLOCK_SIZE, 6), noise, Buffer.concat([noise.subarray(0, 1000), mixedData(LZ4_BLOCK_SIZE, 7)])]
+    const outs = inputs.map((data) => Buffer.alloc(codec.compressBound!(data.length)).fill(0xee))
+    // All in flight together, as archive-push keeps two: each into its own buffer.
+    const lengths = await Promise.all(inputs.map((data, i) => codec.compressIntoAsync!(data, 1, outs[i]!)))
+    for (const [i, data] of inputs.entries()) {
+      const frame = outs[i]!.subarray(0, lengths[i])
+      assert.ok(frame.equals(await compress(codec, data)), `${data.length} bytes`)
+      assert.ok((await decompress(codec, frame)).equals(data))
+    }
+    assert.throws(() => codec.compressIntoAsync!(mixedData(10, 1), 13, outs[0]!), /compress-level/)
+  })
+
   test('stores incompressible blocks as they are', async () => {
     const codec = codecFor('lz4')
     const noise = Buffer.allocUnsafe(LZ4_BLOCK_SIZE + 10)

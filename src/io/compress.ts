@@ -18,7 +18,7 @@ import { PassThrough, type Transform, type TransformCallback } from 'node:stream
 import * as zlib from 'node:zlib'
 import { WaldenError, fail } from '../common/errors.js'
 import { nativeAddonPath } from './native.js'
-import { Lz4CompressStream, Lz4DecompressStream, lz4ChunkDecoder, lz4FrameBound, lz4FrameInto, type ChunkDecoder, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
+import { Lz4CompressStream, Lz4DecompressStream, lz4ChunkDecoder, lz4FrameBound, lz4FrameInto, lz4FrameIntoAsync, type ChunkDecoder, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
 import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, type ZstdBinding } from './zstd-stream.js'
 
 export type CompressType = 'none' | 'gz' | 'zst' | 'lz4'
@@ -46,6 +46,8 @@ export interface Codec {
    * length written. Where the engine can (walden's liblz4 binding).
    */
   compressInto?(data: Buffer, level: number, out: Buffer): number
+  /** compressInto() on libuv's thread pool; `data` and `out` must be left alone until it settles. Where the engine can. */
+  compressIntoAsync?(data: Buffer, level: number, out: Buffer): Promise<number>
   compressBound?(size: number): number
   /**
    * A synchronous decoder that hands each decoded piece to a callback, valid only during that call, reusing its
@@ -379,6 +381,14 @@ function lz4Codec(): Codec {
             checkLevel('lz4', LZ4_RANGE, level)
             return lz4FrameInto(binding as unknown as Lz4BlockInto, data, out)
           },
+          ...(typeof (binding as unknown as Lz4BlockInto).compressBlockIntoAsync === 'function'
+            ? {
+                compressIntoAsync: (data: Buffer, level: number, out: Buffer) => {
+                  checkLevel('lz4', LZ4_RANGE, level)
+                  return lz4FrameIntoAsync(binding as unknown as Parameters<typeof lz4FrameIntoAsync>[0], data, out)
+                },
+              }
+            : {}),
           compressBound: lz4FrameBound,
           chunkDecoder: (options?: DecompressOptions) =>
             lz4ChunkDecoder(lz4, binding as unknown as Lz4BlockInto, { contentChecksum: !options?.verifiedByCaller }),

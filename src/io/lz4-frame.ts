@@ -11,6 +11,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream'
 import { WaldenError, fail } from '../common/errors.js'
+import { alignedAllocUnsafe } from './aligned.js'
 import { PacedTransform } from './paced-transform.js'
 import { Xxh32, xxh32 } from './xxhash32.js'
 
@@ -54,6 +55,8 @@ export interface Lz4BlockInto {
   compressBlockInto(data: Uint8Array, out: Uint8Array, offset: number): number
   /** Decodes one raw block into `out`, which bounds its size; returns the decoded length, throws if corrupt. */
   uncompressBlockInto(block: Uint8Array, out: Uint8Array, dict?: Uint8Array): number
+  /** compressBlockInto on libuv's thread pool (both buffers must be left alone until it settles). */
+  compressBlockIntoAsync?(data: Uint8Array, out: Uint8Array, offset: number): Promise<number>
 }
 
 /** Bytes lz4FrameInto may need for `size` bytes of input: header, each block stored as it is at worst, end mark. */
@@ -71,19 +74,41 @@ export function lz4FrameInto(lz4: Lz4BlockInto, data: Buffer, out: Buffer): numb
   let position = FRAME_HEADER.length
   for (let offset = 0; offset < data.length; offset += LZ4_BLOCK_SIZE) {
     const block = data.subarray(offset, offset + LZ4_BLOCK_SIZE)
-    // Room for block.length - 1 bytes: a block that does not get smaller is stored as it is, as the stream does.
-    const size = lz4.compressBlockInto(block, out.subarray(0, position + 4 + block.length - 1), position + 4)
-    if (size > 0) {
-      out.writeUInt32LE(size, position)
-      position += 4 + size
-    } else {
-      out.writeUInt32LE((block.length | UNCOMPRESSED_BIT) >>> 0, position)
-      block.copy(out, position + 4)
-      position += 4 + block.length
-    }
+    position = blockPlace(out, position, block, lz4.compressBlockInto(block, blockRoom(out, position, block), position + 4))
   }
   out.writeUInt32LE(0, position) // end mark
   return position + 4
+}
+
+/**
+ * lz4FrameInto with each block compressed on libuv's thread pool, so the calling thread can do other work (hash the
+ * next chunk) meanwhile; the same bytes. `data` and `out` must be left alone until it settles.
+ */
+export async function lz4FrameIntoAsync(lz4: Lz4BlockInto & Required<Pick<Lz4BlockInto, 'compressBlockIntoAsync'>>, data: Buffer, out: Buffer): Promise<number> {
+  FRAME_HEADER.copy(out, 0)
+  let position = FRAME_HEADER.length
+  for (let offset = 0; offset < data.length; offset += LZ4_BLOCK_SIZE) {
+    const block = data.subarray(offset, offset + LZ4_BLOCK_SIZE)
+    position = blockPlace(out, position, block, await lz4.compressBlockIntoAsync(block, blockRoom(out, position, block), position + 4))
+  }
+  out.writeUInt32LE(0, position) // end mark
+  return position + 4
+}
+
+/** Where a block is compressed: room for block.length - 1 bytes, as a block that does not get smaller is stored as it is. */
+function blockRoom(out: Buffer, position: number, block: Buffer): Buffer {
+  return out.subarray(0, position + 4 + block.length - 1)
+}
+
+/** Writes the block header for a block compressed to `size` bytes at `position` (0: stored as it is); returns what follows. */
+function blockPlace(out: Buffer, position: number, block: Buffer, size: number): number {
+  if (size > 0) {
+    out.writeUInt32LE(size, position)
+    return position + 4 + size
+  }
+  out.writeUInt32LE((block.length | UNCOMPRESSED_BIT) >>> 0, position)
+  block.copy(out, position + 4)
+  return position + 4 + block.length
 }
 
 function frameHeader(): Buffer {
@@ -391,7 +416,8 @@ export class Lz4DecompressStream extends PacedTransform {
       block.writeUInt32LE(frame.blockMax, 0)
       try {
         if (this.#into) {
-          if (REUSED.out.length < frame.blockMax) REUSED.out = Buffer.allocUnsafe(frame.blockMax)
+          // Aligned, so restore can write whole decoded blocks with O_DIRECT as they are.
+          if (REUSED.out.length < frame.blockMax) REUSED.out = alignedAllocUnsafe(frame.blockMax)
           const out = REUSED.out.subarray(0, frame.blockMax)
           data = out.subarray(0, this.#into.uncompressBlockInto(block.subarray(4), out, frame.window))
         } else data = frame.window ? this.#lz4.uncompressSync(block, frame.window) : this.#lz4.uncompressSync(block)

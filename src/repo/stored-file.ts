@@ -3,12 +3,14 @@
 
 import type { Writable } from 'node:stream'
 import { createHash } from 'node:crypto'
-import { closeSync, fsyncSync, openSync, readSync, rmSync } from 'node:fs'
+import { closeSync, openSync, readSync, rmSync } from 'node:fs'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { decompressBuffer } from '../io/buffer-codec.js'
 import { codecFromExtension } from '../io/compress.js'
 import { HashStream } from '../io/hash.js'
-import { PosixStorage, storageError, writeAll } from '../storage/posix.js'
+import { alignedAllocUnsafe } from '../io/aligned.js'
+import { DirectWriter } from '../storage/direct-write.js'
+import { PosixStorage, storageError } from '../storage/posix.js'
 import type { Storage } from '../storage/storage.js'
 import { streamInto } from '../storage/stream-into.js'
 
@@ -66,7 +68,8 @@ export async function storedFileCopy(
 const READ_CHUNK = 1024 * 1024
 
 // storedFileCopySync's read buffer, one per thread (module state is per worker thread): it runs from start to end
-// without yielding, so calls never overlap, and a new 1 MiB buffer per restored file would be garbage.
+// without yielding, so calls never overlap, and a new 1 MiB buffer per restored file would be garbage. Aligned, as
+// an uncompressed file's pieces are handed on as they were read, to be written with O_DIRECT.
 let readBuffer: Buffer | undefined
 
 /**
@@ -95,7 +98,7 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
     write(data)
   }
   try {
-    const buffer = (readBuffer ??= Buffer.allocUnsafe(READ_CHUNK))
+    const buffer = (readBuffer ??= alignedAllocUnsafe(READ_CHUNK))
     for (;;) {
       const bytes = readSync(fd, buffer, 0, READ_CHUNK, null)
       if (bytes === 0) break
@@ -116,31 +119,29 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
 /**
  * storedFileCopySync into a local file: `flags` 'w' writes a whole file (removed again if the copy fails, as it is
  * neither the old file nor the new one), 'r+' writes into an existing one from `position` (a part of a file restored
- * in parts); then fsyncs it if asked. False, having written nothing, where storedFileCopySync has no such path.
+ * in parts); then fsyncs it if asked. With `direct`, through O_DIRECT where the file system takes it (DirectWriter).
+ * False, having written nothing, where storedFileCopySync has no such path.
  */
 export function storedFileCopyToFileSync(
   repo: Storage,
   path: string,
   sha256: string,
   what: string,
-  target: { path: string; flags: 'w' | 'wx' | 'r+'; mode: number; position?: number; sync: boolean },
+  target: { path: string; flags: 'w' | 'wx' | 'r+'; mode: number; position?: number; sync: boolean; direct?: boolean },
 ): boolean {
-  let fd: number | undefined
-  let at = target.position
-  const open = (): number => (fd ??= openSync(target.path, target.flags, target.mode))
+  let writer: DirectWriter | undefined
+  const open = (): DirectWriter => (writer ??= new DirectWriter({ ...target, direct: target.direct ?? false }))
   try {
-    const copied = storedFileCopySync(repo, path, sha256, what, (data) => {
-      writeAll(open(), data, at)
-      if (at !== undefined) at += data.length
-    })
+    const copied = storedFileCopySync(repo, path, sha256, what, (data) => open().write(data))
     if (!copied) return false
     // A stored file that decodes to nothing still leaves the file there.
-    if (target.sync) fsyncSync(open())
+    open().finish()
+    if (target.sync) writer!.sync()
     return true
   } catch (error) {
-    if (target.flags !== 'r+' && fd !== undefined) rmSync(target.path, { force: true })
+    if (target.flags !== 'r+' && writer !== undefined) rmSync(target.path, { force: true })
     throw error
   } finally {
-    if (fd !== undefined) closeSync(fd)
+    writer?.close()
   }
 }

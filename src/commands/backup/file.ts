@@ -42,6 +42,12 @@ export interface BackupFileInput {
   syncEach: boolean
   /** Record XXH3-128 too (default true): for delta restore, so not for WAL. */
   xxh3?: boolean
+  /**
+   * Compress on libuv's thread pool while this thread reads and hashes the next chunk, where the codec can: for a
+   * file copied by a process that has the machine to itself (one synchronous archive-push). Not for workers of a
+   * parallel backup, whose threads already keep every core busy.
+   */
+  overlap?: boolean
 }
 
 export interface BackupFileOutput {
@@ -101,11 +107,17 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
  * and there are no stream hops per chunk. The stored file is written in place; on failure it is removed.
  */
 async function copyChunks(input: BackupFileInput, fd: number, length: number, codec: Codec, firstBlock: number, target: string): Promise<BackupFileOutput> {
-  // Per call, not per thread: two jobs of one worker interleave at the yields below.
-  const buffer = Buffer.allocUnsafe(CHUNK_SIZE)
-  // Compressed into one reused buffer where the codec can: a new Buffer per chunk is garbage V8 lets grow by tens of
-  // MB per thread before collecting it, so peak memory would grow with the size of the backup.
-  const into = codec.compressInto && codec.compressBound ? Buffer.allocUnsafe(codec.compressBound(CHUNK_SIZE)) : undefined
+  // With `overlap`, two chunks in flight: the thread pool compresses one while this thread reads and hashes the next.
+  const overlap = input.overlap === true && codec.compressIntoAsync !== undefined
+  // Buffers per call, not per thread: two jobs of one worker interleave at the yields below. Compressed into reused
+  // buffers where the codec can: a new Buffer per chunk is garbage V8 lets grow by tens of MB per thread before
+  // collecting it, so peak memory would grow with the size of the backup.
+  const slots = Array.from({ length: overlap ? 2 : 1 }, () => ({
+    buffer: Buffer.allocUnsafe(CHUNK_SIZE),
+    into: codec.compressInto && codec.compressBound ? Buffer.allocUnsafe(codec.compressBound(CHUNK_SIZE)) : undefined,
+    /** The chunk being compressed on the thread pool, not yet written. */
+    pending: undefined as Promise<Buffer> | undefined,
+  }))
   const hash = createHash('sha256')
   const fast = input.xxh3 === false ? undefined : xxh3Create()
   const badPages: number[] = []
@@ -113,6 +125,15 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   let out: number | undefined
   let read = 0
   let stored = 0
+  let turn = 0
+  // Writes the slot's compressed chunk, if it has one. Slots take turns, so chunks are written in order.
+  const drain = async (slot: (typeof slots)[number]): Promise<void> => {
+    if (!slot.pending) return
+    const compressed = await slot.pending
+    slot.pending = undefined
+    writeAll(out!, compressed)
+    stored += compressed.length
+  }
   try {
     mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
     try {
@@ -121,26 +142,35 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
       throw storageError('FileOpen', 'unable to open for write', target, error)
     }
     while (read < length) {
-      const bytes = readSync(fd, buffer, 0, Math.min(CHUNK_SIZE, length - read), input.offset + read)
+      const slot = slots[turn++ % slots.length]!
+      await drain(slot)
+      const bytes = readSync(fd, slot.buffer, 0, Math.min(CHUNK_SIZE, length - read), input.offset + read)
       if (bytes === 0) break // truncated meanwhile
-      const chunk = buffer.subarray(0, bytes)
+      const chunk = slot.buffer.subarray(0, bytes)
+      // Started first, so the thread pool works while this thread hashes.
+      if (overlap) slot.pending = codec.compressIntoAsync!(chunk, input.compressLevel, slot.into!).then((size) => slot.into!.subarray(0, size))
       hash.update(chunk)
       fast?.update(chunk)
       if (input.pageCheck) {
         const chunkFirstBlock = firstBlock + Math.floor(read / input.pageCheck.blockSize)
         badPages.push(...pagesVerify(chunk, input.pageCheck.blockSize, chunkFirstBlock, startLsn))
       }
-      const compressed = into ? into.subarray(0, codec.compressInto!(chunk, input.compressLevel, into)) : codec.compressSync!(chunk, input.compressLevel)
-      writeAll(out, compressed)
-      stored += compressed.length
+      if (!overlap) {
+        const compressed = slot.into ? slot.into.subarray(0, codec.compressInto!(chunk, input.compressLevel, slot.into)) : codec.compressSync!(chunk, input.compressLevel)
+        writeAll(out, compressed)
+        stored += compressed.length
+      }
       read += bytes
-      if (read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
+      if (!overlap && read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
     }
+    for (let left = slots.length; left > 0; left--) await drain(slots[turn++ % slots.length]!)
     if (input.syncEach) fsyncSync(out)
     const closing = out
     out = undefined
     closeSync(closing)
   } catch (error) {
+    // The thread pool may still be compressing into our buffers: let it finish before they go.
+    await Promise.allSettled(slots.map((slot) => slot.pending))
     // Keep the original error: clean-up failures must not hide it.
     try {
       if (out !== undefined) closeSync(out)

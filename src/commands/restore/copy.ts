@@ -14,6 +14,8 @@ export interface RestoreCopyOptions {
   repoRoot: string
   delta: boolean
   syncEach: boolean
+  /** Option direct-io: restored files are written with O_DIRECT where the file system takes it. */
+  directIo: boolean
   destinationOf: (file: ManifestFile) => string
   repoPathOf: (file: ManifestFile, extension: string, part?: number) => string
 }
@@ -50,6 +52,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
       mode: job.file.mode,
       mtimeMs: job.file.mtimeMs,
       delta: options.delta,
+      directIo: options.directIo,
       atomic: false,
       // Where the file system can be flushed at once, nothing is fsynced here: the caller flushes it at the end. An
       // fsync per part of a large file while other parts are being written into it cost several times the restore's

@@ -30,6 +30,8 @@ export interface RestoreFileInput {
   atomic: boolean
   /** fsync each file now; false when the caller flushes the file system once at the end. */
   syncEach: boolean
+  /** Write with O_DIRECT where the file system takes it (option direct-io; see storage/direct-write.ts). */
+  directIo: boolean
   /**
    * For one part of a file stored in parts: where the part starts. The caller has created the file at its full
    * size and sets its mode and time once every part is in place.
@@ -124,7 +126,7 @@ class PositionalWriter extends Writable {
 
 /** The stored file or part into the destination with synchronous calls (storedFileCopyToFileSync). */
 function copySync(repo: Storage, input: RestoreFileInput, what: string, flags: 'w' | 'r+', position: number): boolean {
-  const target = { path: input.destination, flags, mode: input.mode, position, sync: input.syncEach }
+  const target = { path: input.destination, flags, mode: input.mode, position, sync: input.syncEach, direct: input.directIo }
   return storedFileCopyToFileSync(repo, input.repoPath, input.sha256, what, target)
 }
 

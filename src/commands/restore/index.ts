@@ -119,6 +119,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
       repoRoot,
       delta: delta || force,
       syncEach,
+      directIo: cfg.boolean('direct-io'),
       destinationOf: (file) => destinationOf(file.name, targets),
       repoPathOf: (file, extension, part) => manifestFileRepoPath(stanza, chosen.label, file, extension, part),
     }))
@@ -145,6 +146,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
     delta: false,
     atomic: true,
     syncEach: true,
+    directIo: false,
   })
   fetched++
   fetchedBytes += control.size
