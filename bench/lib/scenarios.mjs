@@ -343,6 +343,13 @@ export async function walPhase(ctx) {
   return ctx.state.wal
 }
 
+/**
+ * Samples per tool of a single archive-push or archive-get. One such command takes a tenth of a second, so one slow
+ * start (the scheduler, page-cache writeback of an earlier scenario) moves a median of five by a third; fifteen
+ * cost a few seconds and hold still.
+ */
+const SINGLE_COMMAND_SAMPLES = 15
+
 // ---------------------------------------------------------------------------------------------------------------
 // 5. archive-push
 
@@ -375,7 +382,7 @@ export async function scenarioArchivePush(ctx) {
 
   // One segment, synchronous, as PostgreSQL's archiver calls it (cwd = data folder, %p = pg_wal/NAME).
   const single = addCase(ctx, { id: 'push-one', scenario: 5, title: 'archive-push one synchronous segment', target: ratioTarget('≤ 2.0', 2.0) })
-  const pushes = Math.max(ctx.opts.runs, 5)
+  const pushes = Math.max(ctx.opts.runs, SINGLE_COMMAND_SAMPLES)
   single.notes.push(`${pushes} pushes per tool, each of a different real segment into a fresh stanza; pgBackRest with --no-archive-async`)
   const repos = {}
   for (const tool of toolList(ctx)) repos[tool.kind] = await freshRepo(tool)
@@ -457,7 +464,7 @@ export async function scenarioArchiveGet(ctx) {
   const wal = await walPhase(ctx)
   heading('6. archive-get of one segment, and recovery replay through restore_command')
   const dest = await ownedFolder(join(ctx.root, 'get'), 0o700)
-  const gets = Math.max(ctx.opts.runs, 5)
+  const gets = Math.max(ctx.opts.runs, SINGLE_COMMAND_SAMPLES)
   const single = addCase(ctx, { id: 'get-one', scenario: 6, title: 'archive-get one segment' })
   single.notes.push(`${gets} gets per tool of different segments from the source cluster's repositories; both with --no-archive-async`)
   for (let i = 0; i < gets; i++) {
