@@ -3,7 +3,8 @@
 // workers share it instead of one worker holding up the end of the backup. Runs in a worker thread or inline;
 // takes plain data and returns plain data.
 
-import { closeSync, createReadStream, fstatSync, fsyncSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs'
+import { closeSync, createReadStream, fstatSync, fsync, mkdirSync, openSync, readSync, rmSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { dirname } from 'node:path'
 import { createHash } from 'node:crypto'
 import type { Transform } from 'node:stream'
@@ -99,6 +100,37 @@ function pagesRecheck(input: BackupFileInput, badPages: readonly number[], first
  */
 const YIELD_EVERY_BYTES = 16 * 1024 * 1024
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+const fsyncAsync = promisify(fsync)
+
+/** A read buffer and the buffer its chunk is compressed into, and the chunk being compressed, not yet written. */
+interface Slot {
+  buffer: Buffer
+  into: Buffer | undefined
+  pending?: Promise<Buffer> | undefined
+}
+
+// Buffers of finished copies, kept for the next copy on this thread (module state is per worker thread). Each copy
+// needs its own (two jobs of one thread interleave at their awaits), but a new 1 MiB buffer per file is memory the
+// kernel must fault in and zero again for every file, or segment, and that cost as much as reading the data
+// (measured in the background archive-push). A few sets cover the jobs one thread runs at once.
+const SPARE_SLOTS_MAX = 4
+const spareSlots: Slot[] = []
+
+function slotTake(codec: Codec): Slot {
+  const spare = spareSlots.pop()
+  // Compressed into a reused buffer where the codec can: a new Buffer per chunk is garbage V8 lets grow by tens of
+  // MB per thread before collecting it, so peak memory would grow with the size of the backup.
+  const intoSize = codec.compressInto && codec.compressBound ? codec.compressBound(CHUNK_SIZE) : 0
+  return {
+    buffer: spare?.buffer ?? Buffer.allocUnsafe(CHUNK_SIZE),
+    into: intoSize === 0 ? undefined : spare?.into && spare.into.length >= intoSize ? spare.into : Buffer.allocUnsafe(intoSize),
+  }
+}
+
+/** Gives a slot back for the next copy; only once nothing (the thread pool) works in its buffers any more. */
+function slotGive(slot: Slot): void {
+  if (spareSlots.length < SPARE_SLOTS_MAX) spareSlots.push({ buffer: slot.buffer, into: slot.into })
+}
 
 /**
  * Copies a file or part in 1 MiB chunks with synchronous calls on this thread: read into one buffer, hash,
@@ -109,15 +141,7 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
 async function copyChunks(input: BackupFileInput, fd: number, length: number, codec: Codec, firstBlock: number, target: string): Promise<BackupFileOutput> {
   // With `overlap`, two chunks in flight: the thread pool compresses one while this thread reads and hashes the next.
   const overlap = input.overlap === true && codec.compressIntoAsync !== undefined
-  // Buffers per call, not per thread: two jobs of one worker interleave at the yields below. Compressed into reused
-  // buffers where the codec can: a new Buffer per chunk is garbage V8 lets grow by tens of MB per thread before
-  // collecting it, so peak memory would grow with the size of the backup.
-  const slots = Array.from({ length: overlap ? 2 : 1 }, () => ({
-    buffer: Buffer.allocUnsafe(CHUNK_SIZE),
-    into: codec.compressInto && codec.compressBound ? Buffer.allocUnsafe(codec.compressBound(CHUNK_SIZE)) : undefined,
-    /** The chunk being compressed on the thread pool, not yet written. */
-    pending: undefined as Promise<Buffer> | undefined,
-  }))
+  const slots = Array.from({ length: overlap ? 2 : 1 }, () => slotTake(codec))
   const hash = createHash('sha256')
   const fast = input.xxh3 === false ? undefined : xxh3Create()
   const badPages: number[] = []
@@ -127,7 +151,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   let stored = 0
   let turn = 0
   // Writes the slot's compressed chunk, if it has one. Slots take turns, so chunks are written in order.
-  const drain = async (slot: (typeof slots)[number]): Promise<void> => {
+  const drain = async (slot: Slot): Promise<void> => {
     if (!slot.pending) return
     const compressed = await slot.pending
     slot.pending = undefined
@@ -164,13 +188,16 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
       if (!overlap && read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
     }
     for (let left = slots.length; left > 0; left--) await drain(slots[turn++ % slots.length]!)
-    if (input.syncEach) fsyncSync(out)
+    // On the thread pool: another job of this thread (the background archive-push runs two per thread) computes
+    // while this one waits for the disk.
+    if (input.syncEach) await fsyncAsync(out)
     const closing = out
     out = undefined
     closeSync(closing)
   } catch (error) {
     // The thread pool may still be compressing into our buffers: let it finish before they go.
     await Promise.allSettled(slots.map((slot) => slot.pending))
+    for (const slot of slots) slot.pending = undefined
     // Keep the original error: clean-up failures must not hide it.
     try {
       if (out !== undefined) closeSync(out)
@@ -182,6 +209,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
     fail('FileWrite', `unable to back up '${input.source}' to '${target}': ${(error as Error).message}`, { cause: error })
   } finally {
     closeSync(fd)
+    for (const slot of slots) if (!slot.pending) slotGive(slot)
   }
   return {
     copied: true,
