@@ -340,8 +340,8 @@ export const OPTIONS = {
     description:
       'Nothing reads the restored files before PostgreSQL starts, so filling the page cache with them only costs memory ' +
       'and time (most on virtual machines that return free memory to their host) and pushes out what the host had cached. ' +
-      'Files go through the page cache anyway where the file system refuses O_DIRECT, and for repositories compressed ' +
-      'with zst or gz. Everything restored is fsynced either way.',
+      'Files go through the page cache anyway where the file system refuses O_DIRECT, and from repositories that are ' +
+      'not local or are compressed with zst or gz. Everything restored is fsynced either way.',
   },
   force: {
     type: 'boolean',

@@ -19,7 +19,7 @@ import * as zlib from 'node:zlib'
 import { WaldenError, fail } from '../common/errors.js'
 import { nativeAddonPath } from './native.js'
 import { Lz4CompressStream, Lz4DecompressStream, lz4ChunkDecoder, lz4FrameBound, lz4FrameInto, lz4FrameIntoAsync, type ChunkDecoder, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
-import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, type ZstdBinding } from './zstd-stream.js'
+import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, zstdCompressBound, zstdCompressInto, type ZstdBinding } from './zstd-stream.js'
 
 export type CompressType = 'none' | 'gz' | 'zst' | 'lz4'
 
@@ -43,7 +43,7 @@ export interface Codec {
   decompressSync?(data: Buffer, options?: DecompressOptions): Buffer
   /**
    * compressSync() into a buffer the caller owns and reuses, of at least compressBound(data.length) bytes; returns the
-   * length written. Where the engine can (walden's liblz4 binding).
+   * length written. Where the engine can (walden's liblz4 binding, zstd-napi).
    */
   compressInto?(data: Buffer, level: number, out: Buffer): number
   /** compressInto() on libuv's thread pool; `data` and `out` must be left alone until it settles. Where the engine can. */
@@ -259,6 +259,9 @@ function zstCodec(): Codec {
       compressSync: (data: Buffer, level = ZST_DEFAULT) =>
         runSync(new ZstdNapiCompressStream(zstd, checkLevel('zst', ZST_RANGE, level), zstdContext(zstd, level)), data),
       decompressSync: (data: Buffer) => runSync(new ZstdNapiDecompressStream(zstd), data),
+      compressInto: (data: Buffer, level: number, out: Buffer) =>
+        zstdCompressInto(zstd, zstdContext(zstd, level), checkLevel('zst', ZST_RANGE, level), data, out),
+      compressBound: zstdCompressBound,
     }
   }
   const builtin = nodeZstd()

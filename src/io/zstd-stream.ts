@@ -108,6 +108,34 @@ export class ZstdNapiCompressStream extends Transform {
   }
 }
 
+/**
+ * zstdCompressInto's worst case for `size` bytes (ZSTD_compressBound, plus room for the frame header and checksum):
+ * what does not compress is stored in raw blocks, a few bytes per 128 KiB block more than the input.
+ */
+export function zstdCompressBound(size: number): number {
+  const small = size < 128 * 1024 ? (128 * 1024 - size) >>> 11 : 0
+  return size + (size >>> 8) + small + 64
+}
+
+/**
+ * The frame ZstdNapiCompressStream writes for `data`, compressed with `context` straight into `out` (at least
+ * zstdCompressBound(data.length) bytes); returns its length. For a caller compressing chunk after chunk: one output
+ * buffer serves them all, where the stream would allocate new ones per chunk for V8 to collect later.
+ */
+export function zstdCompressInto(zstd: ZstdBinding, context: InstanceType<ZstdBinding['CCtx']>, level: number, data: Buffer, out: Buffer): number {
+  context.setParameter(zstd.CParameter.compressionLevel, level)
+  context.setParameter(zstd.CParameter.checksumFlag, 1)
+  let produced = 0
+  let input = data
+  for (;;) {
+    const [remaining, made, consumed] = context.compressStream2(out.subarray(produced), input, zstd.EndDirective.end)
+    produced += made
+    input = input.subarray(consumed)
+    if (remaining === 0 && input.length === 0) return produced
+    if (made === 0 && consumed === 0) fail('Assert', `zstd output buffer of ${out.length} bytes too small for ${data.length} bytes`)
+  }
+}
+
 /** zstd decompression through zstd-napi: any number of frames; an incomplete last frame is an error. */
 export class ZstdNapiDecompressStream extends PacedTransform {
   readonly #context: InstanceType<ZstdBinding['DCtx']>

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -49,4 +50,17 @@ test('a part from an offset, overlapped, holds exactly that stretch', async () =
   const expected = content.subarray(MiB + 8192, 3 * MiB + 8192 + 5)
   assert.equal(result.sha256, createHash('sha256').update(expected).digest('hex'))
   assert.ok((await decompressBuffer(codecFor('lz4'), readFileSync(join(folder, 'part.lz4')))).equals(expected))
+})
+
+test('a zst copy (one frame per chunk, compressed into a reused buffer) reads back whole, with the zstd tool too', async () => {
+  const source = join(folder, 'zst-source')
+  const content = segmentLike(3 * MiB + 4321)
+  writeFileSync(source, content)
+  const result = await backupFile({ source, offset: 0, repoRoot: folder, repoPath: 'zst-copy', compressType: 'zst', compressLevel: 3, syncEach: false })
+  assert.equal(result.sha256, createHash('sha256').update(content).digest('hex'))
+  const stored = join(folder, 'zst-copy.zst')
+  assert.equal(result.repoSize, statSync(stored).size)
+  assert.ok((await decompressBuffer(codecFor('zst'), readFileSync(stored))).equals(content))
+  const cli = spawnSync('zstd', ['-dc', stored], { maxBuffer: 64 * MiB })
+  if (cli.error === undefined) assert.ok(cli.stdout.equals(content), 'zstd -d reads it')
 })
