@@ -184,8 +184,9 @@ for (const variant of VARIANTS) {
       })
     }
 
-    // lz4 writes the very bytes of its stream; zstd, given the whole chunk at once, also records its size in the frame.
-    test('compressInto, where the engine has it, writes a frame the decoders read, into one reused buffer', { ...TIMEOUT, skip: codec?.compressInto ? false : 'no compressInto' }, async () => {
+    // Only engines that have it (liblz4, zstd-napi). lz4 writes the very bytes of its stream; zstd, given the whole
+    // chunk at once, also records its size in the frame.
+    if (codec?.compressInto) test('compressInto writes a frame the decoders read, into one reused buffer', TIMEOUT, async () => {
       const noise = randomBytesSeeded(LZ4_BLOCK_SIZE + 5, 8)
       const inputs = [mixedData(1, 1), mixedData(100, 2), mixedData(LZ4_BLOCK_SIZE, 3), noise, randomBytesSeeded(1000, 9), Buffer.concat([noise.subarray(0, 1000), mixedData(LZ4_BLOCK_SIZE, 7)])]
       const out = Buffer.alloc(c.compressBound!(LZ4_BLOCK_SIZE + 1000))
