@@ -71,28 +71,52 @@ static napi_value compress_sync(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// The arguments of compressBlockInto and compressBlockIntoAsync, (data, out, offset): the input, and the room in out
+// from offset (at most what LZ4 takes in one call). Throws and returns 0 when they are not that.
+typedef struct {
+  const uint8_t *input;
+  size_t length;
+  uint8_t *out;
+  size_t room;
+} block_into_args;
+
+static int block_into_args_of(napi_env env, napi_callback_info info, const char *usage, const char *too_large, napi_value argv[3], block_into_args *args) {
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *input;
+  uint8_t *out;
+  size_t out_length;
+  uint32_t offset;
+  if (argc < 3 || !bytes_of(env, argv[0], &input, &args->length) || !bytes_of(env, argv[1], &out, &out_length) ||
+      napi_get_value_uint32(env, argv[2], &offset) != napi_ok || offset > out_length) {
+    throw_error(env, usage);
+    return 0;
+  }
+  if (args->length > MAX_INPUT) {
+    throw_error(env, too_large);
+    return 0;
+  }
+  args->input = input;
+  args->out = out + offset;
+  args->room = out_length - offset > MAX_INPUT ? MAX_INPUT : out_length - offset;
+  return 1;
+}
+
+// The block's size, or 0 when it does not fit in the room (incompressible data, which the frame stores as it is).
+static int block_into_compress(const block_into_args *args) {
+  int written = args->length == 0 || args->room == 0 ? 0 : LZ4_compress_default((const char *)args->input, (char *)args->out, (int)args->length, (int)args->room);
+  return written > 0 ? written : 0;
+}
+
 // compressBlockInto(data, out, offset): compresses data as one raw LZ4 block into out from offset, within the room
 // out has there; returns the block's size, or 0 when it does not fit (incompressible data, which the frame then
 // stores as it is). No allocation: a caller compressing chunk after chunk reuses one output buffer.
 static napi_value compress_block_into(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint8_t *input;
-  size_t length;
-  uint8_t *out;
-  size_t out_length;
-  uint32_t offset;
-  if (argc < 3 || !bytes_of(env, argv[0], &input, &length) || !bytes_of(env, argv[1], &out, &out_length) ||
-      napi_get_value_uint32(env, argv[2], &offset) != napi_ok || offset > out_length) {
-    return throw_error(env, "compressBlockInto: expected (Buffer, Buffer, offset)");
-  }
-  if (length > MAX_INPUT) return throw_error(env, "compressBlockInto: input too large for one LZ4 block");
-  size_t room = out_length - offset;
-  if (room > MAX_INPUT) room = MAX_INPUT;
-  int written = length == 0 || room == 0 ? 0 : LZ4_compress_default((const char *)input, (char *)out + offset, (int)length, (int)room);
+  block_into_args args;
+  if (!block_into_args_of(env, info, "compressBlockInto: expected (Buffer, Buffer, offset)", "compressBlockInto: input too large for one LZ4 block", argv, &args)) return NULL;
   napi_value result;
-  napi_create_int32(env, written > 0 ? written : 0, &result);
+  napi_create_int32(env, block_into_compress(&args), &result);
   return result;
 }
 
@@ -105,24 +129,21 @@ typedef struct {
   napi_deferred deferred;
   napi_ref input_ref;
   napi_ref out_ref;
-  const uint8_t *input;
-  size_t length;
-  uint8_t *out;
-  size_t room;
+  block_into_args args;
   int written;
 } compress_job;
 
 static void compress_job_execute(napi_env env, void *data) {
   (void)env;
   compress_job *job = data;
-  job->written = job->length == 0 || job->room == 0 ? 0 : LZ4_compress_default((const char *)job->input, (char *)job->out, (int)job->length, (int)job->room);
+  job->written = block_into_compress(&job->args);
 }
 
 static void compress_job_complete(napi_env env, napi_status status, void *data) {
   compress_job *job = data;
   napi_value value;
   if (status == napi_ok) {
-    napi_create_int32(env, job->written > 0 ? job->written : 0, &value);
+    napi_create_int32(env, job->written, &value);
     napi_resolve_deferred(env, job->deferred, value);
   } else {
     napi_value message;
@@ -137,25 +158,12 @@ static void compress_job_complete(napi_env env, napi_status status, void *data) 
 }
 
 static napi_value compress_block_into_async(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint8_t *input;
-  size_t length;
-  uint8_t *out;
-  size_t out_length;
-  uint32_t offset;
-  if (argc < 3 || !bytes_of(env, argv[0], &input, &length) || !bytes_of(env, argv[1], &out, &out_length) ||
-      napi_get_value_uint32(env, argv[2], &offset) != napi_ok || offset > out_length) {
-    return throw_error(env, "compressBlockIntoAsync: expected (Buffer, Buffer, offset)");
-  }
-  if (length > MAX_INPUT) return throw_error(env, "compressBlockIntoAsync: input too large for one LZ4 block");
+  block_into_args args;
+  if (!block_into_args_of(env, info, "compressBlockIntoAsync: expected (Buffer, Buffer, offset)", "compressBlockIntoAsync: input too large for one LZ4 block", argv, &args)) return NULL;
   compress_job *job = calloc(1, sizeof *job);
   if (job == NULL) return throw_error(env, "compressBlockIntoAsync: out of memory");
-  job->input = input;
-  job->length = length;
-  job->out = out + offset;
-  job->room = out_length - offset > MAX_INPUT ? MAX_INPUT : out_length - offset;
+  job->args = args;
   napi_value promise;
   napi_value name;
   if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||

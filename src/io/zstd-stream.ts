@@ -62,6 +62,14 @@ class OutputBuffer {
 }
 
 /** zstd compression through zstd-napi: one frame with a content checksum. */
+/** Sets a compression context (new, or done with a frame) up for the next frame walden writes. */
+function contextPrepare(zstd: ZstdBinding, context: InstanceType<ZstdBinding['CCtx']>, level: number): InstanceType<ZstdBinding['CCtx']> {
+  context.setParameter(zstd.CParameter.compressionLevel, level)
+  // zstd's own default is no checksum; the CLI's is a checksum, and it is cheap insurance against damage.
+  context.setParameter(zstd.CParameter.checksumFlag, 1)
+  return context
+}
+
 export class ZstdNapiCompressStream extends Transform {
   readonly #context: InstanceType<ZstdBinding['CCtx']>
   readonly #end: ZstdBinding['EndDirective']
@@ -70,10 +78,7 @@ export class ZstdNapiCompressStream extends Transform {
   /** `context` may be one a previous stream finished with, to spare creating one per small file. */
   constructor(zstd: ZstdBinding, level: number, context?: InstanceType<ZstdBinding['CCtx']>) {
     super()
-    this.#context = context ?? new zstd.CCtx()
-    this.#context.setParameter(zstd.CParameter.compressionLevel, level)
-    // zstd's own default is no checksum; the CLI's is a checksum, and it is cheap insurance against damage.
-    this.#context.setParameter(zstd.CParameter.checksumFlag, 1)
+    this.#context = contextPrepare(zstd, context ?? new zstd.CCtx(), level)
     this.#end = zstd.EndDirective
   }
 
@@ -123,8 +128,7 @@ export function zstdCompressBound(size: number): number {
  * buffer serves them all, where the stream would allocate new ones per chunk for V8 to collect later.
  */
 export function zstdCompressInto(zstd: ZstdBinding, context: InstanceType<ZstdBinding['CCtx']>, level: number, data: Buffer, out: Buffer): number {
-  context.setParameter(zstd.CParameter.compressionLevel, level)
-  context.setParameter(zstd.CParameter.checksumFlag, 1)
+  contextPrepare(zstd, context, level)
   let produced = 0
   let input = data
   for (;;) {

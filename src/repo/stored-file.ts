@@ -135,8 +135,8 @@ export function storedFileCopyToFileSync(
     const copied = storedFileCopySync(repo, path, sha256, what, (data) => open().write(data))
     if (!copied) return false
     // A stored file that decodes to nothing still leaves the file there.
-    open().finish()
-    if (target.sync) writer!.sync()
+    if (target.sync) open().sync()
+    else open().finish()
     return true
   } catch (error) {
     if (target.flags !== 'r+' && writer !== undefined) rmSync(target.path, { force: true })

@@ -127,7 +127,7 @@ function slotTake(codec: Codec): Slot {
   }
 }
 
-/** Gives a slot back for the next copy; only once nothing (the thread pool) works in its buffers any more. */
+/** Gives a slot's buffers back for the next copy; only once nothing (the thread pool) works in them any more. */
 function slotGive(slot: Slot): void {
   if (spareSlots.length < SPARE_SLOTS_MAX) spareSlots.push({ buffer: slot.buffer, into: slot.into })
 }
@@ -197,7 +197,6 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   } catch (error) {
     // The thread pool may still be compressing into our buffers: let it finish before they go.
     await Promise.allSettled(slots.map((slot) => slot.pending))
-    for (const slot of slots) slot.pending = undefined
     // Keep the original error: clean-up failures must not hide it.
     try {
       if (out !== undefined) closeSync(out)
@@ -209,7 +208,8 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
     fail('FileWrite', `unable to back up '${input.source}' to '${target}': ${(error as Error).message}`, { cause: error })
   } finally {
     closeSync(fd)
-    for (const slot of slots) if (!slot.pending) slotGive(slot)
+    // Drained, or settled above: the thread pool is done with every slot's buffers.
+    for (const slot of slots) slotGive(slot)
   }
   return {
     copied: true,
