@@ -93,21 +93,31 @@ CREATE TABLE IF NOT EXISTS walden_mirror.host (
 -- arguments, fixed by mirror-add-table, are the quoted table name (TG_ARGV[0]), the columns left out of the row image
 -- (TG_ARGV[1]: generated columns, which the host computes itself) and the columns left out of the key image
 -- (TG_ARGV[2]: all but the primary key), the last two as text[] literals. txid_current() is the top-level 64-bit
--- transaction id (pg_current_xact_id() without the cast through text). SECURITY DEFINER so that users who may write
--- the table need no rights on the queue; every name in the body is schema-qualified for the same reason.
+-- transaction id (pg_current_xact_id() without the cast through text).
+--
+-- SECURITY DEFINER, because the alternative is worse: run as the writer, every writer would need INSERT on the queue,
+-- and could then queue changes the master never made, for tables they may not write, which mirror-run applies on
+-- every host. But a definer function runs its body with the owner's rights (often a superuser's) in the writer's
+-- session, so nothing in it may be looked up by the writer's rules: search_path is pinned to pg_catalog with pg_temp
+-- last (else the writer's temporary schema comes first for types and tables: a temporary domain named text, with a
+-- CHECK calling the writer's code, would run that code as the owner), and every type, function and operator is
+-- schema-qualified all the same.
 CREATE OR REPLACE FUNCTION walden_mirror.capture_row() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $body$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
     INSERT INTO walden_mirror.change (xid, table_name, op, row_image)
-    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'i', pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
-  ELSIF TG_OP = 'UPDATE' THEN
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'i',
+            pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::pg_catalog.text[]);
+  ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
     INSERT INTO walden_mirror.change (xid, table_name, op, key_image, row_image)
-    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'u', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::text[],
-            pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'u',
+            pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::pg_catalog.text[],
+            pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::pg_catalog.text[]);
   ELSE
     INSERT INTO walden_mirror.change (xid, table_name, op, key_image)
-    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'd', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::text[]);
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'd',
+            pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::pg_catalog.text[]);
   END IF;
   -- Delivered at commit only, and once per transaction however often it is called.
   IF NOT (${WAKE_NEEDED}) THEN
@@ -118,7 +128,7 @@ END
 $body$;
 
 CREATE OR REPLACE FUNCTION walden_mirror.capture_truncate() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $body$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
   INSERT INTO walden_mirror.change (xid, table_name, op)
   VALUES (pg_catalog.txid_current(), TG_ARGV[0], 't');
@@ -135,17 +145,21 @@ REVOKE ALL ON FUNCTION walden_mirror.capture_row() FROM PUBLIC;
 REVOKE ALL ON FUNCTION walden_mirror.capture_truncate() FROM PUBLIC;
 `
 
-/** Drops the triggers of every mirrored table, then the schema. */
+/**
+ * Drops the triggers of every mirrored table, then the schema. Runs with the rights of whoever tears down, in their
+ * session: functions are qualified, so that one another user planted earlier on the search path (a public.format(text,
+ * text) matches better than pg_catalog's variadic one) is never called instead.
+ */
 export const MASTER_TEARDOWN_SQL = `
 DO $body$
 DECLARE
   t record;
 BEGIN
-  IF to_regclass('walden_mirror.mirrored_table') IS NOT NULL THEN
+  IF pg_catalog.to_regclass('walden_mirror.mirrored_table') IS NOT NULL THEN
     FOR t IN SELECT table_name FROM walden_mirror.mirrored_table LOOP
-      IF to_regclass(t.table_name) IS NOT NULL THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS walden_mirror_capture ON %s', t.table_name);
-        EXECUTE format('DROP TRIGGER IF EXISTS walden_mirror_truncate ON %s', t.table_name);
+      IF pg_catalog.to_regclass(t.table_name) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS walden_mirror_capture ON %s', t.table_name);
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS walden_mirror_truncate ON %s', t.table_name);
       END IF;
     END LOOP;
   END IF;

@@ -187,6 +187,30 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     )
   })
 
+  test("walden's sessions on the master never call a function another user planted on the search path", async () => {
+    // As before PostgreSQL 15, where everyone may create in public: a quote_ident(name) there matches the catalog's
+    // name column better than pg_catalog.quote_ident(text), and would run as whoever runs mirror-add-table.
+    await sql('master', 'GRANT CREATE ON SCHEMA public TO mallory')
+    const mallory = await connect('master', 'mallory')
+    await mallory.query(`CREATE FUNCTION public.quote_ident(name) RETURNS text LANGUAGE plpgsql AS $$
+                         BEGIN
+                           EXECUTE 'ALTER ROLE mallory SUPERUSER';
+                           RETURN pg_catalog.quote_ident($1::pg_catalog.text);
+                         END $$`)
+    await mallory.query('GRANT EXECUTE ON FUNCTION public.quote_ident(name) TO PUBLIC')
+    try {
+      await waldenOk(['mirror-add-table', '--table=acct'])
+      await waldenOk(['mirror-status'])
+      const [role] = await sql('master', "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'")
+      assert.equal(role!['rolsuper'], false, "mallory's public.quote_ident ran as walden's role")
+      // The name the user gave is still looked up by their search path.
+      const [table] = await sql('master', 'SELECT table_name FROM walden_mirror.mirrored_table')
+      assert.equal(table!['table_name'], 'public.acct')
+    } finally {
+      await sql('master', 'DROP FUNCTION public.quote_ident(name); REVOKE CREATE ON SCHEMA public FROM mallory')
+    }
+  })
+
   test('a host name with a newline never reaches a SQL file: refused by name, and the files replay cleanly', async () => {
     const filesPath = join(dir.path, 'files')
     const evil = 'h2\nCREATE TABLE public.injected_by_host_name (); --'
@@ -207,7 +231,7 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     await sql('master', `INSERT INTO walden_mirror.host (name) VALUES (E'h3\\nCREATE TABLE public.injected_by_host_name (); --')`)
     const run = await walden(['mirror-run', '--mirror-host=h3\nCREATE TABLE public.injected_by_host_name (); --', '--once', `--mirror-target-path=${filesPath}`])
     assert.equal(run.code, 32, run.stderr)
-    assert.match(run.stderr, /hint: remove it with mirror-remove-host and register it again under a name of letters, digits/)
+    assert.match(run.stderr, /HINT: .*remove it with mirror-remove-host and register it again under a name of letters, digits/)
     // ...but it can be removed.
     await waldenOk(['mirror-remove-host', '--mirror-host=h3\nCREATE TABLE public.injected_by_host_name (); --'])
     const refusedTable = await walden(['mirror-add-table', '--table=public.acct\n; DROP TABLE public.acct'])
@@ -219,7 +243,8 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     await waldenOk(['mirror-run', '--mirror-host=files.host-1', '--once', `--mirror-target-path=${filesPath}`])
     const names = (await readdir(filesPath)).filter((name) => name.endsWith('.sql')).sort()
     assert.ok(names.length >= 2, names.join(' '))
-    await sql('replay', 'TRUNCATE public.acct; INSERT INTO public.acct VALUES (1, \'one\'), (2, \'two\')')
+    // Everything since mirror-setup is still queued for the new host: its files start from an empty table.
+    await sql('replay', 'TRUNCATE public.acct')
     const replay = await runTool('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', 'replay', ...names.flatMap((name) => ['-f', join(filesPath, name)])])
     assert.equal(replay.code, 0, replay.stderr)
     const rows = async (db: string): Promise<unknown> => (await sql(db, 'SELECT id, v FROM public.acct ORDER BY id')).map((row) => [row['id'], row['v']])
@@ -234,8 +259,14 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     assert.equal(refused.code, 32, refused.stderr)
     assert.match(refused.stderr, /option 'mirror-target' holds a password on the command line/)
     assert.doesNotMatch(refused.stderr, new RegExp(PASSWORD))
-    const uri = await walden(['mirror-status', `--mirror-master=postgresql://postgres:${PASSWORD}@127.0.0.1:${cluster.port}/master`])
+    const uri = await runWalden(['mirror-status', `--lock-path=${dir.path}/lock`, '--log-level-file=off', `--mirror-master=postgresql://postgres:${PASSWORD}@127.0.0.1:${cluster.port}/master`])
     assert.equal(uri.code, 32, uri.stderr)
+    assert.match(uri.stderr, /option 'mirror-master' holds a password on the command line/)
+    // In the environment (private to walden's user, like the password file) it is accepted.
+    const fromEnv = await runWalden(['mirror-status', `--lock-path=${dir.path}/lock`, '--log-level-file=off'], {
+      env: { WALDEN_MIRROR_MASTER: `${tcpConninfo('master')} password=${PASSWORD}` },
+    })
+    assert.equal(fromEnv.code, 0, fromEnv.stderr)
 
     // From the password file: over TCP, and over the socket, which libpq calls localhost there.
     const passfile = join(dir.path, 'pgpass')
@@ -270,6 +301,8 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
       cwd: dir.path,
       env: { ...process.env, LC_ALL: 'C', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own process group: runuser passes a signal on to it, and nothing reaches the test runner.
+      detached: true,
     })
     let stderr = ''
     daemon.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
