@@ -190,7 +190,8 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
   test("walden's sessions on the master never call a function another user planted on the search path", async () => {
     // As before PostgreSQL 15, where everyone may create in public: a quote_ident(name) there matches the catalog's
     // name column better than pg_catalog.quote_ident(text), and would run as whoever runs mirror-add-table.
-    await sql('master', 'GRANT CREATE ON SCHEMA public TO mallory')
+    // Whatever the test before did to her.
+    await sql('master', 'ALTER ROLE mallory NOSUPERUSER; GRANT CREATE ON SCHEMA public TO mallory')
     const mallory = await connect('master', 'mallory')
     await mallory.query(`CREATE FUNCTION public.quote_ident(name) RETURNS text LANGUAGE plpgsql AS $$
                          BEGIN
