@@ -286,21 +286,22 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     await sql('h1', 'TRUNCATE public.acct')
     await sql('master', "UPDATE public.acct SET v = 'h1 lacks this row' WHERE id = 2")
     const alertDone = join(dir.path, 'alert-done')
+    const alertEnv = join(dir.path, 'alert-env')
     const args = [
       join(waldenPackageRoot(), 'bin', 'walden'),
       'mirror-run',
       '--mirror-host=h1',
       `--mirror-master=${tcpConninfo('master')}`,
-      `--mirror-target=${tcpConninfo('h1')}`,
       '--mirror-interval=1',
-      `--mirror-alert-command=sleep 1; touch ${alertDone}`,
+      `--mirror-alert-command=env > ${alertEnv}; sleep 1; touch ${alertDone}`,
       `--lock-path=${dir.path}/lock`,
       '--log-level-file=off',
       '--log-level-console=info',
     ]
     const daemon: ChildProcess = spawn('runuser', ['-u', 'postgres', '--', process.execPath, ...args], {
       cwd: dir.path,
-      env: { ...process.env, LC_ALL: 'C', ...env },
+      // The host's connection string, password and all, from the environment: allowed, as private as the file.
+      env: { ...process.env, LC_ALL: 'C', ...env, WALDEN_MIRROR_TARGET: `${tcpConninfo('h1')} password=${PASSWORD}` },
       stdio: ['ignore', 'ignore', 'pipe'],
       // Its own process group: runuser passes a signal on to it, and nothing reaches the test runner.
       detached: true,
@@ -323,6 +324,10 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     assert.ok(lines.some((line) => line.includes('mirror-run')), lines.join('\n'))
     assert.ok(lines.some((line) => line.includes('sleep 1')), `the alert command was not seen:\n${lines.join('\n')}`)
     for (const line of lines) assert.ok(!line.includes(PASSWORD), `a password in argv: ${line}`)
+    // Nor in the alert command's environment: it gets the stall's details, not walden's connection strings.
+    const alertEnvText = await readFile(alertEnv, 'utf8')
+    assert.match(alertEnvText, /^WALDEN_MIRROR_HOST=h1$/m)
+    assert.ok(!alertEnvText.includes(PASSWORD), 'a password in the alert command environment')
     // It did reach both databases with the file's password: the host stalled on the update of a row it lacks.
     assert.match(stderr, /mirror host 'h1' stopped at master transaction \d+/)
     assert.doesNotMatch(stderr, new RegExp(PASSWORD))
