@@ -334,6 +334,23 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     await waldenOk(['mirror-remove-host', '--mirror-host=h1'])
   })
 
+  test('a queued change whose table name is not a qualified name is refused, never written into SQL', async () => {
+    // Only the capture trigger's owner can write the queue; this is what a row written some other way would do.
+    await waldenOk(['mirror-add-host', '--mirror-host=h1'])
+    await sql('master', "INSERT INTO walden_mirror.change (xid, table_name, op) VALUES (txid_current(), 'public.acct; CREATE TABLE public.injected_by_queue (); --', 't')")
+    try {
+      // overwrite: h1 lacks rows (see above); nothing else may stop it before the forged change.
+      const run = await walden(['mirror-run', '--mirror-host=h1', '--once', '--mirror-conflict=overwrite', `--mirror-target=${conninfo('h1')}`])
+      const [injected] = await sql('h1', "SELECT to_regclass('public.injected_by_queue') IS NOT NULL AS injected")
+      assert.equal(injected!['injected'], false, 'SQL in a queued table name ran on the host')
+      assert.equal(run.code, 29, run.stderr)
+      assert.match(run.stderr, /queued change \d+ names table 'public\.acct; CREATE TABLE public\.injected_by_queue \(\); --', which is not a schema-qualified table name/)
+    } finally {
+      await sql('master', "DELETE FROM walden_mirror.change WHERE table_name LIKE '%injected_by_queue%'")
+      await waldenOk(['mirror-remove-host', '--mirror-host=h1'])
+    }
+  })
+
   test('log files and SQL files are 0640 in 0750 folders walden creates, whatever the umask', async () => {
     const base = await dir.mkdir('modes')
     await waldenOk(['mirror-add-host', '--mirror-host=modes'])
