@@ -5,10 +5,21 @@ import type { PgLink } from '../pg/link.js'
 import { SqlError } from '../pg/link.js'
 import { tableNameCheck } from './names.js'
 import { quoteLiteral } from './render.js'
-import { MASTER_SCHEMA_SQL, MASTER_TEARDOWN_SQL } from './schema.js'
+import { CAPTURE_ROLE, MASTER_SCHEMA_SQL, MASTER_TEARDOWN_SQL } from './schema.js'
 
 export async function masterSetup(master: PgLink): Promise<void> {
-  await master.script(`BEGIN;\n${MASTER_SCHEMA_SQL}\nCOMMIT;`)
+  try {
+    await master.script(`BEGIN;\n${MASTER_SCHEMA_SQL}\nCOMMIT;`)
+  } catch (error) {
+    await master.script('ROLLBACK').catch(() => undefined)
+    if (error instanceof SqlError && error.sqlState === '42501') {
+      fail('DbQuery', `mirror-setup is not allowed to install the mirror in the ${master.where}: ${error.full}`, {
+        hint: `run mirror-setup as a superuser: it creates the role ${CAPTURE_ROLE}, which the capture triggers run as, and gives it their functions.`,
+        cause: error,
+      })
+    }
+    throw error
+  }
 }
 
 export async function masterTeardown(master: PgLink): Promise<void> {

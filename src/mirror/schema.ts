@@ -23,6 +23,9 @@ export const SLEEP_SLOTS = 4
 // the transaction notifies; the notification reaches every listener at commit.
 const WAKE_NEEDED = Array.from({ length: SLEEP_SLOTS }, (_, slot) => `pg_catalog.pg_try_advisory_xact_lock_shared(${SLEEP_LOCK_KEY}, ${slot})`).join(' AND ')
 
+/** The role the capture functions run as (see below). */
+export const CAPTURE_ROLE = 'walden_mirror_capture'
+
 export const MASTER_SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS walden_mirror;
 
@@ -97,11 +100,13 @@ CREATE TABLE IF NOT EXISTS walden_mirror.host (
 --
 -- SECURITY DEFINER, because the alternative is worse: run as the writer, every writer would need INSERT on the queue,
 -- and could then queue changes the master never made, for tables they may not write, which mirror-run applies on
--- every host. But a definer function runs its body with the owner's rights (often a superuser's) in the writer's
--- session, so nothing in it may be looked up by the writer's rules: search_path is pinned to pg_catalog with pg_temp
--- last (else the writer's temporary schema comes first for types and tables: a temporary domain named text, with a
--- CHECK calling the writer's code, would run that code as the owner), and every type, function and operator is
--- schema-qualified all the same.
+-- every host. But a definer function runs its body with the owner's rights in the writer's session, so nothing in it
+-- may be looked up by the writer's rules: search_path is pinned to pg_catalog with pg_temp last (else the writer's
+-- temporary schema comes first for types and tables: a temporary domain named text, with a CHECK calling the writer's
+-- code, would run that code as the owner), and every type, function and operator is schema-qualified all the same.
+-- Even so, to_jsonb(NEW) calls a cast to json that the owner of a column's type may define (CREATE CAST for an enum of
+-- their own, on a table of their own that is mirrored): that code runs as the function's owner. So the owner is
+-- walden_mirror_capture (below), a role that may do nothing but add rows to the queue.
 CREATE OR REPLACE FUNCTION walden_mirror.capture_row() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
@@ -143,6 +148,22 @@ $body$;
 -- could attach the capture functions to a table of their own and feed the queue.
 REVOKE ALL ON FUNCTION walden_mirror.capture_row() FROM PUBLIC;
 REVOKE ALL ON FUNCTION walden_mirror.capture_truncate() FROM PUBLIC;
+
+-- The capture functions' owner: no login, no superuser, no rights but adding rows to the queue (code that runs as it
+-- can at worst queue a change; mirror-run checks the table names it finds there). Roles belong to the cluster, so
+-- one role serves every database with a mirror; it is created once and kept.
+DO $body$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) '${CAPTURE_ROLE}') THEN
+    CREATE ROLE ${CAPTURE_ROLE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS;
+  END IF;
+END
+$body$;
+GRANT USAGE ON SCHEMA walden_mirror TO ${CAPTURE_ROLE};
+GRANT INSERT ON walden_mirror.change TO ${CAPTURE_ROLE};
+GRANT USAGE ON SEQUENCE walden_mirror.change_seq_id_seq TO ${CAPTURE_ROLE};
+ALTER FUNCTION walden_mirror.capture_row() OWNER TO ${CAPTURE_ROLE};
+ALTER FUNCTION walden_mirror.capture_truncate() OWNER TO ${CAPTURE_ROLE};
 `
 
 /**
@@ -166,4 +187,13 @@ BEGIN
 END
 $body$;
 DROP SCHEMA IF EXISTS walden_mirror CASCADE;
+-- The capture role goes with the last mirror of the cluster: while another database still has one, its grants there
+-- keep the role, and DROP ROLE says so. One who may not drop roles leaves it (it can do nothing without the schema).
+DO $body$
+BEGIN
+  DROP ROLE IF EXISTS ${CAPTURE_ROLE};
+EXCEPTION WHEN dependent_objects_still_exist OR insufficient_privilege THEN
+  NULL;
+END
+$body$;
 `

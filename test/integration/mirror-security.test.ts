@@ -383,4 +383,51 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
       await sql('master', "UPDATE walden_mirror.host SET pos_tick = 0, pos_seq = 0 WHERE name = 'modes'")
     }
   })
+
+  test("a mirrored table's owner cannot run code as anyone but a role that may only queue changes", async () => {
+    // mallory owns a table the administrator mirrors. to_jsonb(NEW) in the capture trigger calls a cast to json that
+    // the owner of a column's type defines: hers, for an enum of her own.
+    await sql('master', 'ALTER ROLE mallory NOSUPERUSER; GRANT CREATE ON SCHEMA public TO mallory')
+    const mallory = await connect('master', 'mallory')
+    await mallory.query("CREATE TABLE public.mine (id int PRIMARY KEY); CREATE TYPE public.mood AS ENUM ('ok')")
+    await waldenOk(['mirror-add-table', '--table=public.mine'])
+    await mallory.query('ALTER TABLE public.mine ADD COLUMN m public.mood')
+    await mallory.query(`CREATE FUNCTION public.mood_json(public.mood) RETURNS json LANGUAGE plpgsql AS $$
+                         BEGIN
+                           EXECUTE 'ALTER ROLE mallory SUPERUSER';
+                           RETURN '"ok"'::json;
+                         END $$`)
+    await mallory.query('CREATE CAST (public.mood AS json) WITH FUNCTION public.mood_json(public.mood)')
+    const attack = await mallory.query("INSERT INTO public.mine VALUES (1, 'ok')").then(
+      () => 'ok',
+      (error: Error) => error.message,
+    )
+    const [role] = await sql('master', "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'")
+    assert.equal(role!['rolsuper'], false, `mallory became superuser through a cast the capture trigger called (${attack})`)
+    assert.match(attack, /must be superuser|permission denied/)
+    // The role the capture functions run as may do nothing else.
+    const [capture] = await sql(
+      'master',
+      `SELECT r.rolsuper, r.rolcanlogin, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls,
+              (SELECT pg_catalog.array_agg(DISTINCT p.proowner::regrole::text) FROM pg_proc p WHERE p.proname LIKE 'capture\\_%'
+                 AND p.pronamespace = 'walden_mirror'::regnamespace) AS owners,
+              has_table_privilege('walden_mirror_capture', 'walden_mirror.change', 'SELECT, UPDATE, DELETE, TRUNCATE') AS more_on_queue,
+              has_table_privilege('walden_mirror_capture', 'walden_mirror.host', 'SELECT, INSERT, UPDATE, DELETE') AS on_hosts
+         FROM pg_roles r WHERE r.rolname = 'walden_mirror_capture'`,
+    )
+    assert.deepEqual(capture, {
+      rolsuper: false,
+      rolcanlogin: false,
+      rolcreaterole: false,
+      rolcreatedb: false,
+      rolbypassrls: false,
+      owners: ['walden_mirror_capture'],
+      more_on_queue: false,
+      on_hosts: false,
+    })
+    // Teardown takes the role away with the last mirror of the cluster.
+    await waldenOk(['mirror-teardown'])
+    const [gone] = await sql('master', "SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'walden_mirror_capture'")
+    assert.equal(gone!['n'], 0)
+  })
 })
