@@ -2,10 +2,11 @@
 // with --restart restarts the server and checks the new settings are the running ones.
 
 import { spawn } from 'node:child_process'
-import { access, constants, mkdir, readFile, readlink } from 'node:fs/promises'
+import { access, constants, readFile, readlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fail } from '../common/errors.js'
 import { log } from '../common/log.js'
+import { privateFolder } from '../common/private-path.js'
 import type { Config } from '../config/config.js'
 import { pgBinFor } from '../pg/binaries.js'
 import { dbInfo } from '../pg/db.js'
@@ -122,7 +123,7 @@ async function restartServer(cfg: Config, dataDirectory: string, major: number):
   const logPath = cfg.string('log-path') ?? '/var/log/walden'
   const serverLog = join(logPath, `${cfg.stanza()}-postgresql.log`)
   try {
-    await mkdir(logPath, { recursive: true })
+    await privateFolder(logPath)
     await access(logPath, constants.W_OK)
   } catch (error) {
     // Checked before stopping anything: pg_ctl would stop the server and then fail to start it.

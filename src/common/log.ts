@@ -1,8 +1,9 @@
 // Logging: pgBackRest's levels and line format. The console sink writes to stderr so that stdout carries only
 // command output (info's text or JSON), whatever the level. The file sink appends to <log-path>/<stanza>-<command>.log.
 
-import { appendFileSync, mkdirSync } from 'node:fs'
+import { appendFileSync, closeSync, fchmodSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { PRIVATE_FILE_MODE, privateFolderSync } from './private-path.js'
 
 export const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -66,11 +67,21 @@ export class Logger {
     const path = this.#sinks.filePath as string
     try {
       if (!this.#fileReady) {
-        mkdirSync(dirname(path), { recursive: true })
+        // Log lines name databases, tables and hosts: 0640 in 0750 folders (private-path.ts). A log an older walden
+        // left world-readable is closed too; one another user owns keeps its mode (fchmod fails, harmlessly).
+        privateFolderSync(dirname(path))
+        const fd = openSync(path, 'a', PRIVATE_FILE_MODE)
+        try {
+          fchmodSync(fd, PRIVATE_FILE_MODE)
+        } catch {
+          // Not ours to change.
+        } finally {
+          closeSync(fd)
+        }
         this.#fileReady = true
       }
       // Synchronous append: a command may exit right after logging and must not lose the line.
-      appendFileSync(path, text)
+      appendFileSync(path, text, { mode: PRIVATE_FILE_MODE })
     } catch (error) {
       // A log file that cannot be written must not turn a good backup into a failed one; say so once on the console.
       this.#sinks = { ...this.#sinks, filePath: undefined }

@@ -479,13 +479,17 @@ export const OPTIONS = {
     commands: MIRROR,
     secure: true,
     summary: "Connection string of the mirroring master database, as libpq's ('host=... port=... dbname=... user=...') or a URI.",
-    description: "Without it, the stanza's pg1-socket-path (or pg1-host), pg1-port, pg1-user and pg1-database are used.",
+    description:
+      "Without it, the stanza's pg1-socket-path (or pg1-host), pg1-port, pg1-user and pg1-database are used. " +
+      'A password in it is refused on the command line (every user can read process arguments): the password comes from ' +
+      'the password file (~/.pgpass, $PGPASSFILE or passfile=) or PGPASSWORD, or give the string in the environment or config file.',
   },
   'mirror-host': {
     type: 'string',
     section: 'any',
     commands: ['mirror-add-host', 'mirror-remove-host', 'mirror-init-host', 'mirror-run'],
     summary: 'Name of a mirror host, as registered with mirror-add-host.',
+    description: "1 to 63 letters, digits, '.', '_', ':', '@' or '-', starting with a letter or digit (mirror-remove-host takes any).",
   },
   'mirror-target': {
     type: 'string',
@@ -493,6 +497,9 @@ export const OPTIONS = {
     commands: ['mirror-init-host', 'mirror-run'],
     secure: true,
     summary: 'Connection string of the host database that receives mirrored transactions.',
+    description:
+      'A password in it is refused on the command line (every user can read process arguments): the password comes from ' +
+      'the password file (~/.pgpass, $PGPASSFILE or passfile=) or PGPASSWORD, or give the string in the environment or config file.',
   },
   'mirror-target-path': {
     type: 'path',
@@ -501,7 +508,7 @@ export const OPTIONS = {
     summary: 'Folder where mirror-run writes one SQL file per master transaction, instead of applying to a database.',
     description:
       'Files sort by name in apply order; replay them in that order with psql -v ON_ERROR_STOP=1 after the host-schema file. ' +
-      'Each fails without effect when replayed twice.',
+      'Each fails without effect when replayed twice. Files are 0640; folders walden creates for them are 0750.',
   },
   'mirror-interval': {
     type: 'seconds',

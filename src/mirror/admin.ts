@@ -3,11 +3,23 @@
 import { fail } from '../common/errors.js'
 import type { PgLink } from '../pg/link.js'
 import { SqlError } from '../pg/link.js'
+import { tableNameCheck } from './names.js'
 import { quoteLiteral } from './render.js'
-import { MASTER_SCHEMA_SQL, MASTER_TEARDOWN_SQL } from './schema.js'
+import { CAPTURE_ROLE, MASTER_SCHEMA_SQL, MASTER_TEARDOWN_SQL } from './schema.js'
 
 export async function masterSetup(master: PgLink): Promise<void> {
-  await master.script(`BEGIN;\n${MASTER_SCHEMA_SQL}\nCOMMIT;`)
+  try {
+    await master.script(`BEGIN;\n${MASTER_SCHEMA_SQL}\nCOMMIT;`)
+  } catch (error) {
+    await master.script('ROLLBACK').catch(() => undefined)
+    if (error instanceof SqlError && error.sqlState === '42501') {
+      fail('DbQuery', `mirror-setup is not allowed to install the mirror in the ${master.where}: ${error.full}`, {
+        hint: `run mirror-setup as a superuser: it creates the role ${CAPTURE_ROLE}, which the capture triggers run as, and gives it their functions.`,
+        cause: error,
+      })
+    }
+    throw error
+  }
 }
 
 export async function masterTeardown(master: PgLink): Promise<void> {
@@ -24,33 +36,51 @@ export interface TableInfo {
   columns: string[]
 }
 
-/** Looks a table up by SCHEMA.NAME (or NAME on the search path); refuses one without a primary key. */
-export async function tableInfo(master: PgLink, given: string): Promise<TableInfo> {
-  let rows
+/**
+ * The oid of the table a user names, as SCHEMA.NAME or NAME on their search path, or undefined when there is none:
+ * resolved with the session's default search path (the master session otherwise looks in pg_catalog only, see
+ * connect.ts), by to_regclass alone.
+ */
+async function tableOid(master: PgLink, given: string): Promise<string | undefined> {
+  await master.script('BEGIN; SET LOCAL search_path TO DEFAULT')
   try {
-    rows = await master.query(
-      `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, c.relkind::text AS kind,
-              to_jsonb(ARRAY(SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-                                AND a.attnum = ANY(i.indkey)
-                              WHERE i.indrelid = c.oid AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)))::text AS keys,
-              to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
-                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
-                              ORDER BY a.attnum))::text AS generated,
-              to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
-                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = 'a'
-                              ORDER BY a.attnum))::text AS always_identity,
-              to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
-                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum))::text AS columns
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = $1::text::regclass`,
-      [given],
-    )
+    const [row] = await master.query('SELECT pg_catalog.to_regclass($1::pg_catalog.text)::pg_catalog.oid::pg_catalog.text AS oid', [given])
+    await master.script('COMMIT')
+    return row!['oid'] ?? undefined
   } catch (error) {
-    if (error instanceof SqlError && (error.sqlState === '42P01' || error.sqlState === '3F000' || error.sqlState === '42602')) {
-      fail('ParamInvalid', `table '${given}' does not exist on the ${master.where}`, { hint: 'give --table=SCHEMA.NAME of an existing table.' })
+    await master.script('ROLLBACK').catch(() => undefined)
+    // A name that cannot be one (too many dots, another database): no such table.
+    if (error instanceof SqlError && (error.sqlState === '42P01' || error.sqlState === '3F000' || error.sqlState === '42602' || error.sqlState === '0A000')) {
+      return undefined
     }
     throw error
   }
+}
+
+/** Looks a table up by SCHEMA.NAME (or NAME on the search path); refuses one without a primary key. */
+export async function tableInfo(master: PgLink, given: string): Promise<TableInfo> {
+  tableNameCheck(given)
+  const oid = await tableOid(master, given)
+  if (oid === undefined) {
+    fail('ParamInvalid', `table '${given}' does not exist on the ${master.where}`, { hint: 'give --table=SCHEMA.NAME of an existing table.' })
+  }
+  const rows = await master.query(
+    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, c.relkind::text AS kind,
+            to_jsonb(ARRAY(SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
+                              AND a.attnum = ANY(i.indkey)
+                            WHERE i.indrelid = c.oid AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)))::text AS keys,
+            to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
+                            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
+                            ORDER BY a.attnum))::text AS generated,
+            to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
+                            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = 'a'
+                            ORDER BY a.attnum))::text AS always_identity,
+            to_jsonb(ARRAY(SELECT a.attname::text FROM pg_attribute a
+                            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum))::text AS columns
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.oid = $1::oid`,
+    [oid],
+  )
   const row = rows[0]!
   if (row['kind'] !== 'r' && row['kind'] !== 'p') {
     fail('ParamInvalid', `'${given}' is not a table`, { hint: 'only tables can be mirrored.' })
@@ -95,17 +125,18 @@ export async function tableAdd(master: PgLink, table: TableInfo): Promise<void> 
 
 /** Drops the triggers; changes already queued for the table are still delivered. Returns false if it was not mirrored. */
 export async function tableRemove(master: PgLink, given: string): Promise<boolean> {
+  tableNameCheck(given)
+  const oid = await tableOid(master, given)
   const rows = await master.query(
-    `SELECT table_name FROM walden_mirror.mirrored_table
-      WHERE table_name = $1 OR to_regclass(table_name) = to_regclass($1)`,
-    [given],
+    'SELECT table_name FROM walden_mirror.mirrored_table WHERE table_name = $1 OR to_regclass(table_name) = $2::oid',
+    [given, oid ?? null],
   )
   const name = rows[0]?.['table_name']
   if (name === undefined || name === null) return false
   await master.script(
     `BEGIN;
      DO $body$ BEGIN
-       IF to_regclass(${quoteLiteral(name)}) IS NOT NULL THEN
+       IF pg_catalog.to_regclass(${quoteLiteral(name)}) IS NOT NULL THEN
          EXECUTE 'DROP TRIGGER IF EXISTS walden_mirror_capture ON ${name.replaceAll("'", "''")}';
          EXECUTE 'DROP TRIGGER IF EXISTS walden_mirror_truncate ON ${name.replaceAll("'", "''")}';
        END IF;

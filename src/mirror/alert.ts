@@ -3,11 +3,14 @@
 
 import { spawn } from 'node:child_process'
 import { log } from '../common/log.js'
+import { OPTIONS, optionEnvName } from '../config/options.js'
 
 const ALERT_TIMEOUT_MS = 60_000
 
 export async function alertRun(command: string, host: string, xid: string, error: string): Promise<void> {
-  const env = { ...process.env, WALDEN_MIRROR_HOST: host, WALDEN_MIRROR_XID: xid, WALDEN_MIRROR_ERROR: error }
+  const env: NodeJS.ProcessEnv = { ...process.env, WALDEN_MIRROR_HOST: host, WALDEN_MIRROR_XID: xid, WALDEN_MIRROR_ERROR: error }
+  // The command needs none of walden's secrets (connection strings that may hold passwords).
+  for (const [name, def] of Object.entries(OPTIONS)) if ('secure' in def && def.secure === true) delete env[optionEnvName(name)]
   await new Promise<void>((resolve) => {
     const child = spawn('/bin/sh', ['-c', command], { env, stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''

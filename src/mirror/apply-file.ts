@@ -5,11 +5,13 @@
 // render.ts): replaying it twice fails without changing anything. H<host>_0_host-schema.sql, sorting first, creates
 // the guard table in the database the files are replayed into.
 
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
+import { open, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from '../common/errors.js'
+import { PRIVATE_FILE_MODE, privateFolder } from '../common/private-path.js'
 import { syncFolder } from '../storage/posix.js'
 import { HOST_SCHEMA_SQL } from './host-schema.js'
+import { sqlCommentText } from './names.js'
 import { statementsSql } from './render.js'
 import type { MasterTxn } from './render.js'
 import type { ApplyOutcome, MirrorTarget, RenderedTxn } from './target.js'
@@ -26,8 +28,10 @@ function stamp(date: Date): string {
 /** Temporary name, fsync, rename; the caller fsyncs the folder once for a whole batch (PosixStorage.write would per file). */
 async function writeDurably(dir: string, name: string, text: string): Promise<void> {
   const temporary = join(dir, `.${name}.tmp`)
-  const handle = await open(temporary, 'w', 0o640)
+  const handle = await open(temporary, 'w', PRIVATE_FILE_MODE)
   try {
+    // The files carry row data: 0640 whatever the umask (see private-path.ts).
+    await handle.chmod(PRIVATE_FILE_MODE)
     await handle.writeFile(text)
     await handle.sync()
   } finally {
@@ -43,14 +47,14 @@ export async function fileTarget(dir: string, hostId: number, hostName: string):
     description: `folder '${dir}'`,
     async prepare() {
       try {
-        await mkdir(dir, { recursive: true, mode: 0o750 })
+        await privateFolder(dir)
         const names = await readdir(dir)
         // A temporary file is what a crash left of a transaction never recorded as delivered: it is written again.
         for (const name of names) if (/^\.H\d+_.*\.tmp$/.test(name)) await rm(join(dir, name), { force: true })
         // Transactions written before a crash, whose delivery the master may not have recorded.
         written = new Set(names.filter((name) => name.endsWith('.sql')).map((name) => name.replace(/^(H\d+_T\d+_S\d+_).*$/, '$1')))
         if (!names.includes(schemaFile)) {
-          await writeDurably(dir, schemaFile, `-- walden mirror: guard schema for host '${hostName}'\n${HOST_SCHEMA_SQL}`)
+          await writeDurably(dir, schemaFile, `-- walden mirror: guard schema for host '${sqlCommentText(hostName)}'\n${HOST_SCHEMA_SQL}`)
           await syncFolder(dir)
         }
       } catch (error) {
@@ -68,7 +72,7 @@ export async function fileTarget(dir: string, hostId: number, hostName: string):
       for (const { txn, statements } of txns) {
         const prefix = namePrefix(hostId, txn)
         const name = `${prefix}${stamp(now)}_XID${txn.xid}.sql`
-        const header = `-- walden mirror: master transaction ${txn.xid} for host '${hostName}' (order ${txn.tick}/${txn.lastSeqId})\n`
+        const header = `-- walden mirror: master transaction ${txn.xid} for host '${sqlCommentText(hostName)}' (order ${txn.tick}/${txn.lastSeqId})\n`
         try {
           await writeDurably(dir, name, header + statementsSql(statements))
         } catch (error) {

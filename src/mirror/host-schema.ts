@@ -17,12 +17,14 @@ CREATE TABLE IF NOT EXISTS walden_mirror.flush_mark (
   at  timestamptz NOT NULL
 );
 -- Fails the statement unless exactly one row was touched: an UPDATE or DELETE that finds no row is a conflict.
--- SQLSTATE P0002 (no_data_found) lets walden tell it from other errors.
+-- SQLSTATE P0002 (no_data_found) lets walden tell it from other errors. It runs with the rights of whoever applies
+-- (often a superuser), in their session: operators and functions are qualified, so that one another user of the host
+-- planted on the search path (a public.||(text, bigint) matches better than pg_catalog's) is never called instead.
 CREATE OR REPLACE FUNCTION walden_mirror.expect_row(touched bigint, what text) RETURNS void
 LANGUAGE plpgsql AS $body$
 BEGIN
-  IF touched <> 1 THEN
-    RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = what || ' found ' || touched || ' rows, expected 1';
+  IF touched OPERATOR(pg_catalog.<>) 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'no_data_found', MESSAGE = pg_catalog.concat(what, ' found ', touched, ' rows, expected 1');
   END IF;
 END
 $body$;

@@ -1,6 +1,7 @@
 // Reading the master's queue for one host, recording how far the host has got, and purging what every host has.
 
 import { fail } from '../common/errors.js'
+import { printable } from './names.js'
 import type { PgLink } from '../pg/link.js'
 import type { Change, ChangeOp, MasterTxn, SequenceValue, TableKeys } from './render.js'
 
@@ -10,6 +11,18 @@ export interface HostRow {
   posTick: string
   posSeq: string
   initSnapshot: string | null
+}
+
+// A table name as mirror-add-table records it: two identifiers as quote_ident writes them, joined by a dot. Names
+// are written into the SQL a host runs as they are, so the queue is not trusted to hold only what the capture trigger
+// wrote there: anything else (a row someone inserted by hand, or by running code as the trigger's owner) is refused.
+const QUALIFIED_NAME = /^(?:[a-z_][a-z0-9_]*|"(?:[^"]|"")+")\.(?:[a-z_][a-z0-9_]*|"(?:[^"]|"")+")$/
+
+function queuedTableName(name: string, seqId: string): string {
+  if (QUALIFIED_NAME.test(name)) return name
+  fail('Format', `queued change ${seqId} names table '${printable(name)}', which is not a schema-qualified table name`, {
+    hint: 'the capture trigger never writes one: someone wrote to walden_mirror.change by hand. Delete that row, then run again.',
+  })
 }
 
 export async function hostLoad(master: PgLink, name: string): Promise<HostRow> {
@@ -61,7 +74,7 @@ export async function batchFetch(master: PgLink, host: HostRow, maxTxns: number)
     }
     const change: Change = {
       seqId: row['seq_id']!,
-      table: row['table_name']!,
+      table: queuedTableName(row['table_name']!, row['seq_id']!),
       op: row['op'] as ChangeOp,
       key: row['key_image'] ?? null,
       row: row['row_image'] ?? null,

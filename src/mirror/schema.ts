@@ -23,6 +23,9 @@ export const SLEEP_SLOTS = 4
 // the transaction notifies; the notification reaches every listener at commit.
 const WAKE_NEEDED = Array.from({ length: SLEEP_SLOTS }, (_, slot) => `pg_catalog.pg_try_advisory_xact_lock_shared(${SLEEP_LOCK_KEY}, ${slot})`).join(' AND ')
 
+/** The role the capture functions run as (see below). */
+export const CAPTURE_ROLE = 'walden_mirror_capture'
+
 export const MASTER_SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS walden_mirror;
 
@@ -93,21 +96,33 @@ CREATE TABLE IF NOT EXISTS walden_mirror.host (
 -- arguments, fixed by mirror-add-table, are the quoted table name (TG_ARGV[0]), the columns left out of the row image
 -- (TG_ARGV[1]: generated columns, which the host computes itself) and the columns left out of the key image
 -- (TG_ARGV[2]: all but the primary key), the last two as text[] literals. txid_current() is the top-level 64-bit
--- transaction id (pg_current_xact_id() without the cast through text). SECURITY DEFINER so that users who may write
--- the table need no rights on the queue; every name in the body is schema-qualified for the same reason.
+-- transaction id (pg_current_xact_id() without the cast through text).
+--
+-- SECURITY DEFINER, because the alternative is worse: run as the writer, every writer would need INSERT on the queue,
+-- and could then queue changes the master never made, for tables they may not write, which mirror-run applies on
+-- every host. But a definer function runs its body with the owner's rights in the writer's session, so nothing in it
+-- may be looked up by the writer's rules: search_path is pinned to pg_catalog with pg_temp last (else the writer's
+-- temporary schema comes first for types and tables: a temporary domain named text, with a CHECK calling the writer's
+-- code, would run that code as the owner), and every type, function and operator is schema-qualified all the same.
+-- Even so, to_jsonb(NEW) calls a cast to json that the owner of a column's type may define (CREATE CAST for an enum of
+-- their own, on a table of their own that is mirrored): that code runs as the function's owner. So the owner is
+-- walden_mirror_capture (below), a role that may do nothing but add rows to the queue.
 CREATE OR REPLACE FUNCTION walden_mirror.capture_row() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $body$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
     INSERT INTO walden_mirror.change (xid, table_name, op, row_image)
-    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'i', pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
-  ELSIF TG_OP = 'UPDATE' THEN
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'i',
+            pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::pg_catalog.text[]);
+  ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
     INSERT INTO walden_mirror.change (xid, table_name, op, key_image, row_image)
-    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'u', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::text[],
-            pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::text[]);
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'u',
+            pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::pg_catalog.text[],
+            pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) TG_ARGV[1]::pg_catalog.text[]);
   ELSE
     INSERT INTO walden_mirror.change (xid, table_name, op, key_image)
-    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'd', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::text[]);
+    VALUES (pg_catalog.txid_current(), TG_ARGV[0], 'd',
+            pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) TG_ARGV[2]::pg_catalog.text[]);
   END IF;
   -- Delivered at commit only, and once per transaction however often it is called.
   IF NOT (${WAKE_NEEDED}) THEN
@@ -118,7 +133,7 @@ END
 $body$;
 
 CREATE OR REPLACE FUNCTION walden_mirror.capture_truncate() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $body$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
   INSERT INTO walden_mirror.change (xid, table_name, op)
   VALUES (pg_catalog.txid_current(), TG_ARGV[0], 't');
@@ -133,23 +148,52 @@ $body$;
 -- could attach the capture functions to a table of their own and feed the queue.
 REVOKE ALL ON FUNCTION walden_mirror.capture_row() FROM PUBLIC;
 REVOKE ALL ON FUNCTION walden_mirror.capture_truncate() FROM PUBLIC;
+
+-- The capture functions' owner: no login, no superuser, no rights but adding rows to the queue (code that runs as it
+-- can at worst queue a change; mirror-run checks the table names it finds there). Roles belong to the cluster, so
+-- one role serves every database with a mirror; it is created once and kept.
+DO $body$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) '${CAPTURE_ROLE}') THEN
+    CREATE ROLE ${CAPTURE_ROLE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS;
+  END IF;
+END
+$body$;
+GRANT USAGE ON SCHEMA walden_mirror TO ${CAPTURE_ROLE};
+GRANT INSERT ON walden_mirror.change TO ${CAPTURE_ROLE};
+GRANT USAGE ON SEQUENCE walden_mirror.change_seq_id_seq TO ${CAPTURE_ROLE};
+ALTER FUNCTION walden_mirror.capture_row() OWNER TO ${CAPTURE_ROLE};
+ALTER FUNCTION walden_mirror.capture_truncate() OWNER TO ${CAPTURE_ROLE};
 `
 
-/** Drops the triggers of every mirrored table, then the schema. */
+/**
+ * Drops the triggers of every mirrored table, then the schema. Runs with the rights of whoever tears down, in their
+ * session: functions are qualified, so that one another user planted earlier on the search path (a public.format(text,
+ * text) matches better than pg_catalog's variadic one) is never called instead.
+ */
 export const MASTER_TEARDOWN_SQL = `
 DO $body$
 DECLARE
   t record;
 BEGIN
-  IF to_regclass('walden_mirror.mirrored_table') IS NOT NULL THEN
+  IF pg_catalog.to_regclass('walden_mirror.mirrored_table') IS NOT NULL THEN
     FOR t IN SELECT table_name FROM walden_mirror.mirrored_table LOOP
-      IF to_regclass(t.table_name) IS NOT NULL THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS walden_mirror_capture ON %s', t.table_name);
-        EXECUTE format('DROP TRIGGER IF EXISTS walden_mirror_truncate ON %s', t.table_name);
+      IF pg_catalog.to_regclass(t.table_name) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS walden_mirror_capture ON %s', t.table_name);
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS walden_mirror_truncate ON %s', t.table_name);
       END IF;
     END LOOP;
   END IF;
 END
 $body$;
 DROP SCHEMA IF EXISTS walden_mirror CASCADE;
+-- The capture role goes with the last mirror of the cluster: while another database still has one, its grants there
+-- keep the role, and DROP ROLE says so. One who may not drop roles leaves it (it can do nothing without the schema).
+DO $body$
+BEGIN
+  DROP ROLE IF EXISTS ${CAPTURE_ROLE};
+EXCEPTION WHEN dependent_objects_still_exist OR insufficient_privilege THEN
+  NULL;
+END
+$body$;
 `

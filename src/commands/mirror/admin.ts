@@ -6,6 +6,7 @@ import type { Config } from '../../config/config.js'
 import type { PgLink } from '../../pg/link.js'
 import { hostAdd, hostRemove, masterSetup, masterTeardown, tableAdd, tableInfo, tableRemove } from '../../mirror/admin.js'
 import { masterOpen, masterSchemaCheck } from '../../mirror/connect.js'
+import { hostNameCheck, printable } from '../../mirror/names.js'
 import { purge } from '../../mirror/queue.js'
 import type { Command } from '../command.js'
 
@@ -59,8 +60,8 @@ export const mirrorRemoveTable: Command = {
   run: (cfg) =>
     withMaster(cfg, async (master) => {
       const given = cfg.requireString('table')
-      if (await tableRemove(master, given)) log.info(`table ${given} is no longer mirrored; changes already queued are still delivered`)
-      else log.warn(`table ${given} was not mirrored`)
+      if (await tableRemove(master, given)) log.info(`table ${printable(given)} is no longer mirrored; changes already queued are still delivered`)
+      else log.warn(`table ${printable(given)} was not mirrored`)
       return 0
     }),
 }
@@ -69,6 +70,7 @@ export const mirrorAddHost: Command = {
   run: (cfg) =>
     withMaster(cfg, async (master) => {
       const name = cfg.requireString('mirror-host')
+      hostNameCheck(name, true)
       if (await hostAdd(master, name)) log.info(`mirror host '${name}' added; it receives every transaction still queued`)
       else log.info(`mirror host '${name}' already exists`)
       return 0
@@ -79,8 +81,9 @@ export const mirrorRemoveHost: Command = {
   run: (cfg) =>
     withMaster(cfg, async (master) => {
       const name = cfg.requireString('mirror-host')
-      if (await hostRemove(master, name)) log.info(`mirror host '${name}' removed`)
-      else log.warn(`mirror host '${name}' did not exist`)
+      // Any name: one registered before names were checked can only be removed.
+      if (await hostRemove(master, name)) log.info(`mirror host '${printable(name)}' removed`)
+      else log.warn(`mirror host '${printable(name)}' did not exist`)
       return 0
     }),
 }

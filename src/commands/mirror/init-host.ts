@@ -2,11 +2,13 @@
 
 import { hostDatabaseOpen, masterOpen, masterSchemaCheck } from '../../mirror/connect.js'
 import { hostInit } from '../../mirror/init-host.js'
+import { hostNameCheck } from '../../mirror/names.js'
 import type { Command } from '../command.js'
 
 export const mirrorInitHost: Command = {
   async run(cfg) {
     const name = cfg.requireString('mirror-host')
+    hostNameCheck(name, false)
     const master = await masterOpen(cfg)
     try {
       await masterSchemaCheck(master)

@@ -12,6 +12,7 @@ import { databaseTarget } from '../../mirror/apply-db.js'
 import { fileTarget } from '../../mirror/apply-file.js'
 import { hostDatabaseOpen, masterOpen, masterSchemaCheck } from '../../mirror/connect.js'
 import { hostLoad } from '../../mirror/queue.js'
+import { hostNameCheck } from '../../mirror/names.js'
 import type { ConflictMode } from '../../mirror/render.js'
 import { RepeatFilter } from '../../mirror/repeat-filter.js'
 import { cycleRun, errorText } from '../../mirror/run.js'
@@ -181,6 +182,7 @@ async function runDaemon(cfg: Config, hostName: string): Promise<number> {
 export const mirrorRun: Command = {
   async run(cfg) {
     const hostName = cfg.requireString('mirror-host')
+    hostNameCheck(hostName, false)
     const toDatabase = cfg.string('mirror-target') !== undefined
     const toFiles = cfg.string('mirror-target-path') !== undefined
     if (toDatabase === toFiles) {
