@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
@@ -14,7 +14,7 @@ import { PosixStorage } from '../storage/posix.js'
 import { layout } from './layout.js'
 import { manifestLoad, manifestSave } from './manifest.js'
 import type { Manifest } from './manifest.js'
-import { archiveInfoLoad, archiveInfoSave, backupInfoLoad, backupInfoSave } from './stanza-info.js'
+import { archiveInfoLoad, archiveInfoLoadIfExists, archiveInfoSave, backupInfoLoad, backupInfoSave } from './stanza-info.js'
 import type { ArchiveInfo, BackupInfo, PgIdentity } from './stanza-info.js'
 
 const DB: PgIdentity = { id: 2, systemId: '7312345678901234567', version: 15 }
@@ -296,6 +296,29 @@ describe('info files and manifests: damage to one copy', () => {
       })
     })
   }
+
+  test('a repairing load (stanza-create) rewrites a damaged or missing copy from the whole one', async () => {
+    const main = join(root, layout.archiveInfo('demo'))
+    for (const damaged of [main, `${main}.copy`]) {
+      for (const damage of ['truncate', 'remove'] as const) {
+        await archiveInfoSave(repo, structuredClone(ARCHIVE_INFO))
+        const whole = await readFile(main, 'utf8')
+        if (damage === 'remove') await rm(damaged)
+        else await writeFile(damaged, whole.slice(0, 30))
+        warnings.length = 0
+        assert.deepEqual(await archiveInfoLoadIfExists(repo, 'demo', { repair: true }), ARCHIVE_INFO)
+        assert.equal(warnings.length, 1, `${damaged} ${damage}: ${warnings.join('; ')}`)
+        assert.deepEqual(JSON.parse(await readFile(main, 'utf8')), JSON.parse(whole), `${damaged} ${damage}`)
+        assert.deepEqual(JSON.parse(await readFile(`${main}.copy`, 'utf8')), JSON.parse(whole), `${damaged} ${damage}`)
+      }
+    }
+    // Nothing damaged: nothing said, nothing written.
+    warnings.length = 0
+    const before = (await stat(main)).mtimeMs
+    await archiveInfoLoadIfExists(repo, 'demo', { repair: true })
+    assert.deepEqual(warnings, [])
+    assert.equal((await stat(main)).mtimeMs, before)
+  })
 
   test('a wrongly shaped document is never written', async () => {
     const bad = { ...structuredClone(ARCHIVE_INFO), db: { ...DB, systemId: 7312345678901234567 as unknown as string } }

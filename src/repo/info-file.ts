@@ -83,7 +83,18 @@ export function infoFileParse<T>(text: string, shape: Shape<T>): Candidate<T> {
  * error naming what is wrong with each, or, when every copy there is intact but newer than this walden reads, an
  * "upgrade walden" RepoFormatNewerError.
  */
-export async function infoFileLoad<T>(storage: Storage, path: string, shape: Shape<T>): Promise<T | undefined> {
+export async function infoFileLoad<T>(
+  storage: Storage,
+  path: string,
+  shape: Shape<T>,
+  options: {
+    /**
+     * Rewrite both copies from the whole one when the other is damaged or missing. Only for a caller that may write
+     * the file (holding the stanza's backup lock); others leave the repair to the next write.
+     */
+    repair?: boolean
+  } = {},
+): Promise<T | undefined> {
   const names = [path, `${path}.copy`]
   const candidates: Array<Candidate<T>> = []
   for (const name of names) {
@@ -91,8 +102,12 @@ export async function infoFileLoad<T>(storage: Storage, path: string, shape: Sha
     const candidate: Candidate<T> = data === undefined ? { state: 'missing' } : infoFileParse(data.toString('utf8'), shape)
     if (candidate.state === 'whole') {
       for (const [index, before] of candidates.entries()) {
-        if (before.state === 'missing') continue
-        log.warn(`'${storage.describe(names[index]!)}' ${candidateText(before)}; using '${storage.describe(name)}'`)
+        if (before.state === 'missing' && !options.repair) continue
+        log.warn(`'${storage.describe(names[index]!)}' ${candidateText(before)}; using '${storage.describe(name)}'${options.repair ? ' and rewriting both' : ''}`)
+      }
+      if (options.repair) {
+        if (candidates.length > 0) await infoFileSave(storage, path, candidate.content, shape)
+        else await infoFileCopyRepair(storage, path, data!, shape)
       }
       return candidate.content
     }
@@ -111,6 +126,16 @@ export async function infoFileLoad<T>(storage: Storage, path: string, shape: Sha
   fail('Checksum', `unable to load '${storage.describe(path)}' or its copy: ${problems.join('; ')}`, {
     hint: 'the repository is damaged and both copies of this file are unusable; restore them from a copy of the repository.',
   })
+}
+
+/** Rewrites the copy from the whole main file (`text`) when the copy is not whole; readers never look at it then. */
+async function infoFileCopyRepair<T>(storage: Storage, path: string, text: Buffer, shape: Shape<T>): Promise<void> {
+  const copy = `${path}.copy`
+  const data = await storage.read(copy, { missingOk: true })
+  const candidate: Candidate<T> = data === undefined ? { state: 'missing' } : infoFileParse(data.toString('utf8'), shape)
+  if (candidate.state === 'whole') return
+  log.warn(`'${storage.describe(copy)}' ${candidateText(candidate)}; rewriting it from '${storage.describe(path)}'`)
+  await storage.write(copy, text)
 }
 
 function candidateText(candidate: Candidate<unknown>): string {

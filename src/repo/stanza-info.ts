@@ -117,8 +117,9 @@ export async function archiveInfoLoad(storage: Storage, stanza: string): Promise
   return (await infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE)) ?? missingStanza(stanza, storage)
 }
 
-export async function archiveInfoLoadIfExists(storage: Storage, stanza: string): Promise<ArchiveInfo | undefined> {
-  return infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE)
+/** `repair`: rewrite a damaged copy from the whole one (only under the stanza's backup lock; see infoFileLoad). */
+export async function archiveInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<ArchiveInfo | undefined> {
+  return infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE, options)
 }
 
 export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Promise<void> {
@@ -129,8 +130,8 @@ export async function backupInfoLoad(storage: Storage, stanza: string): Promise<
   return (await infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE)) ?? missingStanza(stanza, storage)
 }
 
-export async function backupInfoLoadIfExists(storage: Storage, stanza: string): Promise<BackupInfo | undefined> {
-  return infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE)
+export async function backupInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<BackupInfo | undefined> {
+  return infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE, options)
 }
 
 export async function backupInfoSave(storage: Storage, info: BackupInfo): Promise<void> {

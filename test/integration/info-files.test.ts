@@ -146,9 +146,13 @@ describe(`damaged info files on PostgreSQL ${MAJOR}`, () => {
       if (!stanza.cluster.isRunning()) await stanza.cluster.start().catch(() => undefined)
       throw error
     }
-    // The next write of backup.info (here by the backup's expire) repairs the main copy.
+    // The next write of backup.info (a backup) repairs its main copy; stanza-create repairs archive.info's.
     await stanza.waldenOk(['backup', '--type=incr'])
     assert.deepEqual(JSON.parse(await readFile(backupInfo, 'utf8')), JSON.parse(await readFile(`${backupInfo}.copy`, 'utf8')))
+    const repair = await stanza.waldenOk(['stanza-create'])
+    assert.match(repair.stderr, new RegExp(`WARN: '${archiveInfo}' is not a valid document: db is missing, expected an object; using '${archiveInfo}\\.copy' and rewriting both`))
+    assert.deepEqual(JSON.parse(await readFile(archiveInfo, 'utf8')), JSON.parse(originals.get(archiveInfo)!))
+    assert.equal((await stanza.waldenOk(['stanza-create'])).stderr, '', 'nothing left to repair')
   })
 
   test("expire removes temporary files an interrupted walden left in the stanza's metadata folders, not a push's", async () => {
