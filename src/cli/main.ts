@@ -63,7 +63,8 @@ async function main(argv: readonly string[]): Promise<number> {
 }
 
 /**
- * archive-get's exit status for damaged or ambiguous WAL. PostgreSQL reads any restore_command status up to 125 as "not in the
+ * archive-get's exit status for damaged or ambiguous WAL, and for any failure after which walden cannot say the file
+ * is not archived (which ones: archive-get-status.ts). PostgreSQL reads any restore_command status up to 125 as "not in the
  * archive" and ends recovery there, promoting at the wrong point without a word; from 126 on it aborts recovery
  * instead, which is the only safe answer to a damaged segment. Transient failures (a repository not reachable)
  * keep their ordinary codes, so a standby simply retries.
