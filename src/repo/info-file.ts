@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
 import { fail, WaldenError } from '../common/errors.js'
 import { log } from '../common/log.js'
 import type { Storage } from '../storage/storage.js'
+import { shapeProblem } from './shape.js'
 import type { Shape } from './shape.js'
 
 /** Version of walden's repository formats; bumped when a reader of an older walden could misread a file. */
@@ -37,7 +38,7 @@ function checksumOf(content: unknown): string {
 
 export async function infoFileSave<T>(storage: Storage, path: string, content: T, shape: Shape<T>): Promise<void> {
   // A document this walden would refuse to read back must never be written: it would damage both copies at once.
-  const problem = shape.check(content, '')
+  const problem = shapeProblem(shape, content)
   if (problem !== undefined) fail('Assert', `refusing to write '${storage.describe(path)}': ${problem}`)
   const envelope: Envelope<T> = { format: REPO_FORMAT, checksum: checksumOf(content), content }
   const text = `${JSON.stringify(envelope, null, 1)}\n`
@@ -73,7 +74,7 @@ export function infoFileParse<T>(text: string, shape: Shape<T>): Candidate<T> {
   if (typeof checksum !== 'string') return { state: 'damaged', problem: 'has no checksum' }
   if (content === undefined) return { state: 'damaged', problem: 'has no content' }
   if (checksum !== checksumOf(content)) return { state: 'damaged', problem: 'does not match its checksum' }
-  const problem = shape.check(content, '')
+  const problem = shapeProblem(shape, content)
   if (problem !== undefined) return { state: 'damaged', problem: `is not a valid document: ${problem}` }
   return { state: 'whole', content: content as T }
 }

@@ -9,18 +9,30 @@
 // without a check here fails to compile. Keys the shape does not name are allowed and ignored, so an optional field a
 // later walden adds does not make its documents unreadable.
 
-/** Checks a value; returns what is wrong with it (naming where, e.g. `backups[3].label`), or undefined. */
+/** What is wrong: where (built only on failure, on the way up: checking stays cheap for a large manifest) and what. */
+export interface Problem {
+  where: string[]
+  found: unknown
+  expected: string
+}
+
 export interface Shape<T> {
-  check(value: unknown, at: string): string | undefined
+  /** Undefined when the value has this shape. */
+  check(value: unknown): Problem | undefined
   /** Type only (never set): makes Shape<T> invariant in T, so Shape<string> is not taken for Shape<string | undefined>. */
   readonly type?: (value: T) => T
 }
 
-function shape<T>(check: (value: unknown, at: string) => string | undefined): Shape<T> {
-  return { check }
+/** What is wrong with `value` as one line, e.g. "backups[3].label is number 7, expected a backup label". */
+export function shapeProblem<T>(shape: Shape<T>, value: unknown): string | undefined {
+  const problem = shape.check(value)
+  if (problem === undefined) return undefined
+  const where = problem.where.reduce((path, key) => (key.startsWith('[') || path === '' ? `${path}${key}` : `${path}.${key}`), '')
+  return `${where || 'content'} is ${describeValue(problem.found)}, expected ${problem.expected}`
 }
 
 function describeValue(value: unknown): string {
+  if (value === undefined) return 'missing'
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`
@@ -28,65 +40,60 @@ function describeValue(value: unknown): string {
   return `${typeof value} ${String(value)}`
 }
 
-function expected(at: string, what: string, value: unknown): string {
-  return `${at || 'content'} is ${value === undefined ? 'missing' : describeValue(value)}, expected ${what}`
+function leaf<T>(test: (value: unknown) => boolean, expected: string): Shape<T> {
+  return { check: (value) => (test(value) ? undefined : { where: [], found: value, expected }) }
 }
 
-export const string: Shape<string> = shape((value, at) => (typeof value === 'string' ? undefined : expected(at, 'a string', value)))
+export const string: Shape<string> = leaf((value) => typeof value === 'string', 'a string')
 
 /** A string matching `pattern`, e.g. a backup label, which becomes part of a path. */
 export function stringMatching(pattern: RegExp, what: string): Shape<string> {
-  return shape((value, at) => (typeof value === 'string' && pattern.test(value) ? undefined : expected(at, what, value)))
+  return leaf((value) => typeof value === 'string' && pattern.test(value), what)
 }
 
 export function oneOf<const T extends string>(values: readonly T[]): Shape<T> {
-  return shape((value, at) =>
-    typeof value === 'string' && (values as readonly string[]).includes(value) ? undefined : expected(at, `one of ${values.join(', ')}`, value),
-  )
+  return leaf((value) => typeof value === 'string' && (values as readonly string[]).includes(value), `one of ${values.join(', ')}`)
 }
 
 /** A finite number (JSON has no NaN or Infinity, but a hand-made document could hold a string). */
-export const number: Shape<number> = shape((value, at) =>
-  typeof value === 'number' && Number.isFinite(value) ? undefined : expected(at, 'a number', value),
-)
+export const number: Shape<number> = leaf((value) => typeof value === 'number' && Number.isFinite(value), 'a number')
 
-/** A whole number, zero or more: sizes, ids, timestamps in seconds, modes. */
-export const count: Shape<number> = shape((value, at) =>
-  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? undefined : expected(at, 'a whole number >= 0', value),
-)
-
-export const boolean: Shape<boolean> = shape((value, at) => (typeof value === 'boolean' ? undefined : expected(at, 'true or false', value)))
+export const boolean: Shape<boolean> = leaf((value) => typeof value === 'boolean', 'true or false')
 
 export function nullable<T>(inner: Shape<T>): Shape<T | null> {
-  return shape((value, at) => (value === null ? undefined : inner.check(value, at)))
+  return { check: (value) => (value === null ? undefined : inner.check(value)) }
 }
 
 /** For an optional property (`key?: T`): absent, or a valid T. */
 export function optional<T>(inner: Shape<T>): Shape<T | undefined> {
-  return shape((value, at) => (value === undefined ? undefined : inner.check(value, at)))
+  return { check: (value) => (value === undefined ? undefined : inner.check(value)) }
 }
 
 export function arrayOf<T>(inner: Shape<T>): Shape<T[]> {
-  return shape((value, at) => {
-    if (!Array.isArray(value)) return expected(at, 'an array', value)
-    for (let index = 0; index < value.length; index++) {
-      const problem = inner.check(value[index], `${at}[${index}]`)
-      if (problem !== undefined) return problem
-    }
-    return undefined
-  })
+  return {
+    check(value) {
+      if (!Array.isArray(value)) return { where: [], found: value, expected: 'an array' }
+      for (let index = 0; index < value.length; index++) {
+        const problem = inner.check(value[index])
+        if (problem !== undefined) return { ...problem, where: [`[${index}]`, ...problem.where] }
+      }
+      return undefined
+    },
+  }
 }
 
 export function object<T>(fields: { [K in keyof T]-?: Shape<T[K]> }): Shape<T> {
   const entries = Object.entries(fields) as Array<[string, Shape<unknown>]>
-  return shape((value, at) => {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return expected(at, 'an object', value)
-    const record = value as Record<string, unknown>
-    for (const [key, field] of entries) {
-      // Own properties only: a key named like an Object.prototype member must not be found through the prototype.
-      const problem = field.check(Object.hasOwn(record, key) ? record[key] : undefined, at ? `${at}.${key}` : key)
-      if (problem !== undefined) return problem
-    }
-    return undefined
-  })
+  return {
+    check(value) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return { where: [], found: value, expected: 'an object' }
+      const record = value as Record<string, unknown>
+      for (const [key, field] of entries) {
+        // Own properties only: a key named like an Object.prototype member must not be found through the prototype.
+        const problem = field.check(Object.hasOwn(record, key) ? record[key] : undefined)
+        if (problem !== undefined) return { ...problem, where: [key, ...problem.where] }
+      }
+      return undefined
+    },
+  }
 }
