@@ -312,6 +312,17 @@ describe('info files and manifests: damage to one copy', () => {
         assert.deepEqual(JSON.parse(await readFile(`${main}.copy`, 'utf8')), JSON.parse(whole), `${damaged} ${damage}`)
       }
     }
+    // A copy of a newer format (or a damaged format number) is never rewritten: it may be a newer walden's.
+    await archiveInfoSave(repo, structuredClone(ARCHIVE_INFO))
+    const newer = JSON.stringify({ ...(JSON.parse(await readFile(main, 'utf8')) as object), format: 2 })
+    for (const name of [main, `${main}.copy`]) {
+      await archiveInfoSave(repo, structuredClone(ARCHIVE_INFO))
+      await writeFile(name, newer)
+      assert.deepEqual(await archiveInfoLoadIfExists(repo, 'demo', { repair: true }), ARCHIVE_INFO)
+      assert.equal(await readFile(name, 'utf8'), newer, name)
+    }
+    await archiveInfoSave(repo, structuredClone(ARCHIVE_INFO))
+
     // Nothing damaged: nothing said, nothing written.
     warnings.length = 0
     const before = (await stat(main)).mtimeMs

@@ -102,11 +102,13 @@ export async function infoFileLoad<T>(
     const data = await storage.read(name, { missingOk: true })
     const candidate: Candidate<T> = data === undefined ? { state: 'missing' } : infoFileParse(data.toString('utf8'), shape)
     if (candidate.state === 'whole') {
+      // Never a repair over a copy that may be a newer walden's: that would downgrade it.
+      const repair = options.repair === true && candidates.every((before) => before.state !== 'newer')
       for (const [index, before] of candidates.entries()) {
-        if (before.state === 'missing' && !options.repair) continue
-        log.warn(`'${storage.describe(names[index]!)}' ${candidateText(before)}; using '${storage.describe(name)}'${options.repair ? ' and rewriting both' : ''}`)
+        if (before.state === 'missing' && !repair) continue
+        log.warn(`'${storage.describe(names[index]!)}' ${candidateText(before)}; using '${storage.describe(name)}'${repair ? ' and rewriting both' : ''}`)
       }
-      if (options.repair) {
+      if (repair) {
         if (candidates.length > 0) await infoFileSave(storage, path, candidate.content, shape)
         else await infoFileCopyRepair(storage, path, data!, shape)
       }
@@ -134,7 +136,7 @@ async function infoFileCopyRepair<T>(storage: Storage, path: string, text: Buffe
   const copy = `${path}.copy`
   const data = await storage.read(copy, { missingOk: true })
   const candidate: Candidate<T> = data === undefined ? { state: 'missing' } : infoFileParse(data.toString('utf8'), shape)
-  if (candidate.state === 'whole') return
+  if (candidate.state === 'whole' || candidate.state === 'newer') return
   log.warn(`'${storage.describe(copy)}' ${candidateText(candidate)}; rewriting it from '${storage.describe(path)}'`)
   await storage.write(copy, text)
 }
