@@ -10,6 +10,7 @@ import { log } from '../common/log.js'
 import type { LogLevel } from '../common/log.js'
 import { lockAcquire, stopFileCheck } from '../common/lock.js'
 import { VERSION } from '../version.js'
+import { archiveGetAbortsRecovery } from './archive-get-status.js'
 import { DISPATCH } from './dispatch.js'
 
 // Commands that still run while `walden stop` is in effect. They change nothing (info and replication-status only
@@ -38,6 +39,8 @@ async function main(argv: readonly string[]): Promise<number> {
   let cfg: Config | undefined
   try {
     cfg = configLoad({ argv, env: process.env })
+    // A command that never finishes must not answer "not in the archive" either (see the beforeExit handler).
+    if (cfg.command === 'archive-get') unexpectedExitCode = ARCHIVE_GET_ABORT_RECOVERY
     configureLog(cfg)
     for (const warning of cfg.warnings) log.warn(warning)
     const def = COMMANDS[cfg.command]
@@ -60,7 +63,8 @@ async function main(argv: readonly string[]): Promise<number> {
 }
 
 /**
- * archive-get's exit status for damaged or ambiguous WAL. PostgreSQL reads any restore_command status up to 125 as "not in the
+ * archive-get's exit status for damaged or ambiguous WAL, and for any failure after which walden cannot say the file
+ * is not archived (which ones: archive-get-status.ts). PostgreSQL reads any restore_command status up to 125 as "not in the
  * archive" and ends recovery there, promoting at the wrong point without a word; from 126 on it aborts recovery
  * instead, which is the only safe answer to a damaged segment. Transient failures (a repository not reachable)
  * keep their ordinary codes, so a standby simply retries.
@@ -73,17 +77,21 @@ function reportError(error: unknown, cfg: Config | undefined): number {
     // Without a configured logger (a config error) the console default is warn, so the line above reached stderr.
     if (error.kind === 'Assert') log.error(error.stack ?? '')
     if (cfg) log.info(`${cfg.command} command end: aborted with exception [${String(error.code).padStart(3, '0')}]`)
-    if (cfg?.command === 'archive-get' && (error.kind === 'Checksum' || error.kind === 'Format' || error.kind === 'ArchiveDuplicate')) {
-      log.error(`exit ${ARCHIVE_GET_ABORT_RECOVERY}: PostgreSQL must abort recovery rather than end it before this WAL file`)
-      return ARCHIVE_GET_ABORT_RECOVERY
-    }
+    if (cfg?.command === 'archive-get' && archiveGetAbortsRecovery(error)) return archiveGetAbort()
     return error.code
   }
   // Anything else is a bug: say so plainly and keep the stack for the report.
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
   log.error(`[${ERROR_CODES.Unhandled}]: unexpected error: ${message}`)
   log.error('HINT: this is a bug in walden; please report it with the lines above.')
+  // For archive-get, 124 would read as "not in the archive" and end recovery early: abort it (archive-get-status.ts).
+  if (cfg?.command === 'archive-get') return archiveGetAbort()
   return ERROR_CODES.Unhandled
+}
+
+function archiveGetAbort(): number {
+  log.error(`exit ${ARCHIVE_GET_ABORT_RECOVERY}: PostgreSQL must abort recovery rather than end it before this WAL file`)
+  return ARCHIVE_GET_ABORT_RECOVERY
 }
 
 // A signal ends walden with the Term code; locks are released by the exit handler and an open backup session
@@ -97,11 +105,13 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 // If a command's promise never settles (a stream that stalls), Node would exit 0 on an empty event loop: for
 // archive-push that would tell PostgreSQL a segment is safe when it is not. Exit with Unhandled instead.
+// archive-get sets 126 instead once its configuration is read: 124 would tell PostgreSQL the file is not archived.
+let unexpectedExitCode: number = ERROR_CODES.Unhandled
 process.exitCode = ERROR_CODES.Unhandled
 process.on('beforeExit', () => {
   log.error(`[${ERROR_CODES.Unhandled}]: walden ended before the command finished`)
   log.error('HINT: this is a bug in walden; please report it.')
-  process.exit(ERROR_CODES.Unhandled)
+  process.exit(unexpectedExitCode)
 })
 
 const code = await main(process.argv.slice(2))

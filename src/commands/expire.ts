@@ -9,13 +9,17 @@ import { archivedNameParse } from '../repo/archive.js'
 import { layout } from '../repo/layout.js'
 import { backupsToExpire, walKeepPredicate } from '../repo/retention.js'
 import { archiveIdOf, archiveInfoLoad, backupInfoLoad, backupInfoSave } from '../repo/stanza-info.js'
+import { stanzaTemporaryClean } from '../repo/temporary.js'
 import type { Storage } from '../storage/storage.js'
 import type { Command } from './command.js'
 import { repoStorage } from './repo-storage.js'
 
 const STALE_TEMPORARY_MS = 3600_000
 
+/** Runs under the stanza's backup lock (expire, and backup, which ends with it). */
 export async function expireRun(cfg: Config, repo: Storage, stanza: string): Promise<void> {
+  // First, so that an expire killed mid-write is cleaned up by the next one even if this one fails later on.
+  await stanzaTemporaryClean(repo, stanza)
   const info = await backupInfoLoad(repo, stanza)
   const policy = {
     fullType: (cfg.string('repo1-retention-full-type') ?? 'count') as 'count' | 'time',

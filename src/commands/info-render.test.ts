@@ -402,8 +402,51 @@ describe('info command', () => {
     ])
 
     const missing = await run(['--stanza=nope'])
-    assert.equal(missing.code, 0)
+    assert.equal(missing.code, 103)
     assert.equal(missing.stdout, 'stanza: nope\n    status: error (missing stanza path)\n')
+  })
+
+  test('the exit status is non-zero when a stanza is in error, after the whole report is printed', async () => {
+    const repoPath = join(root, 'exit')
+    const repo = new PosixStorage(repoPath)
+    await backupInfoSave(repo, backupInfo([FULL]))
+    await archiveInfoSave(repo, archiveInfo)
+    assert.equal((await run(['--stanza=demo'], repoPath)).code, 0)
+    // The requested backup does not exist: 51, as restore --set gives.
+    assert.equal((await run(['--stanza=demo', '--set=20261122-013000F_20261122-020000I'], repoPath)).code, 51)
+
+    // A second stanza with no backups yet: 51 (no valid backups), and the ok stanza is still listed.
+    await backupInfoSave(repo, { ...backupInfo([]), stanza: 'fresh' })
+    await archiveInfoSave(repo, { ...archiveInfo, stanza: 'fresh' })
+    const fresh = await run(['--output=json'], repoPath)
+    assert.equal(fresh.code, 51)
+    assert.deepEqual((JSON.parse(fresh.stdout) as Array<{ name: string; status: { code: number } }>).map((item) => [item.name, item.status.code]), [
+      ['demo', 0],
+      ['fresh', 2],
+    ])
+
+    // Both copies of backup.info damaged: the stanza's status is 99 with the error, and info exits with its code.
+    for (const name of ['backup.info', 'backup.info.copy']) await writeFile(join(repoPath, 'backup', 'demo', name), '{"format":1,')
+    const damaged = await run(['--output=json'], repoPath)
+    assert.equal(damaged.code, 26)
+    const parsed = JSON.parse(damaged.stdout) as Array<{ name: string; status: { code: number; message: string } }>
+    assert.deepEqual(parsed.map((item) => [item.name, item.status.code]), [
+      ['demo', 99],
+      ['fresh', 2],
+    ])
+    assert.match(damaged.stdout, /\[ChecksumError\] unable to load '[^']*backup\.info' or its copy: [^"]* is not valid JSON/)
+    const text = await run(['--stanza=demo'], repoPath)
+    assert.equal(text.code, 26)
+    assert.match(text.stdout, /^stanza: demo\n    status: error \(other\)\n/)
+
+    // One copy damaged: the other is used, the stanza is ok.
+    await backupInfoSave(repo, backupInfo([FULL]))
+    await writeFile(join(repoPath, 'backup', 'demo', 'backup.info'), '{"format":1,')
+    assert.equal((await run(['--stanza=demo'], repoPath)).code, 0)
+
+    // A stanza folder without its info files (a stanza-delete killed part-way): 103.
+    await mkdir(join(repoPath, 'archive', 'leftover'), { recursive: true })
+    assert.equal((await run(['--stanza=leftover'], repoPath)).code, 103)
   })
 
   test('an empty repository has no stanzas', async () => {

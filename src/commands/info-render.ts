@@ -36,6 +36,8 @@ export interface StanzaReport {
   code: StatusCode
   /** For code 99: what went wrong, "[KindError] message" with any HINT lines. */
   error?: string
+  /** For code 99: the exit code of that error (info's own exit code, see info.ts); not part of the output. */
+  errorCode?: number
   /** A live walden process holds the stanza's backup lock (backup, expire, stanza-create running). */
   backupLockHeld: boolean
   /** The current cluster and its history (oldest first) from backup.info; absent when it was not read. */
@@ -58,6 +60,8 @@ export interface StanzaReportInput {
   set?: string
   /** A failure while reading the stanza (code 99). */
   error?: string
+  /** Its exit code. */
+  errorCode?: number
 }
 
 /** backup.info history, oldest first; never empty, so a damaged history still shows the current cluster. */
@@ -86,7 +90,9 @@ export function archiveIdsNeeded(backupInfo: BackupInfo, archiveInfo: ArchiveInf
 /** Decides the status and what of a stanza is shown, the way pgBackRest's info does. */
 export function stanzaReport(input: StanzaReportInput): StanzaReport {
   const base = { name: input.name, backupLockHeld: input.backupLockHeld ?? false, archive: [], backups: [] }
-  if (input.error !== undefined) return { ...base, code: 99, error: input.error }
+  if (input.error !== undefined) {
+    return { ...base, code: 99, error: input.error, ...(input.errorCode !== undefined ? { errorCode: input.errorCode } : {}) }
+  }
   if (!input.exists) return { ...base, code: 1 }
   const backupInfo = input.backupInfo
   if (!backupInfo) return { ...base, code: 3 }

@@ -6,7 +6,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fail, WaldenError } from '../common/errors.js'
+import { ERROR_CODES, fail, WaldenError } from '../common/errors.js'
 import { pidAlive } from '../common/lock.js'
 import type { Config } from '../config/config.js'
 import { archivedNameParse } from '../repo/archive.js'
@@ -74,6 +74,10 @@ function errorText(error: unknown): string {
   return String(error)
 }
 
+function errorCode(error: unknown): number {
+  return error instanceof WaldenError ? error.code : ERROR_CODES.Unhandled
+}
+
 async function isFolder(repo: Storage, path: string): Promise<boolean> {
   return (await repo.info(path))?.type === 'path'
 }
@@ -117,7 +121,7 @@ async function stanzaCollect(repo: Storage, lockPath: string, name: string, set:
       ...(set !== undefined ? { set } : {}),
     })
   } catch (error) {
-    return stanzaReport({ name, exists: true, backupLockHeld: locked, error: errorText(error) })
+    return stanzaReport({ name, exists: true, backupLockHeld: locked, error: errorText(error), errorCode: errorCode(error) })
   }
 }
 
@@ -135,7 +139,7 @@ export async function infoCollect(
       names = await stanzaNames(repo)
     } catch (error) {
       // The repository itself cannot be read: one report, named as pgBackRest names it, so monitoring sees code 99.
-      return [stanzaReport({ name: '[invalid]', exists: true, error: errorText(error) })]
+      return [stanzaReport({ name: '[invalid]', exists: true, error: errorText(error), errorCode: errorCode(error) })]
     }
   }
   const reports: StanzaReport[] = []
@@ -157,7 +161,35 @@ export const info: Command = {
     const output =
       cfg.string('output') === 'json' ? `${infoRenderJson(reports)}\n` : infoRenderText(reports, set !== undefined ? { set } : {})
     process.stdout.write(output)
-    // Like pgBackRest, a missing or broken stanza is reported in the output, not by the exit status.
-    return 0
+    return infoExitCode(reports)
   },
+}
+
+/**
+ * info's exit status: 0 when every stanza listed is ok, else the code of the first stanza whose status is an error,
+ * after the whole report has been printed (text or JSON, every stanza), so a monitoring script can rely on the exit
+ * status alone and still parse the document. pgBackRest exits 0 here, which lets an unreadable or unmounted
+ * repository pass a check that looks only at the status. The codes are those the same problem gives elsewhere:
+ * - 99, the stanza could not be read (damaged info files, permissions): that error's own code, e.g. 26 (Checksum)
+ *   when both copies of backup.info are damaged; 124 (Unhandled) for an unexpected error;
+ * - 1 missing stanza path, 3 missing stanza data (info files gone, a half-deleted stanza): 103 (RepoInvalid), as
+ *   `backup --stanza=NAME` for a stanza that does not exist;
+ * - 2 no valid backups, 6 the --set backup does not exist: 51 (BackupMismatch), as restore in the same case.
+ * An empty repository (no stanzas, no --stanza) is not an error.
+ */
+export function infoExitCode(reports: readonly StanzaReport[]): number {
+  const failed = reports.find((report) => report.code !== 0)
+  if (failed === undefined) return 0
+  switch (failed.code) {
+    case 0:
+      return 0
+    case 99:
+      return failed.errorCode ?? ERROR_CODES.Unhandled
+    case 1:
+    case 3:
+      return ERROR_CODES.RepoInvalid
+    case 2:
+    case 6:
+      return ERROR_CODES.BackupMismatch
+  }
 }

@@ -16,6 +16,7 @@ import {
   backupInfoSave,
   checkIdentity,
 } from '../repo/stanza-info.js'
+import { stanzaTemporaryClean } from '../repo/temporary.js'
 import type { Command } from './command.js'
 import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
 import { repoStorage } from './repo-storage.js'
@@ -38,9 +39,12 @@ export const stanzaCreate: Command = {
     }
 
     const repo = repoStorage(cfg)
+    // Under the backup lock (commands.ts): temporary files of a stanza-create killed mid-write are leftovers.
+    await stanzaTemporaryClean(repo, stanza)
     const found = { systemId: control.systemId.toString(), version: control.version }
-    const archiveInfo = await archiveInfoLoadIfExists(repo, stanza)
-    const backupInfo = await backupInfoLoadIfExists(repo, stanza)
+    // Running stanza-create again is also how a damaged copy of an info file is repaired: rewritten from the whole one.
+    const archiveInfo = await archiveInfoLoadIfExists(repo, stanza, { repair: true })
+    const backupInfo = await backupInfoLoadIfExists(repo, stanza, { repair: true })
     for (const existing of [archiveInfo, backupInfo]) {
       if (existing) checkIdentity(stanza, existing.db, found, `cluster '${pgPath}'`)
     }

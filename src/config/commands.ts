@@ -127,7 +127,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     summary: 'Show backups and archived WAL.',
     description:
       'Lists each stanza with its status, WAL archive range and backups. --output=json prints the same shape as ' +
-      "pgBackRest's info --output=json.",
+      "pgBackRest's info --output=json. Exits 0 when every stanza listed is ok; otherwise, after printing the whole " +
+      'report, with the code of the first stanza in error: its own error code when it could not be read (26 for ' +
+      'damaged info files), 103 for a missing stanza, 51 when it has no backups or the --set backup is missing.',
     parameters: [],
     lock: 'none',
     stanzaRequired: false,

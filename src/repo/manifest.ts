@@ -8,6 +8,9 @@ import { fail } from '../common/errors.js'
 import type { BackupType } from './label.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { layout } from './layout.js'
+import { arrayOf, boolean, nullable, number, object, optional, string } from './shape.js'
+import type { Shape } from './shape.js'
+import { BACKUP_LABEL_SHAPE, BACKUP_TYPE_SHAPE, COMPRESS_TYPE_SHAPE } from './stanza-info.js'
 
 export interface ManifestTarget {
   /** 'pg_data', or 'pg_tblspc/<oid>' for a tablespace. */
@@ -96,12 +99,57 @@ export interface Manifest {
   tablespaceMap: string
 }
 
+// The manifest's shape, checked on every load and save (info-file.ts).
+
+const MANIFEST_PART_SHAPE: Shape<ManifestPart> = object<ManifestPart>({ size: number, sha256: string, xxh3: optional(string), repoSize: number })
+
+const MANIFEST_FILE_SHAPE: Shape<ManifestFile> = object<ManifestFile>({
+  name: string,
+  size: number,
+  mtimeMs: number,
+  mode: number,
+  sha256: string,
+  xxh3: optional(string),
+  repoSize: number,
+  compressType: COMPRESS_TYPE_SHAPE,
+  reference: optional(BACKUP_LABEL_SHAPE),
+  badPages: optional(arrayOf(number)),
+  parts: optional(arrayOf(MANIFEST_PART_SHAPE)),
+  partSize: optional(number),
+})
+
+export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
+  label: BACKUP_LABEL_SHAPE,
+  type: BACKUP_TYPE_SHAPE,
+  prior: nullable(BACKUP_LABEL_SHAPE),
+  pg: object<Manifest['pg']>({
+    version: number,
+    systemId: string,
+    dbId: number,
+    walSegmentSize: number,
+    blockSize: number,
+    dataChecksums: boolean,
+  }),
+  start: object<Manifest['start']>({ lsn: string, wal: string, timeline: number, time: number }),
+  stop: object<Manifest['stop']>({ lsn: string, wal: string, time: number }),
+  compressType: COMPRESS_TYPE_SHAPE,
+  compressLevel: number,
+  targets: arrayOf(
+    object<ManifestTarget>({ name: string, path: string, tablespaceOid: optional(number), tablespaceName: optional(string) }),
+  ),
+  paths: arrayOf(object<ManifestPath>({ name: string, mode: number })),
+  links: arrayOf(object<ManifestLink>({ name: string, destination: string })),
+  files: arrayOf(MANIFEST_FILE_SHAPE),
+  backupLabel: string,
+  tablespaceMap: string,
+})
+
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {
-  await infoFileSave(storage, layout.backupManifest(stanza, manifest.label), manifest)
+  await infoFileSave(storage, layout.backupManifest(stanza, manifest.label), manifest, MANIFEST_SHAPE)
 }
 
 export async function manifestLoad(storage: Storage, stanza: string, label: string): Promise<Manifest> {
-  const manifest = await infoFileLoad<Manifest>(storage, layout.backupManifest(stanza, label))
+  const manifest = await infoFileLoad(storage, layout.backupManifest(stanza, label), MANIFEST_SHAPE)
   if (!manifest) {
     fail('FileMissing', `manifest of backup '${label}' is missing from ${storage.describe(layout.backup(stanza, label))}`, {
       hint: 'the repository is damaged; choose another backup with --set.',

@@ -7,6 +7,8 @@ import type { Storage } from '../storage/storage.js'
 import type { BackupType } from './label.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { archiveIdFormat, layout } from './layout.js'
+import { arrayOf, nullable, number, object, oneOf, string, stringMatching } from './shape.js'
+import type { Shape } from './shape.js'
 
 export interface PgIdentity {
   /** History id: 1 for the first cluster of the stanza. */
@@ -57,6 +59,50 @@ export interface BackupInfo {
   backups: BackupRecord[]
 }
 
+// Shapes, checked on every load and save (info-file.ts). Labels and system identifiers are checked beyond their type:
+// a label becomes part of a path that expire removes, and a system identifier is compared as a decimal string.
+
+export const BACKUP_LABEL_SHAPE = stringMatching(/^\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?$/, 'a backup label')
+export const BACKUP_TYPE_SHAPE: Shape<BackupType> = oneOf(['full', 'diff', 'incr'])
+export const COMPRESS_TYPE_SHAPE: Shape<CompressType> = oneOf(['none', 'gz', 'zst', 'lz4'])
+const SYSTEM_ID_SHAPE = stringMatching(/^\d{1,20}$/, 'a system identifier (decimal digits)')
+
+const PG_IDENTITY_SHAPE: Shape<PgIdentity> = object<PgIdentity>({ id: number, systemId: SYSTEM_ID_SHAPE, version: number })
+
+export const ARCHIVE_INFO_SHAPE: Shape<ArchiveInfo> = object<ArchiveInfo>({
+  stanza: string,
+  db: PG_IDENTITY_SHAPE,
+  history: arrayOf(PG_IDENTITY_SHAPE),
+})
+
+const BACKUP_RECORD_SHAPE: Shape<BackupRecord> = object<BackupRecord>({
+  label: BACKUP_LABEL_SHAPE,
+  type: BACKUP_TYPE_SHAPE,
+  prior: nullable(BACKUP_LABEL_SHAPE),
+  reference: arrayOf(BACKUP_LABEL_SHAPE),
+  timestampStart: number,
+  timestampStop: number,
+  lsnStart: string,
+  lsnStop: string,
+  walStart: string,
+  walStop: string,
+  timeline: number,
+  size: number,
+  delta: number,
+  repoSize: number,
+  repoDelta: number,
+  dbId: number,
+  compressType: COMPRESS_TYPE_SHAPE,
+  pageErrors: number,
+})
+
+export const BACKUP_INFO_SHAPE: Shape<BackupInfo> = object<BackupInfo>({
+  stanza: string,
+  db: PG_IDENTITY_SHAPE,
+  history: arrayOf(PG_IDENTITY_SHAPE),
+  backups: arrayOf(BACKUP_RECORD_SHAPE),
+})
+
 export function archiveIdOf(identity: PgIdentity): string {
   return archiveIdFormat(identity.version, identity.id)
 }
@@ -68,28 +114,29 @@ function missingStanza(stanza: string, storage: Storage): never {
 }
 
 export async function archiveInfoLoad(storage: Storage, stanza: string): Promise<ArchiveInfo> {
-  return (await infoFileLoad<ArchiveInfo>(storage, layout.archiveInfo(stanza))) ?? missingStanza(stanza, storage)
+  return (await infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE)) ?? missingStanza(stanza, storage)
 }
 
-export async function archiveInfoLoadIfExists(storage: Storage, stanza: string): Promise<ArchiveInfo | undefined> {
-  return infoFileLoad<ArchiveInfo>(storage, layout.archiveInfo(stanza))
+/** `repair`: rewrite a damaged copy from the whole one (only under the stanza's backup lock; see infoFileLoad). */
+export async function archiveInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<ArchiveInfo | undefined> {
+  return infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE, options)
 }
 
 export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Promise<void> {
-  await infoFileSave(storage, layout.archiveInfo(info.stanza), info)
+  await infoFileSave(storage, layout.archiveInfo(info.stanza), info, ARCHIVE_INFO_SHAPE)
 }
 
 export async function backupInfoLoad(storage: Storage, stanza: string): Promise<BackupInfo> {
-  return (await infoFileLoad<BackupInfo>(storage, layout.backupInfo(stanza))) ?? missingStanza(stanza, storage)
+  return (await infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE)) ?? missingStanza(stanza, storage)
 }
 
-export async function backupInfoLoadIfExists(storage: Storage, stanza: string): Promise<BackupInfo | undefined> {
-  return infoFileLoad<BackupInfo>(storage, layout.backupInfo(stanza))
+export async function backupInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<BackupInfo | undefined> {
+  return infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE, options)
 }
 
 export async function backupInfoSave(storage: Storage, info: BackupInfo): Promise<void> {
   info.backups.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0))
-  await infoFileSave(storage, layout.backupInfo(info.stanza), info)
+  await infoFileSave(storage, layout.backupInfo(info.stanza), info, BACKUP_INFO_SHAPE)
 }
 
 /** Refuses a cluster that is not the stanza's: the check that keeps two clusters' WAL and backups apart. */

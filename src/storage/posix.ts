@@ -259,6 +259,7 @@ class FileWriter extends Writable {
   }
 }
 
+/** Matches TEMPORARY_NAME in storage.ts, which cleaning up after a killed writer relies on. */
 function temporaryName(target: string): string {
   return `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
 }

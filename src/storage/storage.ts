@@ -11,6 +11,12 @@ export interface StorageInfo {
   mode: number
 }
 
+/**
+ * How an atomic write names its file until the rename (posix.ts: `<name>.tmp-<pid>-<8 hex digits>`). One left behind
+ * means its writer was killed; only a caller that knows no writer can be active may remove it (repo/temporary.ts).
+ */
+export const TEMPORARY_NAME = /\.tmp-\d+-[0-9a-f]{8}$/
+
 export interface WriteOptions {
   /** Permission bits of the new file (default 0o640). */
   mode?: number

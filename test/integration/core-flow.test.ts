@@ -227,7 +227,8 @@ describe(`core flow on PostgreSQL ${MAJOR}`, () => {
 
   test('user mistakes get one clear line and a documented exit code', async () => {
     const unknownInfo = await runWalden([`--config=${stanza.configPath}`, '--stanza=nope', 'info', '--output=json'])
-    assert.equal(unknownInfo.code, 0)
+    // The stanza's status is an error, so info exits with the code `backup` gives for it, after printing the report.
+    assert.equal(unknownInfo.code, 103)
     assert.deepEqual((JSON.parse(unknownInfo.stdout) as InfoJson[])[0]!.status, { code: 1, message: 'missing stanza path', lock: { backup: { held: false } } })
     assertCleanError(await runWalden([`--config=${stanza.configPath}`, '--stanza=nope', 'backup']), 103, /ERROR: \[103\]: stanza 'nope' does not exist in repository/)
     assertCleanError(await stanza.walden(['backup', '--bogus']), 31, /ERROR: \[031\]: invalid option '--bogus'/)

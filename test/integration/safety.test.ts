@@ -291,7 +291,10 @@ describe(`safety on PostgreSQL ${MAJOR}`, () => {
 
     await stanza.cluster.stop()
     await stanza.waldenOk(['stanza-delete'])
-    const parsed = JSON.parse((await stanza.waldenOk(['info', '--output=json'])).stdout) as InfoJson[]
+    // info reports the stanza missing and, since that is an error status, exits 103 after printing its JSON.
+    const deleted = await stanza.walden(['info', '--output=json'])
+    assert.equal(deleted.code, 103, deleted.stderr)
+    const parsed = JSON.parse(deleted.stdout) as InfoJson[]
     assert.equal(parsed[0]!.status.code, 1)
     for (const folder of stanzaFolders) assert.equal(await exists(folder), false, `${folder} is gone`)
   })
