@@ -73,7 +73,7 @@ function reportError(error: unknown, cfg: Config | undefined): number {
     // Without a configured logger (a config error) the console default is warn, so the line above reached stderr.
     if (error.kind === 'Assert') log.error(error.stack ?? '')
     if (cfg) log.info(`${cfg.command} command end: aborted with exception [${String(error.code).padStart(3, '0')}]`)
-    if (cfg?.command === 'archive-get' && (error.kind === 'Checksum' || error.kind === 'Format' || error.kind === 'ArchiveDuplicate')) {
+    if (cfg?.command === 'archive-get' && (error.kind === 'Checksum' || error.kind === 'Format' || error.kind === 'ArchiveDuplicate' || error.kind === 'FileInvalid')) {
       log.error(`exit ${ARCHIVE_GET_ABORT_RECOVERY}: PostgreSQL must abort recovery rather than end it before this WAL file`)
       return ARCHIVE_GET_ABORT_RECOVERY
     }

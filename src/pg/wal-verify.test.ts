@@ -2,7 +2,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { crc32cUpdate } from './crc32c.js'
 import { walHeaderBuild, XLP_LONG_HEADER } from './wal.js'
-import { walSegmentVerify, WalSegmentVerifier, XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD } from './wal-verify.js'
+import { walSegmentBuild, walSegmentVerify, WalSegmentVerifier, XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD } from './wal-verify.js'
 
 const MIB = 1024 * 1024
 const SEGMENT = MIB // small segments keep the tests fast; the layout is the same at 16 MiB
@@ -178,6 +178,13 @@ describe('walSegmentVerify: what PostgreSQL writes passes', () => {
     assert.equal(verify(segment).recordsChecked, 3)
   })
 
+  test('walSegmentBuild, for other tests, builds a segment that passes', () => {
+    for (const fill of [0, 0xab]) {
+      const segment = walSegmentBuild({ version: 17, segmentSize: SEGMENT, pageAddress: START, fill })
+      assert.equal(verify(segment).recordsChecked, 1)
+    }
+  })
+
   test('fed in pieces as on disk, the result is the same', () => {
     const { segment, records } = buildSegment({ records: [100, 40000], fill: 777 })
     const verifier = new WalSegmentVerifier(segment.subarray(0, 64 * 1024), target)
@@ -213,6 +220,21 @@ describe('walSegmentVerify: short and damaged files are refused', () => {
     assert.throws(() => verify(Buffer.alloc(0)), {
       kind: 'FileInvalid',
       message: `WAL file 'pg_wal/${NAME}' is empty (0 bytes), expected a whole WAL segment`,
+    })
+  })
+
+  test('a file of zeroes is not called a version walden does not support', () => {
+    assert.throws(() => verify(Buffer.alloc(SEGMENT)), {
+      kind: 'FileInvalid',
+      message: `WAL file 'pg_wal/${NAME}' does not start with a WAL page header: its first bytes are zero`,
+    })
+  })
+
+  test('a segment under another segment\'s name', () => {
+    const { segment } = buildSegment()
+    assert.throws(() => verify(segment, '000000010000000000000002'), {
+      kind: 'ArchiveMismatch',
+      message: "WAL file 'pg_wal/000000010000000000000002' holds WAL from 0/100000, but its name says 0/200000",
     })
   })
 

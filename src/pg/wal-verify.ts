@@ -29,8 +29,8 @@
 import { fail } from '../common/errors.js'
 import { crc32cUpdate } from './crc32c.js'
 import { lsnFormat } from './lsn.js'
-import { isPartialName, walHeaderParse, walSegmentParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from './wal.js'
-import type { WalHeader } from './wal.js'
+import { isPartialName, walHeaderBuild, walHeaderParse, walSegmentParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from './wal.js'
+import type { WalHeader, WalHeaderFields } from './wal.js'
 
 /** SizeOfXLogShortPHD: the short page header, MAXALIGNed. */
 export const WAL_SHORT_HEADER_SIZE = 24
@@ -109,6 +109,12 @@ export class WalSegmentVerifier {
     this.what = target.what
     const segmentName = target.walName.slice(0, 24)
     if (firstPiece.length < WAL_LONG_HEADER_SIZE) walSizeFail(this.what, firstPiece.length, undefined)
+    // Zeroes where the magic belongs say nothing about versions: the file was never written, or was wiped.
+    if (firstPiece[0] === 0 && firstPiece[1] === 0) {
+      fail('FileInvalid', `${this.what} does not start with a WAL page header: its first bytes are zero`, {
+        hint: 'the file is damaged or was never written; do not archive it. Find the complete segment.',
+      })
+    }
     this.header = walHeaderParse(firstPiece, this.what)
     this.blockSize = this.header.blockSize
     if (this.header.segmentSize % this.blockSize !== 0) {
@@ -312,4 +318,22 @@ export function walSegmentVerify(data: Uint8Array, target: WalVerifyTarget): Wal
   verifier.update(data)
   verifier.finish(data.length)
   return verifier
+}
+
+/**
+ * A whole segment that passes WalSegmentVerifier, for tests (here and elsewhere in walden): the long header of
+ * walHeaderBuild, then a switch record, as pg_switch_wal() writes at the very start of a segment, then padding
+ * (zero, or `fill`, which makes segments of one name with different content; padding is not checked).
+ */
+export function walSegmentBuild(fields: WalHeaderFields & { fill?: number }): Buffer {
+  const segmentSize = fields.segmentSize ?? 16 * 1024 * 1024
+  const segment = Buffer.alloc(segmentSize, fields.fill ?? 0)
+  walHeaderBuild(fields).copy(segment, 0, 0, WAL_LONG_HEADER_SIZE)
+  const record = segment.subarray(WAL_LONG_HEADER_SIZE, WAL_LONG_HEADER_SIZE + WAL_RECORD_HEADER_SIZE)
+  record.fill(0)
+  record.writeUInt32LE(WAL_RECORD_HEADER_SIZE, 0)
+  record[16] = XLOG_SWITCH
+  record[17] = RM_XLOG_ID
+  record.writeUInt32LE(crc32cUpdate(0, record, 0, RECORD_CRC_OFFSET), RECORD_CRC_OFFSET)
+  return segment
 }
