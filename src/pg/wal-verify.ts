@@ -74,9 +74,10 @@ export function walSizeFail(what: string, size: number, expected: number | undef
 
 /**
  * Checks a WAL segment fed to it in order, in pieces of whole pages (1 MiB reads of a 16 MiB segment, say), so a
- * segment is checked in one pass without holding it in memory. `begin` takes the first piece (at least the long
- * header), `update` each piece, `finish` says whether the file ended where it must. Every problem is a 'FileInvalid'
- * WaldenError naming the file and the position.
+ * segment is checked in one pass without holding it in memory. The constructor reads the long header from the first
+ * piece (which `update` must then be given too), `update` checks each piece, `finish` the file's size. A problem is a
+ * WaldenError naming the file (and the position): 'FileInvalid', or from the long header 'ArchiveMismatch' (another
+ * segment's position) or 'VersionNotSupported' (an unknown magic).
  */
 export class WalSegmentVerifier {
   readonly header: WalHeader
@@ -164,14 +165,13 @@ export class WalSegmentVerifier {
   /** One page: its header, then the records on it. */
   private page(page: Buffer): void {
     if (this.done) return
-    const view = page
     const first = this.offset === 0
     const headerSize = first ? WAL_LONG_HEADER_SIZE : WAL_SHORT_HEADER_SIZE
-    const magic = view.readUInt16LE(0)
-    const info = view.readUInt16LE(2)
-    const timeline = view.readUInt32LE(4)
-    const pageAddress = view.readBigUInt64LE(8)
-    const remaining = view.readUInt32LE(16)
+    const magic = page.readUInt16LE(0)
+    const info = page.readUInt16LE(2)
+    const timeline = page.readUInt32LE(4)
+    const pageAddress = page.readBigUInt64LE(8)
+    const remaining = page.readUInt32LE(16)
     const expectedAddress = this.segmentStart + BigInt(this.offset)
     const problem =
       magic !== this.header.magic
