@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { Writable } from 'node:stream'
 import { isMainThread, threadId } from 'node:worker_threads'
 import { errnoCode, fail } from '../common/errors.js'
 import { codecFor } from '../io/compress.js'
@@ -18,9 +19,12 @@ import { isPartialName, isWalSegmentName, WAL_LONG_HEADER_SIZE } from '../pg/wal
 import type { WalHeader } from '../pg/wal.js'
 import { walSizeFail, WalSegmentVerifier } from '../pg/wal-verify.js'
 import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/archive.js'
+import type { ArchivedFile } from '../repo/archive.js'
 import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
+import { storedFileCopy } from '../repo/stored-file.js'
 import { posixStorage } from '../storage/posix.js'
+import type { PosixStorage } from '../storage/posix.js'
 import { streamInto } from '../storage/stream-into.js'
 import { backupFile } from './backup/file.js'
 
@@ -113,6 +117,31 @@ async function walIdentity(input: ArchivePushFileInput, walName: string): Promis
 }
 
 /**
+ * A segment that passed every check, refused because the archive holds a different copy: when that copy is short
+ * (stored before walden checked segments, issue #11), say so and name it. archive-get refuses to serve it, so
+ * recovery would stop there; the complete segment in hand is the repair, once the short copy is removed. Returns
+ * when every copy is whole (the ordinary conflict).
+ */
+async function shortCopyFail(repo: PosixStorage, walName: string, existing: readonly ArchivedFile[], segmentSize: number): Promise<void> {
+  for (const file of existing) {
+    let size = 0
+    const counter = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        size += chunk.length
+        done()
+      },
+    })
+    const what = `archived WAL file '${repo.describe(file.path)}'`
+    await storedFileCopy(repo, file.path, file.sha256, what, () => Promise.resolve(counter))
+    if (size !== segmentSize) {
+      fail('ArchiveDuplicate', `WAL file '${walName}' is archived as a short copy of ${size} bytes, not the ${segmentSize} of a whole segment: '${repo.describe(file.path)}'`, {
+        hint: 'that copy was stored damaged and cannot be restored; this push has the complete segment. Remove the short copy and the next push stores it.',
+      })
+    }
+  }
+}
+
+/**
  * Stores one WAL file in the archive, durably: when this returns, the file is fsynced under its final name and the
  * folder entry is fsynced too. Throws a WaldenError when the file belongs to another cluster or conflicts with an
  * archived file of the same name.
@@ -140,6 +169,7 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   if (existing.length > 0) {
     const sha256 = await fileSha256(walPath)
     if (!existing.some((file) => file.sha256 === sha256)) {
+      if (identity.segmentSize !== undefined) await shortCopyFail(repo, walName, existing, identity.segmentSize)
       fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
         hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
       })

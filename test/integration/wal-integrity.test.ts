@@ -161,6 +161,15 @@ describe(`damaged WAL segments on PostgreSQL ${MAJOR}`, () => {
     assertRefused(result, 126, new RegExp(`ERROR: \\[028\\]: archived WAL file '${escape(planted)}' is 8388608 bytes, expected 16777216`))
     assert.match(result.stderr, /exit 126: PostgreSQL must abort recovery/)
     assert.deepEqual(await readdir(destination), [], 'nothing at the destination, not even a temporary file')
+
+    // The complete segment, pushed to that repository, is refused naming the short copy to remove; then it is stored.
+    const push = (): Promise<RunResult> => stanza.walden([`--repo1-path=${repo}`, 'archive-push', join(work, 'real', walName)])
+    assertRefused(await push(), 45, new RegExp(`ERROR: \\[045\\]: WAL file '${walName}' is archived as a short copy of 8388608 bytes, not the 16777216 of a whole segment: '${escape(planted)}'`))
+    await rm(planted)
+    const pushed = await push()
+    assert.equal(pushed.code, 0, pushed.stderr)
+    await stanza.waldenOk([`--repo1-path=${repo}`, 'archive-get', walName, join(destination, walName)])
+    assert.equal(sha256(await readFile(join(destination, walName))), sha256(real))
   })
 
   test('archive-get with archive-async: a short segment is never queued, and the answer is still 126', async () => {
