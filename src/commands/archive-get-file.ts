@@ -29,7 +29,7 @@ export interface ArchiveGetFileResult {
 /**
  * Copies a WAL file out of the archive, decompressed and verified against its checksum. PostgreSQL must never find
  * a damaged segment at the destination, so it appears there only once verified. A damaged or ambiguous archive file
- * is a Checksum or ArchiveDuplicate error.
+ * is a Checksum or ArchiveDuplicate error; a segment that is not whole, FileInvalid.
  */
 export async function archiveGetFile(input: ArchiveGetFileInput): Promise<ArchiveGetFileResult> {
   const repo = posixStorage(input.repoPath)
@@ -56,8 +56,8 @@ export async function archiveGetFile(input: ArchiveGetFileInput): Promise<Archiv
 
 /**
  * A segment decoded from the repository must be a whole segment of the position its name says: its checksum only
- * proves it is what was pushed, and pushes before walden checked segments (issue #11) stored short copies. PostgreSQL would take a short
- * segment for the end of WAL and end recovery early, so any problem here is 'FileInvalid', which archive-get answers
+ * proves it is what was pushed, and pushes before walden checked segments (issue #11) stored short copies.
+ * PostgreSQL would take a short segment for the end of WAL and end recovery early, so any problem here is 'FileInvalid', which archive-get answers
  * with exit 126: recovery stops rather than ends.
  */
 function segmentCheck(path: string, walName: string, what: string): void {
