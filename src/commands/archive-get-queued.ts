@@ -29,8 +29,8 @@ async function archiveGetSync(cfg: Config, walName: string, destination: string)
 }
 
 /**
- * Moves a queued segment to where PostgreSQL wants it. The queued file is checked to be the segment of this cluster
- * at this position (its page header), so a spool left over from another cluster under the same stanza name is never
+ * Moves a queued segment to where PostgreSQL wants it. The queued file is checked to be the whole segment of this
+ * cluster at this position (its size and page header), so a spool left over from another cluster under the same stanza name is never
  * replayed; anything else is removed and fetched afresh.
  */
 async function queueTake(queue: string, walName: string, destination: string, control: PgControl): Promise<boolean> {
@@ -47,7 +47,9 @@ async function queueTake(queue: string, walName: string, destination: string, co
     const header = Buffer.alloc(WAL_LONG_HEADER_SIZE)
     await handle.read(header, 0, WAL_LONG_HEADER_SIZE, 0)
     const parsed = walHeaderParse(header, queued)
+    // A whole segment, as bin/walden-archive-get checks too: PostgreSQL would take a short one for the end of WAL.
     matches =
+      (await handle.stat()).size === control.walSegmentSize &&
       parsed.systemId === control.systemId &&
       parsed.segmentSize === control.walSegmentSize &&
       parsed.pageAddress === walSegmentStartLsn(walName, control.walSegmentSize)

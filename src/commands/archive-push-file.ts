@@ -6,21 +6,25 @@
 // name it by its checksum. A retry of a segment already archived reads the file once more to compare checksums.
 
 import { randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { Writable } from 'node:stream'
 import { isMainThread, threadId } from 'node:worker_threads'
 import { errnoCode, fail } from '../common/errors.js'
 import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
 import { fileSha256, HashStream } from '../io/hash.js'
 import { pgControlRead } from '../pg/control.js'
-import { lsnFormat } from '../pg/lsn.js'
-import { isPartialName, isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
+import { isPartialName, isWalSegmentName, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
+import type { WalHeader } from '../pg/wal.js'
+import { walSizeFail, WalSegmentVerifier } from '../pg/wal-verify.js'
 import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/archive.js'
+import type { ArchivedFile } from '../repo/archive.js'
 import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
+import { storedFileCopy } from '../repo/stored-file.js'
 import { posixStorage } from '../storage/posix.js'
+import type { PosixStorage } from '../storage/posix.js'
 import { streamInto } from '../storage/stream-into.js'
 import { backupFile } from './backup/file.js'
 
@@ -42,26 +46,63 @@ export interface ArchivePushFileResult {
   alreadyArchived: boolean
 }
 
-/** The cluster a WAL file belongs to: from a segment's own header, else from the data folder it was pushed from. */
-async function walIdentity(input: ArchivePushFileInput, walName: string): Promise<{ systemId: string; version: number }> {
+/** Bytes of a segment read and checked at a time. */
+const VERIFY_CHUNK = 1024 * 1024
+// The read buffer of segmentVerify, one per thread (module state is per worker thread): it reads and checks a
+// segment without yielding, so two pushes of one thread never share it, and a new 1 MiB buffer per segment would be
+// memory to fault in again for every segment.
+let verifyBuffer: Buffer | undefined
+
+/** wal_segment_size of the cluster the file was pushed from, to name the size an empty or tiny file should have. */
+async function controlSegmentSize(input: ArchivePushFileInput): Promise<number | undefined> {
+  for (const dataDir of [input.dataDir, input.pgPath]) {
+    if (dataDir === undefined) continue
+    const control = await pgControlRead(dataDir).catch(() => undefined)
+    if (control !== undefined) return control.walSegmentSize
+  }
+  return undefined
+}
+
+/**
+ * Reads a segment (or '.partial' segment) through and checks it is whole and undamaged (src/pg/wal-verify.ts): the
+ * size its long header gives, every page header, and each record's CRC up to the end of valid WAL. PostgreSQL would
+ * read a short or damaged segment as the end of WAL during a recovery, so such a file is refused here, before
+ * anything is stored. Returns the long header and the size checked.
+ */
+async function segmentVerify(input: ArchivePushFileInput, walName: string): Promise<WalHeader> {
   const { walPath } = input
-  if (isWalSegmentName(walName) || isPartialName(walName)) {
-    const handle = await open(walPath, 'r')
-    try {
-      const header = Buffer.alloc(WAL_LONG_HEADER_SIZE)
-      await handle.read(header, 0, WAL_LONG_HEADER_SIZE, 0)
-      const parsed = walHeaderParse(header, walPath)
-      // A segment copied under another segment's name would be replayed in the wrong place.
-      const expected = walSegmentStartLsn(walName.slice(0, 24), parsed.segmentSize)
-      if (parsed.pageAddress !== expected) {
-        fail('ArchiveMismatch', `WAL file '${walPath}' holds WAL from ${lsnFormat(parsed.pageAddress)}, but its name says ${lsnFormat(expected)}`, {
-          hint: 'the file was renamed or damaged; do not archive it.',
-        })
-      }
-      return { systemId: parsed.systemId.toString(), version: parsed.version }
-    } finally {
-      await handle.close()
+  const what = `WAL file '${walPath}'`
+  const fd = openSync(walPath, 'r')
+  try {
+    const size = fstatSync(fd).size
+    const buffer = (verifyBuffer ??= Buffer.allocUnsafe(VERIFY_CHUNK))
+    let read = readSync(fd, buffer, 0, Math.min(VERIFY_CHUNK, size), 0)
+    // Too short for a header: the size it should have comes from the cluster.
+    if (read < WAL_LONG_HEADER_SIZE) walSizeFail(what, size, await controlSegmentSize(input))
+    const verifier = new WalSegmentVerifier(buffer.subarray(0, read), { walName, what })
+    // Refused at once, without reading the rest: the usual damage is a copy cut short.
+    if (size !== verifier.header.segmentSize) walSizeFail(what, size, verifier.header.segmentSize)
+    let offset = 0
+    while (read > 0) {
+      verifier.update(buffer.subarray(0, read))
+      offset += read
+      read = readSync(fd, buffer, 0, VERIFY_CHUNK, offset)
     }
+    verifier.finish(offset)
+    return verifier.header
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * The cluster a WAL file belongs to: from a segment's own header (the segment checked whole on the way), else from
+ * the data folder it was pushed from. `segmentSize` is set for a segment.
+ */
+async function walIdentity(input: ArchivePushFileInput, walName: string): Promise<{ systemId: string; version: number; segmentSize?: number }> {
+  if (isWalSegmentName(walName) || isPartialName(walName)) {
+    const header = await segmentVerify(input, walName)
+    return { systemId: header.systemId.toString(), version: header.version, segmentSize: header.segmentSize }
   }
   // History and backup files carry no header. PostgreSQL runs archive_command in its data directory, which is the
   // cluster that wrote the file even when pg1-path names another (a standby promoted on the same host).
@@ -76,6 +117,31 @@ async function walIdentity(input: ArchivePushFileInput, walName: string): Promis
 }
 
 /**
+ * A segment that passed every check, refused because the archive holds a different copy: when that copy is short
+ * (stored before walden checked segments, issue #11), say so and name it. archive-get refuses to serve it, so
+ * recovery would stop there; the complete segment in hand is the repair, once the short copy is removed. Returns
+ * when every copy is whole (the ordinary conflict).
+ */
+async function shortCopyFail(repo: PosixStorage, walName: string, existing: readonly ArchivedFile[], segmentSize: number): Promise<void> {
+  for (const file of existing) {
+    let size = 0
+    const counter = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        size += chunk.length
+        done()
+      },
+    })
+    const what = `archived WAL file '${repo.describe(file.path)}'`
+    await storedFileCopy(repo, file.path, file.sha256, what, () => Promise.resolve(counter))
+    if (size !== segmentSize) {
+      fail('ArchiveDuplicate', `WAL file '${walName}' is archived as a short copy of ${size} bytes, not the ${segmentSize} of a whole segment: '${repo.describe(file.path)}'`, {
+        hint: 'that copy was stored damaged and cannot be restored; this push has the complete segment. Remove the short copy and the next push stores it.',
+      })
+    }
+  }
+}
+
+/**
  * Stores one WAL file in the archive, durably: when this returns, the file is fsynced under its final name and the
  * folder entry is fsynced too. Throws a WaldenError when the file belongs to another cluster or conflicts with an
  * archived file of the same name.
@@ -85,14 +151,14 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   const walName = basename(walPath)
   const repo = posixStorage(input.repoPath)
   const info = await archiveInfoLoad(repo, stanza)
-  let identity: { systemId: string; version: number }
+  let identity: { systemId: string; version: number; segmentSize?: number }
   try {
     identity = await walIdentity(input, walName)
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${walPath}' does not exist`)
     throw error
   }
-  checkIdentity(stanza, info.db, identity, `WAL file '${walName}'`)
+  checkIdentity(stanza, info.db, { systemId: identity.systemId, version: identity.version }, `WAL file '${walName}'`)
 
   const archiveId = archiveIdOf(info.db)
   const folder = layout.walFolder(stanza, archiveId, walName)
@@ -103,6 +169,7 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   if (existing.length > 0) {
     const sha256 = await fileSha256(walPath)
     if (!existing.some((file) => file.sha256 === sha256)) {
+      if (identity.segmentSize !== undefined) await shortCopyFail(repo, walName, existing, identity.segmentSize)
       fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
         hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
       })
@@ -124,6 +191,8 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
       // process alone (not by a worker of the background process), compression overlaps hashing on a second core.
       const copied = await backupFile({ source: walPath, offset: 0, repoRoot: input.repoPath, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false, overlap: isMainThread })
       if (!copied.copied) fail('FileMissing', `WAL file '${walPath}' does not exist`)
+      // Checked whole a moment ago; a file that changed size since is not what was checked.
+      if (copied.size !== identity.segmentSize) walSizeFail(`WAL file '${walPath}'`, copied.size, identity.segmentSize)
       sha256 = copied.sha256
       await repo.move(`${temporary}${codec.extension}`, join(folder, archivedName(walName, sha256, codec.extension)))
     } else {

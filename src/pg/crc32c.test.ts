@@ -30,4 +30,26 @@ describe('crc32c', () => {
     const data = Buffer.from('xx123456789yy')
     assert.equal(crc32c(data.subarray(2, 11)), 0xe3069283)
   })
+
+  // The plain bit-at-a-time definition, against which the table-driven paths (byte-wise, 8 bytes at a time from
+  // bytes, 8 bytes at a time from 32-bit words) are checked at every alignment and length around their switch-overs.
+  function reference(data: Uint8Array): number {
+    let c = 0xffffffff
+    for (const byte of data) {
+      c ^= byte
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+    }
+    return ~c >>> 0
+  }
+
+  test('every alignment and length agrees with the bit-wise definition', () => {
+    const data = Uint8Array.from({ length: 1200 }, (_, index) => (index * 2654435761) >>> 24)
+    for (const start of [0, 1, 2, 3, 4, 5, 7, 8]) {
+      for (const length of [0, 1, 7, 8, 9, 63, 255, 256, 257, 263, 1000]) {
+        const piece = data.subarray(start, start + length)
+        assert.equal(crc32c(piece), reference(piece), `start ${start}, length ${length}`)
+        assert.equal(crc32cUpdate(0, data, start, start + length), reference(piece), `range ${start}, length ${length}`)
+      }
+    }
+  })
 })

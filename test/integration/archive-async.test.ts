@@ -6,7 +6,7 @@
 // bin/walden-archive-get, settle what the background process has done without Node.js and hand the rest to walden.
 //
 // The error and crash cases use stand-in segments in a folder of their own (a page header with the stanza's system
-// identifier, zeros after it), at positions the real cluster never reaches, so they run in a second and do not
+// identifier, a switch record, padding after it), at positions the real cluster never reaches, so they run in a second and do not
 // disturb the cluster's own archiving.
 
 import assert from 'node:assert/strict'
@@ -17,7 +17,8 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { waldenPackageRoot } from '../../src/pg/binaries.js'
 import { pgControlRead } from '../../src/pg/control.js'
-import { walHeaderBuild, walSegmentStartLsn } from '../../src/pg/wal.js'
+import { walSegmentStartLsn } from '../../src/pg/wal.js'
+import { walSegmentBuild } from '../../src/pg/wal-verify.js'
 import { dumpDatabase, runWalden } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
 import { createTestStanza } from '../harness/stanza.js'
@@ -63,11 +64,9 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
 
   // A stand-in data folder: pg_wal with archive_status, as the archiver leaves it, owned by postgres.
   let fake: string
-  const segment = (name: string, fill = 0): Buffer => {
-    const data = Buffer.alloc(SEGMENT_SIZE, fill)
-    walHeaderBuild({ version: MAJOR, systemId, pageAddress: walSegmentStartLsn(name, SEGMENT_SIZE) }).copy(data)
-    return data
-  }
+  // A switch record first, the rest `fill`: a whole segment that archive-push's checks accept.
+  const segment = (name: string, fill = 0, system = systemId): Buffer =>
+    walSegmentBuild({ version: MAJOR, systemId: system, pageAddress: walSegmentStartLsn(name, SEGMENT_SIZE), fill })
   let owner = { uid: 0, gid: 0 } // of the repository: postgres
   async function ready(name: string, data: Buffer): Promise<void> {
     const path = join(fake, 'pg_wal', name)
@@ -161,8 +160,7 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
 
   test("a segment of another cluster fails archive_command with the background process's error", async () => {
     const name = '000000010000000A00000001'
-    const foreign = segment(name)
-    walHeaderBuild({ version: MAJOR, systemId: systemId + 1n, pageAddress: walSegmentStartLsn(name, SEGMENT_SIZE) }).copy(foreign)
+    const foreign = segment(name, 0, systemId + 1n)
     await ready(name, foreign)
     const result = await push(name)
     assert.equal(result.code, 44, result.stderr)
@@ -432,8 +430,7 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     await writeFile(list, '')
 
     // Queued files that are not this cluster's whole segment at this position stay for walden to judge.
-    const foreign = segment(name, 0xf0)
-    walHeaderBuild({ version: MAJOR, systemId: systemId + 1n, pageAddress: walSegmentStartLsn(name, SEGMENT_SIZE) }).copy(foreign)
+    const foreign = segment(name, 0xf0, systemId + 1n)
     const elsewhere = segment('0000000100000000000000F1', 0xf0)
     for (const [what, bad] of [
       ['another system identifier', foreign],
