@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { join, resolve } from 'node:path'
 import { configLoad } from '../config/config.js'
 import { waldenPackageRoot } from '../pg/binaries.js'
-import { shellQuote } from './restore/recovery.js'
+import { shellQuote } from '../pg/conf-syntax.js'
 import { waldenCommandLine } from './walden-command.js'
 
 const CONFIG = '/etc/walden/test.conf'
