@@ -43,7 +43,9 @@ async function splitBrainGuard(cfg: Config, session: PgSession): Promise<void> {
   try {
     // Short: an unreachable primary is the usual case in a failover, and the DBA is waiting.
     info.set('connect_timeout', info.get('connect_timeout') ?? '5')
-    primary = await primaryConnect(info)
+    // The standby's build decides which socket folder libpq looks up as 'localhost' in the password file.
+    const [socket] = await session.query<{ boot_val: string | null }>("select boot_val from pg_settings where name = 'unix_socket_directories'")
+    primary = await primaryConnect(info, socket?.boot_val?.split(',')[0]?.trim() || undefined)
   } catch (error) {
     if (isUnreachable(error)) {
       log.info(`the primary at ${where} cannot be reached (${(error as Error).message}): going on`)

@@ -94,7 +94,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
   await checkTablespaceTargets(targets, pgPath, delta || force)
   // Last of the checks, as it may create a replication slot on the primary.
-  const standbySettings = await standbyPrepare(cfg, type)
+  const standbySettings = await standbyPrepare(cfg, type, manifest.pg.version)
   // Rendered once now, before anything is written, so a value the config file cannot hold stops the restore here.
   const recovery = recoverySettingsFor(cfg, type, target, standbySettings)
   autoConfRewrite('', recovery)
