@@ -19,7 +19,8 @@ describe('targetTimeParse', () => {
   test('with zones', () => {
     assert.equal(targetTimeParse('2026-11-22 11:00:00+00'), Date.UTC(2026, 10, 22, 11))
     assert.equal(targetTimeParse('2026-11-22 12:00:00+01:00'), Date.UTC(2026, 10, 22, 11))
-    assert.equal(targetTimeParse('2026-11-22T11:00:00.250Z'), Date.UTC(2026, 10, 22, 11) + 250)
+    assert.equal(targetTimeParse('2026-11-22T11:00:00.250+00'), Date.UTC(2026, 10, 22, 11) + 250)
+    assert.equal(targetTimeParse('2026-11-22 11:00:00+05:30:15'), Date.UTC(2026, 10, 22, 5, 29, 45))
     assert.equal(targetTimeParse('2026-11-22 06:00:00-0500'), Date.UTC(2026, 10, 22, 11))
   })
   test('bad times are clear errors', () => {
@@ -42,6 +43,9 @@ describe('targetTimeParse', () => {
       ['2026-11-22 10:00:61+00', 'the time of day is out of range'],
       ['2026-11-22 10:00:00+16', 'the time zone offset +16 is out of range'],
       ['2026-11-22 10:00:00+05:60', 'the time zone offset +05:60 is out of range'],
+      ['2026-11-22 10:00:00Z', "'Z' is not a time zone name PostgreSQL reads here"],
+      ['2026-11-22 10:00:00 PST', "'PST' is not a time zone name PostgreSQL reads here"],
+      ['2026-11-22 10:00:00 Mars/Olympus', "'Mars/Olympus' is not a time zone name PostgreSQL reads here"],
     ]
     for (const [bad, why] of cases) {
       assert.throws(
@@ -51,9 +55,15 @@ describe('targetTimeParse', () => {
       )
     }
   })
+  test('zone names, daylight saving included', () => {
+    assert.equal(targetTimeParse('2026-07-01 12:00:00 Europe/Paris'), Date.UTC(2026, 6, 1, 10))
+    assert.equal(targetTimeParse('2026-12-01 12:00:00 Europe/Paris'), Date.UTC(2026, 11, 1, 11))
+    assert.equal(targetTimeParse('2026-03-29 03:30:00 Europe/Paris'), Date.UTC(2026, 2, 29, 1, 30))
+    assert.equal(targetTimeParse('2026-11-22 11:00:00 America/New_York'), Date.UTC(2026, 10, 22, 16))
+  })
   test('leap days, 24:00:00 and leap seconds as PostgreSQL reads them', () => {
     assert.equal(targetTimeParse('2028-02-29 10:00:00+00'), Date.UTC(2028, 1, 29, 10))
-    assert.equal(targetTimeParse('2000-02-29 10:00:00Z'), Date.UTC(2000, 1, 29, 10))
+    assert.equal(targetTimeParse('2000-02-29 10:00:00 UTC'), Date.UTC(2000, 1, 29, 10))
     assert.equal(targetTimeParse('2026-12-31 24:00:00+00'), Date.UTC(2027, 0, 1))
     assert.equal(targetTimeParse('2026-12-31 23:59:60 GMT'), Date.UTC(2027, 0, 1))
     assert.equal(new Date(targetTimeParse('0099-06-01 00:00:00+00')).toISOString(), '0099-06-01T00:00:00.000Z')

@@ -7,9 +7,9 @@ import { log } from '../../common/log.js'
 import { lsnParse } from '../../pg/lsn.js'
 import type { BackupRecord } from '../../repo/stanza-info.js'
 
-// The ISO form of a timestamp PostgreSQL's recovery_target_time accepts: date, time, optional fraction and zone.
-// PostgreSQL reads more forms (month names, zone abbreviations); walden asks for the one it can check exactly.
-const TIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?$/i
+// The ISO form of a timestamp PostgreSQL's recovery_target_time accepts: date, time, optional fraction and zone (a
+// numeric offset or a zone name). PostgreSQL reads more forms (month names); walden asks for one it can check exactly.
+const TIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?\s*([+-]\d{2}(?::?\d{2}(?::?\d{2})?)?|[A-Za-z][\w+\-/]*)?$/
 
 /** Offsets PostgreSQL accepts for a time zone: up to 15 hours either way (its MAX_TZDISP_HOUR). */
 const MAX_OFFSET_HOURS = 15
@@ -22,11 +22,36 @@ export function daysInMonth(year: number, month: number): number {
   return [4, 6, 9, 11].includes(month) ? 30 : 31
 }
 
+/** Epoch milliseconds of a wall-clock time read as UTC; years 0-99 stay themselves (Date.UTC makes them 19xx). */
+function wallAsUtc(year: number, month: number, day: number, hour: number, minute: number, second: number): number {
+  // Computed 400 years on (the Gregorian calendar repeats every 400 years) and taken back, which keeps the
+  // roll-over of 24:00:00 and :60 into the next day.
+  const date = new Date(Date.UTC(year + 400, month - 1, day, hour, minute, second))
+  date.setUTCFullYear(date.getUTCFullYear() - 400)
+  return date.getTime()
+}
+
+/** How far a named zone's clocks are ahead of UTC at an instant, in milliseconds; undefined for an unknown zone. */
+function zoneOffsetAt(zone: string, instant: number): number | undefined {
+  let parts: Intl.DateTimeFormatPart[]
+  try {
+    const format = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone, hourCycle: 'h23', era: 'short', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+    })
+    parts = format.formatToParts(new Date(instant))
+  } catch {
+    return undefined
+  }
+  const part = (type: string): number => Number(parts.find((item) => item.type === type)?.value)
+  const year = parts.find((item) => item.type === 'era')?.value === 'BC' ? 1 - part('year') : part('year')
+  return wallAsUtc(year, part('month'), part('day'), part('hour'), part('minute'), part('second')) - Math.floor(instant / 1000) * 1000
+}
+
 /**
  * Parses a recovery target time to epoch milliseconds, refusing what PostgreSQL would refuse at start (2027-02-29,
- * 25:00) and what JavaScript would silently move (Feb 30 becoming Mar 2). As in PostgreSQL, 24:00:00 is the next
- * day's midnight and a leap second :60 rolls over. Without a time zone the time is taken as local time on this
- * host, which is what PostgreSQL does when its TimeZone setting matches the host's.
+ * 25:00, a zone abbreviation) and what JavaScript would silently move (Feb 30 becoming Mar 2). As in PostgreSQL,
+ * 24:00:00 is the next day's midnight and a leap second :60 rolls over. Without a time zone the time is taken as
+ * local time on this host, which is what PostgreSQL does when its TimeZone setting matches the host's.
  */
 export function targetTimeParse(text: string): number {
   const match = TIME.exec(text.trim())
@@ -38,23 +63,31 @@ export function targetTimeParse(text: string): number {
   if (year < 1) invalid('there is no year 0')
   if (month < 1 || month > 12) invalid(`there is no month ${month}`)
   if (day < 1 || day > daysInMonth(year, month)) invalid(`${year}-${String(month).padStart(2, '0')} has ${daysInMonth(year, month)} days`)
-  if (minute > 59 || second > 60 || hour > 24 || (hour === 24 && (minute > 0 || second > 0 || fraction > 0))) invalid('the time of day is out of range', "hours 00-23 (or 24:00:00), minutes and seconds 00-59.")
+  if (minute > 59 || second > 60 || hour > 24 || (hour === 24 && (minute > 0 || second > 0 || fraction > 0))) {
+    invalid('the time of day is out of range', 'hours 00-23 (or 24:00:00), minutes and seconds 00-59.')
+  }
   const zone = match[8]
   const ms = Math.round(fraction * 1000)
   if (zone === undefined) return new Date(year, month - 1, day, hour, minute, second).getTime() + ms
-  let offsetMinutes = 0
-  if (!/^(z|utc|gmt)$/i.test(zone)) {
+  const wall = wallAsUtc(year, month, day, hour, minute, second) + ms
+  if (/^[+-]/.test(zone)) {
     const sign = zone.startsWith('-') ? -1 : 1
-    const digits = zone.slice(1).replace(':', '')
-    const [offsetHours, offsetMins] = [Number(digits.slice(0, 2)), Number(digits.slice(2) || '0')]
-    if (offsetHours > MAX_OFFSET_HOURS || offsetMins > 59) invalid(`the time zone offset ${zone} is out of range`, 'an offset is at most 15:59 hours either way, e.g. +01:00.')
-    offsetMinutes = sign * (offsetHours * 60 + offsetMins)
+    const [hours, minutes, seconds] = (zone.slice(1).match(/\d{2}/g) ?? []).map(Number) as [number, number?, number?]
+    if (hours > MAX_OFFSET_HOURS || (minutes ?? 0) > 59 || (seconds ?? 0) > 59) {
+      invalid(`the time zone offset ${zone} is out of range`, 'an offset is at most 15:59:59 either way, e.g. +01:00.')
+    }
+    return wall - sign * (hours * 3600 + (minutes ?? 0) * 60 + (seconds ?? 0)) * 1000
   }
-  // Date.UTC takes years 0-99 as 19xx: computed 400 years on (the Gregorian calendar repeats every 400 years) and
-  // taken back, which also keeps the roll-over of 24:00:00 and :60 into the next day.
-  const utc = new Date(Date.UTC(year + 400, month - 1, day, hour, minute, second))
-  utc.setUTCFullYear(utc.getUTCFullYear() - 400)
-  return utc.getTime() + ms - offsetMinutes * 60000
+  // A zone name (UTC, Europe/Paris). PostgreSQL reads recovery_target_time before it loads its zone abbreviations,
+  // so Z or PST make the server refuse to start: only names of the zone database work, which are Area/Location
+  // besides UTC and GMT (the JavaScript zone database also knows some abbreviations, such as PST).
+  const named = /^(utc|gmt)$/i.test(zone) || /^[A-Za-z]+(\/[\w+-]+)+$/.test(zone)
+  const offsetGuess = named ? zoneOffsetAt(zone, wall) : undefined
+  if (offsetGuess === undefined) {
+    return invalid(`'${zone}' is not a time zone name PostgreSQL reads here`, "PostgreSQL does not read zone abbreviations in recovery_target_time; give an offset such as +00 or +01:00, or a zone name such as UTC or Europe/Paris.")
+  }
+  // The offset in force at the instant itself, which differs from the guess's across a change of daylight saving.
+  return wall - (zoneOffsetAt(zone, wall - offsetGuess) ?? offsetGuess)
 }
 
 /** The largest value PostgreSQL reads for recovery_target_xid (an unsigned 64-bit number, epoch and xid). */
@@ -72,7 +105,7 @@ const NAME_MAX_BYTES = 63
 export function targetCheck(type: string, target: string): void {
   if (type === 'time') {
     targetTimeParse(target)
-    if (!TIME.exec(target.trim())?.[8]) log.warn(`target time '${target}' has no time zone; it is read as this host's local time`)
+    if (TIME.exec(target.trim())?.[8] === undefined) log.warn(`target time '${target}' has no time zone; it is read as this host's local time`)
   } else if (type === 'xid') {
     // Decimal only: PostgreSQL reads a leading 0 as octal and 0x as hex, so 010 would silently mean xid 8.
     const xidHint = 'give the decimal number txid_current() or pg_current_xact_id() returned, e.g. --target=12345.'
