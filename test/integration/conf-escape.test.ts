@@ -135,7 +135,7 @@ describe(`config escaping, target checks and socket .pgpass on PostgreSQL ${MAJO
     }
   })
 
-  test("restore into a path with ' \\ % $( ; recovers through its restore_command to a restore point named daily\\tpoint\\101", async () => {
+  test('--type=name with a name holding backslashes stops at exactly that restore point', async () => {
     const pointName = 'daily\\tpoint\\101' // backslashes as typed: PostgreSQL must not see a tab and an A
     await primary.query(`insert into events (note) values ('before')`)
     assert.equal(await primary.psqlScalar('select (pg_create_restore_point($1) is not null)::text', [pointName]), 'true')
@@ -145,27 +145,40 @@ describe(`config escaping, target checks and socket .pgpass on PostgreSQL ${MAJO
     await primary.query(`insert into events (note) values ('after')`)
     await stanza.waldenOk(['check'])
 
-    const copy = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: "o'brien \\t 100%p;$(touch pwned)" })
-    const options = Object.entries(NASTY).map(([name, value]) => `--recovery-option=${name}=${value}`)
+    const copy = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'named-copy' })
     const restored = await stanza.walden([
-      'restore', `--pg1-path=${copy.dataDir}`, `--pg1-port=${copy.port}`, '--archive-mode=off',
-      '--type=name', `--target=${pointName}`, '--target-action=promote', ...options,
+      'restore', `--pg1-path=${copy.dataDir}`, `--pg1-port=${copy.port}`, '--archive-mode=off', '--type=name', `--target=${pointName}`, '--target-action=promote',
     ])
     assert.equal(restored.code, 0, restored.stderr)
     await copy.appendConf(confLine('unix_socket_directories', copy.socketDir))
-
-    // PostgreSQL reads back exactly what was given.
-    assert.equal(pgShow(copy.binDir, copy.dataDir, 'recovery_target_name'), pointName)
-    for (const [name, value] of Object.entries(NASTY)) assert.equal(pgShow(copy.binDir, copy.dataDir, name), value, name)
-    // The path as one sh word, its % doubled against PostgreSQL's %p/%f/%r substitution.
-    assert.ok(pgShow(copy.binDir, copy.dataDir, 'restore_command').includes(`'--pg1-path=${copy.dataDir.replaceAll("'", "'\\''").replaceAll('%', '%%')}'`))
-
-    // And the server recovers through that restore_command, stopping at the right restore point.
     await copy.start()
     try {
       await copy.waitWritable(60_000)
       assert.deepEqual((await copy.query<{ note: string }>('select note from events order by id')).map((row) => row.note), ['base', 'before'])
       assert.match(await readFile(copy.logFile, 'utf8'), /recovery stopping at restore point "daily\\tpoint\\101"/)
+    } finally {
+      await copy.stop()
+    }
+    assert.equal(pgShow(copy.binDir, copy.dataDir, 'recovery_target_name'), pointName)
+  })
+
+  test("restore into a path with ' \\ % $( ; recovers through its restore_command; recovery options read back exactly", async () => {
+    const copy = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: "o'brien \\t 100%p;$(touch pwned)" })
+    const options = Object.entries(NASTY).map(([name, value]) => `--recovery-option=${name}=${value}`)
+    const restored = await stanza.walden(['restore', `--pg1-path=${copy.dataDir}`, `--pg1-port=${copy.port}`, '--archive-mode=off', ...options])
+    assert.equal(restored.code, 0, restored.stderr)
+    await copy.appendConf(confLine('unix_socket_directories', copy.socketDir))
+
+    // PostgreSQL reads back exactly what was given.
+    for (const [name, value] of Object.entries(NASTY)) assert.equal(pgShow(copy.binDir, copy.dataDir, name), value, name)
+    // The path as one sh word, its % doubled against PostgreSQL's %p/%f/%r substitution.
+    assert.ok(pgShow(copy.binDir, copy.dataDir, 'restore_command').includes(`'--pg1-path=${copy.dataDir.replaceAll("'", "'\\''").replaceAll('%', '%%')}'`))
+
+    // And the server recovers through that restore_command: every archived row is back.
+    await copy.start()
+    try {
+      await copy.waitWritable(60_000)
+      assert.deepEqual((await copy.query<{ note: string }>('select note from events order by id')).map((row) => row.note), ['base', 'before', 'between', 'after'])
       assert.match(await readFile(copy.logFile, 'utf8'), /restored log file "[0-9A-F]{24}" from archive/)
     } finally {
       await copy.stop()
