@@ -6,12 +6,13 @@
 
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { pgDefaultSocketDir } from '../../src/pg/binaries.js'
 import { confLine } from '../../src/pg/conf-syntax.js'
 import { targetCheck, targetTimeParse } from '../../src/commands/restore/target.js'
-import { Cluster, createCluster } from '../harness/cluster.js'
+import { Cluster, createCluster, runWalden } from '../harness/cluster.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
 
@@ -203,9 +204,6 @@ describe(`config escaping, target checks and socket .pgpass on PostgreSQL ${MAJO
       { env: { PGPASSFILE: pgpassFile } },
     )
     assert.equal(created.code, 0, created.stderr)
-    const escapedHost = primary.socketDir.replace(/[\\:]/g, (c) => `\\${c}`)
-    assert.equal(await readFile(pgpassFile, 'utf8'), `${escapedHost}:${primary.port}:replication:sockrep:sock\\:et\\\\pass\n`)
-
     // libpq itself (psql, never prompting, no other password) finds the password for the socket connection.
     const psql = spawnSync(
       'runuser',
@@ -215,6 +213,11 @@ describe(`config escaping, target checks and socket .pgpass on PostgreSQL ${MAJO
     )
     assert.equal(psql.status, 0, psql.stderr)
     assert.match(psql.stdout, /^\d+\|/)
+    // The build's default socket folder, which libpq would look up as 'localhost', as the server itself reports it.
+    assert.equal(await pgDefaultSocketDir(primary.binDir), await primary.psqlScalar(`select boot_val from pg_settings where name = 'unix_socket_directories'`))
+    // The line libpq matched: the socket folder itself (not the build's default one, so not 'localhost').
+    const escapedHost = primary.socketDir.replace(/[\\:]/g, (c) => `\\${c}`)
+    assert.equal(await readFile(pgpassFile, 'utf8'), `${escapedHost}:${primary.port}:replication:sockrep:sock\\:et\\\\pass\n`)
 
     // The standby's WAL receiver does the same: a row arrives by streaming, without a WAL switch.
     await standby.appendConf(confLine('unix_socket_directories', standby.socketDir))
@@ -230,5 +233,20 @@ describe(`config escaping, target checks and socket .pgpass on PostgreSQL ${MAJO
     } finally {
       await standby.stop()
     }
+  })
+
+  test("setup writes an archive_command that works with a config path holding ' % \\ and spaces", async () => {
+    const folder = await stanza.dir.mkdir("cfg o'brien 100%f \\x")
+    const configPath = join(folder, 'walden.conf')
+    await writeFile(configPath, await readFile(stanza.configPath, 'utf8'))
+    await chmod(configPath, 0o644)
+    const walden = (args: readonly string[]) => runWalden([`--config=${configPath}`, `--stanza=${stanza.name}`, ...args])
+    const setup = await walden(['setup', '--force'])
+    assert.equal(setup.code, 0, setup.stderr)
+    const command = await primary.psqlScalar(`select current_setting('archive_command')`)
+    assert.ok(command.includes(`'--config=${configPath.replaceAll("'", "'\\''").replaceAll('%', '%%')}'`), command)
+    // check switches WAL and waits for the segment in the archive: it arrives only if PostgreSQL ran that command.
+    const check = await walden(['check'])
+    assert.equal(check.code, 0, `${check.stderr}\n${await primary.logTail()}`)
   })
 })
