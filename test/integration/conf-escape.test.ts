@@ -243,10 +243,10 @@ describe(`config escaping, target checks and socket .pgpass on PostgreSQL ${MAJO
     const walden = (args: readonly string[]) => runWalden([`--config=${configPath}`, `--stanza=${stanza.name}`, ...args])
     const setup = await walden(['setup', '--force'])
     assert.equal(setup.code, 0, setup.stderr)
-    const command = await primary.psqlScalar(`select current_setting('archive_command')`)
-    assert.ok(command.includes(`'--config=${configPath.replaceAll("'", "'\\''").replaceAll('%', '%%')}'`), command)
     // check switches WAL and waits for the segment in the archive: it arrives only if PostgreSQL ran that command.
     const check = await walden(['check'])
     assert.equal(check.code, 0, `${check.stderr}\n${await primary.logTail()}`)
+    const command = await primary.psqlScalar(`select current_setting('archive_command')`)
+    assert.ok(command.includes(`'--config=${configPath.replaceAll("'", "'\\''").replaceAll('%', '%%')}'`), command)
   })
 })
