@@ -13,10 +13,15 @@ export function osUserName(): string {
   return userInfo().username
 }
 
-/** The password-file key of a replication connection. */
-export function replicationPgpassKey(info: Conninfo): { host: string; port: string; database: string; user: string } {
+/**
+ * The password-file key of a replication connection. `defaultSocketDir` is that of the libpq making the connection
+ * (the standby server's build), which decides whether a socket folder is looked up as 'localhost'.
+ */
+export function replicationPgpassKey(info: Conninfo, defaultSocketDir?: string): { host: string; port: string; database: string; user: string } {
+  // libpq takes host for the lookup, and hostaddr only when no host is given.
+  const host = info.get('host')
   return {
-    host: pgpassHost(info.get('host') ?? info.get('hostaddr')),
+    host: pgpassHost(host === undefined || host === '' ? info.get('hostaddr') : host, defaultSocketDir),
     port: info.get('port') ?? '5432',
     database: 'replication',
     user: info.get('user') ?? osUserName(),
@@ -24,11 +29,11 @@ export function replicationPgpassKey(info: Conninfo): { host: string; port: stri
 }
 
 /** Opens an SQL session on the server a replication connection string names. */
-export async function primaryConnect(info: Conninfo): Promise<PgSession> {
+export async function primaryConnect(info: Conninfo, defaultSocketDir?: string): Promise<PgSession> {
   let password = info.get('password')
   if (password === undefined) {
     const text = await pgpassRead(info.get('passfile') ?? pgpassPath())
-    const key = replicationPgpassKey(info)
+    const key = replicationPgpassKey(info, defaultSocketDir)
     // The entry for the replication pseudo-database, else one for the database walden's session opens.
     password = pgpassLookup(text, key) ?? pgpassLookup(text, { ...key, database: info.get('dbname') ?? 'postgres' })
   }

@@ -39,11 +39,14 @@ async function splitBrainGuard(cfg: Config, session: PgSession): Promise<void> {
   }
   const info = conninfoParse(text, 'primary_conninfo')
   const where = conninfoWhere(info)
+  // The standby's build decides which socket folder libpq looks up as 'localhost' in the password file.
+  const [socket] = await session.query<{ boot_val: string | null }>("select boot_val from pg_settings where name = 'unix_socket_directories'")
+  const defaultSocketDir = socket?.boot_val?.split(',')[0]?.trim() || undefined
   let primary: PgSession
   try {
     // Short: an unreachable primary is the usual case in a failover, and the DBA is waiting.
     info.set('connect_timeout', info.get('connect_timeout') ?? '5')
-    primary = await primaryConnect(info)
+    primary = await primaryConnect(info, defaultSocketDir)
   } catch (error) {
     if (isUnreachable(error)) {
       log.info(`the primary at ${where} cannot be reached (${(error as Error).message}): going on`)

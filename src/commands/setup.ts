@@ -9,6 +9,7 @@ import { log } from '../common/log.js'
 import { privateFolder } from '../common/private-path.js'
 import type { Config } from '../config/config.js'
 import { pgBinFor } from '../pg/binaries.js'
+import { confValueCheck, settingName, sqlLiteral } from '../pg/conf-syntax.js'
 import { dbInfo } from '../pg/db.js'
 import type { PgSession } from '../pg/session.js'
 import type { Command } from './command.js'
@@ -88,10 +89,13 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
     for (const change of plan.changes) {
       out.push(`  ${change.name.padEnd(width)}  ${show(change.from)} -> ${show(change.to)}${change.restart ? '  (needs restart)' : ''}`)
     }
+    // All checked before the first is applied: a refusal halfway would leave the server half set up.
+    for (const change of plan.changes) confValueCheck(change.name, change.to)
     if (!dryRun) {
       for (const change of plan.changes) {
-        // ALTER SYSTEM takes no bind parameters; the name is from our own list and the value is quoted.
-        await session.query(`alter system set ${change.name} = '${change.to.replaceAll("'", "''")}'`)
+        // ALTER SYSTEM takes no bind parameters; the name is from our own list and the value an E'' literal, which
+        // means the same whatever standard_conforming_strings is. PostgreSQL escapes it for the file itself.
+        await session.query(`alter system set ${settingName(change.name)} = ${sqlLiteral(change.to)}`)
       }
       if (plan.changes.length > 0) await session.query('select pg_reload_conf()')
     }

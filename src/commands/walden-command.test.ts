@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { join, resolve } from 'node:path'
 import { configLoad } from '../config/config.js'
 import { waldenPackageRoot } from '../pg/binaries.js'
-import { shellQuote } from './restore/recovery.js'
+import { shellQuote } from '../pg/conf-syntax.js'
 import { waldenCommandLine } from './walden-command.js'
 
 const CONFIG = '/etc/walden/test.conf'
@@ -46,5 +46,12 @@ describe('waldenCommandLine', () => {
     const asyncPush = ['[global]', 'spool-path=/var/spool/w', 'archive-async=y'].join('\n')
     assert.equal(lineFor('setup', 'archive-push', asyncPush), `${join(BIN, 'walden-archive-push')} ${WALDEN} --config=${CONFIG} --stanza=main --spool-path=/var/spool/w %p`)
     assert.equal(lineFor('setup', 'archive-push', ASYNC_GET), `${WALDEN} --config=${CONFIG} --stanza=main archive-push %p`)
+  })
+
+  test('a config path with a quote, a space and % is one sh word, its % doubled for PostgreSQL', () => {
+    const readFile = (): string => ''
+    const config = "/etc/o'brien/100%p wal.conf"
+    const cfg = configLoad({ argv: [`--config=${config}`, '--stanza=main', 'restore'], env: {}, readFile })
+    assert.equal(waldenCommandLine(cfg, 'archive-get', '%f "%p"', { readFile }), `${WALDEN} '--config=/etc/o'\\''brien/100%%p wal.conf' --stanza=main archive-get %f "%p"`)
   })
 })

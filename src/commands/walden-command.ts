@@ -7,7 +7,7 @@ import type { Config, ConfigLoadInput } from '../config/config.js'
 import { COMMANDS } from '../config/commands.js'
 import type { CommandName } from '../config/commands.js'
 import { waldenPackageRoot } from '../pg/binaries.js'
-import { shellQuote } from './restore/recovery.js'
+import { commandWord } from '../pg/conf-syntax.js'
 
 /** The sh fronts in bin/ that settle the usual asynchronous call without starting Node.js. */
 const FRONTS: Partial<Record<CommandName, string>> = {
@@ -33,6 +33,9 @@ export interface WaldenCommandOptions {
  * delivers a segment the background process has fetched (archive-get), or settles one it has pushed (archive-push),
  * without starting Node.js, and runs walden with the same arguments for everything else. Not with --cmd, whose
  * command may be anything.
+ *
+ * Every word is quoted for sh and has its % doubled (commandWord), so a path with a quote, a space or a % in it
+ * reaches walden as it is; the config-file layer is the writer's (confValue).
  */
 export function waldenCommandLine(cfg: Config, command: CommandName, placeholders: string, options: WaldenCommandOptions = {}): string {
   const node = process.execPath
@@ -42,15 +45,15 @@ export function waldenCommandLine(cfg: Config, command: CommandName, placeholder
     .filter((arg) => !arg.startsWith('--stanza=') && !arg.startsWith('--log-level-console='))
   const stanza = `--stanza=${cfg.stanza()}`
   const given = cfg.string('cmd')
-  if (given !== undefined) return [given, ...[...forwarded, stanza].map(shellQuote), command, placeholders].join(' ')
+  if (given !== undefined) return [given, ...[...forwarded, stanza].map(commandWord), command, placeholders].join(' ')
 
   const front = frontPath(command, options.frontFolder)
   const spoolPath = front === undefined ? undefined : asyncSpoolPath([...forwarded, stanza], command, options.readFile)
   if (front !== undefined && spoolPath !== undefined) {
     const words = [front, node, script, ...forwarded.filter((arg) => !arg.startsWith('--spool-path=')), stanza, `--spool-path=${spoolPath}`]
-    return [...words.map(shellQuote), placeholders].join(' ')
+    return [...words.map(commandWord), placeholders].join(' ')
   }
-  return [...[node, script, ...forwarded, stanza].map(shellQuote), command, placeholders].join(' ')
+  return [...[node, script, ...forwarded, stanza].map(commandWord), command, placeholders].join(' ')
 }
 
 /** The front for `command`, when there is one and it can be run. */

@@ -165,3 +165,20 @@ export async function pgBinFor(major: number): Promise<string> {
   }
   return dir
 }
+
+/**
+ * The socket folder a PostgreSQL build uses when none is named (its DEFAULT_PGSOCKET_DIR, the boot value of
+ * unix_socket_directories): /tmp upstream, /var/run/postgresql in Debian's packages. libpq compares a socket
+ * connection's host with it when looking up the password file. Undefined when the binaries cannot tell.
+ */
+export async function pgDefaultSocketDir(binDir: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await execFileAsync(join(binDir, 'postgres'), ['--describe-config'], { timeout: 10_000, maxBuffer: 8 * 1024 * 1024 })
+    // Tab-separated: name, context, group, type, boot value, ...
+    const fields = stdout.split('\n').find((line) => line.startsWith('unix_socket_directories\t'))?.split('\t')
+    const value = fields?.[4]?.split(',')[0]?.trim()
+    return value === undefined || value === '' ? undefined : value
+  } catch {
+    return undefined
+  }
+}

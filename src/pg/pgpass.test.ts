@@ -16,7 +16,15 @@ describe('pgpassLookup', () => {
 
   test('unescapes colons and backslashes', () => {
     assert.equal(pgpassLookup('db1:5432:replication:rep:a\\:b\\\\c', key), 'a:b\\c')
-    assert.equal(pgpassLookup('db1:5432:replication:rep:a:b', key), 'a:b')
+    // libpq ends the password at an unescaped colon, too.
+    assert.equal(pgpassLookup('db1:5432:replication:rep:a:b', key), 'a')
+    assert.equal(pgpassLookup('db1:5432:replication:rep:x\r', key), 'x')
+  })
+
+  test('an escaped star is a literal star, not a wildcard', () => {
+    assert.equal(pgpassLookup('\\*:5432:replication:rep:star', key), undefined)
+    assert.equal(pgpassLookup('\\*:5432:replication:rep:star', { ...key, host: '*' }), 'star')
+    assert.equal(pgpassLookup('*:5432:replication:rep:any', key), 'any')
   })
 })
 
@@ -32,9 +40,23 @@ describe('pgpassUpsert', () => {
     assert.equal(pgpassLookup(pgpassUpsert('', { ...key, password: 'p:w\\' }), key), 'p:w\\')
   })
 
-  test('socket hosts are localhost, as libpq matches them', () => {
-    assert.equal(pgpassHost('/var/run/postgresql'), 'localhost')
-    assert.equal(pgpassHost(undefined), 'localhost')
+  test('a socket folder with colons and backslashes, a literal star, and line breaks refused', () => {
+    const socket = { ...key, host: '/tmp/a:b\\c', user: '*' }
+    const text = pgpassUpsert('', { ...socket, password: '*' })
+    assert.equal(text, '/tmp/a\\:b\\\\c:5432:replication:\\*:\\*\n')
+    assert.equal(pgpassLookup(text, socket), '*')
+    assert.equal(pgpassLookup(text, { ...socket, user: 'rep' }), undefined)
+    assert.throws(() => pgpassUpsert('', { ...key, password: 'a\nb' }), /the password for the password file contains a line break/)
+  })
+
+  test("a socket folder is itself, except the build's default one, which libpq looks up as localhost", () => {
+    assert.equal(pgpassHost('/tmp/walden-x/pg.sock', '/var/run/postgresql'), '/tmp/walden-x/pg.sock')
+    assert.equal(pgpassHost('/var/run/postgresql', '/var/run/postgresql'), 'localhost')
+    assert.equal(pgpassHost('/run/postgresql', '/var/run/postgresql'), '/run/postgresql')
+    assert.equal(pgpassHost('/tmp'), 'localhost')
+    assert.equal(pgpassHost('/var/run/postgresql'), '/var/run/postgresql')
+    assert.equal(pgpassHost(undefined, '/var/run/postgresql'), 'localhost')
+    assert.equal(pgpassHost('', '/tmp'), 'localhost')
     assert.equal(pgpassHost('10.1.1.1'), '10.1.1.1')
   })
 })

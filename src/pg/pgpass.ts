@@ -26,36 +26,64 @@ export function pgpassPath(): string {
   return join(userInfo().homedir, '.pgpass')
 }
 
-/** How libpq names the host in the password file: a socket folder (or no host) is 'localhost'. */
-export function pgpassHost(host: string | undefined): string {
-  return host === undefined || host === '' || host.startsWith('/') ? 'localhost' : host
+/** PostgreSQL's own default socket folder, for when the build's cannot be found out (see pgDefaultSocketDir). */
+export const UPSTREAM_SOCKET_DIR = '/tmp'
+
+/**
+ * How libpq names the host when it looks up the password file: no host, or the socket folder its build uses by
+ * default, is 'localhost'; any other socket folder is the folder itself, exactly as given (libpq compares the
+ * strings, so /run/postgresql and /var/run/postgresql differ); a host name or address is itself.
+ */
+export function pgpassHost(host: string | undefined, defaultSocketDir: string = UPSTREAM_SOCKET_DIR): string {
+  if (host === undefined || host === '' || host === defaultSocketDir) return 'localhost'
+  return host
 }
 
-function splitFields(line: string): string[] {
-  const fields: string[] = []
+/** The wildcard field `*`. */
+const ANY = Symbol('any')
+
+/**
+ * A line's fields as libpq reads them: `\\x` is x, an unescaped `:` ends a field, and the password ends at the
+ * next unescaped `:` too (anything after it is ignored). `*` alone is a wildcard in the first four; an escaped
+ * `\\*` is a literal star. A line with fewer than five fields matches nothing.
+ */
+function splitFields(line: string): Array<string | typeof ANY> {
+  const fields: Array<string | typeof ANY> = []
   let field = ''
-  for (let at = 0; at < line.length; at++) {
-    const char = line[at]!
-    if (char === '\\' && at + 1 < line.length) field += line[++at]!
-    else if (char === ':' && fields.length < 4) {
-      fields.push(field)
-      field = ''
-    } else field += char
+  let raw = ''
+  for (let at = 0; fields.length < 5; at++) {
+    const char = line[at]
+    if (char === undefined || char === ':') {
+      fields.push(raw === '*' && fields.length < 4 ? ANY : field)
+      field = raw = ''
+      if (char === undefined) break
+    } else if (char === '\\' && at + 1 < line.length) {
+      raw += char + line[at + 1]!
+      field += line[++at]!
+    } else {
+      raw += char
+      field += char
+    }
   }
-  fields.push(field)
   return fields
 }
 
-const escapeField = (value: string): string => value.replace(/[\\:]/g, (c) => `\\${c}`)
+/** A field escaped for the file: `:` and `\\` escaped, and a literal `*` so that it is not a wildcard. */
+function escapeField(value: string, what: string): string {
+  if (/[\n\r]/.test(value)) {
+    fail('OptionInvalidValue', `the ${what} for the password file contains a line break`, { hint: 'libpq reads the password file a line at a time; choose one without.' })
+  }
+  return value === '*' ? '\\*' : value.replace(/[\\:]/g, (c) => `\\${c}`)
+}
 
 /** The password libpq would use for a connection: the first line that matches, wildcards included. */
 export function pgpassLookup(text: string, key: PgpassKey): string | undefined {
   for (const line of text.split('\n')) {
     if (line.trim() === '' || line.startsWith('#')) continue
-    const fields = splitFields(line)
+    const fields = splitFields(line.replace(/\r$/, ''))
     if (fields.length !== 5) continue
     const wanted = [key.host, key.port, key.database, key.user]
-    if (wanted.every((value, index) => fields[index] === '*' || fields[index] === value)) return fields[4]
+    if (wanted.every((value, index) => fields[index] === ANY || fields[index] === value)) return fields[4] as string
   }
   return undefined
 }
@@ -65,7 +93,8 @@ export function pgpassLookup(text: string, key: PgpassKey): string | undefined {
  * replaced where it is (libpq takes the first match, so order matters) or appended. Other lines stay as they were.
  */
 export function pgpassUpsert(text: string, entry: PgpassEntry): string {
-  const line = [entry.host, entry.port, entry.database, entry.user, entry.password].map(escapeField).join(':')
+  const names = ['host', 'port', 'database', 'user name', 'password']
+  const line = [entry.host, entry.port, entry.database, entry.user, entry.password].map((value, index) => escapeField(value, names[index]!)).join(':')
   const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n')
   const index = lines.findIndex((existing) => {
     const fields = splitFields(existing)

@@ -10,6 +10,7 @@ import { log } from '../../common/log.js'
 import { formatBytes } from '../../common/progress.js'
 import { codecFor } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
+import { confValueCheck, settingName } from '../../pg/conf-syntax.js'
 import { pgControlRead } from '../../pg/control.js'
 import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
 import type { Manifest } from '../../repo/manifest.js'
@@ -93,7 +94,10 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
   await checkTablespaceTargets(targets, pgPath, delta || force)
   // Last of the checks, as it may create a replication slot on the primary.
-  const standbySettings = await standbyPrepare(cfg, type)
+  const standbySettings = await standbyPrepare(cfg, type, manifest.pg.version)
+  // Rendered once now, before anything is written, so a value the config file cannot hold stops the restore here.
+  const recovery = recoverySettingsFor(cfg, type, target, standbySettings)
+  autoConfRewrite('', recovery)
 
   // A cluster restored part-way must never start: without global/pg_control PostgreSQL refuses to, so the old one
   // goes first and the backup's is written last, after everything else is durable.
@@ -133,7 +137,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   // backup_label tells PostgreSQL where replay must start; without it the restored files are not consistent.
   const data = new PosixStorage(pgPath)
   await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
-  await writeRecovery(cfg, data, pgPath, type, target, standbySettings)
+  await writeRecovery(data, pgPath, type, recovery)
   // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
   await restoreFile({
     destination: destinationOf(control.name, targets),
@@ -164,6 +168,11 @@ function recoveryOptionsCheck(cfg: Config, type: string, target: string | undefi
     fail('OptionRequired', `restore --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} to recover to.` })
   }
   if (target !== undefined) targetCheck(type, target)
+  // Checked before anything else, as standby preparation may already create a slot on the primary.
+  if (target !== undefined) confValueCheck('the recovery target', target, "option 'target'")
+  for (const [key, value] of Object.entries(cfg.hash('recovery-option'))) {
+    confValueCheck(settingName(key, "option 'recovery-option' name"), value, `option 'recovery-option'`)
+  }
   if (!TARGET_TYPES.has(type) && target !== undefined) {
     fail('OptionInvalid', `option 'target' is only valid with --type=time, xid, name or lsn, not --type=${type}`)
   }
@@ -248,16 +257,15 @@ async function layoutPrepare(
   return { removed, expectFolders }
 }
 
-async function writeRecovery(
+/** The settings restore writes into postgresql.auto.conf for this recovery type (see recovery.ts). */
+function recoverySettingsFor(
   cfg: Config,
-  data: PosixStorage,
-  pgPath: string,
   type: string,
   target: string | undefined,
   standbySettings: Readonly<Record<string, string>>,
-): Promise<void> {
+): Map<string, string> {
   const timeline = cfg.string('target-timeline')
-  const settings = recoverySettings({
+  return recoverySettings({
     type,
     ...(target !== undefined ? { target } : {}),
     targetAction: cfg.string('target-action') ?? 'pause',
@@ -269,10 +277,13 @@ async function writeRecovery(
       ...(['command line', 'environment'].includes(cfg.source('pg1-port') ?? 'default') ? { port: String(cfg.number('pg1-port')) } : {}),
       ...standbySettings,
       // A primary_conninfo given this way was cleaned of its password by standbyPrepare: that version wins.
-      ...Object.fromEntries(Object.entries(cfg.hash('recovery-option')).filter(([key]) => !(key === 'primary_conninfo' && key in standbySettings))),
+      ...Object.fromEntries(Object.entries(cfg.hash('recovery-option')).filter(([key]) => !(key.toLowerCase() === 'primary_conninfo' && 'primary_conninfo' in standbySettings))),
     },
     archiveOff: cfg.string('archive-mode') === 'off',
   })
+}
+
+async function writeRecovery(data: PosixStorage, pgPath: string, type: string, settings: ReadonlyMap<string, string>): Promise<void> {
   const autoConf = join(pgPath, 'postgresql.auto.conf')
   const existing = await readFile(autoConf, 'utf8').catch((error: unknown) => {
     if (errnoCode(error) === 'ENOENT') return ''

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { autoConfRewrite, recoverySettings, shellQuote, signalFile } from './recovery.js'
+import { shellQuote } from '../../pg/conf-syntax.js'
+import { autoConfRewrite, recoverySettings, signalFile } from './recovery.js'
 
 const base = { targetAction: 'promote', targetExclusive: false, restoreCommand: 'walden --stanza=demo archive-get %f "%p"', options: {} }
 
@@ -35,4 +36,25 @@ test('archive-mode=off turns archiving off, whatever the recovery type', () => {
   assert.equal(recoverySettings({ ...base, type: 'preserve', archiveOff: true }).get('archive_mode'), 'off')
   assert.match(autoConfRewrite("archive_mode = 'on'\n", recoverySettings({ ...base, type: 'default', archiveOff: true })), /^archive_mode = 'off'$/m)
   assert.doesNotMatch(autoConfRewrite("archive_mode = 'on'\n", recoverySettings({ ...base, type: 'default', archiveOff: true })), /'on'/)
+})
+
+test('nasty values are escaped by PostgreSQL rules, names checked and compared without case', () => {
+  const settings = recoverySettings({
+    ...base,
+    type: 'name',
+    target: 'daily\\tpoint\\101',
+    options: { Recovery_Target_Action: 'shutdown', 'my.option': "it's 100% \\o/" },
+  })
+  const text = autoConfRewrite("recovery_target_action = 'pause'\nRESTORE_COMMAND 'old'\nwork_mem = '4MB'\n", settings)
+  assert.equal(
+    text,
+    "work_mem = '4MB'\n# Recovery settings written by walden restore\n" +
+      `restore_command = 'walden --stanza=demo archive-get %f "%p"'\n` +
+      "recovery_target_name = 'daily\\\\tpoint\\\\101'\nrecovery_target_action = 'shutdown'\nmy.option = 'it''s 100% \\\\o/'\n",
+  )
+})
+
+test('a value with a line break or a bad option name is refused, not written', () => {
+  assert.throws(() => autoConfRewrite('', recoverySettings({ ...base, type: 'name', target: "x'\nrestore_command = 'evil'" })), /it contains a line break/)
+  assert.throws(() => recoverySettings({ ...base, type: 'default', options: { 'a = 1\nb': 'x' } }), /recovery option name .* is not a PostgreSQL setting name/)
 })

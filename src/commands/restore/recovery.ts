@@ -1,8 +1,15 @@
 // Recovery settings for the restored cluster. Every supported major (13+) reads them from postgresql.conf files
 // and a signal file: recovery.signal to recover and finish, standby.signal to stay a standby.
 
+import { confLine, settingName } from '../../pg/conf-syntax.js'
+
 /** Settings walden manages; stale copies from the backed-up cluster or an earlier restore are removed. */
-const MANAGED = /^\s*(restore_command|recovery_target\w*|recovery_end_command|primary_conninfo|primary_slot_name)\s*=/
+const MANAGED = /^(restore_command|recovery_target\w*|recovery_end_command|primary_conninfo|primary_slot_name)$/
+
+/** The setting a config-file line sets (lower-cased), if it sets one: `name = value`, or `name value` without `=`. */
+function lineSetting(line: string): string | undefined {
+  return /^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\s*(?:=|\s|'|$)/.exec(line)?.[1]?.toLowerCase()
+}
 
 export interface RecoveryRequest {
   type: string
@@ -14,16 +21,6 @@ export interface RecoveryRequest {
   options: Readonly<Record<string, string>>
   /** Turn archiving off on the restored cluster (restore --archive-mode=off). */
   archiveOff?: boolean
-}
-
-/** Quotes a value for postgresql.conf: single quotes, embedded quotes doubled. */
-export function confQuote(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`
-}
-
-/** Quotes one shell word when it needs it. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_\-./=:%@,+]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`
 }
 
 /** The settings to append for a recovery type; empty for preserve and none. */
@@ -46,25 +43,28 @@ export function recoverySettings(request: RecoveryRequest): Map<string, string> 
   }
   if (setting !== undefined || request.type === 'immediate') settings.set('recovery_target_action', request.targetAction)
   if (request.targetTimeline !== undefined) settings.set('recovery_target_timeline', request.targetTimeline)
-  for (const [key, value] of Object.entries(request.options)) settings.set(key, value)
+  // Names are compared as PostgreSQL does, so an option overrides walden's own setting whatever its case.
+  for (const [key, value] of Object.entries(request.options)) settings.set(settingName(key, 'recovery option name'), value)
   return settings
 }
 
-/** postgresql.auto.conf with managed settings replaced by `settings`. */
+/**
+ * postgresql.auto.conf with managed settings replaced by `settings`. Every name and value goes through confLine,
+ * which escapes the value by PostgreSQL's rules or refuses it: the lines are made before anything is kept, so a
+ * refusal leaves nothing half-written.
+ */
 export function autoConfRewrite(existing: string, settings: ReadonlyMap<string, string>): string {
-  const overridden = new Set(settings.keys())
+  if (settings.size === 0) return existing.replace(/\n*$/, '\n')
+  const lines = [...settings].map(([key, value]) => confLine(key, value))
+  const overridden = new Set([...settings.keys()].map((key) => key.toLowerCase()))
   const kept = existing
     .split('\n')
     .filter((line) => {
-      if (settings.size === 0) return true
-      if (MANAGED.test(line)) return false
-      const key = /^\s*([A-Za-z_.]+)\s*=/.exec(line)?.[1]
-      return key === undefined || !overridden.has(key)
+      const key = lineSetting(line)
+      return key === undefined || !(MANAGED.test(key) || overridden.has(key))
     })
     .join('\n')
     .replace(/\n*$/, '\n')
-  if (settings.size === 0) return kept
-  const lines = [...settings].map(([key, value]) => `${key} = ${confQuote(value)}`)
   return `${kept}# Recovery settings written by walden restore\n${lines.join('\n')}\n`
 }
 

@@ -5,14 +5,18 @@
 import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
+import { pgBinFor, pgDefaultSocketDir } from '../../pg/binaries.js'
 import { conninfoFormat, conninfoParse, conninfoWhere } from '../../pg/conninfo.js'
 import { pgpassLookup, pgpassPath, pgpassRead, pgpassUpsert, pgpassWrite } from '../../pg/pgpass.js'
 import { primaryConnect, replicationPgpassKey } from '../primary-connection.js'
 
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/
 
-/** Settings a standby restore adds to postgresql.auto.conf; empty for the other restore types. */
-export async function standbyPrepare(cfg: Config, type: string): Promise<Record<string, string>> {
+/**
+ * Settings a standby restore adds to postgresql.auto.conf; empty for the other restore types. `major` is the
+ * restored cluster's: its server's libpq is the one that reads the password file.
+ */
+export async function standbyPrepare(cfg: Config, type: string, major: number): Promise<Record<string, string>> {
   // recovery-option=primary_conninfo=... is the pgBackRest way to say the same; it gets the same care.
   const viaRecoveryOption = cfg.hash('recovery-option')['primary_conninfo']
   if (viaRecoveryOption !== undefined && cfg.string('primary-conninfo') !== undefined) {
@@ -44,7 +48,8 @@ export async function standbyPrepare(cfg: Config, type: string): Promise<Record<
   const password = info.get('password')
   info.delete('password')
   const passfile = info.get('passfile') ?? pgpassPath()
-  const key = replicationPgpassKey(info)
+  const defaultSocketDir = await pgBinFor(major).then(pgDefaultSocketDir, () => undefined)
+  const key = replicationPgpassKey(info, defaultSocketDir)
   const existing = await pgpassRead(passfile)
   if (password !== undefined) {
     if (pgpassLookup(existing, key) !== password) {
@@ -58,7 +63,7 @@ export async function standbyPrepare(cfg: Config, type: string): Promise<Record<
   // Checked now, with the password: the same connection the WAL receiver will make, minus replication.
   const withPassword = new Map(info)
   if (password !== undefined) withPassword.set('password', password)
-  const session = await primaryConnect(withPassword)
+  const session = await primaryConnect(withPassword, defaultSocketDir)
   try {
     const [role] = await session.query<{ in_recovery: boolean | string }>('select pg_is_in_recovery()::text as in_recovery')
     if (role?.in_recovery === 'true') log.warn(`the server at ${conninfoWhere(info)} is itself a standby: this standby will cascade from it`)

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { WaldenError } from '../../common/errors.js'
 import type { BackupRecord } from '../../repo/stanza-info.js'
-import { backupSelect, targetTimeParse } from './target.js'
+import { backupSelect, targetCheck, targetTimeParse } from './target.js'
 import { timelineReaches } from './timeline.js'
 
 function record(label: string, stop: number, lsnStop: string, timeline = 1): BackupRecord {
@@ -19,13 +19,78 @@ describe('targetTimeParse', () => {
   test('with zones', () => {
     assert.equal(targetTimeParse('2026-11-22 11:00:00+00'), Date.UTC(2026, 10, 22, 11))
     assert.equal(targetTimeParse('2026-11-22 12:00:00+01:00'), Date.UTC(2026, 10, 22, 11))
-    assert.equal(targetTimeParse('2026-11-22T11:00:00.250Z'), Date.UTC(2026, 10, 22, 11) + 250)
+    assert.equal(targetTimeParse('2026-11-22T11:00:00.250+00'), Date.UTC(2026, 10, 22, 11) + 250)
+    assert.equal(targetTimeParse('2026-11-22 11:00:00+05:30:15'), Date.UTC(2026, 10, 22, 5, 29, 45))
     assert.equal(targetTimeParse('2026-11-22 06:00:00-0500'), Date.UTC(2026, 10, 22, 11))
   })
   test('bad times are clear errors', () => {
-    for (const bad of ['yesterday', '2026-13-01 00:00:00', '2026-11-22 25:00:00', '']) {
+    for (const bad of ['yesterday', '']) {
       assert.throws(() => targetTimeParse(bad), (error: unknown) => error instanceof WaldenError && error.kind === 'OptionInvalidValue' && error.message === `target time '${bad}' is not a valid time`)
     }
+  })
+  test('dates that do not exist and times out of range are refused, not moved', () => {
+    const cases: Array<[string, string]> = [
+      ['2027-02-29 10:00:00+00', '2027-02 has 28 days'],
+      ['2026-02-30 10:00:00+00', '2026-02 has 28 days'],
+      ['2100-02-29 10:00:00+00', '2100-02 has 28 days'],
+      ['2026-04-31 10:00:00+00', '2026-04 has 30 days'],
+      ['2026-11-00 10:00:00+00', '2026-11 has 30 days'],
+      ['2026-13-01 00:00:00+00', 'there is no month 13'],
+      ['0000-01-01 00:00:00+00', 'there is no year 0'],
+      ['2026-11-22 25:00:00+00', 'the time of day is out of range'],
+      ['2026-11-22 24:00:01+00', 'the time of day is out of range'],
+      ['2026-11-22 10:60:00+00', 'the time of day is out of range'],
+      ['2026-11-22 10:00:61+00', 'the time of day is out of range'],
+      ['2026-11-22 10:00:00+16', 'the time zone offset +16 is out of range'],
+      ['2026-11-22 10:00:00+05:60', 'the time zone offset +05:60 is out of range'],
+      ['2026-11-22 10:00:00Z', "'Z' is not a time zone name PostgreSQL reads here"],
+      ['2026-11-22 10:00:00 PST', "'PST' is not a time zone name PostgreSQL reads here"],
+      ['2026-11-22 10:00:00 Mars/Olympus', "'Mars/Olympus' is not a time zone name PostgreSQL reads here"],
+    ]
+    for (const [bad, why] of cases) {
+      assert.throws(
+        () => targetTimeParse(bad),
+        (error: unknown) => error instanceof WaldenError && error.kind === 'OptionInvalidValue' && error.message === `target time '${bad}' is not a valid time: ${why}`,
+        bad,
+      )
+    }
+  })
+  test('zone names, daylight saving included', () => {
+    assert.equal(targetTimeParse('2026-07-01 12:00:00 Europe/Paris'), Date.UTC(2026, 6, 1, 10))
+    assert.equal(targetTimeParse('2026-12-01 12:00:00 Europe/Paris'), Date.UTC(2026, 11, 1, 11))
+    assert.equal(targetTimeParse('2026-03-29 03:30:00 Europe/Paris'), Date.UTC(2026, 2, 29, 1, 30))
+    assert.equal(targetTimeParse('2026-11-22 11:00:00 America/New_York'), Date.UTC(2026, 10, 22, 16))
+  })
+  test('leap days, 24:00:00 and leap seconds as PostgreSQL reads them', () => {
+    assert.equal(targetTimeParse('2028-02-29 10:00:00+00'), Date.UTC(2028, 1, 29, 10))
+    assert.equal(targetTimeParse('2000-02-29 10:00:00 UTC'), Date.UTC(2000, 1, 29, 10))
+    assert.equal(targetTimeParse('2026-12-31 24:00:00+00'), Date.UTC(2027, 0, 1))
+    assert.equal(targetTimeParse('2026-12-31 23:59:60 GMT'), Date.UTC(2027, 0, 1))
+    assert.equal(new Date(targetTimeParse('0099-06-01 00:00:00+00')).toISOString(), '0099-06-01T00:00:00.000Z')
+  })
+})
+
+describe('targetCheck', () => {
+  const refused = (type: string, target: string, message: RegExp): void => {
+    assert.throws(() => targetCheck(type, target), (error: unknown) => error instanceof WaldenError && error.kind === 'OptionInvalidValue' && message.test(error.message), `${type} ${target}`)
+  }
+  test('xid: decimal, unsigned 64-bit, a normal transaction', () => {
+    for (const good of ['3', '12345', '4294967295', String((5n << 32n) + 1234n), '18446744073709551615']) targetCheck('xid', good)
+    refused('xid', '18446744073709551616', /^target xid '18446744073709551616' is out of range: a transaction id is at most 18446744073709551615 \(64 bits\)$/)
+    refused('xid', '99999999999999999999999', /out of range/)
+    for (const bad of ['0123', '0x10', '-1', '1e5', '12 ', 'abc', '']) refused('xid', bad, /is not a transaction id: expected a decimal number without leading zeros$/)
+    for (const special of ['0', '1', '2', String(1n << 32n)]) refused('xid', special, /is not the id of a transaction that can commit$/)
+  })
+  test('lsn: X/X, each part at most 8 hex digits', () => {
+    for (const good of ['0/0', '0/3000028', 'FFFFFFFF/FFFFFFFF', 'a/b']) targetCheck('lsn', good)
+    for (const bad of ['1FFFFFFFF/0', '0/123456789', '0/', '/1', '0/3000028 ', 'g/1', '0x1/2']) refused('lsn', bad, /is not an LSN$/)
+  })
+  test('name: 1 to 63 bytes, counted in UTF-8', () => {
+    targetCheck('name', 'x'.repeat(63))
+    targetCheck('name', 'é'.repeat(31))
+    refused('name', 'x'.repeat(64), /is 64 bytes long; a restore point name is 1 to 63 bytes$/)
+    refused('name', 'é'.repeat(32), /is 64 bytes long/)
+    refused('name', '', /is 0 bytes long/)
   })
 })
 
