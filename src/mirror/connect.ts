@@ -13,8 +13,9 @@ import type { PgConnectOptions } from '../pg/session.js'
 
 /**
  * The password libpq would use when the connection string has none: PGPASSWORD (left to the driver, which reads it
- * itself), else the password file (passfile=, $PGPASSFILE or ~/.pgpass), where a socket folder is called localhost.
- * The driver's own fallback to the password file does not know that, and is deprecated.
+ * itself), else the password file (passfile=, $PGPASSFILE or ~/.pgpass), where a socket folder is named as libpq names it
+ * (pgpassHost: localhost for PostgreSQL's default folder, the folder itself for any other). The driver's own fallback
+ * to the password file does not know that, and is deprecated.
  */
 async function passwordFromFile(options: PgConnectOptions, passfile: string | undefined): Promise<string | undefined> {
   if (options.password !== undefined || (process.env['PGPASSWORD'] ?? '') !== '') return options.password

@@ -269,9 +269,11 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
     })
     assert.equal(fromEnv.code, 0, fromEnv.stderr)
 
-    // From the password file: over TCP, and over the socket, which libpq calls localhost there.
+    // From the password file: over TCP, and over the socket, which libpq names by its folder there (this cluster's
+    // socket folder is not PostgreSQL's default one, which alone would be called localhost).
     const passfile = join(dir.path, 'pgpass')
-    await writeFile(passfile, `127.0.0.1:${cluster.port}:*:postgres:${PASSWORD}\nlocalhost:${cluster.port}:*:pwuser:${PASSWORD}\n`, { mode: 0o600 })
+    const socketField = cluster.socketDir.replace(/[\\:]/g, (c) => `\\${c}`)
+    await writeFile(passfile, `127.0.0.1:${cluster.port}:*:postgres:${PASSWORD}\n${socketField}:${cluster.port}:*:pwuser:${PASSWORD}\n`, { mode: 0o600 })
     await chown(passfile, (await stat(dir.path)).uid, (await stat(dir.path)).gid)
     const env = { PGPASSFILE: passfile }
     const viaSocket = await runWalden(
