@@ -1,6 +1,7 @@
 // walden's entry point: configuration -> logging -> stop check -> lock -> command -> exit status.
 // The only place that catches every error and the only place that exits the process.
 
+import { cipherConfigure } from '../repo/cipher.js'
 import { join } from 'node:path'
 import { COMMANDS } from '../config/commands.js'
 import { configLoad } from '../config/config.js'
@@ -40,6 +41,9 @@ async function main(argv: readonly string[]): Promise<number> {
     cfg = configLoad({ argv, env: process.env })
     configureLog(cfg)
     for (const warning of cfg.warnings) log.warn(warning)
+    // Key files are read and checked before the command does anything; the stanza's record is checked against
+    // this when its info files are read (repo/cipher.ts).
+    cipherConfigure(cfg)
     const def = COMMANDS[cfg.command]
     const describe = cfg.describe()
     const name = cfg.role === 'async' ? `${cfg.command}:async` : cfg.command
@@ -73,7 +77,7 @@ function reportError(error: unknown, cfg: Config | undefined): number {
     // Without a configured logger (a config error) the console default is warn, so the line above reached stderr.
     if (error.kind === 'Assert') log.error(error.stack ?? '')
     if (cfg) log.info(`${cfg.command} command end: aborted with exception [${String(error.code).padStart(3, '0')}]`)
-    if (cfg?.command === 'archive-get' && (error.kind === 'Checksum' || error.kind === 'Format' || error.kind === 'ArchiveDuplicate')) {
+    if (cfg?.command === 'archive-get' && (error.kind === 'Checksum' || error.kind === 'Format' || error.kind === 'ArchiveDuplicate' || error.kind === 'Crypto')) {
       log.error(`exit ${ARCHIVE_GET_ABORT_RECOVERY}: PostgreSQL must abort recovery rather than end it before this WAL file`)
       return ARCHIVE_GET_ABORT_RECOVERY
     }

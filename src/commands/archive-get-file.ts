@@ -6,6 +6,8 @@ import { renameSync, rmSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { threadId } from 'node:worker_threads'
 import { archiveFileFind } from '../repo/archive.js'
+import { cipherJobUse } from '../repo/cipher.js'
+import type { CipherState } from '../repo/cipher.js'
 import type { ArchiveInfo } from '../repo/stanza-info.js'
 import { storedFileCopy, storedFileCopyToFileSync } from '../repo/stored-file.js'
 import { posixStorage, PosixStorage, syncFolder } from '../storage/posix.js'
@@ -16,6 +18,8 @@ export interface ArchiveGetFileInput {
   walName: string
   /** Absolute path to write the file to; written under a temporary name and renamed once verified. */
   destination: string
+  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
+  cipher?: CipherState
 }
 
 export interface ArchiveGetFileResult {
@@ -29,6 +33,7 @@ export interface ArchiveGetFileResult {
  * is a Checksum or ArchiveDuplicate error.
  */
 export async function archiveGetFile(input: ArchiveGetFileInput): Promise<ArchiveGetFileResult> {
+  cipherJobUse(input.cipher)
   const repo = posixStorage(input.repoPath)
   const found = await archiveFileFind(repo, input.info, input.walName)
   if (!found) return {}

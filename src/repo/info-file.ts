@@ -5,7 +5,9 @@
 
 import { createHash } from 'node:crypto'
 import { fail } from '../common/errors.js'
+import { isSealed, openBuffer, sealBuffer } from '../io/cipher.js'
 import type { Storage } from '../storage/storage.js'
+import { cipherOpenKeys, cipherSealMeta } from './cipher.js'
 
 /** Version of walden's repository formats; bumped when a reader of an older walden could misread a file. */
 export const REPO_FORMAT = 1
@@ -20,9 +22,15 @@ function checksumOf(content: unknown): string {
   return createHash('sha256').update(JSON.stringify(content)).digest('hex')
 }
 
-export async function infoFileSave<T>(storage: Storage, path: string, content: T): Promise<void> {
+/**
+ * `sealed`: encrypt the document with the repository key when there is one (repo/cipher.ts cipherSealMeta); for
+ * backup manifests. archive.info and backup.info stay readable: they hold the stanza's cipher record itself.
+ */
+export async function infoFileSave<T>(storage: Storage, path: string, content: T, options: { sealed?: boolean } = {}): Promise<void> {
   const envelope: Envelope<T> = { format: REPO_FORMAT, checksum: checksumOf(content), content }
-  const text = `${JSON.stringify(envelope, null, 1)}\n`
+  const seal = options.sealed === true ? cipherSealMeta() : undefined
+  const plain = `${JSON.stringify(envelope, null, 1)}\n`
+  const text = seal ? sealBuffer(seal, Buffer.from(plain)) : plain
   // Main file first, copy second: if walden dies between the two, the main file is already the newer one.
   await storage.write(path, text)
   await storage.write(`${path}.copy`, text)
@@ -33,8 +41,24 @@ export async function infoFileLoad<T>(storage: Storage, path: string): Promise<T
   const problems: string[] = []
   let found = false
   for (const candidate of [path, `${path}.copy`]) {
-    const data = await storage.read(candidate, { missingOk: true })
+    let data = await storage.read(candidate, { missingOk: true })
     if (data === undefined) continue
+    if (isSealed(data)) {
+      const keys = cipherOpenKeys()
+      if (!keys) {
+        fail('Crypto', `'${storage.describe(candidate)}' is encrypted, but the stanza's info files record no encryption`, {
+          hint: 'the repository is damaged or was mixed with another; restore its info files from a copy.',
+        })
+      }
+      try {
+        data = openBuffer(keys, data, `'${storage.describe(candidate)}'`)
+      } catch (error) {
+        // A missing key is the same for both copies; damage may be in one only.
+        if (!(error instanceof Error && /failed authentication/.test(error.message))) throw error
+        problems.push(error.message)
+        continue
+      }
+    }
     found = true
     let envelope: Envelope<T>
     try {

@@ -97,7 +97,7 @@ export interface Manifest {
 }
 
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {
-  await infoFileSave(storage, layout.backupManifest(stanza, manifest.label), manifest)
+  await infoFileSave(storage, layout.backupManifest(stanza, manifest.label), manifest, { sealed: true })
 }
 
 export async function manifestLoad(storage: Storage, stanza: string, label: string): Promise<Manifest> {

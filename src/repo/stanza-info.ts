@@ -5,6 +5,8 @@ import { fail } from '../common/errors.js'
 import type { CompressType } from '../io/compress.js'
 import type { Storage } from '../storage/storage.js'
 import type { BackupType } from './label.js'
+import { cipherAdopt } from './cipher.js'
+import type { CipherRecord } from './cipher.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { archiveIdFormat, layout } from './layout.js'
 
@@ -20,6 +22,8 @@ export interface ArchiveInfo {
   stanza: string
   db: PgIdentity
   history: PgIdentity[]
+  /** The stanza's encryption (repo/cipher.ts), the same in both info files; absent when not encrypted. */
+  cipher?: CipherRecord
 }
 
 export interface BackupRecord {
@@ -55,6 +59,16 @@ export interface BackupInfo {
   history: PgIdentity[]
   /** Sorted by label, which is time order. */
   backups: BackupRecord[]
+  cipher?: CipherRecord
+}
+
+/**
+ * Every command reads one of the two info files before it touches anything else of the stanza: the place to check
+ * the configured cipher fits the stanza's, and to unlock its keys.
+ */
+function adopt<T extends { cipher?: CipherRecord } | undefined>(info: T, stanza: string): T {
+  if (info) cipherAdopt(info.cipher, `stanza '${stanza}'`)
+  return info
 }
 
 export function archiveIdOf(identity: PgIdentity): string {
@@ -68,11 +82,11 @@ function missingStanza(stanza: string, storage: Storage): never {
 }
 
 export async function archiveInfoLoad(storage: Storage, stanza: string): Promise<ArchiveInfo> {
-  return (await infoFileLoad<ArchiveInfo>(storage, layout.archiveInfo(stanza))) ?? missingStanza(stanza, storage)
+  return adopt((await infoFileLoad<ArchiveInfo>(storage, layout.archiveInfo(stanza))) ?? missingStanza(stanza, storage), stanza)
 }
 
 export async function archiveInfoLoadIfExists(storage: Storage, stanza: string): Promise<ArchiveInfo | undefined> {
-  return infoFileLoad<ArchiveInfo>(storage, layout.archiveInfo(stanza))
+  return adopt(await infoFileLoad<ArchiveInfo>(storage, layout.archiveInfo(stanza)), stanza)
 }
 
 export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Promise<void> {
@@ -80,11 +94,11 @@ export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Prom
 }
 
 export async function backupInfoLoad(storage: Storage, stanza: string): Promise<BackupInfo> {
-  return (await infoFileLoad<BackupInfo>(storage, layout.backupInfo(stanza))) ?? missingStanza(stanza, storage)
+  return adopt((await infoFileLoad<BackupInfo>(storage, layout.backupInfo(stanza))) ?? missingStanza(stanza, storage), stanza)
 }
 
 export async function backupInfoLoadIfExists(storage: Storage, stanza: string): Promise<BackupInfo | undefined> {
-  return infoFileLoad<BackupInfo>(storage, layout.backupInfo(stanza))
+  return adopt(await infoFileLoad<BackupInfo>(storage, layout.backupInfo(stanza)), stanza)
 }
 
 export async function backupInfoSave(storage: Storage, info: BackupInfo): Promise<void> {

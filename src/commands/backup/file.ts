@@ -1,4 +1,5 @@
-// Backs up one part of a file: read -> [page checksum check] -> SHA-256 -> compress -> repository, in one pass.
+// Backs up one part of a file: read -> [page checksum check] -> SHA-256 -> compress -> [encrypt] -> repository, in one
+// pass.
 // A file up to the manifest's part size is one part; a larger one (a 1 GiB relation segment) is split so several
 // workers share it instead of one worker holding up the end of the backup. Runs in a worker thread or inline;
 // takes plain data and returns plain data.
@@ -14,6 +15,9 @@ import type { Codec, CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY, Xxh3Stream } from '../../io/hash.js'
 import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
 import { xxh3Create } from '../../io/xxh3.js'
+import { Sealer, SealStream } from '../../io/cipher.js'
+import { cipherJobUse, cipherSealData } from '../../repo/cipher.js'
+import type { CipherState } from '../../repo/cipher.js'
 import { posixStorage, storageError, writeAll } from '../../storage/posix.js'
 import { streamInto } from '../../storage/stream-into.js'
 
@@ -49,6 +53,8 @@ export interface BackupFileInput {
    * parallel backup, whose threads already keep every core busy.
    */
   overlap?: boolean
+  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
+  cipher?: CipherState
 }
 
 export interface BackupFileOutput {
@@ -150,13 +156,26 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   let read = 0
   let stored = 0
   let turn = 0
+  // Compressed, then encrypted (compressing ciphertext gains nothing). The Sealer emits fresh ciphertext only, so the
+  // reused `into` buffers are free again when it returns.
+  const seal = cipherSealData()
+  const sealer = seal ? new Sealer(seal) : undefined
+  const writeOut = (data: Buffer): void => {
+    writeAll(out!, data)
+  }
+  const store = (compressed: Buffer): void => {
+    if (sealer) sealer.write(compressed, writeOut)
+    else {
+      writeAll(out!, compressed)
+      stored += compressed.length
+    }
+  }
   // Writes the slot's compressed chunk, if it has one. Slots take turns, so chunks are written in order.
   const drain = async (slot: Slot): Promise<void> => {
     if (!slot.pending) return
     const compressed = await slot.pending
     slot.pending = undefined
-    writeAll(out!, compressed)
-    stored += compressed.length
+    store(compressed)
   }
   try {
     mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
@@ -181,13 +200,16 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
       }
       if (!overlap) {
         const compressed = slot.into ? slot.into.subarray(0, codec.compressInto!(chunk, input.compressLevel, slot.into)) : codec.compressSync!(chunk, input.compressLevel)
-        writeAll(out, compressed)
-        stored += compressed.length
+        store(compressed)
       }
       read += bytes
       if (!overlap && read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
     }
     for (let left = slots.length; left > 0; left--) await drain(slots[turn++ % slots.length]!)
+    if (sealer) {
+      sealer.end(writeOut)
+      stored = sealer.written
+    }
     // On the thread pool: another job of this thread (the background archive-push runs two per thread) computes
     // while this one waits for the disk.
     if (input.syncEach) await fsyncAsync(out)
@@ -222,6 +244,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
 }
 
 export async function backupFile(input: BackupFileInput): Promise<BackupFileOutput> {
+  cipherJobUse(input.cipher)
   let fd: number
   try {
     fd = openSync(input.source, 'r')
@@ -270,7 +293,8 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     ? new PageVerifyStream(input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
     : undefined
   const fast = new Xxh3Stream()
-  const stages: Transform[] = [...(pages ? [pages] : []), hash, fast, codec.compress(input.compressLevel), count]
+  const seal = cipherSealData()
+  const stages: Transform[] = [...(pages ? [pages] : []), hash, fast, codec.compress(input.compressLevel), ...(seal ? [new SealStream(seal)] : []), count]
   await streamInto(source, stages, writer)
   const xxh3 = fast.digest()
   return {
