@@ -72,6 +72,14 @@ export function x25519PrivateFromDer(der: string): KeyObject {
 // One ephemeral key pair per recipient per thread: the ECDH and HKDF then run once per process, not per file, and
 // each file still gets its own random data key wrapped by the derived key.
 const ephemeral = new Map<string, { header: Buffer; wrapKey: Buffer }>()
+// Chunk buffers of finished Sealers, for the next file on this thread. A backup seals thousands of small files, and
+// per file a fresh 64 KiB buffer plus three draws from OpenSSL's generator cost about 0.4 ms of CPU: measured on
+// 1000 files of 8 KiB, 0.5-0.9 s more than unencrypted, and the same as unencrypted (within noise) with buffers
+// reused and one draw. Sealers of one thread may be alive at once (jobs interleave at their awaits), so each takes its
+// own buffer and gives it back at end().
+const spareChunks: Buffer[] = []
+const SPARE_CHUNKS_MAX = 4
+
 // Readers' derived wrap keys, by ephemeral public key: a backup's files share one.
 const unwrapCache = new Map<string, Buffer>()
 
@@ -94,8 +102,7 @@ function writerWrap(seal: SealKey): { extra: Buffer; wrapKey: Buffer } {
 }
 
 /** Seals `data` under `key` with a random nonce: nonce || ciphertext || tag. For small keys (wrapping). */
-export function wrap(key: Buffer, data: Buffer, aad: Buffer): Buffer {
-  const nonce = randomBytes(WRAP_NONCE)
+export function wrap(key: Buffer, data: Buffer, aad: Buffer, nonce: Buffer = randomBytes(WRAP_NONCE)): Buffer {
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
   cipher.setAAD(aad)
   return Buffer.concat([nonce, cipher.update(data), cipher.final(), cipher.getAuthTag()])
@@ -146,11 +153,13 @@ export class Sealer {
 
   constructor(seal: SealKey, chunkLog2 = CHUNK_LOG2_DEFAULT) {
     this.#chunkSize = 2 ** chunkLog2
-    this.#key = randomBytes(KEY)
-    this.#prefix = randomBytes(7)
+    // One draw for the data key, the nonce prefix and the wrap nonce: each call into OpenSSL's generator costs.
+    const random = randomBytes(KEY + 7 + WRAP_NONCE)
+    this.#key = random.subarray(0, KEY)
+    this.#prefix = random.subarray(KEY, KEY + 7)
     const { extra, wrapKey } = writerWrap(seal)
     const fixed = Buffer.concat([CIPHER_MAGIC, Buffer.from([chunkLog2, seal.kind]), this.#prefix, extra])
-    this.#header = Buffer.concat([fixed, wrap(wrapKey, this.#key, fixed)])
+    this.#header = Buffer.concat([fixed, wrap(wrapKey, this.#key, fixed, random.subarray(KEY + 7))])
   }
 
   #emit(data: Buffer, emit: (data: Buffer) => void): void {
@@ -182,7 +191,7 @@ export class Sealer {
       offset += this.#chunkSize
     }
     while (offset < data.length) {
-      const chunk = (this.#chunk ??= Buffer.allocUnsafe(this.#chunkSize))
+      const chunk = (this.#chunk ??= this.#takeChunk())
       const take = Math.min(this.#chunkSize - this.#fill, data.length - offset)
       data.copy(chunk, this.#fill, offset, offset + take)
       this.#fill += take
@@ -194,11 +203,18 @@ export class Sealer {
     }
   }
 
+  #takeChunk(): Buffer {
+    const index = spareChunks.findIndex((buffer) => buffer.length === this.#chunkSize)
+    return index < 0 ? Buffer.allocUnsafe(this.#chunkSize) : spareChunks.splice(index, 1)[0]!
+  }
+
   /** The last chunk: fewer than chunkSize bytes, possibly none. */
   end(emit: (data: Buffer) => void): void {
     this.#start(emit)
     this.#seal((this.#chunk ?? Buffer.alloc(0)).subarray(0, this.#fill), true, emit)
     this.#fill = 0
+    if (this.#chunk && spareChunks.length < SPARE_CHUNKS_MAX) spareChunks.push(this.#chunk)
+    this.#chunk = undefined
   }
 }
 
