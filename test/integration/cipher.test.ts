@@ -233,6 +233,10 @@ describe('public-key repository', () => {
     await stanza.cluster.query(`update vault set note = note || ' changed' where id <= 10`)
     await stanza.waldenOk(['backup', '--type=incr'])
     assert.deepEqual(await filesContaining(stanza.repoPath, SECRET), [])
+    // zst output would hide the canary anyway: every stored file and WAL segment must be in walden's sealed format.
+    const stored = (await filesUnder(stanza.repoPath)).filter((file) => !/\.info(\.copy)?$|backup\.manifest(\.copy)?$/.test(file))
+    assert.ok(stored.length > 10 && stored.some((file) => file.includes('/archive/')))
+    for (const file of stored) assert.equal((await readFile(file)).subarray(0, 8).toString('latin1'), 'WALDENC\x01', file)
     // Without a passphrase the manifests stay readable to the writer (the incr backup above read the full's).
     const labels = (await readdir(join(stanza.repoPath, 'backup', stanza.name))).filter((entry) => /^\d{8}-\d{6}F$/.test(entry))
     assert.match(await readFile(join(stanza.repoPath, 'backup', stanza.name, labels[0]!, 'backup.manifest'), 'utf8'), /pg_data\//)
