@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: walden and pgBackRest side by side on the same throwaway PostgreSQL cluster (issue #3).
 //
-//   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7,8] [--keep] [--dir=/tmp] [--mirror-seconds=30]
+//   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7,8,9] [--keep] [--dir=/tmp] [--mirror-seconds=30]
 //                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--walden=worktree|head|dist] [--no-install]
 //                      [--docs|--no-docs]
 //
@@ -36,7 +36,8 @@ const USAGE = `usage: npm run bench -- [options]
   --scale=N            pgbench scale of the cluster (default 100, about 1.6 GB)
   --runs=N             runs per tool per case (default 5)
   --scenarios=LIST     which scenarios, e.g. 1,3,5 (default all: 1 full backup, 2 incremental, 3 restore,
-                       4 delta restore, 5 archive-push, 6 archive-get and replay, 7 memory, 8 table mirroring;
+                       4 delta restore, 5 archive-push, 6 archive-get and replay, 7 memory, 8 table mirroring,
+                       9 encrypted against plain full backup (walden only);
                        8 alone, e.g. --scenarios=8, builds no backup cluster and needs no pgBackRest)
   --mirror-seconds=N   length of each pgbench phase of scenario 8 (default 30)
   --compress-type=T    compression for every scenario but 1, which runs lz4 and zst (default lz4)
@@ -52,7 +53,7 @@ const USAGE = `usage: npm run bench -- [options]
 `
 
 function parseArgs(argv) {
-  const opts = { scale: 100, runs: 5, mirrorSeconds: 30, scenarios: [1, 2, 3, 4, 5, 6, 7, 8], keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
+  const opts = { scale: 100, runs: 5, mirrorSeconds: 30, scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9], keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
   const int = (name, value, min) => {
     const n = Number(value)
     if (!Number.isInteger(n) || n < min) throw new BenchError(`--${name} must be an integer ≥ ${min}, not '${value}'`)
@@ -66,7 +67,7 @@ function parseArgs(argv) {
       case 'mirror-seconds': opts.mirrorSeconds = int(name, value, 5); break
       case 'scenarios':
         opts.scenarios = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))].sort((a, b) => a - b)
-        for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 8)`)
+        for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 9)`)
         break
       case 'memory-scales': opts.memoryScales = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))]; break
       case 'compress-type':
@@ -234,7 +235,7 @@ async function main() {
   }
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
   // Scenario 8 (table mirroring) has a cluster of its own and involves no backup tool.
-  const backupScenarios = opts.scenarios.some((scenario) => scenario <= 7)
+  const backupScenarios = opts.scenarios.some((scenario) => scenario <= 7 || scenario === 9)
   const pgbackrestBin = backupScenarios ? await pgbackrestFind(opts) : undefined
   if (pgbackrestBin) say(`pgBackRest: ${pgbackrestBin}`)
 

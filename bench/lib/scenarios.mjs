@@ -4,12 +4,13 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { link, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { ownedFile, ownedFolder, pgbenchLoad, restoredConfAppend, Server, sourceClusterCreate } from './cluster.mjs'
 import { BenchError, heading, measure, run, say } from './proc.mjs'
 import { Case, fmtMB, fmtS, median, ratioTarget, sampleLine, summary } from './report.mjs'
 import { scenarioMirror } from './mirror.mjs'
-import { PGBACKREST, toolsSetup, WALDEN } from './tools.mjs'
+import { PGBACKREST, Tool, toolsSetup, WALDEN } from './tools.mjs'
 
 const COMPRESS_LEVEL = { lz4: 1, zst: 3, gz: 6, none: 0 }
 const SEGMENT_BYTES = 16 * 1024 * 1024
@@ -616,6 +617,43 @@ async function memoryCluster(ctx, scale) {
   return { ...setup, server }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// 9. The cost of encryption: walden's full backup into an aes-256-gcm repository against its plain one
+
+export async function scenarioEncrypted(ctx) {
+  heading('9. full backup, encrypted (repo1-cipher-type=aes-256-gcm) against plain, process-max 2')
+  const plain = ctx.main.tools.walden
+  // A second repository, encrypted from its stanza-create on; the passphrase in a 0600 config file, as a user would.
+  const base = await ownedFolder(join(ctx.root, 'main', 'walden-aes'), 0o755)
+  const repo = await ownedFolder(join(base, 'repo'))
+  const conf = (await readFile(plain.configPath, 'utf8'))
+    .replace(`repo1-path=${plain.repoPath}`, `repo1-path=${repo}\nrepo1-cipher-type=aes-256-gcm\nrepo1-cipher-pass=${randomBytes(32).toString('base64')}`)
+    .replace(/^(log|lock)-path=(.*)$/gm, (_line, key, path) => `${key}-path=${path}-aes`)
+  for (const folder of conf.match(/^(?:log|lock)-path=(.*)$/gm).map((line) => line.split('=')[1])) await ownedFolder(folder)
+  const encrypted = new Tool({ kind: WALDEN, program: plain.program, configPath: await ownedFile(join(base, 'walden.conf'), conf, 0o600), repoPath: repo, stanza: plain.stanza, spoolPath: plain.spoolPath })
+  await encrypted.run('stanza-create')
+  const ct = ctx.opts.compressType
+  // No WAL reaches the encrypted repository (archive_command pushes to the plain one), so neither waits for WAL.
+  const args = ['--type=full', ...compressArgs(ct), '--process-max=2', '--no-archive-check', '--repo1-retention-full=1']
+  const cases = {
+    plain: addCase(ctx, { id: `full-${ct}-plain`, scenario: 9, title: `full backup ${ct}, plain (for scenario 9)` }),
+    aes: addCase(ctx, { id: `full-${ct}-aes`, scenario: 9, title: `full backup ${ct}, aes-256-gcm` }),
+  }
+  for (let r = 0; r < ctx.opts.runs; r++) {
+    // Alternating, each after a checkpoint and a sync, so neither side gets a quieter disk.
+    for (const [name, tool] of r % 2 === 0 ? [['plain', plain], ['aes', encrypted]] : [['aes', encrypted], ['plain', plain]]) {
+      await ctx.main.server.sql('CHECKPOINT')
+      await sync()
+      record(cases[name], tool, await tool.measure('backup', args), r, ctx.opts.runs)
+    }
+  }
+  const wall = (c) => median(c.samples[WALDEN].map((sample) => sample.wallS))
+  const cpu = (c) => median(c.samples[WALDEN].map((sample) => sample.cpuS))
+  const note = `encrypted / plain, medians: wall ${(wall(cases.aes) / wall(cases.plain)).toFixed(3)}, CPU ${(cpu(cases.aes) / cpu(cases.plain)).toFixed(3)} (target: wall ≤ 1.10)`
+  cases.aes.notes.push(note)
+  say(`  ${note}`)
+}
+
 export const SCENARIOS = {
   1: scenarioFull,
   2: scenarioIncr,
@@ -625,6 +663,7 @@ export const SCENARIOS = {
   6: scenarioArchiveGet,
   7: scenarioMemory,
   8: scenarioMirror,
+  9: scenarioEncrypted,
 }
 
 export { summary }

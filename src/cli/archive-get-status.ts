@@ -4,7 +4,7 @@
 // and the server promotes, at a point that may be long before the end of the archived WAL, without a word. From 126
 // on it aborts recovery instead; the operator fixes the cause and starts the server again, and recovery goes on from
 // where it stopped. So whenever walden cannot say for sure that the file is not there, it must answer 126:
-// - damaged or ambiguous data (a checksum or format error, a segment that is not whole, both copies of archive.info damaged, a WAL file archived
+// - damaged or ambiguous data (a checksum or format error, a segment that is not whole, a file that fails authentication, both copies of archive.info damaged, a WAL file archived
 //   twice with different content);
 // - a repository written by a newer walden, which this one cannot read at all;
 // - any error walden did not expect (a bug: a TypeError, an Assert). Answering Unhandled (124) there would be read as
@@ -16,7 +16,7 @@ import { WaldenError } from '../common/errors.js'
 import type { ErrorKind } from '../common/errors.js'
 import { RepoFormatNewerError } from '../repo/info-file.js'
 
-const ABORT_RECOVERY_KINDS: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['Checksum', 'Format', 'ArchiveDuplicate', 'FileInvalid', 'Assert'])
+const ABORT_RECOVERY_KINDS: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['Checksum', 'Format', 'ArchiveDuplicate', 'FileInvalid', 'Crypto', 'Assert'])
 
 export function archiveGetAbortsRecovery(error: unknown): boolean {
   if (!(error instanceof WaldenError)) return true

@@ -1,6 +1,7 @@
 // walden's entry point: configuration -> logging -> stop check -> lock -> command -> exit status.
 // The only place that catches every error and the only place that exits the process.
 
+import { cipherConfigure } from '../repo/cipher.js'
 import { join } from 'node:path'
 import { COMMANDS } from '../config/commands.js'
 import { configLoad } from '../config/config.js'
@@ -43,6 +44,9 @@ async function main(argv: readonly string[]): Promise<number> {
     if (cfg.command === 'archive-get') unexpectedExitCode = ARCHIVE_GET_ABORT_RECOVERY
     configureLog(cfg)
     for (const warning of cfg.warnings) log.warn(warning)
+    // Key files are read and checked before the command does anything; the stanza's record is checked against
+    // this when its info files are read (repo/cipher.ts).
+    cipherConfigure(cfg)
     const def = COMMANDS[cfg.command]
     const describe = cfg.describe()
     const name = cfg.role === 'async' ? `${cfg.command}:async` : cfg.command

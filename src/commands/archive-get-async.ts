@@ -12,6 +12,7 @@ import { WorkerPool } from '../parallel/pool.js'
 import { pgControlRead } from '../pg/control.js'
 import { isWalSegmentName } from '../pg/wal.js'
 import { archiveInfoLoad } from '../repo/stanza-info.js'
+import { cipherJobInput } from '../repo/cipher.js'
 import { posixStorage } from '../storage/posix.js'
 import { asyncLockName, queueListWrite, spoolFolder } from './archive-async.js'
 import { queueWanted } from './archive-get-queue.js'
@@ -61,7 +62,7 @@ async function archiveGetAsync(cfg: Config): Promise<number> {
         while (!stopped && next < batch.length) {
           const walName = batch[next++]!
           try {
-            const result = await pool.run('archive.get', { repoPath, info, walName, destination: join(queue, walName) })
+            const result = await pool.run('archive.get', { repoPath, info, walName, destination: join(queue, walName), ...cipherJobInput() })
             if (result.archiveId === undefined) {
               // The end of the archive for now; later segments are asked for again when recovery gets there.
               stopped = true

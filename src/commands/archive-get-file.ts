@@ -9,6 +9,8 @@ import { WaldenError } from '../common/errors.js'
 import { isPartialName, isWalSegmentName, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
 import { walSizeFail, WalSegmentVerifier } from '../pg/wal-verify.js'
 import { archiveFileFind } from '../repo/archive.js'
+import { cipherJobUse } from '../repo/cipher.js'
+import type { CipherState } from '../repo/cipher.js'
 import type { ArchiveInfo } from '../repo/stanza-info.js'
 import { storedFileCopy, storedFileCopyToFileSync } from '../repo/stored-file.js'
 import { posixStorage, PosixStorage, syncFolder } from '../storage/posix.js'
@@ -19,6 +21,8 @@ export interface ArchiveGetFileInput {
   walName: string
   /** Absolute path to write the file to; written under a temporary name and renamed once verified. */
   destination: string
+  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
+  cipher?: CipherState
 }
 
 export interface ArchiveGetFileResult {
@@ -32,6 +36,7 @@ export interface ArchiveGetFileResult {
  * is a Checksum or ArchiveDuplicate error; a segment that is not whole, FileInvalid.
  */
 export async function archiveGetFile(input: ArchiveGetFileInput): Promise<ArchiveGetFileResult> {
+  cipherJobUse(input.cipher)
   const repo = posixStorage(input.repoPath)
   const found = await archiveFileFind(repo, input.info, input.walName)
   if (!found) return {}

@@ -14,6 +14,7 @@ import { WorkerPool } from '../parallel/pool.js'
 import { posixStorage } from '../storage/posix.js'
 import { asyncLockName, spoolFolder } from './archive-async.js'
 import { archivePushInput } from './archive-push.js'
+import { archiveInfoLoadIfExists } from '../repo/stanza-info.js'
 import { BACKGROUND_FOLDER, fileIdentity } from './archive-push-wait.js'
 import type { AckError } from './archive-push-wait.js'
 import type { Command } from './command.js'
@@ -86,6 +87,9 @@ async function archivePushAsync(cfg: Config): Promise<number> {
 }
 
 async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof posixStorage>, walDir: string, names: readonly string[], lanes: number): Promise<void> {
+  // Unlocks the repository's keys once here, so worker threads get them unwrapped instead of each running the KDF.
+  // A failure is left to each push, which reports it for its own segment.
+  await archiveInfoLoadIfExists(posixStorage(cfg.string('repo1-path') ?? '/var/lib/walden'), cfg.stanza()).catch(() => undefined)
   let next = 0
   const lane = async (): Promise<void> => {
     while (next < names.length) {

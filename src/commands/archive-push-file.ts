@@ -27,6 +27,9 @@ import { posixStorage } from '../storage/posix.js'
 import type { PosixStorage } from '../storage/posix.js'
 import { streamInto } from '../storage/stream-into.js'
 import { backupFile } from './backup/file.js'
+import { SealStream } from '../io/cipher.js'
+import { cipherJobInput, cipherJobUse, cipherSealData } from '../repo/cipher.js'
+import type { CipherState } from '../repo/cipher.js'
 
 export interface ArchivePushFileInput {
   stanza: string
@@ -38,6 +41,8 @@ export interface ArchivePushFileInput {
   pgPath: string | undefined
   compressType: CompressType
   compressLevel: number | undefined
+  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
+  cipher?: CipherState
 }
 
 export interface ArchivePushFileResult {
@@ -147,6 +152,7 @@ async function shortCopyFail(repo: PosixStorage, walName: string, existing: read
  * archived file of the same name.
  */
 export async function archivePushFile(input: ArchivePushFileInput): Promise<ArchivePushFileResult> {
+  cipherJobUse(input.cipher)
   const { stanza, walPath } = input
   const walName = basename(walPath)
   const repo = posixStorage(input.repoPath)
@@ -189,7 +195,7 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
       // appended with synchronous calls (the background process pushes segment after segment, and per-chunk buffers
       // would be garbage and page faults), fsynced. It writes TEMPORARY plus the codec's extension. Pushed by this
       // process alone (not by a worker of the background process), compression overlaps hashing on a second core.
-      const copied = await backupFile({ source: walPath, offset: 0, repoRoot: input.repoPath, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false, overlap: isMainThread })
+      const copied = await backupFile({ source: walPath, offset: 0, repoRoot: input.repoPath, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false, overlap: isMainThread, ...cipherJobInput() })
       if (!copied.copied) fail('FileMissing', `WAL file '${walPath}' does not exist`)
       // Checked whole a moment ago; a file that changed size since is not what was checked.
       if (copied.size !== identity.segmentSize) walSizeFail(`WAL file '${walPath}'`, copied.size, identity.segmentSize)
@@ -197,7 +203,9 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
       await repo.move(`${temporary}${codec.extension}`, join(folder, archivedName(walName, sha256, codec.extension)))
     } else {
       const hash = new HashStream()
-      await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level)], await repo.openWrite(temporary, { atomic: false }))
+      const seal = cipherSealData()
+      const encrypt = seal ? [new SealStream(seal)] : []
+      await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level), ...encrypt], await repo.openWrite(temporary, { atomic: false }))
       sha256 = hash.digest()
       // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
       await repo.move(temporary, join(folder, archivedName(walName, sha256, codec.extension)))

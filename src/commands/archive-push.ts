@@ -13,6 +13,7 @@ import { archivePushDrop, archivePushPath } from './archive-async.js'
 import { archivePushFile } from './archive-push-file.js'
 import type { ArchivePushFileInput } from './archive-push-file.js'
 import type { Command } from './command.js'
+import { cipherJobInput } from '../repo/cipher.js'
 
 /** What a push of `walPath` needs from the configuration, as plain data for a worker thread. */
 export function archivePushInput(cfg: Config, walPath: string): ArchivePushFileInput {
@@ -24,6 +25,7 @@ export function archivePushInput(cfg: Config, walPath: string): ArchivePushFileI
     pgPath: cfg.string('pg1-path'),
     compressType: (cfg.string('compress-type') ?? 'zst') as CompressType,
     compressLevel: cfg.number('compress-level'),
+    ...cipherJobInput(),
   }
 }
 

@@ -45,6 +45,8 @@ export interface StanzaReport {
   archive: ArchiveReport[]
   /** Backups to show, oldest first (only the --set one when given). */
   backups: BackupRecord[]
+  /** The stanza's encryption, from backup.info; 'none' when not encrypted or not read. */
+  cipher?: string
 }
 
 export interface StanzaReportInput {
@@ -113,6 +115,7 @@ export function stanzaReport(input: StanzaReportInput): StanzaReport {
     ...base,
     code: backupInfo.backups.length === 0 ? 2 : 0,
     db: { current: backupInfo.db, history },
+    cipher: backupInfo.cipher?.type ?? 'none',
     archive,
     backups: [...backups].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)),
   }
@@ -184,7 +187,7 @@ function stanzaJson(report: StanzaReport): JsonValue {
       min: entry.min,
     })),
     backup: report.backups.map(backupJson),
-    cipher: 'none',
+    cipher: report.cipher ?? 'none',
     db: (report.db?.history ?? []).map((identity) => ({
       id: identity.id,
       'repo-key': REPO_KEY,
@@ -194,7 +197,7 @@ function stanzaJson(report: StanzaReport): JsonValue {
     name: report.name,
     repo: [
       {
-        cipher: 'none',
+        cipher: report.cipher ?? 'none',
         key: REPO_KEY,
         // The repository's status carries the error itself; the stanza's says only 'other'.
         status: { code: report.code, message: report.code === 99 ? (report.error ?? STATUS_MESSAGES[99]) : STATUS_MESSAGES[report.code] },
@@ -306,7 +309,7 @@ function stanzaText(report: StanzaReport, set: string | undefined): string[] {
     lines.push(...report.error.split('\n').map((line) => `            ${line}`))
   }
   if (report.code === 1) return lines
-  lines.push('    cipher: none')
+  lines.push(`    cipher: ${report.cipher ?? 'none'}`)
   if (!report.db) return lines
 
   const groups = dbGroups(report, report.db)

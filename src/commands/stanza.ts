@@ -6,6 +6,7 @@ import { stopFileCheck } from '../common/lock.js'
 import { pgControlRead } from '../pg/control.js'
 import { pgRunning } from '../pg/data-dir.js'
 import { dbInfo } from '../pg/db.js'
+import { cipherAdopt, cipherRecordCreate } from '../repo/cipher.js'
 import { infoFileRemove } from '../repo/info-file.js'
 import { layout } from '../repo/layout.js'
 import type { PgIdentity } from '../repo/stanza-info.js'
@@ -58,8 +59,12 @@ export const stanzaCreate: Command = {
       }
     }
     const identity: PgIdentity = { id: 1, ...found }
-    if (!archiveInfo) await archiveInfoSave(repo, { stanza, db: identity, history: [identity] })
-    if (!backupInfo) await backupInfoSave(repo, { stanza, db: identity, history: [identity], backups: [] })
+    // A repository is encrypted or not from here on; an existing stanza's record was checked against the
+    // configuration when its info files were read above.
+    const cipher = archiveInfo?.cipher ?? backupInfo?.cipher ?? cipherRecordCreate()
+    if (cipher) cipherAdopt(cipher, `stanza '${stanza}'`)
+    if (!archiveInfo) await archiveInfoSave(repo, { stanza, db: identity, history: [identity], ...(cipher ? { cipher } : {}) })
+    if (!backupInfo) await backupInfoSave(repo, { stanza, db: identity, history: [identity], backups: [], ...(cipher ? { cipher } : {}) })
     log.info(
       archiveInfo && backupInfo
         ? `stanza '${stanza}' already exists for this cluster`

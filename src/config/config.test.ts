@@ -208,3 +208,33 @@ describe('size options and the background roles (archive-async)', () => {
     expectError(() => load(['--stanza=demo', 'backup:async']), 'CommandInvalid', "invalid command 'backup:async'")
   })
 })
+
+describe('secret options (repo1-cipher-pass)', () => {
+  test('are refused on the command line, where `ps` shows them, without echoing the value', () => {
+    assert.throws(
+      () => load(['--stanza=demo', '--repo1-cipher-pass=hunter2-secret', 'backup']),
+      (error: unknown) => {
+        assert.ok(error instanceof WaldenError)
+        assert.equal(error.kind, 'OptionInvalid')
+        assert.match(error.message, /'--repo1-cipher-pass' is secret and may not be given on the command line/)
+        assert.match(error.hint ?? '', /WALDEN_REPO1_CIPHER_PASS/)
+        assert.ok(!error.message.includes('hunter2-secret') && !(error.hint ?? '').includes('hunter2-secret'))
+        return true
+      },
+    )
+  })
+
+  test('come from the environment or the config file, are redacted in the command-begin echo and never passed on', () => {
+    const fromEnv = load(['--stanza=demo', 'restore'], { WALDEN_REPO1_CIPHER_PASS: 'hunter2-secret', WALDEN_REPO1_CIPHER_TYPE: 'aes-256-gcm' })
+    assert.equal(fromEnv.string('repo1-cipher-pass'), 'hunter2-secret')
+    assert.ok(!fromEnv.describe().includes('hunter2-secret'))
+    assert.match(fromEnv.describe(), /--repo1-cipher-pass=<redacted>/)
+    // restore writes these into restore_command, which lands in postgresql.auto.conf.
+    const passed = fromEnv.explicitArguments('archive-get')
+    assert.ok(passed.includes('--repo1-cipher-type=aes-256-gcm'))
+    assert.ok(!passed.some((arg) => arg.includes('hunter2-secret')), passed.join(' '))
+    const fromFile = load(['--stanza=demo', 'backup'], {}, `${CONFIG}\n[global:backup]\nrepo1-cipher-pass=from-file-secret\n`.replace('[global:backup]\ncompress-type=lz4\n', ''))
+    assert.equal(fromFile.string('repo1-cipher-pass'), 'from-file-secret')
+    assert.ok(!fromFile.describe().includes('from-file-secret'))
+  })
+})

@@ -113,6 +113,8 @@ export class Config {
       if (source !== 'command line' && source !== 'environment') continue
       const def: OptionDef = OPTIONS[name as OptionName]
       if (!def.commands.includes(forCommand) || typeof value === 'object') continue
+      // A secret would end up in postgresql.auto.conf's restore_command and in `ps`.
+      if (def.notOnCommandLine === true) continue
       args.push(typeof value === 'boolean' ? (value ? `--${name}` : `--no-${name}`) : `--${name}=${value}`)
     }
     return args
@@ -177,6 +179,11 @@ export function configLoad(input: ConfigLoadInput): Config {
     if (!option.commands.includes(command) && command !== 'help') {
       fail('OptionInvalid', `option '--${name}' is not valid for command '${command}'`, {
         hint: `run \`walden help ${command}\` for the options it takes.`,
+      })
+    }
+    if (option.notOnCommandLine === true) {
+      fail('OptionInvalid', `option '--${name}' is secret and may not be given on the command line, where any user sees it in \`ps\``, {
+        hint: `set ${optionEnvName(name)}, or set ${name} in the config file (mode 0600).`,
       })
     }
     raw.set(name, { values, source: 'command line', where: 'on the command line' })

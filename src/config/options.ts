@@ -32,6 +32,11 @@ export interface OptionDef {
   perCommand?: Partial<Record<CommandName, { default?: string; allow: readonly string[] }>>
   /** The value is secret: never logged. */
   secure?: boolean
+  /**
+   * Refused on the command line (any process's argv is visible in `ps`) and never passed on to another walden command
+   * as an argument: only the config file (mode 0600) or the WALDEN_* environment variable.
+   */
+  notOnCommandLine?: boolean
 }
 
 // Commands that read or write the repository.
@@ -173,6 +178,43 @@ export const OPTIONS = {
     summary: 'Keep WAL for point-in-time recovery only for the newest N backups.',
     description:
       'Older backups keep just the WAL that makes them consistent. Without it, WAL is kept from the oldest backup on.',
+  },
+
+  'repo1-cipher-type': {
+    type: 'enum',
+    section: 'any',
+    commands: REPO,
+    default: 'none',
+    allow: ['none', 'aes-256-gcm'],
+    summary: 'Client-side encryption of everything walden writes to the repository.',
+    description:
+      'Chosen once, at stanza-create: every later command must agree, and needs the key(s). Each stored file gets its own ' +
+      'random key, wrapped by the passphrase (repo1-cipher-pass) or, with repo1-cipher-public-key, to an X25519 public key ' +
+      'so that backup and archive-push never hold what would read the repository back.',
+  },
+  'repo1-cipher-pass': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    secure: true,
+    notOnCommandLine: true,
+    summary: 'Repository passphrase (config file with mode 0600, or WALDEN_REPO1_CIPHER_PASS; never the command line).',
+    description: 'It unlocks the repository key stored, wrapped, in archive.info and backup.info; backup manifests are encrypted with it.',
+  },
+  'repo1-cipher-public-key': {
+    type: 'path',
+    section: 'any',
+    commands: REPO,
+    summary: 'X25519 public key file (PEM, `openssl pkey -pubout`): stored files are encrypted to it (public-key mode).',
+    description:
+      'Set at stanza-create to use public-key mode; backup and archive-push then need only this file, and restore and archive-get ' +
+      'need repo1-cipher-private-key.',
+  },
+  'repo1-cipher-private-key': {
+    type: 'path',
+    section: 'any',
+    commands: REPO,
+    summary: 'X25519 private key file (PEM, `openssl genpkey -algorithm X25519`, mode 0600) for reading a public-key repository.',
   },
 
   'compress-type': {

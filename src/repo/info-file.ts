@@ -9,7 +9,9 @@
 import { createHash } from 'node:crypto'
 import { fail, WaldenError } from '../common/errors.js'
 import { log } from '../common/log.js'
+import { isSealed, openBuffer, sealBuffer } from '../io/cipher.js'
 import type { Storage } from '../storage/storage.js'
+import { cipherOpenKeys, cipherSealMeta } from './cipher.js'
 import { shapeProblem } from './shape.js'
 import type { Shape } from './shape.js'
 
@@ -36,12 +38,18 @@ function checksumOf(content: unknown): string {
   return createHash('sha256').update(JSON.stringify(content)).digest('hex')
 }
 
-export async function infoFileSave<T>(storage: Storage, path: string, content: T, shape: Shape<T>): Promise<void> {
+/**
+ * `sealed`: encrypt the document with the repository key when there is one (repo/cipher.ts cipherSealMeta); for
+ * backup manifests. archive.info and backup.info stay readable: they hold the stanza's cipher record itself.
+ */
+export async function infoFileSave<T>(storage: Storage, path: string, content: T, shape: Shape<T>, options: { sealed?: boolean } = {}): Promise<void> {
   // A document this walden would refuse to read back must never be written: it would damage both copies at once.
   const problem = shapeProblem(shape, content)
   if (problem !== undefined) fail('Assert', `refusing to write '${storage.describe(path)}': ${problem}`)
   const envelope: Envelope<T> = { format: REPO_FORMAT, checksum: checksumOf(content), content }
-  const text = `${JSON.stringify(envelope, null, 1)}\n`
+  const seal = options.sealed === true ? cipherSealMeta() : undefined
+  const plain = `${JSON.stringify(envelope, null, 1)}\n`
+  const text = seal ? sealBuffer(seal, Buffer.from(plain)) : plain
   // Main file first, copy second: if walden dies between the two, the main file is already the newer one.
   await storage.write(path, text)
   await storage.write(`${path}.copy`, text)
@@ -99,8 +107,7 @@ export async function infoFileLoad<T>(
   const names = [path, `${path}.copy`]
   const candidates: Array<Candidate<T>> = []
   for (const name of names) {
-    const data = await storage.read(name, { missingOk: true })
-    const candidate: Candidate<T> = data === undefined ? { state: 'missing' } : infoFileParse(data.toString('utf8'), shape)
+    const { data, candidate, sealed } = await candidateRead(storage, name, shape)
     if (candidate.state === 'whole') {
       // Never a repair over a copy that may be a newer walden's: that would downgrade it.
       const repair = options.repair === true && candidates.every((before) => before.state !== 'newer')
@@ -109,7 +116,7 @@ export async function infoFileLoad<T>(
         log.warn(`'${storage.describe(names[index]!)}' ${candidateText(before)}; using '${storage.describe(name)}'${repair ? ' and rewriting both' : ''}`)
       }
       if (repair) {
-        if (candidates.length > 0) await infoFileSave(storage, path, candidate.content, shape)
+        if (candidates.length > 0) await infoFileSave(storage, path, candidate.content, shape, { sealed })
         else await infoFileCopyRepair(storage, path, data!, shape)
       }
       return candidate.content
@@ -134,11 +141,35 @@ export async function infoFileLoad<T>(
 /** Rewrites the copy from the whole main file (`text`) when the copy is not whole; readers never look at it then. */
 async function infoFileCopyRepair<T>(storage: Storage, path: string, text: Buffer, shape: Shape<T>): Promise<void> {
   const copy = `${path}.copy`
-  const data = await storage.read(copy, { missingOk: true })
-  const candidate: Candidate<T> = data === undefined ? { state: 'missing' } : infoFileParse(data.toString('utf8'), shape)
+  const { candidate } = await candidateRead(storage, copy, shape)
   if (candidate.state === 'whole' || candidate.state === 'newer') return
   log.warn(`'${storage.describe(copy)}' ${candidateText(candidate)}; rewriting it from '${storage.describe(path)}'`)
   await storage.write(copy, text)
+}
+
+/**
+ * One copy as read: its bytes as stored, and what they hold once opened with the repository key where they are sealed.
+ * A sealed copy that fails authentication is a damaged candidate like any other (the other copy may be intact); a
+ * sealed copy with no key to open it is an error, the same for both copies.
+ */
+async function candidateRead<T>(storage: Storage, name: string, shape: Shape<T>): Promise<{ data: Buffer | undefined; candidate: Candidate<T>; sealed: boolean }> {
+  const data = await storage.read(name, { missingOk: true })
+  if (data === undefined) return { data, candidate: { state: 'missing' }, sealed: false }
+  if (!isSealed(data)) return { data, candidate: infoFileParse(data.toString('utf8'), shape), sealed: false }
+  const keys = cipherOpenKeys()
+  if (!keys) {
+    fail('Crypto', `'${storage.describe(name)}' is encrypted, but the stanza's info files record no encryption`, {
+      hint: 'the repository is damaged or was mixed with another; restore its info files from a copy.',
+    })
+  }
+  let plain: Buffer
+  try {
+    plain = openBuffer(keys, data, `'${storage.describe(name)}'`)
+  } catch (error) {
+    if (!(error instanceof WaldenError && error.kind === 'Crypto' && /failed authentication/.test(error.message))) throw error
+    return { data, candidate: { state: 'damaged', problem: error.message.slice(error.message.indexOf('failed authentication')) }, sealed: true }
+  }
+  return { data, candidate: infoFileParse(plain.toString('utf8'), shape), sealed: true }
 }
 
 function candidateText(candidate: Candidate<unknown>): string {

@@ -145,7 +145,7 @@ export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
 })
 
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {
-  await infoFileSave(storage, layout.backupManifest(stanza, manifest.label), manifest, MANIFEST_SHAPE)
+  await infoFileSave(storage, layout.backupManifest(stanza, manifest.label), manifest, MANIFEST_SHAPE, { sealed: true })
 }
 
 export async function manifestLoad(storage: Storage, stanza: string, label: string): Promise<Manifest> {

@@ -5,9 +5,11 @@ import { fail } from '../common/errors.js'
 import type { CompressType } from '../io/compress.js'
 import type { Storage } from '../storage/storage.js'
 import type { BackupType } from './label.js'
+import { cipherAdopt } from './cipher.js'
+import type { CipherRecord } from './cipher.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { archiveIdFormat, layout } from './layout.js'
-import { arrayOf, nullable, number, object, oneOf, string, stringMatching } from './shape.js'
+import { arrayOf, nullable, number, object, oneOf, optional, string, stringMatching } from './shape.js'
 import type { Shape } from './shape.js'
 
 export interface PgIdentity {
@@ -22,6 +24,8 @@ export interface ArchiveInfo {
   stanza: string
   db: PgIdentity
   history: PgIdentity[]
+  /** The stanza's encryption (repo/cipher.ts), the same in both info files; absent when not encrypted. */
+  cipher?: CipherRecord
 }
 
 export interface BackupRecord {
@@ -57,6 +61,16 @@ export interface BackupInfo {
   history: PgIdentity[]
   /** Sorted by label, which is time order. */
   backups: BackupRecord[]
+  cipher?: CipherRecord
+}
+
+/**
+ * Every command reads one of the two info files before it touches anything else of the stanza: the place to check
+ * the configured cipher fits the stanza's, and to unlock its keys.
+ */
+function adopt<T extends { cipher?: CipherRecord } | undefined>(info: T, stanza: string): T {
+  if (info) cipherAdopt(info.cipher, `stanza '${stanza}'`)
+  return info
 }
 
 // Shapes, checked on every load and save (info-file.ts). Labels and system identifiers are checked beyond their type:
@@ -69,10 +83,19 @@ const SYSTEM_ID_SHAPE = stringMatching(/^\d{1,20}$/, 'a system identifier (decim
 
 const PG_IDENTITY_SHAPE: Shape<PgIdentity> = object<PgIdentity>({ id: number, systemId: SYSTEM_ID_SHAPE, version: number })
 
+const CIPHER_RECORD_SHAPE: Shape<CipherRecord> = object<CipherRecord>({
+  type: oneOf(['aes-256-gcm']),
+  passphrase: optional(
+    object<NonNullable<CipherRecord['passphrase']>>({ kdf: oneOf(['scrypt']), n: number, r: number, p: number, salt: string, repoKey: string }),
+  ),
+  publicKey: optional(string),
+})
+
 export const ARCHIVE_INFO_SHAPE: Shape<ArchiveInfo> = object<ArchiveInfo>({
   stanza: string,
   db: PG_IDENTITY_SHAPE,
   history: arrayOf(PG_IDENTITY_SHAPE),
+  cipher: optional(CIPHER_RECORD_SHAPE),
 })
 
 const BACKUP_RECORD_SHAPE: Shape<BackupRecord> = object<BackupRecord>({
@@ -101,6 +124,7 @@ export const BACKUP_INFO_SHAPE: Shape<BackupInfo> = object<BackupInfo>({
   db: PG_IDENTITY_SHAPE,
   history: arrayOf(PG_IDENTITY_SHAPE),
   backups: arrayOf(BACKUP_RECORD_SHAPE),
+  cipher: optional(CIPHER_RECORD_SHAPE),
 })
 
 export function archiveIdOf(identity: PgIdentity): string {
@@ -114,12 +138,12 @@ function missingStanza(stanza: string, storage: Storage): never {
 }
 
 export async function archiveInfoLoad(storage: Storage, stanza: string): Promise<ArchiveInfo> {
-  return (await infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE)) ?? missingStanza(stanza, storage)
+  return adopt((await infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE)) ?? missingStanza(stanza, storage), stanza)
 }
 
 /** `repair`: rewrite a damaged copy from the whole one (only under the stanza's backup lock; see infoFileLoad). */
 export async function archiveInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<ArchiveInfo | undefined> {
-  return infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE, options)
+  return adopt(await infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE, options), stanza)
 }
 
 export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Promise<void> {
@@ -127,11 +151,11 @@ export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Prom
 }
 
 export async function backupInfoLoad(storage: Storage, stanza: string): Promise<BackupInfo> {
-  return (await infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE)) ?? missingStanza(stanza, storage)
+  return adopt((await infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE)) ?? missingStanza(stanza, storage), stanza)
 }
 
 export async function backupInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<BackupInfo | undefined> {
-  return infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE, options)
+  return adopt(await infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE, options), stanza)
 }
 
 export async function backupInfoSave(storage: Storage, info: BackupInfo): Promise<void> {

@@ -1,5 +1,6 @@
-// Reading a file back out of the repository: decompress, verify its SHA-256, write. Shared by restore and
-// archive-get, so both report a damaged repository file the same way.
+// Reading a file back out of the repository: decrypt, decompress, verify its SHA-256, write. Shared by restore and
+// archive-get (and any other reader), so all report a damaged repository file the same way, and every reader of an
+// encrypted repository decrypts here: each chunk's tag is verified before its plaintext moves on (io/cipher.ts).
 
 import type { Writable } from 'node:stream'
 import { createHash } from 'node:crypto'
@@ -12,6 +13,8 @@ import { alignedAllocUnsafe } from '../io/aligned.js'
 import { DirectWriter } from '../storage/direct-write.js'
 import { PosixStorage, storageError } from '../storage/posix.js'
 import type { Storage } from '../storage/storage.js'
+import { Opener, OpenStream, openBuffer } from '../io/cipher.js'
+import { cipherOpenKeys } from './cipher.js'
 import { streamInto } from '../storage/stream-into.js'
 
 /**
@@ -35,9 +38,11 @@ const DAMAGED_HINT = 'the repository file is damaged; use another backup, or rep
  */
 export async function storedFileRead(repo: Storage, path: string, sha256: string, what: string): Promise<Buffer> {
   const stored = await repo.read(path)
+  const keys = cipherOpenKeys()
   let content: Buffer
   try {
-    content = await decompressBuffer(codecFromExtension(path), stored, { verifiedByCaller: true })
+    const compressed = keys ? openBuffer(keys, stored, `repository file '${repo.describe(path)}'`) : stored
+    content = await decompressBuffer(codecFromExtension(path), compressed, { verifiedByCaller: true })
   } catch (error) {
     throw damaged(error, what)
   }
@@ -59,7 +64,9 @@ export async function storedFileCopy(
 ): Promise<void> {
   const reader = await repo.openRead(path)
   const writer = await openWriter()
-  await streamInto(reader, [codecFromExtension(path).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
+  const keys = cipherOpenKeys()
+  const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
+  await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
     throw damaged(error, what)
   })
 }
@@ -97,13 +104,20 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
     hash.update(data)
     write(data)
   }
+  // Encrypted: each verified chunk goes on to the decoder (pieces of at most 64 KiB, not aligned: DirectWriter
+  // gathers them into its aligned staging buffer for O_DIRECT).
+  const keys = cipherOpenKeys()
+  const opener = keys ? new Opener(keys, `repository file '${fullPath}'`) : undefined
+  const decode = (data: Buffer): void => decoder.write(data, sink)
   try {
     const buffer = (readBuffer ??= alignedAllocUnsafe(READ_CHUNK))
     for (;;) {
       const bytes = readSync(fd, buffer, 0, READ_CHUNK, null)
       if (bytes === 0) break
-      decoder.write(buffer.subarray(0, bytes), sink)
+      if (opener) opener.write(buffer.subarray(0, bytes), decode)
+      else decoder.write(buffer.subarray(0, bytes), sink)
     }
+    opener?.end(decode)
     decoder.end(sink)
   } catch (error) {
     throw damaged(error, what)

@@ -1,6 +1,7 @@
 // Copies a backup's files into the repository with the worker pool, a file (or, for a large file, each part of it)
 // per job, and assembles their manifest records.
 
+import { cipherJobInput } from '../../repo/cipher.js'
 import { log } from '../../common/log.js'
 import { Progress } from '../../common/progress.js'
 import type { CompressType } from '../../io/compress.js'
@@ -57,6 +58,7 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
     // The last part (or a single one) reads to the end: a file that grew since it was listed is copied whole.
     ...(job.part < job.parts - 1 ? { length: PART_SIZE } : {}),
     repoRoot: options.repoRoot,
+    ...cipherJobInput(),
     repoPath: `${options.backupPath}/${job.file.name}${job.parts === 1 ? '' : `.part-${job.part}`}`,
     compressType: options.compressType,
     compressLevel: options.compressLevel,

@@ -1,4 +1,5 @@
-// Backs up one part of a file: read -> [page checksum check] -> SHA-256 -> compress -> repository, in one pass.
+// Backs up one part of a file: read -> [page checksum check] -> SHA-256 -> compress -> [encrypt] -> repository, in one
+// pass.
 // A file up to the manifest's part size is one part; a larger one (a 1 GiB relation segment) is split so several
 // workers share it instead of one worker holding up the end of the backup. Runs in a worker thread or inline;
 // takes plain data and returns plain data.
@@ -14,6 +15,9 @@ import type { Codec, CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY, Xxh3Stream } from '../../io/hash.js'
 import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
 import { xxh3Create } from '../../io/xxh3.js'
+import { Sealer, SealStream } from '../../io/cipher.js'
+import { cipherJobUse, cipherSealData } from '../../repo/cipher.js'
+import type { CipherState } from '../../repo/cipher.js'
 import { posixStorage, storageError, writeAll } from '../../storage/posix.js'
 import { streamInto } from '../../storage/stream-into.js'
 
@@ -49,6 +53,8 @@ export interface BackupFileInput {
    * parallel backup, whose threads already keep every core busy.
    */
   overlap?: boolean
+  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
+  cipher?: CipherState
 }
 
 export interface BackupFileOutput {
@@ -114,6 +120,11 @@ interface Slot {
 // kernel must fault in and zero again for every file, or segment, and that cost as much as reading the data
 // (measured in the background archive-push). A few sets cover the jobs one thread runs at once.
 const SPARE_SLOTS_MAX = 4
+
+// Where copyChunks gathers encrypted output before writing it (one per thread: it is always empty again when the
+// synchronous store of a chunk returns, so interleaved jobs of one thread never see each other's bytes in it).
+const SEAL_STAGE_SIZE = 2 * CHUNK_SIZE
+let sealStage: Buffer | undefined
 const spareSlots: Slot[] = []
 
 function slotTake(codec: Codec): Slot {
@@ -150,13 +161,41 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   let read = 0
   let stored = 0
   let turn = 0
+  // Compressed, then encrypted (compressing ciphertext gains nothing). The Sealer emits fresh ciphertext only, so the
+  // reused `into` buffers are free again when it returns.
+  const seal = cipherSealData()
+  const sealer = seal ? new Sealer(seal) : undefined
+  // The Sealer hands out a 64 KiB body and a 16-byte tag at a time: gathered here and written once per chunk, as
+  // a write call each cost more system time than the encryption itself.
+  let staged = 0
+  const flush = (): void => {
+    if (staged > 0) writeAll(out!, sealStage!.subarray(0, staged))
+    staged = 0
+  }
+  const writeOut = (data: Buffer): void => {
+    const stage = (sealStage ??= Buffer.allocUnsafe(SEAL_STAGE_SIZE))
+    if (staged + data.length > stage.length) flush()
+    if (data.length > stage.length) writeAll(out!, data)
+    else {
+      data.copy(stage, staged)
+      staged += data.length
+    }
+  }
+  const store = (compressed: Buffer): void => {
+    if (sealer) {
+      sealer.write(compressed, writeOut)
+      flush()
+    } else {
+      writeAll(out!, compressed)
+      stored += compressed.length
+    }
+  }
   // Writes the slot's compressed chunk, if it has one. Slots take turns, so chunks are written in order.
   const drain = async (slot: Slot): Promise<void> => {
     if (!slot.pending) return
     const compressed = await slot.pending
     slot.pending = undefined
-    writeAll(out!, compressed)
-    stored += compressed.length
+    store(compressed)
   }
   try {
     mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
@@ -181,13 +220,17 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
       }
       if (!overlap) {
         const compressed = slot.into ? slot.into.subarray(0, codec.compressInto!(chunk, input.compressLevel, slot.into)) : codec.compressSync!(chunk, input.compressLevel)
-        writeAll(out, compressed)
-        stored += compressed.length
+        store(compressed)
       }
       read += bytes
       if (!overlap && read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
     }
     for (let left = slots.length; left > 0; left--) await drain(slots[turn++ % slots.length]!)
+    if (sealer) {
+      sealer.end(writeOut)
+      flush()
+      stored = sealer.written
+    }
     // On the thread pool: another job of this thread (the background archive-push runs two per thread) computes
     // while this one waits for the disk.
     if (input.syncEach) await fsyncAsync(out)
@@ -222,6 +265,7 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
 }
 
 export async function backupFile(input: BackupFileInput): Promise<BackupFileOutput> {
+  cipherJobUse(input.cipher)
   let fd: number
   try {
     fd = openSync(input.source, 'r')
@@ -270,7 +314,8 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     ? new PageVerifyStream(input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
     : undefined
   const fast = new Xxh3Stream()
-  const stages: Transform[] = [...(pages ? [pages] : []), hash, fast, codec.compress(input.compressLevel), count]
+  const seal = cipherSealData()
+  const stages: Transform[] = [...(pages ? [pages] : []), hash, fast, codec.compress(input.compressLevel), ...(seal ? [new SealStream(seal)] : []), count]
   await streamInto(source, stages, writer)
   const xxh3 = fast.digest()
   return {

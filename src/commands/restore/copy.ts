@@ -1,6 +1,7 @@
 // Restores a backup's files with the worker pool: a file per job, or for a file stored in parts, a part per job
 // written at its offset, so a large relation file is shared between workers as it was at backup.
 
+import { cipherJobInput } from '../../repo/cipher.js'
 import { chmodSync, closeSync, constants, fsyncSync, ftruncateSync, openSync, utimesSync } from 'node:fs'
 import { Progress } from '../../common/progress.js'
 import { codecFor } from '../../io/compress.js'
@@ -49,6 +50,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
     const common = {
       destination: options.destinationOf(job.file),
       repoRoot: options.repoRoot,
+      ...cipherJobInput(),
       mode: job.file.mode,
       mtimeMs: job.file.mtimeMs,
       delta: options.delta,

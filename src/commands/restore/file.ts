@@ -9,6 +9,8 @@ import { Writable } from 'node:stream'
 import { errnoCode } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
 import { storedFileCopy, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
+import { cipherJobUse } from '../../repo/cipher.js'
+import type { CipherState } from '../../repo/cipher.js'
 import type { Storage } from '../../storage/storage.js'
 import { posixStorage, writeAll } from '../../storage/posix.js'
 import { SMALL_FILE } from '../backup/file.js'
@@ -37,6 +39,8 @@ export interface RestoreFileInput {
    * size and sets its mode and time once every part is in place.
    */
   partOffset?: number
+  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
+  cipher?: CipherState
 }
 
 export interface RestoreFileOutput {
@@ -131,6 +135,7 @@ function copySync(repo: Storage, input: RestoreFileInput, what: string, flags: '
 }
 
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
+  cipherJobUse(input.cipher)
   const offset = input.partOffset ?? 0
   // An empty part (the file shrank while it was backed up) is not stored; the file already has its final size.
   if (input.partOffset !== undefined && input.size === 0) return { fetched: false }
