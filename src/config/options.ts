@@ -47,6 +47,7 @@ const REPO: readonly CommandName[] = [
   'stanza-delete',
   'standby-create',
   'promote',
+  'verify',
 ]
 // Commands that talk to the cluster or its data folder.
 const PG: readonly CommandName[] = [
@@ -194,7 +195,7 @@ export const OPTIONS = {
   'process-max': {
     type: 'integer',
     section: 'any',
-    commands: ['archive-get', 'archive-push', 'backup', ...RESTORE],
+    commands: ['archive-get', 'archive-push', 'backup', ...RESTORE, 'verify'],
     default: 1,
     range: [1, 64],
     summary: 'Worker threads that copy, compress and checksum files.',
@@ -319,8 +320,8 @@ export const OPTIONS = {
   set: {
     type: 'string',
     section: false,
-    commands: [...RESTORE, 'info'],
-    summary: 'A backup, by label: the one to restore, or the one info shows.',
+    commands: [...RESTORE, 'info', 'verify'],
+    summary: 'A backup, by label: the one to restore, the one info shows, or the one verify checks.',
     description:
       'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target.',
   },
@@ -386,7 +387,7 @@ export const OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status', 'mirror-status'],
+    commands: ['info', 'replication-status', 'mirror-status', 'verify'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
