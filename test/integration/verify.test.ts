@@ -3,7 +3,8 @@
 // timeline switch made by a point-in-time restore and promote.
 
 import assert from 'node:assert/strict'
-import { readdir, readFile, rename, truncate, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createTestStanza } from '../harness/stanza.js'
@@ -209,6 +210,63 @@ describe(`verify on PostgreSQL ${MAJOR}`, () => {
     const unknown = await stanza.walden(['verify', '--set=20200101-000000F'])
     assert.equal(unknown.code, 51)
     assert.match(unknown.stderr, /backup set '20200101-000000F' is not in backup.info/)
+  })
+
+  test('a reference to a backup that is not in backup.info is reported for each file that uses it', async () => {
+    const infoPath = join(stanza.repoPath, 'backup', stanza.name, 'backup.info')
+    const original = await readFile(infoPath)
+    const envelope = JSON.parse(original.toString('utf8')) as { format: number; checksum: string; content: { backups: Array<{ label: string }> } }
+    envelope.content.backups = envelope.content.backups.filter((backup) => backup.label !== full)
+    envelope.checksum = createHash('sha256').update(JSON.stringify(envelope.content)).digest('hex')
+    try {
+      for (const path of [infoPath, `${infoPath}.copy`]) await writeFile(path, JSON.stringify(envelope))
+      const { code, report } = await verifyJson()
+      assert.equal(code, VERIFY_FAILED)
+      assert.deepEqual(report.backups.map((backup) => backup.label), [incr])
+      const referenced = (await manifestFiles(incr)).filter((file) => file.reference === full)
+      assert.ok(referenced.length > 0)
+      const problems = report.backups[0]!.problems.filter((problem) => problem.kind === 'reference')
+      assert.deepEqual(problems.map((problem) => problem.file).sort(), referenced.map((file) => file.name).sort())
+      assert.equal(problems[0]!.message, `stored in backup '${full}', which is not in backup.info`)
+    } finally {
+      for (const path of [infoPath, `${infoPath}.copy`]) await writeFile(path, original)
+    }
+  })
+
+  test('a damaged segment of a backup own WAL makes that backup unrestorable; a second copy under one name is a duplicate', async () => {
+    const info = JSON.parse(await readFile(join(stanza.repoPath, 'backup', stanza.name, 'backup.info'), 'utf8')) as {
+      content: { backups: Array<{ label: string; walStart: string }> }
+    }
+    const walStart = info.content.backups.find((backup) => backup.label === incr)!.walStart
+    const folder = join(stanza.repoPath, 'archive', stanza.name, '15-1', walStart.slice(0, 16))
+    const entry = (await readdir(folder)).find((name) => name.startsWith(`${walStart}-`))!
+    const stored = join(folder, entry)
+    const duplicate = join(folder, `${walStart}-${'0'.repeat(64)}.zst`)
+    await withDamage(
+      stored,
+      async () => {
+        const data = await readFile(stored)
+        await writeFile(duplicate, data)
+        data[Math.floor(data.length / 2)] ^= 0x10
+        await writeFile(stored, data)
+      },
+      async () => {
+        try {
+          const { code, report } = await verifyJson()
+          assert.equal(code, VERIFY_FAILED)
+          const archiveProblems = report.archive.problems.map((problem) => [problem.kind, problem.file])
+          assert.ok(archiveProblems.some(([kind, file]) => kind === 'duplicate' && file === walStart), JSON.stringify(archiveProblems))
+          // Both copies fail their own check: one is damaged, the other's content is not what its name says.
+          assert.equal(archiveProblems.filter(([kind, file]) => kind !== 'duplicate' && file === walStart).length, 2, JSON.stringify(archiveProblems))
+          const incrProblems = report.backups.find((backup) => backup.label === incr)!.problems
+          assert.deepEqual(incrProblems.map((problem) => [problem.kind, problem.file]), [['unrestorable', walStart]])
+          assert.match(incrProblems[0]!.message, new RegExp(`backup ${incr} is unrestorable: WAL between its start and stop is missing or damaged: ${walStart}`))
+          assert.equal(report.backups.find((backup) => backup.label === full)!.status, 'ok')
+        } finally {
+          await rm(duplicate, { force: true })
+        }
+      },
+    )
   })
 
   test('a WAL segment deleted from the middle of the archive is a gap, needed by the backups before it', async () => {

@@ -102,12 +102,15 @@ async function labelsNow(repo: Storage, stanza: string): Promise<Set<string> | u
   return info ? new Set(info.backups.map((backup) => backup.label)) : undefined
 }
 
-/** Loads an info file; damage (both copies) is a problem of the report, not the end of the run. */
+/**
+ * Loads an info file; damage (both copies) is a problem of the report, not the end of the run. A stanza that does not
+ * exist (or a repository from a newer walden) is an error: there is nothing to verify.
+ */
 async function loadOrReport<T>(report: VerifyReport, file: string, load: () => Promise<T>): Promise<T | undefined> {
   try {
     return await load()
   } catch (error) {
-    if (!(error instanceof WaldenError)) throw error
+    if (!(error instanceof WaldenError) || error.kind === 'RepoInvalid') throw error
     report.problems.push({ kind: 'info', file, message: error.message })
     return undefined
   }
