@@ -98,6 +98,10 @@ test('segments of the old timeline after the switch are not required; a later ti
   assert.deepEqual(result.gaps, [{ timeline: 1, from: '000000010000000000000005', to: '000000010000000000000006', neededBy: ['A', 'B'] }])
   assert.deepEqual(result.unrestorable, [{ label: 'B', missing: [{ from: '000000010000000000000005', to: '000000010000000000000005' }] }])
 
+  // A hole on timeline 2 breaks A, which follows the switch, but not B, which was consistent only after it.
+  const onTwo = walContinuity(input([...run(1, 2, 8), ...run(2, 4, 4), ...run(2, 6, 6)], [backup('A', 1, 2, 2), backup('B', 1, 5, 5)], switches))
+  assert.deepEqual(onTwo.gaps, [{ timeline: 2, from: '000000020000000000000005', to: '000000020000000000000005', neededBy: ['A'] }])
+
   // Without the old primary's later segments, nothing on timeline 1 after the switch is required of A.
   const clean = walContinuity(input([...run(1, 2, 4), ...run(2, 4, 6)], [backup('A', 1, 2, 2)], switches))
   assert.deepEqual(clean, { gaps: [], unrestorable: [] })
