@@ -3,6 +3,7 @@
 // timeline switch made by a point-in-time restore and promote.
 
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -336,5 +337,37 @@ describe(`verify on PostgreSQL ${MAJOR}`, () => {
     } finally {
       await rename(`${victim}.aside`, victim)
     }
+  })
+
+  test('backups expire removes while verify reads them are reported as expired, not as damaged', async () => {
+    const [oldest, , newest] = await labels()
+    assert.match(newest!, /F$/)
+    // One thread, so reading the oldest backup takes a while; expire starts as verify begins on it.
+    const child = spawn('runuser', ['-u', 'postgres', '--', process.execPath, join(process.cwd(), 'bin', 'walden'), `--config=${stanza.configPath}`, `--stanza=${stanza.name}`, 'verify', '--output=json', '--process-max=1', '--log-level-console=info'])
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    const started = new Promise<void>((resolve) =>
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString()
+        if (stderr.includes(`verify backup ${oldest}:`)) resolve()
+      }),
+    )
+    const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)))
+    await started
+    await stanza.waldenOk(['expire', '--repo1-retention-full=1'])
+    const code = await exited
+    assert.deepEqual(await labels(), [newest])
+    const report = JSON.parse(stdout) as Report
+    assert.equal(code, 0, `${stderr}\n${JSON.stringify(report.backups.map((backup) => [backup.label, backup.status, backup.problems]))}`)
+    assert.deepEqual(
+      report.backups.map((backup) => [backup.label, backup.status, backup.problems.length]),
+      [
+        [oldest, 'expired', 0],
+        [incr, 'expired', 0],
+        [newest, 'ok', 0],
+      ],
+    )
+    assert.deepEqual(report.archive.gaps, [])
   })
 })

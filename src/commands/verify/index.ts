@@ -14,7 +14,6 @@ import { ERROR_CODES, WaldenError, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { Progress } from '../../common/progress.js'
 import type { Config } from '../../config/config.js'
-import { codecFor } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
 import { isPartialName, isTimelineHistoryName, isWalSegmentName, timelineHistoryParse, walSegmentNumberFromName } from '../../pg/wal.js'
 import { archivedNameParse } from '../../repo/archive.js'
@@ -167,7 +166,8 @@ async function verifyBackup(run: Run, info: BackupInfo, record: BackupRecord, ch
       })
       continue
     }
-    const extension = codecFor(file.compressType).extension
+    // The extension alone, not the codec: a codec missing here is the worker's problem to report, per file.
+    const extension = file.compressType === 'none' ? '' : `.${file.compressType}`
     const repoPathOf = (part?: number): string => manifestFileRepoPath(run.stanza, record.label, file, extension, part)
     if (file.parts) {
       if (partsChecksum(file.parts) !== file.sha256) {
