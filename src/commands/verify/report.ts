@@ -81,8 +81,10 @@ export function reportSettle(report: VerifyReport): void {
   report.status = bad ? 'error' : 'ok'
 }
 
+/** Problems found, each once: a gap counts once, not again for every backup that needs it. */
 export function problemCount(report: VerifyReport): number {
-  return report.problems.length + report.archive.problems.length + report.archive.gaps.length + report.backups.reduce((sum, backup) => sum + backup.problems.length, 0)
+  const inBackups = report.backups.reduce((sum, backup) => sum + backup.problems.filter((problem) => problem.kind !== 'wal-gap').length, 0)
+  return report.problems.length + report.archive.problems.length + report.archive.gaps.length + inBackups
 }
 
 export function gapText(gap: ArchiveGap): string {
