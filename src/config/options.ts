@@ -169,11 +169,12 @@ export const OPTIONS = {
   'repo1-retention-archive': {
     type: 'integer',
     section: 'any',
-    commands: ['backup', 'expire'],
+    commands: ['backup', 'expire', 'verify'],
     range: [1, 9999999],
     summary: 'Keep WAL for point-in-time recovery only for the newest N backups.',
     description:
-      'Older backups keep just the WAL that makes them consistent. Without it, WAL is kept from the oldest backup on.',
+      'Older backups keep just the WAL that makes them consistent. Without it, WAL is kept from the oldest backup on. ' +
+      'verify expects the WAL after a backup only where expire keeps it.',
   },
 
   'compress-type': {

@@ -370,4 +370,26 @@ describe(`verify on PostgreSQL ${MAJOR}`, () => {
     )
     assert.deepEqual(report.archive.gaps, [])
   })
+
+  test('with repo1-retention-archive, a backup outside the window needs only its own WAL, as expire keeps it', async () => {
+    const [older] = await labels()
+    for (let index = 0; index < 2; index++) {
+      await stanza.cluster.query(`insert into accounts values (${400_000 + index}, 'window', 0)`)
+      await stanza.waldenOk(['check'])
+    }
+    await stanza.waldenOk(['backup', '--type=full'])
+    const [, newer] = await labels()
+    await stanza.waldenOk(['expire', '--repo1-retention-full=2', '--repo1-retention-archive=1'])
+    assert.deepEqual(await labels(), [older, newer])
+
+    // The WAL between the older backup's stop and the newer one's start is gone, by policy.
+    const strict = await verifyJson()
+    assert.equal(strict.code, VERIFY_FAILED)
+    assert.ok(strict.report.archive.gaps.length > 0)
+    assert.ok(strict.report.archive.gaps.every((gap) => gap.neededBy.join() === older), JSON.stringify(strict.report.archive.gaps))
+
+    const { code, report } = await verifyJson(['--repo1-retention-archive=1'])
+    assert.equal(code, 0, JSON.stringify(report.archive.gaps))
+    assert.deepEqual(report.backups.map((backup) => backup.status), ['ok', 'ok'])
+  })
 })

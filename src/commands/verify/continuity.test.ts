@@ -116,3 +116,13 @@ test('timelines chain: 1 -> 2 -> 3, each followed from its switch segment', () =
   const result = walContinuity(input(present, [backup('A', 1, 2, 2)], switches))
   assert.deepEqual(result.gaps, [{ timeline: 3, from: '000000030000000000000007', to: '000000030000000000000007', neededBy: ['A'] }])
 })
+
+test('a backup outside the point-in-time window needs only its own WAL', () => {
+  // Expire with repo1-retention-archive kept only A's own segments (2..3), then everything from B on.
+  const present = [...run(1, 2, 3), ...run(1, 7, 9)]
+  const backups = [{ ...backup('A', 1, 2, 3), pitr: false }, backup('B', 1, 7, 7)]
+  assert.deepEqual(walContinuity(input(present, backups)), { gaps: [], unrestorable: [] })
+  // Its own WAL is still required.
+  const result = walContinuity(input(run(1, 7, 9), backups))
+  assert.deepEqual(result.unrestorable, [{ label: 'A', missing: [{ from: '000000010000000000000002', to: '000000010000000000000003' }] }])
+})

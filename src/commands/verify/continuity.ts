@@ -25,6 +25,11 @@ export interface ContinuityBackup {
   walStop: string
   /** Where the backup became consistent: a later timeline is followed only if it branched off at or after this. */
   lsnStop: string
+  /**
+   * False for a backup outside repo1-retention-archive's point-in-time window: expire keeps only its own WAL, so only
+   * that is required of it. Default true.
+   */
+  pitr?: boolean
 }
 
 export interface ContinuityInput {
@@ -80,6 +85,7 @@ function lastPresent(present: ReadonlyMap<number, ReadonlySet<bigint>>, timeline
  */
 export function requiredRanges(input: ContinuityInput, backup: ContinuityBackup): Range[] {
   const ranges: Range[] = []
+  if (backup.pitr === false) return ranges
   const visit = (timeline: number, low: bigint, fromLsn: bigint): void => {
     let high = lastPresent(input.present, timeline)
     for (const child of input.switches) {

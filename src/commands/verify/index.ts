@@ -9,6 +9,9 @@
 // removing a backup (or WAL only expired backups needed) while verify reads it, which would look like missing files:
 // so at the end backup.info is read again, a backup no longer in it is reported as expired with its problems dropped,
 // and the continuity of the archive is judged on a fresh listing against the backups still there.
+//
+// With repo1-retention-archive, expire keeps the WAL after a backup only for the newest backups (pitrWindow); older
+// ones keep their own start..stop WAL. verify expects the same, so a policy is not reported as a gap.
 
 import { ERROR_CODES, WaldenError, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
@@ -22,6 +25,7 @@ import { manifestFileRepoPath, manifestLoad, partsChecksum } from '../../repo/ma
 import type { Manifest } from '../../repo/manifest.js'
 import { archiveIdOf, archiveInfoLoad, backupInfoLoad, backupInfoLoadIfExists } from '../../repo/stanza-info.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../../repo/stanza-info.js'
+import { pitrWindow } from '../../repo/retention.js'
 import { storedFileRead } from '../../repo/stored-file.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
@@ -80,7 +84,8 @@ async function verifyRun(cfg: Config): Promise<number> {
       if (manifest) manifests.set(record.label, { pg: manifest.pg })
     }
     checked.clear()
-    if (archiveInfo) await verifyArchive(run, archiveInfo, backupInfo, chosen, manifests, set === undefined)
+    const retentionArchive = cfg.has('repo1-retention-archive') ? cfg.number('repo1-retention-archive') : undefined
+    if (archiveInfo) await verifyArchive(run, archiveInfo, backupInfo, chosen, manifests, set === undefined, retentionArchive)
   } finally {
     await pool.close()
   }
@@ -246,6 +251,7 @@ async function verifyArchive(
   chosen: readonly BackupRecord[],
   manifests: ReadonlyMap<string, Pick<Manifest, 'pg'>>,
   allFiles: boolean,
+  retentionArchive: number | undefined,
 ): Promise<void> {
   const result: ArchiveReport = run.report.archive
   const identities = new Map<number, PgIdentity>()
@@ -321,7 +327,7 @@ async function verifyArchive(
       log.warn(`the WAL continuity of archive ${archiveId} is not checked: no manifest of its backups loads to give wal_segment_size`)
       continue
     }
-    await continuityCheck(run, archiveId, backups, segmentSize, switches, damaged)
+    await continuityCheck(run, archiveId, backups, segmentSize, switches, damaged, retentionArchive)
   }
 }
 
@@ -338,9 +344,13 @@ async function continuityCheck(
   segmentSize: number,
   switches: readonly TimelineSwitch[],
   damaged: ReadonlyMap<number, ReadonlySet<bigint>>,
+  retentionArchive: number | undefined,
 ): Promise<void> {
-  const live = await labelsNow(run.repo, run.stanza)
+  const now = await backupInfoLoadIfExists(run.repo, run.stanza).catch(() => undefined)
+  const live = now ? new Set(now.backups.map((backup) => backup.label)) : undefined
   const current = live ? backups.filter((record) => live.has(record.label)) : backups
+  // The window over every backup of the stanza, as expire computes it, whether or not --set picked one of them.
+  const window = new Set(pitrWindow(now?.backups ?? backups, retentionArchive).map((backup) => backup.label))
 
   const judge = (present: Map<number, Set<bigint>>): ReturnType<typeof walContinuity> =>
     walContinuity({
@@ -348,7 +358,14 @@ async function continuityCheck(
       present,
       damaged,
       switches,
-      backups: current.map((record) => ({ label: record.label, timeline: record.timeline, walStart: record.walStart, walStop: record.walStop, lsnStop: record.lsnStop })),
+      backups: current.map((record) => ({
+        label: record.label,
+        timeline: record.timeline,
+        walStart: record.walStart,
+        walStop: record.walStop,
+        lsnStop: record.lsnStop,
+        pitr: window.has(record.label),
+      })),
     })
   const present = presentSegments(await archiveList(run.repo, run.stanza, archiveId), segmentSize)
   let continuity = judge(present)
