@@ -126,3 +126,10 @@ test('a backup outside the point-in-time window needs only its own WAL', () => {
   const result = walContinuity(input(run(1, 7, 9), backups))
   assert.deepEqual(result.unrestorable, [{ label: 'A', missing: [{ from: '000000010000000000000002', to: '000000010000000000000003' }] }])
 })
+
+test('a stray segment far ahead is one large gap, found without walking every segment in between', () => {
+  const started = Date.now()
+  const result = walContinuity(input([...run(1, 2, 4), '00000001FFFFFFFF000000FF'], [backup('A', 1, 2, 2), backup('B', 1, 4, 4)]))
+  assert.deepEqual(result.gaps, [{ timeline: 1, from: '000000010000000000000005', to: '00000001FFFFFFFF000000FE', neededBy: ['A', 'B'] }])
+  assert.ok(Date.now() - started < 1000)
+})

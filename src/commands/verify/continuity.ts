@@ -100,71 +100,80 @@ export function requiredRanges(input: ContinuityInput, backup: ContinuityBackup)
   return ranges
 }
 
-/** Maximal runs of numbers in [low, high] for which `missing` holds. */
-function missingRuns(low: bigint, high: bigint, missing: (segment: bigint) => boolean): Array<[bigint, bigint]> {
+/**
+ * Maximal runs of numbers in [low, high] not in `present` (sorted ascending). Walks the present segments, not every
+ * number in the range: a stray name far ahead must not make this loop for billions of segments.
+ */
+function missingRuns(low: bigint, high: bigint, present: readonly bigint[]): Array<[bigint, bigint]> {
   const runs: Array<[bigint, bigint]> = []
-  let start: bigint | undefined
-  for (let segment = low; segment <= high; segment++) {
-    if (missing(segment)) start ??= segment
-    else if (start !== undefined) {
-      runs.push([start, segment - 1n])
-      start = undefined
-    }
+  let next = low
+  for (const segment of present) {
+    if (segment < next) continue
+    if (segment > high) break
+    if (segment > next) runs.push([next, segment - 1n])
+    next = segment + 1n
   }
-  if (start !== undefined) runs.push([start, high])
+  if (next <= high) runs.push([next, high])
   return runs
 }
 
+const ascending = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0)
+
 export function walContinuity(input: ContinuityInput): ContinuityResult {
   const name = (timeline: number, segment: bigint): string => walSegmentNameFromNumber(timeline, segment, input.segmentSize)
-  const isPresent = (timeline: number, segment: bigint): boolean => input.present.get(timeline)?.has(segment) ?? false
+  const sorted = new Map<number, bigint[]>()
+  const presentOn = (timeline: number): bigint[] => {
+    let list = sorted.get(timeline)
+    if (!list) sorted.set(timeline, (list = [...(input.present.get(timeline) ?? [])].sort(ascending)))
+    return list
+  }
   const backups = [...input.backups].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0))
 
-  // Each missing segment with the backups that need it; runs are then cut where that set changes, so every gap
-  // reported names exactly the backups it breaks.
-  const needed = new Map<number, Map<bigint, string[]>>()
+  // The missing runs each backup needs, per timeline; then cut where the set of backups needing them changes, so
+  // every gap reported names exactly the backups it breaks.
+  const needed = new Map<number, Array<{ from: bigint; to: bigint; label: string }>>()
   for (const backup of backups) {
     for (const range of requiredRanges(input, backup)) {
-      for (const [from, to] of missingRuns(range.low, range.high, (segment) => !isPresent(range.timeline, segment))) {
-        const onTimeline = needed.get(range.timeline) ?? new Map<bigint, string[]>()
-        needed.set(range.timeline, onTimeline)
-        for (let segment = from; segment <= to; segment++) {
-          const labels = onTimeline.get(segment) ?? []
-          if (!labels.includes(backup.label)) labels.push(backup.label)
-          onTimeline.set(segment, labels)
-        }
+      for (const [from, to] of missingRuns(range.low, range.high, presentOn(range.timeline))) {
+        const list = needed.get(range.timeline) ?? []
+        list.push({ from, to, label: backup.label })
+        needed.set(range.timeline, list)
       }
     }
   }
   const gaps: WalGap[] = []
   for (const timeline of [...needed.keys()].sort((a, b) => a - b)) {
-    const segments = needed.get(timeline)!
-    let current: { from: bigint; to: bigint; key: string; labels: string[] } | undefined
-    const flush = (): void => {
-      if (current) gaps.push({ timeline, from: name(timeline, current.from), to: name(timeline, current.to), neededBy: current.labels })
-    }
-    for (const segment of [...segments.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const labels = segments.get(segment)!
-      const key = labels.join(',')
-      if (current && current.key === key && current.to + 1n === segment) current.to = segment
-      else {
-        flush()
-        current = { from: segment, to: segment, key, labels }
+    const runs = needed.get(timeline)!
+    const cuts = [...new Set(runs.flatMap((run) => [run.from, run.to + 1n]))].sort(ascending)
+    let current: WalGap & { low: bigint; high: bigint } | undefined
+    for (let index = 0; index + 1 < cuts.length; index++) {
+      const low = cuts[index]!
+      const high = cuts[index + 1]! - 1n
+      const labels = [...new Set(runs.filter((run) => run.from <= low && run.to >= high).map((run) => run.label))]
+      if (labels.length === 0) {
+        current = undefined
+        continue
+      }
+      if (current && current.high + 1n === low && current.neededBy.join() === labels.join()) {
+        current.high = high
+        current.to = name(timeline, high)
+      } else {
+        current = { timeline, from: name(timeline, low), to: name(timeline, high), neededBy: labels, low, high }
+        gaps.push(current)
       }
     }
-    flush()
   }
 
   const unrestorable: UnrestorableBackup[] = []
   for (const backup of backups) {
     const low = walSegmentNumberFromName(backup.walStart, input.segmentSize)
     const high = walSegmentNumberFromName(backup.walStop, input.segmentSize)
-    const unusable = (segment: bigint): boolean =>
-      !isPresent(backup.timeline, segment) || (input.damaged?.get(backup.timeline)?.has(segment) ?? false)
-    const runs = missingRuns(low, high, unusable)
+    const damaged = input.damaged?.get(backup.timeline)
+    const usable = damaged ? presentOn(backup.timeline).filter((segment) => !damaged.has(segment)) : presentOn(backup.timeline)
+    const runs = missingRuns(low, high, usable)
     if (runs.length > 0) {
       unrestorable.push({ label: backup.label, missing: runs.map(([from, to]) => ({ from: name(backup.timeline, from), to: name(backup.timeline, to) })) })
     }
   }
-  return { gaps, unrestorable }
+  return { gaps: gaps.map(({ timeline, from, to, neededBy }) => ({ timeline, from, to, neededBy })), unrestorable }
 }
