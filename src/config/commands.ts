@@ -337,7 +337,7 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'records; checks every archived WAL file against the SHA-256 in its name; and checks the archive is continuous ' +
       'from each backup\'s start to the end of the archive, following timeline switches through history files. ' +
       'Prints every problem, naming the file, then a summary per backup and for the archive (--output=json for ' +
-      'monitoring), and exits non-zero (VerifyFailed) when it found any. Reads only, with process-max threads, and ' +
+      'monitoring), and exits 93 (VerifyFailed) when it found any. Reads only, with process-max threads, and ' +
       'takes no lock: a backup expired while it runs is reported as expired, not as damaged.',
     parameters: [],
     lock: 'none',
