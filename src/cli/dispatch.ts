@@ -45,5 +45,6 @@ export const DISPATCH: Dispatch = {
   'standby-create': async () => (await import('../commands/restore/index.js')).standbyCreate,
   start: async () => (await import('../commands/control.js')).start,
   stop: async () => (await import('../commands/control.js')).stop,
+  verify: async () => (await import('../commands/verify/index.js')).verify,
   version: async () => (await import('./help.js')).version,
 }

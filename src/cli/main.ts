@@ -14,10 +14,10 @@ import { VERSION } from '../version.js'
 import { archiveGetAbortsRecovery } from './archive-get-status.js'
 import { DISPATCH } from './dispatch.js'
 
-// Commands that still run while `walden stop` is in effect. They change nothing (info and replication-status only
-// read, so monitoring keeps working), and archive-get must not fail: PostgreSQL would take the failure for the end
+// Commands that still run while `walden stop` is in effect. They change nothing (info, replication-status and verify
+// only read, so monitoring keeps working), and archive-get must not fail: PostgreSQL would take the failure for the end
 // of the archive and end recovery early. stanza-delete checks for the stop file itself: it requires one.
-const RUN_WHEN_STOPPED = new Set(['help', 'version', 'info', 'replication-status', 'archive-get', 'start', 'stop', 'stanza-delete'])
+const RUN_WHEN_STOPPED = new Set(['help', 'version', 'info', 'replication-status', 'archive-get', 'start', 'stop', 'stanza-delete', 'verify'])
 
 function configureLog(cfg: Config): void {
   const def = COMMANDS[cfg.command]

@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   ReplicationLag: 90, // a replication lag limit is exceeded (replication-status as a monitoring check)
   SplitBrain: 91, // promote refused: the primary is still writable
   PgState: 92, // the server is not in the state the command needs (promote on a primary)
+  VerifyFailed: 93, // verify found a problem in the repository (damaged or missing files, WAL gaps); the report says which
   Crypto: 95, // a key is missing or wrong, or encrypted data failed authentication
   RepoInvalid: 103, // the repository is missing or damaged
   CommandInvalid: 104, // unknown command

@@ -28,6 +28,7 @@ export const COMMAND_NAMES = [
   'standby-create',
   'start',
   'stop',
+  'verify',
   'version',
 ] as const
 
@@ -328,6 +329,21 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     parameters: [],
     lock: 'none',
     stanzaRequired: false,
+    logFile: true,
+  },
+  verify: {
+    summary: 'Check backups and archived WAL without restoring them.',
+    description:
+      'Reads every file of every backup (or of --set), including the parts of large files and the files a diff or ' +
+      'incr takes from an earlier backup, decompresses it and compares it with the size and SHA-256 its manifest ' +
+      'records; checks every archived WAL file against the SHA-256 in its name; and checks the archive is continuous ' +
+      'from each backup\'s start to the end of the archive, following timeline switches through history files. ' +
+      'Prints every problem, naming the file, then a summary per backup and for the archive (--output=json for ' +
+      'monitoring), and exits 93 (VerifyFailed) when it found any. Reads only, with process-max threads, and ' +
+      'takes no lock: a backup expired while it runs is reported as expired, not as damaged.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
     logFile: true,
   },
   version: {

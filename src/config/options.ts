@@ -52,6 +52,7 @@ const REPO: readonly CommandName[] = [
   'stanza-delete',
   'standby-create',
   'promote',
+  'verify',
 ]
 // Commands that talk to the cluster or its data folder.
 const PG: readonly CommandName[] = [
@@ -173,11 +174,12 @@ export const OPTIONS = {
   'repo1-retention-archive': {
     type: 'integer',
     section: 'any',
-    commands: ['backup', 'expire'],
+    commands: ['backup', 'expire', 'verify'],
     range: [1, 9999999],
     summary: 'Keep WAL for point-in-time recovery only for the newest N backups.',
     description:
-      'Older backups keep just the WAL that makes them consistent. Without it, WAL is kept from the oldest backup on.',
+      'Older backups keep just the WAL that makes them consistent. Without it, WAL is kept from the oldest backup on. ' +
+      'verify expects the WAL after a backup only where expire keeps it.',
   },
 
   'repo1-cipher-type': {
@@ -236,7 +238,7 @@ export const OPTIONS = {
   'process-max': {
     type: 'integer',
     section: 'any',
-    commands: ['archive-get', 'archive-push', 'backup', ...RESTORE],
+    commands: ['archive-get', 'archive-push', 'backup', ...RESTORE, 'verify'],
     default: 1,
     range: [1, 64],
     summary: 'Worker threads that copy, compress and checksum files.',
@@ -361,8 +363,8 @@ export const OPTIONS = {
   set: {
     type: 'string',
     section: false,
-    commands: [...RESTORE, 'info'],
-    summary: 'A backup, by label: the one to restore, or the one info shows.',
+    commands: [...RESTORE, 'info', 'verify'],
+    summary: 'A backup, by label: the one to restore, the one info shows, or the one verify checks.',
     description:
       'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target.',
   },
@@ -428,7 +430,7 @@ export const OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status', 'mirror-status'],
+    commands: ['info', 'replication-status', 'mirror-status', 'verify'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',

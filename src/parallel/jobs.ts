@@ -5,12 +5,14 @@ import { archiveGetFile } from '../commands/archive-get-file.js'
 import { archivePushFile } from '../commands/archive-push-file.js'
 import { backupFile } from '../commands/backup/file.js'
 import { restoreFile } from '../commands/restore/file.js'
+import { verifyFile } from '../commands/verify/file.js'
 
 export const JOBS = {
   'archive.get': archiveGetFile,
   'archive.push': archivePushFile,
   'backup.file': backupFile,
   'restore.file': restoreFile,
+  'verify.file': verifyFile,
 } as const
 
 export type JobName = keyof typeof JOBS

@@ -52,6 +52,17 @@ function walPosition(walName: string): string {
 }
 
 /**
+ * The backups whose WAL is kept for point-in-time recovery (the rest keep only their own WAL): every backup, or with
+ * repo1-retention-archive (`archive`) those from the Nth newest full on. `backups` in label order.
+ */
+export function pitrWindow(backups: readonly BackupRecord[], archive: number | undefined): BackupRecord[] {
+  if (backups.length === 0 || archive === undefined) return [...backups]
+  const fulls = backups.filter((backup) => backup.type === 'full')
+  const windowStart = fulls.at(-Math.min(archive, fulls.length)) ?? backups[0]!
+  return backups.filter((backup) => backup.label >= windowStart.label)
+}
+
+/**
  * Decides whether an archived WAL segment is still needed by the kept backups. Every kept backup keeps its own
  * range (what makes it consistent); the newest `archive` full backups (all, without the option) also keep
  * everything after their start, for point-in-time recovery. History files are always kept: they are tiny and
@@ -59,12 +70,9 @@ function walPosition(walName: string): string {
  */
 export function walKeepPredicate(kept: readonly BackupRecord[], archive: number | undefined): (walName: string) => boolean {
   if (kept.length === 0) return () => true
-  const fulls = kept.filter((backup) => backup.type === 'full')
-  // The point-in-time window: every kept backup, or with `archive` those from the Nth newest full on. Its WAL starts
-  // at the lowest start position of any backup in it, not at the oldest label's: after a point-in-time recovery a
-  // newer backup on a new timeline can start earlier in the WAL than an older one.
-  const windowStart = archive === undefined ? kept[0]! : (fulls.at(-Math.min(archive, fulls.length)) ?? kept[0]!)
-  const window = kept.filter((backup) => backup.label >= windowStart.label)
+  // Its WAL starts at the lowest start position of any backup in the window, not at the oldest label's: after a
+  // point-in-time recovery a newer backup on a new timeline can start earlier in the WAL than an older one.
+  const window = pitrWindow(kept, archive)
   const from = window.map((backup) => walPosition(backup.walStart)).reduce((low, position) => (position < low ? position : low))
   const ranges = kept.map((backup) => ({
     timeline: backup.walStart.slice(0, 8),

@@ -10,7 +10,7 @@ import { WaldenError } from '../common/errors.js'
 import { codecAvailable, codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
 import { posixStorage } from '../storage/posix.js'
-import { storedFileCopy, storedFileRead } from './stored-file.js'
+import { storedFileCopy, storedFileDigest, storedFileRead } from './stored-file.js'
 
 const root = await mkdtemp(join(tmpdir(), 'walden-stored-'))
 after(() => rm(root, { recursive: true, force: true }))
@@ -47,5 +47,30 @@ for (const type of ['lz4', 'zst', 'gz', 'none'] as CompressType[]) {
       await assert.rejects(storedFileRead(repo, path, sha256, 'file'), isChecksum, `flip at ${position} (read)`)
       await assert.rejects(storedFileCopy(repo, path, sha256, 'file', async () => sink()), isChecksum, `flip at ${position} (copy)`)
     }
+  })
+}
+
+for (const type of ['lz4', 'zst', 'gz', 'none'] as CompressType[]) {
+  test(`storedFileDigest of a ${type} file gives its decoded size and SHA-256; damage either changes them or fails as a checksum error`, { skip: codecAvailable(type) ? false : `${type} is not available` }, async () => {
+    const codec = codecFor(type)
+    // Over one 1 MiB read, so the synchronous decoders run more than one piece.
+    const data = content(2_500_000)
+    const sha256 = createHash('sha256').update(data).digest('hex')
+    const stored = await buffer(Readable.from([data]).pipe(codec.compress(codec.defaultLevel)))
+    const path = `digest-${type}${codec.extension}`
+    await repo.write(path, stored)
+    assert.deepEqual(await storedFileDigest(repo, path, 'file'), { size: data.length, sha256 })
+
+    const isChecksum = (error: unknown): boolean => error instanceof WaldenError && error.kind === 'Checksum'
+    for (const damaged of [Buffer.from(stored).fill(0x55, 1000, 1010), stored.subarray(0, Math.floor(stored.length / 2))]) {
+      await repo.write(path, damaged)
+      const result = await storedFileDigest(repo, path, 'file').catch((error: unknown) => {
+        assert.ok(isChecksum(error), String(error))
+        return undefined
+      })
+      if (result) assert.notDeepEqual(result, { size: data.length, sha256 })
+    }
+    await repo.remove(path)
+    await assert.rejects(storedFileDigest(repo, path, 'file'), (error: unknown) => error instanceof WaldenError && error.kind === 'FileMissing')
   })
 }

@@ -2,7 +2,7 @@
 // archive-get (and any other reader), so all report a damaged repository file the same way, and every reader of an
 // encrypted repository decrypts here: each chunk's tag is verified before its plaintext moves on (io/cipher.ts).
 
-import type { Writable } from 'node:stream'
+import { Writable } from 'node:stream'
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync, rmSync } from 'node:fs'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
@@ -87,9 +87,20 @@ let readBuffer: Buffer | undefined
  * The SHA-256 is checked at the end: what `write` received is only good once this returns.
  */
 export function storedFileCopySync(repo: Storage, path: string, sha256: string, what: string, write: (data: Buffer) => void): boolean {
+  const actual = storedFileDecodeSync(repo, path, what, write)
+  if (actual === undefined) return false
+  if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
+  return true
+}
+
+/**
+ * The decoding loop of storedFileCopySync, and of storedFileDigest: hands each decoded piece to `write` and returns
+ * the SHA-256 of everything decoded, or undefined, having done nothing, where the codec has no synchronous decoder.
+ */
+function storedFileDecodeSync(repo: Storage, path: string, what: string, write: (data: Buffer) => void): string | undefined {
   // A local repository only: the path is opened directly.
   const decoder = repo instanceof PosixStorage ? codecFromExtension(path).chunkDecoder?.({ verifiedByCaller: true }) : undefined
-  if (!decoder) return false
+  if (!decoder) return undefined
   const fullPath = repo.describe(path)
   let fd: number
   try {
@@ -125,9 +136,44 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
     decoder.release()
     closeSync(fd)
   }
-  const actual = hash.digest('hex')
-  if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
-  return true
+  return hash.digest('hex')
+}
+
+/** What a stored file decodes to. */
+export interface StoredFileDigest {
+  /** Bytes after decompression. */
+  size: number
+  sha256: string
+}
+
+/** Where storedFileDigest's stream path sends the decoded bytes: nowhere. */
+class Discard extends Writable {
+  override _write(_chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    callback()
+  }
+}
+
+/**
+ * Reads a stored file through to its end, decompressed, keeping nothing: its size and SHA-256, for verify to compare
+ * with what the manifest or the archived name records. Through the same decoding as a restore (the synchronous loop
+ * where the codec has one, which allocates nothing per piece; else the codec's stream), so a file verify passes is
+ * one a restore can read. A missing file is a 'FileMissing' error; one that does not decompress a 'Checksum' error
+ * naming `what`.
+ */
+export async function storedFileDigest(repo: Storage, path: string, what: string): Promise<StoredFileDigest> {
+  let size = 0
+  const sha256 = storedFileDecodeSync(repo, path, what, (data) => {
+    size += data.length
+  })
+  if (sha256 !== undefined) return { size, sha256 }
+  const reader = await repo.openRead(path)
+  const hash = new HashStream()
+  const keys = cipherOpenKeys()
+  const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
+  await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), hash], new Discard()).catch((error: unknown) => {
+    throw damaged(error, what)
+  })
+  return { size: hash.size, sha256: hash.digest() }
 }
 
 /**

@@ -179,12 +179,18 @@ describe('passphrase-encrypted repository', () => {
     await stanza.cluster.stop()
     const labels = (await readdir(join(stanza.repoPath, 'backup', stanza.name))).filter((entry) => /^\d{8}-\d{6}F$/.test(entry)).sort()
     const stored = join(stanza.repoPath, 'backup', stanza.name, labels.at(-1)!, 'pg_data', relation)
+    // verify reads the encrypted repository through the same keys: whole before the damage, the file named after.
+    const clean = await stanza.walden(['verify'])
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr)
     const original = await readFile(stored)
     const damaged = Buffer.from(original)
     const at = Math.floor(original.length / 2)
     damaged[at] = damaged[at]! ^ 0x01
     await writeFile(stored, damaged)
     try {
+      const verified = await stanza.walden(['verify'])
+      assert.equal(verified.code, 93, verified.stdout + verified.stderr)
+      assert.ok(verified.stdout.includes(`'${stored}' failed authentication`), verified.stdout)
       await rm(join(stanza.cluster.dataDir, relation))
       const result = await stanza.walden(['restore', '--delta'])
       assert.equal(result.code, 95, result.stderr)
