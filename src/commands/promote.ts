@@ -4,7 +4,7 @@
 
 import { errnoCode, fail } from '../common/errors.js'
 import { log } from '../common/log.js'
-import { conninfoParse, conninfoWhere } from '../pg/conninfo.js'
+import { conninfoFromOption, conninfoParse, conninfoWhere } from '../pg/conninfo.js'
 import type { PgSession } from '../pg/session.js'
 import { timelineHistoryName } from '../pg/wal.js'
 import { archiveWaitFor } from '../repo/archive.js'
@@ -37,7 +37,8 @@ async function splitBrainGuard(cfg: Config, session: PgSession): Promise<void> {
     log.warn('the standby has no primary_conninfo, so walden cannot check that the old primary is down; give --primary-conninfo to check it')
     return
   }
-  const info = conninfoParse(text, 'primary_conninfo')
+  const given = cfg.string('primary-conninfo')
+  const info = given !== undefined ? conninfoFromOption(cfg, 'primary-conninfo', given) : conninfoParse(text, 'primary_conninfo')
   const where = conninfoWhere(info)
   // The standby's build decides which socket folder libpq looks up as 'localhost' in the password file.
   const [socket] = await session.query<{ boot_val: string | null }>("select boot_val from pg_settings where name = 'unix_socket_directories'")

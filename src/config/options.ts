@@ -445,6 +445,8 @@ export const OPTIONS = {
     description:
       'restore --type=standby and standby-create write it as primary_conninfo, with any password moved to the ' +
       'password file ($PGPASSFILE or ~/.pgpass of the OS user running walden, mode 0600) and passfile pointing there. ' +
+      'A password in it is refused on the command line (every user can read process arguments): put it in the password ' +
+      'file yourself, or give the string in WALDEN_PRIMARY_CONNINFO or the config file. ' +
       'promote uses it to check the old primary is no longer writable, when the standby has no primary_conninfo.',
   },
   slot: {

@@ -4,8 +4,7 @@
 import type { Config } from '../config/config.js'
 import { fail } from '../common/errors.js'
 import { userInfo } from 'node:os'
-import { optionEnvName } from '../config/options.js'
-import { conninfoParse, conninfoRedact, conninfoSessionOptions } from '../pg/conninfo.js'
+import { conninfoFromOption, conninfoRedact, conninfoSessionOptions } from '../pg/conninfo.js'
 import { pgpassHost, pgpassLookup, pgpassPath, pgpassRead } from '../pg/pgpass.js'
 import { pgLinkOpen } from '../pg/link.js'
 import type { PgLink } from '../pg/link.js'
@@ -34,15 +33,7 @@ async function passwordFromFile(options: PgConnectOptions, passfile: string | un
  * (ps, /proc/PID/cmdline), and mirror-run runs for months.
  */
 async function conninfoTarget(cfg: Config, option: 'mirror-master' | 'mirror-target'): Promise<PgConnectOptions> {
-  const text = cfg.requireString(option)
-  const info = conninfoParse(text, `option '${option}'`)
-  if (info.has('password') && cfg.source(option) === 'command line') {
-    fail('OptionInvalidValue', `option '${option}' holds a password on the command line, where every user of this machine can read it`, {
-      hint:
-        'put the password in the password file (~/.pgpass, or the file PGPASSFILE or passfile= names, mode 0600) or in PGPASSWORD; ' +
-        `or give the whole string in ${optionEnvName(option)} or the config file.`,
-    })
-  }
+  const info = conninfoFromOption(cfg, option, cfg.requireString(option))
   const options = conninfoSessionOptions(info, info.get('password'), userInfo().username)
   const target = info.has('dbname') ? options : { ...options, database: options.user }
   const password = await passwordFromFile(target, info.get('passfile'))

@@ -3,6 +3,9 @@
 // written to disk, and to open its own sessions with the same settings the standby's WAL receiver will use.
 
 import { fail } from '../common/errors.js'
+import type { Config } from '../config/config.js'
+import { optionEnvName } from '../config/options.js'
+import type { OptionName } from '../config/options.js'
 import type { PgConnectOptions } from './session.js'
 
 export type Conninfo = Map<string, string>
@@ -123,4 +126,21 @@ export function conninfoSessionOptions(info: Conninfo, password: string | undefi
     // libpq's 'prefer' tries TLS and falls back; the driver cannot, so only an explicit require turns TLS on.
     ssl: ['require', 'verify-ca', 'verify-full'].includes(sslmode) ? { verify: sslmode !== 'require' } : false,
   }
+}
+
+/**
+ * The connection string an option holds, parsed. A password in it is refused when the option came from the command
+ * line: every user of the machine can read a process's arguments (ps, /proc/PID/cmdline), for as long as the process
+ * runs. `text` is the string when it sits inside another option (recovery-option primary_conninfo=...).
+ */
+export function conninfoFromOption(cfg: Config, option: OptionName, text: string, what = `option '${option}'`): Conninfo {
+  const info = conninfoParse(text, what)
+  if (info.has('password') && cfg.source(option) === 'command line') {
+    fail('OptionInvalidValue', `${what} holds a password on the command line, where every user of this machine can read it`, {
+      hint:
+        'put the password in the password file (~/.pgpass, or the file PGPASSFILE or passfile= names, mode 0600) or in PGPASSWORD; ' +
+        `or give the whole string in ${optionEnvName(option)} or the config file.`,
+    })
+  }
+  return info
 }

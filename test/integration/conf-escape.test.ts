@@ -200,8 +200,8 @@ describe(`config escaping, target checks and socket .pgpass on PostgreSQL ${MAJO
     const standby = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'socket-standby' })
     const conninfo = `host=${primary.socketDir} port=${primary.port} user=sockrep password='${password.replaceAll('\\', '\\\\')}' application_name=socket_standby`
     const created = await stanza.walden(
-      ['standby-create', `--pg1-path=${standby.dataDir}`, `--pg1-port=${standby.port}`, `--pg1-socket-path=${standby.socketDir}`, `--primary-conninfo=${conninfo}`],
-      { env: { PGPASSFILE: pgpassFile } },
+      ['standby-create', `--pg1-path=${standby.dataDir}`, `--pg1-port=${standby.port}`, `--pg1-socket-path=${standby.socketDir}`],
+      { env: { PGPASSFILE: pgpassFile, WALDEN_PRIMARY_CONNINFO: conninfo } },
     )
     assert.equal(created.code, 0, created.stderr)
     // libpq itself (psql, never prompting, no other password) finds the password for the socket connection.

@@ -34,9 +34,9 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
   const countOf = async (cluster: Cluster, table: string, where = 'true'): Promise<number> =>
     Number(await cluster.psqlScalar(`select count(*) from ${table} where ${where}`))
   /** walden as postgres, pointed at a cluster other than the stanza's configured one. */
-  const waldenOn = (cluster: Cluster, args: readonly string[]) =>
+  const waldenOn = (cluster: Cluster, args: readonly string[], env: Record<string, string> = {}) =>
     stanza.walden([`--pg1-path=${cluster.dataDir}`, `--pg1-port=${cluster.port}`, `--pg1-socket-path=${cluster.socketDir}`, ...args], {
-      env: { PGPASSFILE: pgpassFile },
+      env: { PGPASSFILE: pgpassFile, ...env },
     })
   const json = (stdout: string): Record<string, any> => JSON.parse(stdout) as Record<string, any>
 
@@ -103,7 +103,12 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
   test('a primary_conninfo given as recovery-option loses its password to the password file too', async () => {
     const standby = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'recovery-option-standby' })
     const conninfo = `host=127.0.0.1 port=${primary.port} user=replicator password=other-secret`
-    const created = await waldenOn(standby, ['standby-create', `--recovery-option=primary_conninfo=${conninfo}`])
+    // On the command line, where every user sees it in ps, the password is refused before anything is done.
+    const onArgv = await waldenOn(standby, ['standby-create', `--recovery-option=primary_conninfo=${conninfo}`])
+    assert.equal(onArgv.code, 32, onArgv.stderr)
+    assert.match(onArgv.stderr, /recovery-option primary_conninfo holds a password on the command line/)
+    assert.doesNotMatch(onArgv.stderr, /other-secret/)
+    const created = await waldenOn(standby, ['standby-create'], { WALDEN_RECOVERY_OPTION: `primary_conninfo=${conninfo}` })
     assert.equal(created.code, 0, created.stderr)
     const autoConf = await readFile(join(standby.dataDir, 'postgresql.auto.conf'), 'utf8')
     assert.doesNotMatch(autoConf, /other-secret/)
@@ -121,7 +126,10 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
   test('a streaming standby with a slot gets a commit without any WAL switch; status and lag checks on both ends', async () => {
     streaming = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'streaming-standby' })
     const conninfo = `host=127.0.0.1 port=${primary.port} user=replicator password='${REPLICATION_PASSWORD}' application_name=standby_one`
-    const created = await waldenOn(streaming, ['standby-create', `--primary-conninfo=${conninfo}`, '--slot=standby_one'])
+    const onArgv = await waldenOn(streaming, ['standby-create', `--primary-conninfo=${conninfo}`, '--slot=standby_one'])
+    assert.equal(onArgv.code, 32, onArgv.stderr)
+    assert.match(onArgv.stderr, /option 'primary-conninfo' holds a password on the command line/)
+    const created = await waldenOn(streaming, ['standby-create', '--slot=standby_one'], { WALDEN_PRIMARY_CONNINFO: conninfo })
     assert.equal(created.code, 0, created.stderr)
 
     // The password is in the password file, mode 0600, and nowhere in the standby's configuration.

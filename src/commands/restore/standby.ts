@@ -6,7 +6,7 @@ import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import { pgBinFor, pgDefaultSocketDir } from '../../pg/binaries.js'
-import { conninfoFormat, conninfoParse, conninfoWhere } from '../../pg/conninfo.js'
+import { conninfoFormat, conninfoFromOption, conninfoWhere } from '../../pg/conninfo.js'
 import { pgpassLookup, pgpassPath, pgpassRead, pgpassUpsert, pgpassWrite } from '../../pg/pgpass.js'
 import { primaryConnect, replicationPgpassKey } from '../primary-connection.js'
 
@@ -44,7 +44,10 @@ export async function standbyPrepare(cfg: Config, type: string, major: number): 
     return settings
   }
 
-  const info = conninfoParse(conninfoText, "option 'primary-conninfo'")
+  const info =
+    cfg.string('primary-conninfo') !== undefined
+      ? conninfoFromOption(cfg, 'primary-conninfo', conninfoText)
+      : conninfoFromOption(cfg, 'recovery-option', conninfoText, 'recovery-option primary_conninfo')
   const password = info.get('password')
   info.delete('password')
   const passfile = info.get('passfile') ?? pgpassPath()
