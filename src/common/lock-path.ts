@@ -99,7 +99,9 @@ export function lockFolder(lockPath: string, create: boolean): LockFolder | unde
   if (info === undefined) {
     if (!create) return undefined
     try {
-      mkdirSync(dirname(path), { recursive: true })
+      // Folders above it: anyone may pass, only we may change them (with umask 000 they would be writable by all,
+      // and then refused below).
+      mkdirSync(dirname(path), { recursive: true, mode: 0o755 })
       mkdirSync(path, { mode: LOCK_PATH_MODE })
       // mkdir's mode passes through the umask; a umask of 077 would leave the group out, one of 277 would lock us out.
       chmodSync(path, LOCK_PATH_MODE)

