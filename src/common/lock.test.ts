@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { WaldenError } from './errors.js'
-import { lockAcquire, lockHeld, lockHolders, stopFileCheck, stopFileCreate, stopFileRemove } from './lock.js'
+import { lockAcquire, lockForTest, lockHeld, lockHolders, stopFileCheck, stopFileCreate, stopFileRemove } from './lock.js'
 
 const root = await mkdtemp(join(tmpdir(), 'walden-lock-'))
 after(() => rm(root, { recursive: true, force: true }))
@@ -113,6 +113,8 @@ describe('lockAcquire', () => {
 
       process.kill(holder.pid, 'SIGKILL')
       await until('the killed holder to be a zombie', () => processState(holder.pid) === 'Z')
+      // Its main thread turns zombie first; the lock goes with the last of its threads, a moment later.
+      await until('the kernel to release the lock', () => !lockHeld(root, 'demo-backup'), 5_000)
       const lock = await lockAcquire(root, 'demo-backup')
       assert.equal(processState(holder.pid), 'Z', 'still a zombie when the lock was taken')
       lock.release()
@@ -120,6 +122,26 @@ describe('lockAcquire', () => {
       assert.deepEqual(await lockHolders(root, 'demo'), [])
     } finally {
       holderEnd(holder)
+    }
+  })
+
+  test('without native/io no lock is taken or tested (no fall back to pid files, which kernel locks would not see)', async () => {
+    lockForTest.hidden = true
+    try {
+      const missing = (error: unknown): boolean => {
+        assert.ok(error instanceof WaldenError)
+        assert.equal(error.kind, 'FileMissing')
+        assert.match(error.message, /^walden's native part native\/io is not built/)
+        return true
+      }
+      await assert.rejects(lockAcquire(root, 'demo-backup'), missing)
+      assert.throws(() => lockHeld(root, 'demo-backup'), missing)
+      await assert.rejects(lockHolders(root), missing)
+      // Stop files need no kernel lock: `walden stop` works on such an install.
+      assert.equal(await stopFileCreate(root, 'native'), true)
+      assert.equal(await stopFileRemove(root, 'native'), true)
+    } finally {
+      lockForTest.hidden = false
     }
   })
 

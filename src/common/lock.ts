@@ -46,8 +46,11 @@ interface KernelLocks {
   lockTest(fd: number): number
 }
 
+/** Test hook: `hidden` behaves as if native/io were not built. */
+export const lockForTest = { hidden: false }
+
 function kernelLocks(): KernelLocks {
-  const io = nativeAddonLoad<KernelLocks>('io', 'lockTest')
+  const io = lockForTest.hidden ? undefined : nativeAddonLoad<KernelLocks>('io', 'lockTest')
   if (io === undefined) {
     fail('FileMissing', `walden's native part native/io is not built${nativeAddonPath('io') === undefined ? '' : ' with lock support'}: walden takes its locks through it`, {
       hint: 'build walden (npm run build) on a machine with a C compiler and the Node.js headers; without native/io walden cannot lock.',
