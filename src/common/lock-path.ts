@@ -65,17 +65,18 @@ function refuse(path: string, problem: string, fix: string): never {
  */
 function folderCheck(path: string, info: Stats): LockFolder {
   const me = euid()
-  const fix = `remove it (walden creates it again) or run \`chown ${userName(me)} '${path}' && chmod ${LOCK_PATH_MODE.toString(8)} '${path}'\``
+  // A function: /etc/passwd is read only for a message.
+  const fix = (): string => `remove it (walden creates it again) or run \`chown ${userName(me)} '${path}' && chmod ${LOCK_PATH_MODE.toString(8)} '${path}'\``
   if (info.isSymbolicLink()) refuse(path, 'it is a symbolic link', `remove the link`)
   if (!info.isDirectory()) refuse(path, 'it is not a folder', 'remove it')
   if (info.uid !== me && me !== 0) {
-    refuse(path, `it belongs to ${userName(info.uid)}, not to ${userName(me)} that runs walden (mode ${modeText(info)})`, `run walden as ${userName(info.uid)}, or ${fix}`)
+    refuse(path, `it belongs to ${userName(info.uid)}, not to ${userName(me)} that runs walden (mode ${modeText(info)})`, `run walden as ${userName(info.uid)}, or ${fix()}`)
   }
   if ((info.mode & 0o022) !== 0) refuse(path, `others may write in it (mode ${modeText(info)}, owner ${userName(info.uid)})`, `run \`chmod ${LOCK_PATH_MODE.toString(8)} '${path}'\` as ${userName(info.uid)} after checking what is in it`)
   const trusted = new Set([0, me, info.uid])
   let parent: string
   try {
-    parent = realpathSync(dirname(path))
+    parent = realpathSync.native(dirname(path))
   } catch (error) {
     fail('FileOpen', `unable to resolve the folder above lock-path '${path}': ${(error as Error).message}`)
   }
