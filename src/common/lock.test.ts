@@ -172,20 +172,29 @@ describe('lock-path is private', () => {
     assert.throws(() => lockHeld(lockPath, 'demo-backup'), check)
   }
 
-  test('a world-writable folder (mode 1777) is refused, naming it, its owner and mode', async () => {
-    const path = join(root, 'open')
-    await mkdir(path)
-    await chmod(path, 0o1777)
-    // What an attacker would have put there to stop walden for every cluster.
-    await writeFile(join(path, 'all.stop'), '')
-    await refused(path, new RegExp(`^lock-path '${path}' cannot be trusted: others may write in it \\(mode 1777, owner root\\)$`))
+  test("a world-writable folder (mode 1777) or group-writable one of another user is refused, naming it, its owner and mode", async () => {
+    const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim())
+    for (const mode of [0o1777, 0o770]) {
+      const path = join(root, `open-${mode.toString(8)}`)
+      await mkdir(path)
+      await chmod(path, mode)
+      await chown(path, nobody, nobody)
+      await refused(path, new RegExp(`^lock-path '${path}' cannot be trusted: others may write in it \\(mode ${mode.toString(8).padStart(4, '0')}, owner nobody\\)$`))
+    }
   })
 
-  test('a group-writable folder is refused', async () => {
-    const path = join(root, 'group')
+  test('our own folder left open to others is made private; a stop file or lock file another user left is refused', async () => {
+    const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim())
+    const path = join(root, 'ours-open')
     await mkdir(path)
-    await chmod(path, 0o770)
-    await refused(path, /others may write in it \(mode 0770, owner root\)/)
+    await chmod(path, 0o1777)
+    await writeFile(join(path, 'all.stop'), '')
+    await chown(join(path, 'all.stop'), nobody, nobody)
+    await writeFile(join(path, 'demo-backup.lock'), '')
+    await chown(join(path, 'demo-backup.lock'), nobody, nobody)
+    await assert.rejects(stopFileCheck(path, 'demo'), new RegExp(`^FileInvalidError: stop file '${path}/all.stop' belongs to nobody, not to walden's user$`))
+    assert.equal((await lstat(path)).mode & 0o7777, 0o750)
+    await assert.rejects(lockAcquire(path, 'demo-backup'), /lock file '.*demo-backup\.lock' is not a plain file of walden's user/)
   })
 
   test('a symbolic link is refused, even to a good folder', async () => {

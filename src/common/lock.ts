@@ -9,11 +9,11 @@
 // Without native/io walden takes no locks at all (FileMissing) rather than fall back to pid files: a process using pid
 // files and one using kernel locks would not see each other's locks, and two backups would run at once.
 
-import { closeSync, constants, existsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, lstatSync, openSync, readSync, readdirSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lstatSync, openSync, readSync, readdirSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { nativeAddonLoad, nativeAddonPath } from '../io/native.js'
 import { errnoCode, fail } from './errors.js'
-import { lockFolder } from './lock-path.js'
+import { lockFolder, userName } from './lock-path.js'
 import type { LockFolder } from './lock-path.js'
 
 export interface Lock {
@@ -258,7 +258,16 @@ export async function stopFileCheck(lockPath: string, stanza?: string): Promise<
   if (folder === undefined) return
   const scopes = stanza === undefined ? [undefined] : [undefined, stanza]
   for (const scope of scopes) {
-    if (!existsSync(stopFile(folder.path, scope))) continue
+    const path = stopFile(folder.path, scope)
+    const info = lstatSync(path, { throwIfNoEntry: false })
+    if (info === undefined) continue
+    // Only walden's user (or root, whose stop files are that user's) makes stop files. One of another user can only
+    // have been left while lock-path was open to all: it is neither obeyed nor ignored in silence.
+    if (info.uid !== folder.uid && info.uid !== process.geteuid?.()) {
+      fail('FileInvalid', `stop file '${path}' belongs to ${userName(info.uid)}, not to walden's user`, {
+        hint: 'another user may have put it there while lock-path was open to all: check, then remove it.',
+      })
+    }
     fail('Stop', scope === undefined ? 'stop file exists for all stanzas' : `stop file exists for stanza '${scope}'`, {
       hint: `run \`walden ${scope === undefined ? '' : `--stanza=${scope} `}start\` to allow walden commands again.`,
     })

@@ -42,13 +42,28 @@ describe('lock-path is private to walden', { concurrency: false }, () => {
     await refused(path, /it belongs to nobody, not to postgres that runs walden \(mode 0755\)/)
   })
 
-  test('a world-writable folder (mode 1777, as lock-path was) with a planted all.stop is refused', async () => {
+  test('a world-writable folder (mode 1777) of another user is refused', async () => {
+    const path = join(dir.path, 'open-nobody')
+    await mkdir(path)
+    await chmod(path, 0o1777)
+    await chown(path, uidOf('nobody'), uidOf('nobody'))
+    await refused(path, /it belongs to nobody, not to postgres that runs walden \(mode 1777\)/)
+  })
+
+  test("postgres's own folder left 1777 (as walden made it) is made private; a stop file planted by another user is refused", async () => {
     const path = join(dir.path, 'open')
     await mkdir(path)
     await chmod(path, 0o1777)
     await chown(path, uidOf('postgres'), uidOf('postgres'))
+    // What another user could leave there to stop walden for every cluster.
     await writeFile(join(path, 'all.stop'), '')
-    await refused(path, /others may write in it \(mode 1777, owner postgres\)/)
+    await chown(join(path, 'all.stop'), uidOf('nobody'), uidOf('nobody'))
+    const push = ['--stanza=demo', 'archive-push', '/nonexistent/pg_wal/000000010000000000000001']
+    const result = await walden(path, push)
+    assert.equal(result.code, 28, result.stderr)
+    assert.match(result.stderr, new RegExp(`WARN: lock-path '${path}' was open to others \\(mode 1777\\); walden made it private \\(mode 0750\\)`))
+    assert.match(result.stderr, new RegExp(`ERROR: \\[028\\]: stop file '${path}/all.stop' belongs to nobody, not to walden's user`))
+    assert.equal((await lstat(path)).mode & 0o7777, 0o750)
   })
 
   test('a symbolic link is refused', async () => {
