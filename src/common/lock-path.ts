@@ -73,16 +73,6 @@ function folderCheck(path: string, info: Stats): LockFolder {
   if (info.uid !== me && me !== 0) {
     refuse(path, `it belongs to ${userName(info.uid)}, not to ${userName(me)} that runs walden (mode ${modeText(info)})`, `run walden as ${userName(info.uid)}, or ${fix()}`)
   }
-  if ((info.mode & 0o022) !== 0) {
-    if (info.uid !== me) {
-      refuse(path, `others may write in it (mode ${modeText(info)}, owner ${userName(info.uid)})`, `run \`chmod ${LOCK_PATH_MODE.toString(8)} '${path}'\` as ${userName(info.uid)} after checking what is in it`)
-    }
-    // Ours, and open to others: walden made lock-path 1777 before it was private. Closed here, so that an upgrade
-    // does not stop archiving; what others may have left in it meanwhile is refused where it is used (a lock file
-    // or a stop file that is not ours or the owner's: lock.ts).
-    chmodSync(path, LOCK_PATH_MODE)
-    log.warn(`lock-path '${path}' was open to others (mode ${modeText(info)}); walden made it private (mode 0${LOCK_PATH_MODE.toString(8)})`)
-  }
   const trusted = new Set([0, me, info.uid])
   let parent: string
   try {
@@ -96,6 +86,16 @@ function folderCheck(path: string, info: Stats): LockFolder {
       refuse(path, `it is inside '${folder}' (owner ${userName(above.uid)}, mode ${modeText(above)}), where another user could replace it`, 'move it to a folder only root or its owner may change')
     }
     if (folder === sep || folder === dirname(folder)) break
+  }
+  if ((info.mode & 0o022) !== 0) {
+    if (info.uid !== me) {
+      refuse(path, `others may write in it (mode ${modeText(info)}, owner ${userName(info.uid)})`, `run \`chmod ${LOCK_PATH_MODE.toString(8)} '${path}'\` as ${userName(info.uid)} after checking what is in it`)
+    }
+    // Ours, and open to others: walden made lock-path 1777 before it was private. Closed here, so that an upgrade
+    // does not stop archiving (the folders above passed, so nobody swapped it since the lstat); what others may have
+    // left in it meanwhile is refused where it is used (a lock or stop file not ours or the owner's: lock.ts).
+    chmodSync(path, LOCK_PATH_MODE)
+    log.warn(`lock-path '${path}' was open to others (mode ${modeText(info)}); walden made it private (mode 0${LOCK_PATH_MODE.toString(8)})`)
   }
   return { path, uid: info.uid, gid: info.gid }
 }
