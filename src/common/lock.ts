@@ -132,7 +132,9 @@ export async function lockAcquire(lockPath: string, name: string): Promise<Lock>
   const path = join(folder.path, `${name}.lock`)
   // More than one round only when the file was removed under us by a holder releasing it.
   for (let attempt = 0; attempt < 10; attempt++) {
-    const fd = lockFileOpen(folder, path, constants.O_RDWR | constants.O_CREAT)!
+    const fd = lockFileOpen(folder, path, constants.O_RDWR | constants.O_CREAT)
+    // ENOENT despite O_CREAT: the folder itself was removed after its check.
+    if (fd === undefined) fail('FileOpen', `unable to create lock file '${path}': lock-path was removed`, { hint: 'try again.' })
     const result = io.lockFile(fd, true)
     if (result === -1) {
       const pid = lockFilePid(fd)
