@@ -129,15 +129,25 @@ async function archiveGetQueued(cfg: Config, walName: string, destination: strin
 
   if (await tolerate('read the queue', () => queueTake(queue, walName, destination, control), false)) return served()
 
+  // Asking whether the background process runs reads lock-path, which walden may refuse (not private to it): then
+  // none is waited for, and the segment is fetched here.
+  const running = (): boolean => {
+    try {
+      return asyncRunning(cfg)
+    } catch (error) {
+      log.warn(`unable to tell whether the background process runs: ${(error as Error).message}; the archive is used directly`)
+      return false
+    }
+  }
   // The running background process may be fetching this very segment: wait for it rather than fetch it twice.
   const listed = await readFile(join(queue, QUEUE_LIST), 'utf8').catch(() => '')
-  if (asyncRunning(cfg) && listed.split('\n').includes(walName)) {
+  if (running() && listed.split('\n').includes(walName)) {
     const deadline = Date.now() + (cfg.number('archive-timeout') ?? 60) * 1000
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       await pollSleep(attempt)
       if (await tolerate('read the queue', () => queueTake(queue, walName, destination, control), false)) return served()
       // Ended without it: not in the archive, or damaged. Fetching it here gives the answer.
-      if (!asyncRunning(cfg)) break
+      if (!running()) break
     }
   }
 

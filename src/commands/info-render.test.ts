@@ -6,6 +6,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { lockAcquire } from '../common/lock.js'
 import { configLoad } from '../config/config.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../repo/stanza-info.js'
 import { archiveInfoSave, backupInfoSave } from '../repo/stanza-info.js'
@@ -372,9 +373,8 @@ describe('info command', () => {
     )
     assert.deepEqual(parsed[0]!.status, { code: 0, lock: { backup: { held: false } }, message: 'ok' })
 
-    // A lock file naming a live process (this one) means a backup is running.
-    await mkdir(join(root, 'lock'), { recursive: true })
-    await writeFile(join(root, 'lock', 'demo-backup.lock'), `${process.pid}\n`)
+    // A held backup lock (this process holds it) means a backup is running.
+    const lock = await lockAcquire(join(root, 'lock'), 'demo-backup')
     const text = await run(['--stanza=demo', `--set=${DIFF.label}`])
     assert.equal(text.code, 0)
     const lines = text.stdout.split('\n')
@@ -390,7 +390,7 @@ describe('info command', () => {
       lines.filter((line) => line.includes(' backup: ')),
       [`        diff backup: ${DIFF.label}`],
     )
-    await rm(join(root, 'lock', 'demo-backup.lock'))
+    lock.release()
 
     // Without --stanza every stanza is listed, including one that has only an archive folder left.
     await mkdir(join(root, 'repo', 'archive', 'leftover'), { recursive: true })

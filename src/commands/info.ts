@@ -4,10 +4,9 @@
 // and a problem with one stanza is reported in that stanza's status (code 99) rather than aborting the others, so
 // monitoring always gets a document to parse.
 
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { ERROR_CODES, fail, WaldenError } from '../common/errors.js'
-import { pidAlive } from '../common/lock.js'
+import { lockHeld } from '../common/lock.js'
+import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
 import { archivedNameParse } from '../repo/archive.js'
 import { layout } from '../repo/layout.js'
@@ -59,12 +58,17 @@ export async function walRange(repo: Storage, stanza: string, archiveId: string)
   return { min, max }
 }
 
-/** True when a live process holds the stanza's backup lock (backup, expire and stanza-create take it). */
+/**
+ * True when a live process holds the stanza's backup lock (backup, expire and stanza-create take it). info is for
+ * monitoring and reports the repository even where it cannot ask (a user that may not use lock-path): not held.
+ */
 async function backupLockHeld(lockPath: string, stanza: string): Promise<boolean> {
-  const text = await readFile(join(lockPath, `${stanza}-backup.lock`), 'utf8').catch(() => undefined)
-  if (text === undefined) return false
-  const pid = Number.parseInt(text, 10)
-  return Number.isFinite(pid) && pid > 0 && pidAlive(pid)
+  try {
+    return lockHeld(lockPath, `${stanza}-backup`)
+  } catch (error) {
+    log.warn(`unable to tell whether the backup lock is held: ${(error as Error).message}`)
+    return false
+  }
 }
 
 /** One line per problem, in the form pgBackRest reports a repository error: "[KindError] message" plus hints. */

@@ -1,19 +1,31 @@
-// Lock files and stop files in lock-path.
+// Lock files and stop files in lock-path (a folder private to walden's user: lock-path.ts).
 //
-// Node has no flock(), so a lock is a file created with O_EXCL holding the owner's pid. A lock whose owner is gone
-// (killed, crashed) is stale and taken over: a SIGKILLed backup must not block the next one forever.
+// A lock is a kernel lock (an open file description lock, native/io) on a file named after it, held through a
+// descriptor kept open for the life of the lock. The kernel drops it when the descriptor closes or the process dies,
+// however it dies, before it is a zombie and whether or not its parent ever reaps it: a killed walden never blocks
+// the next one, and nothing is decided from a pid (a pid outlives its process as a zombie, and is reused). The file
+// also holds the owner's pid, only to say who holds it and for `walden stop --force` to signal it.
+//
+// Without native/io walden takes no locks at all (FileMissing) rather than fall back to pid files: a process using pid
+// files and one using kernel locks would not see each other's locks, and two backups would run at once.
 
-import { existsSync, readFileSync, unlinkSync } from 'node:fs'
-import { chmod, mkdir, open, readdir, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, ftruncateSync, lstatSync, openSync, readSync, readdirSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { nativeAddonLoad, nativeAddonPath } from '../io/native.js'
 import { errnoCode, fail } from './errors.js'
+import { lockFolder, userName } from './lock-path.js'
+import type { LockFolder } from './lock-path.js'
 
 export interface Lock {
   path: string
   release(): void
 }
 
-const held = new Set<string>()
+/** The mode of lock and stop files: the folder's user may write, its group may read (info tests a lock read-only). */
+const LOCK_FILE_MODE = 0o640
+
+/** Lock files this process holds, with the descriptor that holds each. */
+const held = new Map<string, number>()
 
 /**
  * Lock names are <stanza>-<type>; the types match LockType in config/commands.ts, plus the lock of the asynchronous
@@ -21,29 +33,178 @@ const held = new Set<string>()
  */
 const LOCK_TYPES = ['archive', 'archive-get', 'backup'] as const
 
-// Locks are released when the process exits for any reason, including an error thrown past main.
+// A lock file is removed on release, by a process that ends normally or on an error thrown past main. One left by a
+// killed process is harmless: nobody holds its kernel lock, and the next process takes it.
 process.on('exit', () => {
-  for (const path of held) {
-    try {
-      unlinkSync(path)
-    } catch {
-      // already gone
-    }
-  }
+  for (const [path, fd] of held) release(path, fd)
 })
 
-/** Creates lock-path so every user that runs walden on this host can create its locks in it (mode 1777, like /tmp). */
-async function lockPathEnsure(lockPath: string): Promise<void> {
-  try {
-    await mkdir(lockPath, { recursive: true })
-    await chmod(lockPath, 0o1777).catch(() => undefined)
-  } catch (error) {
-    fail('FileWrite', `unable to create lock path '${lockPath}': ${(error as Error).message}`, {
-      hint: 'set lock-path in [global] to a folder walden may write.',
+interface KernelLocks {
+  /** 0 taken, -1 held by another open file description, or an errno. */
+  lockFile(fd: number, exclusive: boolean): number
+  /** 0 free, -1 held by another open file description, or an errno. */
+  lockTest(fd: number): number
+}
+
+/** Test hook: `hidden` behaves as if native/io were not built. */
+export const lockForTest = { hidden: false }
+
+function kernelLocks(): KernelLocks {
+  const io = lockForTest.hidden ? undefined : nativeAddonLoad<KernelLocks>('io', 'lockTest')
+  if (io === undefined) {
+    fail('FileMissing', `walden's native part native/io is not built${nativeAddonPath('io') === undefined ? '' : ' with lock support'}: walden takes its locks through it`, {
+      hint: 'build walden (npm run build) on a machine with a C compiler and the Node.js headers; without native/io walden cannot lock.',
     })
+  }
+  return io
+}
+
+function errnoText(errno: number): string {
+  const name = Object.entries(constants).find(([key, value]) => key.startsWith('E') && value === errno)?.[0]
+  return name ?? `errno ${errno}`
+}
+
+/** The pid a lock file names, if any (the holder writes it just after it takes the lock). */
+function lockFilePid(fd: number): number | undefined {
+  const buffer = Buffer.alloc(32)
+  const length = readSync(fd, buffer, 0, buffer.length, 0)
+  const pid = Number.parseInt(buffer.subarray(0, length).toString('utf8'), 10)
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined
+}
+
+function release(path: string, fd: number): void {
+  held.delete(path)
+  // Removed while still locked, then closed: a process that opened the file meanwhile and gets the lock on close
+  // sees that its file is no longer the one at the path, and starts again (lockAcquire).
+  try {
+    unlinkSync(path)
+  } catch {
+    // already gone
+  }
+  try {
+    closeSync(fd)
+  } catch {
+    // already closed
   }
 }
 
+/**
+ * Opens a lock file without following a symbolic link, and checks it is a plain file of ours (or of the folder's
+ * owner, for root) with no other name: root must not write its pid through a hard link into some other file.
+ */
+function lockFileOpen(folder: LockFolder, path: string, flags: number): number | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, flags | constants.O_NOFOLLOW, LOCK_FILE_MODE)
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined
+    fail('FileOpen', `unable to open lock file '${path}': ${(error as Error).message}`, {
+      hint: errnoCode(error) === 'ELOOP' ? 'a lock file is never a symbolic link: remove it.' : undefined,
+    })
+  }
+  const info = fstatSync(fd)
+  const me = process.geteuid?.() ?? info.uid
+  if (!info.isFile() || info.nlink > 1 || (info.uid !== me && info.uid !== folder.uid)) {
+    closeSync(fd)
+    fail('FileInvalid', `lock file '${path}' is not a plain file of walden's user (owner uid ${info.uid}, ${info.nlink} links)`, {
+      hint: 'remove it; walden creates it again.',
+    })
+  }
+  if (flags & constants.O_CREAT) {
+    // Root's files in the service user's folder become that user's, so its processes can take them in turn.
+    if (info.uid !== folder.uid && me === 0) fchownSync(fd, folder.uid, folder.gid)
+    if ((info.mode & 0o777) !== LOCK_FILE_MODE) fchmodSync(fd, LOCK_FILE_MODE)
+  }
+  return fd
+}
+
+/** Whether `fd` is still the file at `path`: a releasing holder removes it before it lets go. */
+function stillAtPath(fd: number, path: string): boolean {
+  const open = fstatSync(fd)
+  const current = lstatSync(path, { throwIfNoEntry: false })
+  return current !== undefined && current.ino === open.ino && current.dev === open.dev
+}
+
+/** Takes the named lock (e.g. 'demo-backup') or fails naming the process that holds it. */
+export async function lockAcquire(lockPath: string, name: string): Promise<Lock> {
+  const io = kernelLocks()
+  const folder = lockFolder(lockPath, true)!
+  const path = join(folder.path, `${name}.lock`)
+  // More than one round only when the file was removed under us by a holder releasing it.
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const fd = lockFileOpen(folder, path, constants.O_RDWR | constants.O_CREAT)
+    // ENOENT despite O_CREAT: the folder itself was removed after its check.
+    if (fd === undefined) fail('FileOpen', `unable to create lock file '${path}': lock-path was removed`, { hint: 'try again.' })
+    const result = io.lockFile(fd, true)
+    if (result === -1) {
+      const pid = lockFilePid(fd)
+      closeSync(fd)
+      fail('LockAcquire', `unable to acquire lock '${name}': held by ${pid === undefined ? 'another walden process' : `walden process ${pid}`}`, {
+        hint: 'wait for it to finish, or end it with `walden stop --force`.',
+      })
+    }
+    if (result !== 0) {
+      closeSync(fd)
+      fail('LockAcquire', `unable to lock '${path}': ${errnoText(result)}`, {
+        hint: 'lock-path must be on a local file system that supports open file description locks (Linux 3.15 or later).',
+      })
+    }
+    if (!stillAtPath(fd, path)) {
+      closeSync(fd)
+      continue
+    }
+    // Ours: replace the pid of any earlier holder (one that was killed left its file) with ours.
+    ftruncateSync(fd, 0)
+    writeSync(fd, `${process.pid}\n`, 0)
+    held.set(path, fd)
+    return {
+      path,
+      release(): void {
+        if (held.get(path) === fd) release(path, fd)
+      },
+    }
+  }
+  fail('LockAcquire', `unable to acquire lock '${name}': its file keeps being replaced`, { hint: 'try again.' })
+}
+
+/** The pid of the process holding the lock file, or 0 when it is held and names no pid, or undefined when free. */
+function lockFileHolder(io: KernelLocks, folder: LockFolder, path: string): number | undefined {
+  const fd = lockFileOpen(folder, path, constants.O_RDONLY)
+  if (fd === undefined) return undefined
+  try {
+    // A test, not a lock: asking must never make a process that takes the lock at the same moment fail.
+    const result = io.lockTest(fd)
+    if (result > 0) fail('FileRead', `unable to test lock '${path}': ${errnoText(result)}`)
+    return result === 0 ? undefined : (lockFilePid(fd) ?? 0)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Whether a live process (this one included) holds the named lock (e.g. 'demo-archive'). */
+export function lockHeld(lockPath: string, name: string): boolean {
+  const io = kernelLocks()
+  const folder = lockFolder(lockPath, false)
+  return folder !== undefined && lockFileHolder(io, folder, join(folder.path, `${name}.lock`)) !== undefined
+}
+
+/** Pids of other walden processes that hold locks of the stanza (or of any stanza). */
+export async function lockHolders(lockPath: string, stanza?: string): Promise<number[]> {
+  const io = kernelLocks()
+  const folder = lockFolder(lockPath, false)
+  if (folder === undefined) return []
+  const pids: number[] = []
+  for (const entry of readdirSync(folder.path)) {
+    // Exact names: stanza names may contain '-', so 'demo' must not match 'demo-2-backup.lock'.
+    const ours = stanza === undefined ? entry.endsWith('.lock') : LOCK_TYPES.some((type) => entry === `${stanza}-${type}.lock`)
+    if (!ours) continue
+    const pid = lockFileHolder(io, folder, join(folder.path, entry))
+    if (pid !== undefined && pid !== 0 && pid !== process.pid) pids.push(pid)
+  }
+  return pids
+}
+
+/** True for a process that exists (a zombie included); for postmaster.pid, not for walden's locks. */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -54,156 +215,61 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), telling a reused pid apart. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
-  } catch {
-    return undefined
-  }
-}
-
-interface LockOwner {
-  pid: number
-  startTime?: string
-}
-
-function lockOwner(path: string): LockOwner | undefined {
-  try {
-    const [pid, startTime] = readFileSync(path, 'utf8').trim().split(' ')
-    const number = Number.parseInt(pid ?? '', 10)
-    return Number.isFinite(number) ? { pid: number, ...(startTime ? { startTime } : {}) } : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** The owner still runs: its pid is alive and, where /proc tells, it is the same process that took the lock. */
-function ownerAlive(owner: LockOwner): boolean {
-  if (!pidAlive(owner.pid)) return false
-  const startTime = processStartTime(owner.pid)
-  return owner.startTime === undefined || startTime === undefined || startTime === owner.startTime
-}
-
-const TAKEOVER_STALE_MS = 10_000
-
-/**
- * Removes a stale lock so that exactly one process may then create it. Two processes that both find the same stale
- * lock must not both remove it: the second could remove the lock the first has just taken. The removal is
- * therefore serialised through a takeover folder (mkdir is atomic); a takeover folder left by a process killed
- * mid-takeover is itself stale after a few seconds.
- */
-async function lockTakeOver(path: string, stale: LockOwner | undefined): Promise<void> {
-  const takeover = `${path}.takeover`
-  try {
-    await mkdir(takeover)
-  } catch (error) {
-    if (errnoCode(error) !== 'EEXIST') throw error
-    const age = Date.now() - (await stat(takeover).then((info) => info.mtimeMs, () => Date.now()))
-    if (age > TAKEOVER_STALE_MS) await rmdir(takeover).catch(() => undefined)
-    return
-  }
-  try {
-    // Still the same stale lock? Another process may have completed a takeover meanwhile.
-    const current = lockOwner(path)
-    if (current?.pid === stale?.pid && current?.startTime === stale?.startTime) await unlink(path).catch(() => undefined)
-  } finally {
-    await rmdir(takeover).catch(() => undefined)
-  }
-}
-
-/** Takes the named lock (e.g. 'demo-backup') or fails naming the process that holds it. */
-export async function lockAcquire(lockPath: string, name: string): Promise<Lock> {
-  await lockPathEnsure(lockPath)
-  const path = join(lockPath, `${name}.lock`)
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const handle = await open(path, 'wx', 0o644)
-      await handle.writeFile(`${process.pid} ${processStartTime(process.pid) ?? ''}\n`)
-      await handle.close()
-      held.add(path)
-      return {
-        path,
-        release(): void {
-          held.delete(path)
-          try {
-            unlinkSync(path)
-          } catch {
-            // already gone
-          }
-        },
-      }
-    } catch (error) {
-      if (errnoCode(error) !== 'EEXIST') {
-        fail('LockAcquire', `unable to create lock file '${path}': ${(error as Error).message}`)
-      }
-      const owner = lockOwner(path)
-      if (owner !== undefined && ownerAlive(owner)) {
-        fail('LockAcquire', `unable to acquire lock '${name}': held by walden process ${owner.pid}`, {
-          hint: 'wait for it to finish, or end it with `walden stop --force`.',
-        })
-      }
-      // Stale: the owner is gone (killed, crashed) or its pid now belongs to another process.
-      await lockTakeOver(path, owner)
-      await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)))
-    }
-  }
-  fail('LockAcquire', `unable to acquire lock '${name}': another process is taking it over`, { hint: 'try again.' })
-}
-
-/** Whether a live process holds the named lock (e.g. 'demo-archive'); a stale lock file does not count. */
-export function lockHeld(lockPath: string, name: string): boolean {
-  const owner = lockOwner(join(lockPath, `${name}.lock`))
-  return owner !== undefined && ownerAlive(owner)
-}
-
-/** Pids of live walden processes holding locks of the stanza (or of any stanza). */
-export async function lockHolders(lockPath: string, stanza?: string): Promise<number[]> {
-  const pids: number[] = []
-  for (const entry of await readdir(lockPath).catch(() => [] as string[])) {
-    // Exact names: stanza names may contain '-', so 'demo' must not match 'demo-2-backup.lock'.
-    const ours = stanza === undefined ? entry.endsWith('.lock') : LOCK_TYPES.some((type) => entry === `${stanza}-${type}.lock`)
-    if (!ours) continue
-    const owner = lockOwner(join(lockPath, entry))
-    if (owner !== undefined && owner.pid !== process.pid && ownerAlive(owner)) pids.push(owner.pid)
-  }
-  return pids
-}
-
-function stopFile(lockPath: string, stanza?: string): string {
-  return join(lockPath, stanza === undefined ? 'all.stop' : `${stanza}.stop`)
+function stopFile(folder: string, stanza?: string): string {
+  return join(folder, stanza === undefined ? 'all.stop' : `${stanza}.stop`)
 }
 
 export async function stopFileCreate(lockPath: string, stanza?: string): Promise<boolean> {
-  await lockPathEnsure(lockPath)
-  const path = stopFile(lockPath, stanza)
+  const folder = lockFolder(lockPath, true)!
+  const path = stopFile(folder.path, stanza)
+  let fd: number
   try {
-    await writeFile(path, '', { flag: 'wx', mode: 0o644 })
-    return true
+    // O_EXCL: never through a symbolic link someone put in its place.
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, LOCK_FILE_MODE)
   } catch (error) {
     if (errnoCode(error) === 'EEXIST') return false
     fail('FileWrite', `unable to create stop file '${path}': ${(error as Error).message}`)
   }
+  try {
+    if (process.geteuid?.() === 0 && folder.uid !== 0) fchownSync(fd, folder.uid, folder.gid)
+    fchmodSync(fd, LOCK_FILE_MODE)
+  } finally {
+    closeSync(fd)
+  }
+  return true
 }
 
 export async function stopFileRemove(lockPath: string, stanza?: string): Promise<boolean> {
+  const folder = lockFolder(lockPath, false)
+  if (folder === undefined) return false
+  const path = stopFile(folder.path, stanza)
   try {
-    await unlink(stopFile(lockPath, stanza))
+    unlinkSync(path)
     return true
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return false
-    fail('FileWrite', `unable to remove stop file '${stopFile(lockPath, stanza)}': ${(error as Error).message}`)
+    fail('FileWrite', `unable to remove stop file '${path}': ${(error as Error).message}`)
   }
 }
 
 /** Fails when `walden stop` is in effect for all stanzas or for this one. */
 export async function stopFileCheck(lockPath: string, stanza?: string): Promise<void> {
+  // Synchronous: every command checks this, archive-push once per WAL segment, and a few stats are cheaper than
+  // round trips through the thread pool.
+  const folder = lockFolder(lockPath, false)
+  if (folder === undefined) return
   const scopes = stanza === undefined ? [undefined] : [undefined, stanza]
   for (const scope of scopes) {
-    // Synchronous: every command checks this, archive-push once per WAL segment, and a stat is cheaper than a
-    // round trip through the thread pool.
-    if (!existsSync(stopFile(lockPath, scope))) continue
+    const path = stopFile(folder.path, scope)
+    const info = lstatSync(path, { throwIfNoEntry: false })
+    if (info === undefined) continue
+    // Only walden's user (or root, whose stop files are that user's) makes stop files. One of another user can only
+    // have been left while lock-path was open to all: it is neither obeyed nor ignored in silence.
+    if (info.uid !== folder.uid && info.uid !== process.geteuid?.()) {
+      fail('FileInvalid', `stop file '${path}' belongs to ${userName(info.uid)}, not to walden's user`, {
+        hint: 'another user may have put it there while lock-path was open to all: check, then remove it.',
+      })
+    }
     fail('Stop', scope === undefined ? 'stop file exists for all stanzas' : `stop file exists for stanza '${scope}'`, {
       hint: `run \`walden ${scope === undefined ? '' : `--stanza=${scope} `}start\` to allow walden commands again.`,
     })

@@ -517,7 +517,8 @@ export const OPTIONS = {
     commands: ALL,
     default: '/tmp/walden',
     summary: 'Folder for lock files and stop files.',
-    description: 'Every walden process on the host must use the same one, so it may only be set in [global].',
+    description:
+      'Every walden process on the host must use the same one, so it may only be set in [global]. It must belong to the user that runs walden (root may use that user\'s folder) and be writable by no one else, nor be a symbolic link; walden creates it with mode 0750 and refuses one that fails these checks.',
   },
   'mirror-master': {
     type: 'string',

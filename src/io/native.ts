@@ -1,5 +1,6 @@
 // walden's own native addons (native/*: small bindings of system libraries, built by scripts/build.mjs with
-// node-gyp). Each is optional: where one was not built, its callers fall back to a slower path.
+// node-gyp). Each is optional for speed: where one was not built, its callers fall back to a slower path. The one
+// exception is native/io's kernel locks (src/common/lock.ts), which have no fallback: without them walden takes no lock.
 
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'

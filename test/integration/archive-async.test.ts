@@ -15,6 +15,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chown, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { lockAcquire, lockHeld } from '../../src/common/lock.js'
 import { waldenPackageRoot } from '../../src/pg/binaries.js'
 import { pgControlRead } from '../../src/pg/control.js'
 import { walSegmentStartLsn } from '../../src/pg/wal.js'
@@ -84,19 +85,9 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     runWalden([`--config=${stanza.configPath}`, `--stanza=${stanza.name}`, '--log-level-console=info', 'archive-get', name, destination], {
       cwd: stanza.cluster.dataDir,
     })
-  // No background process: no lock file, or one left by a process that is gone (SIGKILLed: walden takes such a lock
-  // over, and a killed process that had acknowledged everything leaves nothing to start a new one).
-  const asyncIdle = (lock: string): Promise<void> =>
-    waitFor(`${lock} to end`, async () => {
-      const owner = await readFile(join(stanza.lockPath, `${stanza.name}-${lock}.lock`), 'utf8').catch(() => undefined)
-      if (owner === undefined) return true
-      try {
-        process.kill(Number(owner.split(' ')[0]), 0)
-        return false
-      } catch {
-        return true
-      }
-    })
+  // No background process: nobody holds the lock (a SIGKILLed one held it only while it lived; its lock file stays,
+  // naming it, but the kernel let go of its lock).
+  const asyncIdle = (lock: string): Promise<void> => waitFor(`${lock} to end`, async () => !lockHeld(stanza.lockPath, `${stanza.name}-${lock}`))
 
   before(async () => {
     stanza = await createTestStanza({ major: MAJOR, name: 'async' })
@@ -204,7 +195,7 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     // The foreground of the last segment starts the background process; kill it while it works.
     const waiting = push(names.at(-1)!)
     const lockFile = join(stanza.lockPath, `${stanza.name}-archive.lock`)
-    await waitFor('the background process', () => exists(lockFile), 10_000)
+    await waitFor('the background process', async () => lockHeld(stanza.lockPath, `${stanza.name}-archive`), 10_000)
     const out = join(spoolPath, 'archive', stanza.name, 'out')
     const acked = async (): Promise<boolean> => (await readdir(out).catch(() => [])).some((entry) => entry.endsWith('.ok') && contents.has(entry.slice(0, 24)))
     await waitFor('a first acknowledgement', acked, 30_000)
@@ -233,9 +224,8 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
     const data = segment(name, 0x30)
     await ready(name, data)
     // A live process holds the stanza's archive lock, serving another folder (the test runner stands in for it).
-    const lockFile = join(stanza.lockPath, `${stanza.name}-archive.lock`)
     const out = join(spoolPath, 'archive', stanza.name, 'out')
-    await writeFile(lockFile, `${process.pid}\n`)
+    const lock = await lockAcquire(stanza.lockPath, `${stanza.name}-archive`)
     await writeFile(join(out, 'background'), '/elsewhere/pg_wal\n')
     try {
       const result = await push(name, ['--log-level-console=info'])
@@ -243,7 +233,7 @@ describe(`asynchronous archiving on PostgreSQL ${MAJOR}`, () => {
       assert.match(result.stderr, /the background process serves another pg_wal folder; pushing '000000010000000A00000030' here/)
       assert.deepEqual((await archived(stanza.repoPath)).get(name), [sha256(data)])
     } finally {
-      await rm(lockFile, { force: true })
+      lock.release()
       await rm(join(fake, 'pg_wal', 'archive_status', `${name}.ready`))
     }
   })
