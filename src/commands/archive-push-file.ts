@@ -74,7 +74,7 @@ async function controlSegmentSize(input: ArchivePushFileInput): Promise<number |
  * read a short or damaged segment as the end of WAL during a recovery, so such a file is refused here, before
  * anything is stored. Returns the long header and the size checked.
  */
-async function segmentVerify(input: ArchivePushFileInput, walName: string): Promise<WalHeader> {
+async function segmentVerify(input: ArchivePushFileInput, walName: string, onHeader: (header: WalHeader) => void): Promise<WalHeader> {
   const { walPath } = input
   const what = `WAL file '${walPath}'`
   const fd = openSync(walPath, 'r')
@@ -85,6 +85,8 @@ async function segmentVerify(input: ArchivePushFileInput, walName: string): Prom
     // Too short for a header: the size it should have comes from the cluster.
     if (read < WAL_LONG_HEADER_SIZE) walSizeFail(what, size, await controlSegmentSize(input))
     const verifier = new WalSegmentVerifier(buffer.subarray(0, read), { walName, what })
+    // Whose segment it is comes first: a segment of another cluster is refused as that, whole or not.
+    onHeader(verifier.header)
     // Refused at once, without reading the rest: the usual damage is a copy cut short.
     if (size !== verifier.header.segmentSize) walSizeFail(what, size, verifier.header.segmentSize)
     let offset = 0
@@ -104,10 +106,15 @@ async function segmentVerify(input: ArchivePushFileInput, walName: string): Prom
  * The cluster a WAL file belongs to: from a segment's own header (the segment checked whole on the way), else from
  * the data folder it was pushed from. `segmentSize` is set for a segment.
  */
-async function walIdentity(input: ArchivePushFileInput, walName: string): Promise<{ systemId: string; version: number; segmentSize?: number }> {
+async function walIdentity(
+  input: ArchivePushFileInput,
+  walName: string,
+  check: (identity: { systemId: string; version: number }) => void,
+): Promise<{ systemId: string; version: number; segmentSize?: number }> {
+  const identityOf = (header: WalHeader) => ({ systemId: header.systemId.toString(), version: header.version })
   if (isWalSegmentName(walName) || isPartialName(walName)) {
-    const header = await segmentVerify(input, walName)
-    return { systemId: header.systemId.toString(), version: header.version, segmentSize: header.segmentSize }
+    const header = await segmentVerify(input, walName, (first) => check(identityOf(first)))
+    return { ...identityOf(header), segmentSize: header.segmentSize }
   }
   // History and backup files carry no header. PostgreSQL runs archive_command in its data directory, which is the
   // cluster that wrote the file even when pg1-path names another (a standby promoted on the same host).
@@ -118,7 +125,9 @@ async function walIdentity(input: ArchivePushFileInput, walName: string): Promis
     })
   }
   const control = await pgControlRead(dataDir)
-  return { systemId: control.systemId.toString(), version: control.version }
+  const identity = { systemId: control.systemId.toString(), version: control.version }
+  check(identity)
+  return identity
 }
 
 /**
@@ -159,12 +168,11 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   const info = await archiveInfoLoad(repo, stanza)
   let identity: { systemId: string; version: number; segmentSize?: number }
   try {
-    identity = await walIdentity(input, walName)
+    identity = await walIdentity(input, walName, (found) => checkIdentity(stanza, info.db, found, `WAL file '${walName}'`))
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${walPath}' does not exist`)
     throw error
   }
-  checkIdentity(stanza, info.db, { systemId: identity.systemId, version: identity.version }, `WAL file '${walName}'`)
 
   const archiveId = archiveIdOf(info.db)
   const folder = layout.walFolder(stanza, archiveId, walName)

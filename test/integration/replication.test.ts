@@ -44,10 +44,11 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     stanza = await createTestStanza({ major: MAJOR, name: 'repl', settings: { hot_standby: 'on', wal_keep_size: '64MB' } })
     primary = stanza.cluster
     pgpassFile = join(stanza.dir.path, 'pgpass')
-    // A replication user that must give its password over TCP: the first matching pg_hba line wins.
+    // A replication user that must give its password over TCP, for replication and for the SQL session walden
+    // checks the connection with: the first matching pg_hba line wins.
     await primary.query(`create role replicator with replication login password '${REPLICATION_PASSWORD.replaceAll("'", "''")}'`)
     const hba = join(primary.dataDir, 'pg_hba.conf')
-    await writeFile(hba, `host replication replicator 127.0.0.1/32 scram-sha-256\n${await readFile(hba, 'utf8')}`)
+    await writeFile(hba, `host replication replicator 127.0.0.1/32 scram-sha-256\nhost all replicator 127.0.0.1/32 scram-sha-256\n${await readFile(hba, 'utf8')}`)
     await primary.query('select pg_reload_conf()')
     await primary.query('create table events (note text primary key, at timestamptz not null default clock_timestamp())')
     await primary.query(`insert into events (note) values ('before-backup')`)
@@ -102,7 +103,9 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
 
   test('a primary_conninfo given as recovery-option loses its password to the password file too', async () => {
     const standby = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'recovery-option-standby' })
-    const conninfo = `host=127.0.0.1 port=${primary.port} user=replicator password=other-secret`
+    // A role of its own, with a password free of ':' (which the environment form of a hash option separates on).
+    await primary.query(`create role replicator2 with replication login password 'other-secret'`)
+    const conninfo = `host=127.0.0.1 port=${primary.port} user=replicator2 password=other-secret`
     // On the command line, where every user sees it in ps, the password is refused before anything is done.
     const onArgv = await waldenOn(standby, ['standby-create', `--recovery-option=primary_conninfo=${conninfo}`])
     assert.equal(onArgv.code, 32, onArgv.stderr)
@@ -112,8 +115,8 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     assert.equal(created.code, 0, created.stderr)
     const autoConf = await readFile(join(standby.dataDir, 'postgresql.auto.conf'), 'utf8')
     assert.doesNotMatch(autoConf, /other-secret/)
-    assert.match(autoConf, new RegExp(`primary_conninfo = 'host=127\\.0\\.0\\.1 port=${primary.port} user=replicator passfile=`))
-    assert.match(await readFile(pgpassFile, 'utf8'), /:replication:replicator:other-secret$/m)
+    assert.match(autoConf, new RegExp(`primary_conninfo = 'host=127\\.0\\.0\\.1 port=${primary.port} user=replicator2 passfile=`))
+    assert.match(await readFile(pgpassFile, 'utf8'), /:replication:replicator2:other-secret$/m)
     // A wrong connection string fails before anything is copied.
     const wrong = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'wrong-conninfo-standby' })
     const refused = await waldenOn(wrong, ['standby-create', '--primary-conninfo=host=127.0.0.1 port=1 user=replicator connect_timeout=2'])
@@ -121,6 +124,10 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     assert.match(refused.stderr, /unable to connect to PostgreSQL at '127\.0\.0\.1:1'/)
     const { readdir } = await import('node:fs/promises')
     assert.deepEqual(await readdir(wrong.dataDir).catch(() => []), [])
+    // A wrong password is refused by the primary, and never lands in the password file.
+    const badPassword = await waldenOn(wrong, ['standby-create'], { WALDEN_PRIMARY_CONNINFO: `host=127.0.0.1 port=${primary.port} user=replicator password=mistyped` })
+    assert.equal(badPassword.code, 56, badPassword.stderr)
+    assert.doesNotMatch(await readFile(pgpassFile, 'utf8'), /mistyped/)
   })
 
   test('a streaming standby with a slot gets a commit without any WAL switch; status and lag checks on both ends', async () => {

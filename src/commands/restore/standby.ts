@@ -54,12 +54,6 @@ export async function standbyPrepare(cfg: Config, type: string, major: number): 
   const defaultSocketDir = await pgBinFor(major).then(pgDefaultSocketDir, () => undefined)
   const key = replicationPgpassKey(info, defaultSocketDir)
   const existing = await pgpassRead(passfile)
-  if (password !== undefined) {
-    if (pgpassLookup(existing, key) !== password) {
-      await pgpassWrite(passfile, pgpassUpsert(existing, { ...key, password }))
-      log.info(`password for ${key.user}@${key.host}:${key.port} written to '${passfile}' (mode 0600)`)
-    }
-  }
   // Named explicitly: the server's environment may point HOME elsewhere than the OS user's home.
   if (password !== undefined || pgpassLookup(existing, key) !== undefined) info.set('passfile', passfile)
 
@@ -68,6 +62,11 @@ export async function standbyPrepare(cfg: Config, type: string, major: number): 
   if (password !== undefined) withPassword.set('password', password)
   const session = await primaryConnect(withPassword, defaultSocketDir)
   try {
+    // Stored only once the primary has taken it: a mistyped password never lands in the password file.
+    if (password !== undefined && pgpassLookup(existing, key) !== password) {
+      await pgpassWrite(passfile, pgpassUpsert(existing, { ...key, password }))
+      log.info(`password for ${key.user}@${key.host}:${key.port} written to '${passfile}' (mode 0600)`)
+    }
     const [role] = await session.query<{ in_recovery: boolean | string }>('select pg_is_in_recovery()::text as in_recovery')
     if (role?.in_recovery === 'true') log.warn(`the server at ${conninfoWhere(info)} is itself a standby: this standby will cascade from it`)
     if (slot !== undefined) {
