@@ -40,9 +40,10 @@ export const WAL_RECORD_HEADER_SIZE = 24
 const RECORD_CRC_OFFSET = WAL_RECORD_CRC_OFFSET
 /**
  * CRC operations gathered before they are run (see `crcFlush`): a 1 MiB piece of the smallest records needs about
- * 90,000, so a piece of small records takes a few calls, each a few thousand records long.
+ * 90,000, so such a piece takes a few calls, each a few thousand records long. A record header split across pages
+ * runs them early too. Tests make it small.
  */
-const CRC_OPS_MAX = 8192
+export const walVerifyCrcBatch = { operations: 8192 }
 
 export const XLP_FIRST_IS_CONTRECORD = 0x0001
 export const XLP_FIRST_IS_OVERWRITE_CONTRECORD = 0x0008
@@ -109,7 +110,8 @@ export class WalSegmentVerifier {
   // as much as computing the CRCs in JavaScript. `crc` is the CRC where the operations written down start: 0, or the
   // open record's CRC so far when a piece ended inside it.
   private piece: Buffer = Buffer.alloc(0)
-  private readonly crcOps = new Uint32Array(CRC_OPS_MAX * CRC_OP_WORDS)
+  private readonly crcOpsMax = walVerifyCrcBatch.operations
+  private readonly crcOps = new Uint32Array(this.crcOpsMax * CRC_OP_WORDS)
   private crcOpCount = 0
   private readonly crcState = new Uint32Array(1)
   private readonly crcRecords = crc32cRecordsBest()
@@ -356,7 +358,7 @@ export class WalSegmentVerifier {
 
   /** Writes down a CRC operation on the current piece, running those before it when there is no more room. */
   private crcOp(kind: number, from: number, to: number): void {
-    if (this.crcOpCount === CRC_OPS_MAX) this.crcFlush()
+    if (this.crcOpCount === this.crcOpsMax) this.crcFlush()
     const at = this.crcOpCount++ * CRC_OP_WORDS
     this.crcOps[at] = kind
     this.crcOps[at + 1] = from
