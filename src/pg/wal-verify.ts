@@ -96,14 +96,16 @@ export class WalSegmentVerifier {
   private lastTimeline: number
   /** Valid WAL has ended (a switch record) or, for a '.partial' file, checking has stopped: nothing more is checked. */
   private done = false
-  // The record being read: its header bytes gathered so far (it may be split across pages), its start offset, and
-  // the bytes of its data still to come.
+  // The record being read: its start offset, its header's bytes seen so far and the bytes of its data still to
+  // come. A header is read where it lies when it is whole on its page (`headerAt`, its position in the current
+  // piece), else gathered into `recordHeader` (split across pages, or left open at the end of a piece); `recordInfo`
+  // holds its xl_info and xl_rmid (xl_rmid << 8 | xl_info) either way.
   private readonly recordHeader = Buffer.alloc(WAL_RECORD_HEADER_SIZE)
   private headerHave = 0
+  private headerAt = -1
+  private recordInfo = 0
   private recordStart = -1
   private dataLeft = 0
-  /** Where the open record's header is in the current piece, when it is there in one run; -1 when split. */
-  private headerAt = -1
   // The record CRCs are not computed record by record: the ranges each covers and the record ends are written down
   // as crc32cRecords operations (src/pg/crc32c.ts) and run over the piece a few thousand at a time, in C where
   // native/page is built. A call into C per record (a hundred thousand per segment of small records) would cost about
@@ -169,9 +171,10 @@ export class WalSegmentVerifier {
       this.page(piece.subarray(page * this.blockSize, (page + 1) * this.blockSize), page * this.blockSize)
       this.offset += this.blockSize
     }
-    // The caller may reuse the piece's memory for the next one: what the CRC needs from it is taken now (an open
-    // record's header stays in recordHeader).
+    // The caller may reuse the piece's memory for the next one: what the CRC needs from it is taken now, and the
+    // header of a record left open is kept.
     this.crcFlush()
+    if (this.recordStart >= 0 && this.headerAt >= 0) piece.copy(this.recordHeader, 0, this.headerAt, this.headerAt + WAL_RECORD_HEADER_SIZE)
     this.piece = Buffer.alloc(0)
     this.headerAt = -1
     // A piece that ends inside a page can only be the end of a short file, which finish() refuses by its size.
@@ -296,16 +299,20 @@ export class WalSegmentVerifier {
         this.headerHave = 0
         this.nextRecord = -1
       }
-      if (this.headerHave < WAL_RECORD_HEADER_SIZE) {
+      if (this.headerHave === 0 && page.length - position >= WAL_RECORD_HEADER_SIZE) {
+        // The usual case: a whole header, read where it is.
+        this.headerAt = base + position
+        this.headerHave = WAL_RECORD_HEADER_SIZE
+        this.recordHeaderCheck(page, position)
+        position += WAL_RECORD_HEADER_SIZE
+      } else if (this.headerHave < WAL_RECORD_HEADER_SIZE) {
         const take = Math.min(WAL_RECORD_HEADER_SIZE - this.headerHave, page.length - position)
-        this.headerAt = this.headerHave === 0 && take === WAL_RECORD_HEADER_SIZE ? base + position : -1
-        // By hand: Buffer.copy costs more than 24 bytes are worth, a hundred thousand times a segment.
-        for (let index = 0; index < take; index++) this.recordHeader[this.headerHave + index] = page[position + index]!
+        this.headerAt = -1
+        page.copy(this.recordHeader, this.headerHave, position, position + take)
         this.headerHave += take
         position += take
         if (this.headerHave < WAL_RECORD_HEADER_SIZE) break // split across pages
-        this.recordHeaderCheck()
-        if (this.done) return
+        this.recordHeaderCheck(this.recordHeader, 0)
       }
       const take = Math.min(this.dataLeft, page.length - position)
       if (take > 0) this.crcOp(CRC_OP_RANGE, base + position, base + position + take)
@@ -320,19 +327,18 @@ export class WalSegmentVerifier {
     if (!this.done && this.recordStart < 0 && this.skipLeft === 0) this.nextRecord = pageStart + page.length
   }
 
-  private recordHeaderCheck(): void {
-    const totalLength = this.recordHeader.readUInt32LE(0)
+  /** The open record's header, at `at` in `bytes`. */
+  private recordHeaderCheck(bytes: Buffer, at: number): void {
+    const totalLength = bytes.readUInt32LE(at)
     if (totalLength < WAL_RECORD_HEADER_SIZE) {
       this.fail(`record at ${this.where(this.recordStart)} has invalid length ${totalLength}`)
     }
-    if (
-      this.previousRecord >= 0 &&
-      (this.recordHeader.readUInt32LE(8) !== this.startLow + this.previousRecord || this.recordHeader.readUInt32LE(12) !== this.startHigh)
-    ) {
-      const previous = this.recordHeader.readBigUInt64LE(8)
+    if (this.previousRecord >= 0 && (bytes.readUInt32LE(at + 8) !== this.startLow + this.previousRecord || bytes.readUInt32LE(at + 12) !== this.startHigh)) {
+      const previous = bytes.readBigUInt64LE(at + 8)
       this.fail(`record at ${this.where(this.recordStart)} points back to ${lsnFormat(previous)}, expected ${lsnFormat(this.segmentStart + BigInt(this.previousRecord))}`)
     }
     this.dataLeft = totalLength - WAL_RECORD_HEADER_SIZE
+    this.recordInfo = bytes.readUInt16LE(at + 16)
   }
 
   private recordEnd(): void {
@@ -348,8 +354,8 @@ export class WalSegmentVerifier {
     }
     this.recordsChecked++
     this.previousRecord = this.recordStart
-    const rmid = this.recordHeader[17]!
-    const info = this.recordHeader[16]!
+    const rmid = this.recordInfo >>> 8
+    const info = this.recordInfo & 0xff
     this.recordStart = -1
     this.headerHave = 0
     // The rest of the segment is padding (see the top of this file).
