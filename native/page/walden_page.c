@@ -255,6 +255,64 @@ static napi_value crc32c_records_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// walRecordsScan(data, state): the fast path of src/pg/wal-verify.ts's record walk, the one loop that runs per record.
+// From state[0] (a record's start in data) up to state[1] (the end of its page), checks the WAL records that lie
+// whole on the page: xl_tot_len, xl_prev pointing at the record before, the CRC. It stops, leaving everything else to
+// the JavaScript walk (which then reports any problem in its own words), at the first record it cannot pass: one
+// running onto the next page, a header cut by the page end, the zeroes after the end of WAL, anything damaged. It
+// also stops after a switch record, setting state[7]. state: [0] position in data (in/out), [1] page end in data,
+// [2] segment offset of data[0], [3] and [4] the segment's start LSN, low and high halves, [5] segment offset of the
+// record before, 0xFFFFFFFF when unknown (in/out), [6] records passed (out), [7] 1 after a switch record (out).
+#define WAL_RECORD_HEADER 24
+#define STATE_WORDS 8
+#define NO_RECORD 0xFFFFFFFFu
+
+static napi_value wal_records_scan_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *data;
+  size_t length;
+  napi_typedarray_type type;
+  size_t state_length;
+  uint32_t *state;
+  napi_value arraybuffer;
+  size_t offset;
+  if (argc < 2 || !bytes_of(env, argv[0], &data, &length) ||
+      napi_get_typedarray_info(env, argv[1], &type, &state_length, (void **)&state, &arraybuffer, &offset) != napi_ok ||
+      type != napi_uint32_array || state_length < STATE_WORDS || state[1] > length || state[0] > state[1]) {
+    return throw_error(env, "walRecordsScan: expected (bytes, state: Uint32Array of 8 with position <= end <= length)");
+  }
+  uint32_t position = state[0], end = state[1], base = state[2], start_low = state[3], start_high = state[4];
+  uint32_t previous = state[5], passed = 0, switched = 0;
+  while (end - position >= WAL_RECORD_HEADER) {
+    const uint8_t *header = data + position;
+    uint32_t total, previous_low, previous_high, stored;
+    memcpy(&total, header, 4);
+    if (total < WAL_RECORD_HEADER || total > end - position) break;
+    memcpy(&previous_low, header + 8, 4);
+    memcpy(&previous_high, header + 12, 4);
+    if (previous != NO_RECORD && (previous_low != start_low + previous || previous_high != start_high)) break;
+    uint32_t reg = crc_best(~0u, header + WAL_RECORD_HEADER, total - WAL_RECORD_HEADER);
+    reg = crc_best(reg, header, WAL_RECORD_CRC_OFFSET);
+    memcpy(&stored, header + WAL_RECORD_CRC_OFFSET, 4);
+    if (~reg != stored) break;
+    passed++;
+    previous = base + position;
+    position = (position + total + 7) & ~7u;
+    // xl_rmid RM_XLOG_ID and xl_info XLOG_SWITCH: the rest of the segment is padding.
+    if (header[17] == 0 && (header[16] & 0xF0) == 0x40) {
+      switched = 1;
+      break;
+    }
+  }
+  state[0] = position;
+  state[5] = previous;
+  state[6] = passed;
+  state[7] = switched;
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   static pthread_once_t chosen = PTHREAD_ONCE_INIT;
   pthread_once(&chosen, crc_choose);
@@ -264,6 +322,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"crc32cTable", NULL, crc32c_table_js, NULL, NULL, NULL, napi_default, NULL},
     {"crc32cImplementation", NULL, crc32c_implementation_js, NULL, NULL, NULL, napi_default, NULL},
     {"crc32cRecords", NULL, crc32c_records_js, NULL, NULL, NULL, napi_default, NULL},
+    {"walRecordsScan", NULL, wal_records_scan_js, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   return exports;

@@ -136,6 +136,8 @@ export interface Crc32cAddon {
   /** 'sse4.2' or 'table': the path the C code took on this CPU. */
   crc32cImplementation(): string
   crc32cRecords: typeof crc32cRecords
+  /** The fast path of WalSegmentVerifier's record walk (src/pg/wal-verify.ts), in C. */
+  walRecordsScan(data: Uint8Array, state: Uint32Array): void
 }
 
 const LITTLE_ENDIAN_HOST = endianness() === 'LE'
@@ -143,7 +145,8 @@ const LITTLE_ENDIAN_HOST = endianness() === 'LE'
 /** walden's C CRC-32C, where native/page is built (and recent enough to have it) and the host little-endian. */
 export function crc32cNative(): Crc32cAddon | undefined {
   if (crc32cNativeHiddenForTest.hidden || !LITTLE_ENDIAN_HOST) return undefined
-  return nativeAddonLoad<Crc32cAddon>('page', 'crc32cRecords')
+  const addon = nativeAddonLoad<Crc32cAddon>('page', 'crc32cRecords')
+  return typeof addon?.walRecordsScan === 'function' ? addon : undefined
 }
 
 /** crc32cRecords in C where it is built, else in JavaScript. */
