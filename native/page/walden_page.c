@@ -9,7 +9,9 @@
 // CRC-32C (Castagnoli), which PostgreSQL puts on every WAL record and on pg_control; archive-push checks the record
 // CRCs of every segment it stores (src/pg/wal-verify.ts). x86-64 CPUs since 2008 compute it in one instruction (SSE
 // 4.2's crc32, which PostgreSQL uses too); the addon is built for the baseline x86-64 and picks that path at load
-// time when the CPU has it, else a slicing-by-8 table (as src/pg/crc32c.ts, several times faster in C).
+// time when the CPU has it, else a slicing-by-8 table (as src/pg/crc32c.ts, several times faster in C). Besides the
+// plain crc32c, crc32cRecords and walRecordsScan do the per-record work of src/pg/wal-verify.ts in batches: a call
+// per record would cost more than the CRC.
 
 #include <node_api.h>
 #include <pthread.h>

@@ -85,6 +85,10 @@ describe('crc32c', () => {
     assert.throws(() => native.crc32c(data, 9, 8, 0), /crc32c: expected/)
     assert.throws(() => native.crc32c(data, -1, 8, 0), /crc32c: expected/)
     assert.throws(() => native.crc32c(new Uint16Array(8) as unknown as Uint8Array, 0, 8, 0), /crc32c: expected/)
+    // walRecordsScan (wal-verify's fast path, tested there) likewise for a page end past its data.
+    assert.throws(() => native.walRecordsScan(data, Uint32Array.of(0, 17, 0, 0, 0, 0, 0, 0)), /walRecordsScan: expected/)
+    assert.throws(() => native.walRecordsScan(data, Uint32Array.of(9, 8, 0, 0, 0, 0, 0, 0)), /walRecordsScan: expected/)
+    assert.throws(() => native.walRecordsScan(data, Uint32Array.of(0, 16)), /walRecordsScan: expected/)
   })
 })
 

@@ -2,8 +2,8 @@
 // Reflected polynomial 0x82F63B78, initial value and final xor 0xFFFFFFFF. Slicing-by-8 (eight tables, eight bytes
 // a step): archive-push checks the CRC of every record of every segment it stores, 16 MiB at a time, and this runs
 // several times faster than a byte-wise table there. Where walden's C part native/page is built, WAL checking runs
-// crc32cRecords there instead (the CPU's crc32 instruction where it has one); this file stays the reference and the
-// fallback.
+// in C instead (native/page/walden_page.c: crc32cRecords, and walRecordsScan for records whole on a page, with the
+// CPU's crc32 instruction where it has one); this file stays the reference and the fallback.
 
 import { endianness } from 'node:os'
 import { nativeAddonLoad } from '../io/native.js'

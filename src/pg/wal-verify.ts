@@ -106,11 +106,12 @@ export class WalSegmentVerifier {
   private recordInfo = 0
   private recordStart = -1
   private dataLeft = 0
-  // The record CRCs are not computed record by record: the ranges each covers and the record ends are written down
-  // as crc32cRecords operations (src/pg/crc32c.ts) and run over the piece a few thousand at a time, in C where
-  // native/page is built. A call into C per record (a hundred thousand per segment of small records) would cost about
-  // as much as computing the CRCs in JavaScript. `crc` is the CRC where the operations written down start: 0, or the
-  // open record's CRC so far when a piece ended inside it.
+  // The records this walk reads (those running across pages where native/page is built, else all) do not have their
+  // CRCs computed one by one: the ranges each covers and the record ends are written down as crc32cRecords
+  // operations (src/pg/crc32c.ts) and run over the piece a few thousand at a time, in C where it is built. A call into
+  // C costs about 0.1 µs, three times the CRC of a 100-byte record there, and a segment of small records has a
+  // quarter of a million. `crc` is the CRC where the operations written down start: 0, or the open record's CRC so
+  // far when a piece ended inside it.
   private piece: Buffer = Buffer.alloc(0)
   private readonly crcOpsMax = walVerifyCrcBatch.operations
   private readonly crcOps = new Uint32Array(this.crcOpsMax * CRC_OP_WORDS)
@@ -119,9 +120,9 @@ export class WalSegmentVerifier {
   private readonly crcRecords = crc32cRecordsBest()
   private crc = 0
   // Where native/page is built, the records that lie whole on a page and pass are checked there, a page's worth in
-  // one call (walRecordsScan in native/page/walden_page.c); this walk takes over at the first record it stops at.
-  // archive-push runs once per segment, in a process of its own: this loop would run mostly before V8 has compiled
-  // it, several times slower than the C.
+  // one call (walRecordsScan in native/page/walden_page.c); this walk takes over at the first record it stops at,
+  // and reports any problem. archive-push checks one segment per process, so most of this walk would run before V8
+  // has compiled it: a segment of small records took 50 ms warm and 100-250 ms cold in JavaScript, 5-10 ms in C.
   private readonly scan = crc32cNative()?.walRecordsScan
   private readonly scanState = new Uint32Array(8)
   /** Bytes of a record that cannot be checked (continued from the previous segment) still to skip. */
