@@ -70,7 +70,7 @@ for (const name of ['lz4', 'xxh3', 'page', 'io']) {
     ? spawnSync(process.execPath, [nodeGyp, 'rebuild', ...headers], { cwd: addonDir, encoding: 'utf8' })
     : { status: null, stdout: '', stderr: 'node-gyp was not found' }
   if (result.status !== 0) {
-    const fallback = { lz4: 'lz4 falls back to lz4-napi (slower)', xxh3: 'delta restore compares SHA-256 (slower)', page: 'page checks run in JavaScript (slower)', io: 'restore writes through the page cache, and walden can take no locks: backup, expire, stanza-create and asynchronous archiving refuse to run' }[name]
+    const fallback = { lz4: 'lz4 falls back to lz4-napi (slower)', xxh3: 'delta restore compares SHA-256 (slower)', page: 'page and WAL checks run in JavaScript (slower)', io: 'restore writes through the page cache, and walden can take no locks: backup, expire, stanza-create and asynchronous archiving refuse to run' }[name]
     const output = (result.stderr || result.stdout || String(result.error ?? '')).trim().split('\n').slice(-8).join('\n')
     process.stderr.write(`WARNING: walden's native/${name} binding was not built; ${fallback}.\n${output}\n`)
   }

@@ -1,8 +1,9 @@
-import { describe, test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { crc32cUpdate } from './crc32c.js'
+import { nativeAddonPath } from '../io/native.js'
+import { crc32cNativeHiddenForTest, crc32cRecords, crc32cRecordsBest, crc32cUpdate } from './crc32c.js'
 import { walHeaderBuild, XLP_LONG_HEADER } from './wal.js'
-import { walSegmentBuild, walSegmentVerify, WalSegmentVerifier, XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD } from './wal-verify.js'
+import { walSegmentBuild, walSegmentVerify, WalSegmentVerifier, walVerifyCrcBatch, XLP_FIRST_IS_CONTRECORD, XLP_FIRST_IS_OVERWRITE_CONTRECORD } from './wal-verify.js'
 
 const MIB = 1024 * 1024
 const SEGMENT = MIB // small segments keep the tests fast; the layout is the same at 16 MiB
@@ -114,6 +115,24 @@ function damaged(segment: Buffer, message: string): void {
   })
 }
 
+/** The message of a record's failed CRC, for the record at `offset` in the segment. */
+function crcMessage(offset: number): RegExp {
+  const at = `0/${(0x100000 + offset).toString(16).toUpperCase()} \\(offset ${offset}\\)`
+  return new RegExp(`^WAL file 'pg_wal/${NAME}' is damaged: record at ${at} has CRC 0x[0-9A-F]{8}, expected 0x[0-9A-F]{8}$`)
+}
+
+// Every test runs twice: with the record CRCs computed by walden's C part (native/page) where it is built, and by
+// the JavaScript it falls back to.
+for (const implementation of ['C', 'JavaScript'] as const) {
+describe(`with the ${implementation} CRC`, { skip: implementation === 'C' && nativeAddonPath('page') === undefined ? 'native/page is not built' : false }, () => {
+  before(() => {
+    crc32cNativeHiddenForTest.hidden = implementation === 'JavaScript'
+    assert.equal(crc32cRecordsBest() === crc32cRecords, implementation === 'JavaScript')
+  })
+  after(() => {
+    crc32cNativeHiddenForTest.hidden = false
+  })
+
 describe('walSegmentVerify: what PostgreSQL writes passes', () => {
   test('records of every size, split headers, records across pages', () => {
     // 8200-byte records straddle every page; 16 bytes before a page end leave a record header split in two.
@@ -121,6 +140,14 @@ describe('walSegmentVerify: what PostgreSQL writes passes', () => {
     const verifier = verify(segment)
     assert.equal(verifier.recordsChecked, records.length)
     assert.ok(records.length > 2500, String(records.length))
+  })
+
+  test(`records whole on a page are checked ${implementation === 'C' ? 'in C' : 'in JavaScript'}`, () => {
+    const { segment, records } = buildSegment({ records: [100, 8200, 40000], fill: 120 })
+    const verifier = verify(segment)
+    assert.equal(verifier.recordsChecked, records.length)
+    if (implementation === 'C') assert.ok(verifier.recordsCheckedNative > records.length * 0.9, `${verifier.recordsCheckedNative} of ${records.length}`)
+    else assert.equal(verifier.recordsCheckedNative, 0)
   })
 
   for (const version of [13, 14, 15, 16, 17, 18]) {
@@ -193,6 +220,42 @@ describe('walSegmentVerify: what PostgreSQL writes passes', () => {
     assert.equal(verifier.recordsChecked, records.length)
   })
 
+  test('the smallest records, tens of thousands in one piece', () => {
+    // 24-byte records (a header, no data) and 32-byte ones: more record ends than the verifier gathers before it
+    // has them checked, so it checks several batches within one piece.
+    for (const fill of [24, 32]) {
+      const { segment, records } = buildSegment({ records: [100], fill })
+      assert.ok(records.length > 25000, String(records.length))
+      assert.equal(verify(segment).recordsChecked, records.length)
+      // Damage found in a late batch names its record.
+      const at = records[records.length - 1000]!
+      segment[at + 4] ^= 0x01
+      assert.throws(() => verify(segment), { kind: 'FileInvalid', message: crcMessage(at) })
+    }
+  })
+
+  test('CRCs checked in small batches give the same result', () => {
+    const batch = walVerifyCrcBatch.operations
+    try {
+      for (const operations of [1, 2, 3, 7, 100]) {
+        walVerifyCrcBatch.operations = operations
+        const { segment, records } = buildSegment({ records: [100, 8200, 40000, 64], fill: 88 })
+        assert.equal(verify(segment).recordsChecked, records.length)
+        assert.equal(pieced(segment, 64 * 1024).recordsChecked, records.length)
+        const at = records[records.length - 2000]!
+        segment[at + 30] ^= 0x01
+        assert.throws(() => verify(segment), { kind: 'FileInvalid', message: crcMessage(at) }, `batches of ${operations}`)
+      }
+    } finally {
+      walVerifyCrcBatch.operations = batch
+    }
+  })
+
+  test('fed in pieces through one reused buffer, as archive-push reads, the result is the same', () => {
+    const { segment, records } = buildSegment({ records: [100, 40000], fill: 777 })
+    assert.equal(pieced(segment, 64 * 1024).recordsChecked, records.length)
+  })
+
   test('a .partial segment: only its size and first header count', () => {
     const { segment } = buildSegment({ records: [100, 200], stopAfter: true })
     segment.fill(0x33, 4 * BLOCK) // stale bytes of a recycled file after the end of its timeline
@@ -249,6 +312,49 @@ describe('walSegmentVerify: short and damaged files are refused', () => {
     segment[records[1]! + 4] ^= 0x80 // xl_xid
     const at = `0/${(0x100000 + records[1]!).toString(16).toUpperCase()} (offset ${records[1]})`
     assert.throws(() => verify(segment), { kind: 'FileInvalid', message: new RegExp(`record at ${at.replace(/[()]/g, '\\$&')} has CRC 0x[0-9A-F]{8}, expected 0x[0-9A-F]{8}$`) })
+  })
+
+  test('records running from one piece into the next: damage on either side is found', () => {
+    const { segment, records } = buildSegment({ records: [100, 40000], fill: 777 })
+    const piece = 64 * 1024
+    // Records whose header (all 24 bytes of it) is in one piece and whose data ends in the next.
+    const crossing = records.filter((at, index) => {
+      const end = records[index + 1] ?? SEGMENT
+      return Math.floor(at / piece) === Math.floor((at + 23) / piece) && Math.floor(at / piece) !== Math.floor((end - 1) / piece)
+    })
+    assert.ok(crossing.length > 5, String(crossing.length))
+    for (const at of crossing.slice(1, 4)) {
+      for (const damage of [at + 4, at + 770]) {
+        const copy = Buffer.from(segment)
+        copy[damage] ^= 0x40
+        assert.throws(() => pieced(copy, piece), { kind: 'FileInvalid', message: crcMessage(at) }, `record at ${at}, byte ${damage}`)
+      }
+    }
+  })
+
+  test('a damaged record is reported before a later problem in the same piece', () => {
+    const { segment, records } = buildSegment({ records: [100, 300], fill: 200 })
+    segment[records[1]! + 100] ^= 0x01
+    segment.fill(0, 2 * BLOCK, 3 * BLOCK) // a page of zeroes further on
+    assert.throws(() => verify(segment), { kind: 'FileInvalid', message: crcMessage(records[1]!) })
+    // And the last record of a piece, with the problem in the next piece.
+    const piece = 64 * 1024
+    const index = records.findIndex((at, index) => at > 40 * BLOCK && records[index + 1]! > (Math.floor(at / piece) + 1) * piece) - 1
+    const last = records[index]!
+    const copy = buildSegment({ records: [100, 300], fill: 200 }).segment
+    copy[last + 4] ^= 0x01
+    copy.fill(0, (Math.floor(last / piece) + 1) * piece, SEGMENT)
+    assert.throws(() => pieced(copy, piece), { kind: 'FileInvalid', message: crcMessage(last) })
+  })
+
+  test('a record running onto the next page is checked without the page header in between', () => {
+    // Its CRC rewritten over the bytes as they lie, page header included: right for a reader that ignores the page
+    // boundary, wrong for PostgreSQL.
+    const { segment, records } = buildSegment({ records: [100, 3 * BLOCK] })
+    const at = records[1]!
+    const crc = crc32cUpdate(crc32cUpdate(0, segment, at + 24, at + 3 * BLOCK), segment, at, at + 20)
+    segment.writeUInt32LE(crc, at + 20)
+    assert.throws(() => verify(segment), { kind: 'FileInvalid', message: crcMessage(at) })
   })
 
   test('a page of zeroes in the middle', () => {
@@ -309,6 +415,23 @@ describe('walSegmentVerify: short and damaged files are refused', () => {
     damaged(segment, `record at 0/${(0x100000 + at).toString(16).toUpperCase()} (offset ${at}) points back to 0/100030, expected 0/100028`)
   })
 })
+
+})
+}
+
+/** Checks a segment read `size` bytes at a time into one buffer, as archive-push reads it. */
+function pieced(segment: Buffer, size: number): WalSegmentVerifier {
+  const buffer = Buffer.alloc(size)
+  segment.copy(buffer, 0, 0, size)
+  const verifier = new WalSegmentVerifier(buffer, target)
+  for (let offset = 0; offset < segment.length; offset += size) {
+    buffer.fill(0xee) // what a read that fell short would leave behind
+    const read = segment.copy(buffer, 0, offset, offset + size)
+    verifier.update(buffer.subarray(0, read))
+  }
+  verifier.finish(segment.length)
+  return verifier
+}
 
 /** Writes valid page headers over the zeroed pages after `stopAfter`, so only the missing records are wrong. */
 function fillHeaders(segment: Buffer): Buffer {
