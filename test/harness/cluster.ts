@@ -73,6 +73,11 @@ function run(command: string, args: readonly string[], options: RunOptions = {})
   })
 }
 
+/** Runs one of the cluster's own programs (psql, pg_dump, pgbench) as root in `cwd`; never throws on a non-zero exit. */
+export function runTool(cluster: Cluster, tool: string, args: readonly string[], options: { cwd: string; input?: string }): Promise<RunResult> {
+  return run(join(cluster.binDir, tool), args, { asUser: 'root', cwd: options.cwd, ...(options.input !== undefined ? { input: options.input } : {}) })
+}
+
 async function runChecked(command: string, args: readonly string[], options: RunOptions = {}): Promise<string> {
   const result = await run(command, args, options)
   if (result.code !== 0) {

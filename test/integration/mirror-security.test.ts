@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
-import { createCluster, runWalden, testDir } from '../harness/cluster.js'
+import { createCluster, runTool as runClusterTool, runWalden, testDir } from '../harness/cluster.js'
 import type { Cluster, RunResult, TestDir } from '../harness/cluster.js'
 import { waldenPackageRoot } from '../../src/pg/binaries.js'
 
@@ -106,16 +106,9 @@ describe(`table mirroring security on PostgreSQL ${MAJOR}`, () => {
   }
 
   function runTool(tool: string, args: readonly string[]): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(join(cluster.binDir, tool), args, { env: { ...process.env, LC_ALL: 'C' }, cwd: dir.path })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-      child.on('error', reject)
-      child.on('close', (code) => resolve({ code: code ?? 1, signal: null, stdout, stderr }))
-    })
+    return runClusterTool(cluster, tool, args, { cwd: dir.path })
   }
+
 
   before(async () => {
     dir = await testDir('walden-mirror-sec')

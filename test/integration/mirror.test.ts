@@ -12,7 +12,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type pg from 'pg'
-import { createCluster, runWalden, testDir, waldenCommand } from '../harness/cluster.js'
+import { createCluster, runTool as runClusterTool, runWalden, testDir, waldenCommand } from '../harness/cluster.js'
 import type { Cluster, RunResult, TestDir } from '../harness/cluster.js'
 
 const MAJOR = 15
@@ -101,18 +101,9 @@ describe(`table mirroring on PostgreSQL ${MAJOR}`, () => {
   }
 
   function runTool(tool: string, args: readonly string[], input?: string): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(join(cluster.binDir, tool), args, { env: { ...process.env, LC_ALL: 'C' }, cwd: dir.path })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-      child.on('error', reject)
-      child.on('close', (code) => resolve({ code: code ?? 1, signal: null, stdout, stderr }))
-      child.stdin.on('error', () => undefined) // the tool may exit without reading its input
-      child.stdin.end(input ?? '')
-    })
+    return runClusterTool(cluster, tool, args, { cwd: dir.path, ...(input !== undefined ? { input } : {}) })
   }
+
 
   async function assertSameAsMaster(name: string): Promise<void> {
     assert.equal(await tablesDump(name), await tablesDump('master'), `${name} differs from the master`)
