@@ -53,7 +53,7 @@ await build({
 // PostgreSQL's page checksum, and the buffer alignment O_DIRECT writes need), each built with npm's own node-gyp when its output is missing or older than its sources. A machine
 // where one cannot be built still works through the slower path its caller falls back to, so a failure here is a
 // warning, not a failed build.
-for (const name of ['lz4', 'xxh3', 'page', 'io']) {
+for (const name of ['lz4', 'xxh3', 'page', 'io', 'cipher']) {
   const addonDir = fileURLToPath(new URL(`../native/${name}`, import.meta.url))
   const addon = join(addonDir, 'build', 'Release', `walden_${name}.node`)
   const sources = [`walden_${name}.c`, 'binding.gyp', '../napi-args.h'].map((file) => statSync(join(addonDir, file)).mtimeMs)
@@ -70,7 +70,7 @@ for (const name of ['lz4', 'xxh3', 'page', 'io']) {
     ? spawnSync(process.execPath, [nodeGyp, 'rebuild', ...headers], { cwd: addonDir, encoding: 'utf8' })
     : { status: null, stdout: '', stderr: 'node-gyp was not found' }
   if (result.status !== 0) {
-    const fallback = { lz4: 'lz4 falls back to lz4-napi (slower)', xxh3: 'delta restore compares SHA-256 (slower)', page: 'page checks run in JavaScript (slower)', io: 'restore writes through the page cache' }[name]
+    const fallback = { lz4: 'lz4 falls back to lz4-napi (slower)', xxh3: 'delta restore compares SHA-256 (slower)', page: 'page checks run in JavaScript (slower)', io: 'restore writes through the page cache', cipher: 'encryption runs through node:crypto (slower)' }[name]
     const output = (result.stderr || result.stdout || String(result.error ?? '')).trim().split('\n').slice(-8).join('\n')
     process.stderr.write(`WARNING: walden's native/${name} binding was not built; ${fallback}.\n${output}\n`)
   }

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "walden_cipher",
+      "sources": ["walden_cipher.c"],
+      "cflags": ["-O2"]
+    }
+  ]
+}
