@@ -50,7 +50,7 @@ await build({
 })
 
 // native/*: walden's C parts (bindings of liblz4 for lz4 compression and of libxxhash for delta restore's checksum,
-// PostgreSQL's page checksum, and the buffer alignment O_DIRECT writes need), each built with npm's own node-gyp when its output is missing or older than its sources. A machine
+// PostgreSQL's page checksum, the buffer alignment O_DIRECT writes need, and the repository cipher's AES-256-GCM through Node's own OpenSSL), each built with npm's own node-gyp when its output is missing or older than its sources. A machine
 // where one cannot be built still works through the slower path its caller falls back to, so a failure here is a
 // warning, not a failed build.
 for (const name of ['lz4', 'xxh3', 'page', 'io', 'cipher']) {

@@ -6,6 +6,10 @@
 // collections, faulted in again after each) cost more than the encryption: profiled at about 0.3 s of CPU per worker
 // on a 750 MB cluster, where the AES-GCM itself is some tens of ms. Here one context per thread is reused and nothing
 // is allocated per chunk.
+//
+// The OpenSSL symbols resolve against the Node.js process at load time (-z now in binding.gyp): a Node.js that does
+// not export them makes loading fail, which src/io/native.ts turns into the node:crypto fallback, instead of a crash
+// at the first call.
 
 #include "../napi-args.h"
 #include <openssl/evp.h>
