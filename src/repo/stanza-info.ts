@@ -86,7 +86,7 @@ const PG_IDENTITY_SHAPE: Shape<PgIdentity> = object<PgIdentity>({ id: number, sy
 const CIPHER_RECORD_SHAPE: Shape<CipherRecord> = object<CipherRecord>({
   type: oneOf(['aes-256-gcm']),
   passphrase: optional(
-    object<NonNullable<CipherRecord['passphrase']>>({ kdf: oneOf(['scrypt']), n: number, r: number, p: number, salt: string, repoKey: string }),
+    object<NonNullable<CipherRecord['passphrase']>>({ kdf: oneOf(['scrypt']), n: number, r: number, p: number, salt: string, repoKey: string, writerKey: optional(string) }),
   ),
   publicKey: optional(string),
 })
