@@ -237,4 +237,11 @@ describe('secret options (repo1-cipher-pass)', () => {
     assert.equal(fromFile.string('repo1-cipher-pass'), 'from-file-secret')
     assert.ok(!fromFile.describe().includes('from-file-secret'))
   })
+
+  test('a connection string in recovery-option is redacted in the command-begin echo too', () => {
+    const cfg = load(['--stanza=demo', 'restore', '--type=standby'], { WALDEN_RECOVERY_OPTION: 'primary_conninfo=host=primary user=rep password=S3cretPW' })
+    assert.equal(cfg.hash('recovery-option')['primary_conninfo'], 'host=primary user=rep password=S3cretPW')
+    assert.ok(!cfg.describe().includes('S3cretPW'), cfg.describe())
+    assert.match(cfg.describe(), /--recovery-option=primary_conninfo=<redacted>/)
+  })
 })

@@ -131,7 +131,8 @@ export class Config {
           ? '<redacted>'
           : typeof value === 'object'
             ? Object.entries(value)
-                .map(([key, item]) => `${key}=${item}`)
+                // A connection string (recovery-option primary_conninfo=...) or a password may hold a secret.
+                .map(([key, item]) => `${key}=${/conninfo|pass/i.test(key) ? '<redacted>' : item}`)
                 .join(' ')
             : String(value)
       const quoted = /[\s"']/.test(shown) ? `"${shown.replaceAll('"', '\\"')}"` : shown

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { configLoad } from '../config/config.js'
-import { CIPHER_MAGIC, openBuffer, sealBuffer, WRAP_REPO_KEY, WRAP_X25519, x25519Raw } from '../io/cipher.js'
-import { cipherAdopt, cipherConfigure, cipherJobState, cipherOpenKeys, cipherRecordCreate, cipherSealData, cipherSealMeta } from './cipher.js'
+import { openBuffer, sealBuffer } from '../io/cipher.js'
+import { cipherAdopt, cipherConfigure, cipherOpenKeys, cipherRecordCreate, cipherSealData, cipherSealMeta } from './cipher.js'
 import type { CipherRecord } from './cipher.js'
+import { shapeProblem } from './shape.js'
+import { ARCHIVE_INFO_SHAPE } from './stanza-info.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'walden-cipher-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -22,8 +24,8 @@ function keyFiles(name: string): { privatePath: string; publicPath: string } {
 }
 
 /** Configures this thread as a command would, from environment variables only. */
-function configure(env: Record<string, string>, command: string[] = ['backup']): void {
-  cipherConfigure(configLoad({ argv: ['--stanza=demo', ...command], env, readFile: () => undefined }))
+function configure(env: Record<string, string>): void {
+  cipherConfigure(configLoad({ argv: ['--stanza=demo', 'backup'], env, readFile: () => undefined }))
 }
 
 const WHERE = "stanza 'demo'"
@@ -88,81 +90,25 @@ describe('repository keys', () => {
     assert.throws(() => configure({ WALDEN_REPO1_CIPHER_TYPE: 'aes-256-gcm', WALDEN_REPO1_CIPHER_PRIVATE_KEY: privatePath }), /is readable by other users \(mode 0644\)/)
   })
 
-  describe('synchronous archive-push without the KDF per segment', () => {
-    const pass = { WALDEN_REPO1_CIPHER_TYPE: 'aes-256-gcm', WALDEN_REPO1_CIPHER_PASS: 'right', WALDEN_LOCK_PATH: dir }
-    const push = ['archive-push', '/pg/pg_wal/000000010000000000000001']
-    const pin = join(dir, 'demo.cipher-pin')
-    const wrapKind = (sealed: Buffer): number => sealed[CIPHER_MAGIC.length + 1]!
-    /** Whether this thread holds the repository key, which only the KDF gives it. */
-    const unlocked = (): boolean => cipherJobState()?.repoKey !== undefined
+  test("a public key put into a passphrase stanza's record by whoever can write the repository is refused, not sealed to", () => {
+    configure({ WALDEN_REPO1_CIPHER_TYPE: 'aes-256-gcm', WALDEN_REPO1_CIPHER_PASS: 'pw' })
+    const record = cipherRecordCreate()!
+    const attacker = generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64url')
+    const altered: CipherRecord = { ...record, publicKey: attacker }
+    assert.throws(() => cipherAdopt(altered, WHERE), /^CryptoError: stanza 'demo' is encrypted to a public key, but neither repo1-cipher-public-key nor repo1-cipher-private-key is set/)
+    // The record as created still works.
+    cipherAdopt(record, WHERE)
+    assert.ok(cipherSealData())
+  })
 
-    test('the first push runs the KDF and pins the record; later ones seal to the writer key without it', () => {
-      rmSync(pin, { force: true })
-      configure(pass)
-      const record = cipherRecordCreate()!
-      assert.ok(record.passphrase?.writerKey, 'stanza-create records a writer key')
-
-      configure(pass, push)
-      cipherAdopt(record, WHERE)
-      assert.ok(unlocked())
-      assert.equal(statSync(pin).mode & 0o777, 0o600)
-      assert.equal(wrapKind(sealBuffer(cipherSealData()!, Buffer.from('first'))), WRAP_REPO_KEY)
-
-      configure(pass, push)
-      const started = process.hrtime.bigint()
-      cipherAdopt(record, WHERE)
-      const micros = Number(process.hrtime.bigint() - started) / 1000
-      assert.ok(!unlocked(), 'a pinned push holds no repository key: no KDF ran')
-      assert.ok(micros < 20_000, `a pinned adopt took ${micros} µs`)
-      const wal = sealBuffer(cipherSealData()!, Buffer.from('segment'))
-      assert.equal(wrapKind(wal), WRAP_X25519)
-
-      // Readers (restore, archive-get) unlock with the passphrase and open both kinds.
-      configure(pass, ['restore'])
-      cipherAdopt(record, WHERE)
-      assert.equal(openBuffer(cipherOpenKeys()!, wal, 'w').toString(), 'segment')
-      // Other commands never use a pin.
-      rmSync(pin)
-      configure(pass)
-      cipherAdopt(record, WHERE)
-      assert.ok(!existsSync(pin))
-    })
-
-    test('a swapped writer key is refused, whatever pin lies in lock-path; a changed passphrase is refused too', () => {
-      configure(pass)
-      const record = cipherRecordCreate()!
-      configure(pass, push)
-      cipherAdopt(record, WHERE)
-      const genuinePin = readFileSync(pin)
-      const attacker = x25519Raw(generateKeyPairSync('x25519').publicKey)
-      const tampered: CipherRecord = { ...record, passphrase: { ...record.passphrase!, writerKey: attacker } }
-      const altered = /the writer key recorded for stanza 'demo' is not the one its repository key gives: its info file was altered/
-      // Without the passphrase no one can make a pin for the tampered record: the genuine pin, or garbage, is not trusted.
-      for (const planted of [genuinePin, Buffer.from('0'.repeat(64) + '\n')]) {
-        writeFileSync(pin, planted)
-        configure(pass, push)
-        assert.throws(() => cipherAdopt(tampered, WHERE), altered)
-        assert.ok(!unlocked())
-      }
-      // A pin of this record does not stand in for the passphrase: a wrong one still fails.
-      configure(pass, push)
-      cipherAdopt(record, WHERE)
-      configure({ ...pass, WALDEN_REPO1_CIPHER_PASS: 'wrong' }, push)
-      assert.throws(() => cipherAdopt(record, WHERE), /wrong passphrase/)
-    })
-
-    test('a stanza created before writer keys: every push runs the KDF and seals with the repository key', () => {
-      rmSync(pin, { force: true })
-      configure(pass)
-      const { writerKey: _dropped, ...older } = cipherRecordCreate()!.passphrase!
-      const record: CipherRecord = { type: 'aes-256-gcm', passphrase: older }
-      for (let i = 0; i < 2; i++) {
-        configure(pass, push)
-        cipherAdopt(record, WHERE)
-        assert.ok(unlocked())
-        assert.equal(wrapKind(sealBuffer(cipherSealData()!, Buffer.from('x'))), WRAP_REPO_KEY)
-      }
-      assert.ok(!existsSync(pin))
-    })
+  test('KDF parameters out of range make the info file damaged (scrypt would fail or allocate without bound)', () => {
+    configure({ WALDEN_REPO1_CIPHER_TYPE: 'aes-256-gcm', WALDEN_REPO1_CIPHER_PASS: 'pw' })
+    const record = cipherRecordCreate()!
+    const info = (cipher: CipherRecord) => ({ stanza: 'demo', db: { id: 1, systemId: '1', version: 15 }, history: [], cipher })
+    assert.equal(shapeProblem(ARCHIVE_INFO_SHAPE, info(record)), undefined)
+    for (const change of [{ n: 3 }, { n: 2 ** 30 }, { n: 3 * 2 ** 14 }, { r: 0 }, { r: 1000 }, { p: 1.5 }]) {
+      const altered = { ...record, passphrase: { ...record.passphrase!, ...change } }
+      assert.match(shapeProblem(ARCHIVE_INFO_SHAPE, info(altered)) ?? 'accepted', /a whole number from/, JSON.stringify(change))
+    }
   })
 })

@@ -21,35 +21,12 @@
 // next incremental on them: without a passphrase they are stored in clear; with one they are sealed by the
 // repository key, which that host then holds too. The data of files and WAL is never readable to it.
 //
-// Synchronous archive-push and the KDF. PostgreSQL starts archive-push once per WAL segment, and scrypt costs about as
-// much CPU as the rest of the push (~0.14 s on the test host), so a writer must not need the passphrase's KDF for
-// every segment. What was weighed:
-//   - a cheaper KDF with a long random passphrase required: breaks every stanza whose passphrase a person chose, and
-//     an offline guess at the repository's wrapped key gets cheap for anyone who misjudges "random";
-//   - caching the repository key on the host: a secret on disk that outlives the process;
-//   - writers sealing to a public key held in archive.info: needs no secret, but archive.info lives in the repository,
-//     so whoever can write there could swap in their own key and read every later segment, unless the key is
-//     authenticated, and authenticating it by the passphrase needs the KDF again (or a fast hash of the passphrase
-//     stored in the repository, which makes guessing it cheap).
-// Chosen: the last, with the authentication done once per host and remembered there. stanza-create derives an X25519
-// key pair from the repository key (HKDF, so it needs no storage of its own: whoever holds the repository key holds the
-// private half) and records the public half as passphrase.writerKey. archive-push, the first time on a host, runs
-// scrypt, unwraps the repository key, checks that writerKey is the one it derives (else a tampered archive.info), and
-// writes a pin to lock-path: HMAC-SHA256 under the passphrase of the record (salt, wrapped key, writerKey). Later
-// pushes recompute that HMAC (microseconds) and, when it matches, seal to writerKey with no KDF. The pin proves
-// nothing to anyone without the passphrase, so a file planted or swapped in lock-path (shared, mode 1777) cannot make
-// walden trust another key: it does not match and scrypt runs again. It is secret only in that it allows fast guessing
-// of the passphrase, so it is mode 0600, like the configuration file that holds the passphrase itself. A changed
-// passphrase, or a re-created stanza, does not match either. Stanzas created before writerKey existed keep running
-// scrypt per push. Public-key mode needs none of this: writers hold the public key from the configuration.
-//
 // One repository per process (walden has repo1 only), so the state is per thread: the main thread fills it from the
 // configuration and the stanza's record; worker threads receive it in their job input (cipherJobState).
 
-import { createHmac, createPrivateKey, createPublicKey, hkdfSync, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes, scryptSync } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync, statSync } from 'node:fs'
 import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
 import { unwrap, wrap, WRAP_REPO_KEY, WRAP_X25519, x25519PrivateFromDer, x25519PublicFromRaw, x25519Raw } from '../io/cipher.js'
@@ -60,16 +37,7 @@ export type CipherType = 'none' | 'aes-256-gcm'
 /** What archive.info and backup.info record about the stanza's encryption (absent: not encrypted). */
 export interface CipherRecord {
   type: 'aes-256-gcm'
-  passphrase?: {
-    kdf: 'scrypt'
-    n: number
-    r: number
-    p: number
-    salt: string
-    repoKey: string
-    /** Raw X25519 public key (base64url) derived from the repository key: what archive-push seals WAL to (see above). */
-    writerKey?: string
-  }
+  passphrase?: { kdf: 'scrypt'; n: number; r: number; p: number; salt: string; repoKey: string }
   /** Raw X25519 public key (base64url): public-key mode. */
   publicKey?: string
 }
@@ -85,62 +53,10 @@ export interface CipherState {
   record?: CipherRecord | null
   /** The repository key (base64), unwrapped once adopted. */
   repoKey?: string
-  /** Where archive-push keeps its pin of the stanza's record (see above); set for archive-push only. */
-  pinPath?: string
 }
 
 const KDF = { n: 2 ** 14, r: 8, p: 1 }
 const REPO_KEY_AAD = Buffer.from('walden repository key v1')
-const WRITER_KEY_INFO = Buffer.from('walden writer x25519 v1')
-const PIN_CONTEXT = 'walden writer pin v1\n'
-// PKCS#8 DER of an X25519 private key, before its 32 raw bytes (RFC 8410).
-const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
-
-/** The X25519 private key derived from the repository key, whose public half is the record's writerKey. */
-function writerPrivateKey(repoKey: Buffer): KeyObject {
-  const raw = Buffer.from(hkdfSync('sha256', repoKey, Buffer.alloc(0), WRITER_KEY_INFO, 32))
-  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' })
-}
-
-type PassphraseRecord = NonNullable<CipherRecord['passphrase']>
-
-/** The pin of a record under the passphrase (see above): hex HMAC-SHA256 of every field a writer relies on. */
-function pinOf(pass: string, record: PassphraseRecord): string {
-  const { kdf, n, r, p, salt, repoKey, writerKey } = record
-  return createHmac('sha256', pass).update(PIN_CONTEXT + JSON.stringify([kdf, n, r, p, salt, repoKey, writerKey ?? null])).digest('hex')
-}
-
-/** Whether this host pinned `record` under the configured passphrase; any problem reading the pin is a no. */
-function pinMatches(path: string, pass: string, record: PassphraseRecord): boolean {
-  let stored: Buffer
-  try {
-    stored = readFileSync(path)
-  } catch {
-    return false
-  }
-  const expected = Buffer.from(`${pinOf(pass, record)}\n`)
-  return stored.length === expected.length && timingSafeEqual(stored, expected)
-}
-
-/**
- * Writes the pin: temporary name (private to this user), fsync, rename. Best effort: a pin that cannot be written
- * (lock-path not writable, a file of another user in the way) only means the next push runs the KDF again.
- */
-function pinWrite(path: string, pass: string, record: PassphraseRecord): void {
-  const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
-  try {
-    const fd = openSync(temporary, 'wx', 0o600)
-    try {
-      writeSync(fd, `${pinOf(pass, record)}\n`)
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(temporary, path)
-  } catch {
-    rmSync(temporary, { force: true })
-  }
-}
 
 let state: CipherState = { type: 'none' }
 
@@ -204,11 +120,6 @@ export function cipherConfigure(cfg: Config): void {
     if (key.asymmetricKeyType !== 'x25519') fail('Crypto', `repo1-cipher-private-key '${privatePath}' is a ${String(key.asymmetricKeyType)} key, not X25519`)
     next.privateKey = key.export({ format: 'der', type: 'pkcs8' }).toString('base64')
   }
-  // Only archive-push, which PostgreSQL starts once per segment, keeps a pin; other commands run the KDF once.
-  const stanza = cfg.string('stanza')
-  if (cfg.command === 'archive-push' && next.pass !== undefined && stanza !== undefined) {
-    next.pinPath = join(cfg.string('lock-path') ?? '/tmp/walden', `${stanza}.cipher-pin`)
-  }
   if (next.pass === undefined && next.publicKey === undefined && next.privateKey === undefined) {
     configFail('repo1-cipher-type=aes-256-gcm needs a key', 'set repo1-cipher-pass (config file or WALDEN_REPO1_CIPHER_PASS), or repo1-cipher-public-key / repo1-cipher-private-key.')
   }
@@ -224,8 +135,6 @@ export function cipherRecordCreate(): CipherRecord | undefined {
     const repoKey = randomBytes(32)
     const kek = scryptSync(state.pass, salt, 32, { N: KDF.n, r: KDF.r, p: KDF.p, maxmem: 64 * 1024 * 1024 })
     record.passphrase = { kdf: 'scrypt', ...KDF, salt: salt.toString('base64'), repoKey: wrap(kek, repoKey, REPO_KEY_AAD).toString('base64') }
-    // Public-key mode seals data to its own key; only a passphrase-only stanza gets a writer key.
-    if (state.publicKey === undefined && state.privateKey === undefined) record.passphrase.writerKey = x25519Raw(writerPrivateKey(repoKey))
   }
   if (state.publicKey !== undefined) record.publicKey = state.publicKey
   else if (state.privateKey !== undefined) record.publicKey = x25519Raw(x25519PrivateFromDer(state.privateKey))
@@ -258,19 +167,32 @@ export function cipherAdopt(record: CipherRecord | undefined, where: string): vo
   if (record.passphrase) {
     // A worker thread gets the key unwrapped already; it still must unwrap this record's key.
     if (state.repoKey !== undefined && state.record && state.record.passphrase?.repoKey === record.passphrase.repoKey) repoKey = state.repoKey
-    else if (state.pinPath !== undefined && state.pass !== undefined && record.passphrase.writerKey !== undefined && record.publicKey === undefined && pinMatches(state.pinPath, state.pass, record.passphrase)) {
-      // Pinned on this host under this passphrase: seal to writerKey without the KDF (see above).
-      repoKey = undefined
-    } else {
+    else {
       if (state.pass === undefined) {
         fail('Crypto', `${where} is encrypted (${record.type}); set repo1-cipher-pass`, {
           hint: 'set it in the config file (mode 0600) or in WALDEN_REPO1_CIPHER_PASS; never on the command line.',
         })
       }
-      repoKey = repoKeyUnlock(state.pass, { ...record, passphrase: record.passphrase }, where)
+      const { n, r, p, salt } = record.passphrase
+      const kek = scryptSync(state.pass, Buffer.from(salt, 'base64'), 32, { N: n, r, p, maxmem: 256 * n * r + 16 * 1024 * 1024 })
+      const key = unwrap(kek, Buffer.from(record.passphrase.repoKey, 'base64'), REPO_KEY_AAD)
+      if (!key) {
+        fail('Crypto', `wrong passphrase: repo1-cipher-pass does not unlock ${where}`, {
+          hint: 'check repo1-cipher-pass (config file or WALDEN_REPO1_CIPHER_PASS); it is the one given to stanza-create.',
+        })
+      }
+      repoKey = key.toString('base64')
     }
   }
   if (record.publicKey !== undefined) {
+    // The info files are checksummed, not authenticated: whoever can write the repository can put a public key of
+    // their own into the record. Only a key the configuration names is trusted, or every file would be sealed to
+    // theirs.
+    if (state.publicKey === undefined && state.privateKey === undefined) {
+      fail('Crypto', `${where} is encrypted to a public key, but neither repo1-cipher-public-key nor repo1-cipher-private-key is set`, {
+        hint: 'set repo1-cipher-public-key (to write) or repo1-cipher-private-key (to read) to the stanza\'s key pair; if this stanza never had one, its info files were altered.',
+      })
+    }
     if (state.publicKey !== undefined && state.publicKey !== record.publicKey) {
       fail('Crypto', `repo1-cipher-public-key is not the public key of ${where}`, { hint: "configure the public key the stanza was created with." })
     }
@@ -282,35 +204,6 @@ export function cipherAdopt(record: CipherRecord | undefined, where: string): vo
   }
   // Without a passphrase the repository key stays unset; one configured anyway is ignored.
   state = { ...state, record, ...(repoKey !== undefined ? { repoKey } : {}) }
-}
-
-/**
- * The repository key of `record`, through the passphrase's KDF; checks the record's writer key against it and, for
- * archive-push, pins the record (see above).
- */
-function repoKeyUnlock(pass: string, record: CipherRecord & { passphrase: PassphraseRecord }, where: string): string {
-  const { n, r, p, salt, writerKey } = record.passphrase
-  const kek = scryptSync(pass, Buffer.from(salt, 'base64'), 32, { N: n, r, p, maxmem: 256 * n * r + 16 * 1024 * 1024 })
-  const key = unwrap(kek, Buffer.from(record.passphrase.repoKey, 'base64'), REPO_KEY_AAD)
-  if (!key) {
-    fail('Crypto', `wrong passphrase: repo1-cipher-pass does not unlock ${where}`, {
-      hint: 'check repo1-cipher-pass (config file or WALDEN_REPO1_CIPHER_PASS); it is the one given to stanza-create.',
-    })
-  }
-  if (writerKey !== undefined && x25519Raw(writerPrivateKey(key)) !== writerKey) {
-    fail('Crypto', `the writer key recorded for ${where} is not the one its repository key gives: its info file was altered`, {
-      hint: 'restore archive.info and backup.info from a copy you trust, or re-create the stanza; nothing was written with that key.',
-    })
-  }
-  if (state.pinPath !== undefined && writerKey !== undefined && record.publicKey === undefined) pinWrite(state.pinPath, pass, record.passphrase)
-  return key.toString('base64')
-}
-
-/** A pinned archive-push that must read after all (rare: a short copy in the archive) unlocks the key then. */
-function repoKeyNeeded(record: CipherRecord): void {
-  if (state.repoKey === undefined && state.pass !== undefined && record.passphrase) {
-    state = { ...state, repoKey: repoKeyUnlock(state.pass, { ...record, passphrase: record.passphrase }, 'the stanza') }
-  }
 }
 
 /** The state a job on a worker thread needs; without the passphrase when the repository key is already unwrapped. */
@@ -349,19 +242,12 @@ export function cipherSealData(): SealKey | undefined {
     if (!recipient) publicKeys.set(record.publicKey, (recipient = x25519PublicFromRaw(record.publicKey)))
     return { kind: WRAP_X25519, recipient }
   }
-  // A pinned archive-push holds no repository key: it seals to the writer key (see above).
-  if (state.repoKey === undefined && record.passphrase?.writerKey !== undefined) {
-    let recipient = publicKeys.get(record.passphrase.writerKey)
-    if (!recipient) publicKeys.set(record.passphrase.writerKey, (recipient = x25519PublicFromRaw(record.passphrase.writerKey)))
-    return { kind: WRAP_X25519, recipient }
-  }
   return { kind: WRAP_REPO_KEY, repoKey: Buffer.from(state.repoKey!, 'base64') }
 }
 
 /** How manifests are sealed: by the repository key when there is one; in public-key mode without one, not at all. */
 export function cipherSealMeta(): SealKey | undefined {
   const record = adopted()
-  if (record) repoKeyNeeded(record)
   if (!record || state.repoKey === undefined) return undefined
   return { kind: WRAP_REPO_KEY, repoKey: Buffer.from(state.repoKey, 'base64') }
 }
@@ -370,17 +256,8 @@ export function cipherSealMeta(): SealKey | undefined {
 export function cipherOpenKeys(): OpenKeys | undefined {
   const record = adopted()
   if (!record) return undefined
-  repoKeyNeeded(record)
   const keys: OpenKeys = {}
-  if (state.repoKey !== undefined) {
-    keys.repoKey = Buffer.from(state.repoKey, 'base64')
-    // What archive-push sealed to the writer key opens with the private half, derived from the repository key.
-    if (record.passphrase?.writerKey !== undefined && record.publicKey === undefined) {
-      let key = privateKeys.get(state.repoKey)
-      if (!key) privateKeys.set(state.repoKey, (key = writerPrivateKey(keys.repoKey)))
-      keys.privateKey = key
-    }
-  }
+  if (state.repoKey !== undefined) keys.repoKey = Buffer.from(state.repoKey, 'base64')
   if (state.privateKey !== undefined) {
     let key = privateKeys.get(state.privateKey)
     if (!key) privateKeys.set(state.privateKey, (key = x25519PrivateFromDer(state.privateKey)))

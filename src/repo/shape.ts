@@ -58,6 +58,16 @@ export function oneOf<const T extends string>(values: readonly T[]): Shape<T> {
 /** A finite number (JSON has no NaN or Infinity, but a hand-made document could hold a string). */
 export const number: Shape<number> = leaf((value) => typeof value === 'number' && Number.isFinite(value), 'a number')
 
+/** A whole number from `min` to `max`, and a power of two if `powerOfTwo`: a value a library call would refuse or
+ * that would make it allocate without bound (scrypt's parameters). */
+export function integerIn(min: number, max: number, options: { powerOfTwo?: boolean } = {}): Shape<number> {
+  return leaf(
+    (value) =>
+      typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max && (options.powerOfTwo !== true || (value & (value - 1)) === 0),
+    `a whole number from ${min} to ${max}${options.powerOfTwo === true ? ', a power of two' : ''}`,
+  )
+}
+
 export const boolean: Shape<boolean> = leaf((value) => typeof value === 'boolean', 'true or false')
 
 export function nullable<T>(inner: Shape<T>): Shape<T | null> {

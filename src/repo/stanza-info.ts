@@ -9,7 +9,7 @@ import { cipherAdopt } from './cipher.js'
 import type { CipherRecord } from './cipher.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { archiveIdFormat, layout } from './layout.js'
-import { arrayOf, nullable, number, object, oneOf, optional, string, stringMatching } from './shape.js'
+import { arrayOf, integerIn, nullable, number, object, oneOf, optional, string, stringMatching } from './shape.js'
 import type { Shape } from './shape.js'
 
 export interface PgIdentity {
@@ -86,7 +86,15 @@ const PG_IDENTITY_SHAPE: Shape<PgIdentity> = object<PgIdentity>({ id: number, sy
 const CIPHER_RECORD_SHAPE: Shape<CipherRecord> = object<CipherRecord>({
   type: oneOf(['aes-256-gcm']),
   passphrase: optional(
-    object<NonNullable<CipherRecord['passphrase']>>({ kdf: oneOf(['scrypt']), n: number, r: number, p: number, salt: string, repoKey: string, writerKey: optional(string) }),
+    // Bounded: the record is not authenticated, and scrypt with other values fails, or allocates without limit.
+    object<NonNullable<CipherRecord['passphrase']>>({
+      kdf: oneOf(['scrypt']),
+      n: integerIn(2 ** 14, 2 ** 18, { powerOfTwo: true }),
+      r: integerIn(1, 8),
+      p: integerIn(1, 4),
+      salt: string,
+      repoKey: string,
+    }),
   ),
   publicKey: optional(string),
 })

@@ -146,22 +146,6 @@ describe('passphrase-encrypted repository', () => {
     assert.equal((await filesUnder(stanza.repoPath)).length, before, 'nothing was written')
   })
 
-  test('synchronous archive-push pins the stanza in lock-path, then seals segments to the writer key without the KDF', async () => {
-    // Segments pushed after the first push go to the writer key (wrap kind 2); the recovery below reads them back.
-    await stanza.waldenOk(['check'])
-    await stanza.waldenOk(['check'])
-    const archiveInfo = JSON.parse(await readFile(join(stanza.repoPath, 'archive', stanza.name, 'archive.info'), 'utf8')) as {
-      content: { cipher?: { passphrase?: { writerKey?: string } } }
-    }
-    assert.match(archiveInfo.content.cipher?.passphrase?.writerKey ?? '', /^[A-Za-z0-9_-]{43}$/)
-    const pin = await stat(join(stanza.lockPath, `${stanza.name}.cipher-pin`))
-    assert.equal(pin.mode & 0o777, 0o600)
-    const segments = (await filesUnder(join(stanza.repoPath, 'archive'))).filter((file) => /\/[0-9A-F]{24}-[0-9a-f]{64}/.test(file))
-    const kinds = await Promise.all(segments.map(async (file) => (await readFile(file))[9]))
-    assert.ok(kinds.includes(2), `wrap kinds of ${segments.length} segments: ${kinds.join(',')}`)
-    assert.ok(kinds.every((kind) => kind === 1 || kind === 2))
-  })
-
   test('restore with delta equals the dump; point-in-time recovery through archive-get', async () => {
     const dump = await dumpDatabase(stanza.cluster)
     await stanza.waldenOk(['check'])

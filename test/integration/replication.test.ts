@@ -111,6 +111,10 @@ describe('replication: standbys, status and failover', { concurrency: false }, (
     assert.equal(onArgv.code, 32, onArgv.stderr)
     assert.match(onArgv.stderr, /recovery-option primary_conninfo holds a password on the command line/)
     assert.doesNotMatch(onArgv.stderr, /other-secret/)
+    // The same setting in capitals (PostgreSQL's setting names are case-insensitive) gets the same care.
+    const upper = await waldenOn(standby, ['standby-create', `--recovery-option=PRIMARY_CONNINFO=${conninfo}`])
+    assert.equal(upper.code, 32, upper.stderr)
+    assert.doesNotMatch(upper.stderr, /other-secret/)
     const created = await waldenOn(standby, ['standby-create'], { WALDEN_RECOVERY_OPTION: `primary_conninfo=${conninfo}` })
     assert.equal(created.code, 0, created.stderr)
     const autoConf = await readFile(join(standby.dataDir, 'postgresql.auto.conf'), 'utf8')

@@ -18,7 +18,9 @@ const SLOT_NAME = /^[a-z0-9_]{1,63}$/
  */
 export async function standbyPrepare(cfg: Config, type: string, major: number): Promise<Record<string, string>> {
   // recovery-option=primary_conninfo=... is the pgBackRest way to say the same; it gets the same care.
-  const viaRecoveryOption = cfg.hash('recovery-option')['primary_conninfo']
+  // Setting names are case-insensitive to PostgreSQL (and recovery.ts writes them lower-cased): PRIMARY_CONNINFO
+  // is the same setting, and gets the same care.
+  const viaRecoveryOption = Object.entries(cfg.hash('recovery-option')).find(([name]) => name.trim().toLowerCase() === 'primary_conninfo')?.[1]
   if (viaRecoveryOption !== undefined && cfg.string('primary-conninfo') !== undefined) {
     fail('OptionInvalid', "give the primary's connection string once: option 'primary-conninfo' or recovery-option primary_conninfo, not both")
   }
