@@ -74,6 +74,15 @@ function folderCheck(path: string, info: Stats): LockFolder {
     refuse(path, `it belongs to ${userName(info.uid)}, not to ${userName(me)} that runs walden (mode ${modeText(info)})`, `run walden as ${userName(info.uid)}, or ${fix()}`)
   }
   const trusted = new Set([0, me, info.uid])
+  // The path as written may pass through symbolic links; whoever owns one may point it elsewhere between this check
+  // and the next open, so every link on the way must be root's, ours or the folder owner's. (The folders the links
+  // lead to are checked below, on the real path.)
+  for (let folder = dirname(path); folder !== dirname(folder); folder = dirname(folder)) {
+    const step = lstatSync(folder, { throwIfNoEntry: false })
+    if (step?.isSymbolicLink() && !trusted.has(step.uid)) {
+      refuse(path, `it is reached through the symbolic link '${folder}' of ${userName(step.uid)}, who could point it elsewhere`, 'give lock-path without that link')
+    }
+  }
   let parent: string
   try {
     parent = realpathSync.native(dirname(path))

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, lchown, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -203,6 +203,18 @@ describe('lock-path is private', () => {
     const link = join(root, 'link')
     await symlink(target, link)
     await refused(link, new RegExp(`^lock-path '${link}' cannot be trusted: it is a symbolic link$`))
+  })
+
+  test("a path through another user's symbolic link is refused; through one of root's it is fine", async () => {
+    const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim())
+    const real = join(root, 'real-parent')
+    await mkdir(join(real, 'lock'), { recursive: true, mode: 0o750 })
+    const link = join(root, 'nobody-link')
+    await symlink(real, link)
+    await lchown(link, nobody, nobody)
+    await refused(join(link, 'lock'), new RegExp(`it is reached through the symbolic link '${link}' of nobody, who could point it elsewhere`))
+    await lchown(link, 0, 0)
+    await stopFileCheck(join(link, 'lock'), 'demo')
   })
 
   test('a folder inside a folder others may write (not sticky) is refused', async () => {
