@@ -25,6 +25,15 @@ static inline int bytes_of(napi_env env, napi_value value, uint8_t **data, size_
   return type == napi_uint8_array;
 }
 
+// The words of a Uint32Array argument (length in elements); 0 for anything else.
+static inline int uint32s_of(napi_env env, napi_value value, uint32_t **data, size_t *length) {
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, &type, length, (void **)data, &buffer, &offset) != napi_ok) return 0;
+  return type == napi_uint32_array;
+}
+
 // An optional Buffer argument: absent or undefined gives no bytes (NULL, 0) and 1; anything else but bytes gives 0.
 static inline int optional_bytes_of(napi_env env, size_t argc, napi_value *argv, size_t index, uint8_t **data, size_t *length) {
   *data = NULL;

@@ -212,16 +212,11 @@ static napi_value crc32c_records_js(napi_env env, napi_callback_info info) {
   uint8_t *data;
   size_t length;
   uint32_t count;
-  napi_typedarray_type type;
   size_t ops_length, state_length;
   uint32_t *ops, *state;
-  napi_value arraybuffer;
-  size_t offset;
   if (argc < 4 || !bytes_of(env, argv[0], &data, &length) || !uint32_arg(env, argv[2], &count) ||
-      napi_get_typedarray_info(env, argv[1], &type, &ops_length, (void **)&ops, &arraybuffer, &offset) != napi_ok ||
-      type != napi_uint32_array || (size_t)count * 3 > ops_length ||
-      napi_get_typedarray_info(env, argv[3], &type, &state_length, (void **)&state, &arraybuffer, &offset) != napi_ok ||
-      type != napi_uint32_array || state_length < 1) {
+      !uint32s_of(env, argv[1], &ops, &ops_length) || (size_t)count * 3 > ops_length ||
+      !uint32s_of(env, argv[3], &state, &state_length) || state_length < 1) {
     return throw_error(env, "crc32cRecords: expected (bytes, ops: Uint32Array, count, state: Uint32Array)");
   }
   // Every range is checked before any is read: a bad one is a bug in the caller, not a reason to read out of bounds.
@@ -275,14 +270,10 @@ static napi_value wal_records_scan_js(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *data;
   size_t length;
-  napi_typedarray_type type;
   size_t state_length;
   uint32_t *state;
-  napi_value arraybuffer;
-  size_t offset;
-  if (argc < 2 || !bytes_of(env, argv[0], &data, &length) ||
-      napi_get_typedarray_info(env, argv[1], &type, &state_length, (void **)&state, &arraybuffer, &offset) != napi_ok ||
-      type != napi_uint32_array || state_length < STATE_WORDS || state[1] > length || state[0] > state[1]) {
+  if (argc < 2 || !bytes_of(env, argv[0], &data, &length) || !uint32s_of(env, argv[1], &state, &state_length) ||
+      state_length < STATE_WORDS || state[1] > length || state[0] > state[1]) {
     return throw_error(env, "walRecordsScan: expected (bytes, state: Uint32Array of 8 with position <= end <= length)");
   }
   uint32_t position = state[0], end = state[1], base = state[2], start_low = state[3], start_high = state[4];
