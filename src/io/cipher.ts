@@ -416,26 +416,27 @@ export function isSealed(data: Buffer): boolean {
   return data.length >= CIPHER_MAGIC.length && data.subarray(0, CIPHER_MAGIC.length).equals(CIPHER_MAGIC)
 }
 
-export function sealBuffer(seal: SealKey, data: Buffer, chunkLog2?: number): Buffer {
+/** What a Sealer or Opener emits, gathered into one Buffer (each piece is copied: their output buffers are reused). */
+function gathered(run: (keep: (piece: Buffer) => void) => void): Buffer {
   const out: Buffer[] = []
-  const sealer = new Sealer(seal, chunkLog2)
-  const keep = (piece: Buffer): void => {
-    out.push(Buffer.from(piece))
-  }
-  sealer.write(data, keep)
-  sealer.end(keep)
+  run((piece) => out.push(Buffer.from(piece)))
   return Buffer.concat(out)
 }
 
+export function sealBuffer(seal: SealKey, data: Buffer, chunkLog2?: number): Buffer {
+  const sealer = new Sealer(seal, chunkLog2)
+  return gathered((keep) => {
+    sealer.write(data, keep)
+    sealer.end(keep)
+  })
+}
+
 export function openBuffer(keys: OpenKeys, data: Buffer, what: string): Buffer {
-  const out: Buffer[] = []
   const opener = new Opener(keys, what)
-  const keep = (piece: Buffer): void => {
-    out.push(Buffer.from(piece))
-  }
-  opener.write(data, keep)
-  opener.end(keep)
-  return Buffer.concat(out)
+  return gathered((keep) => {
+    opener.write(data, keep)
+    opener.end(keep)
+  })
 }
 
 /** Sealer as a stream stage, after compression. */
