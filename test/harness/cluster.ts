@@ -8,7 +8,7 @@
 
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess, SpawnOptions } from 'node:child_process'
-import { accessSync, closeSync, constants, fchownSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { accessSync, closeSync, constants, fchownSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs'
 import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -155,6 +155,47 @@ function assertTraversable(path: string): void {
   }
 }
 
+/** Pids of processes (not this one) whose command line or working folder lies inside `path`. */
+function processesUsing(path: string): number[] {
+  const found: number[] = []
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return found
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      let cwd = ''
+      try {
+        cwd = readlinkSync(`/proc/${entry}/cwd`)
+      } catch {
+        // a process of another user, or gone: its command line decides
+      }
+      if (cmdline.includes(`${path}/`) || cmdline.includes(`${path}\0`) || cwd === path || cwd.startsWith(`${path}/`)) {
+        found.push(Number(entry))
+      }
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found
+}
+
+/**
+ * Removes a test folder. A background walden process (archive-async, a detached spool worker) may still be writing
+ * into it when a test ends, which made rm fail with ENOTEMPTY; so wait a while for such processes to finish, then
+ * remove with retries.
+ */
+async function removeTree(path: string): Promise<void> {
+  for (let waited = 0; waited < 15_000 && processesUsing(path).length > 0; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  await rm(path, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
+}
+
 /** A fresh folder under the OS temp dir, owned by postgres with mode 0700. Removed by cleanup(), or at exit. */
 export async function testDir(prefix = 'walden-test'): Promise<TestDir> {
   const { uid, gid } = postgresUser()
@@ -175,7 +216,7 @@ export async function testDir(prefix = 'walden-test'): Promise<TestDir> {
     async cleanup(): Promise<void> {
       for (const cluster of [...runningClusters]) if (cluster.dataDir.startsWith(`${path}/`)) await cluster.stop()
       liveDirs.delete(path)
-      if (!keepDirs) await rm(path, { recursive: true, force: true })
+      if (!keepDirs) await removeTree(path)
     },
   }
 }
@@ -659,7 +700,7 @@ export async function cleanupAll(): Promise<void> {
   for (const cluster of [...runningClusters]) await cluster.stop().catch(() => cluster.stopImmediateSync())
   for (const path of [...liveDirs]) {
     liveDirs.delete(path)
-    if (!keepDirs) await rm(path, { recursive: true, force: true })
+    if (!keepDirs) await removeTree(path)
   }
 }
 
