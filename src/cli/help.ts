@@ -4,7 +4,7 @@ import type { Command } from '../commands/command.js'
 import { COMMAND_NAMES, COMMANDS, commandResolve } from '../config/commands.js'
 import type { CommandName } from '../config/commands.js'
 import { fail } from '../common/errors.js'
-import { OPTIONS, optionAllow, optionDefault, optionEnvName } from '../config/options.js'
+import { listedOptions, OPTIONS, optionAllow, optionDefault, optionEnvName } from '../config/options.js'
 import type { OptionDef, OptionName } from '../config/options.js'
 import { VERSION } from '../version.js'
 
@@ -49,7 +49,7 @@ function optionUsage(name: OptionName, def: OptionDef, command: CommandName): st
 
 export function helpCommand(command: CommandName): string {
   const def = COMMANDS[command]
-  const names = (Object.keys(OPTIONS) as OptionName[]).filter((name) => (OPTIONS[name] as OptionDef).commands.includes(command))
+  const names = listedOptions().filter((name) => (OPTIONS[name] as OptionDef).commands.includes(command))
   const usages = names.map((name) => optionUsage(name, OPTIONS[name], command))
   const width = Math.min(40, Math.max(...usages.map((usage) => usage.length)) + 2)
   const lines = [

@@ -3,7 +3,7 @@
 
 import { ERROR_CODES } from '../common/errors.js'
 import { COMMAND_NAMES, COMMANDS } from '../config/commands.js'
-import { OPTIONS, optionDefault, optionEnvName } from '../config/options.js'
+import { listedOptions, OPTIONS, optionDefault, optionEnvName } from '../config/options.js'
 import type { OptionDef, OptionName } from '../config/options.js'
 
 /** What each exit code means for a DBA reading a script's output. */
@@ -87,6 +87,7 @@ export function renderReference(): string {
     'Options are read, highest precedence first, from the command line (`--name=value`, before or after the command),',
     `the environment (\`${optionEnvName('repo1-path')}\` for \`repo1-path\`; several KEY=VALUE pairs of a hash option separated by \`:\`),`,
     'the config file (sections `[STANZA:COMMAND]`, `[STANZA]`, `[global:COMMAND]`, `[global]`, in that order), and defaults.',
+    'Every `repo1-*` option exists for repositories 1 to 4 (`repo2-path`, `repo3-s3-bucket`, ...); repo1 is listed.',
     'Booleans are `y`/`n` in the config file and environment, `--name`/`--no-name` on the command line.',
     '',
     '## Commands',
@@ -94,7 +95,7 @@ export function renderReference(): string {
   ]
   for (const name of COMMAND_NAMES) {
     const def = COMMANDS[name]
-    const options = (Object.keys(OPTIONS) as OptionName[]).filter((option) => (OPTIONS[option] as OptionDef).commands.includes(name))
+    const options = listedOptions().filter((option) => (OPTIONS[option] as OptionDef).commands.includes(name))
     const params = def.parameters.map((param) => (param.endsWith('?') ? `[${param.slice(0, -1)}]` : param)).join(' ')
     lines.push(`### ${name}`, '', `\`walden ${name}${params ? ` ${params}` : ''}\``, '', def.description, '')
     lines.push(`Options: ${options.map((option) => `[\`${option}\`](#${option})`).join(', ')}.`, '')

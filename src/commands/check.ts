@@ -13,7 +13,7 @@ import { repoStorage } from './repo-storage.js'
 export const check: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
-    const repo = repoStorage(cfg)
+    const repo = await repoStorage(cfg)
     const [archiveInfo, backupInfo] = await Promise.all([archiveInfoLoad(repo, stanza), backupInfoLoad(repo, stanza)])
     const pgPath = cfg.requireString('pg1-path')
     const control = await pgControlRead(pgPath)

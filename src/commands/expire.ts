@@ -80,7 +80,7 @@ export async function expireRun(cfg: Config, repo: Storage, stanza: string): Pro
 export const expire: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
-    await expireRun(cfg, repoStorage(cfg), stanza)
+    await expireRun(cfg, await repoStorage(cfg), stanza)
     return 0
   },
 }

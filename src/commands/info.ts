@@ -158,7 +158,7 @@ export const info: Command = {
     if (set !== undefined && stanza === undefined) {
       fail('OptionInvalid', "option 'set' not valid without option 'stanza'", { hint: 'give --stanza=NAME with --set.' })
     }
-    const reports = await infoCollect(repoStorage(cfg), cfg.string('lock-path') ?? '/tmp/walden', {
+    const reports = await infoCollect(await repoStorage(cfg), cfg.string('lock-path') ?? '/tmp/walden', {
       ...(stanza !== undefined ? { stanza } : {}),
       ...(set !== undefined ? { set } : {}),
     })

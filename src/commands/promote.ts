@@ -117,7 +117,7 @@ export const promote: Command = {
       process.stdout.write(`promoted: now a primary on timeline ${timeline}; archiving is off\n`)
       return 0
     }
-    const repo = repoStorage(cfg)
+    const repo = await repoStorage(cfg)
     const timeoutSeconds = cfg.number('archive-timeout') ?? 60
     const missing = await archiveWaitFor(repo, await archiveInfoLoad(repo, stanza), [history], timeoutSeconds * 1000)
     if (missing.length > 0) {

@@ -39,7 +39,7 @@ export const stanzaCreate: Command = {
       await session.close()
     }
 
-    const repo = repoStorage(cfg)
+    const repo = await repoStorage(cfg)
     // Under the backup lock (commands.ts): temporary files of a stanza-create killed mid-write are leftovers.
     await stanzaTemporaryClean(repo, stanza)
     const found = { systemId: control.systemId.toString(), version: control.version }
@@ -98,7 +98,7 @@ export const stanzaDelete: Command = {
         })
       }
     }
-    const repo = repoStorage(cfg)
+    const repo = await repoStorage(cfg)
     if (!(await repo.exists(layout.archiveRoot(stanza))) && !(await repo.exists(layout.backupRoot(stanza)))) {
       fail('RepoInvalid', `stanza '${stanza}' does not exist in repository ${repo.description}`)
     }

@@ -37,6 +37,8 @@ export interface OptionDef {
    * as an argument: only the config file (mode 0600) or the WALDEN_* environment variable.
    */
   notOnCommandLine?: boolean
+  /** Generated: the same option for another repository index (repo2-path for repo1-path). Help lists only the original. */
+  copyOf?: string
 }
 
 // Commands that read or write the repository.
@@ -77,7 +79,7 @@ const PG_CONNECT: readonly CommandName[] = [...PG, ...MIRROR]
 const ALL: readonly CommandName[] = COMMAND_NAMES
 const RUNNING: readonly CommandName[] = ALL.filter((name) => name !== 'help' && name !== 'version')
 
-export const OPTIONS = {
+const BASE_OPTIONS = {
   config: {
     type: 'path',
     section: false,
@@ -217,6 +219,124 @@ export const OPTIONS = {
     section: 'any',
     commands: REPO,
     summary: 'X25519 private key file (PEM, `openssl genpkey -algorithm X25519`, mode 0600) for reading a public-key repository.',
+  },
+
+  'repo1-type': {
+    type: 'enum',
+    section: 'any',
+    commands: REPO,
+    default: 'posix',
+    allow: ['posix', 's3'],
+    summary: 'Where the repository lives: a folder (posix) or an S3-compatible bucket (s3).',
+    description:
+      'With s3, repo1-path is the key prefix inside repo1-s3-bucket, and the layout under it is the same as in a folder, so a ' +
+      'folder copied into a bucket (`aws s3 sync`) is a valid S3 repository, and the reverse.',
+  },
+  'repo1-s3-bucket': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    summary: 'S3 bucket of the repository (repo1-type=s3).',
+  },
+  'repo1-s3-endpoint': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    summary: 'S3 endpoint: a host name (HTTPS), host:port, or http://host[:port] for plain HTTP.',
+    description: 'For AWS, s3.REGION.amazonaws.com. An endpoint spelled http://... is plain HTTP (a local gateway); anything else is HTTPS.',
+  },
+  'repo1-s3-region': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    summary: 'S3 region the requests are signed for (e.g. us-east-1).',
+  },
+  'repo1-s3-key': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    secure: true,
+    notOnCommandLine: true,
+    summary: 'S3 access key id (repo1-s3-key-type=shared); config file or WALDEN_REPO1_S3_KEY, never the command line.',
+  },
+  'repo1-s3-key-secret': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    secure: true,
+    notOnCommandLine: true,
+    summary: 'S3 secret access key (repo1-s3-key-type=shared); config file or WALDEN_REPO1_S3_KEY_SECRET, never the command line.',
+  },
+  'repo1-s3-token': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    secure: true,
+    notOnCommandLine: true,
+    summary: 'S3 session token, for temporary credentials.',
+  },
+  'repo1-s3-key-type': {
+    type: 'enum',
+    section: 'any',
+    commands: REPO,
+    default: 'shared',
+    allow: ['shared', 'auto'],
+    summary: 'S3 credentials: repo1-s3-key and repo1-s3-key-secret (shared), or the default AWS credential chain (auto).',
+    description: 'auto reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the shared profile files, web identity and instance credentials, in that order.',
+  },
+  'repo1-s3-uri-style': {
+    type: 'enum',
+    section: 'any',
+    commands: REPO,
+    default: 'host',
+    allow: ['host', 'path'],
+    summary: 'Address the bucket as BUCKET.ENDPOINT (host) or ENDPOINT/BUCKET (path).',
+    description: 'Gateways without wildcard DNS (Ceph RGW, MinIO) need path.',
+  },
+  'repo1-s3-kms-key-id': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    summary: 'KMS key id: objects are stored with server-side encryption aws:kms under this key.',
+  },
+  'repo1-storage-port': {
+    type: 'integer',
+    section: 'any',
+    commands: REPO,
+    range: [1, 65535],
+    summary: 'Port of the S3 endpoint, when not given in repo1-s3-endpoint (default 443, or 80 for http://).',
+  },
+  'repo1-storage-verify-tls': {
+    type: 'boolean',
+    section: 'any',
+    commands: REPO,
+    default: true,
+    summary: "Check the S3 endpoint's TLS certificate.",
+    description: 'Turn off only for a test gateway with a self-signed certificate; prefer repo1-storage-ca-file.',
+  },
+  'repo1-storage-ca-file': {
+    type: 'path',
+    section: 'any',
+    commands: REPO,
+    summary: "CA certificate file (PEM) the S3 endpoint's certificate must chain to, in addition to the system's.",
+  },
+  'repo1-storage-upload-chunk-size': {
+    type: 'size',
+    section: 'any',
+    commands: REPO,
+    default: '16MiB',
+    range: [5 * 1024 * 1024, 1024 * 1024 * 1024],
+    summary: 'Part size of S3 multipart uploads; a file smaller than this goes up in one request.',
+    description: 'Memory for uploads is about this size times two per parallel upload.',
+  },
+  repo: {
+    type: 'string',
+    section: false,
+    commands: REPO,
+    summary: 'Which repository (1-4) a command works on; backup also takes a list (1,2) or all.',
+    description:
+      'Without it, archive-push stores in every repository, archive-get and restore use the first repository that has what they ' +
+      'need, info shows them all, and backup and expire work on repo1.',
   },
 
   'compress-type': {
@@ -599,7 +719,31 @@ export const OPTIONS = {
   },
 } as const satisfies Record<string, OptionDef>
 
-export type OptionName = keyof typeof OPTIONS
+/**
+ * Repositories a stanza may have: repo1 is spelled out in the table above, and repo2..repoN are generated from it, so
+ * every repository option exists once and help lists it once (as repo1-*, meaning any index).
+ */
+export const REPO_MAX = 4
+export type RepoIndex = 1 | 2 | 3 | 4
+type RepoSuffix = keyof typeof BASE_OPTIONS extends infer K ? (K extends `repo1-${infer S}` ? S : never) : never
+type BaseName = keyof typeof BASE_OPTIONS
+export type OptionName = BaseName | `repo${RepoIndex}-${RepoSuffix}`
+
+function withRepoCopies(base: Readonly<Record<string, OptionDef>>): Readonly<Record<OptionName, OptionDef>> {
+  const all: Record<string, OptionDef> = { ...base }
+  for (const [name, def] of Object.entries(base)) {
+    if (!name.startsWith('repo1-')) continue
+    for (let index = 2; index <= REPO_MAX; index++) all[`repo${index}-${name.slice('repo1-'.length)}`] = { ...def, copyOf: name }
+  }
+  return all as Record<OptionName, OptionDef>
+}
+
+export const OPTIONS = withRepoCopies(BASE_OPTIONS)
+
+/** The name of a repository option for repository `index`: repoOption(2, 'path') is 'repo2-path'. */
+export function repoOption(index: RepoIndex, suffix: RepoSuffix): OptionName {
+  return `repo${index}-${suffix}` as OptionName
+}
 
 export function optionDef(name: string): OptionDef | undefined {
   return Object.hasOwn(OPTIONS, name) ? (OPTIONS as Record<string, OptionDef>)[name] : undefined
@@ -620,4 +764,9 @@ export function optionAllow(name: OptionName, command: CommandName): readonly st
 /** WALDEN_REPO1_PATH for repo1-path. */
 export function optionEnvName(name: string): string {
   return `WALDEN_${name.toUpperCase().replaceAll('-', '_')}`
+}
+
+/** Options as help and the reference list them: repo2-* and up are the same as repo1-*, so only repo1-* is shown. */
+export function listedOptions(): OptionName[] {
+  return (Object.keys(OPTIONS) as OptionName[]).filter((name) => OPTIONS[name].copyOf === undefined)
 }

@@ -68,7 +68,7 @@ function labelTimeline(labelFile: string): number {
 export const backup: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
-    const repo = repoStorage(cfg)
+    const repo = await repoStorage(cfg)
     // The stanza first: for an unknown stanza, "does not exist" says more than "pg1-path is missing".
     const [archiveInfo, info] = await Promise.all([archiveInfoLoad(repo, stanza), backupInfoLoad(repo, stanza)])
     const pgPath = cfg.requireString('pg1-path')

@@ -73,7 +73,7 @@ export const standbyCreate: Command = {
 
 async function restoreRun(cfg: Config, type: string): Promise<number> {
   const stanza = cfg.stanza()
-  const repo = repoStorage(cfg)
+  const repo = await repoStorage(cfg)
   const info = await backupInfoLoad(repo, stanza)
   const pgPath = resolve(cfg.requireString('pg1-path'))
   const target = cfg.string('target')

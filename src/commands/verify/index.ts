@@ -57,7 +57,7 @@ interface Run {
 
 async function verifyRun(cfg: Config): Promise<number> {
   const stanza = cfg.stanza()
-  const repo = repoStorage(cfg)
+  const repo = await repoStorage(cfg)
   const set = cfg.string('set')
   const report: VerifyReport = {
     stanza,

@@ -1,0 +1,58 @@
+// Where a repository's bytes are, as plain data. Commands resolve it from the configuration once and hand it to the
+// workers that copy files (inline, on a thread, and later on a remote host), which open the storage themselves: a
+// location crosses a thread boundary, a Storage object does not.
+
+import { posixStorage } from './posix.js'
+import type { Storage } from './storage.js'
+
+export interface PosixLocation {
+  type: 'posix'
+  path: string
+}
+
+export interface S3Location {
+  type: 's3'
+  bucket: string
+  /** Host name, host:port or http(s)://host[:port], as configured. */
+  endpoint: string
+  region: string
+  /** Key prefix inside the bucket: repoN-path, absolute like a folder ('/' means the bucket's root). */
+  path: string
+  keyType: 'shared' | 'auto'
+  /** Credentials of keyType 'shared'. Secret: never logged, never in a message, never on a command line. */
+  key?: string
+  secret?: string
+  token?: string
+  uriStyle: 'host' | 'path'
+  port?: number
+  verifyTls: boolean
+  caFile?: string
+  kmsKeyId?: string
+  /** Multipart part size in bytes. */
+  uploadChunkSize: number
+}
+
+export type StorageLocation = PosixLocation | S3Location
+
+/** A location as it may appear in a message: no credentials. */
+export function locationDescribe(location: StorageLocation): string {
+  if (location.type === 'posix') return `'${location.path}'`
+  return `'s3://${location.bucket}${location.path === '/' ? '' : location.path}' at ${location.endpoint}`
+}
+
+const opened = new Map<string, Promise<Storage>>()
+
+/**
+ * The storage of a location, one per location for the life of the process or thread (a posix storage remembers the
+ * folders it made; an S3 storage keeps its connections). The S3 driver and its SDK load only when a repository is on
+ * S3, so archive-push to a folder does not pay for them.
+ */
+export function storageOpen(location: StorageLocation): Promise<Storage> {
+  if (location.type === 'posix') return Promise.resolve(posixStorage(location.path))
+  const cacheKey = JSON.stringify(location)
+  const known = opened.get(cacheKey)
+  if (known) return known
+  const storage: Promise<Storage> = import('./s3.js').then(({ S3Storage }) => new S3Storage(location) as unknown as Storage)
+  opened.set(cacheKey, storage)
+  return storage
+}
