@@ -203,7 +203,7 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
       // appended with synchronous calls (the background process pushes segment after segment, and per-chunk buffers
       // would be garbage and page faults), fsynced. It writes TEMPORARY plus the codec's extension. Pushed by this
       // process alone (not by a worker of the background process), compression overlaps hashing on a second core.
-      const copied = await backupFile({ source: walPath, offset: 0, repoRoot: input.repoPath, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false, overlap: isMainThread, ...cipherJobInput() })
+      const copied = await backupFile({ source: walPath, offset: 0, repo: { type: 'posix', path: input.repoPath }, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false, overlap: isMainThread, ...cipherJobInput() })
       if (!copied.copied) fail('FileMissing', `WAL file '${walPath}' does not exist`)
       // Checked whole a moment ago; a file that changed size since is not what was checked.
       if (copied.size !== identity.segmentSize) walSizeFail(`WAL file '${walPath}'`, copied.size, identity.segmentSize)

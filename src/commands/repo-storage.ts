@@ -6,6 +6,7 @@ import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
 import { OPTIONS, REPO_MAX, repoOption } from '../config/options.js'
 import type { OptionName, RepoIndex } from '../config/options.js'
+import { cipherUse } from '../repo/cipher.js'
 import { storageOpen } from '../storage/location.js'
 import type { StorageLocation } from '../storage/location.js'
 import type { Storage } from '../storage/storage.js'
@@ -99,4 +100,22 @@ export function repoLocation(cfg: Config, index: RepoIndex = 1): StorageLocation
 /** The storage of repository `index` (default: the first selected). */
 export function repoStorage(cfg: Config, index: RepoIndex = repoSelected(cfg)[0] ?? 1): Promise<Storage> {
   return storageOpen(repoLocation(cfg, index))
+}
+
+/** A repository a command works on: its number, where it is, and its storage. */
+export interface Repo {
+  index: RepoIndex
+  location: StorageLocation
+  storage: Storage
+}
+
+/**
+ * Opens repository `index` (default: the first selected) and makes its encryption settings the ones this thread
+ * uses (repo/cipher.ts), so everything read or written next is sealed or opened with that repository's keys.
+ */
+export async function repoOpen(cfg: Config, index: RepoIndex = repoSelected(cfg)[0] ?? 1): Promise<Repo> {
+  const location = repoLocation(cfg, index)
+  const storage = await storageOpen(location)
+  cipherUse(index)
+  return { index, location, storage }
 }

@@ -21,14 +21,17 @@
 // next incremental on them: without a passphrase they are stored in clear; with one they are sealed by the
 // repository key, which that host then holds too. The data of files and WAL is never readable to it.
 //
-// One repository per process (walden has repo1 only), so the state is per thread: the main thread fills it from the
-// configuration and the stanza's record; worker threads receive it in their job input (cipherJobState).
+// Each repository has its own state, per thread: the main thread fills it from the configuration (repoN-cipher-*) and
+// the stanza's record in that repository; worker threads receive it in their job input (cipherJobState), which names
+// the repository. cipherUse(N) says which repository the functions below work on.
 
 import { createPrivateKey, createPublicKey, randomBytes, scryptSync } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
+import { REPO_MAX, repoOption } from '../config/options.js'
+import type { RepoIndex } from '../config/options.js'
 import { unwrap, wrap, WRAP_REPO_KEY, WRAP_X25519, x25519PrivateFromDer, x25519PublicFromRaw, x25519Raw } from '../io/cipher.js'
 import type { OpenKeys, SealKey } from '../io/cipher.js'
 
@@ -44,6 +47,8 @@ export interface CipherRecord {
 
 /** This thread's cipher settings and keys; plain data, so it crosses to worker threads. */
 export interface CipherState {
+  /** The repository index this state belongs to. */
+  repo: number
   type: CipherType
   pass?: string
   publicKey?: string
@@ -58,7 +63,17 @@ export interface CipherState {
 const KDF = { n: 2 ** 14, r: 8, p: 1 }
 const REPO_KEY_AAD = Buffer.from('walden repository key v1')
 
-let state: CipherState = { type: 'none' }
+// One state per repository (each may have its own encryption), and the one this thread works on now.
+const states = new Map<number, CipherState>()
+let active = 1
+let state: CipherState = { type: 'none', repo: 1 }
+
+/** Makes repository `index` the one the functions below work on (its configured state, or none). */
+export function cipherUse(index: number): void {
+  states.set(active, state)
+  active = index
+  state = states.get(index) ?? { type: 'none', repo: index }
+}
 
 function configFail(message: string, hint: string): never {
   fail('Crypto', message, { hint })
@@ -83,45 +98,52 @@ function readKeyFile(path: string, what: string): Buffer {
 
 /** The configured cipher, from options; key files are read (and their mode checked) here, before any work. */
 export function cipherConfigure(cfg: Config): void {
-  const type = (cfg.string('repo1-cipher-type') ?? 'none') as CipherType
-  const next: CipherState = { type }
+  for (let index = REPO_MAX; index >= 1; index--) {
+    cipherUse(index)
+    cipherConfigureActive(cfg)
+  }
+}
+
+function cipherConfigureActive(cfg: Config): void {
+  const type = (cfg.string(repoOption(active as RepoIndex, 'cipher-type')) ?? 'none') as CipherType
+  const next: CipherState = { type, repo: active }
   if (type === 'none') {
     state = next
     return
   }
-  const pass = cfg.string('repo1-cipher-pass')
+  const pass = cfg.string(repoOption(active as RepoIndex, 'cipher-pass'))
   if (pass !== undefined) {
-    if (pass.length === 0) configFail('repo1-cipher-pass is empty', 'set a passphrase, e.g. from `openssl rand -base64 48`.')
-    if (cfg.source('repo1-cipher-pass') === 'config file') modeCheck(cfg.string('config') ?? '/etc/walden/walden.conf', 'config file holding repo1-cipher-pass')
+    if (pass.length === 0) configFail(`repo${active}-cipher-pass is empty`, 'set a passphrase, e.g. from `openssl rand -base64 48`.')
+    if (cfg.source(repoOption(active as RepoIndex, 'cipher-pass')) === 'config file') modeCheck(cfg.string('config') ?? '/etc/walden/walden.conf', `config file holding repo${active}-cipher-pass`)
     next.pass = pass
   }
-  const publicPath = cfg.string('repo1-cipher-public-key')
+  const publicPath = cfg.string(repoOption(active as RepoIndex, 'cipher-public-key'))
   if (publicPath !== undefined) {
     let key: KeyObject
     try {
-      key = createPublicKey(readKeyFile(publicPath, 'repo1-cipher-public-key'))
+      key = createPublicKey(readKeyFile(publicPath, `repo${active}-cipher-public-key`))
     } catch (error) {
       if (error instanceof Error && 'kind' in error) throw error
-      fail('Crypto', `repo1-cipher-public-key '${publicPath}' is not a PEM public key`, { hint: 'make one with `openssl pkey -in private.pem -pubout -out public.pem`.' })
+      fail('Crypto', `repo${active}-cipher-public-key '${publicPath}' is not a PEM public key`, { hint: 'make one with `openssl pkey -in private.pem -pubout -out public.pem`.' })
     }
-    if (key.asymmetricKeyType !== 'x25519') fail('Crypto', `repo1-cipher-public-key '${publicPath}' is a ${String(key.asymmetricKeyType)} key, not X25519`)
+    if (key.asymmetricKeyType !== 'x25519') fail('Crypto', `repo${active}-cipher-public-key '${publicPath}' is a ${String(key.asymmetricKeyType)} key, not X25519`)
     next.publicKey = x25519Raw(key)
   }
-  const privatePath = cfg.string('repo1-cipher-private-key')
+  const privatePath = cfg.string(repoOption(active as RepoIndex, 'cipher-private-key'))
   if (privatePath !== undefined) {
-    const pem = readKeyFile(privatePath, 'repo1-cipher-private-key')
-    modeCheck(privatePath, 'repo1-cipher-private-key')
+    const pem = readKeyFile(privatePath, `repo${active}-cipher-private-key`)
+    modeCheck(privatePath, `repo${active}-cipher-private-key`)
     let key: KeyObject
     try {
       key = createPrivateKey(pem)
     } catch {
-      fail('Crypto', `repo1-cipher-private-key '${privatePath}' is not a PEM private key`, { hint: 'make one with `openssl genpkey -algorithm X25519 -out private.pem`.' })
+      fail('Crypto', `repo${active}-cipher-private-key '${privatePath}' is not a PEM private key`, { hint: 'make one with `openssl genpkey -algorithm X25519 -out private.pem`.' })
     }
-    if (key.asymmetricKeyType !== 'x25519') fail('Crypto', `repo1-cipher-private-key '${privatePath}' is a ${String(key.asymmetricKeyType)} key, not X25519`)
+    if (key.asymmetricKeyType !== 'x25519') fail('Crypto', `repo${active}-cipher-private-key '${privatePath}' is a ${String(key.asymmetricKeyType)} key, not X25519`)
     next.privateKey = key.export({ format: 'der', type: 'pkcs8' }).toString('base64')
   }
   if (next.pass === undefined && next.publicKey === undefined && next.privateKey === undefined) {
-    configFail('repo1-cipher-type=aes-256-gcm needs a key', 'set repo1-cipher-pass (config file or WALDEN_REPO1_CIPHER_PASS), or repo1-cipher-public-key / repo1-cipher-private-key.')
+    configFail(`repo${active}-cipher-type=aes-256-gcm needs a key`, `set repo${active}-cipher-pass (config file or WALDEN_REPO${active}_CIPHER_PASS), or repo${active}-cipher-public-key / repo${active}-cipher-private-key.`)
   }
   state = next
 }
@@ -149,18 +171,18 @@ export function cipherAdopt(record: CipherRecord | undefined, where: string): vo
   if (state.record !== undefined && JSON.stringify(state.record) === JSON.stringify(record ?? null)) return
   if (!record) {
     if (state.type !== 'none') {
-      fail('Crypto', `${where} is not encrypted, but repo1-cipher-type is ${state.type}`, {
-        hint: 'remove repo1-cipher-type (a repository is encrypted or not from stanza-create on), or use another repository.',
+      fail('Crypto', `${where} is not encrypted, but repo${active}-cipher-type is ${state.type}`, {
+        hint: `remove repo${active}-cipher-type (a repository is encrypted or not from stanza-create on), or use another repository.`,
       })
     }
     state = { ...state, record: null }
     return
   }
   if (state.type !== record.type) {
-    fail('Crypto', `${where} is encrypted (${record.type}); set repo1-cipher-type=${record.type} and its key`, {
+    fail('Crypto', `${where} is encrypted (${record.type}); set repo${active}-cipher-type=${record.type} and its key`, {
       hint: record.passphrase
-        ? 'set repo1-cipher-pass in the config file (mode 0600) or in WALDEN_REPO1_CIPHER_PASS.'
-        : 'set repo1-cipher-public-key (to write) or repo1-cipher-private-key (to read).',
+        ? `set repo${active}-cipher-pass in the config file (mode 0600) or in WALDEN_REPO${active}_CIPHER_PASS.`
+        : `set repo${active}-cipher-public-key (to write) or repo${active}-cipher-private-key (to read).`,
     })
   }
   let repoKey: string | undefined
@@ -169,16 +191,16 @@ export function cipherAdopt(record: CipherRecord | undefined, where: string): vo
     if (state.repoKey !== undefined && state.record && state.record.passphrase?.repoKey === record.passphrase.repoKey) repoKey = state.repoKey
     else {
       if (state.pass === undefined) {
-        fail('Crypto', `${where} is encrypted (${record.type}); set repo1-cipher-pass`, {
-          hint: 'set it in the config file (mode 0600) or in WALDEN_REPO1_CIPHER_PASS; never on the command line.',
+        fail('Crypto', `${where} is encrypted (${record.type}); set repo${active}-cipher-pass`, {
+          hint: `set it in the config file (mode 0600) or in WALDEN_REPO${active}_CIPHER_PASS; never on the command line.`,
         })
       }
       const { n, r, p, salt } = record.passphrase
       const kek = scryptSync(state.pass, Buffer.from(salt, 'base64'), 32, { N: n, r, p, maxmem: 256 * n * r + 16 * 1024 * 1024 })
       const key = unwrap(kek, Buffer.from(record.passphrase.repoKey, 'base64'), REPO_KEY_AAD)
       if (!key) {
-        fail('Crypto', `wrong passphrase: repo1-cipher-pass does not unlock ${where}`, {
-          hint: 'check repo1-cipher-pass (config file or WALDEN_REPO1_CIPHER_PASS); it is the one given to stanza-create.',
+        fail('Crypto', `wrong passphrase: repo${active}-cipher-pass does not unlock ${where}`, {
+          hint: `check repo${active}-cipher-pass (config file or WALDEN_REPO${active}_CIPHER_PASS); it is the one given to stanza-create.`,
         })
       }
       repoKey = key.toString('base64')
@@ -189,15 +211,15 @@ export function cipherAdopt(record: CipherRecord | undefined, where: string): vo
     // their own into the record. Only a key the configuration names is trusted, or every file would be sealed to
     // theirs.
     if (state.publicKey === undefined && state.privateKey === undefined) {
-      fail('Crypto', `${where} is encrypted to a public key, but neither repo1-cipher-public-key nor repo1-cipher-private-key is set`, {
-        hint: 'set repo1-cipher-public-key (to write) or repo1-cipher-private-key (to read) to the stanza\'s key pair; if this stanza never had one, its info files were altered.',
+      fail('Crypto', `${where} is encrypted to a public key, but neither repo${active}-cipher-public-key nor repo${active}-cipher-private-key is set`, {
+        hint: `set repo${active}-cipher-public-key (to write) or repo${active}-cipher-private-key (to read) to the stanza's key pair; if this stanza never had one, its info files were altered.`,
       })
     }
     if (state.publicKey !== undefined && state.publicKey !== record.publicKey) {
-      fail('Crypto', `repo1-cipher-public-key is not the public key of ${where}`, { hint: "configure the public key the stanza was created with." })
+      fail('Crypto', `repo${active}-cipher-public-key is not the public key of ${where}`, { hint: "configure the public key the stanza was created with." })
     }
     if (state.privateKey !== undefined && x25519Raw(x25519PrivateFromDer(state.privateKey)) !== record.publicKey) {
-      fail('Crypto', `wrong private key: repo1-cipher-private-key does not belong to the public key of ${where}`, {
+      fail('Crypto', `wrong private key: repo${active}-cipher-private-key does not belong to the public key of ${where}`, {
         hint: "configure the private key whose public half the stanza was created with.",
       })
     }
@@ -215,7 +237,9 @@ export function cipherJobState(): CipherState | undefined {
 
 /** A job's entry: take the state its caller's thread had. */
 export function cipherJobUse(job: CipherState | undefined): void {
-  if (job !== undefined) state = job
+  if (job === undefined) return
+  cipherUse(job.repo)
+  state = job
 }
 
 export function cipherRecorded(): CipherRecord | undefined {

@@ -1,6 +1,7 @@
 // Copies a backup's files into the repository with the worker pool, a file (or, for a large file, each part of it)
 // per job, and assembles their manifest records.
 
+import type { StorageLocation } from '../../storage/location.js'
 import { cipherJobInput } from '../../repo/cipher.js'
 import { log } from '../../common/log.js'
 import { Progress } from '../../common/progress.js'
@@ -18,7 +19,7 @@ export const PART_SIZE = 64 * 1024 * 1024
 export interface BackupCopyOptions {
   pool: WorkerPool
   files: readonly ScannedFile[]
-  repoRoot: string
+  repo: StorageLocation
   /** Repository folder of this backup. */
   backupPath: string
   compressType: CompressType
@@ -57,7 +58,7 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
     offset: job.part * PART_SIZE,
     // The last part (or a single one) reads to the end: a file that grew since it was listed is copied whole.
     ...(job.part < job.parts - 1 ? { length: PART_SIZE } : {}),
-    repoRoot: options.repoRoot,
+    repo: options.repo,
     ...cipherJobInput(),
     repoPath: `${options.backupPath}/${job.file.name}${job.parts === 1 ? '' : `.part-${job.part}`}`,
     compressType: options.compressType,

@@ -29,7 +29,7 @@ test('a file copied with compression overlapping the hash is stored byte for byt
   const stored: Buffer[] = []
   for (const overlap of [false, true]) {
     const repoPath = `copy-${overlap}`
-    const result = await backupFile({ source, offset: 0, repoRoot: folder, repoPath, compressType: 'lz4', compressLevel: 1, syncEach: true, xxh3: false, overlap })
+    const result = await backupFile({ source, offset: 0, repo: { type: 'posix', path: folder }, repoPath, compressType: 'lz4', compressLevel: 1, syncEach: true, xxh3: false, overlap })
     assert.equal(result.copied, true)
     assert.equal(result.size, content.length)
     assert.equal(result.sha256, createHash('sha256').update(content).digest('hex'))
@@ -46,7 +46,7 @@ test('a part from an offset, overlapped, holds exactly that stretch', async () =
   const source = join(folder, 'relation')
   const content = segmentLike(4 * MiB)
   writeFileSync(source, content)
-  const result = await backupFile({ source, offset: MiB + 8192, length: 2 * MiB + 5, repoRoot: folder, repoPath: 'part', compressType: 'lz4', compressLevel: 1, syncEach: false, overlap: true })
+  const result = await backupFile({ source, offset: MiB + 8192, length: 2 * MiB + 5, repo: { type: 'posix', path: folder }, repoPath: 'part', compressType: 'lz4', compressLevel: 1, syncEach: false, overlap: true })
   const expected = content.subarray(MiB + 8192, 3 * MiB + 8192 + 5)
   assert.equal(result.sha256, createHash('sha256').update(expected).digest('hex'))
   assert.ok((await decompressBuffer(codecFor('lz4'), readFileSync(join(folder, 'part.lz4')))).equals(expected))
@@ -56,7 +56,7 @@ test('a zst copy (one frame per chunk, compressed into a reused buffer) reads ba
   const source = join(folder, 'zst-source')
   const content = segmentLike(3 * MiB + 4321)
   writeFileSync(source, content)
-  const result = await backupFile({ source, offset: 0, repoRoot: folder, repoPath: 'zst-copy', compressType: 'zst', compressLevel: 3, syncEach: false })
+  const result = await backupFile({ source, offset: 0, repo: { type: 'posix', path: folder }, repoPath: 'zst-copy', compressType: 'zst', compressLevel: 3, syncEach: false })
   assert.equal(result.sha256, createHash('sha256').update(content).digest('hex'))
   const stored = join(folder, 'zst-copy.zst')
   assert.equal(result.repoSize, statSync(stored).size)

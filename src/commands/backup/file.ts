@@ -18,7 +18,9 @@ import { xxh3Create } from '../../io/xxh3.js'
 import { Sealer, SealStream } from '../../io/cipher.js'
 import { cipherJobUse, cipherSealData } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
-import { posixStorage, storageError, writeAll } from '../../storage/posix.js'
+import { PosixStorage, storageError, writeAll } from '../../storage/posix.js'
+import { storageOpen } from '../../storage/location.js'
+import type { StorageLocation } from '../../storage/location.js'
 import { streamInto } from '../../storage/stream-into.js'
 
 /**
@@ -36,7 +38,8 @@ export interface BackupFileInput {
   /** First byte of the part, and its length; no length means to the end of the file. */
   offset: number
   length?: number
-  repoRoot: string
+  /** The repository written to. */
+  repo: StorageLocation
   /** Repository path of the stored copy, without the compression extension. */
   repoPath: string
   compressType: CompressType
@@ -290,9 +293,10 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
   }
   const target = `${input.repoPath}${codec.extension}`
   const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
-  const repo = posixStorage(input.repoRoot)
+  const repo = await storageOpen(input.repo)
 
-  if (codec.compressSync) return copyChunks(input, fd, length, codec, firstBlock, repo.describe(target))
+  // The synchronous path writes the stored file directly, so only into a folder.
+  if (codec.compressSync && repo instanceof PosixStorage) return copyChunks(input, fd, length, codec, firstBlock, repo.describe(target))
 
   // The writer first: if it cannot be opened, the source descriptor is closed here rather than leaked.
   let writer

@@ -27,7 +27,7 @@ import { syncFilesystem, syncFilesystemAvailable } from '../../storage/posix.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
 import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
-import { repoStorage } from '../repo-storage.js'
+import { repoOpen } from '../repo-storage.js'
 import { expireRun } from '../expire.js'
 import { backupCopy } from './copy.js'
 import type { BackupCopyResult } from './copy.js'
@@ -68,7 +68,7 @@ function labelTimeline(labelFile: string): number {
 export const backup: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
-    const repo = await repoStorage(cfg)
+    const { storage: repo, location: repoAt } = await repoOpen(cfg)
     // The stanza first: for an unknown stanza, "does not exist" says more than "pg1-path is missing".
     const [archiveInfo, info] = await Promise.all([archiveInfoLoad(repo, stanza), backupInfoLoad(repo, stanza)])
     const pgPath = cfg.requireString('pg1-path')
@@ -128,7 +128,7 @@ export const backup: Command = {
         copy = await backupCopy({
           pool,
           files: toCopy,
-          repoRoot: repo.describe(''),
+          repo: repoAt,
           backupPath: layout.backup(stanza, label),
           compressType,
           compressLevel,

@@ -1,6 +1,7 @@
 // Restores a backup's files with the worker pool: a file per job, or for a file stored in parts, a part per job
 // written at its offset, so a large relation file is shared between workers as it was at backup.
 
+import type { StorageLocation } from '../../storage/location.js'
 import { cipherJobInput } from '../../repo/cipher.js'
 import { chmodSync, closeSync, constants, fsyncSync, ftruncateSync, openSync, utimesSync } from 'node:fs'
 import { Progress } from '../../common/progress.js'
@@ -12,7 +13,7 @@ import type { RestoreFileInput } from './file.js'
 export interface RestoreCopyOptions {
   pool: WorkerPool
   files: readonly ManifestFile[]
-  repoRoot: string
+  repo: StorageLocation
   delta: boolean
   syncEach: boolean
   /** Option direct-io: restored files are written with O_DIRECT where the file system takes it. */
@@ -49,7 +50,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
     const extension = codecFor(job.file.compressType).extension
     const common = {
       destination: options.destinationOf(job.file),
-      repoRoot: options.repoRoot,
+      repo: options.repo,
       ...cipherJobInput(),
       mode: job.file.mode,
       mtimeMs: job.file.mtimeMs,

@@ -13,11 +13,14 @@ import { cipherJobUse } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
 import type { Storage } from '../../storage/storage.js'
 import { posixStorage, writeAll } from '../../storage/posix.js'
+import { storageOpen } from '../../storage/location.js'
+import type { StorageLocation } from '../../storage/location.js'
 import { SMALL_FILE } from '../backup/file.js'
 
 export interface RestoreFileInput {
   destination: string
-  repoRoot: string
+  /** The repository read from. */
+  repo: StorageLocation
   /** Repository path with extension; empty for an empty file, which is not stored. */
   repoPath: string
   /** Bytes of the file, or of the part. */
@@ -150,7 +153,7 @@ export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileO
     } else return { fetched: false }
   }
 
-  const repo = posixStorage(input.repoRoot)
+  const repo = await storageOpen(input.repo)
   const what = `repository file '${repo.describe(input.repoPath)}'`
 
   if (input.partOffset !== undefined) {

@@ -18,7 +18,7 @@ import { backupInfoLoad } from '../../repo/stanza-info.js'
 import { PosixStorage, syncFilesystem, syncFilesystemAvailable, syncFolder } from '../../storage/posix.js'
 import type { Config } from '../../config/config.js'
 import type { Command } from '../command.js'
-import { repoStorage } from '../repo-storage.js'
+import { repoOpen } from '../repo-storage.js'
 import { pgRunning } from '../../pg/data-dir.js'
 import { restoreFile } from './file.js'
 import { restoreCopy } from './copy.js'
@@ -73,7 +73,7 @@ export const standbyCreate: Command = {
 
 async function restoreRun(cfg: Config, type: string): Promise<number> {
   const stanza = cfg.stanza()
-  const repo = await repoStorage(cfg)
+  const { storage: repo, location: repoAt } = await repoOpen(cfg)
   const info = await backupInfoLoad(repo, stanza)
   const pgPath = resolve(cfg.requireString('pg1-path'))
   const target = cfg.string('target')
@@ -109,7 +109,6 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const { removed, expectFolders } = await layoutPrepare(manifest, pgPath, targets, !emptyOrMissing || delta || force)
 
   // Files, largest first, verified against their checksums.
-  const repoRoot = repo.describe('')
   const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
   const pool = new WorkerPool(cfg.number('process-max') ?? 1)
   // One flush per target file system at the end instead of an fsync per file, where the host has it.
@@ -120,7 +119,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
     ;({ fetchedFiles: fetched, fetchedBytes } = await restoreCopy({
       pool,
       files,
-      repoRoot,
+      repo: repoAt,
       delta: delta || force,
       syncEach,
       directIo: cfg.boolean('direct-io'),
@@ -141,7 +140,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
   await restoreFile({
     destination: destinationOf(control.name, targets),
-    repoRoot,
+    repo: repoAt,
     repoPath: manifestFileRepoPath(stanza, chosen.label, control, codecFor(control.compressType).extension),
     size: control.size,
     sha256: control.sha256,

@@ -8,13 +8,14 @@ import { isWalSegmentSizeValid } from '../../pg/wal.js'
 import { cipherJobUse } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
 import { storedFileDigest } from '../../repo/stored-file.js'
-import { posixStorage } from '../../storage/posix.js'
+import { storageOpen } from '../../storage/location.js'
+import type { StorageLocation } from '../../storage/location.js'
 
 /** What can be wrong with one stored file. */
 export type FileProblemKind = 'missing' | 'damaged' | 'size' | 'checksum' | 'read'
 
 export interface VerifyFileInput {
-  repoRoot: string
+  repo: StorageLocation
   /** Repository path with extension. */
   repoPath: string
   sha256: string
@@ -34,7 +35,7 @@ export interface VerifyFileOutput {
 
 export async function verifyFile(input: VerifyFileInput): Promise<VerifyFileOutput> {
   cipherJobUse(input.cipher)
-  const repo = posixStorage(input.repoRoot)
+  const repo = await storageOpen(input.repo)
   const what = `repository file '${repo.describe(input.repoPath)}'`
   let digest: { size: number; sha256: string }
   try {

@@ -30,7 +30,8 @@ import { pitrWindow } from '../../repo/retention.js'
 import { storedFileRead } from '../../repo/stored-file.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
-import { repoStorage } from '../repo-storage.js'
+import { repoOpen } from '../repo-storage.js'
+import type { StorageLocation } from '../../storage/location.js'
 import { walContinuity } from './continuity.js'
 import type { TimelineSwitch } from './continuity.js'
 import type { VerifyFileInput, VerifyFileOutput } from './file.js'
@@ -50,14 +51,14 @@ interface FileJob {
 interface Run {
   stanza: string
   repo: Storage
-  repoRoot: string
+  repoAt: StorageLocation
   pool: WorkerPool
   report: VerifyReport
 }
 
 async function verifyRun(cfg: Config): Promise<number> {
   const stanza = cfg.stanza()
-  const repo = await repoStorage(cfg)
+  const { storage: repo, location: repoAt } = await repoOpen(cfg)
   const set = cfg.string('set')
   const report: VerifyReport = {
     stanza,
@@ -74,7 +75,7 @@ async function verifyRun(cfg: Config): Promise<number> {
   const chosen = (backupInfo?.backups ?? []).filter((backup) => set === undefined || backup.label === set)
 
   const pool = new WorkerPool(cfg.number('process-max') ?? 1)
-  const run: Run = { stanza, repo, repoRoot: repo.describe(''), pool, report }
+  const run: Run = { stanza, repo, repoAt, pool, report }
   const manifests = new Map<string, Pick<Manifest, 'pg'>>()
   try {
     // Results by repository path, so a file an incr references is read once, and its problem reported against every
@@ -183,10 +184,10 @@ async function verifyBackup(run: Run, info: BackupInfo, record: BackupRecord, ch
       file.parts.forEach((part, index) => {
         // An empty part (the file shrank while it was copied) is not stored.
         if (part.size === 0) return
-        add({ input: { repoRoot: run.repoRoot, repoPath: repoPathOf(index), sha256: part.sha256, size: part.size }, file: `${file.name} part ${index}` })
+        add({ input: { repo: run.repoAt, repoPath: repoPathOf(index), sha256: part.sha256, size: part.size }, file: `${file.name} part ${index}` })
       })
     } else if (file.size > 0) {
-      add({ input: { repoRoot: run.repoRoot, repoPath: repoPathOf(), sha256: file.sha256, size: file.size }, file: file.name })
+      add({ input: { repo: run.repoAt, repoPath: repoPathOf(), sha256: file.sha256, size: file.size }, file: file.name })
     }
   }
   await runJobs(run, jobs, `verify ${record.label}`, (job, output) => {
@@ -288,7 +289,7 @@ async function verifyArchive(
     const jobs: FileJob[] = wanted.map((file) => {
       const segment = isWalSegmentName(file.walName) || isPartialName(file.walName)
       return {
-        input: { repoRoot: run.repoRoot, repoPath: file.path, sha256: file.sha256, ...(segment && segmentSize !== undefined ? { size: segmentSize } : {}), ...(segment ? { walSegment: true } : {}) },
+        input: { repo: run.repoAt, repoPath: file.path, sha256: file.sha256, ...(segment && segmentSize !== undefined ? { size: segmentSize } : {}), ...(segment ? { walSegment: true } : {}) },
         file: file.walName,
       }
     })
