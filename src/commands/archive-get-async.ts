@@ -8,15 +8,19 @@ import { fail, WaldenError } from '../common/errors.js'
 import { lockAcquire } from '../common/lock.js'
 import { log } from '../common/log.js'
 import type { Config } from '../config/config.js'
+import type { RepoIndex } from '../config/options.js'
 import { WorkerPool } from '../parallel/pool.js'
 import { pgControlRead } from '../pg/control.js'
 import { isWalSegmentName } from '../pg/wal.js'
 import { archiveInfoLoad } from '../repo/stanza-info.js'
 import { cipherJobInput } from '../repo/cipher.js'
-import { posixStorage } from '../storage/posix.js'
 import { asyncLockName, queueListWrite, spoolFolder } from './archive-async.js'
+import { archiveGetRepos } from './archive-get.js'
+import type { ArchiveGetRepo } from './archive-get-file.js'
 import { queueWanted } from './archive-get-queue.js'
 import type { Command } from './command.js'
+import { repoFailureOf } from './repo-failures.js'
+import { repoOpen } from './repo-storage.js'
 
 /** How long the background process waits for recovery to take segments from a full queue before it ends. */
 const LINGER_MS = 2000
@@ -45,14 +49,27 @@ async function archiveGetAsync(cfg: Config): Promise<number> {
     throw error
   }
   const queue = spoolFolder(cfg, 'in')
-  const repoPath = cfg.string('repo1-path') ?? '/var/lib/walden'
+  const stanza = cfg.stanza()
   const processMax = cfg.number('process-max') ?? 1
   // The data folder being recovered (the foreground's, inherited) names the segment size; without it, no top-ups.
   const control = await pgControlRead(process.cwd()).catch(() => undefined)
   const depth = control === undefined ? 0 : Math.floor((cfg.number('archive-get-queue-max') ?? 0) / control.walSegmentSize)
   const pool = new WorkerPool(processMax)
   try {
-    const info = await archiveInfoLoad(posixStorage(repoPath), cfg.stanza())
+    // Each repository's archive.info once, with its keys unlocked, for every segment this process fetches.
+    const repos: ArchiveGetRepo[] = []
+    for (const repo of archiveGetRepos(cfg)) {
+      if (repo.unavailable) {
+        repos.push(repo)
+        continue
+      }
+      try {
+        const { storage } = await repoOpen(cfg, repo.index as RepoIndex)
+        repos.push({ ...repo, info: await archiveInfoLoad(storage, stanza), ...cipherJobInput() })
+      } catch (error) {
+        repos.push({ index: repo.index, unavailable: repoFailureOf(repo.index, error) })
+      }
+    }
 
     /** Fetches `batch` in order, process-max at once; false when one could not be queued. */
     const fetchBatch = async (batch: readonly string[]): Promise<boolean> => {
@@ -62,12 +79,14 @@ async function archiveGetAsync(cfg: Config): Promise<number> {
         while (!stopped && next < batch.length) {
           const walName = batch[next++]!
           try {
-            const result = await pool.run('archive.get', { repoPath, info, walName, destination: join(queue, walName), ...cipherJobInput() })
+            const result = await pool.run('archive.get', { stanza, repos, walName, destination: join(queue, walName) })
+            // A copy taken from a later repository: the foreground will not see it, so its log is the place.
+            for (const warning of result.warnings) log.warn(warning)
             if (result.archiveId === undefined) {
               // The end of the archive for now; later segments are asked for again when recovery gets there.
               stopped = true
               log.info(`WAL file '${walName}' is not in the archive (yet); queue ends before it`)
-            } else log.info(`queued WAL file '${walName}' from the archive (${result.archiveId})`)
+            } else log.info(`queued WAL file '${walName}' from the archive (${repos.length > 1 ? `repo${result.repo}: ` : ''}${result.archiveId})`)
           } catch (error) {
             // Not queued: the foreground fetches it itself and reports the error to PostgreSQL.
             stopped = true

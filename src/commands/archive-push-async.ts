@@ -14,7 +14,9 @@ import { WorkerPool } from '../parallel/pool.js'
 import { posixStorage } from '../storage/posix.js'
 import { asyncLockName, spoolFolder } from './archive-async.js'
 import { archivePushInput } from './archive-push.js'
+import { archivePushOutcome } from './archive-push-file.js'
 import { archiveInfoLoadIfExists } from '../repo/stanza-info.js'
+import { repoOpen, repoSelected } from './repo-storage.js'
 import { BACKGROUND_FOLDER, fileIdentity } from './archive-push-wait.js'
 import type { AckError } from './archive-push-wait.js'
 import type { Command } from './command.js'
@@ -87,9 +89,13 @@ async function archivePushAsync(cfg: Config): Promise<number> {
 }
 
 async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof posixStorage>, walDir: string, names: readonly string[], lanes: number): Promise<void> {
-  // Unlocks the repository's keys once here, so worker threads get them unwrapped instead of each running the KDF.
+  // Unlocks each repository's keys once here, so worker threads get them unwrapped instead of each running the KDF.
   // A failure is left to each push, which reports it for its own segment.
-  await archiveInfoLoadIfExists(posixStorage(cfg.string('repo1-path') ?? '/var/lib/walden'), cfg.stanza()).catch(() => undefined)
+  for (const index of repoSelected(cfg)) {
+    await repoOpen(cfg, index)
+      .then((repo) => archiveInfoLoadIfExists(repo.storage, cfg.stanza()))
+      .catch(() => undefined)
+  }
   let next = 0
   const lane = async (): Promise<void> => {
     while (next < names.length) {
@@ -99,11 +105,13 @@ async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof p
         // Taken before the push: the acknowledgement is for the file that was pushed.
         const identity = await fileIdentity(walPath)
         const result = await pool.run('archive.push', archivePushInput(cfg, walPath))
-        // Only now, with the file durable in the repository, may the foreground be told. Written whole (temporary
-        // name, rename) but not fsynced: the repository file already is, so an ok lost in a crash only costs a push
+        // Throws when a repository does not have it: that is the segment's error, acknowledged as such below.
+        const done = archivePushOutcome(result)
+        // Only now, with the file durable in every repository, may the foreground be told. Written whole (temporary
+        // name, rename) but not fsynced: the repository files already are, so an ok lost in a crash only costs a push
         // that finds the file there, and one that survives it is true.
         await spool.write(`${walName}.ok`, JSON.stringify(identity) + '\n', { sync: false })
-        log.info(result.alreadyArchived ? `WAL file '${walName}' is already in the archive with the same checksum` : `pushed WAL file '${walName}' to the archive`)
+        log.info(done)
       } catch (error) {
         const ack: AckError =
           error instanceof WaldenError

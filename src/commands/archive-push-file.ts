@@ -1,39 +1,65 @@
-// Pushing one WAL file into the archive: the work shared by the synchronous archive-push and the asynchronous
-// process, which runs it in worker threads for many segments at once. Plain inputs, one result, so the same function
-// runs inline or in a worker.
+// Pushing one WAL file into the archive of every repository: the work shared by the synchronous archive-push and the
+// asynchronous process, which runs it in worker threads for many segments at once. Plain inputs, one result, so the
+// same function runs inline or in a worker.
 //
-// The usual case is one pass over the file: compress and checksum into a temporary file beside the final one, then
-// name it by its checksum. A retry of a segment already archived reads the file once more to compare checksums.
+// The file is read once to check it (a segment whole and undamaged, and of the stanza's cluster) and to take its
+// SHA-256, which names it in the archive. Each repository then gets it unless it already holds the same content
+// (a retry), each with its own archive.info, archive id and encryption. A repository that fails (unreadable, full, of
+// another cluster) is reported in the result and does not keep the others from getting the file.
+//
+// How the file is written: with one repository to write and that one a folder, backup's copy loop compresses it into
+// a temporary file beside its final name, fsynced, then renames it (the fastest path, measured: archive-push runs
+// once per segment). Otherwise it is read, checksummed and compressed once and fanned out (storage/fan-out.ts), each
+// repository sealing it with its own keys and writing it under its final name through Storage.openWrite, which
+// commits it whole or not at all (a folder: temporary name, fsync, rename, fsync of the folder; S3: the object exists
+// only once its upload completes).
 
-import { randomBytes } from 'node:crypto'
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { Writable } from 'node:stream'
 import { isMainThread, threadId } from 'node:worker_threads'
-import { errnoCode, fail } from '../common/errors.js'
+import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
 import { fileSha256, HashStream } from '../io/hash.js'
+import { SealStream } from '../io/cipher.js'
 import { pgControlRead } from '../pg/control.js'
 import { isPartialName, isWalSegmentName, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
 import type { WalHeader } from '../pg/wal.js'
 import { walSizeFail, WalSegmentVerifier } from '../pg/wal-verify.js'
 import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/archive.js'
 import type { ArchivedFile } from '../repo/archive.js'
+import { cipherJobInput, cipherJobUse, cipherSealData, cipherUse } from '../repo/cipher.js'
+import type { CipherState } from '../repo/cipher.js'
 import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
+import type { ArchiveInfo } from '../repo/stanza-info.js'
 import { storedFileCopy } from '../repo/stored-file.js'
-import { posixStorage } from '../storage/posix.js'
-import type { PosixStorage } from '../storage/posix.js'
+import { FanOut } from '../storage/fan-out.js'
+import type { FanOutTarget } from '../storage/fan-out.js'
+import { storageOpen } from '../storage/location.js'
+import type { StorageLocation } from '../storage/location.js'
+import { PosixStorage } from '../storage/posix.js'
+import type { Storage } from '../storage/storage.js'
 import { streamInto } from '../storage/stream-into.js'
 import { backupFile } from './backup/file.js'
-import { SealStream } from '../io/cipher.js'
-import { cipherJobInput, cipherJobUse, cipherSealData } from '../repo/cipher.js'
-import type { CipherState } from '../repo/cipher.js'
+import { repoFailureOf, repoFailuresError, repoList } from './repo-failures.js'
+import type { RepoFailure } from './repo-failures.js'
+
+/** One repository to push to. */
+export interface ArchivePushRepo {
+  /** Its number: repoN. */
+  index: number
+  location: StorageLocation
+  /** Its cipher state (repo/cipher.ts), for a job on a worker thread; absent when it is not encrypted. */
+  cipher?: CipherState
+}
 
 export interface ArchivePushFileInput {
   stanza: string
-  repoPath: string
+  /** The repositories to store the file in, in order: every configured one, or the one --repo names. */
+  repos: ArchivePushRepo[]
   /** Absolute path of the WAL file. */
   walPath: string
   /** The folder PostgreSQL ran archive_command in (its data directory), and pg1-path as a fallback. */
@@ -41,14 +67,31 @@ export interface ArchivePushFileInput {
   pgPath: string | undefined
   compressType: CompressType
   compressLevel: number | undefined
-  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
-  cipher?: CipherState
+}
+
+export interface ArchivePushRepoResult {
+  index: number
+  /** The repository holds the file now. */
+  stored: boolean
+  /** It held the same content already; nothing was written there. */
+  alreadyArchived: boolean
+  /** Why it does not hold the file. */
+  failure?: RepoFailure
 }
 
 export interface ArchivePushFileResult {
   walName: string
-  /** The same content was already in the archive; nothing was written. */
-  alreadyArchived: boolean
+  /** One per repository of the input, in its order. */
+  repos: ArchivePushRepoResult[]
+}
+
+/** A repository being pushed to, once opened. */
+interface Target {
+  repo: ArchivePushRepo
+  storage: Storage
+  info: ArchiveInfo
+  archiveId: string
+  folder: string
 }
 
 /** Bytes of a segment read and checked at a time. */
@@ -57,6 +100,12 @@ const VERIFY_CHUNK = 1024 * 1024
 // segment without yielding, so two pushes of one thread never share it, and a new 1 MiB buffer per segment would be
 // memory to fault in again for every segment.
 let verifyBuffer: Buffer | undefined
+
+/** Makes a repository's keys the ones this thread seals with (its job state, or its configured state inline). */
+function cipherFor(repo: ArchivePushRepo): void {
+  if (repo.cipher) cipherJobUse(repo.cipher)
+  else cipherUse(repo.index)
+}
 
 /** wal_segment_size of the cluster the file was pushed from, to name the size an empty or tiny file should have. */
 async function controlSegmentSize(input: ArchivePushFileInput): Promise<number | undefined> {
@@ -72,9 +121,9 @@ async function controlSegmentSize(input: ArchivePushFileInput): Promise<number |
  * Reads a segment (or '.partial' segment) through and checks it is whole and undamaged (src/pg/wal-verify.ts): the
  * size its long header gives, every page header, and each record's CRC up to the end of valid WAL. PostgreSQL would
  * read a short or damaged segment as the end of WAL during a recovery, so such a file is refused here, before
- * anything is stored. Returns the long header and the size checked.
+ * anything is stored. The same pass takes its SHA-256 (which names it in the archive). Returns the long header.
  */
-async function segmentVerify(input: ArchivePushFileInput, walName: string, onHeader: (header: WalHeader) => void): Promise<WalHeader> {
+async function segmentVerify(input: ArchivePushFileInput, walName: string, onHeader: (header: WalHeader) => void): Promise<{ header: WalHeader; sha256: string }> {
   const { walPath } = input
   const what = `WAL file '${walPath}'`
   const fd = openSync(walPath, 'r')
@@ -89,32 +138,39 @@ async function segmentVerify(input: ArchivePushFileInput, walName: string, onHea
     onHeader(verifier.header)
     // Refused at once, without reading the rest: the usual damage is a copy cut short.
     if (size !== verifier.header.segmentSize) walSizeFail(what, size, verifier.header.segmentSize)
+    const hash = createHash('sha256')
     let offset = 0
     while (read > 0) {
-      verifier.update(buffer.subarray(0, read))
+      const chunk = buffer.subarray(0, read)
+      verifier.update(chunk)
+      hash.update(chunk)
       offset += read
       read = readSync(fd, buffer, 0, VERIFY_CHUNK, offset)
     }
     verifier.finish(offset)
-    return verifier.header
+    return { header: verifier.header, sha256: hash.digest('hex') }
   } finally {
     closeSync(fd)
   }
 }
 
+/** Who wrote a WAL file, and what it holds. `segmentSize` is set for a segment. */
+interface WalIdentity {
+  systemId: string
+  version: number
+  segmentSize?: number
+  sha256: string
+}
+
 /**
  * The cluster a WAL file belongs to: from a segment's own header (the segment checked whole on the way), else from
- * the data folder it was pushed from. `segmentSize` is set for a segment.
+ * the data folder it was pushed from. `check` sees the identity before the rest of a segment is read.
  */
-async function walIdentity(
-  input: ArchivePushFileInput,
-  walName: string,
-  check: (identity: { systemId: string; version: number }) => void,
-): Promise<{ systemId: string; version: number; segmentSize?: number }> {
+async function walIdentity(input: ArchivePushFileInput, walName: string, check: (identity: { systemId: string; version: number }) => void): Promise<WalIdentity> {
   const identityOf = (header: WalHeader) => ({ systemId: header.systemId.toString(), version: header.version })
   if (isWalSegmentName(walName) || isPartialName(walName)) {
-    const header = await segmentVerify(input, walName, (first) => check(identityOf(first)))
-    return { ...identityOf(header), segmentSize: header.segmentSize }
+    const { header, sha256 } = await segmentVerify(input, walName, (first) => check(identityOf(first)))
+    return { ...identityOf(header), segmentSize: header.segmentSize, sha256 }
   }
   // History and backup files carry no header. PostgreSQL runs archive_command in its data directory, which is the
   // cluster that wrote the file even when pg1-path names another (a standby promoted on the same host).
@@ -127,7 +183,7 @@ async function walIdentity(
   const control = await pgControlRead(dataDir)
   const identity = { systemId: control.systemId.toString(), version: control.version }
   check(identity)
-  return identity
+  return { ...identity, sha256: await fileSha256(input.walPath) }
 }
 
 /**
@@ -136,7 +192,7 @@ async function walIdentity(
  * recovery would stop there; the complete segment in hand is the repair, once the short copy is removed. Returns
  * when every copy is whole (the ordinary conflict).
  */
-async function shortCopyFail(repo: PosixStorage, walName: string, existing: readonly ArchivedFile[], segmentSize: number): Promise<void> {
+async function shortCopyFail(repo: Storage, walName: string, existing: readonly ArchivedFile[], segmentSize: number): Promise<void> {
   for (const file of existing) {
     let size = 0
     const counter = new Writable({
@@ -155,78 +211,242 @@ async function shortCopyFail(repo: PosixStorage, walName: string, existing: read
   }
 }
 
+/** A file that changed after it was checked is not the file that was checked: nothing of it may stay stored. */
+function changedFail(walPath: string): never {
+  fail('FileInvalid', `WAL file '${walPath}' changed while it was pushed`, {
+    hint: 'PostgreSQL never rewrites a segment it asked to archive; find what else writes to pg_wal. The push is retried.',
+  })
+}
+
 /**
- * Stores one WAL file in the archive, durably: when this returns, the file is fsynced under its final name and the
- * folder entry is fsynced too. Throws a WaldenError when the file belongs to another cluster or conflicts with an
- * archived file of the same name.
+ * Stores one WAL file in the archive of every repository of the input, durably: a repository whose result says
+ * `stored` holds it fsynced under its final name. Throws (naming each repository when there are several) when no
+ * repository could take it, and for a problem of the file itself (missing, damaged, of another cluster); a failure of
+ * some repositories only is in the result, for archivePushOutcome to report once the others have the file.
  */
 export async function archivePushFile(input: ArchivePushFileInput): Promise<ArchivePushFileResult> {
-  cipherJobUse(input.cipher)
   const { stanza, walPath } = input
   const walName = basename(walPath)
-  const repo = posixStorage(input.repoPath)
-  const info = await archiveInfoLoad(repo, stanza)
-  let identity: { systemId: string; version: number; segmentSize?: number }
+  const several = input.repos.length > 1
+  const results = new Map<number, ArchivePushRepoResult>(input.repos.map((repo) => [repo.index, { index: repo.index, stored: false, alreadyArchived: false }]))
+  const failures = (): RepoFailure[] => [...results.values()].flatMap((result) => (result.failure ? [result.failure] : []))
+  const failed = (repo: ArchivePushRepo, error: unknown): void => {
+    results.get(repo.index)!.failure = repoFailureOf(repo.index, error)
+  }
+  const noneLeft = (targets: readonly Target[]): void => {
+    if (targets.length === 0) throw repoFailuresError(failures(), { several })
+  }
+
+  // Each repository's archive.info, with its keys unlocked: a repository that cannot be read is out of this push.
+  let targets: Target[] = []
+  for (const repo of input.repos) {
+    try {
+      cipherFor(repo)
+      const storage = await storageOpen(repo.location)
+      const info = await archiveInfoLoad(storage, stanza)
+      const archiveId = archiveIdOf(info.db)
+      targets.push({ repo, storage, info, archiveId, folder: layout.walFolder(stanza, archiveId, walName) })
+    } catch (error) {
+      failed(repo, error)
+    }
+  }
+  noneLeft(targets)
+
+  // The file's cluster must be the stanza's in each repository; one that records another cluster is refused alone.
+  // When none is left, the file is refused before it is read any further.
+  let identity: WalIdentity
   try {
-    identity = await walIdentity(input, walName, (found) => checkIdentity(stanza, info.db, found, `WAL file '${walName}'`))
+    identity = await walIdentity(input, walName, (found) => {
+      targets = targets.filter((target) => {
+        try {
+          checkIdentity(stanza, target.info.db, found, `WAL file '${walName}'`)
+          return true
+        } catch (error) {
+          failed(target.repo, error)
+          return false
+        }
+      })
+      noneLeft(targets)
+    })
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${walPath}' does not exist`)
     throw error
   }
 
-  const archiveId = archiveIdOf(info.db)
-  const folder = layout.walFolder(stanza, archiveId, walName)
-
-  // A retry (PostgreSQL did not see the earlier push's exit): compare checksums only, writing nothing. The same
-  // content is already safe, so say nothing; a different one is the loud failure.
-  const existing = await archiveFileList(repo, stanza, archiveId, walName)
-  if (existing.length > 0) {
-    const sha256 = await fileSha256(walPath)
-    if (!existing.some((file) => file.sha256 === sha256)) {
-      if (identity.segmentSize !== undefined) await shortCopyFail(repo, walName, existing, identity.segmentSize)
-      fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
-        hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
-      })
+  // A retry (PostgreSQL did not see the earlier push's exit): where the same content is stored already, nothing is
+  // written; a different one is that repository's loud failure.
+  const toWrite: Target[] = []
+  for (const target of targets) {
+    try {
+      cipherFor(target.repo)
+      const existing = await archiveFileList(target.storage, stanza, target.archiveId, walName)
+      if (existing.length === 0) {
+        toWrite.push(target)
+        continue
+      }
+      if (!existing.some((file) => file.sha256 === identity.sha256)) {
+        if (identity.segmentSize !== undefined) await shortCopyFail(target.storage, walName, existing, identity.segmentSize)
+        fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
+          hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
+        })
+      }
+      // Synced again in case the earlier push failed after its rename.
+      await target.storage.syncPath(target.folder, { missingOk: true })
+      Object.assign(results.get(target.repo.index)!, { stored: true, alreadyArchived: true })
+    } catch (error) {
+      failed(target.repo, error)
     }
-    // Synced again in case the earlier push failed after its rename.
-    await repo.syncPath(folder)
-    return { walName, alreadyArchived: true }
   }
 
-  const codec = codecFor(input.compressType)
-  const level = input.compressLevel ?? codec.defaultLevel
-  const temporary = `${folder}/${walName}.tmp-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}`
-  let sha256: string
-  try {
-    if (isWalSegmentName(walName) || isPartialName(walName)) {
-      // A segment goes through backup's copy loop: 1 MiB at a time into reused buffers, hashed, compressed and
-      // appended with synchronous calls (the background process pushes segment after segment, and per-chunk buffers
-      // would be garbage and page faults), fsynced. It writes TEMPORARY plus the codec's extension. Pushed by this
-      // process alone (not by a worker of the background process), compression overlaps hashing on a second core.
-      const copied = await backupFile({ source: walPath, offset: 0, repo: { type: 'posix', path: input.repoPath }, repoPath: temporary, compressType: input.compressType, compressLevel: level, syncEach: true, xxh3: false, overlap: isMainThread, ...cipherJobInput() })
-      if (!copied.copied) fail('FileMissing', `WAL file '${walPath}' does not exist`)
-      // Checked whole a moment ago; a file that changed size since is not what was checked.
-      if (copied.size !== identity.segmentSize) walSizeFail(`WAL file '${walPath}'`, copied.size, identity.segmentSize)
-      sha256 = copied.sha256
-      await repo.move(`${temporary}${codec.extension}`, join(folder, archivedName(walName, sha256, codec.extension)))
-    } else {
-      const hash = new HashStream()
-      const seal = cipherSealData()
-      const encrypt = seal ? [new SealStream(seal)] : []
-      await streamInto(createReadStream(walPath, { highWaterMark: 1024 * 1024 }), [hash, codec.compress(level), ...encrypt], await repo.openWrite(temporary, { atomic: false }))
-      sha256 = hash.digest()
-      // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
-      await repo.move(temporary, join(folder, archivedName(walName, sha256, codec.extension)))
-    }
-  } catch (error) {
-    await repo.remove(temporary).catch(() => undefined)
-    await repo.remove(`${temporary}${codec.extension}`).catch(() => undefined)
-    throw error
-  }
-
+  const written = await storeAll(input, walName, identity, toWrite, failed)
   // Another cluster may have pushed a different file under this name at the same moment: look again, so the
   // conflict is reported here and not first discovered during a recovery.
-  const after = await archiveFileList(repo, stanza, archiveId, walName)
-  if (after.some((file) => file.sha256 !== sha256)) archiveDuplicateFail(repo, walName, after)
-  return { walName, alreadyArchived: false }
+  for (const target of written) {
+    try {
+      const after = await archiveFileList(target.storage, stanza, target.archiveId, walName)
+      if (after.some((file) => file.sha256 !== identity.sha256)) archiveDuplicateFail(target.storage, walName, after)
+      results.get(target.repo.index)!.stored = true
+    } catch (error) {
+      failed(target.repo, error)
+    }
+  }
+  const repos = [...results.values()]
+  if (!repos.some((result) => result.stored)) throw repoFailuresError(failures(), { several })
+  return { walName, repos }
+}
+
+/** Writes the file to each target; returns those that got it, having reported the others through `failed`. */
+async function storeAll(
+  input: ArchivePushFileInput,
+  walName: string,
+  identity: WalIdentity,
+  targets: readonly Target[],
+  failed: (repo: ArchivePushRepo, error: unknown) => void,
+): Promise<Target[]> {
+  if (targets.length === 0) return []
+  const only = targets.length === 1 ? targets[0]! : undefined
+  if (only !== undefined && only.storage instanceof PosixStorage && (isWalSegmentName(walName) || isPartialName(walName))) {
+    try {
+      await storeSegmentInFolder(input, walName, identity, only)
+      return [only]
+    } catch (error) {
+      // The file itself went wrong, not the repository: that is the push's failure, whatever the repository.
+      if (error instanceof WaldenError && (error.kind === 'FileInvalid' || error.kind === 'FileMissing')) throw error
+      failed(only.repo, error)
+      return []
+    }
+  }
+  return storeFannedOut(input, walName, identity, targets, failed)
+}
+
+/**
+ * A segment into one folder repository through backup's copy loop: 1 MiB at a time into reused buffers, hashed,
+ * compressed and appended with synchronous calls (the background process pushes segment after segment, and
+ * per-chunk buffers would be garbage and page faults), fsynced, under a temporary name beside the final one, then
+ * renamed. Pushed by this process alone (not by a worker of the background process), compression overlaps hashing on
+ * a second core.
+ */
+async function storeSegmentInFolder(input: ArchivePushFileInput, walName: string, identity: WalIdentity, target: Target): Promise<void> {
+  const codec = codecFor(input.compressType)
+  const level = input.compressLevel ?? codec.defaultLevel
+  const temporary = `${target.folder}/${walName}.tmp-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}`
+  cipherFor(target.repo)
+  try {
+    const copied = await backupFile({
+      source: input.walPath,
+      offset: 0,
+      repo: target.repo.location,
+      repoPath: temporary,
+      compressType: input.compressType,
+      compressLevel: level,
+      syncEach: true,
+      xxh3: false,
+      overlap: isMainThread,
+      ...cipherJobInput(),
+    })
+    if (!copied.copied) fail('FileMissing', `WAL file '${input.walPath}' does not exist`)
+    // Checked whole a moment ago; a file that changed since is not what was checked.
+    if (copied.size !== identity.segmentSize) walSizeFail(`WAL file '${input.walPath}'`, copied.size, identity.segmentSize)
+    if (copied.sha256 !== identity.sha256) changedFail(input.walPath)
+    await target.storage.move(`${temporary}${codec.extension}`, join(target.folder, archivedName(walName, identity.sha256, codec.extension)))
+  } catch (error) {
+    await target.storage.remove(`${temporary}${codec.extension}`).catch(() => undefined)
+    throw error
+  }
+}
+
+/**
+ * The file read, checksummed and compressed once, and written to every target under its final name, each sealed
+ * with its own repository's keys. The checksum is checked against the one taken when the file was verified before
+ * any target commits, so a file that changed meanwhile is stored nowhere.
+ */
+async function storeFannedOut(
+  input: ArchivePushFileInput,
+  walName: string,
+  identity: WalIdentity,
+  targets: readonly Target[],
+  failed: (repo: ArchivePushRepo, error: unknown) => void,
+): Promise<Target[]> {
+  const codec = codecFor(input.compressType)
+  const level = input.compressLevel ?? codec.defaultLevel
+  const finalPath = (target: Target): string => join(target.folder, archivedName(walName, identity.sha256, codec.extension))
+  const opened: { target: Target; branch: FanOutTarget }[] = []
+  for (const target of targets) {
+    try {
+      cipherFor(target.repo)
+      const seal = cipherSealData()
+      const writer = await target.storage.openWrite(finalPath(target))
+      opened.push({ target, branch: { transforms: seal ? [new SealStream(seal)] : [], writer } })
+    } catch (error) {
+      failed(target.repo, error)
+    }
+  }
+  if (opened.length === 0) return []
+  const fanOut = new FanOut(opened.map((item) => item.branch))
+  const source = createReadStream(input.walPath, { highWaterMark: 1024 * 1024 })
+  const check = new HashStream({ sha256: identity.sha256, what: `WAL file '${input.walPath}'` })
+  try {
+    await streamInto(source, [check, codec.compress(level)], fanOut)
+  } catch (error) {
+    // Every target has settled (destroyed, so none committed, or failed on its own); which it was decides the error.
+    await fanOut.outcomes()
+    if (error instanceof WaldenError && error.kind === 'Checksum') changedFail(input.walPath)
+    if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${input.walPath}' does not exist`)
+    const outcomes = await fanOut.outcomes()
+    // Every repository failed on its own: each is reported with its own error.
+    if (outcomes.every((outcome) => outcome !== undefined)) {
+      opened.forEach((item, index) => failed(item.target.repo, outcomes[index]))
+      return []
+    }
+    throw error
+  }
+  const outcomes = await fanOut.outcomes()
+  const stored: Target[] = []
+  opened.forEach((item, index) => {
+    if (outcomes[index] === undefined) stored.push(item.target)
+    else failed(item.target.repo, outcomes[index])
+  })
+  return stored
+}
+
+/**
+ * What a push means for PostgreSQL: the line to log when every repository holds the file; otherwise the error naming
+ * each repository that does not (thrown), after the others got it. A retry stores it where it is still missing.
+ */
+export function archivePushOutcome(result: ArchivePushFileResult): string {
+  const failures = result.repos.flatMap((repo) => (repo.failure ? [repo.failure] : []))
+  if (failures.length > 0) {
+    throw repoFailuresError(failures, {
+      several: result.repos.length > 1,
+      stored: result.repos.filter((repo) => repo.stored).map((repo) => repo.index),
+      retry: 'PostgreSQL retries the push, which stores it in the others once they work again.',
+    })
+  }
+  const { walName } = result
+  if (result.repos.every((repo) => repo.alreadyArchived)) return `WAL file '${walName}' is already in the archive with the same checksum`
+  // A retry after another repository failed: say which ones got it now.
+  const had = result.repos.filter((repo) => repo.alreadyArchived).map((repo) => repo.index)
+  if (had.length === 0) return `pushed WAL file '${walName}' to the archive`
+  const fresh = result.repos.filter((repo) => !repo.alreadyArchived).map((repo) => repo.index)
+  return `pushed WAL file '${walName}' to the archive of ${repoList(fresh)} (${repoList(had)} had it already)`
 }
