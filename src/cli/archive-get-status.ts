@@ -16,7 +16,8 @@ import { WaldenError } from '../common/errors.js'
 import type { ErrorKind } from '../common/errors.js'
 import { RepoFormatNewerError } from '../repo/info-file.js'
 
-const ABORT_RECOVERY_KINDS: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['Checksum', 'Format', 'ArchiveDuplicate', 'FileInvalid', 'Crypto', 'Assert'])
+// Unhandled too: a bug met on a worker thread, or in one repository of several, arrives as a WaldenError of that kind.
+const ABORT_RECOVERY_KINDS: ReadonlySet<ErrorKind> = new Set<ErrorKind>(['Checksum', 'Format', 'ArchiveDuplicate', 'FileInvalid', 'Crypto', 'Assert', 'Unhandled'])
 
 export function archiveGetAbortsRecovery(error: unknown): boolean {
   if (!(error instanceof WaldenError)) return true

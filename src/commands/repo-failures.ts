@@ -4,6 +4,7 @@
 
 import { WaldenError } from '../common/errors.js'
 import type { ErrorKind } from '../common/errors.js'
+import { RepoFormatNewerError } from '../repo/info-file.js'
 
 /** One repository's failure: its number and the error, as plain data. */
 export interface RepoFailure {
@@ -11,12 +12,27 @@ export interface RepoFailure {
   kind: ErrorKind
   message: string
   hint?: string
+  /** The repository was written by a newer walden (RepoFormatNewerError), which archive-get must tell apart. */
+  newerFormat?: boolean
 }
 
 /** A failure of repository `repo` from whatever was thrown; anything but a WaldenError is a bug (Unhandled). */
 export function repoFailureOf(repo: number, error: unknown): RepoFailure {
-  if (error instanceof WaldenError) return { repo, kind: error.kind, message: error.message, ...(error.hint !== undefined ? { hint: error.hint } : {}) }
-  return { repo, kind: 'Unhandled', message: `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` }
+  if (error instanceof WaldenError) {
+    return {
+      repo,
+      kind: error.kind,
+      message: error.message,
+      ...(error.hint !== undefined ? { hint: error.hint } : {}),
+      ...(error instanceof RepoFormatNewerError ? { newerFormat: true } : {}),
+    }
+  }
+  return {
+    repo,
+    kind: 'Unhandled',
+    message: `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    hint: 'this is a bug in walden; please report it with the lines above.',
+  }
 }
 
 /**
@@ -29,8 +45,9 @@ export function repoFailureOf(repo: number, error: unknown): RepoFailure {
 export function repoFailuresError(failures: readonly RepoFailure[], options: { several: boolean; stored?: readonly number[]; retry?: string }): WaldenError {
   const first = failures[0]
   if (first === undefined) return new WaldenError('Assert', 'repoFailuresError called without a failure')
+  const message = !options.several && failures.length === 1 ? first.message : failures.map((failure) => `repo${failure.repo}: ${failure.message}`).join('; ')
+  if (first.newerFormat) return new RepoFormatNewerError(message, first.hint ?? '')
   if (!options.several && failures.length === 1) return new WaldenError(first.kind, first.message, first.hint !== undefined ? { hint: first.hint } : {})
-  const message = failures.map((failure) => `repo${failure.repo}: ${failure.message}`).join('; ')
   const stored = options.stored ?? []
   const hints = [
     ...(first.hint !== undefined ? [first.hint] : []),

@@ -1,15 +1,17 @@
-// stanza-create and stanza-delete.
+// stanza-create and stanza-delete, on every configured repository (or the one --repo names).
 
 import { fail } from '../common/errors.js'
 import { log } from '../common/log.js'
+import type { Config } from '../config/config.js'
+import type { RepoIndex } from '../config/options.js'
 import { stopFileCheck } from '../common/lock.js'
 import { pgControlRead } from '../pg/control.js'
 import { pgRunning } from '../pg/data-dir.js'
 import { dbInfo } from '../pg/db.js'
-import { cipherAdopt, cipherRecordCreate } from '../repo/cipher.js'
+import { cipherAdopt, cipherRecordCreate, cipherUse } from '../repo/cipher.js'
 import { infoFileRemove } from '../repo/info-file.js'
 import { layout } from '../repo/layout.js'
-import type { PgIdentity } from '../repo/stanza-info.js'
+import type { ArchiveInfo, BackupInfo, PgIdentity } from '../repo/stanza-info.js'
 import {
   archiveInfoLoadIfExists,
   archiveInfoSave,
@@ -18,9 +20,12 @@ import {
   checkIdentity,
 } from '../repo/stanza-info.js'
 import { stanzaTemporaryClean } from '../repo/temporary.js'
+import type { Storage } from '../storage/storage.js'
 import type { Command } from './command.js'
 import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
-import { repoStorage } from './repo-storage.js'
+import { repoFailureOf, repoFailuresError, repoPrefix } from './repo-failures.js'
+import type { RepoFailure } from './repo-failures.js'
+import { repoOpen, repoSelected } from './repo-storage.js'
 
 export const stanzaCreate: Command = {
   async run(cfg) {
@@ -39,39 +44,80 @@ export const stanzaCreate: Command = {
       await session.close()
     }
 
-    const repo = await repoStorage(cfg)
-    // Under the backup lock (commands.ts): temporary files of a stanza-create killed mid-write are leftovers.
-    await stanzaTemporaryClean(repo, stanza)
+    // Every repository is checked before any is written, so a mistake in one (another cluster's stanza, leftover
+    // folders) leaves all of them as they were. A repository added to the configuration later (repo2 next to an
+    // existing repo1) is created here while the others are found whole: that is how a stanza gains a repository.
+    const several = repoSelected(cfg).length > 1
     const found = { systemId: control.systemId.toString(), version: control.version }
-    // Running stanza-create again is also how a damaged copy of an info file is repaired: rewritten from the whole one.
-    const archiveInfo = await archiveInfoLoadIfExists(repo, stanza, { repair: true })
-    const backupInfo = await backupInfoLoadIfExists(repo, stanza, { repair: true })
-    for (const existing of [archiveInfo, backupInfo]) {
-      if (existing) checkIdentity(stanza, existing.db, found, `cluster '${pgPath}'`)
-    }
-    // Folders without info files are what a killed stanza-delete leaves, or another cluster's WAL: adopting them
-    // would mix that WAL into this stanza.
-    for (const [info, root] of [[archiveInfo, layout.archiveRoot(stanza)], [backupInfo, layout.backupRoot(stanza)]] as const) {
-      if (!info && (await repo.list(root)).length > 0) {
-        fail('RepoInvalid', `'${repo.describe(root)}' holds files but no info file, so stanza '${stanza}' cannot be created over it`, {
-          hint: `if it is left from a deleted stanza, run \`walden --stanza=${stanza} stanza-delete --force\` to remove it.`,
-        })
+    const plans: StanzaCreatePlan[] = []
+    for (const index of repoSelected(cfg)) {
+      try {
+        plans.push(await stanzaCreateCheck(cfg, index, found))
+      } catch (error) {
+        throw repoFailuresError([repoFailureOf(index, error)], { several })
       }
     }
-    const identity: PgIdentity = { id: 1, ...found }
-    // A repository is encrypted or not from here on; an existing stanza's record was checked against the
-    // configuration when its info files were read above.
-    const cipher = archiveInfo?.cipher ?? backupInfo?.cipher ?? cipherRecordCreate()
-    if (cipher) cipherAdopt(cipher, `stanza '${stanza}'`)
-    if (!archiveInfo) await archiveInfoSave(repo, { stanza, db: identity, history: [identity], ...(cipher ? { cipher } : {}) })
-    if (!backupInfo) await backupInfoSave(repo, { stanza, db: identity, history: [identity], backups: [], ...(cipher ? { cipher } : {}) })
-    log.info(
-      archiveInfo && backupInfo
-        ? `stanza '${stanza}' already exists for this cluster`
-        : `stanza '${stanza}' created for PostgreSQL ${control.version}, system identifier ${found.systemId}`,
-    )
+    for (const plan of plans) {
+      const prefix = repoPrefix(plan.index, several)
+      try {
+        await stanzaCreateWrite(stanza, plan, found)
+      } catch (error) {
+        throw repoFailuresError([repoFailureOf(plan.index, error)], { several })
+      }
+      log.info(
+        plan.archiveInfo && plan.backupInfo
+          ? `${prefix}stanza '${stanza}' already exists for this cluster`
+          : `${prefix}stanza '${stanza}' created for PostgreSQL ${control.version}, system identifier ${found.systemId}`,
+      )
+    }
     return 0
   },
+}
+
+/** What stanza-create found in one repository, checked, and what it will write there. */
+interface StanzaCreatePlan {
+  index: RepoIndex
+  repo: Storage
+  archiveInfo: ArchiveInfo | undefined
+  backupInfo: BackupInfo | undefined
+}
+
+/** Reads and checks one repository's stanza (repairing a damaged copy of an info file), writing nothing new. */
+async function stanzaCreateCheck(cfg: Config, index: RepoIndex, found: { systemId: string; version: number }): Promise<StanzaCreatePlan> {
+  const stanza = cfg.stanza()
+  const pgPath = cfg.requireString('pg1-path')
+  const { storage: repo } = await repoOpen(cfg, index)
+  // Under the backup lock (commands.ts): temporary files of a stanza-create killed mid-write are leftovers.
+  await stanzaTemporaryClean(repo, stanza)
+  // Running stanza-create again is also how a damaged copy of an info file is repaired: rewritten from the whole one.
+  const archiveInfo = await archiveInfoLoadIfExists(repo, stanza, { repair: true })
+  const backupInfo = await backupInfoLoadIfExists(repo, stanza, { repair: true })
+  for (const existing of [archiveInfo, backupInfo]) {
+    if (existing) checkIdentity(stanza, existing.db, found, `cluster '${pgPath}'`)
+  }
+  // Folders without info files are what a killed stanza-delete leaves, or another cluster's WAL: adopting them
+  // would mix that WAL into this stanza.
+  for (const [info, root] of [[archiveInfo, layout.archiveRoot(stanza)], [backupInfo, layout.backupRoot(stanza)]] as const) {
+    if (!info && (await repo.list(root)).length > 0) {
+      fail('RepoInvalid', `'${repo.describe(root)}' holds files but no info file, so stanza '${stanza}' cannot be created over it`, {
+        hint: `if it is left from a deleted stanza, run \`walden --stanza=${stanza} stanza-delete --force${index === 1 ? '' : ` --repo=${index}`}\` to remove it.`,
+      })
+    }
+  }
+  return { index, repo, archiveInfo, backupInfo }
+}
+
+/** Writes the info files one repository lacks, with that repository's own encryption. */
+async function stanzaCreateWrite(stanza: string, plan: StanzaCreatePlan, found: { systemId: string; version: number }): Promise<void> {
+  const { repo, archiveInfo, backupInfo } = plan
+  cipherUse(plan.index)
+  const identity: PgIdentity = { id: 1, ...found }
+  // A repository is encrypted or not from here on; an existing stanza's record was checked against the
+  // configuration when its info files were read.
+  const cipher = archiveInfo?.cipher ?? backupInfo?.cipher ?? cipherRecordCreate()
+  if (cipher) cipherAdopt(cipher, `stanza '${stanza}'`)
+  if (!archiveInfo) await archiveInfoSave(repo, { stanza, db: identity, history: [identity], ...(cipher ? { cipher } : {}) })
+  if (!backupInfo) await backupInfoSave(repo, { stanza, db: identity, history: [identity], backups: [], ...(cipher ? { cipher } : {}) })
 }
 
 export const stanzaDelete: Command = {
@@ -98,16 +144,33 @@ export const stanzaDelete: Command = {
         })
       }
     }
-    const repo = await repoStorage(cfg)
-    if (!(await repo.exists(layout.archiveRoot(stanza))) && !(await repo.exists(layout.backupRoot(stanza)))) {
-      fail('RepoInvalid', `stanza '${stanza}' does not exist in repository ${repo.description}`)
+    const several = repoSelected(cfg).length > 1
+    const repos: { index: RepoIndex; repo: Storage }[] = []
+    for (const index of repoSelected(cfg)) {
+      const { storage: repo } = await repoOpen(cfg, index)
+      if ((await repo.exists(layout.archiveRoot(stanza))) || (await repo.exists(layout.backupRoot(stanza)))) repos.push({ index, repo })
+      else if (several) log.info(`repo${index}: stanza '${stanza}' does not exist in repository ${repo.description}; nothing to delete there`)
     }
-    // The info files first (both copies): once they are gone the stanza has no backups and no archive, whatever a
-    // kill part-way leaves on disk; never a backup.info listing backups whose files are gone.
-    await infoFileRemove(repo, layout.backupInfo(stanza))
-    await infoFileRemove(repo, layout.archiveInfo(stanza))
-    await repo.removePath(layout.backupRoot(stanza))
-    await repo.removePath(layout.archiveRoot(stanza))
+    if (repos.length === 0) {
+      const { storage: repo } = await repoOpen(cfg)
+      fail('RepoInvalid', `stanza '${stanza}' does not exist in ${several ? 'any repository' : `repository ${repo.description}`}`)
+    }
+    const failures: RepoFailure[] = []
+    for (const { index, repo } of repos) {
+      try {
+        // The info files first (both copies): once they are gone the stanza has no backups and no archive, whatever a
+        // kill part-way leaves on disk; never a backup.info listing backups whose files are gone.
+        await infoFileRemove(repo, layout.backupInfo(stanza))
+        await infoFileRemove(repo, layout.archiveInfo(stanza))
+        await repo.removePath(layout.backupRoot(stanza))
+        await repo.removePath(layout.archiveRoot(stanza))
+        if (several) log.info(`repo${index}: stanza '${stanza}' deleted`)
+      } catch (error) {
+        // One repository that cannot be written does not keep the stanza in the others.
+        failures.push(repoFailureOf(index, error))
+      }
+    }
+    if (failures.length > 0) throw repoFailuresError(failures, { several })
     log.info(`stanza '${stanza}' deleted`)
     return 0
   },

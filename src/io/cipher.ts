@@ -69,6 +69,8 @@ export type SealKey =
 export interface OpenKeys {
   repoKey?: Buffer
   privateKey?: KeyObject
+  /** The repository the keys are of (repoN), to name its options in a message; 1 when not given. */
+  repo?: number
 }
 
 /** X25519 public key from its raw 32 bytes (base64url, as a JWK's x). */
@@ -313,13 +315,13 @@ export class Opener {
     let wrapKey: Buffer
     if (kind === WRAP_REPO_KEY) {
       if (!this.#keys.repoKey) {
-        throw new WaldenError('Crypto', `${this.#what} is encrypted with the repository passphrase, which is not set`, { hint: 'set repo1-cipher-pass.' })
+        throw new WaldenError('Crypto', `${this.#what} is encrypted with the repository passphrase, which is not set`, { hint: `set repo${this.#keys.repo ?? 1}-cipher-pass.` })
       }
       wrapKey = this.#keys.repoKey
     } else {
       if (!this.#keys.privateKey) {
         throw new WaldenError('Crypto', `${this.#what} is encrypted to the repository's public key; reading it needs the private key`, {
-          hint: 'set repo1-cipher-private-key to the X25519 private key file (only restore and archive-get need it).',
+          hint: `set repo${this.#keys.repo ?? 1}-cipher-private-key to the X25519 private key file (only restore and archive-get need it).`,
         })
       }
       const ephemeralRaw = header.subarray(FIXED, FIXED + KEY)

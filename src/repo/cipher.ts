@@ -280,7 +280,7 @@ export function cipherSealMeta(): SealKey | undefined {
 export function cipherOpenKeys(): OpenKeys | undefined {
   const record = adopted()
   if (!record) return undefined
-  const keys: OpenKeys = {}
+  const keys: OpenKeys = { repo: state.repo }
   if (state.repoKey !== undefined) keys.repoKey = Buffer.from(state.repoKey, 'base64')
   if (state.privateKey !== undefined) {
     let key = privateKeys.get(state.privateKey)

@@ -141,7 +141,7 @@ export function archiveIdOf(identity: PgIdentity): string {
 
 function missingStanza(stanza: string, storage: Storage): never {
   fail('RepoInvalid', `stanza '${stanza}' does not exist in repository ${storage.description}`, {
-    hint: `check --stanza and repo1-path, or run \`walden --stanza=${stanza} stanza-create\`.`,
+    hint: `check --stanza and the repository's path (repo1-path, or repoN-path of repository N), or run \`walden --stanza=${stanza} stanza-create\`.`,
   })
 }
 
