@@ -13,7 +13,8 @@ import { archiveInfoSave, backupInfoSave } from '../repo/stanza-info.js'
 import { PosixStorage } from '../storage/posix.js'
 import { VERSION } from '../version.js'
 import { info } from './info.js'
-import { archiveIdFor, formatLocalTime, infoRenderJson, infoRenderText, stanzaReport } from './info-render.js'
+import { archiveIdFor, formatLocalTime, infoRenderJson, infoRenderText, stanzaReport, stanzaView } from './info-render.js'
+import type { StanzaReport } from './info-render.js'
 
 // Above 2^53: a JS number would turn it into 7312345678901234000.
 const SYSTEM_ID = '7312345678901234567'
@@ -86,6 +87,14 @@ function demoReport(backups = [FULL, DIFF, INCR]) {
   return stanzaReport({ name: 'demo', exists: true, backupInfo: backupInfo(backups), archiveInfo, walRanges })
 }
 
+// One repository per stanza, as with a single repository configured.
+const renderJson = (reports: StanzaReport[]): string => infoRenderJson(reports.map((report) => stanzaView([report])))
+const renderText = (reports: StanzaReport[], options: { set?: string } = {}): string =>
+  infoRenderText(
+    reports.map((report) => stanzaView([report])),
+    options,
+  )
+
 /** JSON.stringify of an object written with keys in sorted order, system-id digits made bare as pgBackRest prints them. */
 function expectedJson(value: unknown): string {
   return JSON.stringify(value).replace(/"system-id":"(\d+)"/g, '"system-id":$1')
@@ -124,7 +133,7 @@ function stanzaJson(fields: { code: number; message: string; held?: boolean; rep
 
 describe('info JSON', () => {
   test("is pgBackRest's shape, keys sorted, system-id a bare number with every digit", () => {
-    const text = infoRenderJson([demoReport()])
+    const text = renderJson([demoReport()])
     const expected = [
       stanzaJson(
         { code: 0, message: 'ok' },
@@ -156,7 +165,7 @@ describe('info JSON', () => {
   })
 
   test('a stanza that does not exist is code 1, with empty sections', () => {
-    const text = infoRenderJson([stanzaReport({ name: 'demo', exists: false })])
+    const text = renderJson([stanzaReport({ name: 'demo', exists: false })])
     assert.equal(text, expectedJson([stanzaJson({ code: 1, message: 'missing stanza path' })]))
   })
 
@@ -169,19 +178,19 @@ describe('info JSON', () => {
       walRanges: new Map(),
       backupLockHeld: true,
     })
-    const parsed = JSON.parse(infoRenderJson([report])) as Array<Record<string, unknown>>
+    const parsed = JSON.parse(renderJson([report])) as Array<Record<string, unknown>>
     assert.deepEqual(parsed[0]!.status, { code: 2, lock: { backup: { held: true } }, message: 'no valid backups' })
     assert.deepEqual(parsed[0]!.archive, [{ database: { id: 1, 'repo-key': 1 }, id: '15-1', max: null, min: null }])
   })
 
   test('missing backup.info is code 3; an error is 99 with the detail in the repo status', () => {
     assert.equal(
-      infoRenderJson([stanzaReport({ name: 'demo', exists: true })]),
+      renderJson([stanzaReport({ name: 'demo', exists: true })]),
       expectedJson([stanzaJson({ code: 3, message: 'missing stanza data' })]),
     )
     const error = '[ChecksumError] unable to load x\nHINT: restore it'
     assert.equal(
-      infoRenderJson([stanzaReport({ name: 'demo', exists: true, error })]),
+      renderJson([stanzaReport({ name: 'demo', exists: true, error })]),
       expectedJson([stanzaJson({ code: 99, message: 'other', repoMessage: error })]),
     )
   })
@@ -191,18 +200,18 @@ describe('info JSON', () => {
     assert.deepEqual(one.backups, [DIFF])
     const none = stanzaReport({ name: 'demo', exists: true, backupInfo: backupInfo([FULL]), archiveInfo, walRanges, set: 'nope' })
     assert.equal(none.code, 6)
-    assert.equal(infoRenderJson([none]), expectedJson([stanzaJson({ code: 6, message: 'requested backup not found' })]))
+    assert.equal(renderJson([none]), expectedJson([stanzaJson({ code: 6, message: 'requested backup not found' })]))
   })
 
   test('an empty repository is an empty array', () => {
-    assert.equal(infoRenderJson([]), '[]')
+    assert.equal(renderJson([]), '[]')
   })
 })
 
 describe('info text', () => {
   test('full, diff and incr backups, aligned, in local time', () => {
     assert.equal(formatLocalTime(T0), '2026-11-22 01:30:00')
-    assert.deepEqual(infoRenderText([demoReport()]).split('\n'), [
+    assert.deepEqual(renderText([demoReport()]).split('\n'), [
       'stanza: demo',
       '    status: ok',
       '    cipher: none',
@@ -238,33 +247,33 @@ describe('info text', () => {
   })
 
   test('status lines for missing, empty, broken and busy stanzas', () => {
-    assert.equal(infoRenderText([]), 'No stanzas exist in the repository.\n')
+    assert.equal(renderText([]), 'No stanzas exist in the repository.\n')
     assert.equal(
-      infoRenderText([stanzaReport({ name: 'demo', exists: false })]),
+      renderText([stanzaReport({ name: 'demo', exists: false })]),
       'stanza: demo\n    status: error (missing stanza path)\n',
     )
     assert.equal(
-      infoRenderText([stanzaReport({ name: 'demo', exists: true })]),
+      renderText([stanzaReport({ name: 'demo', exists: true })]),
       'stanza: demo\n    status: error (missing stanza data)\n    cipher: none\n',
     )
     assert.equal(
-      infoRenderText([stanzaReport({ name: 'demo', exists: true, error: '[ChecksumError] bad\nHINT: fix it' })]),
+      renderText([stanzaReport({ name: 'demo', exists: true, error: '[ChecksumError] bad\nHINT: fix it' })]),
       'stanza: demo\n    status: error (other)\n            [ChecksumError] bad\n            HINT: fix it\n    cipher: none\n',
     )
     const busy = stanzaReport({ name: 'demo', exists: true, backupInfo: backupInfo([]), archiveInfo, backupLockHeld: true })
     assert.equal(
-      infoRenderText([busy]),
+      renderText([busy]),
       'stanza: demo\n    status: error (no valid backups, backup/expire running)\n    cipher: none\n\n' +
         '    db (current)\n        wal archive min/max (15): none present\n',
     )
     const running = stanzaReport({ ...{ name: 'demo', exists: true, backupInfo: backupInfo([FULL]), archiveInfo }, backupLockHeld: true })
-    assert.ok(infoRenderText([running]).startsWith('stanza: demo\n    status: ok (backup/expire running)\n'))
+    assert.ok(renderText([running]).startsWith('stanza: demo\n    status: ok (backup/expire running)\n'))
   })
 
   test('stanzas are separated by a blank line', () => {
     const other = stanzaReport({ name: 'other', exists: false })
     assert.equal(
-      infoRenderText([stanzaReport({ name: 'demo', exists: false }), other]),
+      renderText([stanzaReport({ name: 'demo', exists: false }), other]),
       'stanza: demo\n    status: error (missing stanza path)\n\nstanza: other\n    status: error (missing stanza path)\n',
     )
   })
@@ -279,7 +288,7 @@ describe('info text', () => {
       archiveInfo: { stanza: 'demo', db: now, history: [old, now] },
       walRanges: new Map([['14-1', { min: seg(1), max: seg(3) }]]),
     })
-    const lines = infoRenderText([report]).split('\n')
+    const lines = renderText([report]).split('\n')
     assert.deepEqual(lines.slice(3, 8), [
       '',
       '    db (prior)',
@@ -289,7 +298,7 @@ describe('info text', () => {
     ])
     assert.deepEqual(lines.slice(-4), ['', '    db (current)', '        wal archive min/max (15): none present', ''])
 
-    const json = JSON.parse(infoRenderJson([report])) as Array<{ archive: unknown[]; db: Array<{ id: number }> }>
+    const json = JSON.parse(renderJson([report])) as Array<{ archive: unknown[]; db: Array<{ id: number }> }>
     assert.deepEqual(json[0]!.db.map((entry) => entry.id), [1, 2])
     assert.deepEqual(json[0]!.archive, [
       { database: { id: 1, 'repo-key': 1 }, id: '14-1', max: seg(3), min: seg(1) },
@@ -301,6 +310,115 @@ describe('info text', () => {
     const archive: ArchiveInfo = { stanza: 'demo', db: { ...DB, id: 3 }, history: [{ ...DB, id: 3 }] }
     assert.equal(archiveIdFor(DB, archive), '15-3')
     assert.equal(archiveIdFor(DB, undefined), '15-1')
+  })
+})
+
+describe('info with several repositories', () => {
+  const repo1 = (backups: BackupRecord[]) => stanzaReport({ name: 'demo', repoKey: 1, exists: true, backupInfo: backupInfo(backups), archiveInfo, walRanges })
+  const repo2Ranges = new Map([['15-1', { min: seg(3), max: seg(7) }]])
+  const repo2 = (backups: BackupRecord[], cipher?: 'aes-256-gcm') =>
+    stanzaReport({
+      name: 'demo',
+      repoKey: 2,
+      exists: true,
+      backupInfo: { ...backupInfo(backups), ...(cipher ? { cipher: { type: cipher } } : {}) },
+      archiveInfo,
+      walRanges: repo2Ranges,
+    })
+  const LATER = record({ label: '20261122-020000F', type: 'full', timestampStart: T0 + 1800, timestampStop: T0 + 1805 })
+
+  test("JSON: pgBackRest's per-repository shape: repo list, repo-key on every db, archive and backup entry", () => {
+    const parsed = JSON.parse(infoRenderJson([stanzaView([repo1([FULL]), repo2([LATER, DIFF], 'aes-256-gcm')])])) as Array<Record<string, any>>
+    const stanza = parsed[0]!
+    assert.equal(stanza.cipher, 'mixed')
+    assert.deepEqual(stanza.repo, [
+      { cipher: 'none', key: 1, status: { code: 0, message: 'ok' } },
+      { cipher: 'aes-256-gcm', key: 2, status: { code: 0, message: 'ok' } },
+    ])
+    assert.deepEqual(stanza.status, { code: 0, lock: { backup: { held: false } }, message: 'ok' })
+    assert.deepEqual(stanza.db, [
+      { id: 1, 'repo-key': 1, 'system-id': Number(SYSTEM_ID), version: '15' },
+      { id: 1, 'repo-key': 2, 'system-id': Number(SYSTEM_ID), version: '15' },
+    ])
+    assert.deepEqual(stanza.archive, [
+      { database: { id: 1, 'repo-key': 1 }, id: '15-1', max: seg(5), min: seg(1) },
+      { database: { id: 1, 'repo-key': 2 }, id: '15-1', max: seg(7), min: seg(3) },
+    ])
+    // Time order across repositories, each backup naming its own.
+    assert.deepEqual(
+      stanza.backup.map((backup: { label: string; database: unknown }) => [backup.label, backup.database]),
+      [
+        [FULL.label, { id: 1, 'repo-key': 1 }],
+        [DIFF.label, { id: 1, 'repo-key': 2 }],
+        [LATER.label, { id: 1, 'repo-key': 2 }],
+      ],
+    )
+  })
+
+  test('a stanza missing from one repository is mixed (4), each repository with its own status', () => {
+    const missing = stanzaReport({ name: 'demo', repoKey: 2, exists: false })
+    const view = stanzaView([repo1([FULL]), missing])
+    assert.equal(view.code, 4)
+    const parsed = JSON.parse(infoRenderJson([view])) as Array<Record<string, any>>
+    assert.deepEqual(parsed[0]!.status, { code: 4, lock: { backup: { held: false } }, message: 'different across repos' })
+    assert.deepEqual(
+      parsed[0]!.repo.map((repo: { key: number; status: unknown }) => [repo.key, repo.status]),
+      [
+        [1, { code: 0, message: 'ok' }],
+        [2, { code: 1, message: 'missing stanza path' }],
+      ],
+    )
+    const lines = infoRenderText([view]).split('\n')
+    assert.deepEqual(lines.slice(0, 5), ['stanza: demo', '    status: mixed', '        repo1: ok', '        repo2: error (missing stanza path)', '    cipher: none'])
+    // Same status everywhere (no backups yet in either) is that status, not mixed.
+    assert.equal(stanzaView([repo1([]), repo2([])]).code, 2)
+  })
+
+  test('text: one WAL range over all repositories, backups in time order with their repository, ciphers per repository', () => {
+    const text = infoRenderText([stanzaView([repo1([FULL]), repo2([LATER], 'aes-256-gcm')])])
+    const lines = text.split('\n')
+    assert.deepEqual(lines.slice(0, 8), [
+      'stanza: demo',
+      '    status: ok',
+      '    cipher: mixed',
+      '        repo1: none',
+      '        repo2: aes-256-gcm',
+      '',
+      '    db (current)',
+      `        wal archive min/max (15): ${seg(1)}/${seg(7)}`,
+    ])
+    assert.deepEqual(
+      lines.filter((line) => / backup: |backup set size/.test(line)),
+      [
+        `        full backup: ${FULL.label}`,
+        '            repo1: backup set size: 2.9MB, backup size: 2.9MB',
+        `        full backup: ${LATER.label}`,
+        '            repo2: backup set size: 2.9MB, backup size: 2.9MB',
+      ],
+    )
+  })
+
+  test('repositories naming different clusters are a database mismatch (5); an unreadable one shows its error', () => {
+    const other: PgIdentity = { id: 1, systemId: '7000000000000000001', version: 15 }
+    const foreign = stanzaReport({
+      name: 'demo',
+      repoKey: 2,
+      exists: true,
+      backupInfo: { stanza: 'demo', db: other, history: [other], backups: [] },
+      archiveInfo: { stanza: 'demo', db: other, history: [other] },
+    })
+    const view = stanzaView([repo1([FULL]), foreign])
+    assert.equal(view.code, 5)
+    assert.match(infoRenderText([view]), /^stanza: demo\n    status: error \(database mismatch across repos\)\n        repo1: ok\n        repo2: error \(no valid backups\)\n/)
+    const broken = stanzaReport({ name: 'demo', repoKey: 2, exists: true, error: '[CryptoError] wrong passphrase\nHINT: check repo2-cipher-pass' })
+    assert.deepEqual(infoRenderText([stanzaView([repo1([FULL]), broken])]).split('\n').slice(0, 6), [
+      'stanza: demo',
+      '    status: mixed',
+      '        repo1: ok',
+      '        repo2: error (other)',
+      '                [CryptoError] wrong passphrase',
+      '                HINT: check repo2-cipher-pass',
+    ])
   })
 })
 
@@ -447,6 +565,42 @@ describe('info command', () => {
     // A stanza folder without its info files (a stanza-delete killed part-way): 103.
     await mkdir(join(repoPath, 'archive', 'leftover'), { recursive: true })
     assert.equal((await run(['--stanza=leftover'], repoPath)).code, 103)
+  })
+
+  test('every configured repository is read; --repo limits info to one', async () => {
+    const one = join(root, 'multi1')
+    const two = join(root, 'multi2')
+    await backupInfoSave(new PosixStorage(one), backupInfo([FULL]))
+    await archiveInfoSave(new PosixStorage(one), archiveInfo)
+    await backupInfoSave(new PosixStorage(two), backupInfo([DIFF]))
+    await archiveInfoSave(new PosixStorage(two), archiveInfo)
+    const both = await run(['--stanza=demo', '--output=json', `--repo2-path=${two}`], one)
+    assert.equal(both.code, 0)
+    const parsed = JSON.parse(both.stdout) as Array<Record<string, any>>
+    assert.deepEqual(parsed[0]!.repo.map((repo: { key: number }) => repo.key), [1, 2])
+    assert.deepEqual(
+      parsed[0]!.backup.map((backup: { label: string; database: { 'repo-key': number } }) => [backup.label, backup.database['repo-key']]),
+      [
+        [FULL.label, 1],
+        [DIFF.label, 2],
+      ],
+    )
+    const only = JSON.parse((await run(['--stanza=demo', '--output=json', `--repo2-path=${two}`, '--repo=2'], one)).stdout) as Array<Record<string, any>>
+    assert.deepEqual(only[0]!.repo.map((repo: { key: number }) => repo.key), [2])
+    assert.deepEqual(only[0]!.backup.map((backup: { label: string }) => backup.label), [DIFF.label])
+    assert.match((await run(['--stanza=demo', `--repo2-path=${two}`, '--repo=2'], one)).stdout, /repo2: backup set size/)
+
+    // A third repository without the stanza: listed as missing there, and info's exit status says so.
+    const three = join(root, 'multi3')
+    const mixed = await run(['--output=json', `--repo2-path=${two}`, `--repo3-path=${three}`], one)
+    assert.equal(mixed.code, 103)
+    const statuses = (JSON.parse(mixed.stdout) as Array<{ status: { code: number }; repo: Array<{ key: number; status: { code: number } }> }>)[0]!
+    assert.equal(statuses.status.code, 4)
+    assert.deepEqual(statuses.repo.map((repo) => [repo.key, repo.status.code]), [
+      [1, 0],
+      [2, 0],
+      [3, 1],
+    ])
   })
 
   test('an empty repository has no stanzas', async () => {

@@ -1,18 +1,24 @@
-// What `walden info` prints, built from data already read from the repository: no I/O here, so the exact text
-// and JSON are unit-tested. The JSON is pgBackRest's `info --output=json` shape (keys sorted, compact, single repo),
-// because check_pgbackrest, pgbackrest_exporter and home-grown scripts already parse it.
+// What `walden info` prints, built from data already read from the repositories: no I/O here, so the exact text
+// and JSON are unit-tested. The JSON is pgBackRest's `info --output=json` shape (keys sorted, compact), because
+// check_pgbackrest, pgbackrest_exporter and home-grown scripts already parse it: one entry per stanza, holding every
+// repository's part of it, each tagged with its repository ("repo-key"), and a per-repository status in `repo`.
 
 import { formatBytes } from '../common/progress.js'
 import { archiveIdFormat } from '../repo/layout.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../repo/stanza-info.js'
 import { VERSION } from '../version.js'
 
-/** pgBackRest's stanza status codes; walden has one repository, so 'mixed' (4) and 'mismatch' (5) never happen. */
+/**
+ * pgBackRest's stanza status codes. 4 and 5 are a stanza's only, never one repository's: its repositories' statuses
+ * differ (4), or their info files name different clusters as current (5).
+ */
 export const STATUS_MESSAGES = {
   0: 'ok',
   1: 'missing stanza path',
   2: 'no valid backups',
   3: 'missing stanza data',
+  4: 'different across repos',
+  5: 'database mismatch across repos',
   6: 'requested backup not found',
   99: 'other',
 } as const
@@ -31,8 +37,11 @@ export interface ArchiveReport extends WalRange {
   dbId: number
 }
 
+/** One stanza in one repository. */
 export interface StanzaReport {
   name: string
+  /** The repository's number (repoN): pgBackRest's "repo-key". */
+  repoKey: number
   code: StatusCode
   /** For code 99: what went wrong, "[KindError] message" with any HINT lines. */
   error?: string
@@ -51,6 +60,8 @@ export interface StanzaReport {
 
 export interface StanzaReportInput {
   name: string
+  /** The repository it was read from; 1 when not given. */
+  repoKey?: number
   /** The stanza has a folder under backup/ or archive/. */
   exists: boolean
   backupInfo?: BackupInfo
@@ -91,7 +102,7 @@ export function archiveIdsNeeded(backupInfo: BackupInfo, archiveInfo: ArchiveInf
 
 /** Decides the status and what of a stanza is shown, the way pgBackRest's info does. */
 export function stanzaReport(input: StanzaReportInput): StanzaReport {
-  const base = { name: input.name, backupLockHeld: input.backupLockHeld ?? false, archive: [], backups: [] }
+  const base = { name: input.name, repoKey: input.repoKey ?? 1, backupLockHeld: input.backupLockHeld ?? false, archive: [], backups: [] }
   if (input.error !== undefined) {
     return { ...base, code: 99, error: input.error, ...(input.errorCode !== undefined ? { errorCode: input.errorCode } : {}) }
   }
@@ -119,6 +130,44 @@ export function stanzaReport(input: StanzaReportInput): StanzaReport {
     archive,
     backups: [...backups].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)),
   }
+}
+
+/** One stanza across the repositories it was looked for in: what info prints as one entry. */
+export interface StanzaView {
+  name: string
+  /** The stanza's status: its repositories' common one, 4 when they differ, 5 when they name different clusters. */
+  code: StatusCode
+  backupLockHeld: boolean
+  /** One report per repository, in repository order. */
+  repos: StanzaReport[]
+}
+
+/** The stanza's status from its repositories' reports (one or more, in repository order), as pgBackRest decides it. */
+export function stanzaView(repos: readonly StanzaReport[]): StanzaView {
+  const first = repos[0]
+  if (first === undefined) throw new Error('stanzaView needs at least one repository report')
+  const currents = new Set(repos.flatMap((repo) => (repo.db ? [`${repo.db.current.systemId}/${repo.db.current.version}`] : [])))
+  const code: StatusCode = currents.size > 1 ? 5 : repos.every((repo) => repo.code === first.code) ? first.code : 4
+  return { name: first.name, code, backupLockHeld: repos.some((repo) => repo.backupLockHeld), repos: [...repos] }
+}
+
+/** 'mixed' when the repositories' ciphers differ, as pgBackRest reports it. */
+function cipherOf(view: StanzaView): string {
+  const ciphers = new Set(view.repos.map((repo) => repo.cipher ?? 'none'))
+  return ciphers.size === 1 ? [...ciphers][0]! : 'mixed'
+}
+
+/** Backups of every repository, with their repository, in time order (repository order for the same start). */
+function backupsOf(view: StanzaView): { backup: BackupRecord; repoKey: number }[] {
+  const all = view.repos.flatMap((repo) => repo.backups.map((backup) => ({ backup, repoKey: repo.repoKey })))
+  // One repository: label order as read, which is time order.
+  if (view.repos.length === 1) return all
+  return all.sort(
+    (a, b) =>
+      a.backup.timestampStart - b.backup.timestampStart ||
+      a.repoKey - b.repoKey ||
+      (a.backup.label < b.backup.label ? -1 : a.backup.label > b.backup.label ? 1 : 0),
+  )
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -154,13 +203,11 @@ function systemIdJson(systemId: string): JsonValue {
   return /^\d+$/.test(systemId) ? new JsonDigits(systemId.replace(/^0+(?=\d)/, '')) : systemId
 }
 
-const REPO_KEY = 1
-
-function backupJson(backup: BackupRecord): JsonValue {
+function backupJson(backup: BackupRecord, repoKey: number): JsonValue {
   return {
     archive: { start: backup.walStart || null, stop: backup.walStop || null },
     backrest: { format: 5, version: VERSION },
-    database: { id: backup.dbId, 'repo-key': REPO_KEY },
+    database: { id: backup.dbId, 'repo-key': repoKey },
     error: (backup.pageErrors ?? 0) > 0,
     info: {
       delta: backup.delta,
@@ -178,42 +225,44 @@ function backupJson(backup: BackupRecord): JsonValue {
   }
 }
 
-function stanzaJson(report: StanzaReport): JsonValue {
+function stanzaJson(view: StanzaView): JsonValue {
   return {
-    archive: report.archive.map((entry) => ({
-      database: { id: entry.dbId, 'repo-key': REPO_KEY },
-      id: entry.id,
-      max: entry.max,
-      min: entry.min,
+    archive: view.repos.flatMap((repo) =>
+      repo.archive.map((entry) => ({
+        database: { id: entry.dbId, 'repo-key': repo.repoKey },
+        id: entry.id,
+        max: entry.max,
+        min: entry.min,
+      })),
+    ),
+    backup: backupsOf(view).map(({ backup, repoKey }) => backupJson(backup, repoKey)),
+    cipher: cipherOf(view),
+    db: view.repos.flatMap((repo) =>
+      (repo.db?.history ?? []).map((identity) => ({
+        id: identity.id,
+        'repo-key': repo.repoKey,
+        'system-id': systemIdJson(identity.systemId),
+        version: String(identity.version),
+      })),
+    ),
+    name: view.name,
+    repo: view.repos.map((repo) => ({
+      cipher: repo.cipher ?? 'none',
+      key: repo.repoKey,
+      // The repository's status carries the error itself; the stanza's says only 'other'.
+      status: { code: repo.code, message: repo.code === 99 ? (repo.error ?? STATUS_MESSAGES[99]) : STATUS_MESSAGES[repo.code] },
     })),
-    backup: report.backups.map(backupJson),
-    cipher: report.cipher ?? 'none',
-    db: (report.db?.history ?? []).map((identity) => ({
-      id: identity.id,
-      'repo-key': REPO_KEY,
-      'system-id': systemIdJson(identity.systemId),
-      version: String(identity.version),
-    })),
-    name: report.name,
-    repo: [
-      {
-        cipher: report.cipher ?? 'none',
-        key: REPO_KEY,
-        // The repository's status carries the error itself; the stanza's says only 'other'.
-        status: { code: report.code, message: report.code === 99 ? (report.error ?? STATUS_MESSAGES[99]) : STATUS_MESSAGES[report.code] },
-      },
-    ],
     status: {
-      code: report.code,
-      lock: { backup: { held: report.backupLockHeld } },
-      message: STATUS_MESSAGES[report.code],
+      code: view.code,
+      lock: { backup: { held: view.backupLockHeld } },
+      message: STATUS_MESSAGES[view.code],
     },
   }
 }
 
 /** The JSON document, without a trailing newline. */
-export function infoRenderJson(reports: readonly StanzaReport[]): string {
-  return jsonWrite(reports.map(stanzaJson))
+export function infoRenderJson(views: readonly StanzaView[]): string {
+  return jsonWrite(views.map(stanzaJson))
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -229,13 +278,15 @@ export function formatLocalTime(epochSeconds: number): string {
   )
 }
 
-function statusText(report: StanzaReport): string {
-  const running = report.backupLockHeld ? 'backup/expire running' : undefined
-  if (report.code === 0) return running ? `ok (${running})` : 'ok'
-  return `error (${[STATUS_MESSAGES[report.code], running].filter(Boolean).join(', ')})`
+/** "ok", "error (no valid backups)", "mixed": a status and whether a backup or expire runs. */
+function statusText(code: StatusCode, backupLockHeld: boolean): string {
+  const running = backupLockHeld ? 'backup/expire running' : undefined
+  if (code === 0) return running ? `ok (${running})` : 'ok'
+  if (code === 4) return running ? `mixed (${running})` : 'mixed'
+  return `error (${[STATUS_MESSAGES[code], running].filter(Boolean).join(', ')})`
 }
 
-function backupText(backup: BackupRecord): string[] {
+function backupText(backup: BackupRecord, repoKey: number): string[] {
   const lines = [
     '',
     `        ${backup.type} backup: ${backup.label}`,
@@ -245,7 +296,7 @@ function backupText(backup: BackupRecord): string[] {
   if (backup.lsnStart && backup.lsnStop) lines.push(`            lsn start/stop: ${backup.lsnStart} / ${backup.lsnStop}`)
   lines.push(
     `            database size: ${formatBytes(backup.size)}, database backup size: ${formatBytes(backup.delta)}`,
-    `            repo${REPO_KEY}: backup set size: ${formatBytes(backup.repoSize)}, backup size: ${formatBytes(backup.repoDelta)}`,
+    `            repo${repoKey}: backup set size: ${formatBytes(backup.repoSize)}, backup size: ${formatBytes(backup.repoDelta)}`,
   )
   if (backup.reference.length > 0) lines.push(`            backup reference list: ${backup.reference.join(', ')}`)
   if ((backup.pageErrors ?? 0) > 0) lines.push(`            page checksum errors: ${backup.pageErrors} (see the manifest)`)
@@ -256,41 +307,42 @@ interface DbGroup {
   systemId: string
   version: number
   current: boolean
-  ids: Set<number>
+  /** History ids of the cluster, per repository: "repoKey/id". */
+  ids: Set<string>
   min: string | null
   max: string | null
-  backups: BackupRecord[]
+  backups: { backup: BackupRecord; repoKey: number }[]
 }
 
 /**
  * Clusters of the stanza for the text output. History entries with the same system identifier and version are one
- * cluster to a reader (a stanza re-created for the same cluster), so their WAL and backups are shown together.
+ * cluster to a reader (a stanza re-created for the same cluster, or the same cluster in several repositories), so
+ * their WAL and backups are shown together: the WAL range from the oldest segment in any repository to the newest.
  */
-function dbGroups(report: StanzaReport, db: NonNullable<StanzaReport['db']>): DbGroup[] {
+function dbGroups(view: StanzaView): DbGroup[] {
   const groups: DbGroup[] = []
-  for (const identity of db.history) {
-    let group = groups.find((item) => item.systemId === identity.systemId && item.version === identity.version)
-    if (!group) {
-      group = {
-        systemId: identity.systemId,
-        version: identity.version,
-        current: identity.systemId === db.current.systemId && identity.version === db.current.version,
-        ids: new Set(),
-        min: null,
-        max: null,
-        backups: [],
+  for (const repo of view.repos) {
+    if (!repo.db) continue
+    const { current } = repo.db
+    for (const identity of repo.db.history) {
+      let group = groups.find((item) => item.systemId === identity.systemId && item.version === identity.version)
+      if (!group) {
+        group = { systemId: identity.systemId, version: identity.version, current: false, ids: new Set(), min: null, max: null, backups: [] }
+        groups.push(group)
       }
-      groups.push(group)
+      if (identity.systemId === current.systemId && identity.version === current.version) group.current = true
+      group.ids.add(`${repo.repoKey}/${identity.id}`)
     }
-    group.ids.add(identity.id)
   }
-  for (const entry of report.archive) {
-    const group = groups.find((item) => item.ids.has(entry.dbId))
-    if (!group || entry.min === null) continue
-    if (group.min === null || entry.min < group.min) group.min = entry.min
-    if (entry.max !== null && (group.max === null || entry.max > group.max)) group.max = entry.max
+  for (const repo of view.repos) {
+    for (const entry of repo.archive) {
+      const group = groups.find((item) => item.ids.has(`${repo.repoKey}/${entry.dbId}`))
+      if (!group || entry.min === null) continue
+      if (group.min === null || entry.min < group.min) group.min = entry.min
+      if (entry.max !== null && (group.max === null || entry.max > group.max)) group.max = entry.max
+    }
   }
-  for (const backup of report.backups) groups.find((item) => item.ids.has(backup.dbId))?.backups.push(backup)
+  for (const item of backupsOf(view)) groups.find((group) => group.ids.has(`${item.repoKey}/${item.backup.dbId}`))?.backups.push(item)
   return groups
 }
 
@@ -299,34 +351,44 @@ function dbGroupText(title: string, group: DbGroup): string[] {
     '',
     `    db (${title})`,
     `        wal archive min/max (${group.version}): ${group.min !== null ? `${group.min}/${group.max ?? group.min}` : 'none present'}`,
-    ...group.backups.flatMap(backupText),
+    ...group.backups.flatMap(({ backup, repoKey }) => backupText(backup, repoKey)),
   ]
 }
 
-function stanzaText(report: StanzaReport, set: string | undefined): string[] {
-  const lines = [`stanza: ${report.name}`, `    status: ${statusText(report)}`]
-  if (report.code === 99 && report.error !== undefined) {
-    lines.push(...report.error.split('\n').map((line) => `            ${line}`))
-  }
-  if (report.code === 1) return lines
-  lines.push(`    cipher: ${report.cipher ?? 'none'}`)
-  if (!report.db) return lines
+/** A repository's error, indented under the line it belongs to. */
+function errorLines(report: StanzaReport, indent: string): string[] {
+  return report.code === 99 && report.error !== undefined ? report.error.split('\n').map((line) => `${indent}${line}`) : []
+}
 
-  const groups = dbGroups(report, report.db)
+function stanzaText(view: StanzaView, set: string | undefined): string[] {
+  const several = view.repos.length > 1
+  const lines = [`stanza: ${view.name}`, `    status: ${statusText(view.code, view.backupLockHeld)}`]
+  // Several repositories not all ok: each one's status, as pgBackRest details a 'mixed' stanza.
+  if (several && view.code !== 0) {
+    for (const repo of view.repos) lines.push(`        repo${repo.repoKey}: ${statusText(repo.code, false)}`, ...errorLines(repo, '                '))
+  } else {
+    lines.push(...errorLines(view.repos[0]!, '            '))
+  }
+  if (view.repos.every((repo) => repo.code === 1)) return lines
+  const cipher = cipherOf(view)
+  lines.push(`    cipher: ${cipher}`)
+  if (cipher === 'mixed') for (const repo of view.repos) lines.push(`        repo${repo.repoKey}: ${repo.cipher ?? 'none'}`)
+
+  const groups = dbGroups(view)
   // With --set only the cluster that holds the backup is of interest; otherwise older clusters are shown while they
   // still have WAL or backups, and the current one comes last, nearest the prompt.
   const shown = set !== undefined ? groups.filter((group) => group.backups.length > 0) : groups
   for (const group of shown) {
     if (!group.current && (group.min !== null || group.backups.length > 0)) lines.push(...dbGroupText('prior', group))
   }
-  const current = shown.find((group) => group.current)
-  if (current) lines.push(...dbGroupText('current', current))
+  // More than one current cluster only when the repositories disagree (status 5): each is shown.
+  for (const group of shown) if (group.current) lines.push(...dbGroupText('current', group))
   return lines
 }
 
 /** The text for people, ending in a newline. */
-export function infoRenderText(reports: readonly StanzaReport[], options: { set?: string } = {}): string {
-  if (reports.length === 0) return 'No stanzas exist in the repository.\n'
-  const blocks = reports.map((report) => stanzaText(report, options.set).join('\n'))
+export function infoRenderText(views: readonly StanzaView[], options: { set?: string; several?: boolean } = {}): string {
+  if (views.length === 0) return `No stanzas exist in the ${options.several ? 'repositories' : 'repository'}.\n`
+  const blocks = views.map((view) => stanzaText(view, options.set).join('\n'))
   return `${blocks.join('\n\n')}\n`
 }

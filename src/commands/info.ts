@@ -1,4 +1,7 @@
-// info: what the repository holds for each stanza (status, WAL archive range, backups), as text or pgBackRest's JSON.
+// info: what the repositories hold for each stanza (status, WAL archive range, backups), as text or pgBackRest's JSON.
+// Every configured repository is shown (or the one --repo names), each read with its own keys; a stanza's entry holds
+// each repository's part, and a repository that cannot be read is reported in its own status, not as a failure of the
+// others.
 //
 // info reads only: info files, folder listings and lock files. It never opens WAL, so it is quick on a large archive,
 // and a problem with one stanza is reported in that stanza's status (code 99) rather than aborting the others, so
@@ -13,9 +16,10 @@ import { layout } from '../repo/layout.js'
 import { archiveInfoLoadIfExists, backupInfoLoadIfExists } from '../repo/stanza-info.js'
 import type { Storage } from '../storage/storage.js'
 import type { Command } from './command.js'
-import { repoStorage } from './repo-storage.js'
-import { archiveIdsNeeded, infoRenderJson, infoRenderText, stanzaReport } from './info-render.js'
-import type { StanzaReport, WalRange } from './info-render.js'
+import { repoSelected, repoStorage } from './repo-storage.js'
+import { archiveIdsNeeded, infoRenderJson, infoRenderText, stanzaReport, stanzaView } from './info-render.js'
+import type { StanzaReport, StanzaView, WalRange } from './info-render.js'
+import { cipherUse } from '../repo/cipher.js'
 
 const WAL_FOLDER = /^[0-9A-F]{16}$/
 const WAL_SEGMENT = /^[0-9A-F]{24}$/
@@ -97,13 +101,13 @@ async function stanzaNames(repo: Storage): Promise<string[]> {
   return [...names].sort()
 }
 
-async function stanzaCollect(repo: Storage, lockPath: string, name: string, set: string | undefined): Promise<StanzaReport> {
-  const locked = await backupLockHeld(lockPath, name)
+/** One stanza in one repository; its keys must be the ones in use (cipherUse). */
+async function stanzaCollect(repo: Storage, repoKey: number, locked: boolean, name: string, set: string | undefined): Promise<StanzaReport> {
   try {
     const exists = (await isFolder(repo, layout.backupRoot(name))) || (await isFolder(repo, layout.archiveRoot(name)))
-    if (!exists) return stanzaReport({ name, exists, backupLockHeld: locked })
+    if (!exists) return stanzaReport({ name, repoKey, exists, backupLockHeld: locked })
     const backupInfo = await backupInfoLoadIfExists(repo, name)
-    if (!backupInfo) return stanzaReport({ name, exists, backupLockHeld: locked })
+    if (!backupInfo) return stanzaReport({ name, repoKey, exists, backupLockHeld: locked })
     const archiveInfo = await archiveInfoLoadIfExists(repo, name)
     if (!archiveInfo) {
       // backup.info without archive.info is a damaged stanza, not a new one: say which file is missing.
@@ -117,6 +121,7 @@ async function stanzaCollect(repo: Storage, lockPath: string, name: string, set:
     }
     return stanzaReport({
       name,
+      repoKey,
       exists,
       backupInfo,
       archiveInfo,
@@ -125,31 +130,71 @@ async function stanzaCollect(repo: Storage, lockPath: string, name: string, set:
       ...(set !== undefined ? { set } : {}),
     })
   } catch (error) {
-    return stanzaReport({ name, exists: true, backupLockHeld: locked, error: errorText(error), errorCode: errorCode(error) })
+    return stanzaReport({ name, repoKey, exists: true, backupLockHeld: locked, error: errorText(error), errorCode: errorCode(error) })
   }
 }
 
-/** Reports for one stanza, or for every stanza in the repository. */
+/** A repository info reads: its number, and its storage or why it could not be opened. */
+export interface InfoRepo {
+  key: number
+  storage?: Storage
+  error?: unknown
+  /** Makes this repository's keys the ones in use, before its info files are read. */
+  use: () => void
+}
+
+/** Views of one stanza, or of every stanza in any of the repositories, each with every repository's report. */
 export async function infoCollect(
-  repo: Storage,
+  repos: readonly InfoRepo[],
   lockPath: string,
   options: { stanza?: string; set?: string } = {},
-): Promise<StanzaReport[]> {
+): Promise<StanzaView[]> {
+  // A repository that cannot be listed shows its error in each stanza the others hold.
+  const unreadable = new Map<number, unknown>()
+  for (const repo of repos) if (repo.error !== undefined || !repo.storage) unreadable.set(repo.key, repo.error)
   let names: string[]
   if (options.stanza !== undefined) {
     names = [options.stanza]
   } else {
-    try {
-      names = await stanzaNames(repo)
-    } catch (error) {
-      // The repository itself cannot be read: one report, named as pgBackRest names it, so monitoring sees code 99.
-      return [stanzaReport({ name: '[invalid]', exists: true, error: errorText(error), errorCode: errorCode(error) })]
+    const found = new Set<string>()
+    for (const repo of repos) {
+      if (unreadable.has(repo.key)) continue
+      try {
+        for (const name of await stanzaNames(repo.storage!)) found.add(name)
+      } catch (error) {
+        unreadable.set(repo.key, error)
+      }
     }
+    names = [...found].sort()
+    // Nothing readable and something unreadable: one entry, named as pgBackRest names it, so monitoring sees code 99.
+    if (names.length === 0 && unreadable.size > 0) names = [INVALID_STANZA]
   }
-  const reports: StanzaReport[] = []
-  for (const name of names) reports.push(await stanzaCollect(repo, lockPath, name, options.set))
-  return reports
+  const views: StanzaView[] = []
+  for (const name of names) {
+    const locked = name === INVALID_STANZA ? false : await backupLockHeld(lockPath, name)
+    const reports: StanzaReport[] = []
+    for (const repo of repos) {
+      if (unreadable.has(repo.key)) {
+        const error = unreadable.get(repo.key)
+        reports.push(stanzaReport({ name, repoKey: repo.key, exists: true, backupLockHeld: locked, error: errorText(error), errorCode: errorCode(error) }))
+      } else if (name === INVALID_STANZA) {
+        reports.push(stanzaReport({ name, repoKey: repo.key, exists: false, backupLockHeld: locked }))
+      } else {
+        repo.use()
+        reports.push(await stanzaCollect(repo.storage!, repo.key, locked, name, options.set))
+      }
+    }
+    // --set names a backup of one repository: the others, which do not hold it, are not in error for that.
+    if (options.set !== undefined && reports.some((report) => report.code === 0)) {
+      for (const report of reports) if (report.code === 6) report.code = 0
+    }
+    views.push(stanzaView(reports))
+  }
+  return views
 }
+
+/** The stanza name pgBackRest reports a repository under when it cannot be read at all. */
+const INVALID_STANZA = '[invalid]'
 
 export const info: Command = {
   async run(cfg: Config) {
@@ -158,42 +203,59 @@ export const info: Command = {
     if (set !== undefined && stanza === undefined) {
       fail('OptionInvalid', "option 'set' not valid without option 'stanza'", { hint: 'give --stanza=NAME with --set.' })
     }
-    const reports = await infoCollect(await repoStorage(cfg), cfg.string('lock-path') ?? '/tmp/walden', {
+    const repos: InfoRepo[] = []
+    for (const key of repoSelected(cfg)) {
+      const use = (): void => cipherUse(key)
+      try {
+        repos.push({ key, storage: await repoStorage(cfg, key), use })
+      } catch (error) {
+        repos.push({ key, error, use })
+      }
+    }
+    const views = await infoCollect(repos, cfg.string('lock-path') ?? '/tmp/walden', {
       ...(stanza !== undefined ? { stanza } : {}),
       ...(set !== undefined ? { set } : {}),
     })
     const output =
-      cfg.string('output') === 'json' ? `${infoRenderJson(reports)}\n` : infoRenderText(reports, set !== undefined ? { set } : {})
+      cfg.string('output') === 'json'
+        ? `${infoRenderJson(views)}\n`
+        : infoRenderText(views, { ...(set !== undefined ? { set } : {}), several: repos.length > 1 })
     process.stdout.write(output)
-    return infoExitCode(reports)
+    return infoExitCode(views)
   },
 }
 
 /**
- * info's exit status: 0 when every stanza listed is ok, else the code of the first stanza whose status is an error,
- * after the whole report has been printed (text or JSON, every stanza), so a monitoring script can rely on the exit
- * status alone and still parse the document. pgBackRest exits 0 here, which lets an unreadable or unmounted
- * repository pass a check that looks only at the status. The codes are those the same problem gives elsewhere:
+ * info's exit status: 0 when every stanza listed is ok in every repository shown, else the code of the first
+ * repository in error of the first stanza in error, after the whole report has been printed (text or JSON, every
+ * stanza), so a monitoring script can rely on the exit status alone and still parse the document. pgBackRest exits 0
+ * here, which lets an unreadable or unmounted repository pass a check that looks only at the status. The codes are
+ * those the same problem gives elsewhere:
  * - 99, the stanza could not be read (damaged info files, permissions): that error's own code, e.g. 26 (Checksum)
  *   when both copies of backup.info are damaged; 124 (Unhandled) for an unexpected error;
  * - 1 missing stanza path, 3 missing stanza data (info files gone, a half-deleted stanza): 103 (RepoInvalid), as
  *   `backup --stanza=NAME` for a stanza that does not exist;
- * - 2 no valid backups, 6 the --set backup does not exist: 51 (BackupMismatch), as restore in the same case.
+ * - 2 no valid backups, 6 the --set backup does not exist: 51 (BackupMismatch), as restore in the same case;
+ * - 5 the repositories name different clusters as the stanza's: 44 (ArchiveMismatch), as archive-push then fails.
  * An empty repository (no stanzas, no --stanza) is not an error.
  */
-export function infoExitCode(reports: readonly StanzaReport[]): number {
-  const failed = reports.find((report) => report.code !== 0)
-  if (failed === undefined) return 0
-  switch (failed.code) {
-    case 0:
-      return 0
-    case 99:
-      return failed.errorCode ?? ERROR_CODES.Unhandled
-    case 1:
-    case 3:
-      return ERROR_CODES.RepoInvalid
-    case 2:
-    case 6:
-      return ERROR_CODES.BackupMismatch
+export function infoExitCode(views: readonly StanzaView[]): number {
+  for (const view of views) {
+    if (view.code === 0) continue
+    const failed = view.repos.find((report) => report.code !== 0)
+    if (failed === undefined) return ERROR_CODES.ArchiveMismatch
+    switch (failed.code) {
+      case 99:
+        return failed.errorCode ?? ERROR_CODES.Unhandled
+      case 1:
+      case 3:
+        return ERROR_CODES.RepoInvalid
+      case 2:
+      case 6:
+        return ERROR_CODES.BackupMismatch
+      default:
+        return ERROR_CODES.ArchiveMismatch
+    }
   }
+  return 0
 }
