@@ -60,6 +60,8 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     description:
       'Called by PostgreSQL through restore_command = \'walden --stanza=NAME archive-get %f "%p"\'. ' +
       'Finds the segment in the archive, verifies its checksum and writes it decompressed to DEST_PATH. ' +
+      'With several repositories they are searched in order (repo1 first, or only the one --repo names) and the ' +
+      'first good copy is used; a damaged copy, or a repository that cannot be read, is passed over with a warning. ' +
       'Exits 1, without logging an error, when the segment is not in the archive: that is how recovery learns ' +
       'it has reached the end of the archived WAL. With archive-async, segments are fetched ahead by a background ' +
       'process into spool-path and served from there; anything not queued is fetched as without it. restore then ' +
@@ -75,7 +77,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     description:
       "Called by PostgreSQL through archive_command = 'walden --stanza=NAME archive-push %p'. " +
       'Checks the segment belongs to the stanza\'s cluster (system identifier and version from the WAL header), ' +
-      'compresses and checksums it, and stores it atomically. Pushing a segment that is already archived with the ' +
+      'compresses and checksums it, and stores it atomically in every repository (or the one --repo names), each ' +
+      'with its own encryption. It succeeds only when every repository has the segment; one that fails does not ' +
+      'keep the others from getting it, and the error names it (repo2: ...). Pushing a segment that is already archived with the ' +
       'same content succeeds; a different segment under the same name is an error. With archive-async, a background ' +
       'process pushes every segment PostgreSQL has marked ready, several at once, and this command waits for its ' +
       'segment to be acknowledged in spool-path.',
@@ -99,8 +103,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
   check: {
     summary: 'Check the configuration and WAL archiving.',
     description:
-      'Connects to the cluster, checks pg1-path is its data directory and the stanza matches it, then switches ' +
-      'WAL and waits until the segment arrives in the archive.',
+      'Connects to the cluster, checks pg1-path is its data directory and the stanza matches it in every repository ' +
+      '(or the one --repo names), then switches WAL and waits until the segment arrives in the archive of each, ' +
+      'reporting each repository.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,
@@ -109,8 +114,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
   expire: {
     summary: 'Remove backups and WAL past the retention policy.',
     description:
-      'Applies repo1-retention-full, repo1-retention-diff and repo1-retention-archive. Runs after every ' +
-      'successful backup and can be run on its own.',
+      'Applies repoN-retention-full, repoN-retention-diff and repoN-retention-archive of each repository to it: ' +
+      'every repository, or the one --repo names. Runs after every successful backup (on the repository backed ' +
+      'up to) and can be run on its own.',
     parameters: [],
     lock: 'backup',
     stanzaRequired: true,
@@ -127,9 +133,11 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
   info: {
     summary: 'Show backups and archived WAL.',
     description:
-      'Lists each stanza with its status, WAL archive range and backups. --output=json prints the same shape as ' +
-      "pgBackRest's info --output=json. Exits 0 when every stanza listed is ok; otherwise, after printing the whole " +
-      'report, with the code of the first stanza in error: its own error code when it could not be read (26 for ' +
+      'Lists each stanza with its status, WAL archive range and backups, across every repository (or the one --repo ' +
+      "names). --output=json prints the same shape as pgBackRest's info --output=json, with a status per " +
+      'repository and each entry tagged with its repo-key. Exits 0 when every stanza listed is ok in every ' +
+      'repository; otherwise, after printing the whole report, with the code of the first stanza in error (its ' +
+      'first repository in error): its own error code when it could not be read (26 for ' +
       'damaged info files), 103 for a missing stanza, 51 when it has no backups or the --set backup is missing.',
     parameters: [],
     lock: 'none',
@@ -284,7 +292,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     summary: 'Create a stanza in the repository.',
     description:
       "Records the cluster's system identifier and version, read from global/pg_control, after checking that " +
-      "pg1-path is the running server's data_directory. Running it again for the same cluster is harmless.",
+      "pg1-path is the running server's data_directory, in every repository (or the one --repo names). Running it " +
+      'again for the same cluster is harmless, and is how a repository added to the configuration later gets the ' +
+      'stanza: the others are left as they are. Every repository is checked before any is written.',
     parameters: [],
     lock: 'backup',
     stanzaRequired: true,
@@ -293,7 +303,7 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
   'stanza-delete': {
     summary: 'Delete a stanza and all its backups and WAL.',
     description:
-      'Removes everything the repository holds for the stanza. Refused unless `walden stop` was run for it ' +
+      'Removes everything the repositories (every one, or the one --repo names) hold for the stanza. Refused unless `walden stop` was run for it ' +
       'first and the cluster is not running, or --force is given.',
     parameters: [],
     lock: 'backup',
@@ -340,7 +350,8 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'from each backup\'s start to the end of the archive, following timeline switches through history files. ' +
       'Prints every problem, naming the file, then a summary per backup and for the archive (--output=json for ' +
       'monitoring), and exits 93 (VerifyFailed) when it found any. Reads only, with process-max threads, and ' +
-      'takes no lock: a backup expired while it runs is reported as expired, not as damaged.',
+      'takes no lock: a backup expired while it runs is reported as expired, not as damaged. Each repository is ' +
+      'verified in turn and reported on its own (or only the one --repo names).',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,

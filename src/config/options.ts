@@ -153,7 +153,7 @@ const BASE_OPTIONS = {
     section: 'any',
     commands: ['backup', 'expire'],
     range: [1, 9999999],
-    summary: 'Full backups to keep (a count, or days with repo1-retention-full-type=time).',
+    summary: 'Full backups to keep in this repository (a count, or days with repo1-retention-full-type=time).',
     description: 'Differential and incremental backups expire with the full backup they depend on. Without it, nothing expires.',
   },
   'repo1-retention-full-type': {
@@ -336,7 +336,7 @@ const BASE_OPTIONS = {
     summary: 'Which repository (1-4) a command works on; backup also takes a list (1,2) or all.',
     description:
       'Without it, archive-push stores in every repository, archive-get and restore use the first repository that has what they ' +
-      'need, info shows them all, and backup and expire work on repo1.',
+      'need, stanza-create, stanza-delete, check, expire and verify work on each, info shows them all, and backup works on repo1.',
   },
 
   'compress-type': {

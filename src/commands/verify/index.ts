@@ -1,4 +1,5 @@
-// verify: checks the repository without restoring anything. Every file of every backup (or of --set) is read,
+// verify: checks the repository without restoring anything; each configured repository in turn, or the one --repo
+// names, each reported on its own. Every file of every backup (or of --set) is read,
 // decompressed and compared with the size and SHA-256 its manifest records, following references to earlier backups
 // and the parts of large files; every archived WAL file with the SHA-256 in its name; and the archive must be
 // continuous from each backup's start to the end of the archive, across timeline switches (continuity.ts).
@@ -10,7 +11,7 @@
 // so at the end backup.info is read again, a backup no longer in it is reported as expired with its problems dropped,
 // and the continuity of the archive is judged on a fresh listing against the backups still there.
 //
-// With repo1-retention-archive, expire keeps the WAL after a backup only for the newest backups (pitrWindow); older
+// With repoN-retention-archive, expire keeps the WAL after a backup only for the newest backups (pitrWindow); older
 // ones keep their own start..stop WAL. verify expects the same, so a policy is not reported as a gap.
 
 import { ERROR_CODES, WaldenError, fail } from '../../common/errors.js'
@@ -30,12 +31,14 @@ import { pitrWindow } from '../../repo/retention.js'
 import { storedFileRead } from '../../repo/stored-file.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
-import { repoOpen } from '../repo-storage.js'
+import { repoOpen, repoSelected } from '../repo-storage.js'
+import { repoOption } from '../../config/options.js'
+import type { RepoIndex } from '../../config/options.js'
 import type { StorageLocation } from '../../storage/location.js'
 import { walContinuity } from './continuity.js'
 import type { TimelineSwitch } from './continuity.js'
 import type { VerifyFileInput, VerifyFileOutput } from './file.js'
-import { gapText, problemCount, reportSettle, verifyRenderJson, verifyRenderText } from './report.js'
+import { gapText, problemCount, reportSettle, verifyRenderJson, verifyRenderJsonAll, verifyRenderText } from './report.js'
 import type { ArchiveReport, BackupReport, VerifyReport } from './report.js'
 
 export const verify: Command = { run: verifyRun }
@@ -56,17 +59,55 @@ interface Run {
   report: VerifyReport
 }
 
+/**
+ * Verifies every configured repository in turn (or the one --repo names), each read with its own keys, and reports
+ * each: a stanza's copies are independent, and a problem in one says nothing of the other.
+ */
 async function verifyRun(cfg: Config): Promise<number> {
   const stanza = cfg.stanza()
-  const { storage: repo, location: repoAt } = await repoOpen(cfg)
-  const set = cfg.string('set')
-  const report: VerifyReport = {
+  const indexes = repoSelected(cfg)
+  const several = indexes.length > 1
+  const reports: VerifyReport[] = []
+  for (const index of indexes) {
+    try {
+      reports.push(await verifyRepo(cfg, index))
+    } catch (error) {
+      // Alone, a repository that cannot be verified at all (no such stanza) is the command's error, as it always was.
+      if (!several || !(error instanceof WaldenError)) throw error
+      log.error(`repo${index}: [${String(error.code).padStart(3, '0')}]: ${error.message}`)
+      const report = emptyReport(stanza, index)
+      report.problems.push({ kind: 'info', file: `repo${index}`, message: error.message })
+      reportSettle(report)
+      reports.push(report)
+    }
+  }
+  if (cfg.string('output') === 'json') process.stdout.write(several ? verifyRenderJsonAll(reports) : verifyRenderJson(reports[0]!))
+  else process.stdout.write(reports.map((report) => verifyRenderText(report, { several })).join('\n'))
+  const failed = reports.filter((report) => report.status !== 'ok')
+  if (failed.length === 0) return 0
+  for (const report of failed) {
+    log.error(`[${String(ERROR_CODES.VerifyFailed).padStart(3, '0')}]: verify found ${problemCount(report)} problem(s) in stanza '${stanza}'${several ? ` in repo${report.repo}` : ''}`)
+  }
+  return ERROR_CODES.VerifyFailed
+}
+
+function emptyReport(stanza: string, repo: number): VerifyReport {
+  return {
     stanza,
+    repo,
     status: 'ok',
     problems: [],
     backups: [],
     archive: { status: 'ok', archiveIds: [], files: 0, bytes: 0, gaps: [], problems: [] },
   }
+}
+
+/** One repository, with its own retention-archive setting (which WAL verify expects to find). */
+async function verifyRepo(cfg: Config, index: RepoIndex): Promise<VerifyReport> {
+  const stanza = cfg.stanza()
+  const { storage: repo, location: repoAt } = await repoOpen(cfg, index)
+  const set = cfg.string('set')
+  const report = emptyReport(stanza, index)
   const backupInfo = await loadOrReport(report, repo.describe(layout.backupInfo(stanza)), () => backupInfoLoad(repo, stanza))
   const archiveInfo = await loadOrReport(report, repo.describe(layout.archiveInfo(stanza)), () => archiveInfoLoad(repo, stanza))
   if (set !== undefined && backupInfo && !backupInfo.backups.some((backup) => backup.label === set)) {
@@ -86,7 +127,8 @@ async function verifyRun(cfg: Config): Promise<number> {
       if (manifest) manifests.set(record.label, { pg: manifest.pg })
     }
     checked.clear()
-    const retentionArchive = cfg.has('repo1-retention-archive') ? cfg.number('repo1-retention-archive') : undefined
+    const retentionOption = repoOption(index, 'retention-archive')
+    const retentionArchive = cfg.has(retentionOption) ? cfg.number(retentionOption) : undefined
     if (archiveInfo) await verifyArchive(run, archiveInfo, backupInfo, chosen, manifests, set === undefined, retentionArchive)
   } finally {
     await pool.close()
@@ -96,10 +138,7 @@ async function verifyRun(cfg: Config): Promise<number> {
   const live = await labelsNow(repo, stanza)
   for (const backup of report.backups) if (live && !live.has(backup.label)) backup.status = 'expired'
   reportSettle(report)
-  process.stdout.write(cfg.string('output') === 'json' ? verifyRenderJson(report) : verifyRenderText(report))
-  if (report.status === 'ok') return 0
-  log.error(`[${String(ERROR_CODES.VerifyFailed).padStart(3, '0')}]: verify found ${problemCount(report)} problem(s) in stanza '${stanza}'`)
-  return ERROR_CODES.VerifyFailed
+  return report
 }
 
 /** The labels in backup.info now; undefined when it cannot be read (then nothing counts as expired). */

@@ -8,6 +8,7 @@ function sample(): VerifyReport {
   const gapProblem = { kind: 'wal-gap' as const, file: gap.from, message: 'WAL missing ...' }
   return {
     stanza: 'demo',
+    repo: 1,
     status: 'ok',
     problems: [],
     backups: [
@@ -48,8 +49,17 @@ test('text: a line per problem naming the file, a gap once as a range with the b
 })
 
 test('a clean report is ok', () => {
-  const report: VerifyReport = { stanza: 'demo', status: 'error', problems: [], backups: [], archive: { status: 'error', archiveIds: [], files: 0, bytes: 0, gaps: [], problems: [] } }
+  const report: VerifyReport = { stanza: 'demo', repo: 1, status: 'error', problems: [], backups: [], archive: { status: 'error', archiveIds: [], files: 0, bytes: 0, gaps: [], problems: [] } }
   reportSettle(report)
   assert.equal(report.status, 'ok')
   assert.match(verifyRenderText(report), /^archive \(none\): ok, 0 WAL files \(0B\) checked\nstanza demo: ok\n$/)
+})
+
+test('several repositories: every line names the repository, so reports of two repositories read apart', () => {
+  const report = { ...sample(), repo: 2 }
+  reportSettle(report)
+  const lines = verifyRenderText(report, { several: true }).split('\n')
+  assert.equal(lines[0], 'repo2 backup 20261201-010000F: pg_data/base/5/16384: checksum: has checksum a, expected b')
+  assert.equal(lines.at(-2), 'stanza demo repo2: error, 2 problems')
+  assert.ok(lines.filter((line) => line !== '').every((line) => line.includes('repo2')), lines.join('\n'))
 })

@@ -26,9 +26,10 @@ export interface VerifyProblem {
 }
 
 /**
- * `walden verify --output=json` prints one VerifyReport:
+ * `walden verify --output=json` prints one VerifyReport per repository verified: the object alone when one repository
+ * is (one configured, or --repo), an array of them in repository order when several are:
  *
- *   { "stanza": "demo", "status": "ok" | "error",
+ *   { "stanza": "demo", "repo": 1, "status": "ok" | "error",
  *     "problems": [ VerifyProblem ],                   repository-wide: backup.info, archive.info
  *     "backups": [ { "label", "type", "status": "ok" | "error" | "expired",
  *                    "files": checked, "bytes": decompressed bytes read, "problems": [ VerifyProblem ] } ],
@@ -42,6 +43,8 @@ export interface VerifyProblem {
  */
 export interface VerifyReport {
   stanza: string
+  /** The repository verified (repoN). */
+  repo: number
   status: 'ok' | 'error'
   problems: VerifyProblem[]
   backups: BackupReport[]
@@ -92,15 +95,17 @@ export function gapText(gap: ArchiveGap): string {
   return `WAL missing on timeline ${gap.timeline}: ${range}, needed by backup${gap.neededBy.length === 1 ? '' : 's'} ${gap.neededBy.join(', ')}`
 }
 
-export function verifyRenderText(report: VerifyReport): string {
+/** The text for people; with `several`, each line of the summary names the repository. */
+export function verifyRenderText(report: VerifyReport, options: { several?: boolean } = {}): string {
+  const where = options.several ? `repo${report.repo} ` : ''
   const lines: string[] = []
-  for (const problem of report.problems) lines.push(`${problem.file}: ${problem.kind}: ${problem.message}`)
+  for (const problem of report.problems) lines.push(`${where}${problem.file}: ${problem.kind}: ${problem.message}`)
   for (const backup of report.backups) {
     // Gaps are shown once, under the archive.
-    for (const problem of backup.problems) if (problem.kind !== 'wal-gap') lines.push(`backup ${backup.label}: ${problem.file}: ${problem.kind}: ${problem.message}`)
+    for (const problem of backup.problems) if (problem.kind !== 'wal-gap') lines.push(`${where}backup ${backup.label}: ${problem.file}: ${problem.kind}: ${problem.message}`)
   }
-  for (const problem of report.archive.problems) lines.push(`archive: ${problem.file}: ${problem.kind}: ${problem.message}`)
-  for (const gap of report.archive.gaps) lines.push(`archive ${gap.archiveId}: ${gapText(gap)}`)
+  for (const problem of report.archive.problems) lines.push(`${where}archive: ${problem.file}: ${problem.kind}: ${problem.message}`)
+  for (const gap of report.archive.gaps) lines.push(`${where}archive ${gap.archiveId}: ${gapText(gap)}`)
   if (lines.length > 0) lines.push('')
 
   for (const backup of report.backups) {
@@ -111,19 +116,24 @@ export function verifyRenderText(report: VerifyReport): string {
         : backup.status === 'ok'
           ? `ok, ${what} verified`
           : `error, ${backup.problems.length} problem${backup.problems.length === 1 ? '' : 's'}, ${what} checked`
-    lines.push(`backup ${backup.label} (${backup.type}): ${status}`)
+    lines.push(`${where}backup ${backup.label} (${backup.type}): ${status}`)
   }
   const archive = report.archive
   const archiveProblems = archive.problems.length + archive.gaps.length
   lines.push(
-    `archive ${archive.archiveIds.join(', ') || '(none)'}: ${archive.status}, ${archive.files} WAL file${archive.files === 1 ? '' : 's'} (${formatBytes(archive.bytes)}) checked` +
+    `${where}archive ${archive.archiveIds.join(', ') || '(none)'}: ${archive.status}, ${archive.files} WAL file${archive.files === 1 ? '' : 's'} (${formatBytes(archive.bytes)}) checked` +
       (archiveProblems > 0 ? `, ${archive.problems.length} problem${archive.problems.length === 1 ? '' : 's'}, ${archive.gaps.length} gap${archive.gaps.length === 1 ? '' : 's'}` : ''),
   )
   const count = problemCount(report)
-  lines.push(`stanza ${report.stanza}: ${report.status === 'ok' ? 'ok' : `error, ${count} problem${count === 1 ? '' : 's'}`}`)
+  lines.push(`stanza ${report.stanza}${options.several ? ` repo${report.repo}` : ''}: ${report.status === 'ok' ? 'ok' : `error, ${count} problem${count === 1 ? '' : 's'}`}`)
   return `${lines.join('\n')}\n`
 }
 
 export function verifyRenderJson(report: VerifyReport): string {
   return `${JSON.stringify(report, null, 2)}\n`
+}
+
+/** Several repositories' reports, as one JSON array in repository order. */
+export function verifyRenderJsonAll(reports: readonly VerifyReport[]): string {
+  return `${JSON.stringify(reports, null, 2)}\n`
 }
