@@ -10,6 +10,8 @@ describe('archive-get: which failures abort recovery (126)', () => {
     assert.equal(archiveGetAbortsRecovery(new WaldenError('Format', 'bad header')), true)
     assert.equal(archiveGetAbortsRecovery(new WaldenError('ArchiveDuplicate', 'twice')), true)
     assert.equal(archiveGetAbortsRecovery(new WaldenError('Assert', 'a bug')), true)
+    // A bug met on a worker thread or in one of several repositories arrives as a WaldenError of kind Unhandled.
+    assert.equal(archiveGetAbortsRecovery(new WaldenError('Unhandled', 'unexpected error: TypeError')), true)
     assert.equal(archiveGetAbortsRecovery(new RepoFormatNewerError('format 2', 'upgrade walden')), true)
     // A bug that is not a WaldenError: 124 would read as "not in the archive".
     assert.equal(archiveGetAbortsRecovery(new TypeError("Cannot read properties of undefined (reading 'id')")), true)
