@@ -101,10 +101,12 @@ const VERIFY_CHUNK = 1024 * 1024
 // memory to fault in again for every segment.
 let verifyBuffer: Buffer | undefined
 
-/** Makes a repository's keys the ones this thread seals with (its job state, or its configured state inline). */
+/**
+ * Makes a repository's keys the ones this thread seals with. Its job state is taken once, at the start of a push
+ * (archivePushFile); from then on the thread's own state for it, which reading its archive.info completed.
+ */
 function cipherFor(repo: ArchivePushRepo): void {
-  if (repo.cipher) cipherJobUse(repo.cipher)
-  else cipherUse(repo.index)
+  cipherUse(repo.index)
 }
 
 /** wal_segment_size of the cluster the file was pushed from, to name the size an empty or tiny file should have. */
@@ -237,6 +239,7 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
     if (targets.length === 0) throw repoFailuresError(failures(), { several })
   }
 
+  for (const repo of input.repos) if (repo.cipher) cipherJobUse(repo.cipher)
   // Each repository's archive.info, with its keys unlocked: a repository that cannot be read is out of this push.
   let targets: Target[] = []
   for (const repo of input.repos) {
