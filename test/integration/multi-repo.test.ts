@@ -159,6 +159,29 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
       assert.match(same.stderr, new RegExp(`WAL file '${walName}' is already in the archive with the same checksum`))
     })
 
+    test('two passphrases: the segment compressed once into encrypted repo1 reaches repo2 under its own key', async () => {
+      const sealed1 = await stanza.dir.mkdir('sealed1')
+      const sealed2 = await stanza.dir.mkdir('sealed2')
+      const env = { WALDEN_REPO1_CIPHER_PASS: 'repo1-passphrase-51d0c3e8' }
+      const args = [`--repo1-path=${sealed1}`, '--repo1-cipher-type=aes-256-gcm', `--repo2-path=${sealed2}`]
+      await stanza.waldenOk([...args, 'stanza-create'], { env })
+      await stanza.waldenOk([...args, 'archive-push', realPath], { env })
+      const [copy1] = await storedCopies(sealed1, walName)
+      const [copy2] = await storedCopies(sealed2, walName)
+      const header = async (path: string): Promise<Buffer> => (await readFile(path)).subarray(0, 64)
+      assert.equal((await header(join(sealed1, copy1!))).subarray(0, 7).toString('latin1'), 'WALDENC')
+      assert.equal((await header(join(sealed2, copy2!))).subarray(0, 7).toString('latin1'), 'WALDENC')
+      // Each repository opens its copy with its own key alone.
+      for (const repo of ['1', '2']) {
+        const back = join(work, `sealed-back-${repo}`)
+        await stanza.waldenOk([...args, `--repo=${repo}`, 'archive-get', walName, back], { env })
+        assert.equal(sha256(await readFile(back)), sha256(real))
+        await rm(back)
+      }
+      const wrong = await stanza.walden([...args, '--repo=1', 'archive-get', walName, join(work, 'never')], { env: { WALDEN_REPO1_CIPHER_PASS: 'wrong' } })
+      assertFailed(wrong, 126, /wrong passphrase: repo1-cipher-pass does not unlock stanza 'multi'/)
+    })
+
     test('archive-get takes the segment from repo2 when repo1 holds it damaged or lacks it; 126 when damaged everywhere', async () => {
       const dest = join(work, 'restored')
       const get = (args: string[] = []): Promise<RunResult> => stanza.walden([...both(), ...args, '--log-level-console=info', 'archive-get', walName, dest])
