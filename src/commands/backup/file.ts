@@ -484,6 +484,9 @@ async function streamCopy(input: BackupFileSource, fd: number, length: number, c
   }
 }
 
+/** Test hook: `streams` takes the stream path for folders too, to prove both paths store the same bytes. */
+export const backupPathForTest = { streams: false }
+
 /** Reads the source once into every sink; MISSING when the source is gone. */
 async function copyToSinks(input: BackupFileSource, sinks: readonly Sink[], codec: Codec): Promise<BackupFileRead> {
   let fd: number
@@ -508,7 +511,7 @@ async function copyToSinks(input: BackupFileSource, sinks: readonly Sink[], code
   }
   const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
   // The synchronous path writes the stored files directly, so only into folders.
-  if (codec.compressSync && live(sinks).every((sink) => sink.storage instanceof PosixStorage)) return copyChunks(input, fd, length, codec, firstBlock, sinks)
+  if (codec.compressSync && !backupPathForTest.streams && live(sinks).every((sink) => sink.storage instanceof PosixStorage)) return copyChunks(input, fd, length, codec, firstBlock, sinks)
   return streamCopy(input, fd, length, codec, firstBlock, sinks)
 }
 
