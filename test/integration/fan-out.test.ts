@@ -94,7 +94,7 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
   /** Runs walden with the I/O report preload: returns its result and the process's /proc/self/io at exit. */
   async function measured(args: string[]): Promise<{ result: RunResult; io: { rchar: number; wchar: number } }> {
     await rm(ioReport, { force: true })
-    const result = await stanza.waldenOk(args, { env: { NODE_OPTIONS: `--import=${ioPreload}`, WALDEN_TEST_IO_REPORT: ioReport } })
+    const result = await stanza.waldenOk(args, { env: { NODE_OPTIONS: `--import=${ioPreload}`, FANOUT_TEST_IO_REPORT: ioReport } })
     return { result, io: ioParse(await readFile(ioReport, 'utf8')) }
   }
 
@@ -107,7 +107,7 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
     if (hidden) await rename(options.hideRepo!, hidden)
     let result: RunResult
     try {
-      result = await stanza.waldenOk(['restore', ...args])
+      result = await stanza.waldenOk(['restore', '--log-level-console=info', ...args])
     } finally {
       if (hidden) await rename(hidden, options.hideRepo!)
     }
@@ -141,7 +141,7 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
       ioPreload,
       `import { readFileSync, writeFileSync } from 'node:fs'\n` +
         `import { isMainThread } from 'node:worker_threads'\n` +
-        `const out = process.env.WALDEN_TEST_IO_REPORT\n` +
+        `const out = process.env.FANOUT_TEST_IO_REPORT\n` +
         `if (isMainThread && out) process.on('exit', () => writeFileSync(out, readFileSync('/proc/self/io')))\n`,
     )
     await chmod(ioPreload, 0o644)
@@ -164,9 +164,9 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
     await stanza?.dir.cleanup()
   })
 
-  test('a fan-out full backup reads the cluster once for two copies, each repository complete under one label', async () => {
-    const single = await measured(['backup', '--type=full', '--repo=1'])
-    const fanOut = await measured(['backup', '--type=full', '--repo=all'])
+  test('a fan-out full backup reads the cluster once for two copies, each repository complete under one label', async (t) => {
+    const single = await measured(['backup', '--type=full', '--repo=1', '--log-level-console=info'])
+    const fanOut = await measured(['backup', '--type=full', '--repo=all', '--log-level-console=info'])
     const [inRepo1, inRepo2] = [await labels(repo1), await labels(repo2)]
     full = inRepo1.at(-1)!
     assert.match(full, LABEL)
@@ -183,6 +183,10 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
     const clusterBytes = record1.size
     assert.ok(clusterBytes > 50 * 1024 * 1024, `cluster of ${clusterBytes} bytes`)
 
+    t.diagnostic(
+      `cluster ${clusterBytes} B; read: single ${single.io.rchar} B, fan-out ${fanOut.io.rchar} B; ` +
+        `written: single ${single.io.wchar} B, fan-out ${fanOut.io.wchar} B; repo1 stores ${record1.repoDelta} B, repo2 ${record2.repoDelta} B`,
+    )
     // One read: the fan-out reads no more than the single backup did, give or take repo2's info files and its
     // manifest, while a second read of the cluster would add all of clusterBytes.
     assert.ok(single.io.rchar >= clusterBytes, `the single backup read ${single.io.rchar} bytes, the cluster has ${clusterBytes}`)
