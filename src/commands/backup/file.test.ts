@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
@@ -151,6 +151,39 @@ describe('fan-out: one read, one compression, a copy per repository', () => {
       cipherJobUse(sealed)
       assert.ok((await decompressBuffer(codecFor('zst'), openBuffer(cipherOpenKeys()!, stored, 'copy'))).equals(content))
       assert.equal(result.sha256, createHash('sha256').update(content).digest('hex'))
+    })
+  }
+
+  for (const streams of [false, true]) {
+    test(`${streams ? 'stream' : 'synchronous'} path: a repository whose disk fills during the copy drops out, the other gets the whole file`, async () => {
+      backupPathForTest.streams = streams
+      const source = join(folder, `fan-full-source-${streams}`)
+      const content = segmentLike(4 * MiB)
+      writeFileSync(source, content)
+      // The stored file of repo1 opens fine but every write fails with ENOSPC: a symbolic link to /dev/full.
+      const fullRepo = join(folder, `fan-diskfull-${streams}`)
+      mkdirSync(join(fullRepo, 'base/1'), { recursive: true })
+      symlinkSync('/dev/full', join(fullRepo, 'base/1/4.lz4'))
+      const good = join(folder, `fan-diskfull-good-${streams}`)
+      const result = await backupFileFanOut({
+        source,
+        offset: 0,
+        compressType: 'lz4',
+        compressLevel: 1,
+        syncEach: false,
+        targets: [
+          { repo: { type: 'posix', path: fullRepo }, repoPath: 'base/1/4', cipher: sealed },
+          { repo: { type: 'posix', path: good }, repoPath: 'base/1/4', cipher: plain },
+        ],
+      })
+      const [first, second] = result.stored
+      assert.ok(first && 'error' in first, 'repo1 failed')
+      assert.match(first.error.message, /no space left on device|ENOSPC/)
+      assert.ok(second && 'repoSize' in second)
+      const stored = readFileSync(join(good, 'base/1/4.lz4'))
+      assert.equal(second.repoSize, stored.length)
+      assert.ok((await decompressBuffer(codecFor('lz4'), stored)).equals(content))
+      assert.equal(existsSync(join(fullRepo, 'base/1/4.lz4')), false, "the failed repository's file is removed")
     })
   }
 
