@@ -83,6 +83,11 @@ rgw enable lc threads = false
 # free deleted/overwritten data after 1 min instead of 2 h (memstore keeps it in RAM)
 rgw gc obj min wait = 60
 rgw gc processor period = 60
+# SSE-KMS through Ceph's 'testing' key backend (a random key kept in this file), so tests can check that
+# repoN-s3-kms-key-id reaches the gateway; allowed over plain HTTP here, as nothing but tests uses this gateway.
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = walden-test-key=$(head -c 32 /dev/urandom | base64)
+rgw crypt require ssl = false
 EOF
 }
 

@@ -70,6 +70,8 @@ export class S3Gateway {
   readonly endpoint: string
   readonly accessKey = ACCESS_KEY
   readonly secretKey = SECRET_KEY
+  /** The id of the gateway's test SSE-KMS key (ceph-s3.sh's 'testing' KMS backend). */
+  readonly kmsKeyId = 'walden-test-key'
   #destroyed = false
 
   private constructor(dir: string, port: number, monPort: number) {
