@@ -17,9 +17,12 @@ import type { S3Credentials } from './s3-sign.js'
 import { xmlText } from './s3-xml.js'
 
 export interface S3ClientOptions {
-  /** Attempts after the first for a transient failure (default 5). */
+  /** Attempts after the first for a transient failure (default 6). */
   retries?: number
-  /** Delay before the first retry in ms, doubled for each further one (default 250: ~7.75 s in all with 5 retries). */
+  /**
+   * Delay before the first retry in ms, doubled for each further one, of which a random 50-100% is waited (default
+   * 250: with 6 retries a failure persisting 8-16 s is reported, one that passes sooner goes unnoticed).
+   */
   retryDelayMs?: number
   /** A request (or a response body) idle this long fails as a timeout, which is retried (default 60 s). */
   timeoutMs?: number
@@ -72,6 +75,12 @@ const TRANSIENT_CODES = new Set(['RequestTimeout', 'SlowDown', 'InternalError', 
 // Connection-level failures that a new attempt on a new connection may not meet: resets (a gateway restarting, a
 // keep-alive connection the server closed just as it was reused), refusals during a restart, and timeouts.
 const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'S3Timeout'])
+
+// OpenSSL's verdicts on a server certificate: not transient, and worth a hint naming the options.
+const TLS_CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
+])
 
 /** Where requests go, resolved once from the location. */
 interface Endpoint {
@@ -152,7 +161,8 @@ function credentialSource(location: S3Location): CredentialSource {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 export class S3Client {
-  readonly location: S3Location
+  // Private (#): the location holds the secret, and util.inspect shows public fields of an object it prints.
+  readonly #location: S3Location
   readonly endpoint: Endpoint
   readonly #credentials: CredentialSource
   readonly #agent: HttpAgent | HttpsAgent
@@ -161,10 +171,10 @@ export class S3Client {
   readonly #timeoutMs: number
 
   constructor(location: S3Location, options: S3ClientOptions = {}) {
-    this.location = location
+    this.#location = location
     this.endpoint = endpointResolve(location)
     this.#credentials = credentialSource(location)
-    this.#retries = options.retries ?? 5
+    this.#retries = options.retries ?? 6
     this.#retryDelayMs = options.retryDelayMs ?? 250
     this.#timeoutMs = options.timeoutMs ?? 60_000
     // Keep-alive connections: a backup sends thousands of requests, and a TLS handshake per request would cost more
@@ -229,7 +239,7 @@ export class S3Client {
     if (length > 0 || request.method === 'PUT' || request.method === 'POST') headers['content-length'] = String(length)
     const path = this.pathOf(request.key)
     const query = request.query ?? {}
-    headers['authorization'] = signatureV4({ method: request.method, path, query, headers, region: this.location.region, date, credentials })
+    headers['authorization'] = signatureV4({ method: request.method, path, query, headers, region: this.#location.region, date, credentials })
     const queryString = canonicalQuery(query)
 
     const send = this.endpoint.protocol === 'http:' ? httpRequest : httpsRequest
@@ -314,5 +324,9 @@ export function s3Failure(error: unknown, kind: ErrorKind, action: string, targe
     })
   }
   const attempts = failure.attempts > 1 ? ` (after ${failure.attempts} attempts)` : ''
-  return new WaldenError(kind, `unable to ${action} '${target}': ${failure.message}${attempts}`)
+  return new WaldenError(kind, `unable to ${action} '${target}': ${failure.message}${attempts}`, {
+    ...(TLS_CERTIFICATE_CODES.has(failure.code) || failure.code.startsWith('ERR_TLS_CERT')
+      ? { hint: "the endpoint's certificate is not trusted: set the repository option storage-ca-file to the CA that signed it (or storage-verify-tls=n, which gives up the check)." }
+      : {}),
+  })
 }

@@ -10,7 +10,8 @@
 #   destroy    stop, then rm -rf $DIR
 #   rgw-stop   TERM only radosgw (an S3 outage for tests; mon and osd keep the data in memory)
 #   rgw-start  start radosgw again on the running mon and osd, and wait until it answers
-# env: DIR (state dir), RGW_PORT (S3 port), MON_PORT (mon port; OSD takes 4 free ports in
+# env: DIR (state dir), RGW_PORT (S3 port, HTTP), TLS_PORT (S3 port, HTTPS with a self-signed certificate in
+#      $DIR/tls.crt), MON_PORT (mon port; OSD takes 4 free ports in
 #      6800-7300 by itself), OSD_STORE (memstore: data in RAM, written to $DIR/osd.0 at a clean
 #      stop only; bluestore: data in a sparse 10 GiB file, survives kill -9, ~5 s cold start),
 #      ACCESS_KEY, SECRET_KEY.
@@ -19,6 +20,7 @@ set -euo pipefail
 DIR=${DIR:-/tmp/ceph-s3}
 RGW_PORT=${RGW_PORT:-7480}
 MON_PORT=${MON_PORT:-3300}
+TLS_PORT=${TLS_PORT:-7443}
 OSD_STORE=${OSD_STORE:-memstore}
 ACCESS_KEY=${ACCESS_KEY:-testaccesskey}
 SECRET_KEY=${SECRET_KEY:-testsecretkey}
@@ -75,7 +77,7 @@ bluestore block size = 10737418240
 objecter tick interval = 0.5
 
 [client.rgw.0]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT ssl_endpoint=127.0.0.1:$TLS_PORT ssl_certificate=$DIR/tls.crt ssl_private_key=$DIR/tls.key
 # walden's tests send a few requests at a time; the default 512 threads only cost memory
 rgw thread pool size = 16
 # the lifecycle worker sleeps in 5 s steps and delays shutdown by ~10 s
@@ -123,6 +125,9 @@ start() {
     fsid=$(cat /proc/sys/kernel/random/uuid)
     uuid=$(cat /proc/sys/kernel/random/uuid)
     write_conf "$fsid"
+    # A self-signed certificate for the HTTPS endpoint (TLS_PORT): tests of repoN-storage-verify-tls and -ca-file.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN=127.0.0.1 \
+      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$DIR/tls.key" -out "$DIR/tls.crt" 2>/dev/null
     monmaptool --create --fsid "$fsid" --addv a "v2:127.0.0.1:$MON_PORT" "$DIR/monmap" >/dev/null
     ceph-mon --mkfs -i a --monmap "$DIR/monmap"
     run_bg mon.a ceph-mon -f -i a

@@ -67,18 +67,26 @@ export class S3Gateway {
   readonly dir: string
   readonly port: number
   readonly monPort: number
+  readonly tlsPort: number
+  /** Plain HTTP: http://127.0.0.1:port. */
   readonly endpoint: string
+  /** HTTPS with a self-signed certificate for 127.0.0.1 (`caFile`): https://127.0.0.1:tlsPort. */
+  readonly tlsEndpoint: string
+  readonly caFile: string
   readonly accessKey = ACCESS_KEY
   readonly secretKey = SECRET_KEY
   /** The id of the gateway's test SSE-KMS key (ceph-s3.sh's 'testing' KMS backend). */
   readonly kmsKeyId = 'walden-test-key'
   #destroyed = false
 
-  private constructor(dir: string, port: number, monPort: number) {
+  private constructor(dir: string, port: number, monPort: number, tlsPort: number) {
     this.dir = dir
     this.port = port
     this.monPort = monPort
+    this.tlsPort = tlsPort
     this.endpoint = `http://127.0.0.1:${port}`
+    this.tlsEndpoint = `https://127.0.0.1:${tlsPort}`
+    this.caFile = join(dir, 'tls.crt')
   }
 
   /** Starts a gateway in a fresh temp folder; a port taken meanwhile by someone else means a retry on new ports. */
@@ -86,7 +94,7 @@ export class S3Gateway {
     let lastError = ''
     for (let attempt = 1; attempt <= 3; attempt++) {
       const dir = await mkdtemp(join(tmpdir(), 'walden-s3-'))
-      const gateway = new S3Gateway(dir, await freePort(), await freePort())
+      const gateway = new S3Gateway(dir, await freePort(), await freePort(), await freePort())
       live.add(gateway)
       const result = await gateway.#script('start')
       if (result.code === 0) return gateway
@@ -97,7 +105,7 @@ export class S3Gateway {
   }
 
   #env(): NodeJS.ProcessEnv {
-    return { ...process.env, DIR: this.dir, RGW_PORT: String(this.port), MON_PORT: String(this.monPort), ACCESS_KEY, SECRET_KEY }
+    return { ...process.env, DIR: this.dir, RGW_PORT: String(this.port), TLS_PORT: String(this.tlsPort), MON_PORT: String(this.monPort), ACCESS_KEY, SECRET_KEY }
   }
 
   #script(command: string): Promise<CommandResult> {

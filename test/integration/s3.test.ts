@@ -258,6 +258,14 @@ describe('S3 errors are one clear line, without the secret', () => {
     }
   })
 
+  test('a storage object shows no secret when printed', async () => {
+    const gateway = await s3Gateway()
+    const storage = new S3Storage(gateway.location('any', { secret: distinctiveSecret }))
+    const printed = inspect(storage, { depth: 10, showHidden: true })
+    assert.ok(!printed.includes(distinctiveSecret), printed)
+    assert.ok(!storage.description.includes(distinctiveSecret))
+  })
+
   test('a missing bucket: one error naming the bucket and the endpoint', async () => {
     const gateway = await s3Gateway()
     const storage = new S3Storage(gateway.location('no-such-bucket-here', { secret: gateway.secretKey }))
@@ -381,6 +389,32 @@ describe('transient failures are retried', () => {
     } finally {
       await proxy.close()
     }
+  })
+})
+
+describe('HTTPS', () => {
+  test('a self-signed gateway: refused while verifying, accepted with its CA file or with verify-tls off', async () => {
+    const gateway = await s3Gateway()
+    const bucket = await gateway.bucket('tls')
+    const https = { endpoint: gateway.tlsEndpoint }
+    await assert.rejects(new S3Storage(gateway.location(bucket, https), { retries: 1, retryDelayMs: 10 }).list(''), (error: unknown) => {
+      assert.ok(error instanceof WaldenError)
+      assert.match(error.message, /^unable to list 's3:\/\/[^']+': self[- ]signed certificate/)
+      assert.match(error.hint ?? '', /storage-ca-file/)
+      return true
+    })
+    const withCa = new S3Storage(gateway.location(bucket, { ...https, caFile: gateway.caFile }))
+    await withCa.write('over-tls', 'sealed in transit')
+    assert.equal((await withCa.read('over-tls')).toString(), 'sealed in transit')
+    const unverified = new S3Storage(gateway.location(bucket, { ...https, verifyTls: false }))
+    assert.deepEqual(await unverified.list(''), ['over-tls'])
+    // Host and port as repo-storage-port gives them: no scheme means HTTPS.
+    const byPort = new S3Storage(gateway.location(bucket, { endpoint: '127.0.0.1', port: gateway.tlsPort, caFile: gateway.caFile }))
+    assert.deepEqual(await byPort.list(''), ['over-tls'])
+    assert.throws(
+      () => new S3Storage(gateway.location(bucket, { ...https, caFile: '/no/such/ca.pem' })),
+      (error: unknown) => error instanceof WaldenError && /unable to read the storage CA file '\/no\/such\/ca.pem'/.test(error.message),
+    )
   })
 })
 
