@@ -16,6 +16,7 @@ import { inspect } from 'node:util'
 import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
 import { WaldenError } from '../../src/common/errors.js'
+import { locationDescribe, storageOpen } from '../../src/storage/location.js'
 import { PosixStorage } from '../../src/storage/posix.js'
 import { etagOf } from '../../src/storage/s3-client.js'
 import { S3Storage } from '../../src/storage/s3.js'
@@ -194,6 +195,19 @@ describe('S3 driver on a real gateway', () => {
     const plain = new S3Storage(gateway.location(bucket))
     await plain.write('plain', 'x')
     assert.equal((await plain.client.request({ method: 'HEAD', key: 'plain' })).headers['x-amz-server-side-encryption'], undefined)
+  })
+
+  test('storageOpen opens an S3 location as the S3 driver, once per location', async () => {
+    const gateway = await s3Gateway()
+    const bucket = await gateway.bucket('open')
+    const location = gateway.location(bucket, { path: '/walden' })
+    const storage = await storageOpen(location)
+    assert.ok(storage instanceof S3Storage)
+    assert.equal(await storageOpen({ ...location }), storage)
+    assert.equal(storage.description, `'s3://${bucket}/walden' at ${gateway.endpoint}`)
+    assert.equal(locationDescribe(location), `'s3://${bucket}/walden' at ${gateway.endpoint}`)
+    await storage.write('archive/x', 'y')
+    assert.deepEqual(await storage.list('archive'), ['x'])
   })
 
   test('move of an object larger than one CopyObject allows goes through a multipart copy', async () => {
