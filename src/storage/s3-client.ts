@@ -308,7 +308,10 @@ function readBody(response: IncomingMessage): Promise<Buffer> {
     response.on('data', (chunk: Buffer) => chunks.push(chunk))
     response.on('end', () => resolve(Buffer.concat(chunks)))
     response.on('error', reject)
-    response.on('aborted', () => reject(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })))
+    // A connection closed before the last byte, with or without an error event: a cut-off answer, retried.
+    response.on('close', () => {
+      if (!response.complete) reject(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' }))
+    })
   })
 }
 

@@ -324,16 +324,20 @@ class ObjectReader extends Readable {
     })
     response.on('end', () => {
       if (this.#position >= this.#end) this.push(null)
-      else this.#resume(new S3RequestError('the response ended early', 'ECONNRESET', undefined, true))
+      else this.#resume(response, new S3RequestError('the response ended early', 'ECONNRESET', undefined, true))
     })
-    response.on('error', (error) => this.#resume(error))
+    response.on('error', (error) => this.#resume(response, error))
+    // A connection closed before the last byte need not say so with an error.
+    response.on('close', () => {
+      if (!response.complete) this.#resume(response, new S3RequestError('the response was cut off', 'ECONNRESET', undefined, true))
+    })
   }
 
-  #resume(error: unknown): void {
-    const broken = this.#response
-    if (broken === undefined || this.destroyed) return
+  /** Asks for the rest after `broken` failed; a late event of a response already given up is ignored. */
+  #resume(broken: IncomingMessage, error: unknown): void {
+    if (broken !== this.#response || this.destroyed) return
     this.#response = undefined
-    broken.removeAllListeners('data').removeAllListeners('end').removeAllListeners('error')
+    broken.removeAllListeners('data').removeAllListeners('end').removeAllListeners('error').removeAllListeners('close')
     broken.on('error', () => undefined)
     broken.destroy()
     if (this.#resumes++ >= READ_RESUMES) {
