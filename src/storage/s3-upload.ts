@@ -30,6 +30,7 @@ export class S3Upload extends Writable {
   #size = 0
   #total = 0
   #uploadId: string | undefined
+  #creating: Promise<void> | undefined
   readonly #parts: Array<{ number: number; etag: string }> = []
   #inFlight: Promise<void> | undefined
   #completed = false
@@ -59,12 +60,15 @@ export class S3Upload extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.#completed || this.#uploadId === undefined) return callback(error)
-    // The part being sent is awaited first: a part that lands after the abort would be stored again, unseen.
+    if (this.#completed) return callback(error)
+    // The upload's creation and the part being sent are awaited first: a part that landed after the abort would be
+    // stored again, unseen, and an upload created after it would never be aborted at all.
     const abort = async (): Promise<void> => {
+      await this.#creating?.catch(() => undefined)
       await this.#inFlight?.catch(() => undefined)
+      if (this.#uploadId === undefined) return
       await this.#target.client
-        .request({ method: 'DELETE', key: this.#target.key, query: { uploadId: this.#uploadId! }, expect: [200, 204, 404] })
+        .request({ method: 'DELETE', key: this.#target.key, query: { uploadId: this.#uploadId }, expect: [200, 204, 404] })
         .catch(() => undefined) // best effort: the original error is the one to report
     }
     abort().then(() => callback(error))
@@ -73,7 +77,12 @@ export class S3Upload extends Writable {
   /** Sends the gathered bytes as the next part, after the previous part has gone (so memory holds two at most). */
   async #sendPart(): Promise<void> {
     await this.#inFlight
-    this.#uploadId ??= await this.#create()
+    // Destroyed meanwhile: _destroy is aborting the upload (or has found none to abort), and nothing may start after
+    // that. Checked again after each wait, and right before what it guards, with no wait in between.
+    if (this.destroyed) return
+    if (this.#uploadId === undefined) await (this.#creating ??= this.#create())
+    if (this.destroyed) return
+    const uploadId = this.#uploadId!
     const chunks = this.#chunks
     this.#chunks = []
     this.#size = 0
@@ -83,7 +92,7 @@ export class S3Upload extends Writable {
     // Past 10,000 parts S3 refuses the upload; doubling the part size before that point keeps any size possible.
     if (number % (MAX_PARTS / 10) === 0 && number >= MAX_PARTS / 2) this.#partSize *= 2
     const sending = this.#target.client
-      .request({ method: 'PUT', key: this.#target.key, query: { partNumber: String(number), uploadId: this.#uploadId }, body: chunks })
+      .request({ method: 'PUT', key: this.#target.key, query: { partNumber: String(number), uploadId }, body: chunks })
       .then((response) => {
         part.etag = etagOf(response.headers)
       })
@@ -92,11 +101,11 @@ export class S3Upload extends Writable {
     this.#inFlight = sending
   }
 
-  async #create(): Promise<string> {
+  async #create(): Promise<void> {
     const response = await this.#target.client.request({ method: 'POST', key: this.#target.key, query: { uploads: '' }, headers: this.#target.headers })
     const uploadId = xmlText(response.body.toString('utf8'), 'UploadId')
     if (!uploadId) throw new Error('CreateMultipartUpload answered without an UploadId')
-    return uploadId
+    this.#uploadId = uploadId
   }
 
   async #finish(): Promise<void> {

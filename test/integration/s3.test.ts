@@ -141,6 +141,19 @@ describe('S3 driver on a real gateway', () => {
     if (!writer.closed) await new Promise((resolve) => writer.once('close', resolve))
     assert.ok(writer.uploadId, 'the multipart upload had begun (two parts were sent)')
     assert.equal(await storage.exists('backup/file'), false)
+
+    // Destroyed while the first part is on its way: the upload is being created or the part sent at that moment.
+    for (const delayMs of [-1, 0, 5, 20, 60]) {
+      const early = await storage.openWrite(`backup/early-${delayMs}`)
+      early.on('error', () => undefined)
+      early.write(randomBytes(5 * MIB))
+      // -1: destroyed in the same tick as the write that filled the first part.
+      if (delayMs >= 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
+      early.destroy(new Error('given up early'))
+      if (!early.closed) await new Promise((resolve) => early.once('close', resolve))
+      assert.equal(await storage.exists(`backup/early-${delayMs}`), false)
+    }
+
     const uploads = await storage.client.request({ method: 'GET', query: { uploads: '' } })
     assert.deepEqual(xmlTexts(uploads.body.toString('utf8'), 'UploadId'), [], 'a multipart upload was left behind')
   })
