@@ -71,7 +71,7 @@ export class S3RequestError extends Error {
 }
 
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504])
-const TRANSIENT_CODES = new Set(['RequestTimeout', 'SlowDown', 'InternalError', 'ServiceUnavailable', 'Throttling', 'RequestTimeTooSkewed'])
+const TRANSIENT_CODES = new Set(['RequestTimeout', 'SlowDown', 'InternalError', 'ServiceUnavailable', 'Throttling'])
 // Connection-level failures that a new attempt on a new connection may not meet: resets (a gateway restarting, a
 // keep-alive connection the server closed just as it was reused), refusals during a restart, and timeouts.
 const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'S3Timeout'])
@@ -208,6 +208,7 @@ export class S3Client {
       try {
         return await this.#attempt(request)
       } catch (error) {
+        if (error instanceof WaldenError) throw error // already worded for the user (no credentials found)
         const failure = error instanceof S3RequestError ? error : networkError(error)
         failure.attempts = attempt
         if (!failure.transient || attempt > this.#retries) throw failure
