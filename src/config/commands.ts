@@ -94,7 +94,11 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'Takes a non-exclusive online backup: full, differential (changes since the last full) or incremental ' +
       '(changes since the last backup). Files are copied in parallel, compressed and checksummed; data pages are ' +
       'verified when data checksums are on. The backup is complete only when every WAL segment it needs is in the ' +
-      'archive. Expired backups are removed afterwards.',
+      'archive. Expired backups are removed afterwards. Goes to repo1 (the first repository), or to those --repo ' +
+      'names: with a list (--repo=1,2) or all, each file is read and compressed once and written to every one, each ' +
+      'repository getting a complete backup of its own under the same label; a diff or incr builds on each ' +
+      "repository's own latest backup, and becomes a full when those do not share one full backup. A repository that " +
+      'fails drops out: the backup completes in the others and the command exits with its error, naming it.',
     parameters: [],
     lock: 'backup',
     stanzaRequired: true,
@@ -267,7 +271,10 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     summary: 'Restore a cluster from a backup.',
     description:
       'Restores into an empty data folder, or with --delta repairs an existing one by checksum. Writes the ' +
-      'recovery settings for the chosen --type and target so PostgreSQL replays WAL from the archive.',
+      'recovery settings for the chosen --type and target so PostgreSQL replays WAL from the archive. Reads the ' +
+      'first repository (in order, or those --repo names) holding a backup that suits --set and the target. A file ' +
+      'missing or damaged there is taken from another repository holding the same content (same SHA-256), with a ' +
+      'warning naming both; the restore fails only when no repository has a good copy.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,

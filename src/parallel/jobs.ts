@@ -3,7 +3,7 @@
 
 import { archiveGetFile } from '../commands/archive-get-file.js'
 import { archivePushFile } from '../commands/archive-push-file.js'
-import { backupFile } from '../commands/backup/file.js'
+import { backupFile, backupFileFanOut } from '../commands/backup/file.js'
 import { restoreFile } from '../commands/restore/file.js'
 import { verifyFile } from '../commands/verify/file.js'
 
@@ -11,6 +11,7 @@ export const JOBS = {
   'archive.get': archiveGetFile,
   'archive.push': archivePushFile,
   'backup.file': backupFile,
+  'backup.fanOut': backupFileFanOut,
   'restore.file': restoreFile,
   'verify.file': verifyFile,
 } as const

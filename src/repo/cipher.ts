@@ -290,6 +290,19 @@ export function cipherOpenKeys(): OpenKeys | undefined {
   return keys
 }
 
+/**
+ * The job state of repository `index` (its stanza record adopted, or not encrypted), without changing which
+ * repository this thread works on. Always a state, never undefined: a job that reads or writes several repositories
+ * switches between them with cipherJobUse, and a missing state would leave the previous repository's keys in use.
+ */
+export function cipherJobStateOf(index: number): CipherState {
+  const previous = active
+  cipherUse(index)
+  const job = cipherJobState() ?? { type: 'none', repo: index, record: null }
+  cipherUse(previous)
+  return job
+}
+
 /** `{ cipher }` for a job's input when the repository is encrypted, else nothing: spread into the input. */
 export function cipherJobInput(): { cipher?: CipherState } {
   const job = cipherJobState()

@@ -52,7 +52,7 @@ export function storageOpen(location: StorageLocation): Promise<Storage> {
   const cacheKey = JSON.stringify(location)
   const known = opened.get(cacheKey)
   if (known) return known
-  const storage: Promise<Storage> = import('./s3.js').then(({ S3Storage }) => new S3Storage(location) as unknown as Storage)
+  const storage: Promise<Storage> = import('./s3.js').then(({ S3Storage }) => new S3Storage(location))
   opened.set(cacheKey, storage)
   return storage
 }

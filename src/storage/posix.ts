@@ -7,10 +7,9 @@ import { closeSync, createReadStream, fsyncSync, openSync, renameSync, unlinkSyn
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { Writable } from 'node:stream'
-import type { Readable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
-import type { Storage, StorageInfo, WriteOptions } from './storage.js'
+import type { ReadRange, Storage, StorageInfo, WriteOptions } from './storage.js'
 
 const DEFAULT_FILE_MODE = 0o640
 const DEFAULT_PATH_MODE = 0o750
@@ -72,7 +71,7 @@ export class PosixStorage implements Storage {
     }
   }
 
-  async openRead(path: string): Promise<Readable> {
+  async openRead(path: string, range?: ReadRange): Promise<Readable> {
     const fullPath = this.describe(path)
     let handle: FileHandle
     try {
@@ -82,7 +81,17 @@ export class PosixStorage implements Storage {
       throw storageError('FileOpen', 'unable to open', fullPath, error)
     }
     // Large reads: every copy is CPU-bound on hashing and compression, and big chunks keep per-chunk costs low.
-    return createReadStream(fullPath, { fd: handle, highWaterMark: 1024 * 1024 })
+    if (range === undefined) return createReadStream(fullPath, { fd: handle, highWaterMark: 1024 * 1024 })
+    if (range.length === 0) {
+      await handle.close()
+      return Readable.from([])
+    }
+    return createReadStream(fullPath, {
+      fd: handle,
+      highWaterMark: 1024 * 1024,
+      start: range.offset,
+      ...(range.length !== undefined ? { end: range.offset + range.length - 1 } : {}),
+    })
   }
 
   async write(path: string, data: Buffer | string, options: WriteOptions = {}): Promise<void> {

@@ -36,6 +36,12 @@ export interface WriteOptions {
   sync?: boolean
 }
 
+/** A part of a file to read: `length` bytes from byte `offset` (to the end when `length` is absent). */
+export interface ReadRange {
+  offset: number
+  length?: number
+}
+
 export interface Storage {
   /** Where the storage is, for messages. */
   readonly description: string
@@ -50,8 +56,11 @@ export interface Storage {
   /** Reads a whole small file (info files, manifests). A missing file is a FileMissing error unless `missingOk`. */
   read(path: string, options?: { missingOk?: false }): Promise<Buffer>
   read(path: string, options: { missingOk: true }): Promise<Buffer | undefined>
-  /** A stream of the file's bytes; a missing file is a FileMissing error. */
-  openRead(path: string): Promise<Readable>
+  /**
+   * A stream of the file's bytes, or of the part `range` names (a part past the end reads as empty, like a file
+   * read past its end); a missing file is a FileMissing error.
+   */
+  openRead(path: string, range?: ReadRange): Promise<Readable>
 
   /**
    * Writes a small file atomically and durably: temporary name, fsync, rename, fsync of the folder.

@@ -1,27 +1,45 @@
-// Copies a backup's files into the repository with the worker pool, a file (or, for a large file, each part of it)
-// per job, and assembles their manifest records.
+// Copies a backup's files into one repository or several at once with the worker pool, a file (or, for a large file,
+// each part of it) per job, and assembles each repository's manifest records.
+//
+// With several repositories a file is read, hashed and compressed once and written to every repository that needs it
+// (backup/file.ts, backupFileFanOut): a diff or incr stores a file only in the repositories whose prior backup does not
+// already hold it. A repository that cannot be written drops out of the backup, and the others go on; only when none
+// is left does the copy fail.
 
 import type { StorageLocation } from '../../storage/location.js'
-import { cipherJobInput } from '../../repo/cipher.js'
+import type { CipherState } from '../../repo/cipher.js'
+import { WaldenError } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { Progress } from '../../common/progress.js'
+import type { RepoIndex } from '../../config/options.js'
 import type { CompressType } from '../../io/compress.js'
 import type { WorkerPool } from '../../parallel/pool.js'
 import type { ManifestFile, ManifestPart } from '../../repo/manifest.js'
 import { partsChecksum } from '../../repo/manifest.js'
 import { SMALL_FILE } from './file.js'
-import type { BackupFileInput, BackupFileOutput } from './file.js'
+import type { BackupFanOutInput, BackupFanOutOutput, BackupFileRead } from './file.js'
 import type { ScannedFile } from './scan.js'
 
 /** Part size of large files: a 1 GiB relation segment becomes 16 jobs that any worker can take. */
 export const PART_SIZE = 64 * 1024 * 1024
 
-export interface BackupCopyOptions {
-  pool: WorkerPool
-  files: readonly ScannedFile[]
-  repo: StorageLocation
+/** A repository the backup is written to. */
+export interface BackupCopyRepo {
+  index: RepoIndex
+  location: StorageLocation
+  /** Its cipher state (cipherJobStateOf): each repository seals with its own keys. */
+  cipher: CipherState
   /** Repository folder of this backup. */
   backupPath: string
+  /** Whether the file must be stored in this repository: false when its prior backup holds it unchanged. */
+  wants(file: ScannedFile): boolean
+}
+
+export interface BackupCopyOptions {
+  pool: WorkerPool
+  /** Every file some repository wants. */
+  files: readonly ScannedFile[]
+  repos: readonly BackupCopyRepo[]
   compressType: CompressType
   compressLevel: number
   /** Page checks for relation files: set when the cluster has data checksums. */
@@ -30,17 +48,34 @@ export interface BackupCopyOptions {
   syncEach: boolean
 }
 
-export interface BackupCopyResult {
+/** What one repository got. */
+export interface BackupCopyRepoResult {
   files: ManifestFile[]
+  /** Bytes of the cluster stored in this repository by this backup (before compression), and after. */
   copiedBytes: number
   storedBytes: number
+}
+
+export interface BackupCopyResult {
+  /** Repositories that got every file they wanted. */
+  repos: Map<RepoIndex, BackupCopyRepoResult>
+  /** Repositories that dropped out, with the first error each met. */
+  failed: Map<RepoIndex, WaldenError>
   badPageCount: number
+  /** Bytes read from the cluster: each file once, however many repositories it went to. */
+  readBytes: number
 }
 
 interface Job {
   file: ScannedFile
   part: number
   parts: number
+}
+
+/** A part's read result and the bytes each repository stored of it. */
+interface PartDone {
+  read: BackupFileRead
+  repoSizes: Map<RepoIndex, number>
 }
 
 export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopyResult> {
@@ -53,50 +88,93 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
   // Largest first, so the last job to finish is a small one and no worker idles at the end.
   jobs.sort((a, b) => jobSize(b) - jobSize(a))
 
-  const toInput = (job: Job): BackupFileInput => ({
-    source: job.file.path,
-    offset: job.part * PART_SIZE,
-    // The last part (or a single one) reads to the end: a file that grew since it was listed is copied whole.
-    ...(job.part < job.parts - 1 ? { length: PART_SIZE } : {}),
-    repo: options.repo,
-    ...cipherJobInput(),
-    repoPath: `${options.backupPath}/${job.file.name}${job.parts === 1 ? '' : `.part-${job.part}`}`,
-    compressType: options.compressType,
-    compressLevel: options.compressLevel,
-    // Large files are fsynced as they complete, so their write-back overlaps the copy; measured, one flush of
-    // gigabytes at the end costs more. Small ones are left to that one flush, where an fsync each costs more.
-    syncEach: options.syncEach || jobSize(job) > SMALL_FILE,
-    ...(options.pageCheck && job.file.relationSegment !== undefined
-      ? {
-          pageCheck: {
-            firstBlock: job.file.relationSegment * options.pageCheck.relSegmentSize,
-            blockSize: options.pageCheck.blockSize,
-            startLsn: options.pageCheck.startLsn,
-          },
-        }
-      : {}),
-  })
+  const failed = new Map<RepoIndex, WaldenError>()
+  // The repositories each job writes to, fixed when the job is handed out: a repository that failed meanwhile is
+  // left out of later jobs.
+  const jobRepos = new Map<Job, BackupCopyRepo[]>()
+  const toInput = (job: Job): BackupFanOutInput => {
+    const repos = options.repos.filter((repo) => !failed.has(repo.index) && repo.wants(job.file))
+    jobRepos.set(job, repos)
+    return {
+      source: job.file.path,
+      offset: job.part * PART_SIZE,
+      // The last part (or a single one) reads to the end: a file that grew since it was listed is copied whole.
+      ...(job.part < job.parts - 1 ? { length: PART_SIZE } : {}),
+      targets: repos.map((repo) => ({
+        repo: repo.location,
+        cipher: repo.cipher,
+        repoPath: `${repo.backupPath}/${job.file.name}${job.parts === 1 ? '' : `.part-${job.part}`}`,
+      })),
+      compressType: options.compressType,
+      compressLevel: options.compressLevel,
+      // Large files are fsynced as they complete, so their write-back overlaps the copy; measured, one flush of
+      // gigabytes at the end costs more. Small ones are left to that one flush, where an fsync each costs more.
+      syncEach: options.syncEach || jobSize(job) > SMALL_FILE,
+      ...(options.pageCheck && job.file.relationSegment !== undefined
+        ? {
+            pageCheck: {
+              firstBlock: job.file.relationSegment * options.pageCheck.relSegmentSize,
+              blockSize: options.pageCheck.blockSize,
+              startLsn: options.pageCheck.startLsn,
+            },
+          }
+        : {}),
+    }
+  }
 
-  const result: BackupCopyResult = { files: [], copiedBytes: 0, storedBytes: 0, badPageCount: 0 }
-  const pending = new Map<ScannedFile, { outputs: Array<BackupFileOutput | undefined>; remaining: number }>()
+  const result: BackupCopyResult = { repos: new Map(), failed, badPageCount: 0, readBytes: 0 }
+  for (const repo of options.repos) result.repos.set(repo.index, { files: [], copiedBytes: 0, storedBytes: 0 })
+  const repoFail = (repo: BackupCopyRepo, error: WaldenError, file: ScannedFile): void => {
+    if (failed.has(repo.index)) return
+    failed.set(repo.index, error)
+    result.repos.delete(repo.index)
+    const others = options.repos.filter((other) => !failed.has(other.index))
+    if (others.length === 0) return
+    log.error(
+      `repo${repo.index}: unable to store '${file.path}': ${error.message}; the backup goes on in ` +
+        `${others.map((other) => `repo${other.index}`).join(', ')} without repo${repo.index}`,
+    )
+  }
+
+  const pending = new Map<ScannedFile, { parts: Array<PartDone | undefined>; remaining: number }>()
   const progress = new Progress('backup', jobs.reduce((sum, job) => sum + Math.min(jobSize(job), job.file.size), 0))
   try {
-    await options.pool.runAll('backup.file', jobs, toInput, (job, output) => {
+    await options.pool.runAll('backup.fanOut', jobs, toInput, (job, output: BackupFanOutOutput) => {
       progress.add(Math.min(jobSize(job), job.file.size))
+      const repos = jobRepos.get(job)!
+      jobRepos.delete(job)
+      const repoSizes = new Map<RepoIndex, number>()
+      output.stored.forEach((stored, at) => {
+        const repo = repos[at]!
+        if ('error' in stored) repoFail(repo, new WaldenError(stored.error.kind, stored.error.message, stored.error.hint !== undefined ? { hint: stored.error.hint } : {}), job.file)
+        else repoSizes.set(repo.index, stored.repoSize)
+      })
+      if (failed.size === options.repos.length) throw failed.values().next().value!
+      result.readBytes += output.size
+
       let entry = pending.get(job.file)
-      if (!entry) pending.set(job.file, (entry = { outputs: new Array(job.parts), remaining: job.parts }))
-      entry.outputs[job.part] = output
-      if (--entry.remaining === 0) {
-        pending.delete(job.file)
-        const record = fileRecord(job.file, entry.outputs as BackupFileOutput[], options.compressType)
-        if (!record) return
-        result.files.push(record)
-        result.copiedBytes += record.size
-        result.storedBytes += record.repoSize
-        if (record.badPages) {
-          result.badPageCount += record.badPages.length
-          log.warn(`invalid page checksums found in file '${job.file.path}' at blocks ${record.badPages.join(', ')}`)
-        }
+      if (!entry) pending.set(job.file, (entry = { parts: new Array(job.parts), remaining: job.parts }))
+      entry.parts[job.part] = { read: output, repoSizes }
+      if (--entry.remaining > 0) return
+      pending.delete(job.file)
+      const parts = entry.parts as PartDone[]
+      if (parts.some((part) => !part.read.copied)) {
+        // Dropped by PostgreSQL while the backup ran; WAL replay drops it again. Parts already stored stay unreferenced.
+        log.detail(`file '${job.file.path}' was removed during the backup; WAL replay accounts for it`)
+        return
+      }
+      const badPages = parts.flatMap((part) => part.read.badPages)
+      if (badPages.length > 0) {
+        result.badPageCount += badPages.length
+        log.warn(`invalid page checksums found in file '${job.file.path}' at blocks ${badPages.join(', ')}`)
+      }
+      for (const repo of options.repos) {
+        const got = result.repos.get(repo.index)
+        if (!got || !repo.wants(job.file)) continue
+        const record = fileRecord(job.file, parts, repo.index, options.compressType)
+        got.files.push(record)
+        got.copiedBytes += record.size
+        got.storedBytes += record.repoSize
       }
     })
   } finally {
@@ -105,22 +183,17 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
   return result
 }
 
-/** The manifest record of a copied file, or undefined when it vanished during the backup. */
-function fileRecord(file: ScannedFile, outputs: readonly BackupFileOutput[], compressType: CompressType): ManifestFile | undefined {
-  if (outputs.some((output) => !output.copied)) {
-    // Dropped by PostgreSQL while the backup ran; WAL replay drops it again. Parts already stored stay unreferenced.
-    log.detail(`file '${file.path}' was removed during the backup; WAL replay accounts for it`)
-    return undefined
-  }
-  const badPages = outputs.flatMap((output) => output.badPages)
-  const parts: ManifestPart[] = outputs.map((output) => ({
-    size: output.size,
-    sha256: output.sha256,
-    ...(output.xxh3 ? { xxh3: output.xxh3 } : {}),
-    repoSize: output.repoSize,
+/** The manifest record of a copied file in one repository. */
+function fileRecord(file: ScannedFile, done: readonly PartDone[], index: RepoIndex, compressType: CompressType): ManifestFile {
+  const badPages = done.flatMap((part) => part.read.badPages)
+  const parts: ManifestPart[] = done.map(({ read, repoSizes }) => ({
+    size: read.size,
+    sha256: read.sha256,
+    ...(read.xxh3 ? { xxh3: read.xxh3 } : {}),
+    repoSize: repoSizes.get(index) ?? 0,
   }))
   // The file ends where its last non-empty part ends (parts may come out short if the file shrank meanwhile).
-  const size = parts.reduce((end, part, index) => (part.size > 0 ? index * PART_SIZE + part.size : end), 0)
+  const size = parts.reduce((end, part, at) => (part.size > 0 ? at * PART_SIZE + part.size : end), 0)
   return {
     name: file.name,
     size,

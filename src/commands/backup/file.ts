@@ -1,5 +1,6 @@
 // Backs up one part of a file: read -> [page checksum check] -> SHA-256 -> compress -> [encrypt] -> repository, in one
-// pass.
+// pass, into one repository or several at once (fan-out: the file is read, hashed and compressed once, and the
+// compressed bytes are sealed with each repository's own cipher and written to each).
 // A file up to the manifest's part size is one part; a larger one (a 1 GiB relation segment) is split so several
 // workers share it instead of one worker holding up the end of the backup. Runs in a worker thread or inline;
 // takes plain data and returns plain data.
@@ -8,19 +9,23 @@ import { closeSync, createReadStream, fstatSync, fsync, mkdirSync, openSync, rea
 import { promisify } from 'node:util'
 import { dirname } from 'node:path'
 import { createHash } from 'node:crypto'
+import { PassThrough, Writable } from 'node:stream'
 import type { Transform } from 'node:stream'
 import { errnoCode, fail, WaldenError } from '../../common/errors.js'
+import type { ErrorKind } from '../../common/errors.js'
 import { codecFor } from '../../io/compress.js'
 import type { Codec, CompressType } from '../../io/compress.js'
 import { CountStream, HashStream, SHA256_EMPTY, Xxh3Stream } from '../../io/hash.js'
 import { pagesVerify, PageVerifyStream } from '../../io/page-verify.js'
 import { xxh3Create } from '../../io/xxh3.js'
 import { Sealer, SealStream } from '../../io/cipher.js'
+import type { SealKey } from '../../io/cipher.js'
 import { cipherJobUse, cipherSealData } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
 import { PosixStorage, storageError, writeAll } from '../../storage/posix.js'
 import { storageOpen } from '../../storage/location.js'
 import type { StorageLocation } from '../../storage/location.js'
+import type { Storage } from '../../storage/storage.js'
 import { streamInto } from '../../storage/stream-into.js'
 
 /**
@@ -32,16 +37,23 @@ export const SMALL_FILE = 1024 * 1024
 /** Chunk of a file read, hashed and compressed at a time: a whole number of 8 KiB pages. */
 const CHUNK_SIZE = 1024 * 1024
 
-export interface BackupFileInput {
+/** Where a copy goes: one repository, the file's path in it, and that repository's cipher state. */
+export interface BackupFileTarget {
+  /** The repository written to. */
+  repo: StorageLocation
+  /** Repository path of the stored copy, without the compression extension. */
+  repoPath: string
+  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
+  cipher?: CipherState
+}
+
+/** What is read and how it is compressed: the same for every repository a file goes to. */
+export interface BackupFileSource {
   /** Absolute path of the file in the cluster. */
   source: string
   /** First byte of the part, and its length; no length means to the end of the file. */
   offset: number
   length?: number
-  /** The repository written to. */
-  repo: StorageLocation
-  /** Repository path of the stored copy, without the compression extension. */
-  repoPath: string
   compressType: CompressType
   compressLevel: number
   /** Set for relation files of a cluster with data checksums; firstBlock is the block number at offset 0. */
@@ -56,11 +68,32 @@ export interface BackupFileInput {
    * parallel backup, whose threads already keep every core busy.
    */
   overlap?: boolean
-  /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
-  cipher?: CipherState
 }
 
-export interface BackupFileOutput {
+/** One file into one repository; a failure to write it fails the job. */
+export interface BackupFileInput extends BackupFileSource, BackupFileTarget {}
+
+/**
+ * One file into several repositories. Each target names its cipher state explicitly (cipherJobStateOf), as the
+ * job switches between them. A repository that cannot be written does not stop the others: its failure is reported
+ * in the output, and the job fails only when the source cannot be read.
+ */
+export interface BackupFanOutInput extends BackupFileSource {
+  targets: Array<BackupFileTarget & { cipher: CipherState }>
+}
+
+/** A WaldenError as plain data, to cross the thread boundary inside a result. */
+export interface ErrorData {
+  kind: ErrorKind
+  message: string
+  hint?: string
+}
+
+/** What one target of a fan-out got: the bytes it stores, or why it could not be written. */
+export type BackupTargetResult = { repoSize: number } | { error: ErrorData }
+
+/** What was read: the same for every repository. */
+export interface BackupFileRead {
   /** False when the file disappeared before it could be read (dropped by PostgreSQL during the backup). */
   copied: boolean
   /** Bytes read: the part's length, or less if the file was truncated meanwhile. */
@@ -68,18 +101,26 @@ export interface BackupFileOutput {
   sha256: string
   /** XXH3-128 of the same bytes, for delta restore; absent where walden's libxxhash binding is not built. */
   xxh3?: string
-  repoSize: number
   badPages: number[]
 }
 
-const MISSING: BackupFileOutput = { copied: false, size: 0, sha256: SHA256_EMPTY, repoSize: 0, badPages: [] }
+export interface BackupFileOutput extends BackupFileRead {
+  repoSize: number
+}
+
+export interface BackupFanOutOutput extends BackupFileRead {
+  /** Per target, in the order of the input's targets. */
+  stored: BackupTargetResult[]
+}
+
+const MISSING: BackupFileRead = { copied: false, size: 0, sha256: SHA256_EMPTY, badPages: [] }
 
 /**
  * Reads each failing page again and keeps only those that still fail: a page read while PostgreSQL was writing it
  * can look torn once and be whole a moment later. What still fails is reported, and the next backup copies the file
  * again.
  */
-function pagesRecheck(input: BackupFileInput, badPages: readonly number[], firstBlock: number): number[] {
+function pagesRecheck(input: BackupFileSource, badPages: readonly number[], firstBlock: number): number[] {
   if (badPages.length === 0 || !input.pageCheck) return []
   const { blockSize, startLsn } = input.pageCheck
   const page = Buffer.allocUnsafe(blockSize)
@@ -146,13 +187,52 @@ function slotGive(slot: Slot): void {
   if (spareSlots.length < SPARE_SLOTS_MAX) spareSlots.push({ buffer: slot.buffer, into: slot.into })
 }
 
+/** One repository a copy is written to, and how that went. */
+interface Sink {
+  /** Undefined when the repository could not even be opened (then `error` says why). */
+  storage: Storage | undefined
+  /** Storage path of the stored copy, with the compression extension. */
+  path: string
+  /** Where that is, for messages (for a folder: the absolute path the synchronous copy opens). */
+  where: string
+  seal: SealKey | undefined
+  /** Bytes stored (after compression and encryption). */
+  stored: number
+  error?: WaldenError
+  /** copyChunks: the open file; the stream path keeps its writer in its branch. */
+  fd?: number
+  sealer?: Sealer
+}
+
+/** Records why a repository could not be written; its partial file goes (the caller's clean-up for posix files). */
+function sinkFail(source: string, sink: Sink, error: unknown): void {
+  if (sink.error) return
+  const target = sink.where
+  sink.error =
+    error instanceof WaldenError
+      ? error
+      : new WaldenError('FileWrite', `unable to back up '${source}' to '${target}': ${(error as Error).message}`, { cause: error })
+  if (sink.fd !== undefined) {
+    try {
+      closeSync(sink.fd)
+    } catch {
+      // already failed
+    }
+    sink.fd = undefined
+    rmSync(target, { force: true })
+  }
+}
+
+const live = (sinks: readonly Sink[]): Sink[] => sinks.filter((sink) => sink.error === undefined)
+
 /**
  * Copies a file or part in 1 MiB chunks with synchronous calls on this thread: read into one buffer, hash,
- * verify pages, compress the chunk as one frame and append it. Standard readers take concatenated frames (zstd,
- * lz4) and gzip members as one stream. Memory stays at a few chunks (see YIELD_EVERY_BYTES) however large the file,
- * and there are no stream hops per chunk. The stored file is written in place; on failure it is removed.
+ * verify pages, compress the chunk as one frame and append it to every repository's file (each sealed by its own
+ * Sealer). Standard readers take concatenated frames (zstd, lz4) and gzip members as one stream. Memory stays at a
+ * few chunks (see YIELD_EVERY_BYTES) however large the file, and there are no stream hops per chunk. The stored files
+ * are written in place; a repository whose write fails has its file removed and drops out, the others go on.
  */
-async function copyChunks(input: BackupFileInput, fd: number, length: number, codec: Codec, firstBlock: number, target: string): Promise<BackupFileOutput> {
+async function copyChunks(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
   // With `overlap`, two chunks in flight: the thread pool compresses one while this thread reads and hashes the next.
   const overlap = input.overlap === true && codec.compressIntoAsync !== undefined
   const slots = Array.from({ length: overlap ? 2 : 1 }, () => slotTake(codec))
@@ -160,37 +240,41 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
   const fast = input.xxh3 === false ? undefined : xxh3Create()
   const badPages: number[] = []
   const startLsn = input.pageCheck ? BigInt(input.pageCheck.startLsn) : 0n
-  let out: number | undefined
   let read = 0
-  let stored = 0
   let turn = 0
-  // Compressed, then encrypted (compressing ciphertext gains nothing). The Sealer emits fresh ciphertext only, so the
-  // reused `into` buffers are free again when it returns.
-  const seal = cipherSealData()
-  const sealer = seal ? new Sealer(seal) : undefined
   // The Sealer hands out a 64 KiB body and a 16-byte tag at a time: gathered here and written once per chunk, as
-  // a write call each cost more system time than the encryption itself.
+  // a write call each cost more system time than the encryption itself. One repository at a time: it is flushed
+  // before the next repository's turn.
   let staged = 0
-  const flush = (): void => {
-    if (staged > 0) writeAll(out!, sealStage!.subarray(0, staged))
+  const flush = (sink: Sink): void => {
+    if (staged > 0) writeAll(sink.fd!, sealStage!.subarray(0, staged))
     staged = 0
   }
-  const writeOut = (data: Buffer): void => {
+  const writeOut = (sink: Sink, data: Buffer): void => {
     const stage = (sealStage ??= Buffer.allocUnsafe(SEAL_STAGE_SIZE))
-    if (staged + data.length > stage.length) flush()
-    if (data.length > stage.length) writeAll(out!, data)
+    if (staged + data.length > stage.length) flush(sink)
+    if (data.length > stage.length) writeAll(sink.fd!, data)
     else {
       data.copy(stage, staged)
       staged += data.length
     }
   }
+  // Compressed once, then encrypted per repository (compressing ciphertext gains nothing). The Sealer emits fresh
+  // ciphertext only, so the reused `into` buffers are free again when the last repository has its copy.
   const store = (compressed: Buffer): void => {
-    if (sealer) {
-      sealer.write(compressed, writeOut)
-      flush()
-    } else {
-      writeAll(out!, compressed)
-      stored += compressed.length
+    for (const sink of live(sinks)) {
+      staged = 0
+      try {
+        if (sink.sealer) {
+          sink.sealer.write(compressed, (data) => writeOut(sink, data))
+          flush(sink)
+        } else {
+          writeAll(sink.fd!, compressed)
+          sink.stored += compressed.length
+        }
+      } catch (error) {
+        sinkFail(input.source, sink, error)
+      }
     }
   }
   // Writes the slot's compressed chunk, if it has one. Slots take turns, so chunks are written in order.
@@ -201,16 +285,25 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
     store(compressed)
   }
   try {
-    mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
-    try {
-      out = openSync(target, 'w', 0o640)
-    } catch (error) {
-      throw storageError('FileOpen', 'unable to open for write', target, error)
+    for (const sink of live(sinks)) {
+      const target = sink.where
+      try {
+        mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
+        sink.fd = openSync(target, 'w', 0o640)
+        if (sink.seal) sink.sealer = new Sealer(sink.seal)
+      } catch (error) {
+        sinkFail(input.source, sink, storageError('FileOpen', 'unable to open for write', target, error))
+      }
     }
-    while (read < length) {
+    while (read < length && live(sinks).length > 0) {
       const slot = slots[turn++ % slots.length]!
       await drain(slot)
-      const bytes = readSync(fd, slot.buffer, 0, Math.min(CHUNK_SIZE, length - read), input.offset + read)
+      let bytes: number
+      try {
+        bytes = readSync(fd, slot.buffer, 0, Math.min(CHUNK_SIZE, length - read), input.offset + read)
+      } catch (error) {
+        throw storageError('FileRead', 'unable to read', input.source, error)
+      }
       if (bytes === 0) break // truncated meanwhile
       const chunk = slot.buffer.subarray(0, bytes)
       // Started first, so the thread pool works while this thread hashes.
@@ -229,29 +322,40 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
       if (!overlap && read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
     }
     for (let left = slots.length; left > 0; left--) await drain(slots[turn++ % slots.length]!)
-    if (sealer) {
-      sealer.end(writeOut)
-      flush()
-      stored = sealer.written
+    for (const sink of live(sinks)) {
+      try {
+        if (sink.sealer) {
+          staged = 0
+          sink.sealer.end((data) => writeOut(sink, data))
+          flush(sink)
+          sink.stored = sink.sealer.written
+        }
+        // On the thread pool: another job of this thread (the background archive-push runs two per thread) computes
+        // while this one waits for the disk.
+        if (input.syncEach) await fsyncAsync(sink.fd!)
+        const closing = sink.fd!
+        sink.fd = undefined
+        closeSync(closing)
+      } catch (error) {
+        sinkFail(input.source, sink, error)
+      }
     }
-    // On the thread pool: another job of this thread (the background archive-push runs two per thread) computes
-    // while this one waits for the disk.
-    if (input.syncEach) await fsyncAsync(out)
-    const closing = out
-    out = undefined
-    closeSync(closing)
   } catch (error) {
     // The thread pool may still be compressing into our buffers: let it finish before they go.
     await Promise.allSettled(slots.map((slot) => slot.pending))
-    // Keep the original error: clean-up failures must not hide it.
-    try {
-      if (out !== undefined) closeSync(out)
-    } catch {
-      // already failed
+    // Keep the original error: clean-up failures must not hide it. No repository keeps a partial copy.
+    for (const sink of sinks) {
+      if (sink.fd === undefined) continue
+      try {
+        closeSync(sink.fd)
+      } catch {
+        // already failed
+      }
+      sink.fd = undefined
+      rmSync(sink.where, { force: true })
     }
-    rmSync(target, { force: true })
     if (error instanceof WaldenError) throw error
-    fail('FileWrite', `unable to back up '${input.source}' to '${target}': ${(error as Error).message}`, { cause: error })
+    fail('FileRead', `unable to back up '${input.source}': ${(error as Error).message}`, { cause: error })
   } finally {
     closeSync(fd)
     // Drained, or settled above: the thread pool is done with every slot's buffers.
@@ -262,49 +366,93 @@ async function copyChunks(input: BackupFileInput, fd: number, length: number, co
     size: read,
     sha256: hash.digest('hex'),
     ...(fast ? { xxh3: fast.digest() } : {}),
-    repoSize: stored,
     badPages: pagesRecheck(input, badPages, firstBlock),
   }
 }
 
-export async function backupFile(input: BackupFileInput): Promise<BackupFileOutput> {
-  cipherJobUse(input.cipher)
-  let fd: number
-  try {
-    fd = openSync(input.source, 'r')
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return MISSING
-    fail('FileOpen', `unable to open '${input.source}' for read: ${(error as Error).message}`)
-  }
-  let available: number
-  let codec: Codec
-  try {
-    available = Math.max(0, fstatSync(fd).size - input.offset)
-    codec = codecFor(input.compressType)
-  } catch (error) {
-    closeSync(fd)
-    throw error
-  }
-  const length = Math.min(input.length ?? available, available)
-  // An empty file (or part) is recorded but not stored.
-  if (length === 0) {
-    closeSync(fd)
-    return { copied: true, size: 0, sha256: SHA256_EMPTY, repoSize: 0, badPages: [] }
-  }
-  const target = `${input.repoPath}${codec.extension}`
-  const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
-  const repo = await storageOpen(input.repo)
+/** One repository's end of the stream path: [seal ->] count -> its storage writer. */
+interface Branch {
+  sink: Sink
+  inlet: PassThrough
+  /** Settles (never rejects) once the writer has finished or failed and cleaned up. */
+  done: Promise<void>
+}
 
-  // The synchronous path writes the stored file directly, so only into a folder.
-  if (codec.compressSync && repo instanceof PosixStorage) return copyChunks(input, fd, length, codec, firstBlock, repo.describe(target))
+/**
+ * Hands every compressed chunk to each repository's branch, waiting for the slowest (so memory stays bounded). A
+ * branch that fails drops out and the others go on; only when none is left does the copy stop, with `allFailed`.
+ */
+class Tee extends Writable {
+  readonly #branches: readonly Branch[]
+  /** The error this stream fails with when no repository is left: how the caller tells that from a read error. */
+  allFailed: WaldenError | undefined
 
-  // The writer first: if it cannot be opened, the source descriptor is closed here rather than leaked.
-  let writer
-  try {
-    writer = await repo.openWrite(target, { atomic: false, sync: input.syncEach })
-  } catch (error) {
+  constructor(branches: readonly Branch[]) {
+    super({ highWaterMark: 1024 * 1024 })
+    this.#branches = branches
+  }
+
+  #live(): Branch[] {
+    return this.#branches.filter((branch) => branch.sink.error === undefined)
+  }
+
+  #noneLeft(): WaldenError | undefined {
+    if (this.#live().length > 0) return undefined
+    return (this.allFailed = this.#branches[0]!.sink.error!)
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const waits: Promise<void>[] = []
+    for (const branch of this.#live()) {
+      if (branch.inlet.write(chunk)) continue
+      waits.push(
+        new Promise<void>((resolve) => {
+          branch.inlet.once('drain', resolve)
+          void branch.done.then(resolve)
+        }),
+      )
+    }
+    if (waits.length === 0) callback(this.#noneLeft())
+    else void Promise.all(waits).then(() => callback(this.#noneLeft()))
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    for (const branch of this.#live()) branch.inlet.end()
+    void Promise.all(this.#branches.map((branch) => branch.done)).then(() => callback(this.#noneLeft()))
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // The source failed (or the copy was aborted): every branch stops, and its writer removes its partial file.
+    for (const branch of this.#branches) if (!branch.inlet.destroyed) branch.inlet.destroy(error ?? new Error('copy aborted'))
+    void Promise.all(this.#branches.map((branch) => branch.done)).then(() => callback(error))
+  }
+}
+
+/** The copy through streams, for storage other than a folder or codecs without a synchronous compressor. */
+async function streamCopy(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
+  // The writers first: if none can be opened, the source descriptor is closed here rather than leaked.
+  const branches: Branch[] = []
+  for (const sink of live(sinks)) {
+    let writer: Writable
+    try {
+      writer = await sink.storage!.openWrite(sink.path, { atomic: false, sync: input.syncEach })
+    } catch (error) {
+      sinkFail(input.source, sink, error)
+      continue
+    }
+    const inlet = new PassThrough({ highWaterMark: 1024 * 1024 })
+    const count = new CountStream()
+    const done = streamInto(inlet, [...(sink.seal ? [new SealStream(sink.seal)] : []), count], writer).then(
+      () => {
+        sink.stored = count.size
+      },
+      (error: unknown) => sinkFail(input.source, sink, error),
+    )
+    branches.push({ sink, inlet, done })
+  }
+  if (branches.length === 0) {
     closeSync(fd)
-    throw error
+    return { ...MISSING, copied: true }
   }
   const source = createReadStream(input.source, {
     fd,
@@ -313,21 +461,96 @@ export async function backupFile(input: BackupFileInput): Promise<BackupFileOutp
     highWaterMark: 1024 * 1024,
   })
   const hash = new HashStream()
-  const count = new CountStream()
   const pages = input.pageCheck
     ? new PageVerifyStream(input.pageCheck.blockSize, firstBlock, BigInt(input.pageCheck.startLsn))
     : undefined
   const fast = new Xxh3Stream()
-  const seal = cipherSealData()
-  const stages: Transform[] = [...(pages ? [pages] : []), hash, fast, codec.compress(input.compressLevel), ...(seal ? [new SealStream(seal)] : []), count]
-  await streamInto(source, stages, writer)
+  const tee = new Tee(branches)
+  const stages: Transform[] = [...(pages ? [pages] : []), hash, fast, codec.compress(input.compressLevel)]
+  try {
+    await streamInto(source, stages, tee)
+  } catch (error) {
+    // Every repository failed: each has its reason. Anything else (the source) fails the job.
+    if (tee.allFailed !== undefined && error === tee.allFailed) return { ...MISSING, copied: true }
+    throw error
+  }
   const xxh3 = fast.digest()
   return {
     copied: true,
     size: hash.size,
     sha256: hash.digest(),
     ...(xxh3 ? { xxh3 } : {}),
-    repoSize: count.size,
     badPages: pagesRecheck(input, pages?.badPages ?? [], firstBlock),
   }
+}
+
+/** Test hook: `streams` takes the stream path for folders too, to prove both paths store the same bytes. */
+export const backupPathForTest = { streams: false }
+
+/** Reads the source once into every sink; MISSING when the source is gone. */
+async function copyToSinks(input: BackupFileSource, sinks: readonly Sink[], codec: Codec): Promise<BackupFileRead> {
+  let fd: number
+  try {
+    fd = openSync(input.source, 'r')
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return MISSING
+    fail('FileOpen', `unable to open '${input.source}' for read: ${(error as Error).message}`)
+  }
+  let available: number
+  try {
+    available = Math.max(0, fstatSync(fd).size - input.offset)
+  } catch (error) {
+    closeSync(fd)
+    throw error
+  }
+  const length = Math.min(input.length ?? available, available)
+  // An empty file (or part) is recorded but not stored.
+  if (length === 0) {
+    closeSync(fd)
+    return { copied: true, size: 0, sha256: SHA256_EMPTY, badPages: [] }
+  }
+  const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
+  // The synchronous path writes the stored files directly, so only into folders.
+  if (codec.compressSync && !backupPathForTest.streams && live(sinks).every((sink) => sink.storage instanceof PosixStorage)) return copyChunks(input, fd, length, codec, firstBlock, sinks)
+  return streamCopy(input, fd, length, codec, firstBlock, sinks)
+}
+
+/** Opens a target's storage; a storage that cannot be opened is that repository's failure. */
+async function sinkOpen(source: string, target: BackupFileTarget, extension: string, seal: SealKey | undefined): Promise<Sink> {
+  const path = `${target.repoPath}${extension}`
+  try {
+    const storage = await storageOpen(target.repo)
+    return { storage, path, where: storage.describe(path), seal, stored: 0 }
+  } catch (error) {
+    const failed: Sink = { storage: undefined, path, where: path, seal, stored: 0 }
+    sinkFail(source, failed, error)
+    return failed
+  }
+}
+
+function errorData(error: WaldenError): ErrorData {
+  return { kind: error.kind, message: error.message, ...(error.hint !== undefined ? { hint: error.hint } : {}) }
+}
+
+/** One file (or part) into one repository. */
+export async function backupFile(input: BackupFileInput): Promise<BackupFileOutput> {
+  cipherJobUse(input.cipher)
+  const codec = codecFor(input.compressType)
+  const sink = await sinkOpen(input.source, input, codec.extension, cipherSealData())
+  if (sink.error) throw sink.error
+  const read = await copyToSinks(input, [sink], codec)
+  if (sink.error) throw sink.error
+  return { ...read, repoSize: sink.stored }
+}
+
+/** One file (or part) into several repositories: read, hashed and compressed once, sealed and written per repository. */
+export async function backupFileFanOut(input: BackupFanOutInput): Promise<BackupFanOutOutput> {
+  const codec = codecFor(input.compressType)
+  const sinks: Sink[] = []
+  for (const target of input.targets) {
+    cipherJobUse(target.cipher)
+    sinks.push(await sinkOpen(input.source, target, codec.extension, cipherSealData()))
+  }
+  const read = live(sinks).length === 0 ? { ...MISSING, copied: true } : await copyToSinks(input, sinks, codec)
+  return { ...read, stored: sinks.map((sink) => (sink.error ? { error: errorData(sink.error) } : { repoSize: sink.stored })) }
 }

@@ -1,13 +1,21 @@
-// backup: a non-exclusive online backup into the repository.
+// backup: a non-exclusive online backup into one repository, or into several at once (--repo=1,2 or --repo=all).
 //
 // Order matters for crash safety. Files are copied under backup/<stanza>/<label>/; the manifest is saved once
 // every file and every WAL segment the backup needs is safe; backup.info is updated last. A backup killed at any
 // point before that last write is not in backup.info, so it never shows as valid, and the next backup removes its
 // folder. The server's backup mode belongs to our session and ends when the process dies.
+//
+// Several repositories: the cluster is read, checksummed and compressed once, and each repository gets a complete,
+// independent backup under the same label (its own files, manifest and backup.info entry; each sealed with its own
+// keys). How diff and incr choose their prior in each repository: plan.ts. What happens when one repository fails:
+// repo-group.ts.
 
 import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { formatBytes } from '../../common/progress.js'
+import type { Config } from '../../config/config.js'
+import { repoOption } from '../../config/options.js'
+import type { RepoIndex } from '../../config/options.js'
 import { codecFor } from '../../io/compress.js'
 import type { CompressType } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
@@ -16,43 +24,40 @@ import { dbBackupBegin, dbBackupEnd, dbInfo, dbTablespaces } from '../../pg/db.j
 import { lsnParse } from '../../pg/lsn.js'
 import { walSegmentName, walSegmentRange } from '../../pg/wal.js'
 import { archiveWaitFor } from '../../repo/archive.js'
+import { cipherJobStateOf, cipherUse } from '../../repo/cipher.js'
+import type { CipherState } from '../../repo/cipher.js'
 import { backupLabelNew, isBackupLabel } from '../../repo/label.js'
 import type { BackupType } from '../../repo/label.js'
 import { layout } from '../../repo/layout.js'
-import type { Manifest } from '../../repo/manifest.js'
+import type { Manifest, ManifestFile } from '../../repo/manifest.js'
 import { manifestDiff, manifestLoad, manifestSave } from '../../repo/manifest.js'
-import type { BackupInfo, BackupRecord } from '../../repo/stanza-info.js'
+import type { ArchiveInfo, BackupInfo, BackupRecord } from '../../repo/stanza-info.js'
 import { archiveInfoLoad, backupInfoLoad, backupInfoSave, checkIdentity } from '../../repo/stanza-info.js'
-import { syncFilesystem, syncFilesystemAvailable } from '../../storage/posix.js'
+import type { StorageLocation } from '../../storage/location.js'
+import { PosixStorage, syncFilesystem, syncFilesystemAvailable } from '../../storage/posix.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
 import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
-import { repoOpen } from '../repo-storage.js'
+import { repoIndexes, repoOpen, repoSelected } from '../repo-storage.js'
 import { expireRun } from '../expire.js'
 import { backupCopy } from './copy.js'
 import type { BackupCopyResult } from './copy.js'
+import { priorPlan } from './plan.js'
+import { RepoGroup } from './repo-group.js'
 import { scanCluster } from './scan.js'
-
-/** The backup a diff or incr builds on, or undefined when a full is needed. */
-function priorBackup(info: BackupInfo, type: BackupType): BackupRecord | undefined {
-  const backups = info.backups.filter((backup) => backup.dbId === info.db.id)
-  if (type === 'diff') return backups.filter((backup) => backup.type === 'full').at(-1)
-  if (type === 'incr') return backups.at(-1)
-  return undefined
-}
 
 /**
  * Removes folders of backups that never completed (killed before backup.info was written). Returns the newest
  * label seen, complete or not, so a new label never reuses one that already appeared in a log.
  */
-async function removeIncomplete(repo: Storage, stanza: string, info: BackupInfo): Promise<string | undefined> {
+async function removeIncomplete(repo: Storage, stanza: string, info: BackupInfo, tag: string): Promise<string | undefined> {
   const known = new Set(info.backups.map((backup) => backup.label))
   let newest = info.backups.at(-1)?.label
   for (const entry of await repo.list(layout.backupRoot(stanza))) {
     if (!isBackupLabel(entry)) continue
     if (newest === undefined || entry > newest) newest = entry
     if (known.has(entry)) continue
-    log.warn(`removing incomplete backup '${entry}' left by an interrupted backup`)
+    log.warn(`${tag}removing incomplete backup '${entry}' left by an interrupted backup`)
     await repo.removePath(layout.backup(stanza, entry))
   }
   return newest
@@ -65,12 +70,56 @@ function labelTimeline(labelFile: string): number {
   return Number(match[1])
 }
 
+/** A repository this backup is written to, and what the backup learns about it on the way. */
+interface BackupRepo {
+  index: RepoIndex
+  location: StorageLocation
+  storage: Storage
+  archiveInfo: ArchiveInfo
+  info: BackupInfo
+  /** Its cipher state, once its stanza record is adopted: what worker jobs seal with. */
+  cipher: CipherState
+  newestLabel?: string
+  prior?: BackupRecord
+  /** Files its prior backup holds unchanged: referenced, not stored again. */
+  reference?: Map<string, ManifestFile>
+}
+
+/**
+ * The repositories a backup is written to: --repo (a number, a list such as 1,2, or all), else the first configured
+ * one, as in pgBackRest.
+ */
+export function backupRepoIndexes(cfg: Config): RepoIndex[] {
+  return cfg.has('repo') ? repoSelected(cfg) : repoIndexes(cfg).slice(0, 1)
+}
+
+/** Opens a repository and reads its stanza, adopting its cipher record; then the keys jobs need are known. */
+async function backupRepoOpen(cfg: Config, stanza: string, index: RepoIndex): Promise<BackupRepo> {
+  const { storage, location } = await repoOpen(cfg, index)
+  const [archiveInfo, info] = await Promise.all([archiveInfoLoad(storage, stanza), backupInfoLoad(storage, stanza)])
+  return { index, location, storage, archiveInfo, info, cipher: cipherJobStateOf(index) }
+}
+
 export const backup: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
-    const { storage: repo, location: repoAt } = await repoOpen(cfg)
     // The stanza first: for an unknown stanza, "does not exist" says more than "pg1-path is missing".
-    const [archiveInfo, info] = await Promise.all([archiveInfoLoad(repo, stanza), backupInfoLoad(repo, stanza)])
+    const indexes = backupRepoIndexes(cfg)
+    const opened: BackupRepo[] = []
+    const openFailures: Array<[RepoIndex, unknown]> = []
+    for (const index of indexes) {
+      try {
+        opened.push(await backupRepoOpen(cfg, stanza, index))
+      } catch (error) {
+        if (indexes.length === 1) throw error
+        openFailures.push([index, error])
+      }
+    }
+    // A repository that could not be opened stays in the group by its number only, to be reported with the others.
+    const unopened = new Map(openFailures.map(([index]) => [index, { index } as BackupRepo]))
+    const group = new RepoGroup<BackupRepo>(indexes.map((index) => opened.find((repo) => repo.index === index) ?? unopened.get(index)!))
+    group.dropMany(openFailures.map(([index, error]) => [unopened.get(index)!, error] as const))
+
     const pgPath = cfg.requireString('pg1-path')
     const control = await pgControlRead(pgPath)
     const identity = { systemId: control.systemId.toString(), version: control.version }
@@ -81,12 +130,15 @@ export const backup: Command = {
     const archiveCheck = cfg.boolean('archive-check')
 
     const session = await pgSessionOpen(cfg)
+    let label: string
     try {
       const server = await dbInfo(session)
       // The data directory first: a pg1-path naming another folder is the likelier mistake, and its message says so.
       await checkDataDirectory(cfg, server.dataDirectory, session.where)
-      checkIdentity(stanza, info.db, identity, `cluster '${pgPath}'`)
-      checkIdentity(stanza, archiveInfo.db, identity, `cluster '${pgPath}'`)
+      await group.each(async (repo) => {
+        checkIdentity(stanza, repo.info.db, identity, `cluster '${pgPath}'`)
+        checkIdentity(stanza, repo.archiveInfo.db, identity, `cluster '${pgPath}'`)
+      })
       if (server.inRecovery) {
         fail('DbMismatch', `the server at ${session.where} is a standby; walden backs up a primary`, {
           hint: 'point pg1-path and pg1-port at the primary.',
@@ -98,27 +150,31 @@ export const backup: Command = {
         })
       }
 
-      const newestLabel = await removeIncomplete(repo, stanza, info)
+      await group.each(async (repo) => {
+        const newestLabel = await removeIncomplete(repo.storage, stanza, repo.info, group.tag(repo))
+        if (newestLabel !== undefined) repo.newestLabel = newestLabel
+      })
 
-      let type = (cfg.string('type') ?? 'incr') as BackupType
-      let prior = priorBackup(info, type)
-      if (type !== 'full' && !prior) {
-        log.warn(`no prior backup exists, ${type} backup has been changed to full`)
-        type = 'full'
-        prior = undefined
-      }
+      const plan = priorPlan((cfg.string('type') ?? 'incr') as BackupType, group.live)
+      if (plan.changed !== undefined) log.warn(plan.changed)
+      const type = plan.type
       const startDate = new Date()
-      const fullLabel = prior ? (prior.type === 'full' ? prior.label : prior.label.slice(0, prior.label.indexOf('_'))) : undefined
-      const label = backupLabelNew(type, fullLabel, startDate, newestLabel)
+      const newestLabel = group.live.map((repo) => repo.newestLabel).reduce<string | undefined>((newest, next) => (next !== undefined && (newest === undefined || next > newest) ? next : newest), undefined)
+      label = backupLabelNew(type, plan.fullLabel, startDate, newestLabel)
 
       const begin = await dbBackupBegin(session, server.major, `walden backup ${label}`, cfg.boolean('start-fast'))
-      log.info(`backup begin: ${type} backup ${label}, start LSN ${begin.lsn}`)
+      log.info(`backup begin: ${type} backup ${label}, start LSN ${begin.lsn}${group.fanOut ? `, to ${group.live.map((repo) => `repo${repo.index}`).join(', ')}` : ''}`)
 
       const tablespaces = await dbTablespaces(session)
       const scan = await scanCluster(pgPath, new Map(tablespaces.map((tablespace) => [tablespace.oid, tablespace.name])))
-      const priorManifest = prior ? await manifestLoad(repo, stanza, prior.label) : undefined
-      const diff = priorManifest ? manifestDiff(priorManifest, prior!.label, scan.files) : undefined
-      const toCopy = diff ? scan.files.filter((file) => !diff.reference.has(file.name)) : scan.files
+      await group.each(async (repo) => {
+        const prior = plan.priors.get(repo.index)
+        if (!prior) return
+        repo.prior = prior
+        repo.reference = manifestDiff(await manifestLoad(repo.storage, stanza, prior.label), prior.label, scan.files).reference
+      })
+      // Read once for every repository that needs the file: with per-repository priors, that may be some of them.
+      const toCopy = scan.files.filter((file) => group.live.some((repo) => !repo.reference?.has(file.name)))
 
       const pool = new WorkerPool(cfg.number('process-max') ?? 1)
       // One flush of the repository's file system at the end instead of an fsync per file, where the host has it.
@@ -128,8 +184,13 @@ export const backup: Command = {
         copy = await backupCopy({
           pool,
           files: toCopy,
-          repo: repoAt,
-          backupPath: layout.backup(stanza, label),
+          repos: group.live.map((repo) => ({
+            index: repo.index,
+            location: repo.location,
+            cipher: repo.cipher,
+            backupPath: layout.backup(stanza, label),
+            wants: (file) => !repo.reference?.has(file.name),
+          })),
           compressType,
           compressLevel,
           syncEach,
@@ -140,9 +201,8 @@ export const backup: Command = {
       } finally {
         await pool.close()
       }
-      const { files, copiedBytes, storedBytes, badPageCount } = copy
-      for (const referenced of diff?.reference.values() ?? []) files.push(referenced)
-      files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      // The copy already said why each dropped repository failed.
+      for (const [index, error] of copy.failed) group.failed.set(index, error)
 
       const end = await dbBackupEnd(session, server.major)
       const timeline = labelTimeline(end.labelFile)
@@ -153,86 +213,133 @@ export const backup: Command = {
       const walStop = walSegmentName(timeline, stopLsn - 1n, control.walSegmentSize)
       log.info(`backup stop: stop LSN ${end.lsn}, WAL ${walStart} to ${walStop}`)
 
-      if (archiveCheck) {
-        const timeoutSeconds = cfg.number('archive-timeout') ?? 60
-        const needed = walSegmentRange(timeline, startLsn, stopLsn - 1n, control.walSegmentSize)
-        const missing = await archiveWaitFor(repo, archiveInfo, needed, timeoutSeconds * 1000)
-        if (missing.length > 0) {
-          fail('ArchiveTimeout', `WAL segment '${missing[0]}' needed by backup ${label} did not reach the archive within ${timeoutSeconds} second(s)`, {
-            hint: 'check the PostgreSQL log for archive_command errors; the backup was not recorded.',
-          })
+      // Each repository's backup is valid on its own, so each archive must hold the backup's WAL. One deadline
+      // for all: the segments arrive in every repository at once, or a repository is missing them.
+      const timeoutSeconds = cfg.number('archive-timeout') ?? 60
+      const deadline = Date.now() + timeoutSeconds * 1000
+      const needed = walSegmentRange(timeline, startLsn, stopLsn - 1n, control.walSegmentSize)
+
+      await group.each(async (repo) => {
+        const { storage } = repo
+        const backupPath = layout.backup(stanza, label)
+        if (archiveCheck) {
+          const missing = await archiveWaitFor(storage, repo.archiveInfo, needed, Math.max(0, deadline - Date.now()))
+          if (missing.length > 0) {
+            fail('ArchiveTimeout', `WAL segment '${missing[0]}' needed by backup ${label} did not reach the archive${group.fanOut ? ` of repo${repo.index}` : ''} within ${timeoutSeconds} second(s)`, {
+              hint: 'check the PostgreSQL log for archive_command errors; the backup was not recorded.',
+            })
+          }
         }
-      }
 
-      // Everything durable before the manifest says the backup exists: one file-system flush, or (without syncfs)
-      // the folder entries of files that were fsynced one by one. A folder with no copied file was never created.
-      if (!syncEach) syncFilesystem(repo.describe(layout.backup(stanza, label)))
-      else {
-        for (const path of scan.paths) await repo.syncPath(`${layout.backup(stanza, label)}/${path.name}`, { missingOk: true })
-      }
-      await repo.syncPath(layout.backup(stanza, label), { missingOk: true })
+        // Everything durable before the manifest says the backup exists: one file-system flush, or (without syncfs)
+        // the folder entries of files that were fsynced one by one. A folder with no copied file was never created.
+        // Storage other than a folder has each file durable once its write completed.
+        if (storage instanceof PosixStorage) {
+          if (!syncEach) syncFilesystem(storage.describe(backupPath))
+          else for (const path of scan.paths) await storage.syncPath(`${backupPath}/${path.name}`, { missingOk: true })
+        }
+        await storage.syncPath(backupPath, { missingOk: true })
 
-      const manifest: Manifest = {
-        label,
-        type,
-        prior: prior?.label ?? null,
-        pg: {
-          version: control.version,
-          systemId: identity.systemId,
-          dbId: info.db.id,
-          walSegmentSize: control.walSegmentSize,
-          blockSize: control.blockSize,
-          dataChecksums: server.dataChecksums,
-        },
-        start: { lsn: begin.lsn, wal: walStart, timeline, time: Date.parse(begin.time) },
-        stop: { lsn: end.lsn, wal: walStop, time: Date.parse(end.time) },
-        compressType,
-        compressLevel,
-        targets: scan.targets,
-        paths: scan.paths,
-        links: scan.links,
-        files,
-        backupLabel: end.labelFile,
-        tablespaceMap: end.tablespaceMap,
-      }
-      await manifestSave(repo, stanza, manifest)
+        const stored = copy.repos.get(repo.index)!
+        const files = [...stored.files, ...(repo.reference?.values() ?? [])]
+        files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        const manifest: Manifest = {
+          label,
+          type,
+          prior: repo.prior?.label ?? null,
+          pg: {
+            version: control.version,
+            systemId: identity.systemId,
+            dbId: repo.info.db.id,
+            walSegmentSize: control.walSegmentSize,
+            blockSize: control.blockSize,
+            dataChecksums: server.dataChecksums,
+          },
+          start: { lsn: begin.lsn, wal: walStart, timeline, time: Date.parse(begin.time) },
+          stop: { lsn: end.lsn, wal: walStop, time: Date.parse(end.time) },
+          compressType,
+          compressLevel,
+          targets: scan.targets,
+          paths: scan.paths,
+          links: scan.links,
+          files,
+          backupLabel: end.labelFile,
+          tablespaceMap: end.tablespaceMap,
+        }
+        await manifestSave(storage, stanza, manifest)
 
-      const references = [...new Set(files.map((file) => file.reference).filter((item): item is string => item !== undefined))].sort()
-      const record: BackupRecord = {
-        label,
-        type,
-        prior: prior?.label ?? null,
-        reference: references,
-        timestampStart: Math.floor(manifest.start.time / 1000),
-        timestampStop: Math.ceil(manifest.stop.time / 1000),
-        lsnStart: begin.lsn,
-        lsnStop: end.lsn,
-        walStart,
-        walStop,
-        timeline,
-        size: files.reduce((sum, file) => sum + file.size, 0),
-        delta: copiedBytes,
-        repoSize: files.reduce((sum, file) => sum + file.repoSize, 0),
-        repoDelta: storedBytes,
-        dbId: info.db.id,
-        compressType,
-        pageErrors: badPageCount,
-      }
-      info.backups.push(record)
-      await backupInfoSave(repo, info)
-      log.info(
-        `${type} backup ${label} complete: ${formatBytes(record.size)} in the cluster, ${formatBytes(copiedBytes)} copied, ` +
-          `${formatBytes(storedBytes)} stored`,
-      )
-      if (badPageCount > 0) {
-        log.warn(`backup ${label} found ${badPageCount} page(s) with invalid checksums; see the warnings above and the manifest`)
+        const references = [...new Set(files.map((file) => file.reference).filter((item): item is string => item !== undefined))].sort()
+        const record: BackupRecord = {
+          label,
+          type,
+          prior: repo.prior?.label ?? null,
+          reference: references,
+          timestampStart: Math.floor(manifest.start.time / 1000),
+          timestampStop: Math.ceil(manifest.stop.time / 1000),
+          lsnStart: begin.lsn,
+          lsnStop: end.lsn,
+          walStart,
+          walStop,
+          timeline,
+          size: files.reduce((sum, file) => sum + file.size, 0),
+          delta: stored.copiedBytes,
+          repoSize: files.reduce((sum, file) => sum + file.repoSize, 0),
+          repoDelta: stored.storedBytes,
+          dbId: repo.info.db.id,
+          compressType,
+          pageErrors: copy.badPageCount,
+        }
+        repo.info.backups.push(record)
+        await backupInfoSave(storage, repo.info)
+        log.info(
+          `${type} backup ${label} complete${group.fanOut ? ` in repo${repo.index}` : ''}: ${formatBytes(record.size)} in the cluster, ` +
+            `${formatBytes(stored.copiedBytes)} copied, ${formatBytes(stored.storedBytes)} stored`,
+        )
+      })
+      if (group.fanOut) log.info(`backup ${label}: ${formatBytes(copy.readBytes)} read from the cluster once for ${group.live.length} repositories`)
+      if (copy.badPageCount > 0) {
+        log.warn(`backup ${label} found ${copy.badPageCount} page(s) with invalid checksums; see the warnings above and the manifest`)
       }
     } finally {
       await session.close()
     }
 
-    await expireRun(cfg, repo, stanza)
+    // Expire in each repository the backup completed in. A failure here does not undo the backup: it is reported,
+    // and the other repositories are still expired.
+    let expireFailure: unknown
+    for (const repo of group.live) {
+      cipherUse(repo.index)
+      try {
+        await expireAfterBackup(cfg, repo, stanza)
+      } catch (error) {
+        if (!group.fanOut) throw error
+        log.error(`repo${repo.index}: expire after backup ${label} failed: ${(error as Error).message}`)
+        expireFailure ??= error
+      }
+    }
+    const failure = group.outcome(label)
+    if (failure) throw failure
+    if (expireFailure !== undefined) throw expireFailure
     return 0
   },
 }
 
+/**
+ * Applies a repository's retention after a backup. expireRun (expire.ts) reads repo1's retention options; until it
+ * takes the repository's own, a repository whose retention differs from repo1's is left alone, with a warning,
+ * rather than expired by another repository's policy.
+ */
+async function expireAfterBackup(cfg: Config, repo: BackupRepo, stanza: string): Promise<void> {
+  const same = (suffix: 'retention-full' | 'retention-diff' | 'retention-archive'): boolean =>
+    cfg.number(repoOption(repo.index, suffix)) === cfg.number(repoOption(1, suffix))
+  const sameAsRepo1 =
+    same('retention-full') &&
+    same('retention-diff') &&
+    same('retention-archive') &&
+    cfg.string(repoOption(repo.index, 'retention-full-type')) === cfg.string(repoOption(1, 'retention-full-type'))
+  if (repo.index !== 1 && !sameAsRepo1) {
+    log.warn(`repo${repo.index} has retention options of its own, which expire after a backup does not apply yet; nothing expired there`)
+    return
+  }
+  await expireRun(cfg, repo.storage, stanza)
+}

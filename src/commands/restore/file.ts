@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto'
 import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, utimesSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { Writable } from 'node:stream'
-import { errnoCode } from '../../common/errors.js'
+import { errnoCode, WaldenError } from '../../common/errors.js'
+import type { ErrorKind } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
 import { storedFileCopy, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
 import { cipherJobUse } from '../../repo/cipher.js'
@@ -16,6 +17,7 @@ import { posixStorage, writeAll } from '../../storage/posix.js'
 import { storageOpen } from '../../storage/location.js'
 import type { StorageLocation } from '../../storage/location.js'
 import { SMALL_FILE } from '../backup/file.js'
+import type { ErrorData } from '../backup/file.js'
 
 export interface RestoreFileInput {
   destination: string
@@ -44,12 +46,26 @@ export interface RestoreFileInput {
   partOffset?: number
   /** The repository's cipher state (repo/cipher.ts), for a job on a worker thread. */
   cipher?: CipherState
+  /**
+   * A stored file that is missing or damaged is reported in the output (`unreadable`) instead of failing the job,
+   * so the caller can fetch the same content from another repository.
+   */
+  healable?: boolean
 }
 
 export interface RestoreFileOutput {
   /** True when the data was written from the repository, false when the existing data was kept. */
   fetched: boolean
+  /** With `healable`: why the stored file could not be read (it is missing, or fails its checksum or decryption). */
+  unreadable?: ErrorData
 }
+
+/**
+ * What makes a stored file unreadable in one repository while another may hold it whole: it is missing, fails its
+ * checksum or does not decompress (both 'Checksum', see stored-file.ts), or fails decryption. Not failures to write
+ * the destination, which another repository's copy would meet just the same.
+ */
+const UNREADABLE: ReadonlySet<ErrorKind> = new Set(['FileMissing', 'Checksum', 'Crypto'])
 
 /**
  * Whether `size` bytes of a file from `offset` are the backed-up ones: by XXH3-128 when the backup recorded it and
@@ -138,6 +154,17 @@ function copySync(repo: Storage, input: RestoreFileInput, what: string, flags: '
 }
 
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
+  try {
+    return await restoreFileFrom(input)
+  } catch (error) {
+    if (input.healable && error instanceof WaldenError && UNREADABLE.has(error.kind)) {
+      return { fetched: false, unreadable: { kind: error.kind, message: error.message, ...(error.hint !== undefined ? { hint: error.hint } : {}) } }
+    }
+    throw error
+  }
+}
+
+async function restoreFileFrom(input: RestoreFileInput): Promise<RestoreFileOutput> {
   cipherJobUse(input.cipher)
   const offset = input.partOffset ?? 0
   // An empty part (the file shrank while it was backed up) is not stored; the file already has its final size.

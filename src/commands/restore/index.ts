@@ -2,31 +2,33 @@
 //
 // Safety first: never over a running cluster, never over a non-empty folder unless --delta or --force, never a
 // delta over another cluster's files. Every file is verified against its SHA-256 as it is written.
+//
+// Several repositories: the backup is read from the first repository holding one that suits the request (select.ts),
+// and a file missing or damaged there is taken from another repository holding the same content (copy.ts, heal.ts).
 
 import { lstat, mkdir, readdir, readFile, readlink, rm, symlink, chmod } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { formatBytes } from '../../common/progress.js'
-import { codecFor } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
 import { confValueCheck, settingName } from '../../pg/conf-syntax.js'
 import { pgControlRead } from '../../pg/control.js'
-import { manifestFileRepoPath, manifestLoad } from '../../repo/manifest.js'
-import type { Manifest } from '../../repo/manifest.js'
-import { backupInfoLoad } from '../../repo/stanza-info.js'
+import { manifestFileRepoPath } from '../../repo/manifest.js'
+import type { Manifest, ManifestFile } from '../../repo/manifest.js'
 import { PosixStorage, syncFilesystem, syncFilesystemAvailable, syncFolder } from '../../storage/posix.js'
 import type { Config } from '../../config/config.js'
 import type { Command } from '../command.js'
-import { repoOpen } from '../repo-storage.js'
+import { repoIndexes } from '../repo-storage.js'
 import { pgRunning } from '../../pg/data-dir.js'
-import { restoreFile } from './file.js'
 import { restoreCopy } from './copy.js'
 import { waldenCommandLine } from '../walden-command.js'
 import { autoConfRewrite, recoverySettings, signalFile } from './recovery.js'
 import { standbyPrepare } from './standby.js'
-import { backupSelect, targetCheck } from './target.js'
-import { timelineReach } from './timeline.js'
+import { contentIndexBuild } from './heal.js'
+import type { ContentIndex } from './heal.js'
+import { restoreSourceSelect } from './select.js'
+import { targetCheck } from './target.js'
 import { checkTablespaceTargets, destinationOf, isEmptyFolder, restoreTargets } from './targets.js'
 import type { RestoreTarget } from './targets.js'
 
@@ -73,8 +75,6 @@ export const standbyCreate: Command = {
 
 async function restoreRun(cfg: Config, type: string): Promise<number> {
   const stanza = cfg.stanza()
-  const { storage: repo, location: repoAt } = await repoOpen(cfg)
-  const info = await backupInfoLoad(repo, stanza)
   const pgPath = resolve(cfg.requireString('pg1-path'))
   const target = cfg.string('target')
   const delta = cfg.boolean('delta')
@@ -82,10 +82,10 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
 
   recoveryOptionsCheck(cfg, type, target)
 
-  const onTimeline = await timelineReach(repo, stanza, cfg.string('target-timeline'))
-  const chosen = backupSelect(info.backups, type, target, cfg.string('set'), onTimeline)
-  const manifest = await manifestLoad(repo, stanza, chosen.label)
-  log.info(`restore backup set ${chosen.label}`)
+  const source = await restoreSourceSelect(cfg, stanza, type, target)
+  const { backup: chosen, manifest } = source
+  const repo = { index: source.index, location: source.location, cipher: source.cipher }
+  log.info(`restore backup set ${chosen.label}${repoIndexes(cfg).length > 1 ? ` from repo${source.index}` : ''}`)
   const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
   if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
 
@@ -108,6 +108,11 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
 
   const { removed, expectFolders } = await layoutPrepare(manifest, pgPath, targets, !emptyOrMissing || delta || force)
 
+  // Self-healing from the other repositories, where there are any; their manifests are read only if a file fails.
+  let alternatives: Promise<ContentIndex> | undefined
+  const healing = repoIndexes(cfg).length > 1 ? { alternatives: () => (alternatives ??= contentIndexBuild(cfg, stanza, source.index)) } : {}
+  const repoPathOf = (file: ManifestFile, extension: string, part?: number): string => manifestFileRepoPath(stanza, chosen.label, file, extension, part)
+
   // Files, largest first, verified against their checksums.
   const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
   const pool = new WorkerPool(cfg.number('process-max') ?? 1)
@@ -119,12 +124,13 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
     ;({ fetchedFiles: fetched, fetchedBytes } = await restoreCopy({
       pool,
       files,
-      repo: repoAt,
+      repo,
       delta: delta || force,
       syncEach,
       directIo: cfg.boolean('direct-io'),
       destinationOf: (file) => destinationOf(file.name, targets),
-      repoPathOf: (file, extension, part) => manifestFileRepoPath(stanza, chosen.label, file, extension, part),
+      repoPathOf,
+      ...healing,
     }))
   } finally {
     await pool.close()
@@ -137,22 +143,23 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const data = new PosixStorage(pgPath)
   await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
   await writeRecovery(data, pgPath, type, recovery)
-  // Last: pg_control, atomically. From here on the folder is a cluster that starts into recovery.
-  await restoreFile({
-    destination: destinationOf(control.name, targets),
-    repo: repoAt,
-    repoPath: manifestFileRepoPath(stanza, chosen.label, control, codecFor(control.compressType).extension),
-    size: control.size,
-    sha256: control.sha256,
-    mode: control.mode,
-    mtimeMs: control.mtimeMs,
+  // Last: pg_control, atomically (and healed like any other file). From here on the folder is a cluster that starts
+  // into recovery.
+  const inline = new WorkerPool(1)
+  const controlCopy = await restoreCopy({
+    pool: inline,
+    files: [control],
+    repo,
     delta: false,
-    atomic: true,
     syncEach: true,
     directIo: false,
+    atomic: true,
+    destinationOf: (file) => destinationOf(file.name, targets),
+    repoPathOf,
+    ...healing,
   })
-  fetched++
-  fetchedBytes += control.size
+  fetched += controlCopy.fetchedFiles
+  fetchedBytes += controlCopy.fetchedBytes
 
   log.info(
     `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
