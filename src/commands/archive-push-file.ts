@@ -2,53 +2,44 @@
 // asynchronous process, which runs it in worker threads for many segments at once. Plain inputs, one result, so the
 // same function runs inline or in a worker.
 //
-// The file is read once to check it (a segment whole and undamaged, and of the stanza's cluster) and, unless the
-// fast path below takes it while copying, its SHA-256, which names it in the archive. Each repository then gets it unless it already holds the same content
-// (a retry), each with its own archive.info, archive id and encryption. A repository that fails (unreadable, full, of
-// another cluster) is reported in the result and does not keep the others from getting the file.
+// The file is read once to check it (a segment whole and undamaged, and of the stanza's cluster). Each repository
+// then gets it unless it already holds the same content (a retry), each with its own archive.info, archive id and
+// encryption. A repository that fails (unreadable, full, of another cluster) is reported in the result and does not
+// keep the others from getting the file.
 //
-// How a segment is written: into the first folder repository, backup's copy loop compresses it into a temporary file
-// beside its final name, fsynced, then renames it (the fastest path: archive-push runs once per segment, and this loop
-// compresses on a second core while reading). The other repositories then get the bytes stored there, verified
-// against the segment's checksum, each sealed with its own keys: compression, the costly part, is done once. Measured
-// on the 2-core test host, CPU time of one synchronous push of a 16 MiB segment to folders: one repository 340 ms;
-// two, 490 ms this way (390 ms of it without the read-through check, see storeCopied), 580 ms when the segment is
-// compressed by a stream and fanned out. Without a folder repository (all on S3), and for
-// the small history and backup files, the file is read, checksummed and compressed once and fanned out
-// (storage/fan-out.ts). Every repository but the fast path's writes through Storage.openWrite, which commits a file
-// whole or not at all (a folder: temporary name, fsync, rename, fsync of the folder; S3: the object exists only once
-// its upload completes).
+// The file is written through backup's copy (backup/file.ts): read, checksummed and compressed once, then sealed with
+// each repository's keys and written to each, so a second repository costs its writes, not a second compression.
+// Into folders only, a loop of synchronous 1 MiB chunks into reused buffers that compresses on a second core while
+// reading (archive-push runs once per segment, so this is the path that matters); otherwise through streams. A folder
+// gets the file under a temporary name beside its final one, fsynced, then renamed and the folder fsynced; an object
+// store commits an object only once its upload completes, so there it is written under its final name.
 
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
-import { basename, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
 import { isMainThread, threadId } from 'node:worker_threads'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
-import { fileSha256, HashStream } from '../io/hash.js'
-import { OpenStream, SealStream } from '../io/cipher.js'
+import { fileSha256 } from '../io/hash.js'
 import { pgControlRead } from '../pg/control.js'
 import { isPartialName, isWalSegmentName, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
 import type { WalHeader } from '../pg/wal.js'
 import { walSizeFail, WalSegmentVerifier } from '../pg/wal-verify.js'
 import { archivedName, archiveDuplicateFail, archiveFileList } from '../repo/archive.js'
 import type { ArchivedFile } from '../repo/archive.js'
-import { cipherJobInput, cipherJobUse, cipherOpenKeys, cipherSealData, cipherUse } from '../repo/cipher.js'
+import { cipherJobStateOf, cipherJobUse, cipherUse } from '../repo/cipher.js'
 import type { CipherState } from '../repo/cipher.js'
 import { layout } from '../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../repo/stanza-info.js'
 import type { ArchiveInfo } from '../repo/stanza-info.js'
-import { storedFileCopy, storedFileDigest } from '../repo/stored-file.js'
-import { FanOut } from '../storage/fan-out.js'
-import type { FanOutTarget } from '../storage/fan-out.js'
+import { storedFileCopy } from '../repo/stored-file.js'
 import { storageOpen } from '../storage/location.js'
 import type { StorageLocation } from '../storage/location.js'
 import { PosixStorage } from '../storage/posix.js'
 import type { Storage } from '../storage/storage.js'
-import { streamInto } from '../storage/stream-into.js'
-import { backupFile } from './backup/file.js'
+import { backupFileFanOut } from './backup/file.js'
 import { repoFailureOf, repoFailuresError, repoList } from './repo-failures.js'
 import type { RepoFailure } from './repo-failures.js'
 
@@ -272,9 +263,9 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   noneLeft(targets)
 
   // The file's cluster must be the stanza's in each repository; one that records another cluster is refused alone.
-  // When none is left, the file is refused before it is read any further. The checksum is taken on the way unless a
-  // folder repository takes the fast path, which takes it while copying: SHA-256 of a segment is a tenth of the
-  // work of a push (measured: 15 ms for 16 MiB, of about 150 ms).
+  // When none is left, the file is refused before it is read any further. The checksum is taken on the way only for
+  // an object store, written under its final name (see storeAll); otherwise the copy takes it: SHA-256 of a segment
+  // is a tenth of the work of a push (measured: 15 ms for 16 MiB, of about 150 ms).
   let identity: WalIdentity
   try {
     identity = await walIdentity(input, walName, (found) => {
@@ -288,7 +279,7 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
         }
       })
       noneLeft(targets)
-    }, fastTarget(targets, walName) === undefined)
+    }, targets.some(atFinalName))
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${walPath}' does not exist`)
     throw error
@@ -337,16 +328,18 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   return { walName, repos }
 }
 
-/** The folder repository a segment is compressed into first (see the header), if there is one. */
-function fastTarget(targets: readonly Target[], walName: string): Target | undefined {
-  if (!isWalSegmentName(walName) && !isPartialName(walName)) return undefined
-  return targets.find((target) => target.storage instanceof PosixStorage)
+/** An object store commits an object only once its upload completes: it is written under its final name. */
+function atFinalName(target: Target): boolean {
+  return !(target.storage instanceof PosixStorage)
 }
 
-
 /**
- * Writes the file to each target; returns those that got it, having reported the others through `failed`, and the
- * file's SHA-256.
+ * Writes the file to each target through backup's copy (backup/file.ts, backupFileFanOut): read, checksummed and
+ * compressed once, sealed with each repository's own keys and written to each. A folder gets it under a temporary
+ * name beside the final one, fsynced, then renamed; an object store under its final name, which is why the
+ * checksum must be known first there. A file that is not what was verified (gone, another size, another checksum)
+ * is stored nowhere and fails the push. Returns the targets that got it, having reported the others through
+ * `failed`, and the file's SHA-256.
  */
 async function storeAll(
   input: ArchivePushFileInput,
@@ -356,184 +349,70 @@ async function storeAll(
   failed: (repo: ArchivePushRepo, error: unknown) => void,
 ): Promise<{ targets: Target[]; sha256: string }> {
   if (targets.length === 0) return { targets: [], sha256: identity.sha256 ?? '' }
-  const first = fastTarget(targets, walName)
-  if (first !== undefined) {
-    const others = targets.filter((target) => target !== first)
-    let sha256: string
-    try {
-      sha256 = await storeSegmentInFolder(input, walName, identity, first)
-    } catch (error) {
-      // The file itself went wrong, not the repository: that is the push's failure, whatever the repository.
-      if (error instanceof WaldenError && (error.kind === 'FileInvalid' || error.kind === 'FileMissing')) throw error
-      failed(first.repo, error)
-      // The others still get it, another way.
-      return storeAll(input, walName, identity, others, failed)
-    }
-    identity.sha256 = sha256
-    if (others.length === 0) return { targets: [first], sha256 }
-    const copied = await storeCopied(input, walName, sha256, first, others, failed)
-    if (copied !== undefined) return { targets: [first, ...copied], sha256 }
-    // The stored copy did not verify: that repository has no good copy, and the others get the segment itself.
-    return { targets: (await storeAll(input, walName, identity, others, failed)).targets, sha256 }
-  }
-  identity.sha256 ??= await fileSha256(input.walPath)
-  return { targets: await storeFannedOut(input, walName, identity.sha256, targets, failed), sha256: identity.sha256 }
-}
-
-/**
- * The other repositories get the bytes just stored in `first`, so the segment is compressed once: opened with
- * `first`'s keys and sealed with each repository's own. A stored file is never trusted unread: when `first` is
- * encrypted, opening it checks every chunk's authentication tag on the way, and a failure stops the copy before any
- * repository commits; otherwise the copy is read through once before, decompressed, and checked against the segment's
- * checksum (measured: about 100 ms of CPU for a 16 MiB segment, twice the copy itself). Returns the targets that got
- * it, or undefined when the copy in `first` did not verify: it is then removed and reported as `first`'s failure.
- */
-async function storeCopied(
-  input: ArchivePushFileInput,
-  walName: string,
-  sha256: string,
-  first: Target,
-  others: readonly Target[],
-  failed: (repo: ArchivePushRepo, error: unknown) => void,
-): Promise<Target[] | undefined> {
   const codec = codecFor(input.compressType)
-  const stored = join(first.folder, archivedName(walName, sha256, codec.extension))
-  const what = `archived WAL file '${first.storage.describe(stored)}'`
-  cipherFor(first.repo)
-  const keys = cipherOpenKeys()
-  try {
-    if (!keys) {
-      const digest = await storedFileDigest(first.storage, stored, what)
-      if (digest.sha256 !== sha256) fail('Checksum', `${what} has checksum ${digest.sha256} just after it was stored, expected ${sha256}`)
-    }
-  } catch (error) {
-    await first.storage.remove(stored).catch(() => undefined)
-    failed(first.repo, error)
-    return undefined
+  if (targets.some(atFinalName)) identity.sha256 ??= await fileSha256(input.walPath)
+  const temporary = `${walName}.tmp-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}`
+  const paths = targets.map((target) => (atFinalName(target) ? join(target.folder, archivedName(walName, identity.sha256!, '')) : `${target.folder}/${temporary}`))
+  const written = (index: number): string => `${paths[index]}${codec.extension}`
+  // The copy creates a missing WAL folder (one in 256 segments) without making its entry durable: the folders above
+  // it are fsynced once it holds the file.
+  const newFolders = new Set<Target>()
+  for (const target of targets) if (!atFinalName(target) && !(await target.storage.exists(target.folder))) newFolders.add(target)
+  const output = await backupFileFanOut({
+    source: input.walPath,
+    offset: 0,
+    compressType: input.compressType,
+    compressLevel: input.compressLevel ?? codec.defaultLevel,
+    syncEach: true,
+    xxh3: false,
+    // Pushed by this process alone (not by a worker of the background process), compression overlaps hashing on a
+    // second core.
+    overlap: isMainThread,
+    targets: targets.map((target, index) => ({ repo: target.repo.location, repoPath: paths[index]!, cipher: cipherJobStateOf(target.repo.index) })),
+  })
+  const stored = targets.flatMap((target, index) => ('error' in output.stored[index]! ? [] : [{ target, index }]))
+  const discard = async (): Promise<void> => {
+    for (const { target, index } of stored) await target.storage.remove(written(index)).catch(() => undefined)
   }
-  const opened: { target: Target; branch: FanOutTarget }[] = []
-  for (const target of others) {
+  // What was read must be what was verified: a file that changed meanwhile is stored nowhere.
+  if (!output.copied) {
+    await discard()
+    fail('FileMissing', `WAL file '${input.walPath}' does not exist`)
+  }
+  if (output.size === 0) {
+    await discard()
+    fail('FileInvalid', `WAL file '${input.walPath}' is empty`)
+  }
+  if (identity.segmentSize !== undefined && output.size !== identity.segmentSize) {
+    await discard()
+    walSizeFail(`WAL file '${input.walPath}'`, output.size, identity.segmentSize)
+  }
+  if (identity.sha256 !== undefined && output.sha256 !== identity.sha256) {
+    await discard()
+    changedFail(input.walPath)
+  }
+  targets.forEach((target, index) => {
+    const result = output.stored[index]!
+    if ('error' in result) failed(target.repo, new WaldenError(result.error.kind, result.error.message, result.error.hint !== undefined ? { hint: result.error.hint } : {}))
+  })
+  const done: Target[] = []
+  for (const { target, index } of stored) {
     try {
-      cipherFor(target.repo)
-      const seal = cipherSealData()
-      const writer = await target.storage.openWrite(join(target.folder, archivedName(walName, sha256, codec.extension)))
-      opened.push({ target, branch: { transforms: seal ? [new SealStream(seal)] : [], writer } })
+      // The temporary file was fsynced when written; the rename and the folder fsync make the name durable.
+      if (!atFinalName(target)) await target.storage.move(written(index), join(target.folder, archivedName(walName, output.sha256, codec.extension)))
+      if (newFolders.has(target)) {
+        for (let folder = dirname(target.folder); folder !== layout.archiveRoot(input.stanza) && folder !== '.'; folder = dirname(folder)) {
+          await target.storage.syncPath(folder)
+        }
+        await target.storage.syncPath(layout.archiveRoot(input.stanza))
+      }
+      done.push(target)
     } catch (error) {
+      await target.storage.remove(written(index)).catch(() => undefined)
       failed(target.repo, error)
     }
   }
-  if (opened.length === 0) return []
-  const fanOut = new FanOut(opened.map((item) => item.branch))
-  try {
-    await streamInto(await first.storage.openRead(stored), keys ? [new OpenStream(keys, what)] : [], fanOut)
-  } catch (error) {
-    // The copy in `first` failed its authentication: nothing was committed anywhere, and `first` has no good copy.
-    if (error instanceof WaldenError && (error.kind === 'Crypto' || error.kind === 'Checksum')) {
-      await fanOut.outcomes()
-      await first.storage.remove(stored).catch(() => undefined)
-      failed(first.repo, error)
-      return undefined
-    }
-    // Otherwise reported per repository below: each failed on its own, or all were destroyed by the read failing.
-  }
-  const outcomes = await fanOut.outcomes()
-  const copied: Target[] = []
-  opened.forEach((item, index) => {
-    if (outcomes[index] === undefined) copied.push(item.target)
-    else failed(item.target.repo, outcomes[index])
-  })
-  return copied
-}
-
-/**
- * A segment into one folder repository through backup's copy loop: 1 MiB at a time into reused buffers, hashed,
- * compressed and appended with synchronous calls (the background process pushes segment after segment, and
- * per-chunk buffers would be garbage and page faults), fsynced, under a temporary name beside the final one, then
- * renamed. Pushed by this process alone (not by a worker of the background process), compression overlaps hashing on
- * a second core.
- */
-async function storeSegmentInFolder(input: ArchivePushFileInput, walName: string, identity: WalIdentity, target: Target): Promise<string> {
-  const codec = codecFor(input.compressType)
-  const level = input.compressLevel ?? codec.defaultLevel
-  const temporary = `${target.folder}/${walName}.tmp-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}`
-  cipherFor(target.repo)
-  try {
-    const copied = await backupFile({
-      source: input.walPath,
-      offset: 0,
-      repo: target.repo.location,
-      repoPath: temporary,
-      compressType: input.compressType,
-      compressLevel: level,
-      syncEach: true,
-      xxh3: false,
-      overlap: isMainThread,
-      ...cipherJobInput(),
-    })
-    if (!copied.copied) fail('FileMissing', `WAL file '${input.walPath}' does not exist`)
-    // Checked whole a moment ago; a file that changed since is not what was checked.
-    if (copied.size !== identity.segmentSize) walSizeFail(`WAL file '${input.walPath}'`, copied.size, identity.segmentSize)
-    if (identity.sha256 !== undefined && copied.sha256 !== identity.sha256) changedFail(input.walPath)
-    await target.storage.move(`${temporary}${codec.extension}`, join(target.folder, archivedName(walName, copied.sha256, codec.extension)))
-    return copied.sha256
-  } catch (error) {
-    await target.storage.remove(`${temporary}${codec.extension}`).catch(() => undefined)
-    throw error
-  }
-}
-
-/**
- * The file read, checksummed and compressed once, and written to every target under its final name, each sealed
- * with its own repository's keys. The checksum is checked against the one taken when the file was verified before
- * any target commits, so a file that changed meanwhile is stored nowhere.
- */
-async function storeFannedOut(
-  input: ArchivePushFileInput,
-  walName: string,
-  sha256: string,
-  targets: readonly Target[],
-  failed: (repo: ArchivePushRepo, error: unknown) => void,
-): Promise<Target[]> {
-  const codec = codecFor(input.compressType)
-  const level = input.compressLevel ?? codec.defaultLevel
-  const finalPath = (target: Target): string => join(target.folder, archivedName(walName, sha256, codec.extension))
-  const opened: { target: Target; branch: FanOutTarget }[] = []
-  for (const target of targets) {
-    try {
-      cipherFor(target.repo)
-      const seal = cipherSealData()
-      const writer = await target.storage.openWrite(finalPath(target))
-      opened.push({ target, branch: { transforms: seal ? [new SealStream(seal)] : [], writer } })
-    } catch (error) {
-      failed(target.repo, error)
-    }
-  }
-  if (opened.length === 0) return []
-  const fanOut = new FanOut(opened.map((item) => item.branch))
-  const source = createReadStream(input.walPath, { highWaterMark: 1024 * 1024 })
-  const check = new HashStream({ sha256, what: `WAL file '${input.walPath}'` })
-  try {
-    await streamInto(source, [check, codec.compress(level)], fanOut)
-  } catch (error) {
-    // Every target has settled (destroyed, so none committed, or failed on its own); which it was decides the error.
-    await fanOut.outcomes()
-    if (error instanceof WaldenError && error.kind === 'Checksum') changedFail(input.walPath)
-    if (errnoCode(error) === 'ENOENT') fail('FileMissing', `WAL file '${input.walPath}' does not exist`)
-    const outcomes = await fanOut.outcomes()
-    // Every repository failed on its own: each is reported with its own error.
-    if (outcomes.every((outcome) => outcome !== undefined)) {
-      opened.forEach((item, index) => failed(item.target.repo, outcomes[index]))
-      return []
-    }
-    throw error
-  }
-  const outcomes = await fanOut.outcomes()
-  const stored: Target[] = []
-  opened.forEach((item, index) => {
-    if (outcomes[index] === undefined) stored.push(item.target)
-    else failed(item.target.repo, outcomes[index])
-  })
-  return stored
+  return { targets: done, sha256: output.sha256 }
 }
 
 /**
