@@ -3,7 +3,8 @@
 // stores every segment in both, and when one cannot be written the other still gets it, the error names the failing
 // one, and a retry after the fix completes it; archive-get falls back to repo2 when repo1 lacks a segment or holds it
 // damaged; info shows both in pgBackRest's JSON shape; verify reports each; expire applies each repository's own
-// retention; a wrong passphrase is named as repo2's; stanza-delete --repo=2 leaves repo1 alone.
+// retention; a wrong passphrase is named as repo2's; stanza-delete --repo=2 leaves repo1 alone. And a folder beside an
+// S3 bucket on a real Ceph RADOS Gateway: the same push and fallback, and the gateway stopped during a push.
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -11,6 +12,8 @@ import { chmod, chown, readdir, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { RunResult } from '../harness/cluster.js'
+import { s3Gateway } from '../harness/s3.js'
+import type { S3Gateway } from '../harness/s3.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
 
@@ -225,6 +228,101 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
       await put(join(fresh2, copy2!), good2)
       // Not archived anywhere: the end of the archive for PostgreSQL.
       assert.equal((await stanza.walden([...both(), 'archive-get', 'FFFFFFFF0000000000000001', dest])).code, 1)
+    })
+  })
+
+  describe('a folder and an S3 repository (Ceph RADOS Gateway)', () => {
+    let gateway: S3Gateway
+    let folder: string
+    let walName: string
+    let real: Buffer
+    let realPath: string
+    // repo1 a new folder, repo3 a bucket; the credentials only in the environment, as walden requires.
+    let args: string[]
+    let env: NodeJS.ProcessEnv
+
+    before(async () => {
+      gateway = await s3Gateway()
+      const bucket = await gateway.bucket('multi-repo')
+      folder = await stanza.dir.mkdir('with-s3')
+      args = [
+        `--repo1-path=${folder}`,
+        '--repo3-type=s3',
+        `--repo3-s3-bucket=${bucket}`,
+        `--repo3-s3-endpoint=${gateway.endpoint}`,
+        '--repo3-s3-region=us-east-1',
+        '--repo3-s3-uri-style=path',
+        '--repo3-path=/walden',
+        '--repo=1,3',
+      ]
+      env = { WALDEN_REPO3_S3_KEY: gateway.accessKey, WALDEN_REPO3_S3_KEY_SECRET: gateway.secretKey }
+      walName = await lastArchived()
+      const work = await stanza.dir.mkdir('work-s3')
+      realPath = join(work, walName)
+      await stanza.waldenOk(['archive-get', walName, realPath])
+      real = await readFile(realPath)
+      await stanza.waldenOk([...args, 'stanza-create'], { env })
+    })
+
+    test('archive-push stores the segment in the folder and the bucket; archive-get reads each, and falls back to the bucket', async () => {
+      await stanza.waldenOk([...args, 'archive-push', realPath], { env })
+      const [copy] = await storedCopies(folder, walName)
+      assert.ok(copy, 'in the folder')
+      // Named alike in the bucket, under repo3-path: the layout is the same as in a folder.
+      const listed = await gateway.aws(['s3', 'ls', '--recursive', `s3://${args[2]!.split('=')[1]}/walden/archive/`])
+      assert.equal(listed.code, 0, listed.stderr)
+      assert.ok(listed.stdout.includes(copy!.slice('archive/'.length)), listed.stdout)
+
+      const dest = join(stanza.dir.path, 'work-s3', 'back')
+      const fromBucket = await stanza.walden([...args, '--repo=3', '--log-level-console=info', 'archive-get', walName, dest].filter((arg) => arg !== '--repo=1,3'), { env })
+      assert.equal(fromBucket.code, 0, fromBucket.stderr)
+      assert.equal(sha256(await readFile(dest)), sha256(real))
+      await rm(dest)
+
+      // The folder's copy damaged: the bucket's is delivered, with a warning naming both.
+      const good = await readFile(join(folder, copy!))
+      const bad = Buffer.from(good)
+      bad[bad.length >> 1]! ^= 0xff
+      await put(join(folder, copy!), bad)
+      const healed = await stanza.walden([...args, '--log-level-console=info', 'archive-get', walName, dest], { env })
+      assert.equal(healed.code, 0, healed.stderr)
+      assert.match(healed.stderr, new RegExp(`WAL file '${walName}' in repo1 is damaged \\(.+\\); it was taken from repo3`))
+      assert.equal(sha256(await readFile(dest)), sha256(real))
+      await put(join(folder, copy!), good)
+
+      // No backups in either yet: info says so, with exit status 51, and reads the bucket as it reads the folder.
+      const shown = await stanza.walden([...args, 'info', '--output=json'], { env })
+      assert.equal(shown.code, 51, shown.stderr)
+      const info = JSON.parse(shown.stdout) as Array<Record<string, any>>
+      assert.deepEqual(info[0]!.repo.map((repo: { key: number; status: { code: number } }) => [repo.key, repo.status.code]), [
+        [1, 2],
+        [3, 2],
+      ])
+      assert.deepEqual(info[0]!.archive.map((entry: { database: { 'repo-key': number }; min: string }) => [entry.database['repo-key'], entry.min]), [
+        [1, walName],
+        [3, walName],
+      ])
+    })
+
+    test('the gateway stopped: the push names repo3 and the folder still gets the segment; the retry completes it', async () => {
+      // The same segment into a second folder, with the bucket where it is already.
+      const second = await stanza.dir.mkdir('with-s3-second')
+      const secondArgs = args.map((arg) => (arg.startsWith('--repo1-path=') ? `--repo1-path=${second}` : arg))
+      await stanza.waldenOk([...secondArgs.filter((arg) => arg !== '--repo=1,3'), '--repo=1', 'stanza-create'], { env })
+      await gateway.stopGateway()
+      let refused: RunResult
+      try {
+        refused = await stanza.walden([...secondArgs, 'archive-push', realPath], { env })
+      } finally {
+        await gateway.startGateway()
+      }
+      assert.notEqual(refused.code, 0)
+      assert.match(refused.stderr, /ERROR: \[\d{3}\]: repo3: /)
+      assert.match(refused.stderr, /HINT: .*repo1 has it/)
+      assert.doesNotMatch(refused.stderr, new RegExp(escape(gateway.secretKey)))
+      assert.equal((await storedCopies(second, walName)).length, 1)
+      const retried = await stanza.waldenOk([...secondArgs, 'archive-push', realPath, '--log-level-console=info'], { env })
+      assert.match(retried.stderr, /is already in the archive with the same checksum/)
     })
   })
 
