@@ -371,6 +371,12 @@ async function storeAll(
     targets: targets.map((target, index) => ({ repo: target.repo.location, repoPath: paths[index]!, cipher: cipherJobStateOf(target.repo.index) })),
   })
   const stored = targets.flatMap((target, index) => ('error' in output.stored[index]! ? [] : [{ target, index }]))
+  targets.forEach((target, index) => {
+    const result = output.stored[index]!
+    if ('error' in result) failed(target.repo, new WaldenError(result.error.kind, result.error.message, result.error.hint !== undefined ? { hint: result.error.hint } : {}))
+  })
+  // Every repository failed: the copy stopped there, and what it read says nothing.
+  if (stored.length === 0) return { targets: [], sha256: identity.sha256 ?? '' }
   const discard = async (): Promise<void> => {
     for (const { target, index } of stored) await target.storage.remove(written(index)).catch(() => undefined)
   }
@@ -391,10 +397,6 @@ async function storeAll(
     await discard()
     changedFail(input.walPath)
   }
-  targets.forEach((target, index) => {
-    const result = output.stored[index]!
-    if ('error' in result) failed(target.repo, new WaldenError(result.error.kind, result.error.message, result.error.hint !== undefined ? { hint: result.error.hint } : {}))
-  })
   const done: Target[] = []
   for (const { target, index } of stored) {
     try {
