@@ -12,7 +12,9 @@
 // Into folders only, a loop of synchronous 1 MiB chunks into reused buffers that compresses on a second core while
 // reading (archive-push runs once per segment, so this is the path that matters); otherwise through streams. A folder
 // gets the file under a temporary name beside its final one, fsynced, then renamed and the folder fsynced; an object
-// store commits an object only once its upload completes, so there it is written under its final name.
+// store commits an object only once its upload completes, so there it is written under its final name. Measured on
+// the 2-core test host (CPU time of one synchronous push of a 16 MiB segment, zst, folders): one repository 270 ms,
+// two 280 ms, two with the second encrypted under its own passphrase 370 ms (its scrypt included).
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
