@@ -25,7 +25,7 @@ import type { Command } from './command.js'
 import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
 import { repoFailureOf, repoFailuresError, repoPrefix } from './repo-failures.js'
 import type { RepoFailure } from './repo-failures.js'
-import { repoOpen, repoSelected } from './repo-storage.js'
+import { repoIndexes, repoOpen, repoSelected } from './repo-storage.js'
 
 export const stanzaCreate: Command = {
   async run(cfg) {
@@ -100,7 +100,7 @@ async function stanzaCreateCheck(cfg: Config, index: RepoIndex, found: { systemI
   for (const [info, root] of [[archiveInfo, layout.archiveRoot(stanza)], [backupInfo, layout.backupRoot(stanza)]] as const) {
     if (!info && (await repo.list(root)).length > 0) {
       fail('RepoInvalid', `'${repo.describe(root)}' holds files but no info file, so stanza '${stanza}' cannot be created over it`, {
-        hint: `if it is left from a deleted stanza, run \`walden --stanza=${stanza} stanza-delete --force${index === 1 ? '' : ` --repo=${index}`}\` to remove it.`,
+        hint: `if it is left from a deleted stanza, run \`walden --stanza=${stanza} stanza-delete --force${repoIndexes(cfg).length > 1 ? ` --repo=${index}` : ''}\` to remove it.`,
       })
     }
   }
