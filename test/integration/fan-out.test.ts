@@ -361,4 +361,21 @@ describe(`several repositories on PostgreSQL ${MAJOR}`, () => {
     const verify2 = await asRepo2(['verify'])
     assert.equal(verify2.code, 0, verify2.stdout + verify2.stderr)
   })
+
+  test('after a fan-out backup each repository is expired by its own retention', async () => {
+    await stanza.writeConfig(['repo2-path=' + repo2, 'repo2-cipher-type=aes-256-gcm', `repo2-cipher-pass=${PASS}`, 'repo1-retention-full=2', 'repo2-retention-full=1'])
+    const { uid, gid } = postgresIds()
+    await chown(stanza.configPath, uid, gid)
+    await chmod(stanza.configPath, 0o600)
+    const fulls = async (repo: string): Promise<string[]> => (await labels(repo)).filter((label) => label.endsWith('F'))
+    await stanza.waldenOk(['backup', '--type=full', '--repo=all'])
+    const first = (await fulls(repo1)).at(-1)!
+    const result = await stanza.waldenOk(['backup', '--type=full', '--repo=all', '--log-level-console=info'])
+    const newest = (await fulls(repo1)).at(-1)!
+    // repo1-retention-full=2 keeps both new fulls there; repo2-retention-full=1 keeps only the newest.
+    assert.deepEqual(await fulls(repo1), [first, newest])
+    assert.deepEqual(await fulls(repo2), [newest])
+    assert.match(result.stderr + result.stdout, new RegExp(`repo2: expired backup ${first}\\b`))
+    assert.doesNotMatch(result.stderr + result.stdout, new RegExp(`repo1: expired backup ${first}\\b`))
+  })
 })

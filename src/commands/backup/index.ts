@@ -14,7 +14,6 @@ import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { formatBytes } from '../../common/progress.js'
 import type { Config } from '../../config/config.js'
-import { repoOption } from '../../config/options.js'
 import type { RepoIndex } from '../../config/options.js'
 import { codecFor } from '../../io/compress.js'
 import type { CompressType } from '../../io/compress.js'
@@ -310,7 +309,7 @@ export const backup: Command = {
     for (const repo of group.live) {
       cipherUse(repo.index)
       try {
-        await expireAfterBackup(cfg, repo, stanza)
+        await expireAfterBackup(cfg, repo, stanza, group.fanOut)
       } catch (error) {
         if (!group.fanOut) throw error
         log.error(`repo${repo.index}: expire after backup ${label} failed: ${(error as Error).message}`)
@@ -324,22 +323,7 @@ export const backup: Command = {
   },
 }
 
-/**
- * Applies a repository's retention after a backup. expireRun (expire.ts) reads repo1's retention options; until it
- * takes the repository's own, a repository whose retention differs from repo1's is left alone, with a warning,
- * rather than expired by another repository's policy.
- */
-async function expireAfterBackup(cfg: Config, repo: BackupRepo, stanza: string): Promise<void> {
-  const same = (suffix: 'retention-full' | 'retention-diff' | 'retention-archive'): boolean =>
-    cfg.number(repoOption(repo.index, suffix)) === cfg.number(repoOption(1, suffix))
-  const sameAsRepo1 =
-    same('retention-full') &&
-    same('retention-diff') &&
-    same('retention-archive') &&
-    cfg.string(repoOption(repo.index, 'retention-full-type')) === cfg.string(repoOption(1, 'retention-full-type'))
-  if (repo.index !== 1 && !sameAsRepo1) {
-    log.warn(`repo${repo.index} has retention options of its own, which expire after a backup does not apply yet; nothing expired there`)
-    return
-  }
-  await expireRun(cfg, repo.storage, stanza)
+/** Applies a repository's own retention (repoN-retention-*) after a backup completed in it. */
+async function expireAfterBackup(cfg: Config, repo: BackupRepo, stanza: string, several: boolean): Promise<void> {
+  await expireRun(cfg, repo.storage, stanza, repo.index, several)
 }
