@@ -77,6 +77,15 @@ describe('repositories of a stanza', () => {
     assert.equal(auto.type === 's3' && auto.keyType, 'auto')
   })
 
+  test('two repositories at the same place are refused, naming both (a lone repo2 secret would otherwise alias repo1)', () => {
+    const same = kindOf(() => repoIndexes(load(['info', '--stanza=demo'], '', { WALDEN_REPO2_CIPHER_PASS: 'x' })))
+    assert.equal(same.kind, 'OptionInvalidValue')
+    assert.match(same.message, /repo1 and repo2 are the same repository \('\/var\/lib\/walden'\)/)
+    const bucket = kindOf(() => repoIndexes(load(['info', '--stanza=demo'], S3.replaceAll('repo3-', 'repo4-') + S3.replace('[global]\nrepo1-path=/srv/repo\n', ''))))
+    assert.match(bucket.message, /repo3 and repo4 are the same repository \(bucket 'backups', path '\/walden'\)/)
+    assert.deepEqual(repoIndexes(load(['info', '--stanza=demo'], S3.replaceAll('repo3-', 'repo4-') + S3.replace('[global]\nrepo1-path=/srv/repo\n', '').replace('repo3-path=/walden', 'repo3-path=/other'))), [1, 3, 4])
+  })
+
   test('S3 secrets are refused on the command line', () => {
     const refused = kindOf(() => load(['info', '--stanza=demo', '--repo2-s3-key-secret=oops'], S3))
     assert.equal(refused.kind, 'OptionInvalid')

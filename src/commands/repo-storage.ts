@@ -16,10 +16,11 @@ const REPO1_OPTIONS = (Object.keys(OPTIONS) as OptionName[]).filter((name) => na
 
 /**
  * The repositories the configuration names, in order. repo1 always exists (its path has a default); repo2 and up
- * exist when any of their options is set.
+ * exist when any of their options is set. Two repositories at the same place would be one repository written twice
+ * under two names (and expired by two policies), so that is refused, naming both.
  */
 export function repoIndexes(cfg: Config): RepoIndex[] {
-  return INDEXES.filter(
+  const indexes = INDEXES.filter(
     (index) =>
       index === 1 ||
       REPO1_OPTIONS.some((name) => {
@@ -28,6 +29,21 @@ export function repoIndexes(cfg: Config): RepoIndex[] {
         return source !== undefined && source !== 'default'
       }),
   )
+  const seen = new Map<string, RepoIndex>()
+  for (const index of indexes) {
+    const get = (suffix: Parameters<typeof repoOption>[1]): string => cfg.string(repoOption(index, suffix)) ?? ''
+    const type = get('type') || 'posix'
+    const path = get('path') || '/var/lib/walden'
+    const place = type === 'posix' ? `posix ${path}` : `s3 ${get('s3-endpoint')} ${get('s3-bucket')} ${path}`
+    const other = seen.get(place)
+    if (other !== undefined) {
+      fail('OptionInvalidValue', `repo${other} and repo${index} are the same repository (${type === 'posix' ? `'${path}'` : `bucket '${get('s3-bucket')}', path '${path}'`})`, {
+        hint: `give repo${index} a path of its own with repo${index}-path, or remove its options.`,
+      })
+    }
+    seen.set(place, index)
+  }
+  return indexes
 }
 
 /**
