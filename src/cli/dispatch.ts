@@ -11,21 +11,21 @@ export type Dispatch = Record<CommandName, (cfg: Config) => Promise<Command>>
 export const DISPATCH: Dispatch = {
   'archive-get': async (cfg) =>
     cfg.role === 'async'
-      ? (await import('../commands/archive-get-async.js')).archiveGetBackground
+      ? (await import('../commands/archive/get-async.js')).archiveGetBackground
       : cfg.boolean('archive-async')
-        ? (await import('../commands/archive-get-queued.js')).archiveGetQueuedCommand
-        : (await import('../commands/archive-get.js')).archiveGet,
+        ? (await import('../commands/archive/get-queued.js')).archiveGetQueuedCommand
+        : (await import('../commands/archive/get.js')).archiveGet,
   'archive-push': async (cfg) =>
     cfg.role === 'async'
-      ? (await import('../commands/archive-push-async.js')).archivePushBackground
+      ? (await import('../commands/archive/push-async.js')).archivePushBackground
       : cfg.boolean('archive-async')
-        ? (await import('../commands/archive-push-wait.js')).archivePushQueued
-        : (await import('../commands/archive-push.js')).archivePush,
+        ? (await import('../commands/archive/push-wait.js')).archivePushQueued
+        : (await import('../commands/archive/push.js')).archivePush,
   backup: async () => (await import('../commands/backup/index.js')).backup,
-  check: async () => (await import('../commands/check.js')).check,
-  expire: async () => (await import('../commands/expire.js')).expire,
+  check: async () => (await import('../commands/stanza/check.js')).check,
+  expire: async () => (await import('../commands/stanza/expire.js')).expire,
   help: async () => (await import('./help.js')).help,
-  info: async () => (await import('../commands/info.js')).info,
+  info: async () => (await import('../commands/stanza/info.js')).info,
   'mirror-add-host': async () => (await import('../commands/mirror/admin.js')).mirrorAddHost,
   'mirror-add-table': async () => (await import('../commands/mirror/admin.js')).mirrorAddTable,
   'mirror-clean': async () => (await import('../commands/mirror/admin.js')).mirrorClean,
@@ -36,15 +36,15 @@ export const DISPATCH: Dispatch = {
   'mirror-setup': async () => (await import('../commands/mirror/admin.js')).mirrorSetup,
   'mirror-status': async () => (await import('../commands/mirror/status.js')).mirrorStatus,
   'mirror-teardown': async () => (await import('../commands/mirror/admin.js')).mirrorTeardown,
-  promote: async () => (await import('../commands/promote.js')).promote,
-  'replication-status': async () => (await import('../commands/replication-status.js')).replicationStatus,
+  promote: async () => (await import('../commands/replication/promote.js')).promote,
+  'replication-status': async () => (await import('../commands/replication/status.js')).replicationStatus,
   restore: async () => (await import('../commands/restore/index.js')).restore,
-  setup: async () => (await import('../commands/setup.js')).setup,
-  'stanza-create': async () => (await import('../commands/stanza.js')).stanzaCreate,
-  'stanza-delete': async () => (await import('../commands/stanza.js')).stanzaDelete,
+  setup: async () => (await import('../commands/replication/setup.js')).setup,
+  'stanza-create': async () => (await import('../commands/stanza/create-delete.js')).stanzaCreate,
+  'stanza-delete': async () => (await import('../commands/stanza/create-delete.js')).stanzaDelete,
   'standby-create': async () => (await import('../commands/restore/index.js')).standbyCreate,
-  start: async () => (await import('../commands/control.js')).start,
-  stop: async () => (await import('../commands/control.js')).stop,
+  start: async () => (await import('../commands/stanza/control.js')).start,
+  stop: async () => (await import('../commands/stanza/control.js')).stop,
   verify: async () => (await import('../commands/verify/index.js')).verify,
   version: async () => (await import('./help.js')).version,
 }

@@ -5,10 +5,10 @@
 // It holds what PostgreSQL's commands run in the foreground. The background processes (COMMAND:async) and every
 // other command go through dist/cli.mjs; should one arrive here anyway, it fails plainly rather than half-runs.
 
-import { archiveGet } from '../commands/archive-get.js'
-import { archiveGetQueuedCommand } from '../commands/archive-get-queued.js'
-import { archivePush } from '../commands/archive-push.js'
-import { archivePushQueued } from '../commands/archive-push-wait.js'
+import { archiveGet } from '../commands/archive/get.js'
+import { archiveGetQueuedCommand } from '../commands/archive/get-queued.js'
+import { archivePush } from '../commands/archive/push.js'
+import { archivePushQueued } from '../commands/archive/push-wait.js'
 import type { Command } from '../commands/command.js'
 import { fail } from '../common/errors.js'
 import { COMMAND_NAMES } from '../config/commands.js'

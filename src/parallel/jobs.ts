@@ -1,8 +1,8 @@
 // The jobs a worker thread can run: one file in, one result out. The same functions run inline when
 // process-max is 1, so there is one code path whatever the parallelism.
 
-import { archiveGetFile } from '../commands/archive-get-file.js'
-import { archivePushFile } from '../commands/archive-push-file.js'
+import { archiveGetFile } from '../commands/archive/get-file.js'
+import { archivePushFile } from '../commands/archive/push-file.js'
 import { backupFile, backupFileFanOut } from '../commands/backup/file.js'
 import { restoreFile } from '../commands/restore/file.js'
 import { verifyFile } from '../commands/verify/file.js'

@@ -8,7 +8,7 @@ import type { Config } from '../../config/config.js'
 import { pgBinFor, pgDefaultSocketDir } from '../../pg/binaries.js'
 import { conninfoFormat, conninfoFromOption, conninfoWhere } from '../../pg/conninfo.js'
 import { pgpassLookup, pgpassPath, pgpassRead, pgpassUpsert, pgpassWrite } from '../../pg/pgpass.js'
-import { primaryConnect, replicationPgpassKey } from '../primary-connection.js'
+import { primaryConnect, replicationPgpassKey } from '../replication/primary-connection.js'
 
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/
 

@@ -5,21 +5,21 @@
 // backup.info is rewritten before anything is deleted, so a crash mid-expire leaves only unreferenced folders,
 // which the next backup removes; it never leaves backup.info pointing at deleted files.
 
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import { repoOption } from '../config/options.js'
-import type { RepoIndex } from '../config/options.js'
-import { archivedNameParse } from '../repo/archive.js'
-import { layout } from '../repo/layout.js'
-import { backupsToExpire, walKeepPredicate } from '../repo/retention.js'
-import type { RetentionPolicy } from '../repo/retention.js'
-import { archiveIdOf, archiveInfoLoad, backupInfoLoad, backupInfoSave } from '../repo/stanza-info.js'
-import { stanzaTemporaryClean } from '../repo/temporary.js'
-import type { Storage } from '../storage/storage.js'
-import type { Command } from './command.js'
-import { repoFailureOf, repoFailuresError, repoPrefix } from './repo-failures.js'
-import type { RepoFailure } from './repo-failures.js'
-import { repoOpen, repoSelected } from './repo-storage.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import { repoOption } from '../../config/options.js'
+import type { RepoIndex } from '../../config/options.js'
+import { archivedNameParse } from '../../repo/archive.js'
+import { layout } from '../../repo/layout.js'
+import { backupsToExpire, walKeepPredicate } from '../../repo/retention.js'
+import type { RetentionPolicy } from '../../repo/retention.js'
+import { archiveIdOf, archiveInfoLoad, backupInfoLoad, backupInfoSave } from '../../repo/stanza-info.js'
+import { stanzaTemporaryClean } from '../../repo/temporary.js'
+import type { Storage } from '../../storage/storage.js'
+import type { Command } from '../command.js'
+import { repoFailureOf, repoFailuresError, repoPrefix } from '../repo-failures.js'
+import type { RepoFailure } from '../repo-failures.js'
+import { repoOpen, repoSelected } from '../repo-storage.js'
 
 const STALE_TEMPORARY_MS = 3600_000
 

@@ -13,19 +13,19 @@
 
 import { copyFile, open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { errnoCode } from '../common/errors.js'
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import { pgControlRead } from '../pg/control.js'
-import type { PgControl } from '../pg/control.js'
-import { isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../pg/wal.js'
-import { asyncRunning, asyncStart, pollSleep, queueListWrite, spoolFolder, spoolFolderCreate } from './archive-async.js'
-import { QUEUE_LIST, queuePlan, queueWanted } from './archive-get-queue.js'
-import type { Command } from './command.js'
+import { errnoCode } from '../../common/errors.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import { pgControlRead } from '../../pg/control.js'
+import type { PgControl } from '../../pg/control.js'
+import { isWalSegmentName, walHeaderParse, walSegmentStartLsn, WAL_LONG_HEADER_SIZE } from '../../pg/wal.js'
+import { asyncRunning, asyncStart, pollSleep, queueListWrite, spoolFolder, spoolFolderCreate } from './async.js'
+import { QUEUE_LIST, queuePlan, queueWanted } from './get-queue.js'
+import type { Command } from '../command.js'
 
 /** Fetches in this process, as the synchronous command does; its code is loaded only when needed. */
 async function archiveGetSync(cfg: Config, walName: string, destination: string): Promise<number> {
-  return (await import('./archive-get.js')).archiveGetSync(cfg, walName, destination)
+  return (await import('./get.js')).archiveGetSync(cfg, walName, destination)
 }
 
 /**

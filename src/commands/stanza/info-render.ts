@@ -3,10 +3,10 @@
 // check_pgbackrest, pgbackrest_exporter and home-grown scripts already parse it: one entry per stanza, holding every
 // repository's part of it, each tagged with its repository ("repo-key"), and a per-repository status in `repo`.
 
-import { formatBytes } from '../common/progress.js'
-import { archiveIdFormat } from '../repo/layout.js'
-import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../repo/stanza-info.js'
-import { VERSION } from '../version.js'
+import { formatBytes } from '../../common/progress.js'
+import { archiveIdFormat } from '../../repo/layout.js'
+import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../../repo/stanza-info.js'
+import { VERSION } from '../../version.js'
 
 /**
  * pgBackRest's stanza status codes. 4 and 5 are a stanza's only, never one repository's: its repositories' statuses

@@ -1,9 +1,9 @@
 // start and stop: a stop file in lock-path makes every walden command (but info, help, version, start and stop)
 // refuse to run, for one stanza or for all. Used before maintenance and to keep a demoted primary quiet.
 
-import { log } from '../common/log.js'
-import { lockHolders, stopFileCreate, stopFileRemove } from '../common/lock.js'
-import type { Command } from './command.js'
+import { log } from '../../common/log.js'
+import { lockHolders, stopFileCreate, stopFileRemove } from '../../common/lock.js'
+import type { Command } from '../command.js'
 
 export const stop: Command = {
   async run(cfg) {

@@ -1,13 +1,13 @@
 // replication-status (alias status): the replication picture from the server at pg1, primary or standby, for people
 // or as JSON, and with --max-lag-bytes/--max-lag-seconds a monitoring check.
 
-import { fail } from '../common/errors.js'
-import type { Config } from '../config/config.js'
-import type { PgSession } from '../pg/session.js'
-import type { Command } from './command.js'
-import { pgSessionOpen } from './pg-session.js'
-import { replicationCheck, replicationRenderText } from './replication-report.js'
-import type { PrimaryReport, ReplicationReport, StandbyReport } from './replication-report.js'
+import { fail } from '../../common/errors.js'
+import type { Config } from '../../config/config.js'
+import type { PgSession } from '../../pg/session.js'
+import type { Command } from '../command.js'
+import { pgSessionOpen } from '../pg-session.js'
+import { replicationCheck, replicationRenderText } from './report.js'
+import type { PrimaryReport, ReplicationReport, StandbyReport } from './report.js'
 
 const num = (value: string | null | undefined): number | null => (value === null || value === undefined ? null : Number(value))
 

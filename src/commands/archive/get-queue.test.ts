@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { QUEUE_LIST, queuePlan, queueWanted } from './archive-get-queue.js'
+import { QUEUE_LIST, queuePlan, queueWanted } from './get-queue.js'
 
 const MIB = 1024 * 1024
 

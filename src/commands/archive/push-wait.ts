@@ -11,13 +11,13 @@
 
 import { readFile, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { ERROR_CODES, errnoCode, fail, WaldenError } from '../common/errors.js'
-import type { ErrorKind } from '../common/errors.js'
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import { archivePushDrop, archivePushPath, asyncEnsure, asyncLogHint, pollSleep, spoolFolder, spoolFolderCreate } from './archive-async.js'
-import type { AsyncChild } from './archive-async.js'
-import type { Command } from './command.js'
+import { ERROR_CODES, errnoCode, fail, WaldenError } from '../../common/errors.js'
+import type { ErrorKind } from '../../common/errors.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import { archivePushDrop, archivePushPath, asyncEnsure, asyncLogHint, pollSleep, spoolFolder, spoolFolderCreate } from './async.js'
+import type { AsyncChild } from './async.js'
+import type { Command } from '../command.js'
 
 /**
  * Which file an acknowledgement is for. A segment name alone is not enough: a spool that outlived its cluster (a
@@ -116,7 +116,7 @@ export async function archivePushWait(cfg: Config, walPath: string): Promise<num
     // one stanza on this host, as after a promotion beside the old primary): push here rather than wait for it.
     if (attempt >= 2 && (child === undefined || child.exited) && (await readIfExists(join(out, BACKGROUND_FOLDER)))?.trim() !== dirname(walPath)) {
       log.info(`the background process serves another pg_wal folder; pushing '${walName}' here`)
-      return (await import('./archive-push.js')).archivePush.run(cfg)
+      return (await import('./push.js')).archivePush.run(cfg)
     }
     if (Date.now() >= deadline) {
       fail('ArchiveTimeout', `unable to push WAL file '${walName}' to the archive asynchronously after ${timeout} second(s)`, {
@@ -139,7 +139,7 @@ export const archivePushQueued: Command = {
   async run(cfg) {
     const walPath = archivePushPath(cfg)
     // The background process pushes what the archiver marked ready; a file pushed by hand is pushed here.
-    if (!(await isReady(walPath))) return (await import('./archive-push.js')).archivePush.run(cfg)
+    if (!(await isReady(walPath))) return (await import('./push.js')).archivePush.run(cfg)
     if (await archivePushDrop(cfg, walPath)) return 0
     return archivePushWait(cfg, walPath)
   },

@@ -7,12 +7,12 @@
 import { spawn } from 'node:child_process'
 import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { fail } from '../common/errors.js'
-import { lockHeld } from '../common/lock.js'
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import { QUEUE_LIST } from './archive-get-queue.js'
-import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName } from '../pg/wal.js'
+import { fail } from '../../common/errors.js'
+import { lockHeld } from '../../common/lock.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import { QUEUE_LIST } from './get-queue.js'
+import { isBackupHistoryName, isPartialName, isTimelineHistoryName, isWalSegmentName } from '../../pg/wal.js'
 
 /** archive-push's WAL_PATH parameter, absolute, checked to name a file PostgreSQL archives. */
 export function archivePushPath(cfg: Config): string {

@@ -1,7 +1,7 @@
 // The prefetch queue of asynchronous archive-get, as pure decisions: which segments recovery will ask for next, and
 // what to remove from and add to the queue. Kept apart from the file system so the rules can be tested alone.
 
-import { isWalSegmentName, walSegmentNext } from '../pg/wal.js'
+import { isWalSegmentName, walSegmentNext } from '../../pg/wal.js'
 
 /** The queue file naming what the running background process was asked to fetch. */
 export const QUEUE_LIST = 'queue.list'

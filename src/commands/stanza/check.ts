@@ -2,20 +2,20 @@
 // --repo names). One WAL switch serves all of them: archive-push stores each segment in every repository, so the
 // segment must arrive in each, and check reports each repository by name.
 
-import { fail } from '../common/errors.js'
-import { log } from '../common/log.js'
-import type { RepoIndex } from '../config/options.js'
-import { pgControlRead } from '../pg/control.js'
-import { dbInfo, dbWalSwitch } from '../pg/db.js'
-import { archiveWaitFor } from '../repo/archive.js'
-import { archiveInfoLoad, backupInfoLoad, checkIdentity } from '../repo/stanza-info.js'
-import type { ArchiveInfo } from '../repo/stanza-info.js'
-import type { Storage } from '../storage/storage.js'
-import type { Command } from './command.js'
-import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
-import { repoFailureOf, repoFailuresError, repoPrefix } from './repo-failures.js'
-import type { RepoFailure } from './repo-failures.js'
-import { repoOpen, repoSelected } from './repo-storage.js'
+import { fail } from '../../common/errors.js'
+import { log } from '../../common/log.js'
+import type { RepoIndex } from '../../config/options.js'
+import { pgControlRead } from '../../pg/control.js'
+import { dbInfo, dbWalSwitch } from '../../pg/db.js'
+import { archiveWaitFor } from '../../repo/archive.js'
+import { archiveInfoLoad, backupInfoLoad, checkIdentity } from '../../repo/stanza-info.js'
+import type { ArchiveInfo } from '../../repo/stanza-info.js'
+import type { Storage } from '../../storage/storage.js'
+import type { Command } from '../command.js'
+import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
+import { repoFailureOf, repoFailuresError, repoPrefix } from '../repo-failures.js'
+import type { RepoFailure } from '../repo-failures.js'
+import { repoOpen, repoSelected } from '../repo-storage.js'
 
 interface CheckedRepo {
   index: RepoIndex

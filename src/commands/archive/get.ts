@@ -6,13 +6,13 @@
 // here for anything not queued.
 
 import { resolve } from 'node:path'
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import { archiveGetFile } from './archive-get-file.js'
-import type { ArchiveGetRepo } from './archive-get-file.js'
-import type { Command } from './command.js'
-import { repoFailureOf } from './repo-failures.js'
-import { repoLocation, repoSelected } from './repo-storage.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import { archiveGetFile } from './get-file.js'
+import type { ArchiveGetRepo } from './get-file.js'
+import type { Command } from '../command.js'
+import { repoFailureOf } from '../repo-failures.js'
+import { repoLocation, repoSelected } from '../repo-storage.js'
 
 /** Exit status for "not in the archive": PostgreSQL takes it as the end of archived WAL, not as a failure. */
 export const ARCHIVE_GET_NOT_FOUND = 1

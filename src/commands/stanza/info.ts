@@ -7,19 +7,19 @@
 // and a problem with one stanza is reported in that stanza's status (code 99) rather than aborting the others, so
 // monitoring always gets a document to parse.
 
-import { ERROR_CODES, fail, WaldenError } from '../common/errors.js'
-import { lockHeld } from '../common/lock.js'
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import { archivedNameParse } from '../repo/archive.js'
-import { layout } from '../repo/layout.js'
-import { archiveInfoLoadIfExists, backupInfoLoadIfExists } from '../repo/stanza-info.js'
-import type { Storage } from '../storage/storage.js'
-import type { Command } from './command.js'
-import { repoSelected, repoStorage } from './repo-storage.js'
+import { ERROR_CODES, fail, WaldenError } from '../../common/errors.js'
+import { lockHeld } from '../../common/lock.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import { archivedNameParse } from '../../repo/archive.js'
+import { layout } from '../../repo/layout.js'
+import { archiveInfoLoadIfExists, backupInfoLoadIfExists } from '../../repo/stanza-info.js'
+import type { Storage } from '../../storage/storage.js'
+import type { Command } from '../command.js'
+import { repoSelected, repoStorage } from '../repo-storage.js'
 import { archiveIdsNeeded, infoRenderJson, infoRenderText, stanzaReport, stanzaView } from './info-render.js'
 import type { StanzaReport, StanzaView, WalRange } from './info-render.js'
-import { cipherUse } from '../repo/cipher.js'
+import { cipherUse } from '../../repo/cipher.js'
 
 const WAL_FOLDER = /^[0-9A-F]{16}$/
 const WAL_SEGMENT = /^[0-9A-F]{24}$/

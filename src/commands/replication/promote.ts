@@ -2,18 +2,18 @@
 // writes (two writable primaries would each accept transactions the other never sees), and checks the new
 // timeline's history file reaches the archive, since every later restore across the switch needs it.
 
-import { errnoCode, fail } from '../common/errors.js'
-import { log } from '../common/log.js'
-import { conninfoFromOption, conninfoParse, conninfoWhere } from '../pg/conninfo.js'
-import type { PgSession } from '../pg/session.js'
-import { timelineHistoryName } from '../pg/wal.js'
-import { archiveWaitFor } from '../repo/archive.js'
-import { archiveInfoLoad } from '../repo/stanza-info.js'
-import type { Command } from './command.js'
-import { pgSessionOpen } from './pg-session.js'
+import { errnoCode, fail } from '../../common/errors.js'
+import { log } from '../../common/log.js'
+import { conninfoFromOption, conninfoParse, conninfoWhere } from '../../pg/conninfo.js'
+import type { PgSession } from '../../pg/session.js'
+import { timelineHistoryName } from '../../pg/wal.js'
+import { archiveWaitFor } from '../../repo/archive.js'
+import { archiveInfoLoad } from '../../repo/stanza-info.js'
+import type { Command } from '../command.js'
+import { pgSessionOpen } from '../pg-session.js'
 import { primaryConnect } from './primary-connection.js'
-import { repoStorage } from './repo-storage.js'
-import type { Config } from '../config/config.js'
+import { repoStorage } from '../repo-storage.js'
+import type { Config } from '../../config/config.js'
 
 /** Seconds pg_promote may take before walden reports a failure. */
 const PROMOTE_WAIT_SECONDS = 60

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { WaldenError } from '../common/errors.js'
-import { archivePushOutcome } from './archive-push-file.js'
-import type { ArchivePushRepoResult } from './archive-push-file.js'
-import { repoFailureOf } from './repo-failures.js'
+import { WaldenError } from '../../common/errors.js'
+import { archivePushOutcome } from './push-file.js'
+import type { ArchivePushRepoResult } from './push-file.js'
+import { repoFailureOf } from '../repo-failures.js'
 
 const WAL = '000000010000000000000007'
 const ok = (index: number, alreadyArchived = false): ArchivePushRepoResult => ({ index, stored: true, alreadyArchived })

@@ -1,31 +1,31 @@
 // stanza-create and stanza-delete, on every configured repository (or the one --repo names).
 
-import { fail } from '../common/errors.js'
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import type { RepoIndex } from '../config/options.js'
-import { stopFileCheck } from '../common/lock.js'
-import { pgControlRead } from '../pg/control.js'
-import { pgRunning } from '../pg/data-dir.js'
-import { dbInfo } from '../pg/db.js'
-import { cipherAdopt, cipherRecordCreate, cipherUse } from '../repo/cipher.js'
-import { infoFileRemove } from '../repo/info-file.js'
-import { layout } from '../repo/layout.js'
-import type { ArchiveInfo, BackupInfo, PgIdentity } from '../repo/stanza-info.js'
+import { fail } from '../../common/errors.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import type { RepoIndex } from '../../config/options.js'
+import { stopFileCheck } from '../../common/lock.js'
+import { pgControlRead } from '../../pg/control.js'
+import { pgRunning } from '../../pg/data-dir.js'
+import { dbInfo } from '../../pg/db.js'
+import { cipherAdopt, cipherRecordCreate, cipherUse } from '../../repo/cipher.js'
+import { infoFileRemove } from '../../repo/info-file.js'
+import { layout } from '../../repo/layout.js'
+import type { ArchiveInfo, BackupInfo, PgIdentity } from '../../repo/stanza-info.js'
 import {
   archiveInfoLoadIfExists,
   archiveInfoSave,
   backupInfoLoadIfExists,
   backupInfoSave,
   checkIdentity,
-} from '../repo/stanza-info.js'
-import { stanzaTemporaryClean } from '../repo/temporary.js'
-import type { Storage } from '../storage/storage.js'
-import type { Command } from './command.js'
-import { checkDataDirectory, pgSessionOpen } from './pg-session.js'
-import { repoFailureOf, repoFailuresError, repoPrefix } from './repo-failures.js'
-import type { RepoFailure } from './repo-failures.js'
-import { repoIndexes, repoOpen, repoSelected } from './repo-storage.js'
+} from '../../repo/stanza-info.js'
+import { stanzaTemporaryClean } from '../../repo/temporary.js'
+import type { Storage } from '../../storage/storage.js'
+import type { Command } from '../command.js'
+import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
+import { repoFailureOf, repoFailuresError, repoPrefix } from '../repo-failures.js'
+import type { RepoFailure } from '../repo-failures.js'
+import { repoIndexes, repoOpen, repoSelected } from '../repo-storage.js'
 
 export const stanzaCreate: Command = {
   async run(cfg) {

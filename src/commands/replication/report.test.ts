@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { replicationCheck, replicationRenderText } from './replication-report.js'
-import type { PrimaryReport, StandbyReport } from './replication-report.js'
+import { replicationCheck, replicationRenderText } from './report.js'
+import type { PrimaryReport, StandbyReport } from './report.js'
 
 const standby = (name: string, lagBytes: number | null, lagSeconds: number | null, state = 'streaming') => ({
   applicationName: name,

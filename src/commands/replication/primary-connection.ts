@@ -2,11 +2,11 @@
 // string or from the password file it names (or libpq's default one), as the WAL receiver itself would find it.
 
 import { userInfo } from 'node:os'
-import type { Conninfo } from '../pg/conninfo.js'
-import { conninfoSessionOptions } from '../pg/conninfo.js'
-import { pgpassHost, pgpassLookup, pgpassPath, pgpassRead } from '../pg/pgpass.js'
-import type { PgSession } from '../pg/session.js'
-import { pgConnect } from '../pg/session.js'
+import type { Conninfo } from '../../pg/conninfo.js'
+import { conninfoSessionOptions } from '../../pg/conninfo.js'
+import { pgpassHost, pgpassLookup, pgpassPath, pgpassRead } from '../../pg/pgpass.js'
+import type { PgSession } from '../../pg/session.js'
+import { pgConnect } from '../../pg/session.js'
 
 /** The OS user libpq would connect as when the string names no user. */
 export function osUserName(): string {

@@ -10,15 +10,15 @@
 // succeeds only when all have it, and its error names each repository that does not ("repo2: ..."). PostgreSQL
 // keeps the segment in pg_wal and retries, and the retry writes only where the file is still missing.
 
-import { log } from '../common/log.js'
-import type { Config } from '../config/config.js'
-import type { CompressType } from '../io/compress.js'
-import { cipherJobInput, cipherUse } from '../repo/cipher.js'
-import { archivePushDrop, archivePushPath } from './archive-async.js'
-import { archivePushFile, archivePushOutcome } from './archive-push-file.js'
-import type { ArchivePushFileInput } from './archive-push-file.js'
-import type { Command } from './command.js'
-import { repoLocation, repoSelected } from './repo-storage.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import type { CompressType } from '../../io/compress.js'
+import { cipherJobInput, cipherUse } from '../../repo/cipher.js'
+import { archivePushDrop, archivePushPath } from './async.js'
+import { archivePushFile, archivePushOutcome } from './push-file.js'
+import type { ArchivePushFileInput } from './push-file.js'
+import type { Command } from '../command.js'
+import { repoLocation, repoSelected } from '../repo-storage.js'
 
 /**
  * What a push of `walPath` needs from the configuration, as plain data for a worker thread: each repository with the

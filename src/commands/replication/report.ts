@@ -1,7 +1,7 @@
 // What replication-status reports and how the lag limits judge it. Pure functions over the report, so the rules
 // (which lag counts, when unknown lag fails a check) are tested without servers.
 
-import { formatBytes } from '../common/progress.js'
+import { formatBytes } from '../../common/progress.js'
 
 export interface StandbyLink {
   applicationName: string
