@@ -1,7 +1,8 @@
 // A stanza for integration tests: a real cluster archiving through bin/walden into a repository in a temp folder,
 // with a config file, all owned by postgres. `walden(...)` runs the CLI as PostgreSQL's own commands would run.
 
-import { chmod, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { chmod, chown, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createCluster, runWalden, testDir, waldenCommand } from './cluster.js'
 import type { Cluster, RunResult, TestDir } from './cluster.js'
@@ -17,8 +18,11 @@ export interface TestStanza {
   walden(args: readonly string[], options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunResult>
   /** Runs walden and fails the test with its output when it does not exit 0. */
   waldenOk(args: readonly string[], options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunResult>
-  /** Rewrites the config file with extra [global] lines. */
-  writeConfig(extraGlobal?: string[]): Promise<void>
+  /**
+   * Rewrites the config file with extra [global] lines; `repo1Lines`, when given, replace the stanza's repo1 lines from
+   * now on (see TestStanzaOptions.repo1Lines).
+   */
+  writeConfig(extraGlobal?: string[], repo1Lines?: string[]): Promise<void>
 }
 
 export interface TestStanzaOptions {
@@ -30,6 +34,20 @@ export interface TestStanzaOptions {
   /** Start the cluster (default true). */
   start?: boolean
   settings?: Record<string, string>
+  /**
+   * Lines that say where repo1 is, instead of `repo1-path=<a folder of the test>`: e.g. an S3 bucket (repo1-type=s3,
+   * its bucket, endpoint, key and secret). With them the config file is owned by postgres with mode 0600, as a file
+   * holding a secret must be; archive_command reads it as postgres, and the environment of the test never reaches
+   * it, so the config file is where the server's walden finds the credentials.
+   */
+  repo1Lines?: string[]
+}
+
+function postgresIds(): { uid: number; gid: number } {
+  return {
+    uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
+    gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
+  }
 }
 
 export async function createTestStanza(options: TestStanzaOptions): Promise<TestStanza> {
@@ -51,10 +69,12 @@ export async function createTestStanza(options: TestStanzaOptions): Promise<Test
     },
   })
 
-  const writeConfig = async (extraGlobal: string[] = []): Promise<void> => {
+  let repo1Lines = options.repo1Lines
+  const writeConfig = async (extraGlobal: string[] = [], newRepo1Lines?: string[]): Promise<void> => {
+    if (newRepo1Lines !== undefined) repo1Lines = newRepo1Lines
     const text = [
       '[global]',
-      `repo1-path=${repoPath}`,
+      ...(repo1Lines ?? [`repo1-path=${repoPath}`]),
       `lock-path=${lockPath}`,
       `log-path=${logPath}`,
       `compress-type=${options.compressType ?? 'zst'}`,
@@ -70,8 +90,15 @@ export async function createTestStanza(options: TestStanzaOptions): Promise<Test
       '',
     ].join('\n')
     await writeFile(configPath, text)
-    // Owned by root, readable by postgres: walden only reads it.
-    await chmod(configPath, 0o644)
+    if (repo1Lines === undefined) {
+      // Owned by root, readable by postgres: walden only reads it.
+      await chmod(configPath, 0o644)
+    } else {
+      // It may hold a secret: postgres's alone.
+      const { uid, gid } = postgresIds()
+      await chown(configPath, uid, gid)
+      await chmod(configPath, 0o600)
+    }
   }
   await writeConfig()
   if (options.start ?? true) {
