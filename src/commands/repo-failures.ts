@@ -45,7 +45,7 @@ export function repoFailureOf(repo: number, error: unknown): RepoFailure {
 export function repoFailuresError(failures: readonly RepoFailure[], options: { several: boolean; stored?: readonly number[]; retry?: string }): WaldenError {
   const first = failures[0]
   if (first === undefined) return new WaldenError('Assert', 'repoFailuresError called without a failure')
-  const message = !options.several && failures.length === 1 ? first.message : failures.map((failure) => `repo${failure.repo}: ${failure.message}`).join('; ')
+  const message = !options.several && failures.length === 1 ? first.message : failures.map((failure) => repoNamed(failure.repo, failure.message)).join('; ')
   if (first.newerFormat) return new RepoFormatNewerError(message, first.hint ?? '')
   if (!options.several && failures.length === 1) return new WaldenError(first.kind, first.message, first.hint !== undefined ? { hint: first.hint } : {})
   const stored = options.stored ?? []
@@ -60,6 +60,14 @@ export function repoFailuresError(failures: readonly RepoFailure[], options: { s
 export function repoList(repos: readonly number[]): string {
   const names = repos.map((repo) => `repo${repo}`)
   return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+}
+
+/**
+ * `repoN: message`, unless the message names the repository already: a failure talking to S3 does so itself
+ * (storage/s3-client.ts), even when the command works on that repository alone.
+ */
+export function repoNamed(repo: number, message: string): string {
+  return message.startsWith(`repo${repo}: `) ? message : `repo${repo}: ${message}`
 }
 
 /** A message about one repository: prefixed with its name when the command works on several, as it is when alone. */

@@ -30,6 +30,12 @@ export interface S3Location {
   kmsKeyId?: string
   /** Multipart part size in bytes. */
   uploadChunkSize: number
+  /**
+   * The stanza's number for this repository (repoN), when it is one: failures talking to S3 then start with `repoN: `
+   * and their hints name its options, so a user with several repositories (or a bucket in PostgreSQL's log) knows
+   * which one to fix.
+   */
+  repo?: number
 }
 
 export type StorageLocation = PosixLocation | S3Location

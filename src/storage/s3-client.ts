@@ -345,20 +345,24 @@ export function etagOf(headers: IncomingHttpHeaders): string {
 export function s3Failure(error: unknown, kind: ErrorKind, action: string, target: string, location: S3Location, endpointText: string): WaldenError {
   if (error instanceof WaldenError) return error
   const failure = error instanceof S3RequestError ? error : networkError(error)
+  // Named after the repository when it is one of the stanza's; its options then by their full names.
+  const named = location.repo === undefined ? '' : `repo${location.repo}: `
+  const option = (suffix: string): string => (location.repo === undefined ? suffix : `repo${location.repo}-${suffix}`)
+  const options = location.repo === undefined ? 'the repository options ' : ''
   if (failure.code === 'NoSuchBucket') {
-    return new WaldenError('RepoInvalid', `bucket '${location.bucket}' does not exist at ${endpointText}`, {
-      hint: 'create the bucket, or check the repository options s3-bucket, s3-endpoint and s3-uri-style.',
+    return new WaldenError('RepoInvalid', `${named}bucket '${location.bucket}' does not exist at ${endpointText}`, {
+      hint: `create the bucket, or check ${options}${option('s3-bucket')}, ${option('s3-endpoint')} and ${option('s3-uri-style')}.`,
     })
   }
   if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'AuthorizationHeaderMalformed'].includes(failure.code)) {
-    return new WaldenError('OptionInvalidValue', `access denied by ${endpointText} to bucket '${location.bucket}' (${failure.code})`, {
-      hint: 'check the repository options s3-key and s3-key-secret (and s3-token for temporary credentials), and that the key may use this bucket.',
+    return new WaldenError('OptionInvalidValue', `${named}access denied by ${endpointText} to bucket '${location.bucket}' (${failure.code})`, {
+      hint: `check ${options}${option('s3-key')} and ${option('s3-key-secret')} (and ${option('s3-token')} for temporary credentials), and that the key may use this bucket.`,
     })
   }
   const attempts = failure.attempts > 1 ? ` (after ${failure.attempts} attempts)` : ''
-  return new WaldenError(kind, `unable to ${action} '${target}': ${failure.message}${attempts}`, {
+  return new WaldenError(kind, `${named}unable to ${action} '${target}': ${failure.message}${attempts}`, {
     ...(TLS_CERTIFICATE_CODES.has(failure.code) || failure.code.startsWith('ERR_TLS_CERT')
-      ? { hint: "the endpoint's certificate is not trusted: set the repository option storage-ca-file to the CA that signed it (or storage-verify-tls=n, which gives up the check)." }
+      ? { hint: `the endpoint's certificate is not trusted: set ${option('storage-ca-file')} to the CA that signed it (or ${option('storage-verify-tls')}=n, which gives up the check).` }
       : {}),
   })
 }

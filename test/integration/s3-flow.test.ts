@@ -430,7 +430,8 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
       env: { WALDEN_REPO1_S3_KEY_SECRET: gateway.secretKey },
     })
     assert.equal(result.code, 0, result.stderr)
-    assert.match(result.stderr, /WARN: repo1-s3-key-secret is set only in the environment/)
+    assert.match(result.stderr, /WARN: repo1-s3-key-secret comes from the environment \(WALDEN_REPO1_S3_KEY_SECRET\), which restore_command will not have/)
+    assert.doesNotMatch(result.stderr, /repo1-s3-key comes/, 'the key is in the config file')
     assert.ok(!result.stderr.includes(gateway.secretKey))
     await rm(target, { recursive: true, force: true })
     await rm(secretless)

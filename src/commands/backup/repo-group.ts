@@ -6,6 +6,7 @@
 // its error is the command's error, as it always was.
 
 import { WaldenError } from '../../common/errors.js'
+import { repoNamed } from '../repo-failures.js'
 import { log } from '../../common/log.js'
 import type { RepoIndex } from '../../config/options.js'
 import { cipherUse } from '../../repo/cipher.js'
@@ -62,12 +63,12 @@ export class RepoGroup<T extends { index: RepoIndex }> {
     const others = this.live
     if (others.length === 0) {
       const [first] = this.failed.values()
-      throw new WaldenError(first!.kind, `the backup failed in every repository: ${[...this.failed].map(([index, failed]) => `repo${index}: ${failed.message}`).join('; ')}`, {
+      throw new WaldenError(first!.kind, `the backup failed in every repository: ${[...this.failed].map(([index, failed]) => repoNamed(index, failed.message)).join('; ')}`, {
         ...(first!.hint !== undefined ? { hint: first!.hint } : {}),
       })
     }
     for (const [repo] of drops) {
-      log.error(`repo${repo.index}: ${this.failed.get(repo.index)!.message}; the backup goes on in ${others.map((other) => `repo${other.index}`).join(', ')} without it`)
+      log.error(`${repoNamed(repo.index, this.failed.get(repo.index)!.message)}; the backup goes on in ${others.map((other) => `repo${other.index}`).join(', ')} without it`)
     }
   }
 
@@ -79,7 +80,7 @@ export class RepoGroup<T extends { index: RepoIndex }> {
     const done = this.live.map((repo) => `repo${repo.index}`).join(', ')
     return new WaldenError(
       first!.kind,
-      `backup ${label} failed in ${failedNames.join(', ')} (${[...this.failed].map(([index, failed]) => `repo${index}: ${failed.message}`).join('; ')}); it completed in ${done}`,
+      `backup ${label} failed in ${failedNames.join(', ')} (${[...this.failed].map(([index, failed]) => repoNamed(index, failed.message)).join('; ')}); it completed in ${done}`,
       { hint: `fix ${failedNames.join(', ')}; the next backup to it stores what it lacks (in each repository a diff or incr builds on that repository's own latest backup).` },
     )
   }

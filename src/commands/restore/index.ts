@@ -18,6 +18,8 @@ import { manifestFileRepoPath } from '../../repo/manifest.js'
 import type { Manifest, ManifestFile } from '../../repo/manifest.js'
 import { PosixStorage, syncFilesystem, syncFilesystemAvailable, syncFolder } from '../../storage/posix.js'
 import type { Config } from '../../config/config.js'
+import { OPTIONS, optionEnvName } from '../../config/options.js'
+import type { OptionDef, OptionName } from '../../config/options.js'
 import type { Command } from '../command.js'
 import { repoIndexes } from '../repo-storage.js'
 import { pgRunning } from '../../pg/data-dir.js'
@@ -81,6 +83,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const force = cfg.boolean('force')
 
   recoveryOptionsCheck(cfg, type, target)
+  environmentSecretsWarn(cfg, type)
 
   const source = await restoreSourceSelect(cfg, stanza, type, target)
   const { backup: chosen, manifest } = source
@@ -264,6 +267,24 @@ async function layoutPrepare(
 }
 
 /** The settings restore writes into postgresql.auto.conf for this recovery type (see recovery.ts). */
+/**
+ * Secrets (an S3 secret, a passphrase) are never written into restore_command, so an archive-get that PostgreSQL runs
+ * later sees only the config file: one given to this restore in the environment is missing then (or the config file's
+ * value is used instead), and recovery stops at the first segment it cannot fetch. Said now, while the user is watching, not in the server
+ * log hours later.
+ */
+function environmentSecretsWarn(cfg: Config, type: string): void {
+  if (type === 'preserve' || type === 'none') return
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const def: OptionDef = OPTIONS[name]
+    if (def.notOnCommandLine !== true || !def.commands.includes('archive-get') || cfg.source(name) !== 'environment') continue
+    log.warn(
+      `${name} comes from the environment (${optionEnvName(name)}), which restore_command will not have when PostgreSQL runs it: ` +
+        'recovery can fetch WAL only if the config file has it too (mode 0600)',
+    )
+  }
+}
+
 function recoverySettingsFor(
   cfg: Config,
   type: string,

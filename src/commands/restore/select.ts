@@ -5,6 +5,7 @@
 
 import { fail, WaldenError } from '../../common/errors.js'
 import type { ErrorKind } from '../../common/errors.js'
+import { repoNamed } from '../repo-failures.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import type { RepoIndex } from '../../config/options.js'
@@ -47,8 +48,8 @@ export async function restoreSourceSelect(cfg: Config, stanza: string, type: str
     } catch (error) {
       // With one repository to look in, its error is the restore's, as it always was.
       if (candidates.length === 1 || !(error instanceof WaldenError) || REQUEST_ERRORS.has(error.kind)) throw error
-      log.warn(`repo${index}: ${error.message}`)
-      passedOver.push(`repo${index}: ${error.message}`)
+      log.warn(repoNamed(index, error.message))
+      passedOver.push(repoNamed(index, error.message))
     }
   }
   fail('BackupMismatch', `no repository holds a backup to restore for this request (${passedOver.join('; ')})`, {

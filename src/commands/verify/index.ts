@@ -15,6 +15,7 @@
 // ones keep their own start..stop WAL. verify expects the same, so a policy is not reported as a gap.
 
 import { ERROR_CODES, WaldenError, fail } from '../../common/errors.js'
+import type { ErrorKind } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { Progress } from '../../common/progress.js'
 import type { Config } from '../../config/config.js'
@@ -74,7 +75,7 @@ async function verifyRun(cfg: Config): Promise<number> {
     } catch (error) {
       // Alone, a repository that cannot be verified at all (no such stanza) is the command's error, as it always was.
       if (!several || !(error instanceof WaldenError)) throw error
-      log.error(`repo${index}: [${String(error.code).padStart(3, '0')}]: ${error.message}`)
+      log.error(`repo${index}: [${String(error.code).padStart(3, '0')}]: ${error.message.startsWith(`repo${index}: `) ? error.message.slice(`repo${index}: `.length) : error.message}`)
       const report = emptyReport(stanza, index)
       report.problems.push({ kind: 'info', file: `repo${index}`, message: error.message })
       reportSettle(report)
@@ -147,15 +148,20 @@ async function labelsNow(repo: Storage, stanza: string): Promise<Set<string> | u
   return info ? new Set(info.backups.map((backup) => backup.label)) : undefined
 }
 
+/** Failures that say an info file's content is bad, as opposed to a repository that cannot be read at all. */
+const INFO_DAMAGE: ReadonlySet<ErrorKind> = new Set(['Checksum', 'Crypto', 'Format', 'FileInvalid'])
+
 /**
  * Loads an info file; damage (both copies) is a problem of the report, not the end of the run. A stanza that does not
- * exist (or a repository from a newer walden) is an error: there is nothing to verify.
+ * exist, a repository from a newer walden, and a repository that cannot be read (access denied, endpoint unreachable)
+ * are errors with their own exit codes, like any other command's: there is nothing to verify, and a monitoring script
+ * must be able to tell "fix the credentials" from "the backups are damaged".
  */
 async function loadOrReport<T>(report: VerifyReport, file: string, load: () => Promise<T>): Promise<T | undefined> {
   try {
     return await load()
   } catch (error) {
-    if (!(error instanceof WaldenError) || error.kind === 'RepoInvalid') throw error
+    if (!(error instanceof WaldenError) || !INFO_DAMAGE.has(error.kind)) throw error
     report.problems.push({ kind: 'info', file, message: error.message })
     return undefined
   }
