@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { WaldenError } from '../common/errors.js'
 import { RepoFormatNewerError } from '../repo/info-file.js'
-import { repoFailureOf, repoFailuresError, repoList } from './repo-failures.js'
+import { repoFailureOf, repoFailuresError, repoList, repoNamed } from './repo-failures.js'
 
 test('one repository in play: its error exactly as it was', () => {
   const failure = repoFailureOf(1, new WaldenError('FileOpen', "unable to open '/repo/x'", { hint: 'check permissions.' }))
@@ -36,4 +36,15 @@ test('repository lists read as English', () => {
   assert.equal(repoList([2]), 'repo2')
   assert.equal(repoList([1, 2]), 'repo1 and repo2')
   assert.equal(repoList([1, 2, 4]), 'repo1, repo2 and repo4')
+})
+
+test('a message that names its repository already (an S3 failure does) is not named twice', () => {
+  assert.equal(repoNamed(3, 'repo3: access denied'), 'repo3: access denied')
+  assert.equal(repoNamed(3, 'access denied'), 'repo3: access denied')
+  // Another repository's name is no reason to leave this one out.
+  assert.equal(repoNamed(3, 'repo1: x'), 'repo3: repo1: x')
+  const error = repoFailuresError([repoFailureOf(3, new WaldenError('OptionInvalidValue', 'repo3: access denied')), repoFailureOf(4, new WaldenError('FileWrite', 'disk full'))], {
+    several: true,
+  })
+  assert.equal(error.message, 'repo3: access denied; repo4: disk full')
 })
