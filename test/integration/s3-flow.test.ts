@@ -274,8 +274,12 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     const s3Backup = (await keys(bucket, `backup/demo/${s3Label}/`)).map((key) => key.replace(s3Label, '<label>'))
     assert.ok(posixBackup.length > 100, `${posixBackup.length} files in the posix backup`)
     assert.deepEqual(s3Backup, posixBackup)
-    // And the stanza's own files and the archive's names, in their shapes.
-    assert.deepEqual(normalize(await keys(bucket)), normalize(await walk(folder)))
+    // And the stanza's own files and the archive's names, in their shapes. PostgreSQL archived backup history files
+    // into the bucket alone (archive_command pushes there); they are named like segments, beside them.
+    const history = /\.[0-9A-F]{8}\.backup-[0-9a-f]{64}\.zst$/
+    const inBucket = await keys(bucket)
+    assert.ok(inBucket.some((key) => /^archive\/demo\/15-1\/[0-9A-F]{16}\/[0-9A-F]{24}\.[0-9A-F]{8}\.backup-[0-9a-f]{64}\.zst$/.test(key)))
+    assert.deepEqual(normalize(inBucket.filter((key) => !history.test(key))), normalize(await walk(folder)))
     await rm(folder, { recursive: true, force: true })
   })
 
@@ -364,6 +368,9 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     const result = await stanza.waldenOk([`--pg1-path=${copy.dataDir}`, `--pg1-port=${copy.port}`, 'restore', '--delta', '--archive-mode=off', '--log-level-console=info'])
     assert.match(result.stderr, /kept, [1-9]\d* removed/)
     await assert.rejects(stat(stray), { code: 'ENOENT' })
+    assert.notDeepEqual(await readFile(damaged), broken, 'the damaged relation file was rewritten')
+    // postgresql.conf is the backup's again.
+    await copy.configure({ unix_socket_directories: copy.socketDir })
     await copy.start()
     try {
       await copy.waitWritable(60_000)
@@ -397,27 +404,31 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     const noSecret = (result: RunResult, secret: string): void => {
       assert.ok(!result.stderr.includes(secret) && !result.stdout.includes(secret), 'the secret is not shown')
     }
-    // A wrong secret: access denied, with the access-denied code, from every command that reads the bucket.
+    // A wrong secret: access denied, with the access-denied code, from every command that reads the bucket. info
+    // reports it in the repository's status, on stdout, and exits with the same code.
     const wrongSecret = 'not-the-secret-9d3e1f'
-    for (const args of [['check'], ['info'], ['backup', '--type=incr'], ['verify'], ['expire']]) {
+    const denied = new RegExp(`repo1: access denied by ${escape(gateway.endpoint)} to bucket '${bucket}' \\(SignatureDoesNotMatch\\)`)
+    for (const args of [['check'], ['info'], ['backup', '--type=incr'], ['verify'], ['expire'], ['stanza-create']]) {
       const refused = await stanza.walden(args, { env: { WALDEN_REPO1_S3_KEY_SECRET: wrongSecret } })
       assert.equal(refused.code, 32, `${args[0]}: ${refused.stderr}${refused.stdout}`)
-      assert.match(refused.stderr, new RegExp(`ERROR: \\[032\\]: repo1: access denied by ${escape(gateway.endpoint)} to bucket '${bucket}'`), args[0])
+      if (args[0] === 'info') assert.match(refused.stdout, denied)
+      else assert.match(refused.stderr, new RegExp(`ERROR: \\[032\\]: ${denied.source}\nHINT: check repo1-s3-key and repo1-s3-key-secret`), args[0])
       assertNoStack(refused)
       noSecret(refused, wrongSecret)
       noSecret(refused, gateway.secretKey)
     }
-    // Nothing listens at the endpoint: one clear line, soon.
+    // Nothing listens at the endpoint: one clear line naming it, soon, after saying it retries.
     const started = Date.now()
-    const unreachable = await stanza.walden(['info', '--repo1-s3-endpoint=http://127.0.0.1:9'], { timeoutMs: 90_000 })
+    const unreachable = await stanza.walden(['check', '--repo1-s3-endpoint=http://127.0.0.1:9'], { timeoutMs: 90_000 })
+    const elapsedMs = Date.now() - started
     assert.notEqual(unreachable.code, 0)
-    assert.match(unreachable.stderr, /ERROR: \[\d{3}\]: repo1: .*http:\/\/127\.0\.0\.1:9/)
+    assert.match(unreachable.stderr, /ERROR: \[\d{3}\]: repo1: unable to [a-z ]+ 's3:\/\/[^']+': connect ECONNREFUSED 127\.0\.0\.1:9 \(after \d+ attempts\)\n/)
     assertNoStack(unreachable)
-    assert.ok(Date.now() - started < 60_000, `gave up after ${Date.now() - started} ms`)
+    assert.ok(elapsedMs < 60_000, `gave up after ${elapsedMs} ms`)
     // A missing bucket.
-    const missing = await stanza.walden(['info', '--repo1-s3-bucket=no-such-bucket-s3-flow'])
-    assert.notEqual(missing.code, 0)
-    assert.match(missing.stderr, /repo1: .*'no-such-bucket-s3-flow'/)
+    const missing = await stanza.walden(['check', '--repo1-s3-bucket=no-such-bucket-s3-flow'])
+    assert.equal(missing.code, 103, missing.stderr)
+    assert.match(missing.stderr, new RegExp(`ERROR: \\[103\\]: repo1: bucket 'no-such-bucket-s3-flow' does not exist at ${escape(gateway.endpoint)}\nHINT: create the bucket, or check repo1-s3-bucket`))
     assertNoStack(missing)
   })
 
