@@ -10,6 +10,7 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { rootCertificates } from 'node:tls'
 import { errnoCode, WaldenError } from '../common/errors.js'
+import { log } from '../common/log.js'
 import type { ErrorKind } from '../common/errors.js'
 import type { S3Location } from './location.js'
 import { amzDate, canonicalQuery, EMPTY_SHA256, signatureV4, uriEncode } from './s3-sign.js'
@@ -169,6 +170,8 @@ export class S3Client {
   readonly #retries: number
   readonly #retryDelayMs: number
   readonly #timeoutMs: number
+  /** When #retryAnnounce last spoke (ms since the epoch). */
+  #announcedAt = 0
 
   constructor(location: S3Location, options: S3ClientOptions = {}) {
     this.#location = location
@@ -212,11 +215,25 @@ export class S3Client {
         const failure = error instanceof S3RequestError ? error : networkError(error)
         failure.attempts = attempt
         if (!failure.transient || attempt > this.#retries) throw failure
+        if (attempt === 1) this.#retryAnnounce(failure)
         // Full jitter on top of the doubling step keeps parallel workers from retrying in lock step.
         const step = this.#retryDelayMs * 2 ** (attempt - 1)
         await sleep(step / 2 + Math.random() * (step / 2))
       }
     }
+  }
+
+  /**
+   * Says once that requests are being retried, and for how long at most: a gateway that is down would otherwise keep
+   * a command silent for the whole backoff. Once per client and minute, so parallel requests do not repeat it.
+   */
+  #retryAnnounce(failure: S3RequestError): void {
+    const now = Date.now()
+    if (now - this.#announcedAt < 60_000) return
+    this.#announcedAt = now
+    const named = this.#location.repo === undefined ? '' : `repo${this.#location.repo}: `
+    const upToSeconds = Math.ceil((this.#retryDelayMs * (2 ** this.#retries - 1)) / 1000)
+    log.warn(`${named}S3 request to ${this.endpoint.protocol}//${this.endpoint.host} failed (${failure.message}); retrying ${this.#retries} times over up to ${upToSeconds} s`)
   }
 
   async #attempt(request: S3Request): Promise<S3Response> {

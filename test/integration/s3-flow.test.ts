@@ -38,6 +38,16 @@ function assertNoStack(result: RunResult): void {
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
 }
 
+/** Two dumps equal; when not, the failure shows the lines that differ rather than the start of two long texts. */
+function assertSameDump(actual: string, expected: string): void {
+  if (actual === expected) return
+  const expectedLines = new Set(expected.split('\n'))
+  const actualLines = new Set(actual.split('\n'))
+  const missing = [...expectedLines].filter((line) => !actualLines.has(line)).slice(0, 20)
+  const extra = [...actualLines].filter((line) => !expectedLines.has(line)).slice(0, 20)
+  assert.fail(`the dumps differ\nonly in the source:\n${missing.join('\n')}\nonly in the restored copy:\n${extra.join('\n')}`)
+}
+
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(200)) {
     if (await check()) return
@@ -290,7 +300,7 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     try {
       assert.match(result.stderr, /restore backup set \d{8}-\d{6}F\n|restore backup set \d{8}-\d{6}F /)
       assert.ok((await restoredFromArchive(copy)) >= 1, 'recovery fetched segments from the archive')
-      assert.equal(await dumpDatabase(copy), dumpAfterIncr)
+      assertSameDump(await dumpDatabase(copy), dumpAfterIncr)
       // restore_command calls walden itself, in the foreground (no archive-async here).
       const autoConf = await readFile(join(copy.dataDir, 'postgresql.auto.conf'), 'utf8')
       assert.match(autoConf, /restore_command = '.*walden.* archive-get %f "%p"'/)
@@ -313,7 +323,7 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
       const autoConf = await readFile(join(copy.dataDir, 'postgresql.auto.conf'), 'utf8')
       assert.match(autoConf, /restore_command = '[^']*walden-archive-get /)
       assert.ok((await restoredFromArchive(copy)) >= 5, 'recovery replayed the archived segments')
-      assert.equal(await dumpDatabase(copy), dump)
+      assertSameDump(await dumpDatabase(copy), dump)
       assert.match(await readFile(join(logPath, 'demo-archive-get-async.log'), 'utf8'), /queued WAL file '[0-9A-F]{24}' from the archive/)
     } finally {
       await copy.stop()
@@ -374,7 +384,7 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     await copy.start()
     try {
       await copy.waitWritable(60_000)
-      assert.equal(await dumpDatabase(copy), dump)
+      assertSameDump(await dumpDatabase(copy), dump)
     } finally {
       await copy.stop()
     }
@@ -407,7 +417,7 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     // A wrong secret: access denied, with the access-denied code, from every command that reads the bucket. info
     // reports it in the repository's status, on stdout, and exits with the same code.
     const wrongSecret = 'not-the-secret-9d3e1f'
-    const denied = new RegExp(`repo1: access denied by ${escape(gateway.endpoint)} to bucket '${bucket}' \\(SignatureDoesNotMatch\\)`)
+    const denied = new RegExp(`repo1: access denied by ${escape(gateway.endpoint)} to bucket '${bucket}' \\((?:SignatureDoesNotMatch|AccessDenied)\\)`)
     for (const args of [['check'], ['info'], ['backup', '--type=incr'], ['verify'], ['expire'], ['stanza-create']]) {
       const refused = await stanza.walden(args, { env: { WALDEN_REPO1_S3_KEY_SECRET: wrongSecret } })
       assert.equal(refused.code, 32, `${args[0]}: ${refused.stderr}${refused.stdout}`)
@@ -423,6 +433,8 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     const elapsedMs = Date.now() - started
     assert.notEqual(unreachable.code, 0)
     assert.match(unreachable.stderr, /ERROR: \[\d{3}\]: repo1: unable to [a-z ]+ 's3:\/\/[^']+': connect ECONNREFUSED 127\.0\.0\.1:9 \(after \d+ attempts\)\n/)
+    assert.match(unreachable.stderr, /WARN: repo1: S3 request to http:\/\/127\.0\.0\.1:9 failed \(connect ECONNREFUSED 127\.0\.0\.1:9\); retrying \d+ times over up to \d+ s\n/)
+    assert.equal(unreachable.stderr.match(/ERROR:/g)?.length, 1, unreachable.stderr)
     assertNoStack(unreachable)
     assert.ok(elapsedMs < 60_000, `gave up after ${elapsedMs} ms`)
     // A missing bucket.
@@ -495,7 +507,7 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
 
       const { copy } = await restoreCopy([])
       try {
-        assert.equal(await dumpDatabase(copy), dump)
+        assertSameDump(await dumpDatabase(copy), dump)
         assert.ok((await restoredFromArchive(copy)) >= 1)
       } finally {
         await copy.stop()
