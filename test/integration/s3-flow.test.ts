@@ -3,7 +3,8 @@
 // backups full, diff and incr; restores into empty folders that replay segments fetched from the bucket (archive-get
 // synchronous and through the async queue) and equal their source's dump; point-in-time recovery by time and by LSN;
 // a delta restore over a changed folder; a hot standby fed from the bucket; expire; an encrypted repository with
-// SSE-KMS. Debian's awscli, an independent client, lists what walden wrote: the layout of a folder, under repo1-path.
+// SSE-KMS; stanza-delete; and the mistakes a user meets first. Debian's awscli, an independent client, lists what
+// walden wrote: the layout of a folder, under repo1-path.
 //
 // The credentials are in the stanza's config file (postgres's, mode 0600): archive_command and restore_command run as
 // postgres with the server's environment, never the test's, so the config file is where their walden finds them.
@@ -509,7 +510,7 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     await stanza.writeConfig(['archive-async=y', `spool-path=${spoolPath}`])
   })
 
-  test('an encrypted repository with SSE-KMS round-trips a backup and restore', async () => {
+  test('an encrypted repository with SSE-KMS round-trips a backup and restore; stanza-delete empties it', async () => {
     const sealed = await gateway.bucket('s3-flow-sealed')
     const cipherLines = repo1Lines(sealed, ['repo1-cipher-type=aes-256-gcm', `repo1-cipher-pass=${PASS}`, `repo1-s3-kms-key-id=${gateway.kmsKeyId}`])
     const previous = repo1Lines(bucket)
@@ -543,6 +544,11 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
       } finally {
         await copy.stop()
       }
+
+      // stanza-delete (forced, as the cluster runs) leaves nothing of the stanza under the prefix.
+      assert.ok((await keys(sealed)).length > 10)
+      await stanza.waldenOk(['stanza-delete', '--force'])
+      assert.deepEqual(await keys(sealed), [])
     } finally {
       await stanza.writeConfig([], previous)
       await gateway.aws(['s3', 'rb', '--force', `s3://${sealed}`])
