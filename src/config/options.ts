@@ -516,6 +516,38 @@ const BASE_OPTIONS = {
       'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the ' +
       "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own. promote: promote even though the primary is still writable.",
   },
+  start: {
+    type: 'boolean',
+    section: false,
+    commands: RESTORE,
+    default: false,
+    summary: 'Start PostgreSQL on the restored data folder (pg_ctl start) once the restore is complete.',
+    description: "The server's output goes to LOG-PATH/STANZA-postgresql.log. A standby is then up and replaying; a restore of another type recovers and, at its target, does what target-action says.",
+  },
+  'stop-old': {
+    type: 'boolean',
+    section: false,
+    commands: RESTORE,
+    default: false,
+    summary: 'Stop the server running on pg1-path (pg_ctl stop -m fast) before restoring there.',
+    description: 'Without it a running server makes the restore fail before anything is touched.',
+  },
+  'keep-old-data': {
+    type: 'boolean',
+    section: 'any',
+    commands: RESTORE,
+    default: false,
+    summary: 'Move a non-empty pg1-path aside to PG1-PATH.<UTC timestamp> and restore into a fresh folder, instead of overwriting it.',
+    description:
+      'The old folder is renamed, never copied or deleted, so it must be on the same file system and not a mount point. ' +
+      'Refused with --delta or --force, and when the old cluster has tablespaces (they live outside the folder and the restore would overwrite them).',
+  },
+  'keep-old-data-path': {
+    type: 'path',
+    section: false,
+    commands: RESTORE,
+    summary: 'Where --keep-old-data moves the old data folder (must not exist); implies --keep-old-data.',
+  },
   'recovery-option': {
     type: 'hash',
     section: 'any',

@@ -1,19 +1,14 @@
 // setup: prepares a primary for walden through ALTER SYSTEM (see setup-plan.ts for what it changes and why), and
 // with --restart restarts the server and checks the new settings are the running ones.
 
-import { spawn } from 'node:child_process'
-import { access, constants, readFile, readlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
 import { fail } from '../../common/errors.js'
-import { log } from '../../common/log.js'
-import { privateFolder } from '../../common/private-path.js'
 import type { Config } from '../../config/config.js'
-import { pgBinFor } from '../../pg/binaries.js'
 import { confValueCheck, settingName, sqlLiteral } from '../../pg/conf-syntax.js'
 import { dbInfo } from '../../pg/db.js'
 import type { PgSession } from '../../pg/session.js'
 import type { Command } from '../command.js'
 import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
+import { serverControl } from '../server-control.js'
 import { setupPlan } from './setup-plan.js'
 import { waldenCommandLine } from '../walden-command.js'
 import type { SettingState } from './setup-plan.js'
@@ -45,7 +40,7 @@ export const setup: Command = {
   async run(cfg) {
     const applied = await setupApply(cfg)
     if (applied === undefined) return 0
-    await restartServer(cfg, applied.dataDirectory, applied.major)
+    await serverControl(cfg, 'restart', applied.dataDirectory, applied.major)
     const session = await pgSessionOpen(cfg)
     try {
       const after = await settingStates(session)
@@ -111,42 +106,5 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
     return restarting ? { dataDirectory: server.dataDirectory, major: server.major, restartFor } : undefined
   } finally {
     await session.close()
-  }
-}
-
-/** The bin folder of the running server: the postmaster's own executable, else the one for its major version. */
-async function serverBinDir(dataDirectory: string, major: number): Promise<string> {
-  const pid = (await readFile(join(dataDirectory, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]
-  const exe = pid ? await readlink(`/proc/${pid}/exe`).catch(() => undefined) : undefined
-  return exe !== undefined ? dirname(exe) : pgBinFor(major)
-}
-
-async function restartServer(cfg: Config, dataDirectory: string, major: number): Promise<void> {
-  const pgCtl = join(await serverBinDir(dataDirectory, major), 'pg_ctl')
-  // The server's own output goes to a file beside walden's logs: with logging_collector off it is the server's log.
-  const logPath = cfg.string('log-path') ?? '/var/log/walden'
-  const serverLog = join(logPath, `${cfg.stanza()}-postgresql.log`)
-  try {
-    await privateFolder(logPath)
-    await access(logPath, constants.W_OK)
-  } catch (error) {
-    // Checked before stopping anything: pg_ctl would stop the server and then fail to start it.
-    fail('FileWrite', `unable to write the server log '${serverLog}' for the restart: ${(error as Error).message}`, {
-      hint: 'set log-path to a folder the PostgreSQL OS user can write, or restart PostgreSQL yourself.',
-    })
-  }
-  log.info(`restarting PostgreSQL with '${pgCtl} restart -m fast' (server output to '${serverLog}')`)
-  const code = await new Promise<number>((resolveExit, reject) => {
-    const child = spawn(pgCtl, ['-D', dataDirectory, '-m', 'fast', '-w', '-t', '300', '-l', serverLog, 'restart'], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (status) => {
-      if (status !== 0) log.error(`pg_ctl: ${stderr.trim()}`)
-      resolveExit(status ?? 1)
-    })
-  })
-  if (code !== 0) {
-    fail('PgState', `pg_ctl restart failed with exit code ${code}`, { hint: `see '${serverLog}' and the PostgreSQL log; the server may be stopped.` })
   }
 }
