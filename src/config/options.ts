@@ -514,7 +514,7 @@ const BASE_OPTIONS = {
     default: false,
     summary:
       'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the ' +
-      "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own. promote: promote even though the primary is still writable.",
+      "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own, and the password of an existing replication-user. promote: promote even though the primary is still writable.",
   },
   start: {
     type: 'boolean',
@@ -609,6 +609,43 @@ const BASE_OPTIONS = {
     description:
       'Needs --primary-conninfo. The slot keeps the WAL the standby has not received yet on the primary, so a ' +
       'standby that is down makes pg_wal grow: watch it with replication-status.',
+  },
+  'replication-user': {
+    type: 'string',
+    section: 'any',
+    commands: ['setup'],
+    summary: 'Role standbys connect as; setup creates it (LOGIN REPLICATION) with its password in the password file.',
+    description:
+      'The password comes from replication-password-file, else from the password file ($PGPASSFILE or ~/.pgpass of the ' +
+      'OS user running setup) when it already has the entry *:PORT:*:USER setup writes, else it is generated. PostgreSQL only ' +
+      'gets the SCRAM-SHA-256 secret computed from it, never the password. A role that exists with another password is ' +
+      'left alone unless the password comes from replication-password-file, or --force is given. Names with control characters, ' +
+      "longer than 63 bytes, or starting with '+', '/' or '@' are refused.",
+  },
+  'replication-password-file': {
+    type: 'path',
+    section: 'any',
+    commands: ['setup'],
+    summary: 'File whose first line is the password for replication-user (printable ASCII).',
+  },
+  'standby-host': {
+    type: 'string',
+    section: 'any',
+    commands: ['setup'],
+    summary: "Standby's IP address, network (address/bits) or host name; setup lets replication-user in from there in pg_hba.conf.",
+    description:
+      'Appends `host replication,postgres "USER" ADDRESS scram-sha-256` to the file hba_file names (database postgres is ' +
+      "for standby-create's check of the connection and its slot), checks PostgreSQL reads the line as meant, and reloads. " +
+      'Lines earlier in pg_hba.conf win, as always.',
+  },
+  'pg-archive-timeout': {
+    type: 'integer',
+    section: 'any',
+    commands: ['setup'],
+    default: 60,
+    range: [0, 86400],
+    summary: "archive_timeout setup gives the server, in seconds: the longest a commit waits to reach the archive.",
+    description: 'The default is written only where archive_timeout is off (0); a value given explicitly replaces any other. 0 with the default leaves it alone.',
   },
   'dry-run': {
     type: 'boolean',

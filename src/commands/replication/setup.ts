@@ -10,10 +10,11 @@ import type { Command } from '../command.js'
 import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
 import { serverControl } from '../server-control.js'
 import { setupPlan } from './setup-plan.js'
+import { replicationAccessPlan } from './setup-access.js'
 import { waldenCommandLine } from '../walden-command.js'
 import type { SettingState } from './setup-plan.js'
 
-const SETTINGS = ['wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'wal_keep_size']
+const SETTINGS = ['wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'wal_keep_size', 'archive_timeout']
 
 /**
  * Running and configured values. pg_file_settings re-reads the files on every query; its last row for a setting is
@@ -72,18 +73,23 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
     if (server.inRecovery) {
       fail('PgState', `the server at ${session.where} is a standby`, { hint: 'run setup on the primary; a standby takes its settings from it.' })
     }
-    const plan = setupPlan(await settingStates(session), stanza, waldenCommandLine(cfg, 'archive-push', '%p'), cfg.boolean('force'))
+    const archiveTimeout = { seconds: cfg.number('pg-archive-timeout') ?? 60, explicit: (cfg.source('pg-archive-timeout') ?? 'default') !== 'default' }
+    const plan = setupPlan(await settingStates(session), stanza, waldenCommandLine(cfg, 'archive-push', '%p'), cfg.boolean('force'), archiveTimeout)
     if (plan.refusal !== undefined) {
       fail('OptionInvalid', plan.refusal, { hint: "another tool may be archiving this cluster; give --force to replace its archive_command with walden's." })
     }
+    // The role, the password file and pg_hba.conf: planned (and refused) before anything at all is changed.
+    const [{ port } = { port: '5432' }] = await session.query<{ port: string }>(`select current_setting('port') as port`)
+    const access = await replicationAccessPlan(cfg, session, port)
 
     const out: string[] = []
-    if (plan.changes.length === 0) out.push(`stanza '${stanza}': nothing to change on ${server.dataDirectory}`)
+    if (plan.changes.length === 0 && access.length === 0) out.push(`stanza '${stanza}': nothing to change on ${server.dataDirectory}`)
     else out.push(`stanza '${stanza}': ${dryRun ? 'would change' : 'changed'} on ${server.dataDirectory} (PostgreSQL ${server.major}):`)
     const width = Math.max(...plan.changes.map((change) => change.name.length), 0)
     for (const change of plan.changes) {
       out.push(`  ${change.name.padEnd(width)}  ${show(change.from)} -> ${show(change.to)}${change.restart ? '  (needs restart)' : ''}`)
     }
+    for (const step of access) out.push(`  ${step.shown}`)
     // All checked before the first is applied: a refusal halfway would leave the server half set up.
     for (const change of plan.changes) confValueCheck(change.name, change.to)
     if (!dryRun) {
@@ -92,13 +98,14 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
         // means the same whatever standard_conforming_strings is. PostgreSQL escapes it for the file itself.
         await session.query(`alter system set ${settingName(change.name)} = ${sqlLiteral(change.to)}`)
       }
-      if (plan.changes.length > 0) await session.query('select pg_reload_conf()')
+      for (const step of access) await step.apply()
+      if (plan.changes.length > 0 || access.some((step) => step.reload)) await session.query('select pg_reload_conf()')
     }
 
     const restartFor = [...plan.changes.filter((change) => change.restart).map((change) => change.name), ...plan.pendingRestart]
     const restarting = restartFor.length > 0 && cfg.boolean('restart') && !dryRun
     if (restartFor.length === 0) {
-      out.push(plan.changes.length === 0 ? 'no restart needed' : `no restart ${dryRun ? 'would be ' : ''}needed: a reload applies ${dryRun ? 'them' : 'them, and was done'}`)
+      out.push(plan.changes.length === 0 && !access.some((step) => step.reload) ? 'no restart needed' : `no restart ${dryRun ? 'would be ' : ''}needed: a reload applies ${dryRun ? 'them' : 'them, and was done'}`)
     } else if (!restarting) {
       out.push(`restart needed for: ${restartFor.join(', ')}${dryRun ? '' : ' (run setup --restart, or restart PostgreSQL yourself)'}`)
     }
