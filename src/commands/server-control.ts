@@ -10,6 +10,7 @@ import { log } from '../common/log.js'
 import { privateFolder } from '../common/private-path.js'
 import type { Config } from '../config/config.js'
 import { pgBinFor } from '../pg/binaries.js'
+import { shellQuote } from '../pg/conf-syntax.js'
 
 /** The bin folder of the server running on `dataDirectory`: the postmaster's own executable, else the one for `major`. */
 export async function serverBinDir(dataDirectory: string, major: number): Promise<string> {
@@ -38,10 +39,18 @@ async function serverLogPath(cfg: Config, action: string): Promise<string> {
  * Runs `pg_ctl <action>` on a data folder and waits for it (up to 300 s, pg_ctl's -t). A failure is a PgState error
  * naming the server log; pg_ctl's own message goes to walden's log, as it may be several lines.
  */
-export async function serverControl(cfg: Config, action: 'start' | 'stop' | 'restart', dataDirectory: string, major: number): Promise<void> {
+export async function serverControl(
+  cfg: Config,
+  action: 'start' | 'stop' | 'restart',
+  dataDirectory: string,
+  major: number,
+  serverArgs: readonly string[] = [],
+): Promise<void> {
   const pgCtl = join(await serverBinDir(dataDirectory, major), 'pg_ctl')
   const serverLog = action === 'stop' ? undefined : await serverLogPath(cfg, action)
-  const args = ['-D', dataDirectory, '-w', '-t', '300', ...(action === 'stop' ? [] : ['-l', serverLog!]), ...(action === 'start' ? [] : ['-m', 'fast']), action]
+  // pg_ctl hands -o to the postmaster through sh, so each argument is quoted for it.
+  const postgresOptions = serverArgs.length > 0 ? ['-o', serverArgs.map(shellQuote).join(' ')] : []
+  const args = ['-D', dataDirectory, '-w', '-t', '300', ...(action === 'stop' ? [] : ['-l', serverLog!]), ...(action === 'start' ? [] : ['-m', 'fast']), ...postgresOptions, action]
   log.info(`${action === 'stop' ? 'stopping' : action === 'start' ? 'starting' : 'restarting'} PostgreSQL on '${dataDirectory}' with '${pgCtl}'${serverLog ? ` (server output to '${serverLog}')` : ''}`)
   const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolveExit, reject) => {
     const child = spawn(pgCtl, args, { stdio: ['ignore', 'ignore', 'pipe'] })

@@ -548,6 +548,16 @@ const BASE_OPTIONS = {
     commands: RESTORE,
     summary: 'Where --keep-old-data moves the old data folder (must not exist); implies --keep-old-data.',
   },
+  'config-restore': {
+    type: 'string',
+    section: false,
+    commands: RESTORE,
+    summary: "Restore the configuration files the backup kept from outside the data folder: 'original' (where they were) or an absolute folder.",
+    description:
+      "Backups keep the server's config_file, hba_file, ident_file and the files postgresql.conf includes when they lie outside the data folder " +
+      "(Debian's /etc/postgresql/VERSION/CLUSTER/). With a folder they keep their layout below their common folder; paths written inside them are not changed. " +
+      "A file already there with other content is kept aside as NAME.<UTC timestamp>, never overwritten. With --start the server reads the restored postgresql.conf.",
+  },
   'recovery-option': {
     type: 'hash',
     section: 'any',

@@ -27,6 +27,7 @@ import { autoConfRewrite, recoverySettings, signalFile } from './recovery.js'
 import { standbyPrepare } from './standby.js'
 import { keepOldData, oldDataAsideCheck, oldDataKeepAside, oldDataOptionsCheck, oldServerStop } from './old-data.js'
 import { serverControl } from '../server-control.js'
+import { configRestoreApply, configRestorePlan } from './config-files.js'
 import { contentIndexBuild } from './heal.js'
 import type { ContentIndex } from './heal.js'
 import { restoreSourceSelect } from './select.js'
@@ -114,6 +115,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   // Rendered once now, before anything is written, so a value the config file cannot hold stops the restore here.
   const recovery = recoverySettingsFor(cfg, type, target, standbySettings)
   autoConfRewrite('', recovery)
+  const configItems = await configRestorePlan(cfg, manifest)
   if (aside !== undefined) {
     await oldDataKeepAside(pgPath, aside)
     emptyOrMissing = true
@@ -187,8 +189,10 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
     `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
       (delta || force ? `, ${manifest.files.length - fetched} kept, ${removed} removed` : ''),
   )
+  const configFile = await configRestoreApply(configItems, new Date())
   if (cfg.boolean('start')) {
-    await serverControl(cfg, 'start', pgPath, manifest.pg.version)
+    // A postgresql.conf kept outside the data folder is the one the server must read (pg_ctl -D names the data).
+    await serverControl(cfg, 'start', pgPath, manifest.pg.version, configFile !== undefined ? ['-c', `config_file=${configFile}`] : [])
     log.info(`PostgreSQL started on '${pgPath}'`)
   }
   return 0
