@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process'
 import { access, constants, readFile, readlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fail } from '../common/errors.js'
 import { log } from '../common/log.js'
 import { privateFolder } from '../common/private-path.js'
@@ -19,10 +19,13 @@ export async function serverBinDir(dataDirectory: string, major: number): Promis
   return exe !== undefined ? dirname(exe) : pgBinFor(major)
 }
 
-/** Where pg_ctl sends the server's output: <log-path>/<stanza>-postgresql.log, checked writable before anything stops. */
-async function serverLogPath(cfg: Config, action: string): Promise<string> {
+/**
+ * Where pg_ctl sends the server's output: <log-path>/<stanza>-postgresql-<data folder name>.log (a primary and its
+ * standby on one host each get their own), checked writable before anything stops.
+ */
+async function serverLogPath(cfg: Config, action: string, dataDirectory: string): Promise<string> {
   const logPath = cfg.string('log-path') ?? '/var/log/walden'
-  const serverLog = join(logPath, `${cfg.stanza()}-postgresql.log`)
+  const serverLog = join(logPath, `${cfg.stanza()}-postgresql-${basename(dataDirectory)}.log`)
   try {
     await privateFolder(logPath)
     await access(logPath, constants.W_OK)
@@ -47,7 +50,7 @@ export async function serverControl(
   serverArgs: readonly string[] = [],
 ): Promise<void> {
   const pgCtl = join(await serverBinDir(dataDirectory, major), 'pg_ctl')
-  const serverLog = action === 'stop' ? undefined : await serverLogPath(cfg, action)
+  const serverLog = action === 'stop' ? undefined : await serverLogPath(cfg, action, dataDirectory)
   // pg_ctl hands -o to the postmaster through sh, so each argument is quoted for it.
   const postgresOptions = serverArgs.length > 0 ? ['-o', serverArgs.map(shellQuote).join(' ')] : []
   const args = ['-D', dataDirectory, '-w', '-t', '300', ...(action === 'stop' ? [] : ['-l', serverLog!]), ...(action === 'start' ? [] : ['-m', 'fast']), ...postgresOptions, action]

@@ -522,7 +522,7 @@ const BASE_OPTIONS = {
     commands: RESTORE,
     default: false,
     summary: 'Start PostgreSQL on the restored data folder (pg_ctl start) once the restore is complete.',
-    description: "The server's output goes to LOG-PATH/STANZA-postgresql.log. A standby is then up and replaying; a restore of another type recovers and, at its target, does what target-action says.",
+    description: "The server's output goes to LOG-PATH/STANZA-postgresql-NAME.log, NAME being the data folder's. A standby is then up and replaying; a restore of another type recovers and, at its target, does what target-action says.",
   },
   'stop-old': {
     type: 'boolean',
