@@ -8,8 +8,7 @@ import assert from 'node:assert/strict'
 import { appendFile, chown, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { dumpDatabase } from '../harness/cluster.js'
-import type { Cluster } from '../harness/cluster.js'
+import { Cluster, dumpDatabase } from '../harness/cluster.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
 
@@ -30,7 +29,8 @@ describe('configuration files outside the data folder', { concurrency: false }, 
     await stanza.dir.mkdir('etc/conf.d')
     const postgresUid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim())
     for (const name of ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf']) await rename(join(cluster.dataDir, name), join(etc, name))
-    await appendFile(join(etc, 'postgresql.conf'), `\nhba_file = '${etc}/pg_hba.conf'\nident_file = '${etc}/pg_ident.conf'\ninclude_dir = 'conf.d'\n`)
+    // As Debian writes it: postgresql.conf names its data folder.
+    await appendFile(join(etc, 'postgresql.conf'), `\ndata_directory = '${cluster.dataDir}'\nhba_file = '${etc}/pg_hba.conf'\nident_file = '${etc}/pg_ident.conf'\ninclude_dir = 'conf.d'\n`)
     await writeFile(join(etc, 'conf.d/extra.conf'), "work_mem = '7MB'\n", { mode: 0o640 })
     await chown(join(etc, 'conf.d/extra.conf'), postgresUid, -1)
     cluster.serverArgs = ['-c', `config_file=${etc}/postgresql.conf`]
@@ -63,13 +63,30 @@ describe('configuration files outside the data folder', { concurrency: false }, 
     for (const name of names) assert.equal(await readFile(join(etc, name), 'utf8'), originals.get(name))
   })
 
-  test('--config-restore=FOLDER writes them there with their layout and modes', async () => {
+  test('--config-restore=FOLDER writes them there with their layout and modes; --start runs the copy on its own folder', async () => {
     const folder = join(stanza.dir.path, 'restored-etc')
-    const restored = await stanza.walden(['restore', `--pg1-path=${join(stanza.dir.path, 'copy-folder')}`, `--config-restore=${folder}`])
-    assert.equal(restored.code, 0, restored.stderr)
-    for (const name of names) {
-      assert.equal(await readFile(join(folder, name), 'utf8'), originals.get(name), name)
-      assert.equal((await stat(join(folder, name))).mode & 0o777, (await stat(join(etc, name))).mode & 0o777, name)
+    const copy = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'copy-folder' })
+    try {
+      const restored = await stanza.walden([
+        'restore',
+        `--pg1-path=${copy.dataDir}`,
+        `--pg1-port=${copy.port}`,
+        `--recovery-option=unix_socket_directories=${copy.socketDir}`,
+        `--config-restore=${folder}`,
+        '--archive-mode=off',
+        '--start',
+      ])
+      assert.equal(restored.code, 0, restored.stderr)
+      for (const name of names) {
+        assert.equal(await readFile(join(folder, name), 'utf8'), originals.get(name), name)
+        assert.equal((await stat(join(folder, name))).mode & 0o777, (await stat(join(etc, name))).mode & 0o777, name)
+      }
+      // The restored postgresql.conf still names the original's data folder; the copy must not run on it.
+      assert.equal(await copy.psqlScalar('show data_directory'), copy.dataDir)
+      assert.equal(await copy.psqlScalar('show config_file'), join(folder, 'postgresql.conf'))
+      assert.ok(cluster.isRunning(), 'the original still runs')
+    } finally {
+      await copy.stop()
     }
   })
 

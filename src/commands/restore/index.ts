@@ -191,8 +191,11 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   )
   const configFile = await configRestoreApply(configItems, new Date())
   if (cfg.boolean('start')) {
-    // A postgresql.conf kept outside the data folder is the one the server must read (pg_ctl -D names the data).
-    await serverControl(cfg, 'start', pgPath, manifest.pg.version, configFile !== undefined ? ['-c', `config_file=${configFile}`] : [])
+    // A postgresql.conf kept outside the data folder is the one the server must read. Its data_directory names the
+    // backed-up cluster's folder, and a setting in the file would win over pg_ctl -D: given on the command line, the
+    // restored folder wins, so a copy restored elsewhere never starts on the original's files.
+    const serverArgs = configFile !== undefined ? ['-c', `config_file=${configFile}`, '-c', `data_directory=${pgPath}`] : []
+    await serverControl(cfg, 'start', pgPath, manifest.pg.version, serverArgs)
     log.info(`PostgreSQL started on '${pgPath}'`)
   }
   return 0
