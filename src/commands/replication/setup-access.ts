@@ -114,7 +114,9 @@ async function hbaSteps(session: PgSession, role: string, standbyHost: string): 
       apply: async () => {
         // The comment and the line come after the file's last line.
         const lineNumber = (original === '' ? 0 : original.replace(/\n$/, '').split('\n').length) + 2
-        await appendFile(hbaFile, `${original === '' || original.endsWith('\n') ? '' : '\n'}# added by walden setup: replication from ${address}\n${line}\n`)
+        await appendFile(hbaFile, `${original === '' || original.endsWith('\n') ? '' : '\n'}# added by walden setup: replication from ${address}\n${line}\n`).catch((error: unknown) =>
+          fail('FileWrite', `unable to write pg_hba.conf '${hbaFile}': ${(error as Error).message}`, { hint: 'run setup as the OS user that owns the cluster (usually postgres).' }),
+        )
         // Read back as PostgreSQL parses it before the reload makes it count: a line it reads otherwise than meant
         // is taken out again.
         const [rule] = await session.query<{ as_meant: string; error: string | null }>(
