@@ -1,7 +1,8 @@
 // restore: rebuilds a cluster's data directory from a backup and sets up recovery.
 //
-// Safety first: never over a running cluster, never over a non-empty folder unless --delta or --force, never a
-// delta over another cluster's files. Every file is verified against its SHA-256 as it is written.
+// Safety first: never over a running cluster (--stop-old stops it first), never over a non-empty folder unless --delta
+// or --force (--keep-old-data moves it aside instead), never a delta over another cluster's files. Every file is
+// verified against its SHA-256 as it is written.
 //
 // Several repositories: the backup is read from the first repository holding one that suits the request (select.ts),
 // and a file missing or damaged there is taken from another repository holding the same content (copy.ts, heal.ts).
@@ -110,12 +111,12 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
 
   const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
   await checkTablespaceTargets(targets, pgPath, delta || force)
+  const configItems = await configRestorePlan(cfg, manifest)
   // Last of the checks, as it may create a replication slot on the primary.
   const standbySettings = await standbyPrepare(cfg, type, manifest.pg.version)
   // Rendered once now, before anything is written, so a value the config file cannot hold stops the restore here.
   const recovery = recoverySettingsFor(cfg, type, target, standbySettings)
   autoConfRewrite('', recovery)
-  const configItems = await configRestorePlan(cfg, manifest)
   if (aside !== undefined) {
     await oldDataKeepAside(pgPath, aside)
     emptyOrMissing = true
