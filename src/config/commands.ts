@@ -274,7 +274,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'recovery settings for the chosen --type and target so PostgreSQL replays WAL from the archive. Reads the ' +
       'first repository (in order, or those --repo names) holding a backup that suits --set and the target. A file ' +
       'missing or damaged there is taken from another repository holding the same content (same SHA-256), with a ' +
-      'warning naming both; the restore fails only when no repository has a good copy.',
+      'warning naming both; the restore fails only when no repository has a good copy. --type=preserve keeps the ' +
+      "folder's own recovery settings; --config-restore puts back the configuration files the backup kept from outside " +
+      'the data folder; --start starts the server once the restore is complete.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,
