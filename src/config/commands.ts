@@ -274,7 +274,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'recovery settings for the chosen --type and target so PostgreSQL replays WAL from the archive. Reads the ' +
       'first repository (in order, or those --repo names) holding a backup that suits --set and the target. A file ' +
       'missing or damaged there is taken from another repository holding the same content (same SHA-256), with a ' +
-      'warning naming both; the restore fails only when no repository has a good copy.',
+      'warning naming both; the restore fails only when no repository has a good copy. --type=preserve keeps the ' +
+      "folder's own recovery settings; --config-restore puts back the configuration files the backup kept from outside " +
+      'the data folder; --start starts the server once the restore is complete.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,
@@ -289,7 +291,10 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'changes; --restart restarts the server with pg_ctl and checks the new settings are in effect. An ' +
       'archive_command that is not walden\'s is replaced only with --force, and one that already runs walden archive-push ' +
       'for this stanza (perhaps through bin/walden-archive-push) is kept unless --force. With archive-async on for ' +
-      'archive-push, the archive_command it writes goes through that sh front, with the spool path on its command line.',
+      'archive-push, the archive_command it writes goes through that sh front, with the spool path on its command line. ' +
+      'It sets archive_timeout where it is off (--pg-archive-timeout). With --replication-user it creates that role ' +
+      '(LOGIN REPLICATION) with its password in the password file, and with --standby-host it adds the pg_hba.conf ' +
+      'line that lets the role in from there, then reloads.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,
@@ -324,7 +329,9 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'walden and hot_standby = on. With --primary-conninfo it also streams from the primary, with --slot through a ' +
       'physical replication slot it creates there. A password in the connection string goes to the password file ' +
       '(~/.pgpass or $PGPASSFILE, mode 0600), never into primary_conninfo. --pg1-port on the command line sets the ' +
-      "standby's port, for a standby on the same host as its primary.",
+      "standby's port, for a standby on the same host as its primary. --start starts it when it is restored; a server " +
+      'running on pg1-path is refused unless --stop-old, and --keep-old-data moves the old folder aside instead of ' +
+      'overwriting it.',
     parameters: [],
     lock: 'none',
     stanzaRequired: true,

@@ -514,7 +514,49 @@ const BASE_OPTIONS = {
     default: false,
     summary:
       'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the ' +
-      "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own. promote: promote even though the primary is still writable.",
+      "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own, and the password of an existing replication-user. promote: promote even though the primary is still writable.",
+  },
+  start: {
+    type: 'boolean',
+    section: false,
+    commands: RESTORE,
+    default: false,
+    summary: 'Start PostgreSQL on the restored data folder (pg_ctl start) once the restore is complete.',
+    description: "The server's output goes to LOG-PATH/STANZA-postgresql-NAME.log, NAME being the data folder's. A standby is then up and replaying; a restore of another type recovers and, at its target, does what target-action says.",
+  },
+  'stop-old': {
+    type: 'boolean',
+    section: false,
+    commands: RESTORE,
+    default: false,
+    summary: 'Stop the server running on pg1-path (pg_ctl stop -m fast) before restoring there.',
+    description: 'Without it a running server makes the restore fail before anything is touched.',
+  },
+  'keep-old-data': {
+    type: 'boolean',
+    section: 'any',
+    commands: RESTORE,
+    default: false,
+    summary: 'Move a non-empty pg1-path aside to PG1-PATH.<UTC timestamp> and restore into a fresh folder, instead of overwriting it.',
+    description:
+      'The old folder is renamed, never copied or deleted, so it must be on the same file system and not a mount point. ' +
+      'Refused with --delta or --force, and when the old cluster has tablespaces (they live outside the folder and the restore would overwrite them).',
+  },
+  'keep-old-data-path': {
+    type: 'path',
+    section: false,
+    commands: RESTORE,
+    summary: 'Where --keep-old-data moves the old data folder (must not exist); implies --keep-old-data.',
+  },
+  'config-restore': {
+    type: 'string',
+    section: false,
+    commands: RESTORE,
+    summary: "Restore the configuration files the backup kept from outside the data folder: 'original' (where they were) or an absolute folder.",
+    description:
+      "Backups keep the server's config_file, hba_file, ident_file and the files postgresql.conf includes when they lie outside the data folder " +
+      "(Debian's /etc/postgresql/VERSION/CLUSTER/). With a folder they keep their layout below their common folder; paths written inside them are not changed. " +
+      "A file already there with other content is kept aside as NAME.<UTC timestamp>, never overwritten. With --start the server reads the restored postgresql.conf.",
   },
   'recovery-option': {
     type: 'hash',
@@ -577,6 +619,43 @@ const BASE_OPTIONS = {
     description:
       'Needs --primary-conninfo. The slot keeps the WAL the standby has not received yet on the primary, so a ' +
       'standby that is down makes pg_wal grow: watch it with replication-status.',
+  },
+  'replication-user': {
+    type: 'string',
+    section: 'any',
+    commands: ['setup'],
+    summary: 'Role standbys connect as; setup creates it (LOGIN REPLICATION) with its password in the password file.',
+    description:
+      'The password comes from replication-password-file, else from the password file ($PGPASSFILE or ~/.pgpass of the ' +
+      'OS user running setup) when it already has the entry *:PORT:*:USER setup writes, else it is generated. PostgreSQL only ' +
+      'gets the SCRAM-SHA-256 secret computed from it, never the password. A role that exists with another password is ' +
+      'left alone unless the password comes from replication-password-file, or --force is given. Names with control characters, ' +
+      "longer than 63 bytes, or starting with '+', '/' or '@' are refused.",
+  },
+  'replication-password-file': {
+    type: 'path',
+    section: 'any',
+    commands: ['setup'],
+    summary: 'File whose first line is the password for replication-user (printable ASCII).',
+  },
+  'standby-host': {
+    type: 'string',
+    section: 'any',
+    commands: ['setup'],
+    summary: "Standby's IP address, network (address/bits) or host name; setup lets replication-user in from there in pg_hba.conf.",
+    description:
+      'Appends `host replication,postgres "USER" ADDRESS scram-sha-256` to the file hba_file names (database postgres is ' +
+      "for standby-create's check of the connection and its slot), checks PostgreSQL reads the line as meant, and reloads. " +
+      'Lines earlier in pg_hba.conf win, as always.',
+  },
+  'pg-archive-timeout': {
+    type: 'integer',
+    section: 'any',
+    commands: ['setup'],
+    default: 60,
+    range: [0, 86400],
+    summary: "archive_timeout setup gives the server, in seconds: the longest a commit waits to reach the archive.",
+    description: 'The default is written only where archive_timeout is off (0); a value given explicitly replaces any other. 0 with the default leaves it alone.',
   },
   'dry-run': {
     type: 'boolean',

@@ -93,3 +93,8 @@ function printable(text: string): string {
 export function sqlLiteral(value: string): string {
   return `E'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`
 }
+
+/** An SQL identifier in double quotes (a role name): a double quote inside is doubled, and case is kept. */
+export function sqlIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}

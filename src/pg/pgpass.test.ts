@@ -49,6 +49,17 @@ describe('pgpassUpsert', () => {
     assert.throws(() => pgpassUpsert('', { ...key, password: 'a\nb' }), /the password for the password file contains a line break/)
   })
 
+  test('with wildcards, a star key field is written and matched as a wildcard; the user still escaped', () => {
+    const entry = { host: '*', port: '5432', database: '*', user: 'o\'ne:il\\', password: 'p$$"w' }
+    const text = pgpassUpsert('', entry, { wildcards: true })
+    assert.equal(text, "*:5432:*:o'ne\\:il\\\\:p$$\"w\n")
+    assert.equal(pgpassLookup(text, { host: '10.0.0.1', port: '5432', database: 'replication', user: "o'ne:il\\" }), 'p$$"w')
+    // Replaced in place on the next run, not appended again.
+    assert.equal(pgpassUpsert(text, { ...entry, password: 'new' }, { wildcards: true }), "*:5432:*:o'ne\\:il\\\\:new\n")
+    // Without wildcards the same line is a different (literal star) entry.
+    assert.equal(pgpassUpsert(text, { ...entry, password: 'new' }).split('\n').length, 3)
+  })
+
   test("a socket folder is itself, except the build's default one, which libpq looks up as localhost", () => {
     assert.equal(pgpassHost('/tmp/walden-x/pg.sock', '/var/run/postgresql'), '/tmp/walden-x/pg.sock')
     assert.equal(pgpassHost('/var/run/postgresql', '/var/run/postgresql'), 'localhost')

@@ -92,13 +92,16 @@ export function pgpassLookup(text: string, key: PgpassKey): string | undefined {
  * The file's text with the entry for exactly this host, port, database and user set to the password: the line is
  * replaced where it is (libpq takes the first match, so order matters) or appended. Other lines stay as they were.
  */
-export function pgpassUpsert(text: string, entry: PgpassEntry): string {
+export function pgpassUpsert(text: string, entry: PgpassEntry, options: { wildcards?: boolean } = {}): string {
   const names = ['host', 'port', 'database', 'user name', 'password']
-  const line = [entry.host, entry.port, entry.database, entry.user, entry.password].map((value, index) => escapeField(value, names[index]!)).join(':')
+  // With wildcards, a key field that is exactly '*' is written as libpq's wildcard rather than a literal star.
+  const wild = (value: string, index: number): boolean => options.wildcards === true && index < 4 && value === '*'
+  const values = [entry.host, entry.port, entry.database, entry.user, entry.password]
+  const line = values.map((value, index) => (wild(value, index) ? '*' : escapeField(value, names[index]!))).join(':')
   const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n')
   const index = lines.findIndex((existing) => {
     const fields = splitFields(existing)
-    return fields.length === 5 && fields[0] === entry.host && fields[1] === entry.port && fields[2] === entry.database && fields[3] === entry.user
+    return fields.length === 5 && values.slice(0, 4).every((value, at) => fields[at] === (wild(value, at) ? ANY : value))
   })
   if (index >= 0) lines[index] = line
   else lines.push(line)

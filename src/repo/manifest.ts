@@ -8,7 +8,7 @@ import { fail } from '../common/errors.js'
 import type { BackupType } from './label.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { layout } from './layout.js'
-import { arrayOf, boolean, nullable, number, object, optional, string } from './shape.js'
+import { arrayOf, boolean, nullable, number, object, oneOf, optional, string } from './shape.js'
 import type { Shape } from './shape.js'
 import { BACKUP_LABEL_SHAPE, BACKUP_TYPE_SHAPE, COMPRESS_TYPE_SHAPE } from './stanza-info.js'
 
@@ -74,6 +74,23 @@ export interface ManifestFile {
   partSize?: number
 }
 
+/**
+ * A configuration file the server reads from outside its data folder (Debian keeps postgresql.conf, pg_hba.conf and
+ * pg_ident.conf under /etc/postgresql/<version>/<cluster>/). Small, so kept whole in the manifest, which is sealed
+ * and encrypted like the rest of the backup's metadata; restore puts them back only when asked (--config-restore).
+ */
+export interface ManifestConfigFile {
+  /** config_file, hba_file or ident_file; include for a file postgresql.conf includes. */
+  kind: 'config_file' | 'hba_file' | 'ident_file' | 'include'
+  /** Absolute path on the backed-up host. */
+  path: string
+  mode: number
+  size: number
+  sha256: string
+  /** The file's bytes, base64. */
+  content: string
+}
+
 export interface Manifest {
   label: string
   type: BackupType
@@ -97,6 +114,8 @@ export interface Manifest {
   /** backup_label and tablespace_map as returned by pg_backup_stop. */
   backupLabel: string
   tablespaceMap: string
+  /** Configuration files outside the data folder; absent in manifests of walden versions before it kept them. */
+  configFiles?: ManifestConfigFile[]
 }
 
 // The manifest's shape, checked on every load and save (info-file.ts).
@@ -142,6 +161,18 @@ export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
   files: arrayOf(MANIFEST_FILE_SHAPE),
   backupLabel: string,
   tablespaceMap: string,
+  configFiles: optional(
+    arrayOf(
+      object<ManifestConfigFile>({
+        kind: oneOf(['config_file', 'hba_file', 'ident_file', 'include'] as const),
+        path: string,
+        mode: number,
+        size: number,
+        sha256: string,
+        content: string,
+      }),
+    ),
+  ),
 })
 
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {

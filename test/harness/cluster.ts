@@ -301,6 +301,11 @@ export class Cluster {
   #port: number
   readonly #ownsDir: boolean
   #client: pg.Client | undefined
+  /**
+   * Extra arguments for the postmaster, e.g. ['-c', 'config_file=/etc/...'] for a cluster whose configuration lives
+   * outside its data folder (Debian's layout).
+   */
+  serverArgs: string[] = []
   /** The postmaster this process spawned, if any. */
   #postmaster: { child: ChildProcess; exit: Promise<void> } | undefined
 
@@ -401,7 +406,7 @@ export class Cluster {
     fchownSync(log, uid, gid)
     let child: ChildProcess
     try {
-      child = spawn(join(this.binDir, 'postgres'), ['-D', this.dataDir], {
+      child = spawn(join(this.binDir, 'postgres'), ['-D', this.dataDir, ...this.serverArgs], {
         uid,
         gid,
         cwd: this.dir.path,

@@ -44,6 +44,7 @@ import type { BackupCopyResult } from './copy.js'
 import { priorPlan } from './plan.js'
 import { RepoGroup } from './repo-group.js'
 import { scanCluster } from './scan.js'
+import { configFilesCollect } from './config-files.js'
 
 /**
  * Removes folders of backups that never completed (killed before backup.info was written). Returns the newest
@@ -161,6 +162,7 @@ export const backup: Command = {
       const newestLabel = group.live.map((repo) => repo.newestLabel).reduce<string | undefined>((newest, next) => (next !== undefined && (newest === undefined || next > newest) ? next : newest), undefined)
       label = backupLabelNew(type, plan.fullLabel, startDate, newestLabel)
 
+      const configFiles = await configFilesCollect(session, server.dataDirectory)
       const begin = await dbBackupBegin(session, server.major, `walden backup ${label}`, cfg.boolean('start-fast'))
       log.info(`backup begin: ${type} backup ${label}, start LSN ${begin.lsn}${group.fanOut ? `, to ${group.live.map((repo) => `repo${repo.index}`).join(', ')}` : ''}`)
 
@@ -264,6 +266,7 @@ export const backup: Command = {
           files,
           backupLabel: end.labelFile,
           tablespaceMap: end.tablespaceMap,
+          ...(configFiles.length > 0 ? { configFiles } : {}),
         }
         await manifestSave(storage, stanza, manifest)
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { isWaldenArchiveCommand, setupPlan, sizeInMb } from './setup-plan.js'
+import { isWaldenArchiveCommand, setupPlan, sizeInMb, timeInSeconds } from './setup-plan.js'
 import type { SettingState } from './setup-plan.js'
 
 const WALDEN = "/usr/bin/node /opt/walden/bin/walden --config=/etc/walden.conf --stanza=main archive-push %p"
@@ -71,5 +71,17 @@ describe('sizeInMb and isWaldenArchiveCommand', () => {
     assert.equal(isWaldenArchiveCommand("walden '--stanza=main' archive-push %p", 'main'), true)
     assert.equal(isWaldenArchiveCommand(WALDEN, 'mai'), false)
     assert.equal(isWaldenArchiveCommand('walden --stanza=main archive-get %f %p', 'main'), false)
+  })
+
+  test('archive_timeout: a default only replaces off; an explicit value replaces any other; the same value is no change', () => {
+    const timeout = (configured: string, seconds: number, explicit: boolean) =>
+      setupPlan(new Map([['archive_timeout', { name: 'archive_timeout', running: configured, configured, unit: 's', context: 'sighup' }]]), 'main', WALDEN, false, { seconds, explicit }).changes.map((change) => change.to)
+    assert.deepEqual(timeout('0', 60, false), ['60s'])
+    assert.deepEqual(timeout('300', 60, false), [])
+    assert.deepEqual(timeout('5min', 60, true), ['60s'])
+    assert.deepEqual(timeout('1min', 60, true), [])
+    assert.deepEqual(timeout('60', 60, true), [])
+    assert.deepEqual(timeout('60', 0, true), ['0s'])
+    assert.equal(timeInSeconds('1500ms', 's'), 1.5)
   })
 })

@@ -49,15 +49,39 @@ export function isWaldenArchiveCommand(command: string, stanza: string): boolean
   return /\barchive-push\b/.test(command) && (command.includes(`--stanza=${stanza} `) || command.includes(`--stanza=${stanza}'`))
 }
 
+/** A time setting in seconds; a value without a unit is in the setting's own unit (seconds for archive_timeout). */
+export function timeInSeconds(value: string, unit: string | null): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$/.exec(value)
+  if (!match) return Number.NaN
+  const factor: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, min: 60, h: 3600, d: 86400 }
+  return Number(match[1]) * (factor[match[2] ?? unit ?? 's'] ?? 1)
+}
+
 /** Same value as PostgreSQL would read it: case and boolean spellings do not matter. */
 function normalise(state: SettingState, value: string): string {
   if (state.name === 'archive_mode') return TRUE_WORDS.has(value.toLowerCase()) ? 'on' : value.toLowerCase() === 'always' ? 'always' : 'off'
   if (state.name === 'wal_keep_size') return String(sizeInMb(value, state.unit))
+  if (state.name === 'archive_timeout') return String(timeInSeconds(value, state.unit))
   if (state.name === 'archive_command') return value === '(disabled)' ? '' : value
   return value.toLowerCase()
 }
 
-export function setupPlan(states: ReadonlyMap<string, SettingState>, stanza: string, archiveCommand: string, force: boolean): SetupPlan {
+/**
+ * archive_timeout setup aims for: `seconds` (0 leaves it alone). A default is only written where archive_timeout is
+ * off, so a DBA's own value survives; a value given explicitly is written whatever is there.
+ */
+export interface ArchiveTimeoutWish {
+  seconds: number
+  explicit: boolean
+}
+
+export function setupPlan(
+  states: ReadonlyMap<string, SettingState>,
+  stanza: string,
+  archiveCommand: string,
+  force: boolean,
+  archiveTimeout?: ArchiveTimeoutWish,
+): SetupPlan {
   const changes: SettingChange[] = []
   let refusal: string | undefined
   const want = (name: string, decide: (configured: string) => string | undefined): void => {
@@ -83,6 +107,11 @@ export function setupPlan(states: ReadonlyMap<string, SettingState>, stanza: str
   })
   want('max_wal_senders', (value) => (Number(value) < SETUP_MIN_WAL_SENDERS ? String(SETUP_MIN_WAL_SENDERS) : undefined))
   want('wal_keep_size', (value) => (Number(value) < SETUP_MIN_WAL_KEEP_MB ? `${SETUP_MIN_WAL_KEEP_MB}MB` : undefined))
+  if (archiveTimeout !== undefined && (archiveTimeout.seconds > 0 || archiveTimeout.explicit)) {
+    // A segment is archived at the latest this long after a commit, so a backup's WAL and a point-in-time target
+    // never wait for a quiet server to fill a segment.
+    want('archive_timeout', (value) => (archiveTimeout.explicit || Number(value) === 0 ? `${archiveTimeout.seconds}s` : undefined))
+  }
 
   const changed = new Set(changes.map((change) => change.name))
   const pendingRestart = [...states.values()]

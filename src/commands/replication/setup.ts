@@ -1,24 +1,20 @@
 // setup: prepares a primary for walden through ALTER SYSTEM (see setup-plan.ts for what it changes and why), and
 // with --restart restarts the server and checks the new settings are the running ones.
 
-import { spawn } from 'node:child_process'
-import { access, constants, readFile, readlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
 import { fail } from '../../common/errors.js'
-import { log } from '../../common/log.js'
-import { privateFolder } from '../../common/private-path.js'
 import type { Config } from '../../config/config.js'
-import { pgBinFor } from '../../pg/binaries.js'
 import { confValueCheck, settingName, sqlLiteral } from '../../pg/conf-syntax.js'
 import { dbInfo } from '../../pg/db.js'
 import type { PgSession } from '../../pg/session.js'
 import type { Command } from '../command.js'
 import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
+import { serverControl } from '../server-control.js'
 import { setupPlan } from './setup-plan.js'
+import { replicationAccessPlan } from './setup-access.js'
 import { waldenCommandLine } from '../walden-command.js'
 import type { SettingState } from './setup-plan.js'
 
-const SETTINGS = ['wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'wal_keep_size']
+const SETTINGS = ['wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'wal_keep_size', 'archive_timeout']
 
 /**
  * Running and configured values. pg_file_settings re-reads the files on every query; its last row for a setting is
@@ -45,7 +41,7 @@ export const setup: Command = {
   async run(cfg) {
     const applied = await setupApply(cfg)
     if (applied === undefined) return 0
-    await restartServer(cfg, applied.dataDirectory, applied.major)
+    await serverControl(cfg, 'restart', applied.dataDirectory, applied.major)
     const session = await pgSessionOpen(cfg)
     try {
       const after = await settingStates(session)
@@ -77,18 +73,23 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
     if (server.inRecovery) {
       fail('PgState', `the server at ${session.where} is a standby`, { hint: 'run setup on the primary; a standby takes its settings from it.' })
     }
-    const plan = setupPlan(await settingStates(session), stanza, waldenCommandLine(cfg, 'archive-push', '%p'), cfg.boolean('force'))
+    const archiveTimeout = { seconds: cfg.number('pg-archive-timeout') ?? 60, explicit: (cfg.source('pg-archive-timeout') ?? 'default') !== 'default' }
+    const plan = setupPlan(await settingStates(session), stanza, waldenCommandLine(cfg, 'archive-push', '%p'), cfg.boolean('force'), archiveTimeout)
     if (plan.refusal !== undefined) {
       fail('OptionInvalid', plan.refusal, { hint: "another tool may be archiving this cluster; give --force to replace its archive_command with walden's." })
     }
+    // The role, the password file and pg_hba.conf: planned (and refused) before anything at all is changed.
+    const [{ port } = { port: '5432' }] = await session.query<{ port: string }>(`select current_setting('port') as port`)
+    const access = await replicationAccessPlan(cfg, session, port)
 
     const out: string[] = []
-    if (plan.changes.length === 0) out.push(`stanza '${stanza}': nothing to change on ${server.dataDirectory}`)
+    if (plan.changes.length === 0 && access.length === 0) out.push(`stanza '${stanza}': nothing to change on ${server.dataDirectory}`)
     else out.push(`stanza '${stanza}': ${dryRun ? 'would change' : 'changed'} on ${server.dataDirectory} (PostgreSQL ${server.major}):`)
     const width = Math.max(...plan.changes.map((change) => change.name.length), 0)
     for (const change of plan.changes) {
       out.push(`  ${change.name.padEnd(width)}  ${show(change.from)} -> ${show(change.to)}${change.restart ? '  (needs restart)' : ''}`)
     }
+    for (const step of access) out.push(`  ${step.shown}`)
     // All checked before the first is applied: a refusal halfway would leave the server half set up.
     for (const change of plan.changes) confValueCheck(change.name, change.to)
     if (!dryRun) {
@@ -97,13 +98,14 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
         // means the same whatever standard_conforming_strings is. PostgreSQL escapes it for the file itself.
         await session.query(`alter system set ${settingName(change.name)} = ${sqlLiteral(change.to)}`)
       }
-      if (plan.changes.length > 0) await session.query('select pg_reload_conf()')
+      for (const step of access) await step.apply()
+      if (plan.changes.length > 0 || access.some((step) => step.reload)) await session.query('select pg_reload_conf()')
     }
 
     const restartFor = [...plan.changes.filter((change) => change.restart).map((change) => change.name), ...plan.pendingRestart]
     const restarting = restartFor.length > 0 && cfg.boolean('restart') && !dryRun
     if (restartFor.length === 0) {
-      out.push(plan.changes.length === 0 ? 'no restart needed' : `no restart ${dryRun ? 'would be ' : ''}needed: a reload applies ${dryRun ? 'them' : 'them, and was done'}`)
+      out.push(plan.changes.length === 0 && !access.some((step) => step.reload) ? 'no restart needed' : `no restart ${dryRun ? 'would be ' : ''}needed: a reload applies ${dryRun ? 'them' : 'them, and was done'}`)
     } else if (!restarting) {
       out.push(`restart needed for: ${restartFor.join(', ')}${dryRun ? '' : ' (run setup --restart, or restart PostgreSQL yourself)'}`)
     }
@@ -111,42 +113,5 @@ async function setupApply(cfg: Config): Promise<{ dataDirectory: string; major: 
     return restarting ? { dataDirectory: server.dataDirectory, major: server.major, restartFor } : undefined
   } finally {
     await session.close()
-  }
-}
-
-/** The bin folder of the running server: the postmaster's own executable, else the one for its major version. */
-async function serverBinDir(dataDirectory: string, major: number): Promise<string> {
-  const pid = (await readFile(join(dataDirectory, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]
-  const exe = pid ? await readlink(`/proc/${pid}/exe`).catch(() => undefined) : undefined
-  return exe !== undefined ? dirname(exe) : pgBinFor(major)
-}
-
-async function restartServer(cfg: Config, dataDirectory: string, major: number): Promise<void> {
-  const pgCtl = join(await serverBinDir(dataDirectory, major), 'pg_ctl')
-  // The server's own output goes to a file beside walden's logs: with logging_collector off it is the server's log.
-  const logPath = cfg.string('log-path') ?? '/var/log/walden'
-  const serverLog = join(logPath, `${cfg.stanza()}-postgresql.log`)
-  try {
-    await privateFolder(logPath)
-    await access(logPath, constants.W_OK)
-  } catch (error) {
-    // Checked before stopping anything: pg_ctl would stop the server and then fail to start it.
-    fail('FileWrite', `unable to write the server log '${serverLog}' for the restart: ${(error as Error).message}`, {
-      hint: 'set log-path to a folder the PostgreSQL OS user can write, or restart PostgreSQL yourself.',
-    })
-  }
-  log.info(`restarting PostgreSQL with '${pgCtl} restart -m fast' (server output to '${serverLog}')`)
-  const code = await new Promise<number>((resolveExit, reject) => {
-    const child = spawn(pgCtl, ['-D', dataDirectory, '-m', 'fast', '-w', '-t', '300', '-l', serverLog, 'restart'], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (status) => {
-      if (status !== 0) log.error(`pg_ctl: ${stderr.trim()}`)
-      resolveExit(status ?? 1)
-    })
-  })
-  if (code !== 0) {
-    fail('PgState', `pg_ctl restart failed with exit code ${code}`, { hint: `see '${serverLog}' and the PostgreSQL log; the server may be stopped.` })
   }
 }

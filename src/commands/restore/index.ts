@@ -1,7 +1,8 @@
 // restore: rebuilds a cluster's data directory from a backup and sets up recovery.
 //
-// Safety first: never over a running cluster, never over a non-empty folder unless --delta or --force, never a
-// delta over another cluster's files. Every file is verified against its SHA-256 as it is written.
+// Safety first: never over a running cluster (--stop-old stops it first), never over a non-empty folder unless --delta
+// or --force (--keep-old-data moves it aside instead), never a delta over another cluster's files. Every file is
+// verified against its SHA-256 as it is written.
 //
 // Several repositories: the backup is read from the first repository holding one that suits the request (select.ts),
 // and a file missing or damaged there is taken from another repository holding the same content (copy.ts, heal.ts).
@@ -27,6 +28,9 @@ import { restoreCopy } from './copy.js'
 import { waldenCommandLine } from '../walden-command.js'
 import { autoConfRewrite, recoverySettings, signalFile } from './recovery.js'
 import { standbyPrepare } from './standby.js'
+import { keepOldData, oldDataAsideCheck, oldDataKeepAside, oldDataOptionsCheck, oldServerStop } from './old-data.js'
+import { serverControl } from '../server-control.js'
+import { configRestoreApply, configRestorePlan } from './config-files.js'
 import { contentIndexBuild } from './heal.js'
 import type { ContentIndex } from './heal.js'
 import { restoreSourceSelect } from './select.js'
@@ -36,9 +40,11 @@ import type { RestoreTarget } from './targets.js'
 
 const TARGET_TYPES = new Set(['time', 'xid', 'name', 'lsn'])
 const PG_CONTROL = 'global/pg_control'
+/** Where a data folder keeps its own recovery settings (PostgreSQL 12 and later), kept by --type=preserve. */
+const PRESERVED_FILES = ['postgresql.auto.conf', 'standby.signal', 'recovery.signal']
 
 /** Removes everything under `root` that the backup does not have: the delta's clean-up. */
-async function removeUnknown(root: string, expectFiles: Set<string>, expectFolders: Set<string>, expectLinks: Set<string>): Promise<number> {
+async function removeUnknown(root: string, expectFiles: ReadonlySet<string>, expectFolders: ReadonlySet<string>, expectLinks: ReadonlySet<string>): Promise<number> {
   let removed = 0
   let entries: string[]
   try {
@@ -83,6 +89,13 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const force = cfg.boolean('force')
 
   recoveryOptionsCheck(cfg, type, target)
+  oldDataOptionsCheck(cfg)
+  const keepOld = keepOldData(cfg)
+  if (keepOld && type === 'preserve') {
+    fail('OptionInvalid', "option 'keep-old-data' cannot be combined with --type=preserve", {
+      hint: 'preserve keeps the recovery settings of the folder restored over; with the old folder kept aside there are none.',
+    })
+  }
   environmentSecretsWarn(cfg, type)
 
   const source = await restoreSourceSelect(cfg, stanza, type, target)
@@ -92,15 +105,25 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const control = manifest.files.find((file) => file.name === `pg_data/${PG_CONTROL}`)
   if (!control) fail('FileMissing', `backup ${chosen.label} has no global/pg_control`, { hint: 'the repository is damaged; choose another backup with --set.' })
 
-  const emptyOrMissing = await destinationCheck(pgPath, manifest.pg.systemId, chosen.label, delta, force)
+  // Where the old folder goes is checked before the old server is stopped: a refusal then leaves it running.
+  const aside = keepOld ? await oldDataAsideCheck(cfg, pgPath, new Date()) : undefined
+  await oldServerStop(cfg, pgPath, manifest.pg.version)
+  // With --keep-old-data the folder is moved aside below, after the last check: its contents do not matter.
+  let emptyOrMissing = await destinationCheck(pgPath, manifest.pg.systemId, chosen.label, delta, force || keepOld)
+  const preserved = type === 'preserve' ? await recoveryFilesPresent(pgPath) : []
 
   const targets = restoreTargets(manifest, pgPath, cfg.hash('tablespace-map'))
   await checkTablespaceTargets(targets, pgPath, delta || force)
+  const configItems = await configRestorePlan(cfg, manifest)
   // Last of the checks, as it may create a replication slot on the primary.
   const standbySettings = await standbyPrepare(cfg, type, manifest.pg.version)
   // Rendered once now, before anything is written, so a value the config file cannot hold stops the restore here.
   const recovery = recoverySettingsFor(cfg, type, target, standbySettings)
   autoConfRewrite('', recovery)
+  if (aside !== undefined) {
+    await oldDataKeepAside(pgPath, aside)
+    emptyOrMissing = true
+  }
 
   // A cluster restored part-way must never start: without global/pg_control PostgreSQL refuses to, so the old one
   // goes first and the backup's is written last, after everything else is durable.
@@ -109,7 +132,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   // half-restored files.
   await syncFolder(join(pgPath, 'global'), { missingOk: true })
 
-  const { removed, expectFolders } = await layoutPrepare(manifest, pgPath, targets, !emptyOrMissing || delta || force)
+  const { removed, expectFolders } = await layoutPrepare(manifest, pgPath, targets, !emptyOrMissing || delta || force, preserved.map((name) => join(pgPath, name)))
 
   // Self-healing from the other repositories, where there are any; their manifests are read only if a file fails.
   let alternatives: Promise<ContentIndex> | undefined
@@ -117,7 +140,9 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const repoPathOf = (file: ManifestFile, extension: string, part?: number): string => manifestFileRepoPath(stanza, chosen.label, file, extension, part)
 
   // Files, largest first, verified against their checksums.
-  const files = manifest.files.filter((file) => file.name !== `pg_data/${PG_CONTROL}`).sort((a, b) => b.size - a.size)
+  const files = manifest.files
+    .filter((file) => file.name !== `pg_data/${PG_CONTROL}` && !preserved.some((name) => file.name === `pg_data/${name}`))
+    .sort((a, b) => b.size - a.size)
   const pool = new WorkerPool(cfg.number('process-max') ?? 1)
   // One flush per target file system at the end instead of an fsync per file, where the host has it.
   const syncEach = !syncFilesystemAvailable()
@@ -145,7 +170,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   // backup_label tells PostgreSQL where replay must start; without it the restored files are not consistent.
   const data = new PosixStorage(pgPath)
   await data.write('backup_label', manifest.backupLabel, { mode: 0o600 })
-  await writeRecovery(data, pgPath, type, recovery)
+  await writeRecovery(data, pgPath, type, recovery, preserved)
   // Last: pg_control, atomically (and healed like any other file). From here on the folder is a cluster that starts
   // into recovery.
   const inline = new WorkerPool(1)
@@ -168,7 +193,32 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
     `restore of backup ${chosen.label} complete: ${manifest.files.length} files, ${fetched} fetched (${formatBytes(fetchedBytes)})` +
       (delta || force ? `, ${manifest.files.length - fetched} kept, ${removed} removed` : ''),
   )
+  const configFile = await configRestoreApply(configItems, new Date())
+  if (cfg.boolean('start')) {
+    // A postgresql.conf kept outside the data folder is the one the server must read. Its data_directory names the
+    // backed-up cluster's folder, and a setting in the file would win over pg_ctl -D: given on the command line, the
+    // restored folder wins, so a copy restored elsewhere never starts on the original's files.
+    const serverArgs = configFile !== undefined ? ['-c', `config_file=${configFile}`, '-c', `data_directory=${pgPath}`] : []
+    await serverControl(cfg, 'start', pgPath, manifest.pg.version, serverArgs)
+    log.info(`PostgreSQL started on '${pgPath}'`)
+  }
   return 0
+}
+
+/**
+ * --type=preserve (pgBackRest's meaning): the recovery settings already in the folder stay as they are, so a standby
+ * repaired by a delta restore comes back as the same standby. They are left untouched rather than read and written
+ * back: a restore interrupted half-way must not lose them either. Returns the names of those present.
+ */
+async function recoveryFilesPresent(pgPath: string): Promise<string[]> {
+  const present: string[] = []
+  for (const name of PRESERVED_FILES) {
+    if ((await lstat(join(pgPath, name)).catch(() => undefined))?.isFile()) present.push(name)
+  }
+  if (present.length === 0) {
+    log.warn(`--type=preserve, but '${pgPath}' has no recovery settings to keep (${PRESERVED_FILES.join(', ')}); the backup's postgresql.auto.conf is restored and no signal file written`)
+  }
+  return present
 }
 
 /** The recovery options must make sense together before anything is read or written. */
@@ -240,11 +290,12 @@ async function layoutPrepare(
   pgPath: string,
   targets: RestoreTarget[],
   clean: boolean,
+  keep: readonly string[],
 ): Promise<{ removed: number; expectFolders: Set<string> }> {
   // Folders, tablespace links and clean-up before any file is written. Other links of the backed-up cluster come
   // back as plain folders and files (see scan.ts).
   const tablespaceLinks = new Map(targets.filter((target) => target.tablespace).map((target) => [join(pgPath, target.name), target.location]))
-  const expectFiles = new Set(manifest.files.map((file) => destinationOf(file.name, targets)))
+  const expectFiles = new Set([...manifest.files.map((file) => destinationOf(file.name, targets)), ...keep])
   const expectFolders = new Set(manifest.paths.map((path) => destinationOf(path.name, targets)))
   let removed = 0
   if (clean) {
@@ -310,7 +361,7 @@ function recoverySettingsFor(
   })
 }
 
-async function writeRecovery(data: PosixStorage, pgPath: string, type: string, settings: ReadonlyMap<string, string>): Promise<void> {
+async function writeRecovery(data: PosixStorage, pgPath: string, type: string, settings: ReadonlyMap<string, string>, preserved: readonly string[]): Promise<void> {
   const autoConf = join(pgPath, 'postgresql.auto.conf')
   const existing = await readFile(autoConf, 'utf8').catch((error: unknown) => {
     if (errnoCode(error) === 'ENOENT') return ''
@@ -319,5 +370,9 @@ async function writeRecovery(data: PosixStorage, pgPath: string, type: string, s
   if (settings.size > 0) await data.write('postgresql.auto.conf', autoConfRewrite(existing, settings), { mode: 0o600 })
   const signal = signalFile(type)
   if (signal !== undefined) await data.write(signal, '', { mode: 0o600 })
+  if (type === 'preserve') {
+    log.info(preserved.length > 0 ? `recovery settings preserved: ${preserved.join(', ')} kept as they were` : 'no recovery settings written')
+    return
+  }
   log.info(signal ? `recovery settings written: ${[...settings.keys()].join(', ')}; ${signal} created` : 'no recovery settings written')
 }
