@@ -23,7 +23,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/pr
 import { existsSync, readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
-import { ownedFolder, pgbenchLoad, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
+import { archiverCatchUp, ownedFolder, pgbenchLoad, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
 import { BENCH_DIR, BenchError, childEnvSet, heading, IS_ROOT, killLiveChildren, measureSetup, run, RUN_USER, say } from './lib/proc.mjs'
 import { machineInfo, markdownReport } from './lib/report.mjs'
 import { mirrorMarkdown } from './lib/mirror.mjs'
@@ -320,6 +320,7 @@ async function main() {
       say(`${tool.label}: stanza created in ${tool.bucket ? `s3://${tool.bucket}${tool.repoPath}` : tool.repoPath}`)
     }
     await pgbenchLoad(server, opts.scale)
+    await archiverCatchUp(server)
     // Warm the page cache with the whole cluster so run 1 reads from memory like every later run.
     await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null 2>&1`], { owner: false, allowFail: true })
   }
