@@ -134,9 +134,10 @@ async function cleanup() {
   cleaned = true
   killLiveChildren()
   stopAllServersSync(pgBin)
-  await gatewaysDestroy().catch(() => undefined)
+  const restart = await gatewaysDestroy({ keep: keep && Boolean(root) }).catch(() => [])
   if (root && !keep) await rm(root, { recursive: true, force: true }).catch(() => undefined)
   else if (root) say(`kept ${root}`)
+  for (const command of restart) say(`the S3 gateway is stopped with its data; start it again with: ${command}`)
 }
 for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
   process.on(signal, () => {

@@ -181,8 +181,24 @@ export function gatewaysDestroySync() {
   for (const gateway of [...live]) gateway.destroySync()
 }
 
-export async function gatewaysDestroy() {
-  for (const gateway of [...live]) await gateway.destroy()
+/**
+ * Destroys every gateway; with `keep` (--keep) stops it instead, data kept in its folder, and returns the command
+ * that starts it again on the same ports and data (for profiling a tool against the kept repositories).
+ */
+export async function gatewaysDestroy({ keep = false } = {}) {
+  const restart = []
+  for (const gateway of [...live]) {
+    if (!keep) {
+      await gateway.destroy()
+      continue
+    }
+    gateway.destroyed = true
+    live.delete(gateway)
+    await gateway.script('stop')
+    const env = Object.entries(gateway.env()).filter(([key]) => !/KEY/.test(key)).map(([key, value]) => `${key}=${value}`)
+    restart.push(`${env.join(' ')} bash ${SCRIPT} start`)
+  }
+  return restart
 }
 
 function adminSocket(path, command) {
@@ -212,7 +228,7 @@ function adminSocket(path, command) {
 
 /**
  * What a timed command cost the gateway: the difference of two counters() readings, as sample fields
- * (gwRequests, gwPuts, gwGets, gwPutMB, gwGetMB, gwCpuS); fields that could not be read are left out.
+ * (gwRequests, gwPuts, gwGets, gwPutBytes, gwGetBytes, gwCpuS); fields that could not be read are left out.
  */
 export function gatewayDelta(before, after) {
   const out = {}
