@@ -129,8 +129,17 @@ let root
 let keep = false
 let pgBin = PG_BIN_DEFAULT
 let cleaned = false
-async function cleanup() {
-  if (cleaned) return
+let interrupted = false
+let cleaning
+/**
+ * One clean-up, however many ask for it: a signal starts it, and main's failure (its cluster or gateway just went away
+ * under it) asks again; both must wait for the same one to finish before the process exits.
+ */
+function cleanup() {
+  cleaning ??= cleanupOnce()
+  return cleaning
+}
+async function cleanupOnce() {
   cleaned = true
   killLiveChildren()
   stopAllServersSync(pgBin)
@@ -141,6 +150,7 @@ async function cleanup() {
 }
 for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
   process.on(signal, () => {
+    interrupted = true
     process.stderr.write(`\nbench: interrupted (${signal}); stopping clusters and cleaning up\n`)
     void cleanup().finally(() => process.exit(128 + number))
   })
@@ -441,7 +451,8 @@ main()
     process.exit(0)
   })
   .catch(async (error) => {
-    process.stderr.write(`\nbench: ${error instanceof BenchError ? error.message : error.stack}\n`)
+    // After a signal, what failed is whatever the clean-up stopped under the bench: the signal handler exits.
+    if (!interrupted) process.stderr.write(`\nbench: ${error instanceof BenchError ? error.message : error.stack}\n`)
     await cleanup()
-    process.exit(1)
+    if (!interrupted) process.exit(1)
   })
