@@ -3,12 +3,17 @@
 //
 //   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7,8,9] [--keep] [--dir=/tmp] [--mirror-seconds=30]
 //                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--walden=worktree|head|dist] [--no-install]
-//                      [--docs|--no-docs]
+//                      [--docs|--no-docs] [--repo-type=posix|s3]
 //
 // Builds a cluster (pgbench at --scale, data checksums on) archiving into both tools' repositories, then runs each
 // scenario with both tools alternating, --runs times each, measuring wall time, CPU time and peak memory of the whole
 // process tree (bench/lib/measure.py). Writes bench/results/<date>.json, bench/results/latest.md and, for a run of
 // every scenario, docs/benchmarks.md. Everything temporary lives in one folder, removed at the end unless --keep.
+//
+// With --repo-type=s3 (issue #12) both tools keep their repositories in buckets of one local Ceph RADOS Gateway
+// (test/harness/ceph-s3.sh, started here and destroyed at the end), reached over HTTPS; the scenarios are those that
+// make sense there (1, 3, 5 and 10, walden's fan-out to two repositories), and the report goes to
+// bench/results/latest-s3.md and the "S3 repository" section of docs/benchmarks.md.
 //
 // Run as root: PostgreSQL and both tools then run as the `postgres` user (PostgreSQL refuses root), and pgBackRest
 // is installed with apt-get if missing. As another user everything runs as that user, and without pgBackRest only
@@ -18,15 +23,19 @@ import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/pr
 import { existsSync, readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
-import { ownedFolder, pgbenchLoad, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
+import { archiverCatchUp, ownedFolder, pgbenchLoad, sourceClusterCreate, stopAllServersSync } from './lib/cluster.mjs'
 import { BENCH_DIR, BenchError, childEnvSet, heading, IS_ROOT, killLiveChildren, measureSetup, run, RUN_USER, say } from './lib/proc.mjs'
 import { machineInfo, markdownReport } from './lib/report.mjs'
 import { mirrorMarkdown } from './lib/mirror.mjs'
-import { SCENARIOS } from './lib/scenarios.mjs'
-import { TOOL_LABEL, toolsSetup } from './lib/tools.mjs'
+import { S3_SCENARIOS, SCENARIOS } from './lib/scenarios.mjs'
+import { S3_UPLOAD_CHUNK, TOOL_LABEL, toolsSetup } from './lib/tools.mjs'
+import { Gateway, gatewaysDestroy, gatewaysDestroySync } from './lib/gateway.mjs'
 
 const REPO_ROOT = resolve(BENCH_DIR, '..')
 const PG_BIN_DEFAULT = '/usr/lib/postgresql/15/bin'
+const POSIX_SCENARIOS = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+/** On S3, scenario 10 (fan-out) runs before 5: scenario 5 adds about 1 GB to the cluster, and 10 compares with 1. */
+const S3_ORDER = (scenario) => (scenario === 10 ? 4.5 : scenario)
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -50,10 +59,14 @@ const USAGE = `usage: npm run bench -- [options]
   --no-install         do not apt-get install pgBackRest when it is missing
   --docs / --no-docs   write docs/benchmarks.md (default: only when every scenario ran)
   --pg-bin=PATH        PostgreSQL binaries (default ${PG_BIN_DEFAULT})
+  --repo-type=TYPE     posix (default): repositories in folders; s3: each tool's repository in its own bucket of one
+                       local Ceph gateway over HTTPS (issue #12), scenarios 1 (full backup, --compress-type, process-max 2),
+                       3, 5 (async 64 segments) and 10 (walden's backup --repo=all to the bucket and a folder against
+                       the bucket alone); default all four
 `
 
 function parseArgs(argv) {
-  const opts = { scale: 100, runs: 5, mirrorSeconds: 30, scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9], keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined }
+  const opts = { scale: 100, runs: 5, mirrorSeconds: 30, scenarios: undefined, keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined, repoType: 'posix' }
   const int = (name, value, min) => {
     const n = Number(value)
     if (!Number.isInteger(n) || n < min) throw new BenchError(`--${name} must be an integer ≥ ${min}, not '${value}'`)
@@ -67,7 +80,11 @@ function parseArgs(argv) {
       case 'mirror-seconds': opts.mirrorSeconds = int(name, value, 5); break
       case 'scenarios':
         opts.scenarios = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))].sort((a, b) => a - b)
-        for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 9)`)
+        for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 10)`)
+        break
+      case 'repo-type':
+        if (!['posix', 's3'].includes(value)) throw new BenchError('--repo-type must be posix or s3')
+        opts.repoType = value
         break
       case 'memory-scales': opts.memoryScales = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))]; break
       case 'compress-type':
@@ -93,8 +110,15 @@ function parseArgs(argv) {
         throw new BenchError(`unknown argument '${arg}'\n\n${USAGE}`)
     }
   }
+  const all = opts.repoType === 's3' ? S3_SCENARIOS : POSIX_SCENARIOS
+  opts.scenarios ??= all
+  const misfits = opts.scenarios.filter((scenario) => !all.includes(scenario))
+  if (misfits.length > 0) {
+    throw new BenchError(`--scenarios: ${misfits.join(', ')} cannot run with --repo-type=${opts.repoType} (it runs ${all.join(', ')})`)
+  }
+  if (opts.repoType === 's3') opts.scenarios.sort((a, b) => S3_ORDER(a) - S3_ORDER(b))
   opts.memoryScales ??= [...new Set([10, opts.scale])]
-  opts.docs ??= opts.scenarios.length === Object.keys(SCENARIOS).length
+  opts.docs ??= opts.scenarios.length === all.length
   return opts
 }
 
@@ -105,22 +129,35 @@ let root
 let keep = false
 let pgBin = PG_BIN_DEFAULT
 let cleaned = false
-async function cleanup() {
-  if (cleaned) return
+let interrupted = false
+let cleaning
+/**
+ * One clean-up, however many ask for it: a signal starts it, and main's failure (its cluster or gateway just went away
+ * under it) asks again; both must wait for the same one to finish before the process exits.
+ */
+function cleanup() {
+  cleaning ??= cleanupOnce()
+  return cleaning
+}
+async function cleanupOnce() {
   cleaned = true
   killLiveChildren()
   stopAllServersSync(pgBin)
+  const restart = await gatewaysDestroy({ keep: keep && Boolean(root) }).catch(() => [])
   if (root && !keep) await rm(root, { recursive: true, force: true }).catch(() => undefined)
   else if (root) say(`kept ${root}`)
+  for (const command of restart) say(`the S3 gateway is stopped with its data; start it again with: ${command}`)
 }
 for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
   process.on(signal, () => {
+    interrupted = true
     process.stderr.write(`\nbench: interrupted (${signal}); stopping clusters and cleaning up\n`)
     void cleanup().finally(() => process.exit(128 + number))
   })
 }
 process.on('exit', () => {
   if (!cleaned) stopAllServersSync(pgBin)
+  gatewaysDestroySync()
 })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -223,7 +260,8 @@ async function main() {
   pgBin = opts.pgBin
   const commandLine = ['npm run bench --', ...process.argv.slice(2)].join(' ')
 
-  heading(`walden bench: scale ${opts.scale}, ${opts.runs} run(s), scenarios ${opts.scenarios.join(',')}`)
+  const s3 = opts.repoType === 's3'
+  heading(`walden bench: scale ${opts.scale}, ${opts.runs} run(s), scenarios ${opts.scenarios.join(',')}${s3 ? ', repositories in S3' : ''}`)
   for (const tool of ['initdb', 'pg_ctl', 'postgres', 'pgbench', 'psql']) {
     if (!existsSync(join(opts.pgBin, tool))) {
       throw new BenchError(`${join(opts.pgBin, tool)} is missing: the bench uses Debian's PostgreSQL 15 (apt-get install postgresql-15; see .ci/run), or give --pg-bin`)
@@ -235,7 +273,7 @@ async function main() {
   }
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
   // Scenario 8 (table mirroring) has a cluster of its own and involves no backup tool.
-  const backupScenarios = opts.scenarios.some((scenario) => scenario <= 7 || scenario === 9)
+  const backupScenarios = opts.scenarios.some((scenario) => scenario <= 7 || scenario >= 9)
   const pgbackrestBin = backupScenarios ? await pgbackrestFind(opts) : undefined
   if (pgbackrestBin) say(`pgBackRest: ${pgbackrestBin}`)
 
@@ -259,6 +297,16 @@ async function main() {
   const basePort = 20000 + (process.pid % 20000)
   const nextPort = () => basePort + ++portSeq
 
+  // The S3 gateway: in the temporary folder, destroyed by cleanup() however the bench ends.
+  let gateway
+  let buckets
+  if (s3) {
+    heading('S3: a local Ceph RADOS Gateway (ceph-s3.sh), one bucket per tool, HTTPS with a self-signed certificate')
+    gateway = await Gateway.start(root)
+    buckets = { walden: await gateway.bucketCreate('walden-bench'), pgbackrest: await gateway.bucketCreate('pgbackrest-bench') }
+    say(`gateway: https://127.0.0.1:${gateway.tlsPort} (and http://127.0.0.1:${gateway.rgwPort} for the bench's own awscli), buckets ${Object.values(buckets).join(', ')}`)
+  }
+
   let setup
   let server
   if (backupScenarios) {
@@ -275,13 +323,15 @@ async function main() {
       waldenProgram: waldenSnap.program,
       pgbackrestBin,
       compressType: opts.compressType,
+      s3: s3 ? { gateway, buckets } : undefined,
     })
     server = await sourceClusterCreate({ pgBin: opts.pgBin, dataDir, port, socketDir, logFile: join(root, 'pgdata.log'), archiveCommand: setup.archiveCommand })
     for (const tool of Object.values(setup.tools)) {
       await tool.run('stanza-create')
-      say(`${tool.label}: stanza created in ${tool.repoPath}`)
+      say(`${tool.label}: stanza created in ${tool.bucket ? `s3://${tool.bucket}${tool.repoPath}` : tool.repoPath}`)
     }
     await pgbenchLoad(server, opts.scale)
+    await archiverCatchUp(server)
     // Warm the page cache with the whole cluster so run 1 reads from memory like every later run.
     await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null 2>&1`], { owner: false, allowFail: true })
   }
@@ -295,6 +345,7 @@ async function main() {
     pgbackrestBin,
     waldenProgram: waldenSnap.program,
     main: { ...setup, server },
+    gateway,
     cases: [],
     notes: [],
     state: { full: {}, memoryCases: {} },
@@ -324,43 +375,74 @@ async function main() {
   // Report.
   heading(`results (${((Date.now() - started) / 60000).toFixed(1)} min)`)
   const machine = await machineInfo({ dir: root, pgBin: opts.pgBin, pgbackrestBin, waldenVersion: waldenSnap.version, waldenSource: waldenSnap.source })
+  if (s3) machine.gateway = (await run('radosgw', ['--version'], { owner: false, allowFail: true })).stdout.trim().replace(/^ceph version (\S+).*$/s, 'Ceph RGW $1')
   if (!pgbackrestBin && backupScenarios) ctx.notes.push('pgBackRest was not installed: walden alone, no ratios')
   if (backupScenarios && (opts.scale < 100 || opts.runs < 5)) {
     ctx.notes.push(
       `scale ${opts.scale} with ${opts.runs} run(s) is not the reference configuration (scale 100, 5 runs): at a small scale fixed costs (process start-up, connecting, the checkpoint, waiting for the archive) dominate, and with few runs one slow moment of the machine decides a figure; read the targets accordingly`,
     )
   }
-  if (backupScenarios && machine.cores <= 2) ctx.notes.push(`a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL and with each other's leftovers (page cache writeback) for the same cores; figures are noisier than on a larger host`)
+  if (backupScenarios && machine.cores <= 2) {
+    ctx.notes.push(
+      s3
+        ? `a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL, with the gateway (radosgw and its OSD run on the same cores and do the TLS, hashing and storing of every request) and with each other's leftovers; figures are noisier than on a larger host, and a faster tool also makes the gateway work faster`
+        : `a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL and with each other's leftovers (page cache writeback) for the same cores; figures are noisier than on a larger host`,
+    )
+  }
+  const repoText = s3
+    ? `repositories in S3: one bucket per tool on one local Ceph RADOS Gateway (${machine.gateway ?? 'radosgw'}, OSD on memstore, so objects live in RAM) reached over HTTPS at 127.0.0.1 with a self-signed certificate (repo1-storage-verify-tls=n), path-style, region us-east-1, repo1-storage-upload-chunk-size=${S3_UPLOAD_CHUNK} for both (pgBackRest's own default is 5 MiB); the gateway's CPU is not in the tools' CPU figures (the case notes give it), the cluster on local disk`
+    : 'repositories and cluster on the same disk'
   const commonText =
     `compression ${opts.compressType} level ${opts.compressType === 'zst' ? 3 : 1} and process-max 2 unless the case says otherwise (same explicit --compress-type/--compress-level/--process-max for both tools), ` +
-    'start-fast, repo1-retention-full=2 (expiry runs after each backup, as both tools do by default), repositories and cluster on the same disk, page cache warm, `sync` before each timed command'
-  const settings = { commandLine, scale: opts.scale, runs: opts.runs, scenarios: opts.scenarios, commonText }
+    `start-fast, repo1-retention-full=2 (expiry runs after each backup, as both tools do by default), ${repoText}, page cache warm, \`sync\` before each timed command`
+  const settings = { commandLine, scale: opts.scale, runs: opts.runs, scenarios: opts.scenarios, commonText, repoType: opts.repoType }
   const sections = ctx.mirror ? [mirrorMarkdown(ctx.mirror)] : []
-  const markdown = markdownReport({ machine, settings, cases: ctx.cases, notes: ctx.notes, hasPgbackrest: Boolean(pgbackrestBin), sections })
+  const layout = s3 ? { targetsTitle: 'Targets (issue #12)', titles: S3_TITLES } : {}
+  const markdown = markdownReport({ machine, settings, cases: ctx.cases, notes: ctx.notes, hasPgbackrest: Boolean(pgbackrestBin), sections, ...layout })
   process.stdout.write(`\n${markdown}\n`)
 
   const resultsDir = join(BENCH_DIR, 'results')
   await mkdir(resultsDir, { recursive: true })
   const stamp = machine.date.replace(/[:.]/g, '-')
   const json = { machine, settings, cases: ctx.cases.map((c) => c.toJSON()), mirror: ctx.mirror, notes: ctx.notes }
-  await writeFile(join(resultsDir, `${stamp}.json`), JSON.stringify(json, null, 2) + '\n')
-  await writeFile(join(resultsDir, 'latest.md'), `# walden vs pgBackRest: latest bench run\n\n${markdown}\n`)
-  say(`wrote bench/results/${stamp}.json and bench/results/latest.md`)
+  const jsonName = `${stamp}${s3 ? '-s3' : ''}.json`
+  const latestName = s3 ? 'latest-s3.md' : 'latest.md'
+  await writeFile(join(resultsDir, jsonName), JSON.stringify(json, null, 2) + '\n')
+  await writeFile(join(resultsDir, latestName), `# walden vs pgBackRest: latest bench run${s3 ? ', repositories in S3' : ''}\n\n${markdown}\n`)
+  say(`wrote bench/results/${jsonName} and bench/results/${latestName}`)
   if (opts.docs && !failure) {
-    await docsWrite(markdown)
-    say('wrote docs/benchmarks.md')
+    await docsWrite(markdown, s3)
+    say(`wrote docs/benchmarks.md${s3 ? ` (section "${S3_SECTION}")` : ''}`)
   } else {
-    const why = failure ? 'a scenario failed' : opts.scenarios.length < Object.keys(SCENARIOS).length ? 'not every scenario ran; --docs forces it' : '--no-docs'
+    const why = failure ? 'a scenario failed' : opts.scenarios.length < (s3 ? S3_SCENARIOS : POSIX_SCENARIOS).length ? 'not every scenario ran; --docs forces it' : '--no-docs'
     say(`docs/benchmarks.md not updated (${why})`)
   }
   if (failure) throw failure
 }
 
-/** docs/benchmarks.md: the fixed explanation, then the latest results. */
-async function docsWrite(markdown) {
+const S3_SECTION = 'S3 repository'
+const S3_TITLES = {
+  1: '1. Full backup into S3',
+  3: '3. Restore from S3 into an empty folder',
+  5: '5. archive-push into S3',
+  10: '10. Fan-out: one backup into two repositories (walden only)',
+}
+
+/**
+ * docs/benchmarks.md: the fixed explanation, then the latest results of a posix run ("Latest results") and of an S3
+ * run ("S3 repository"). A run replaces only its own section and keeps the other's as it was.
+ */
+async function docsWrite(markdown, s3) {
   const path = join(REPO_ROOT, 'docs', 'benchmarks.md')
-  const intro = await readFile(join(BENCH_DIR, 'lib', 'benchmarks-intro.md'), 'utf8')
-  await writeFile(path, `${intro.trimEnd()}\n\n## Latest results\n\n${markdown}\n`)
+  const intro = (await readFile(join(BENCH_DIR, 'lib', 'benchmarks-intro.md'), 'utf8')).trimEnd()
+  const old = await readFile(path, 'utf8').catch(() => '')
+  const s3At = old.indexOf(`\n## ${S3_SECTION}\n`)
+  const latestAt = old.indexOf('\n## Latest results\n')
+  const oldS3 = s3At >= 0 ? old.slice(s3At + 1).trimEnd() : undefined
+  const oldLatest = latestAt >= 0 ? old.slice(latestAt + 1, s3At > latestAt ? s3At : undefined).trimEnd() : undefined
+  const latest = s3 ? oldLatest : `## Latest results\n\n${markdown.trimEnd()}`
+  const s3Part = s3 ? `## ${S3_SECTION}\n\n${markdown.trimEnd()}` : oldS3
+  await writeFile(path, [intro, latest, s3Part].filter(Boolean).join('\n\n') + '\n')
 }
 
 main()
@@ -369,7 +451,8 @@ main()
     process.exit(0)
   })
   .catch(async (error) => {
-    process.stderr.write(`\nbench: ${error instanceof BenchError ? error.message : error.stack}\n`)
+    // After a signal, what failed is whatever the clean-up stopped under the bench: the signal handler exits.
+    if (!interrupted) process.stderr.write(`\nbench: ${error instanceof BenchError ? error.message : error.stack}\n`)
     await cleanup()
-    process.exit(1)
+    if (!interrupted) process.exit(1)
   })

@@ -206,3 +206,19 @@ export async function pgbenchLoad(server, scale) {
   await server.sql('CHECKPOINT')
   say(`pgbench data loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${await server.sql("select pg_size_pretty(pg_database_size('postgres'))")}`)
 }
+
+/**
+ * Waits until the archiver has stored every segment written so far (after a pg_switch_wal). Without it the first
+ * timed backup after the load also waits for the load's WAL to be archived, which with repositories in S3 takes
+ * several seconds, charged to whichever tool goes first.
+ */
+export async function archiverCatchUp(server, timeoutMs = 600_000) {
+  const last = await server.sql('select pg_walfile_name(pg_switch_wal())')
+  const t0 = Date.now()
+  for (;;) {
+    const archived = await server.sql('select coalesce(last_archived_wal, \'\') from pg_stat_archiver')
+    if (archived.length === last.length && archived >= last) return
+    if (Date.now() - t0 > timeoutMs) throw new BenchError(`the archiver did not reach ${last} (at ${archived || 'nothing'}); see ${server.logFile}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}

@@ -149,7 +149,21 @@ export async function machineInfo({ dir, pgBin, pgbackrestBin, waldenVersion, wa
 // ---------------------------------------------------------------------------------------------------------------
 // Markdown
 
-export function markdownReport({ machine, settings, cases, notes, hasPgbackrest, sections = [] }) {
+const SCENARIO_TITLES = {
+  1: '1. Full backup',
+  2: '2. Incremental backup after `pgbench -T 30`',
+  3: '3. Restore into an empty folder',
+  4: '4. Delta restore',
+  5: '5. archive-push',
+  6: '6. archive-get and recovery replay',
+  7: '7. Peak memory of backup and restore',
+}
+
+/**
+ * The report of one run. targetsTitle and titles (scenario number → section title, in the order to print) let the S3
+ * run (issue #12) lay out its own scenarios; the defaults are the posix run's (issue #3).
+ */
+export function markdownReport({ machine, settings, cases, notes, hasPgbackrest, sections = [], targetsTitle = 'Targets (issue #3)', titles = SCENARIO_TITLES }) {
   const out = []
   out.push(`Run ${machine.date} with \`${settings.commandLine}\`: **scale ${settings.scale}, ${settings.runs} run(s) per tool per case**` + (settings.scenarios.length < 8 ? `, scenarios ${settings.scenarios.join(', ')}` : '') + '.')
   out.push('')
@@ -162,6 +176,7 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest,
   out.push(`| Node.js | ${machine.node} |`)
   out.push(`| PostgreSQL | ${machine.postgres} |`)
   out.push(`| pgBackRest | ${machine.pgbackrest} |`)
+  if (machine.gateway) out.push(`| S3 gateway | ${machine.gateway} |`)
   out.push(`| walden | ${machine.walden} (${machine.waldenSource}) |`)
   out.push('')
   out.push(
@@ -173,7 +188,7 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest,
   out.push('')
 
   // Targets first: the summary a reader wants.
-  out.push('### Targets (issue #3)')
+  out.push(`### ${targetsTitle}`)
   out.push('')
   out.push('| scenario | target walden/pgBackRest | measured (median, min–max) | met |')
   out.push('|---|---|---|---|')
@@ -185,19 +200,10 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest,
   }
   out.push('')
 
-  const scenarioTitles = {
-    1: '1. Full backup',
-    2: '2. Incremental backup after `pgbench -T 30`',
-    3: '3. Restore into an empty folder',
-    4: '4. Delta restore',
-    5: '5. archive-push',
-    6: '6. archive-get and recovery replay',
-    7: '7. Peak memory of backup and restore',
-  }
-  for (const scenario of [1, 2, 3, 4, 5, 6, 7]) {
-    const group = cases.filter((c) => c.scenario === scenario && !c.hidden)
+  for (const [scenario, title] of Object.entries(titles)) {
+    const group = cases.filter((c) => c.scenario === Number(scenario) && !c.hidden)
     if (group.length === 0) continue
-    out.push(`### ${scenarioTitles[scenario]}`)
+    out.push(`### ${title}`)
     out.push('')
     out.push('| case | tool | wall s | CPU s | peak RSS MB |')
     out.push('|---|---|---|---|---|')

@@ -14,8 +14,9 @@ export const TOOL_LABEL = { [WALDEN]: 'walden', [PGBACKREST]: 'pgBackRest' }
  * kind: 'walden' | 'pgbackrest'; program: [file, fixedArgs] that starts the tool.
  */
 export class Tool {
-  constructor({ kind, program, configPath, repoPath, stanza, spoolPath }) {
-    Object.assign(this, { kind, program, configPath, repoPath, stanza, spoolPath })
+  /** repoPath: a folder, or with `bucket` set the key prefix of repo1 inside that S3 bucket. */
+  constructor({ kind, program, configPath, repoPath, stanza, spoolPath, bucket }) {
+    Object.assign(this, { kind, program, configPath, repoPath, stanza, spoolPath, bucket })
     this.label = TOOL_LABEL[kind]
   }
 
@@ -68,13 +69,44 @@ export function shellQuote(word) {
   return /^[A-Za-z0-9_\-./=:%@,+]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`
 }
 
+/** Key prefix of each tool's repository inside its own bucket, when the repositories are in S3. */
+export const S3_REPO_PATH = '/repo'
+/**
+ * Part size of multipart uploads, the same for both tools: walden's default. pgBackRest 2.45's default is 5 MiB, and
+ * its own help says a larger one is generally faster, so the bench gives it the larger one too.
+ */
+export const S3_UPLOAD_CHUNK = '16MiB'
+
+/**
+ * repo1 in S3 (repoType 's3'): the same lines for both tools, as pgBackRest 2.45 spells them (walden takes
+ * pgBackRest's names): HTTPS to the gateway's self-signed endpoint by host name and port, certificate checks off,
+ * path-style addressing. The keys are in the config file (mode 0600), never on a command line.
+ */
+function s3RepoLines(s3, bucket) {
+  return [
+    'repo1-type=s3',
+    `repo1-path=${S3_REPO_PATH}`,
+    `repo1-s3-bucket=${bucket}`,
+    'repo1-s3-endpoint=127.0.0.1',
+    `repo1-storage-port=${s3.gateway.tlsPort}`,
+    'repo1-storage-verify-tls=n',
+    'repo1-s3-uri-style=path',
+    `repo1-s3-region=${s3.gateway.region}`,
+    `repo1-s3-key=${s3.gateway.accessKey}`,
+    `repo1-s3-key-secret=${s3.gateway.secretKey}`,
+    `repo1-storage-upload-chunk-size=${S3_UPLOAD_CHUNK}`,
+  ]
+}
+
 /**
  * Config files, repositories and stanzas of both tools for a source cluster, plus the archive_command wrapper that
- * feeds both repositories. Returns { tools: { walden, pgbackrest? }, archiveCommand, collectDir }.
+ * feeds both repositories. With `s3` ({ gateway, buckets: { walden, pgbackrest } }) each tool's repo1 is its own
+ * bucket in that gateway instead of a folder. Returns { tools: { walden, pgbackrest? }, archiveCommand, collectDir }.
  */
-export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir, waldenProgram, pgbackrestBin, compressType }) {
+export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir, waldenProgram, pgbackrestBin, compressType, s3 }) {
   const base = await ownedFolder(join(root, name), 0o755)
   const tools = {}
+  const repoLines = (kind, folder) => (s3 ? s3RepoLines(s3, s3.buckets[kind]) : [`repo1-path=${folder}`])
 
   const w = {
     repo: join(base, 'repo-walden'),
@@ -83,12 +115,12 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
     spool: join(base, 'spool-walden'),
     conf: join(base, 'walden.conf'),
   }
-  for (const folder of [w.repo, w.log, w.lock, w.spool]) await ownedFolder(folder)
+  for (const folder of [...(s3 ? [] : [w.repo]), w.log, w.lock, w.spool]) await ownedFolder(folder)
   await ownedFile(
     w.conf,
     [
       '[global]',
-      `repo1-path=${w.repo}`,
+      ...repoLines(WALDEN, w.repo),
       `log-path=${w.log}`,
       `lock-path=${w.lock}`,
       'start-fast=y',
@@ -108,9 +140,9 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
       `pg1-socket-path=${socketDir}`,
       '',
     ].join('\n'),
-    0o644,
+    s3 ? 0o600 : 0o644,
   )
-  tools.walden = new Tool({ kind: WALDEN, program: waldenProgram, configPath: w.conf, repoPath: w.repo, stanza, spoolPath: w.spool })
+  tools.walden = new Tool({ kind: WALDEN, program: waldenProgram, configPath: w.conf, repoPath: s3 ? S3_REPO_PATH : w.repo, stanza, spoolPath: w.spool, bucket: s3?.buckets.walden })
 
   if (pgbackrestBin) {
     const p = {
@@ -120,12 +152,12 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
       spool: join(base, 'spool-pgbackrest'),
       conf: join(base, 'pgbackrest.conf'),
     }
-    for (const folder of [p.repo, p.log, p.lock, p.spool]) await ownedFolder(folder)
+    for (const folder of [...(s3 ? [] : [p.repo]), p.log, p.lock, p.spool]) await ownedFolder(folder)
     await ownedFile(
       p.conf,
       [
         '[global]',
-        `repo1-path=${p.repo}`,
+        ...repoLines(PGBACKREST, p.repo),
         `log-path=${p.log}`,
         `lock-path=${p.lock}`,
         `spool-path=${p.spool}`,
@@ -146,9 +178,9 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
         `pg1-socket-path=${socketDir}`,
         '',
       ].join('\n'),
-      0o644,
+      s3 ? 0o600 : 0o644,
     )
-    tools.pgbackrest = new Tool({ kind: PGBACKREST, program: [pgbackrestBin, []], configPath: p.conf, repoPath: p.repo, stanza, spoolPath: p.spool })
+    tools.pgbackrest = new Tool({ kind: PGBACKREST, program: [pgbackrestBin, []], configPath: p.conf, repoPath: s3 ? S3_REPO_PATH : p.repo, stanza, spoolPath: p.spool, bucket: s3?.buckets.pgbackrest })
   }
 
   // archive_command: both tools, in parallel so neither tool's backup waits for the other's push, then (while the

@@ -14,6 +14,7 @@
 #      $DIR/tls.crt), MON_PORT (mon port; OSD takes 4 free ports in
 #      6800-7300 by itself), OSD_STORE (memstore: data in RAM, written to $DIR/osd.0 at a clean
 #      stop only; bluestore: data in a sparse 10 GiB file, survives kill -9, ~5 s cold start),
+#      MEMSTORE_BYTES (memstore's capacity, default 4 GiB; the S3 bench stores several GB),
 #      ACCESS_KEY, SECRET_KEY.
 # S3 client settings: endpoint http://127.0.0.1:$RGW_PORT, path-style, any region (e.g. us-east-1).
 set -euo pipefail
@@ -22,6 +23,7 @@ RGW_PORT=${RGW_PORT:-7480}
 MON_PORT=${MON_PORT:-3300}
 TLS_PORT=${TLS_PORT:-7443}
 OSD_STORE=${OSD_STORE:-memstore}
+MEMSTORE_BYTES=${MEMSTORE_BYTES:-4294967296}
 ACCESS_KEY=${ACCESS_KEY:-testaccesskey}
 SECRET_KEY=${SECRET_KEY:-testsecretkey}
 export CEPH_CONF=$DIR/ceph.conf   # used by ceph, ceph-mon, ceph-osd, radosgw, radosgw-admin
@@ -65,7 +67,7 @@ paxos min wait = 0.01
 [osd]
 osd data = $DIR/osd.\$id
 osd objectstore = $OSD_STORE
-memstore device bytes = 4294967296
+memstore device bytes = $MEMSTORE_BYTES
 # memstore saves its data only in a clean umount, which fast shutdown skips
 osd fast shutdown = false
 bluestore block create = true
