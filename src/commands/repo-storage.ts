@@ -110,6 +110,7 @@ export function repoLocation(cfg: Config, index: RepoIndex = 1): StorageLocation
     ...(caFile !== undefined ? { caFile } : {}),
     ...(kmsKeyId !== undefined ? { kmsKeyId } : {}),
     uploadChunkSize: cfg.number(repoOption(index, 'storage-upload-chunk-size')) ?? 16 * 1024 * 1024,
+    repo: index,
   }
 }
 

@@ -30,6 +30,8 @@ export interface S3Location {
   kmsKeyId?: string
   /** Multipart part size in bytes. */
   uploadChunkSize: number
+  /** The repository's number, so that a failure names its options (repo2-s3-key); absent outside a repository. */
+  repo?: number
 }
 
 export type StorageLocation = PosixLocation | S3Location

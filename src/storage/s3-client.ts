@@ -345,14 +345,19 @@ export function etagOf(headers: IncomingHttpHeaders): string {
 export function s3Failure(error: unknown, kind: ErrorKind, action: string, target: string, location: S3Location, endpointText: string): WaldenError {
   if (error instanceof WaldenError) return error
   const failure = error instanceof S3RequestError ? error : networkError(error)
+  // With several repositories, which repository's options to check matters as much as which options.
+  const names = (...options: string[]): string => {
+    const named = location.repo !== undefined ? options.map((option) => `repo${location.repo}-${option}`) : options
+    return `${location.repo !== undefined ? '' : 'the repository options '}${named.slice(0, -1).join(', ')} and ${named.at(-1)}`
+  }
   if (failure.code === 'NoSuchBucket') {
     return new WaldenError('RepoInvalid', `bucket '${location.bucket}' does not exist at ${endpointText}`, {
-      hint: 'create the bucket, or check the repository options s3-bucket, s3-endpoint and s3-uri-style.',
+      hint: `create the bucket, or check ${names('s3-bucket', 's3-endpoint', 's3-uri-style')}.`,
     })
   }
   if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'AuthorizationHeaderMalformed'].includes(failure.code)) {
     return new WaldenError('OptionInvalidValue', `access denied by ${endpointText} to bucket '${location.bucket}' (${failure.code})`, {
-      hint: 'check the repository options s3-key and s3-key-secret (and s3-token for temporary credentials), and that the key may use this bucket.',
+      hint: `check ${names('s3-key', 's3-key-secret')} (and ${location.repo !== undefined ? `repo${location.repo}-` : ''}s3-token for temporary credentials), and that the key may use this bucket.`,
     })
   }
   const attempts = failure.attempts > 1 ? ` (after ${failure.attempts} attempts)` : ''
