@@ -91,20 +91,19 @@ export class S3Upload extends Writable {
       while (offset < chunk.length) {
         // Destroyed while a part was sent: _destroy aborts the upload and takes the buffers back.
         if (this.destroyed) return callback()
-        const buffer = (this.#buffer ??= partTake(this.#firstBufferSize()))
-        const copied = chunk.copy(buffer, this.#size, offset)
-        offset += copied
-        this.#size += copied
-        this.#total += copied
-        if (this.#size < buffer.length) continue
-        if (buffer.length < this.#partSize) {
+        let buffer = (this.#buffer ??= partTake(this.#firstBufferSize()))
+        if (this.#size === buffer.length && buffer.length < this.#partSize) {
           // More than the hint said: the small buffer gives way to a whole part.
           const larger = partTake(this.#partSize)
           buffer.copy(larger, 0, 0, this.#size)
           partGive(buffer, this.#partSize)
-          this.#buffer = larger
-          continue
+          buffer = this.#buffer = larger
         }
+        const copied = chunk.copy(buffer, this.#size, offset)
+        offset += copied
+        this.#size += copied
+        this.#total += copied
+        if (this.#size < this.#partSize) continue
         this.#sendPart().then(fill, (error: unknown) => callback(this.#target.fail(error, 'write')))
         return
       }
@@ -206,7 +205,11 @@ export class S3Upload extends Writable {
     if (this.#uploadId === undefined) {
       // Smaller than one part: one PUT, which S3 makes visible whole or not at all.
       const body = this.#buffer ? [this.#buffer.subarray(0, this.#size)] : []
-      await this.#target.client.request({ method: 'PUT', key: this.#target.key, headers: this.#target.headers, body })
+      const put = this.#target.client.request({ method: 'PUT', key: this.#target.key, headers: this.#target.headers, body })
+      // In flight like a part: a destroy meanwhile waits for it before the buffer goes back for reuse.
+      this.#inFlight = put.then(() => undefined)
+      this.#inFlight.catch(() => undefined)
+      await put
       this.#completed = true
       this.#release()
       return
