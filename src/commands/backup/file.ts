@@ -73,6 +73,11 @@ export interface BackupFileSource {
    * time (a backup with process-max 1), so the next part fills while the last is sent.
    */
   partBuffers?: 1 | 2
+  /**
+   * One large upload to S3 at a time on this thread (see uploadTurn): for a backup, whose threads each run two jobs
+   * of up to 64 MiB. archive-push leaves it off: its segments are one part at most, and its jobs overlap their PUTs.
+   */
+  uploadTurns?: boolean
 }
 
 /** One file into one repository; a failure to write it fails the job. */
@@ -247,7 +252,8 @@ const live = (sinks: readonly Sink[]): Sink[] => sinks.filter((sink) => sink.err
  */
 async function copyChunks(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
   // One large upload at a time on this thread (see uploadTurn); small files, whose buffers are small, go freely.
-  const release = length > SMALL_FILE && live(sinks).some((sink) => !(sink.storage instanceof PosixStorage)) ? await uploadTurn() : undefined
+  const large = input.uploadTurns === true && length > SMALL_FILE
+  const release = large && live(sinks).some((sink) => !(sink.storage instanceof PosixStorage)) ? await uploadTurn() : undefined
   try {
     return await copyChunksNow(input, fd, length, codec, firstBlock, sinks)
   } finally {
