@@ -327,7 +327,7 @@ const BASE_OPTIONS = {
     default: '16MiB',
     range: [5 * 1024 * 1024, 1024 * 1024 * 1024],
     summary: 'Part size of S3 multipart uploads; a file smaller than this goes up in one request.',
-    description: 'Memory for uploads is about this size times two per parallel upload.',
+    description: 'Each upload holds one part of this size in memory: with process-max 1 two (the next fills while one is sent), otherwise one per worker thread for its one large upload at a time.',
   },
   repo: {
     type: 'string',

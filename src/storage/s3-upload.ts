@@ -1,8 +1,16 @@
-// Streamed writes to S3: a Writable that sends a file of any size with bounded memory. Bytes gather into a part of
-// uploadChunkSize; a file smaller than one part goes up as one PUT when the stream finishes, a larger one as a
-// multipart upload with at most one part in flight while the next fills (two parts of memory per upload). The object
-// appears under its name only when CompleteMultipartUpload succeeds in _final; an error or destroy before that aborts
-// the upload, so neither the object nor the stored parts of an unfinished upload outlive the failure.
+// Streamed writes to S3: a Writable that sends a file of any size with bounded memory. Bytes are copied into one part
+// buffer of uploadChunkSize; a file smaller than one part goes up as one PUT when the stream finishes, a larger one as
+// a multipart upload. The object appears under its name only when CompleteMultipartUpload succeeds in _final; an
+// error or destroy before that aborts the upload, so neither the object nor the stored parts of an unfinished upload
+// outlive the failure.
+//
+// Memory: an upload holds one part buffer (sized by the writer's size hint when that is smaller than a part), filled
+// while nothing is in flight. When it is full it is sent, and the write that filled it is called back only once the
+// part is stored (the writer waits; retries resend the same buffer). With partBuffers 2 the next part fills in a
+// second buffer while one is in flight: the caller decides, knowing how many uploads run at once (a backup at
+// process-max 4 with a second part for each of its uploads went past the 256 MB it may use). Full-size buffers are
+// reused by the thread's next upload, so no part is garbage waiting for V8 to collect it (measured: copying each
+// written chunk into a new Buffer kept hundreds of MB of dead chunks alive at process-max 4).
 
 import { Writable } from 'node:stream'
 import { WaldenError } from '../common/errors.js'
@@ -17,18 +25,47 @@ export interface S3UploadTarget {
   /** Headers of the object's creating request (SSE-KMS). */
   headers: Readonly<Record<string, string>>
   partSize: number
+  /** Bytes expected (WriteOptions.sizeHint), and part buffers the upload may hold (WriteOptions.partBuffers). */
+  sizeHint?: number
+  partBuffers?: 1 | 2
   fail: (error: unknown, action: string) => WaldenError
 }
 
 /** S3 allows at most 10,000 parts; past that the part size has to grow (only for files over partSize × 10,000). */
 const MAX_PARTS = 10_000
 
+// Full-size part buffers of finished uploads, for the next upload of this thread (module state is per worker
+// thread), and the bytes of part buffers uploads of this thread hold now.
+const spareParts: Buffer[] = []
+const SPARE_PARTS_MAX = 2
+let partBytesHeld = 0
+
+function partTake(size: number): Buffer {
+  const index = spareParts.findIndex((buffer) => buffer.length === size)
+  const buffer = index >= 0 ? spareParts.splice(index, 1)[0]! : Buffer.allocUnsafe(size)
+  partBytesHeld += size
+  return buffer
+}
+
+function partGive(buffer: Buffer, partSize: number): void {
+  partBytesHeld -= buffer.length
+  if (buffer.length === partSize && spareParts.length < SPARE_PARTS_MAX) spareParts.push(buffer)
+}
+
+/** Part-buffer bytes uploads of this thread hold now (tests check that finished uploads gave theirs back). */
+export function partBytesHeldNow(): number {
+  return partBytesHeld
+}
+
 export class S3Upload extends Writable {
   readonly #target: S3UploadTarget
   #partSize: number
-  #chunks: Buffer[] = []
+  /** The buffer being filled, and the bytes in it. */
+  #buffer: Buffer | undefined
   #size = 0
   #total = 0
+  /** A buffer whose part is in flight, to be filled next when that part is stored. */
+  #sending: Buffer | undefined
   #uploadId: string | undefined
   #creating: Promise<void> | undefined
   readonly #parts: Array<{ number: number; etag: string }> = []
@@ -47,12 +84,32 @@ export class S3Upload extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    // A copy: the writer calls back before the part is sent, and a caller may reuse its buffer once called back.
-    this.#chunks.push(Buffer.from(chunk))
-    this.#size += chunk.length
-    this.#total += chunk.length
-    if (this.#size < this.#partSize) return callback()
-    this.#sendPart().then(() => callback(), (error: unknown) => callback(this.#target.fail(error, 'write')))
+    // Copied into the part buffer: the caller may reuse its chunk once called back, and chunks are too small and too
+    // many to keep as they are.
+    let offset = 0
+    const fill = (): void => {
+      while (offset < chunk.length) {
+        // Destroyed while a part was sent: _destroy aborts the upload and takes the buffers back.
+        if (this.destroyed) return callback()
+        let buffer = (this.#buffer ??= partTake(this.#firstBufferSize()))
+        if (this.#size === buffer.length && buffer.length < this.#partSize) {
+          // More than the hint said: the small buffer gives way to a whole part.
+          const larger = partTake(this.#partSize)
+          buffer.copy(larger, 0, 0, this.#size)
+          partGive(buffer, this.#partSize)
+          buffer = this.#buffer = larger
+        }
+        const copied = chunk.copy(buffer, this.#size, offset)
+        offset += copied
+        this.#size += copied
+        this.#total += copied
+        if (this.#size < this.#partSize) continue
+        this.#sendPart().then(fill, (error: unknown) => callback(this.#target.fail(error, 'write')))
+        return
+      }
+      callback()
+    }
+    fill()
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -60,13 +117,13 @@ export class S3Upload extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.#completed) return callback(error)
     // The upload's creation and the part being sent are awaited first: a part that landed after the abort would be
     // stored again, unseen, and an upload created after it would never be aborted at all.
     const abort = async (): Promise<void> => {
       await this.#creating?.catch(() => undefined)
       await this.#inFlight?.catch(() => undefined)
-      if (this.#uploadId === undefined) return
+      this.#release()
+      if (this.#completed || this.#uploadId === undefined) return
       await this.#target.client
         .request({ method: 'DELETE', key: this.#target.key, query: { uploadId: this.#uploadId }, expect: [200, 204, 404] })
         .catch(() => undefined) // best effort: the original error is the one to report
@@ -74,7 +131,23 @@ export class S3Upload extends Writable {
     abort().then(() => callback(error))
   }
 
-  /** Sends the gathered bytes as the next part, after the previous part has gone (so memory holds two at most). */
+  /** A whole part, or less when the writer expects less (plus a little for a hint that is a few bytes short). */
+  #firstBufferSize(): number {
+    const hint = this.#target.sizeHint
+    return hint === undefined ? this.#partSize : Math.max(1, Math.min(this.#partSize, hint + 4096))
+  }
+
+  /** Gives the part buffers back; only once no request reads them any more. */
+  #release(): void {
+    if (this.#buffer) partGive(this.#buffer, this.#partSize)
+    if (this.#sending) partGive(this.#sending, this.#partSize)
+    this.#buffer = this.#sending = undefined
+  }
+
+  /**
+   * Sends the full buffer as the next part. Resolves when the buffer may be filled again: at once when a second
+   * buffer could be taken (the part goes on in flight), else when the part is stored.
+   */
   async #sendPart(): Promise<void> {
     await this.#inFlight
     // Destroyed meanwhile: _destroy is aborting the upload (or has found none to abort), and nothing may start after
@@ -83,22 +156,42 @@ export class S3Upload extends Writable {
     if (this.#uploadId === undefined) await (this.#creating ??= this.#create())
     if (this.destroyed) return
     const uploadId = this.#uploadId!
-    const chunks = this.#chunks
-    this.#chunks = []
-    this.#size = 0
+    const buffer = this.#buffer!
+    const body = buffer.subarray(0, this.#size)
     const number = this.#parts.length + 1
     const part = { number, etag: '' }
     this.#parts.push(part)
-    // Past 10,000 parts S3 refuses the upload; doubling the part size before that point keeps any size possible.
-    if (number % (MAX_PARTS / 10) === 0 && number >= MAX_PARTS / 2) this.#partSize *= 2
     const sending = this.#target.client
-      .request({ method: 'PUT', key: this.#target.key, query: { partNumber: String(number), uploadId }, body: chunks })
+      .request({ method: 'PUT', key: this.#target.key, query: { partNumber: String(number), uploadId }, body: [body] })
       .then((response) => {
         part.etag = etagOf(response.headers)
       })
     // Observed by the next #sendPart or #finish; the catch only keeps Node from calling it unhandled meanwhile.
     sending.catch(() => undefined)
     this.#inFlight = sending
+    this.#size = 0
+    // Past 10,000 parts S3 refuses the upload; doubling the part size before that point keeps any size possible.
+    if (number % (MAX_PARTS / 10) === 0 && number >= MAX_PARTS / 2) {
+      this.#partSize *= 2
+      await sending
+      if (this.destroyed) return
+      this.#release()
+      this.#buffer = partTake(this.#partSize)
+      return
+    }
+    if (this.#sending) {
+      // Two buffers: the other one's part was stored (awaited above), so it fills while this part is in flight.
+      this.#buffer = this.#sending
+      this.#sending = buffer
+      return
+    }
+    if (this.#target.partBuffers === 2) {
+      this.#sending = buffer
+      this.#buffer = partTake(this.#partSize)
+      return
+    }
+    // One buffer: it fills again once its part is stored.
+    await sending
   }
 
   async #create(): Promise<void> {
@@ -111,13 +204,19 @@ export class S3Upload extends Writable {
   async #finish(): Promise<void> {
     if (this.#uploadId === undefined) {
       // Smaller than one part: one PUT, which S3 makes visible whole or not at all.
-      await this.#target.client.request({ method: 'PUT', key: this.#target.key, headers: this.#target.headers, body: this.#chunks })
-      this.#chunks = []
+      const body = this.#buffer ? [this.#buffer.subarray(0, this.#size)] : []
+      const put = this.#target.client.request({ method: 'PUT', key: this.#target.key, headers: this.#target.headers, body })
+      // In flight like a part: a destroy meanwhile waits for it before the buffer goes back for reuse.
+      this.#inFlight = put.then(() => undefined)
+      this.#inFlight.catch(() => undefined)
+      await put
       this.#completed = true
+      this.#release()
       return
     }
     if (this.#size > 0) await this.#sendPart()
     await this.#inFlight
+    this.#release()
     const body =
       '<CompleteMultipartUpload>' +
       this.#parts.map((part) => `<Part><PartNumber>${part.number}</PartNumber><ETag>"${xmlEncode(part.etag)}"</ETag></Part>`).join('') +

@@ -185,12 +185,14 @@ export class S3Storage implements Storage {
     await this.#request({ method: 'PUT', key: this.#key(path), headers: this.#createHeaders, body: [body] }, 'FileWrite', 'write', path)
   }
 
-  async openWrite(path: string, _options: WriteOptions = {}): Promise<Writable> {
+  async openWrite(path: string, options: WriteOptions = {}): Promise<Writable> {
     return new S3Upload({
       client: this.client,
       key: this.#key(path),
       headers: this.#createHeaders,
       partSize: this.#location.uploadChunkSize,
+      ...(options.sizeHint !== undefined ? { sizeHint: options.sizeHint } : {}),
+      ...(options.partBuffers !== undefined ? { partBuffers: options.partBuffers } : {}),
       fail: (error, action) => this.#fail(error, 'FileWrite', action, path),
     })
   }

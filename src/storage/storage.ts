@@ -34,6 +34,16 @@ export interface WriteOptions {
    * is one flush instead of thousands, or when losing the file in a crash costs nothing but a retry.
    */
   sync?: boolean
+  /**
+   * Bytes the caller expects to write, where it knows: storage that gathers a write in memory (S3, by parts) sizes
+   * its buffer by it instead of taking a whole part for a small file. Writing more is allowed.
+   */
+  sizeHint?: number
+  /**
+   * Part buffers a write to S3 may hold (default 1): with 2 the next part fills while the last is sent, at the cost
+   * of a second part of memory. The caller decides, as it knows how many writes run at once.
+   */
+  partBuffers?: 1 | 2
 }
 
 /** A part of a file to read: `length` bytes from byte `offset` (to the end when `length` is absent). */

@@ -20,6 +20,7 @@ import { locationDescribe, storageOpen } from '../../src/storage/location.js'
 import { PosixStorage } from '../../src/storage/posix.js'
 import { etagOf } from '../../src/storage/s3-client.js'
 import { S3Storage } from '../../src/storage/s3.js'
+import { partBytesHeldNow } from '../../src/storage/s3-upload.js'
 import type { S3Upload } from '../../src/storage/s3-upload.js'
 import { xmlTexts } from '../../src/storage/s3-xml.js'
 import type { Storage } from '../../src/storage/storage.js'
@@ -122,6 +123,35 @@ describe('S3 driver on a real gateway', () => {
     // One bound for both sizes, so memory cannot grow with the size: two parts (one sending, one filling) plus the
     // writable's buffer and a chunk or two of slack. Holding the whole file would show 16 and 48 MiB.
     for (const peak of peaks) assert.ok(peak < 2 * partSize + 3 * MIB, `peak live buffers ${peaks.map((each) => (each / MIB).toFixed(1)).join(', ')} MiB`)
+  })
+
+  test('part buffers: sized by the size hint, grown to a part when the data is larger, given back when an upload ends or is destroyed', async () => {
+    const gateway = await s3Gateway()
+    const bucket = await gateway.bucket('part-buffers')
+    const storage = new S3Storage(gateway.location(bucket, { uploadChunkSize: 5 * MIB }))
+    const held = partBytesHeldNow()
+    const cases: Array<[string, number, number | undefined, 1 | 2]> = [
+      ['small', 1000, 100, 1],
+      ['exact', 3 * MIB, 3 * MIB, 1],
+      ['grown', 12 * MIB + 7, MIB, 1],
+      ['two-buffers', 17 * MIB, undefined, 2],
+    ]
+    for (const [name, size, sizeHint, partBuffers] of cases) {
+      const data = randomBytes(size)
+      const writer = await storage.openWrite(name, { partBuffers, ...(sizeHint !== undefined ? { sizeHint } : {}) })
+      await pipeline(Readable.from([data.subarray(0, size >> 1), data.subarray(size >> 1)]), writer)
+      assert.equal(sha256(await storage.read(name)), sha256(data), name)
+      assert.equal(partBytesHeldNow(), held, `${name}: buffers given back`)
+    }
+    // Destroyed with one part in flight and the next filling: both buffers come back once the part is settled.
+    const writer = await storage.openWrite('destroyed', { partBuffers: 2 })
+    writer.on('error', () => undefined)
+    writer.write(randomBytes(11 * MIB))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    writer.destroy(new Error('stopped'))
+    if (!writer.closed) await new Promise((resolve) => writer.once('close', resolve))
+    assert.equal(partBytesHeldNow(), held)
+    assert.equal(await storage.exists('destroyed'), false)
   })
 
   test('an upload that fails midway is aborted: no object, no multipart upload left on the server', async () => {

@@ -107,6 +107,9 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
       })),
       compressType: options.compressType,
       compressLevel: options.compressLevel,
+      // Inline, one copy runs at a time: its uploads to S3 may fill the next part while the last is sent.
+      ...(options.pool.size <= 1 ? { partBuffers: 2 as const } : {}),
+      uploadTurns: true,
       // Large files are fsynced as they complete, so their write-back overlaps the copy; measured, one flush of
       // gigabytes at the end costs more. Small ones are left to that one flush, where an fsync each costs more.
       syncEach: options.syncEach || jobSize(job) > SMALL_FILE,

@@ -68,6 +68,16 @@ export interface BackupFileSource {
    * parallel backup, whose threads already keep every core busy.
    */
   overlap?: boolean
+  /**
+   * Part buffers each upload to S3 may hold (default 1; WriteOptions.partBuffers): 2 only where one copy runs at a
+   * time (a backup with process-max 1), so the next part fills while the last is sent.
+   */
+  partBuffers?: 1 | 2
+  /**
+   * One large upload to S3 at a time on this thread (see uploadTurn): for a backup, whose threads each run two jobs
+   * of up to 64 MiB. archive-push leaves it off: its segments are one part at most, and its jobs overlap their PUTs.
+   */
+  uploadTurns?: boolean
 }
 
 /** One file into one repository; a failure to write it fails the job. */
@@ -199,8 +209,9 @@ interface Sink {
   /** Bytes stored (after compression and encryption). */
   stored: number
   error?: WaldenError
-  /** copyChunks: the open file; the stream path keeps its writer in its branch. */
+  /** copyChunks: the open file of a folder, or the storage's writer for other storage (an S3 upload). */
   fd?: number
+  writer?: Writable
   sealer?: Sealer
 }
 
@@ -221,6 +232,9 @@ function sinkFail(source: string, sink: Sink, error: unknown): void {
     sink.fd = undefined
     rmSync(target, { force: true })
   }
+  // A writer destroyed before it finishes leaves nothing behind (an S3 upload is aborted).
+  sink.writer?.destroy()
+  sink.writer = undefined
 }
 
 const live = (sinks: readonly Sink[]): Sink[] => sinks.filter((sink) => sink.error === undefined)
@@ -231,8 +245,37 @@ const live = (sinks: readonly Sink[]): Sink[] => sinks.filter((sink) => sink.err
  * Sealer). Standard readers take concatenated frames (zstd, lz4) and gzip members as one stream. Memory stays at a
  * few chunks (see YIELD_EVERY_BYTES) however large the file, and there are no stream hops per chunk. The stored files
  * are written in place; a repository whose write fails has its file removed and drops out, the others go on.
+ *
+ * A folder is written with synchronous calls; other storage (S3) through its writer, each chunk awaited before its
+ * buffer is reused, so the writer copies it into a part and nothing else holds it (the stream path allocated new
+ * buffers at every stage, which worker threads kept alive by the hundred MB before collecting them).
  */
 async function copyChunks(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
+  // One large upload at a time on this thread (see uploadTurn); small files, whose buffers are small, go freely.
+  const large = input.uploadTurns === true && length > SMALL_FILE
+  const release = large && live(sinks).some((sink) => !(sink.storage instanceof PosixStorage)) ? await uploadTurn() : undefined
+  try {
+    return await copyChunksNow(input, fd, length, codec, firstBlock, sinks)
+  } finally {
+    release?.()
+  }
+}
+
+// The turn of large uploads on this thread. A worker runs two jobs at once (pool.ts), and each upload of a large file
+// holds a part buffer (16 MiB by default) until its last part is sent: two per worker at process-max 4 put the backup
+// over 256 MB. One at a time, the other job copies small files meanwhile, or waits; the other threads keep the cores
+// busy while this one waits for its part to be stored. A job waits for the turn before it opens any writer, holding
+// nothing, so no two jobs wait for each other.
+let uploadQueue: Promise<void> = Promise.resolve()
+function uploadTurn(): Promise<() => void> {
+  let release!: () => void
+  const done = new Promise<void>((resolve) => (release = resolve))
+  const before = uploadQueue
+  uploadQueue = before.then(() => done)
+  return before.then(() => release)
+}
+
+async function copyChunksNow(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
   // With `overlap`, two chunks in flight: the thread pool compresses one while this thread reads and hashes the next.
   const overlap = input.overlap === true && codec.compressIntoAsync !== undefined
   const slots = Array.from({ length: overlap ? 2 : 1 }, () => slotTake(codec))
@@ -261,11 +304,19 @@ async function copyChunks(input: BackupFileSource, fd: number, length: number, c
   }
   // Compressed once, then encrypted per repository (compressing ciphertext gains nothing). The Sealer emits fresh
   // ciphertext only, so the reused `into` buffers are free again when the last repository has its copy.
-  const store = (compressed: Buffer): void => {
+  const store = async (compressed: Buffer): Promise<void> => {
     for (const sink of live(sinks)) {
       staged = 0
       try {
-        if (sink.sealer) {
+        if (sink.writer) {
+          // The shared stage is not used here: another job of this thread may run while this one waits for a write.
+          const sealed: Buffer[] = []
+          if (sink.sealer) sink.sealer.write(compressed, (data) => sealed.push(data))
+          for (const data of sink.sealer ? sealed : [compressed]) {
+            await writeTo(sink.writer, data)
+            if (!sink.sealer) sink.stored += data.length
+          }
+        } else if (sink.sealer) {
           sink.sealer.write(compressed, (data) => writeOut(sink, data))
           flush(sink)
         } else {
@@ -282,11 +333,28 @@ async function copyChunks(input: BackupFileSource, fd: number, length: number, c
     if (!slot.pending) return
     const compressed = await slot.pending
     slot.pending = undefined
-    store(compressed)
+    await store(compressed)
   }
   try {
     for (const sink of live(sinks)) {
       const target = sink.where
+      if (!(sink.storage instanceof PosixStorage)) {
+        try {
+          sink.writer = await sink.storage!.openWrite(sink.path, {
+            atomic: false,
+            sync: input.syncEach,
+            // Compressed and sealed, the stored copy is at most a little larger than what is read.
+            sizeHint: length + (length >> 6) + 1024,
+            ...(input.partBuffers !== undefined ? { partBuffers: input.partBuffers } : {}),
+          })
+          // Failures come back through the write callbacks and end(); the event only must not go unhandled.
+          sink.writer.on('error', () => undefined)
+          if (sink.seal) sink.sealer = new Sealer(sink.seal)
+        } catch (error) {
+          sinkFail(input.source, sink, error)
+        }
+        continue
+      }
       try {
         mkdirSync(dirname(target), { recursive: true, mode: 0o750 })
         sink.fd = openSync(target, 'w', 0o640)
@@ -316,7 +384,7 @@ async function copyChunks(input: BackupFileSource, fd: number, length: number, c
       }
       if (!overlap) {
         const compressed = slot.into ? slot.into.subarray(0, codec.compressInto!(chunk, input.compressLevel, slot.into)) : codec.compressSync!(chunk, input.compressLevel)
-        store(compressed)
+        await store(compressed)
       }
       read += bytes
       if (!overlap && read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
@@ -324,6 +392,17 @@ async function copyChunks(input: BackupFileSource, fd: number, length: number, c
     for (let left = slots.length; left > 0; left--) await drain(slots[turn++ % slots.length]!)
     for (const sink of live(sinks)) {
       try {
+        if (sink.writer) {
+          if (sink.sealer) {
+            const sealed: Buffer[] = []
+            sink.sealer.end((data) => sealed.push(data))
+            for (const data of sealed) await writeTo(sink.writer, data)
+            sink.stored = sink.sealer.written
+          }
+          await writerEnd(sink.writer)
+          sink.writer = undefined
+          continue
+        }
         if (sink.sealer) {
           staged = 0
           sink.sealer.end((data) => writeOut(sink, data))
@@ -345,6 +424,8 @@ async function copyChunks(input: BackupFileSource, fd: number, length: number, c
     await Promise.allSettled(slots.map((slot) => slot.pending))
     // Keep the original error: clean-up failures must not hide it. No repository keeps a partial copy.
     for (const sink of sinks) {
+      if (sink.writer) await writerDestroy(sink.writer)
+      sink.writer = undefined
       if (sink.fd === undefined) continue
       try {
         closeSync(sink.fd)
@@ -368,6 +449,29 @@ async function copyChunks(input: BackupFileSource, fd: number, length: number, c
     ...(fast ? { xxh3: fast.digest() } : {}),
     badPages: pagesRecheck(input, badPages, firstBlock),
   }
+}
+
+/** Writes a chunk and resolves when the writer has taken it (the caller may then reuse the chunk's buffer). */
+function writeTo(writer: Writable, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    writer.write(data, (error) => (error ? reject(error) : resolve()))
+  })
+}
+
+/** Ends a writer and resolves when it has finished (for S3: the object is stored). */
+function writerEnd(writer: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    writer.end((error?: Error | null) => (error ? reject(error) : resolve()))
+  })
+}
+
+/** Destroys a writer and resolves once it has cleaned up (for S3: the upload is aborted). */
+function writerDestroy(writer: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (writer.closed) return resolve()
+    writer.once('close', () => resolve())
+    writer.destroy()
+  })
 }
 
 /** One repository's end of the stream path: [seal ->] count -> its storage writer. */
@@ -510,8 +614,7 @@ async function copyToSinks(input: BackupFileSource, sinks: readonly Sink[], code
     return { copied: true, size: 0, sha256: SHA256_EMPTY, badPages: [] }
   }
   const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
-  // The synchronous path writes the stored files directly, so only into folders.
-  if (codec.compressSync && !backupPathForTest.streams && live(sinks).every((sink) => sink.storage instanceof PosixStorage)) return copyChunks(input, fd, length, codec, firstBlock, sinks)
+  if (codec.compressSync && !backupPathForTest.streams) return copyChunks(input, fd, length, codec, firstBlock, sinks)
   return streamCopy(input, fd, length, codec, firstBlock, sinks)
 }
 
