@@ -17,6 +17,8 @@ const ERROR_MEANINGS: Record<keyof typeof ERROR_CODES, string> = {
   OptionInvalidValue: 'an option value of the wrong type, out of range or not allowed',
   OptionRequired: 'a required option is missing',
   PgRunning: 'PostgreSQL is running where it must not be (restore, stanza-delete)',
+  Protocol: 'the remote protocol failed: walden versions differ between the hosts, no answer within protocol-timeout, or a malformed stream',
+  HostConnect: 'a remote host cannot be reached over SSH (host key, user, key, sshd), or the session to it was lost',
   PathNotEmpty: 'restore target folder is not empty',
   FileOpen: 'a file cannot be opened',
   FileRead: 'a file cannot be read',
