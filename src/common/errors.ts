@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   Stop: 62, // `walden stop` is in effect
   Term: 63, // terminated by a signal
   FileWrite: 64,
+  FeatureNotSupported: 67, // an option asks for something this walden cannot do yet
   ParamInvalid: 69, // a command parameter is wrong
   ArchiveTimeout: 82,
   ReplicationLag: 90, // a replication lag limit is exceeded (replication-status as a monitoring check)

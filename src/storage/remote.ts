@@ -8,7 +8,7 @@
 // repository passphrase never travels.
 
 import type { Readable, Writable } from 'node:stream'
-import { fail, WaldenError } from '../common/errors.js'
+import { WaldenError } from '../common/errors.js'
 import { ProtocolClient } from '../protocol/client.js'
 import type { RemoteLocation } from './location.js'
 import type { ReadRange, Storage, StorageInfo, WriteOptions } from './storage.js'
@@ -122,14 +122,5 @@ export class RemoteStorage implements Storage {
   /** Ends the session (the remote walden exits on end of input). */
   close(): void {
     this.#client.close()
-  }
-}
-
-/** Checks a host or user name cannot be read by ssh as an option. */
-export function remoteNameCheck(option: string, value: string): void {
-  if (value.startsWith('-') || /[\s\0]/.test(value)) {
-    fail('OptionInvalidValue', `option '${option}' must be a host or user name, not '${value}'`, {
-      hint: 'names start with a letter or digit and hold no spaces.',
-    })
   }
 }
