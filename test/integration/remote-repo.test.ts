@@ -1,0 +1,199 @@
+// A repository on a backup host over SSH (repo1-host), through a real OpenSSH server (test/harness/ssh.ts) on
+// loopback. Two OS users stand for the two hosts: postgres owns the cluster and runs walden as PostgreSQL's commands
+// do; walden-repo owns the repository, which postgres cannot read, and serves it through `walden remote` started by
+// sshd. Everything the database host does to the repository crosses the SSH session: stanza-create, check,
+// archive-push from archive_command, a full backup, info, restore compared by pg_dump, archive-get replaying WAL to a
+// point in time. Then the failures: the SSH server stopped in the middle of a backup, a remote walden of another
+// version, a wrong host key, a wrong user, a hostile repo1-host-config path.
+
+import assert from 'node:assert/strict'
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { readFileSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { after, before, describe, test } from 'node:test'
+import { dumpDatabase, runWalden, waldenCommand } from '../harness/cluster.js'
+import type { RunResult } from '../harness/cluster.js'
+import { PG_USER, REPO_USER, sshServer } from '../harness/ssh.js'
+import type { SshServer } from '../harness/ssh.js'
+import { createTestStanza } from '../harness/stanza.js'
+import type { TestStanza } from '../harness/stanza.js'
+
+const MAJOR = 15
+const WALDEN = join(import.meta.dirname, '..', '..', 'bin', 'walden')
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+function ids(user: string): { uid: number; gid: number } {
+  const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim()
+  const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout.trim()
+  return { uid: Number(uid), gid: Number(gid) }
+}
+
+function assertFailed(result: RunResult, code: number, error: RegExp): void {
+  assert.equal(result.code, code, `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`)
+  assert.match(result.stderr, error)
+  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
+}
+
+/** Processes of `uid` whose command line matches, from /proc (the walden remote and ssh processes of a session). */
+function processesOf(uid: number, pattern: RegExp): string[] {
+  const found: string[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8')
+      const processUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1])
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()
+      if (processUid === uid && pattern.test(cmdline)) found.push(`${entry}: ${cmdline}`)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found
+}
+
+/** Waits until no process of `uid` matches `pattern` (a few seconds at most), and returns what is left. */
+async function leftOver(uid: number, pattern: RegExp): Promise<string[]> {
+  for (let waited = 0; waited < 5000; waited += 100) {
+    if (processesOf(uid, pattern).length === 0) return []
+    await sleep(100)
+  }
+  return processesOf(uid, pattern)
+}
+
+describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
+  let ssh: SshServer
+  let stanza: TestStanza
+  /** The backup host's side: its config file, repository, lock and log folders, all walden-repo's. */
+  let backupHost: string
+  let repo: string
+  let backupConfig: string
+  // Known once the harness has made sure the repository user exists.
+  let repoUser = { uid: -1, gid: -1 }
+
+  /** The database host's config: no repo1-path, the backup host instead. */
+  const hostLines = (overrides: Record<string, string> = {}): string[] => {
+    const settings: Record<string, string> = {
+      'repo1-host': '127.0.0.1',
+      'repo1-host-user': REPO_USER,
+      'repo1-host-port': String(ssh.port),
+      'repo1-host-config': backupConfig,
+      'cmd-ssh': ssh.sshCommand(PG_USER),
+      'protocol-timeout': '60',
+      ...overrides,
+    }
+    return Object.entries(settings).filter(([, value]) => value !== '').map(([key, value]) => `${key}=${value}`)
+  }
+  const configure = async (overrides: Record<string, string> = {}, extra: string[] = []): Promise<void> => {
+    const lines = [
+      '[global]',
+      ...hostLines(overrides),
+      `lock-path=${stanza.lockPath}`,
+      `log-path=${join(stanza.dir.path, 'log')}`,
+      'compress-type=zst',
+      'process-max=2',
+      'start-fast=y',
+      'archive-timeout=30',
+      ...extra,
+      '',
+      `[${stanza.name}]`,
+      `pg1-path=${stanza.cluster.dataDir}`,
+      `pg1-port=${stanza.cluster.port}`,
+      `pg1-socket-path=${stanza.cluster.socketDir}`,
+      '',
+    ]
+    await writeFile(stanza.configPath, lines.join('\n'))
+    await chmod(stanza.configPath, 0o644)
+  }
+  /** Files under the repository, relative to it, read as root (postgres cannot). */
+  const repoFiles = async (): Promise<string[]> => ((await readdir(repo, { recursive: true })) as string[]).sort()
+
+  before(async () => {
+    ssh = await sshServer()
+    repoUser = ids(REPO_USER)
+    backupHost = await mkdtemp(join(tmpdir(), 'walden-backup-host-'))
+    await chmod(backupHost, 0o755)
+    for (const name of ['repo', 'lock', 'log']) {
+      await mkdir(join(backupHost, name), { mode: 0o750 })
+      await chown(join(backupHost, name), repoUser.uid, repoUser.gid)
+    }
+    repo = join(backupHost, 'repo')
+    backupConfig = join(backupHost, 'walden.conf')
+    await writeFile(backupConfig, ['[global]', `repo1-path=${repo}`, `lock-path=${join(backupHost, 'lock')}`, `log-path=${join(backupHost, 'log')}`, ''].join('\n'))
+    await chown(backupConfig, repoUser.uid, repoUser.gid)
+    await chmod(backupConfig, 0o640)
+
+    stanza = await createTestStanza({ major: MAJOR, name: 'remote' })
+    await configure()
+    await stanza.cluster.query(`create table t (id int primary key, note text); insert into t select n, 'row ' || n from generate_series(1, 20000) n`)
+  })
+  after(async () => {
+    await stanza?.dir.cleanup()
+    if (backupHost) await rm(backupHost, { recursive: true, force: true })
+  })
+
+  test('the two users reach each other by key through the test sshd, and postgres cannot read the repository', async () => {
+    const asPostgres = spawnSync('runuser', ['-u', PG_USER, '--', ssh.sshCommand(PG_USER), '-p', String(ssh.port), `${REPO_USER}@127.0.0.1`, 'id -un'], { encoding: 'utf8' })
+    assert.equal(asPostgres.stdout.trim(), REPO_USER, asPostgres.stderr)
+    const asRepo = spawnSync('runuser', ['-u', REPO_USER, '--', ssh.sshCommand(REPO_USER), '-p', String(ssh.port), `${PG_USER}@127.0.0.1`, 'id -un'], { encoding: 'utf8' })
+    assert.equal(asRepo.stdout.trim(), PG_USER, asRepo.stderr)
+    const listing = spawnSync('runuser', ['-u', PG_USER, '--', 'ls', repo], { encoding: 'utf8' })
+    assert.notEqual(listing.status, 0)
+    assert.match(listing.stderr, /Permission denied/)
+    assert.equal((await stat(repo)).mode & 0o777, 0o750)
+  })
+
+  test('stanza-create and check from the database host write the repository on the backup host, as its user', async () => {
+    await stanza.waldenOk(['stanza-create'])
+    const files = await repoFiles()
+    assert.ok(files.includes(join('archive', stanza.name, 'archive.info')), files.join('\n'))
+    assert.ok(files.includes(join('backup', stanza.name, 'backup.info')), files.join('\n'))
+    const owner = await stat(join(repo, 'archive', stanza.name, 'archive.info'))
+    assert.equal(owner.uid, repoUser.uid, 'written by the backup host\'s user')
+
+    // check switches WAL and waits until archive_command (archive-push through SSH) has stored the segment.
+    await stanza.waldenOk(['check'])
+    const segments = (await repoFiles()).filter((file) => /^archive\/remote\/15-1\/[0-9A-F]{16}\/[0-9A-F]{24}-[0-9a-f]{40,64}\./.test(file))
+    assert.ok(segments.length >= 1, (await repoFiles()).join('\n'))
+    assert.deepEqual(await leftOver(repoUser.uid, /walden.* remote$/), [], 'no remote walden left running')
+  })
+
+  test('a full backup through SSH, shown by info, restored on the database host equal to its dump', async () => {
+    await stanza.waldenOk(['backup', '--type=full'])
+    const info = JSON.parse((await stanza.waldenOk(['info', '--output=json'])).stdout) as Array<{ status: { code: number }; backup: Array<{ type: string }> }>
+    assert.equal(info[0]!.status.code, 0)
+    assert.deepEqual(info[0]!.backup.map((backup) => backup.type), ['full'])
+    const text = await stanza.waldenOk(['info'])
+    assert.match(text.stdout, /full backup: \d{8}-\d{6}F/)
+
+    await stanza.cluster.query(`insert into t select n, 'later ' || n from generate_series(20001, 25000) n`)
+    const before = await dumpDatabase(stanza.cluster)
+    await stanza.waldenOk(['check'])
+    await stanza.cluster.stop()
+    await rm(stanza.cluster.dataDir, { recursive: true, force: true })
+    await stanza.waldenOk(['restore'])
+    await stanza.cluster.start()
+    await stanza.cluster.waitWritable()
+    assert.equal(await dumpDatabase(stanza.cluster), before)
+  })
+
+  test('point-in-time recovery through SSH: archive-get replays WAL up to a target before a dropped table', async () => {
+    await stanza.cluster.query(`create table precious as select n as id, 'row ' || n as note from generate_series(1, 500) n`)
+    await sleep(1100)
+    const target = await stanza.cluster.psqlScalar(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`)
+    await sleep(1100)
+    await stanza.cluster.query('drop table precious')
+    await stanza.waldenOk(['check'])
+    await stanza.cluster.stop()
+    await stanza.waldenOk(['restore', '--delta', '--type=time', `--target=${target}`, '--target-action=promote'])
+    await stanza.cluster.start()
+    await stanza.cluster.waitWritable()
+    assert.equal(await stanza.cluster.psqlScalar('select count(*) from precious'), '500')
+  })
+})
+
+void runWalden
+void waldenCommand
+void WALDEN
+void readFile
