@@ -307,8 +307,6 @@ export class ProtocolClient {
   }
 
   #onHello(hello: Partial<Hello>): void {
-    const pending = this.#pending.get(0)
-    this.#pending.delete(0)
     if (hello.walden !== VERSION || hello.protocol !== PROTOCOL_VERSION) {
       const theirs = hello.walden === VERSION ? `${VERSION} with protocol ${String(hello.protocol)} (here ${PROTOCOL_VERSION})` : String(hello.walden)
       this.#fail(
@@ -320,6 +318,8 @@ export class ProtocolClient {
       return
     }
     this.remote = hello as Hello
+    const pending = this.#pending.get(0)
+    this.#pending.delete(0)
     pending?.resolve(hello)
     this.#refresh()
   }
@@ -341,8 +341,11 @@ export class ProtocolClient {
     const remoteError = lines.map((line) => /ERROR: \[(\d{3})\]: (.*)$/.exec(line)).find((match) => match !== null)
     if (remoteError) {
       const kind = (Object.entries(ERROR_CODES).find(([, value]) => value === Number(remoteError[1]))?.[0] ?? 'HostConnect') as ErrorKind
-      const hintLine = lines.find((line) => /HINT: /.test(line))
-      return new WaldenError(kind, `${this.target.host}: ${remoteError[2]}`, hintLine ? { hint: hintLine.replace(/^.*HINT: /, '') } : {})
+      // A config file the remote cannot find is named by this side's option, not the remote's --config.
+      const hint = /^(config file '.*' does not exist|unable to read config file )/.test(remoteError[2]!)
+        ? `check repo1-host-config, the config file walden reads on '${this.target.host}'.`
+        : lines.find((line) => /HINT: /.test(line))?.replace(/^.*HINT: /, '')
+      return new WaldenError(kind, `${this.target.host}: ${remoteError[2]}`, hint !== undefined ? { hint } : {})
     }
     const said = lines.filter((line) => !/^P\d\d\s+\w+: /.test(line)).at(-1) ?? (signal ? `ssh ended by signal ${signal}` : `ssh exited with status ${String(code)}`)
     if (this.remote === undefined) {

@@ -7,13 +7,13 @@
 // version, a wrong host key, a wrong user, a hostile repo1-host-config path.
 
 import assert from 'node:assert/strict'
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { readFileSync, readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
-import { dumpDatabase, runWalden, waldenCommand } from '../harness/cluster.js'
+import { dumpDatabase } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
 import { PG_USER, REPO_USER, sshServer } from '../harness/ssh.js'
 import type { SshServer } from '../harness/ssh.js'
@@ -28,6 +28,13 @@ function ids(user: string): { uid: number; gid: number } {
   const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim()
   const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout.trim()
   return { uid: Number(uid), gid: Number(gid) }
+}
+
+/** info reports a repository it cannot read in the stanza's status (on stdout), and exits with that error's code. */
+function assertInfoFailed(result: RunResult, code: number, error: RegExp): void {
+  assert.equal(result.code, code, `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`)
+  assert.match(result.stdout, error)
+  assert.doesNotMatch(result.stdout + result.stderr, /\n\s+at /, 'no stack trace')
 }
 
 function assertFailed(result: RunResult, code: number, error: RegExp): void {
@@ -191,9 +198,117 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     await stanza.cluster.waitWritable()
     assert.equal(await stanza.cluster.psqlScalar('select count(*) from precious'), '500')
   })
-})
 
-void runWalden
-void waldenCommand
-void WALDEN
-void readFile
+  test('archive-push with archive-async pushes through SSH from its background process', async () => {
+    const spool = await stanza.dir.mkdir('spool')
+    await configure({}, ['archive-async=y', `spool-path=${spool}`])
+    try {
+      const before = (await repoFiles()).length
+      await stanza.cluster.query(`insert into t select n, 'async ' || n from generate_series(30001, 31000) n`)
+      await stanza.waldenOk(['check'])
+      assert.ok((await repoFiles()).length > before, 'a segment was stored by the background process')
+    } finally {
+      await configure()
+    }
+    assert.deepEqual(await leftOver(repoUser.uid, /walden.* remote$/), [], 'no remote walden left running')
+  })
+
+  test('the SSH server stopped in the middle of a backup: a clear error, nothing left running, the next backup succeeds', async () => {
+    // Enough incompressible data that the backup is still copying when the server goes away.
+    await stanza.cluster.query(`create table big as select n, md5(random()::text) || md5(random()::text) || md5(random()::text) as a from generate_series(1, 400000) n`)
+    await stanza.waldenOk(['check'])
+    const backupRoot = join(repo, 'backup', stanza.name)
+    const filesBefore = ((await readdir(backupRoot, { recursive: true })) as string[]).length
+    const running = stanza.walden(['backup', '--type=full', '--compress-type=none', '--process-max=1'])
+    let stopped = false
+    for (let waited = 0; waited < 60_000; waited += 20) {
+      const now = ((await readdir(backupRoot, { recursive: true }).catch(() => [])) as string[]).length
+      if (now > filesBefore + 20) {
+        await ssh.stop()
+        stopped = true
+        break
+      }
+      await sleep(20)
+    }
+    const result = await running
+    assert.ok(stopped, `the backup never got going:\n${result.stderr}`)
+    assertFailed(result, 49, /ERROR: \[049\]: connection to backup host '127\.0\.0\.1' as user 'walden-repo' lost: /)
+    assert.match(result.stderr, /HINT: check that the host is up and its sshd running/)
+
+    // Nothing of the session is left on either side, and no write was left under a temporary name.
+    assert.deepEqual(await leftOver(repoUser.uid, /walden/), [], 'no walden of the backup host left running')
+    assert.deepEqual(await leftOver(ids(PG_USER).uid, /ssh-postgres|\/usr\/bin\/ssh /), [], 'no ssh client left running')
+    assert.deepEqual((await repoFiles()).filter((file) => /\.tmp-\d+-[0-9a-f]{8}$/.test(file)), [])
+
+    // The repository still reads as it did, and with the server back the next backup completes and verifies.
+    await ssh.start()
+    await configure()
+    const info = JSON.parse((await stanza.waldenOk(['info', '--output=json'])).stdout) as Array<{ status: { code: number }; backup: unknown[] }>
+    assert.equal(info[0]!.status.code, 0)
+    assert.equal(info[0]!.backup.length, 1)
+    await stanza.waldenOk(['backup', '--type=full'])
+    const after = JSON.parse((await stanza.waldenOk(['info', '--output=json'])).stdout) as Array<{ backup: unknown[] }>
+    assert.equal(after[0]!.backup.length, 2)
+    await stanza.waldenOk(['verify'])
+    await stanza.cluster.query('drop table big')
+  })
+
+  test('a remote walden of another version is refused by the handshake, naming both versions', async () => {
+    const fake = join(backupHost, 'walden-0.2.0')
+    await writeFile(fake, `#!/bin/sh\n_WALDEN_TEST_REMOTE_VERSION=0.2.0 exec ${process.execPath} ${WALDEN} "$@"\n`, { mode: 0o755 })
+    await configure({ 'repo1-host-cmd': fake })
+    try {
+      const result = await stanza.walden(['info'])
+      assertInfoFailed(result, 39, new RegExp(`\\[ProtocolError\\] walden 0\\.1\\.0 on ${hostname().replaceAll('.', '\\.')}, 0\\.2\\.0 on 127\\.0\\.0\\.1: install the same version on both`))
+    } finally {
+      await configure()
+    }
+    assert.deepEqual(await leftOver(repoUser.uid, /walden/), [], 'the refused remote ended')
+  })
+
+  test('a host key that is not the one known, and a user that does not accept the key, each fail with one clear error', async () => {
+    await ssh.knownHostsWrong(PG_USER)
+    try {
+      const result = await stanza.walden(['info'])
+      assertInfoFailed(result, 49, /\[HostConnectError\] unable to start walden on backup host '127\.0\.0\.1' as user 'walden-repo': Host key verification failed\.\n\s+HINT: the host key of '127\.0\.0\.1' is not the one known_hosts holds/)
+    } finally {
+      await ssh.knownHostsRestore(PG_USER)
+    }
+    await configure({ 'repo1-host-user': PG_USER })
+    try {
+      const result = await stanza.walden(['info'])
+      assertInfoFailed(result, 49, /\[HostConnectError\] unable to start walden on backup host '127\.0\.0\.1' as user 'postgres': .*Permission denied \(publickey\)\.\n\s+HINT: check that the key of the user running walden is in ~\/\.ssh\/authorized_keys of 'postgres'/)
+    } finally {
+      await configure()
+    }
+    await stanza.waldenOk(['info'])
+  })
+
+  test('hostile repo1-host-config and repo1-host-cmd reach the backup host as one quoted word each, never as shell code', async () => {
+    const marker = join(backupHost, 'pwned')
+    const config = `${backupHost}/it's $(touch ${marker}) \`a "b"\`; touch ${marker}.conf`
+    await configure({ 'repo1-host-config': config })
+    try {
+      const result = await stanza.walden(['info'])
+      assert.equal(result.code, 27, result.stderr)
+      assert.ok(result.stdout.includes(`[ConfigError] 127.0.0.1: config file '${config}' does not exist\n`), result.stdout)
+      assert.match(result.stdout, /HINT: check repo1-host-config, the config file walden reads on '127\.0\.0\.1'\./)
+    } finally {
+      await configure()
+    }
+    await configure({ 'repo1-host-cmd': `${backupHost}/walden; touch ${marker}` })
+    try {
+      const result = await stanza.walden(['info'])
+      assertInfoFailed(result, 49, /unable to start walden on backup host '127\.0\.0\.1' as user 'walden-repo': .*not found\n\s+HINT: check repo1-host-cmd/)
+    } finally {
+      await configure()
+    }
+    await assert.rejects(stat(marker), /ENOENT/)
+    await assert.rejects(stat(`${marker}.conf`), /ENOENT/)
+  })
+
+  test('pg1-host now names a database host over SSH, which is not built yet: a clear error pointing at pg1-tcp-host', async () => {
+    const result = await stanza.walden(['check', '--pg1-host=db1'])
+    assertFailed(result, 67, /ERROR: \[067\]: pg1-host is set: backups run from the backup host \(pg1-host over SSH\) are not built yet\nHINT: .*use pg1-tcp-host/)
+  })
+})
