@@ -205,7 +205,10 @@ export class ProtocolClient {
     return new Writable({
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _encoding, callback) {
-        connection.sendData(channel, gate, chunk).then(() => callback(), (error: Error) => callback(remoteError ?? error))
+        connection.sendData(channel, gate, chunk).then(
+          () => callback(),
+          (error: Error) => void client.#failureOf(remoteError ?? error).then(callback),
+        )
       },
       final(callback) {
         if (remoteError) return callback(remoteError)
@@ -218,7 +221,7 @@ export class ProtocolClient {
             client.#refresh()
             callback()
           },
-          (error: Error) => callback(remoteError ?? error),
+          (error: Error) => void client.#failureOf(remoteError ?? error).then(callback),
         )
       },
       destroy(error, callback) {
@@ -241,6 +244,19 @@ export class ProtocolClient {
   /** Stops the session at once (ssh killed); the remote ends on the lost connection. */
   kill(): void {
     this.#child.kill('SIGTERM')
+  }
+
+  /**
+   * The error to report for a failed send. A pipe error (EPIPE when ssh has gone) says nothing useful: the session's
+   * own failure, worded from ssh's exit and last message, follows within moments, so wait for it.
+   */
+  async #failureOf(error: Error): Promise<Error> {
+    if (error instanceof WaldenError) return error
+    for (let waited = 0; waited < 5000 && this.#failure === undefined; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+    return (
+      this.#failure ??
+      new WaldenError('HostConnect', `connection to ${this.target.role} '${this.target.host}' lost: ${error.message}`, { cause: error })
+    )
   }
 
   #call(channel: number, op: string, args: Record<string, unknown>): Promise<unknown> {
@@ -390,13 +406,13 @@ export class ProtocolClient {
    */
   #refresh(): void {
     const busy = !this.#failure && (this.#pending.size > 0 || this.#reads.size > 0 || this.#writes.size > 0)
-    const stdout = this.#child.stdout as unknown as { ref?: () => void; unref?: () => void }
+    const pipes = [this.#child.stdout, this.#child.stderr] as unknown as Array<{ ref?: () => void; unref?: () => void }>
     if (busy) {
       this.#child.ref()
-      stdout.ref?.()
+      for (const pipe of pipes) pipe.ref?.()
     } else {
       this.#child.unref()
-      stdout.unref?.()
+      for (const pipe of pipes) pipe.unref?.()
     }
   }
 }

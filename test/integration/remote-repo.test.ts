@@ -113,6 +113,10 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     await writeFile(stanza.configPath, lines.join('\n'))
     await chmod(stanza.configPath, 0o644)
   }
+  /** Sessions the test sshd has accepted for the repository user so far (from its log). */
+  const sessionsAccepted = async (): Promise<number> => ((await ssh.log()).match(new RegExp(`Accepted publickey for ${REPO_USER} `, 'g')) ?? []).length
+  /** Archived WAL segments in the repository. */
+  const archived = async (): Promise<string[]> => (await repoFiles()).filter((file) => /^archive\/remote\/15-1\/[0-9A-F]{16}\/[0-9A-F]{24}-/.test(file))
   /** Files under the repository, relative to it, read as root (postgres cannot). */
   const repoFiles = async (): Promise<string[]> => ((await readdir(repo, { recursive: true })) as string[]).sort()
 
@@ -167,7 +171,16 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
   })
 
   test('a full backup through SSH, shown by info, restored on the database host equal to its dump', async () => {
-    await stanza.waldenOk(['backup', '--type=full'])
+    const sessionsBefore = await sessionsAccepted()
+    const archivedBefore = (await archived()).length
+    await stanza.waldenOk(['backup', '--type=full', '--process-max=2'])
+    // One session for the command and one per worker, each reused for every one of the cluster's ~1000 files; and
+    // one per segment PostgreSQL archived meanwhile (archive_command is a process of its own).
+    const sessions = (await sessionsAccepted()) - sessionsBefore
+    const segments = (await archived()).length - archivedBefore
+    assert.ok(sessions >= 1 && sessions <= 3 + segments, `${sessions} SSH sessions for a backup with process-max=2 and ${segments} segment(s) archived`)
+    assert.deepEqual(await leftOver(repoUser.uid, /walden/), [], 'no remote walden left running')
+    assert.deepEqual(await leftOver(ids(PG_USER).uid, /ssh-postgres|\/usr\/bin\/ssh /), [], 'no ssh client left running')
     const info = JSON.parse((await stanza.waldenOk(['info', '--output=json'])).stdout) as Array<{ status: { code: number }; backup: Array<{ type: string }> }>
     assert.equal(info[0]!.status.code, 0)
     assert.deepEqual(info[0]!.backup.map((backup) => backup.type), ['full'])
@@ -305,6 +318,22 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     }
     await assert.rejects(stat(marker), /ENOENT/)
     await assert.rejects(stat(`${marker}.conf`), /ENOENT/)
+  })
+
+  test('a backup host that never answers is given up after protocol-timeout, and its session ends', async () => {
+    // A "walden" that reads its input and says nothing: the handshake never comes.
+    const silent = join(backupHost, 'silent-walden')
+    await writeFile(silent, '#!/bin/sh\nexec cat >/dev/null\n', { mode: 0o755 })
+    await configure({ 'repo1-host-cmd': silent, 'protocol-timeout': '2' })
+    try {
+      const started = Date.now()
+      const result = await stanza.walden(['info'])
+      assertInfoFailed(result, 39, /\[ProtocolError\] no answer from backup host '127\.0\.0\.1' in 2 second\(s\)/)
+      assert.ok(Date.now() - started < 20_000)
+    } finally {
+      await configure()
+    }
+    assert.deepEqual(await leftOver(repoUser.uid, /cat|walden/), [], 'the silent remote ended with its session')
   })
 
   test('pg1-host now names a database host over SSH, which is not built yet: a clear error pointing at pg1-tcp-host', async () => {
