@@ -81,6 +81,13 @@ interface Pending {
   reject: (error: Error) => void
 }
 
+/** A write stream's channel: credit for its data, and the waiter for the answer to its end. */
+interface WriteState {
+  gate: CreditGate
+  fail: (error: Error) => void
+  close?: Pending
+}
+
 /** Bytes of the remote's stderr kept for messages. */
 const STDERR_KEEP = 8192
 
@@ -92,7 +99,7 @@ export class ProtocolClient {
   readonly #connection: FrameConnection
   readonly #pending = new Map<number, Pending>()
   readonly #reads = new Map<number, IncomingStream>()
-  readonly #writes = new Map<number, { gate: CreditGate; fail: (error: Error) => void }>()
+  readonly #writes = new Map<number, WriteState>()
   #nextChannel = 1
   #stderr = ''
   #failure: WaldenError | undefined
@@ -181,25 +188,29 @@ export class ProtocolClient {
   /**
    * Opens a remote file for writing. The remote keeps the storage's guarantee: the file appears under its name only
    * when this stream finishes; destroying it (or losing the session) leaves nothing there.
+   *
+   * The open is not awaited: data follows the request at once and the remote holds it until the file is open, so a
+   * small file costs one round trip, not two. A failure to open (permission denied, no space) fails the stream's next
+   * write or its end, as with the S3 driver, whose uploads also start on the first bytes.
    */
   async openWrite(args: Record<string, unknown>): Promise<Writable> {
     await this.ready()
     const channel = this.#nextChannel++
     const gate = new CreditGate(CREDIT_WINDOW)
     let remoteError: Error | undefined
-    this.#writes.set(channel, {
+    const state: WriteState = {
       gate,
       fail: (error) => {
         remoteError ??= error
         gate.close(error)
+        const waiter = state.close
+        state.close = undefined
+        waiter?.reject(error)
       },
-    })
-    try {
-      await this.#call(channel, 'openWrite', args)
-    } catch (error) {
-      this.#writes.delete(channel)
-      throw error
     }
+    this.#writes.set(channel, state)
+    const opened = this.#call(channel, 'openWrite', args)
+    opened.catch((error: Error) => state.fail(error))
     const connection = this.#connection
     const client = this
     return new Writable({
@@ -212,10 +223,11 @@ export class ProtocolClient {
       },
       final(callback) {
         if (remoteError) return callback(remoteError)
-        // The remote fsyncs and renames on End and answers once the file is in place.
-        const answer = client.#await(channel)
+        // The remote fsyncs and renames on End and answers (after answering the open) once the file is in place.
+        const closed = new Promise<unknown>((resolve, reject) => (state.close = { resolve, reject }))
         connection.sendJson(FrameType.End, channel, {})
-        answer.then(
+        client.#arm()
+        Promise.all([opened, closed]).then(
           () => {
             client.#writes.delete(channel)
             client.#refresh()
@@ -284,7 +296,16 @@ export class ProtocolClient {
         if (frame.channel === 0 && message['error'] !== undefined) {
           return this.#fail(wireErrorRestore(message['error'] as WireError))
         }
-        if (!pending) return
+        if (!pending) {
+          // A write's second answer: its end, once the file is in place.
+          const write = this.#writes.get(frame.channel)
+          const waiter = write?.close
+          if (!write || !waiter) return
+          write.close = undefined
+          if (message['error'] !== undefined) waiter.reject(wireErrorRestore(message['error'] as WireError))
+          else waiter.resolve(message['result'])
+          return
+        }
         this.#pending.delete(frame.channel)
         if (message['error'] !== undefined) pending.reject(wireErrorRestore(message['error'] as WireError))
         else pending.resolve(message['result'])
@@ -391,7 +412,8 @@ export class ProtocolClient {
   /** protocol-timeout: while an answer is awaited, silence that long ends the session. */
   #arm(): void {
     clearTimeout(this.#timer)
-    if (this.#failure || this.#pending.size === 0) return
+    const closing = [...this.#writes.values()].some((write) => write.close !== undefined)
+    if (this.#failure || (this.#pending.size === 0 && !closing)) return
     this.#timer = setTimeout(() => {
       this.#fail(new WaldenError('Protocol', `no answer from ${this.target.role} '${this.target.host}' in ${this.target.timeoutSeconds} second(s)`, {
         hint: 'check the host and its load; protocol-timeout sets how long walden waits.',

@@ -91,6 +91,37 @@ describe('protocolServe()', () => {
     await server.done
   })
 
+  test('a write sent whole at once (request, data, end) waits for its file to open, and a failed open takes its data with it', async () => {
+    const server = await serve()
+    await handshake(server)
+    server.send(
+      Buffer.concat([
+        frameEncodeJson(FrameType.Request, 1, { op: 'openWrite', args: { path: 'deep/new/file' } }),
+        frameEncode(FrameType.Data, 1, Buffer.from('all at once')),
+        frameEncode(FrameType.End, 1),
+      ]),
+    )
+    assert.deepEqual(await server.answer(1), { result: null }, 'the open')
+    assert.deepEqual(await server.answer(1), { result: null }, 'the end')
+    assert.equal(await readFile(join(server.root, 'deep', 'new', 'file'), 'utf8'), 'all at once')
+
+    // A folder where the file should go: the open fails, and what followed it is dropped with it.
+    server.send(
+      Buffer.concat([
+        frameEncodeJson(FrameType.Request, 2, { op: 'openWrite', args: { path: 'deep/new/file/below' } }),
+        frameEncode(FrameType.Data, 2, Buffer.from('lost')),
+        frameEncode(FrameType.End, 2),
+      ]),
+    )
+    const failed = (await server.answer(2))['error'] as Record<string, string>
+    assert.equal(failed['kind'], 'FileOpen')
+    server.request(3, 'list', { path: 'deep/new' })
+    assert.deepEqual(await server.answer(3), { result: ['file'] })
+    assert.equal(server.frames.filter((frame) => frame.channel === 2).length, 0, 'no second answer for a write that never opened')
+    server.end()
+    await server.done
+  })
+
   test('an aborted write, and one cut off by the client going away, leave nothing behind', async () => {
     const server = await serve()
     await handshake(server)

@@ -74,6 +74,19 @@ export function protocolServe(options: ServeOptions): Promise<void> {
     finish()
   }
 
+  // Writes being opened: frames that follow an openWrite request wait here, in order, until the file is open.
+  const opening = new Map<number, Promise<void>>()
+  function deferred(frame: Frame): boolean {
+    const before = opening.get(frame.channel)
+    if (before === undefined) return false
+    const next = before.then(() => {
+      if (opening.get(frame.channel) === next) opening.delete(frame.channel)
+      onChannelFrame(frame)
+    })
+    opening.set(frame.channel, next)
+    return true
+  }
+
   function onFrame(frame: Frame): void {
     if (!helloSeen) {
       if (frame.type !== FrameType.Hello) return void refuse('protocol error: the client did not start with a handshake')
@@ -85,9 +98,22 @@ export function protocolServe(options: ServeOptions): Promise<void> {
       }
       return
     }
+    if (frame.type === FrameType.Request) {
+      const message = asObject(jsonDecode(frame.payload), 'request')
+      const handled = request(frame.channel, message)
+      if (message['op'] === 'openWrite') {
+        const open: Promise<void> = handled.then(() => {
+          if (opening.get(frame.channel) === open) opening.delete(frame.channel)
+        })
+        opening.set(frame.channel, open)
+      }
+      return
+    }
+    if (!deferred(frame)) onChannelFrame(frame)
+  }
+
+  function onChannelFrame(frame: Frame): void {
     switch (frame.type) {
-      case FrameType.Request:
-        return void request(frame.channel, asObject(jsonDecode(frame.payload), 'request'))
       case FrameType.Data:
         return write(frame.channel, frame.payload)
       case FrameType.End:
@@ -172,6 +198,11 @@ export function protocolServe(options: ServeOptions): Promise<void> {
 
   async function openWrite(channel: number, path: string, writeOpts: WriteOptions): Promise<void> {
     const writer = await storage.openWrite(path, writeOpts)
+    if (ending) {
+      // The client went away while the file was being opened.
+      await abandon({ kind: 'write', writer, queue: Promise.resolve(), failed: false })
+      return
+    }
     const state: WriteChannel = { kind: 'write', writer, queue: Promise.resolve(), failed: false }
     writer.on('error', (error) => {
       if (state.failed) return

@@ -91,7 +91,7 @@ export class RemoteStorage implements Storage {
     const stream = await this.openWrite(path, options)
     await new Promise<void>((resolve, reject) => {
       stream.once('error', reject)
-      stream.end(typeof data === 'string' ? Buffer.from(data) : data, () => resolve())
+      stream.end(typeof data === 'string' ? Buffer.from(data) : data, (error?: Error | null) => (error ? reject(error) : resolve()))
     })
   }
 
