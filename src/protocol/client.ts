@@ -50,6 +50,8 @@ export function remoteCommandLine(target: RemoteHost, args: RemoteArguments): st
   if (target.config !== undefined) words.push(`--config=${target.config}`)
   if (args.stanza !== undefined) words.push(`--stanza=${args.stanza}`)
   if (args.repo !== undefined) words.push(`--repo=${args.repo}`)
+  // Both directions use this side's level: reads come back compressed as this side asked.
+  if (target.deflateLevel > 0) words.push(`--compress-level-network=${target.deflateLevel}`)
   words.push('remote')
   return words.map(shQuote).join(' ')
 }
