@@ -3,7 +3,7 @@
 // do; walden-repo owns the repository, which postgres cannot read, and serves it through `walden remote` started by
 // sshd. Everything the database host does to the repository crosses the SSH session: stanza-create, check,
 // archive-push from archive_command, a full backup, info, restore compared by pg_dump, archive-get replaying WAL to a
-// point in time. Then the failures: the SSH server stopped in the middle of a backup, a remote walden of another
+// point in time, a hot standby built by standby-create that follows the primary. Then the failures: the SSH server stopped in the middle of a backup, a remote walden of another
 // version, a wrong host key, a wrong user, a hostile repo1-host-config path.
 
 import assert from 'node:assert/strict'
@@ -13,7 +13,7 @@ import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
-import { dumpDatabase } from '../harness/cluster.js'
+import { Cluster, dumpDatabase } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
 import { PG_USER, REPO_USER, sshServer } from '../harness/ssh.js'
 import type { SshServer } from '../harness/ssh.js'
@@ -334,6 +334,35 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
       await configure()
     }
     assert.deepEqual(await leftOver(repoUser.uid, /cat|walden/), [], 'the silent remote ended with its session')
+  })
+
+  test('standby-create builds a hot standby from the backup host, and it follows the primary through archive-get over SSH', async () => {
+    const standby = await Cluster.adopt({ major: MAJOR, dir: stanza.dir, name: 'standby' })
+    await stanza.waldenOk(['standby-create', `--pg1-path=${standby.dataDir}`, `--pg1-port=${standby.port}`, `--pg1-socket-path=${standby.socketDir}`])
+    // The restored postgresql.conf names the primary's socket folder.
+    await standby.configure({ unix_socket_directories: standby.socketDir })
+    await standby.start()
+    try {
+      await stanza.cluster.query(`create table after_standby as select n from generate_series(1, 321) n`)
+      await stanza.waldenOk(['check'])
+      let rows = ''
+      let last = ''
+      for (let waited = 0; waited < 60_000 && rows !== '321'; waited += 500) {
+        rows = await standby.psqlScalar(`select count(*) from pg_class where relname = 'after_standby'`).then(
+          async (found) => (found === '1' ? standby.psqlScalar('select count(*) from after_standby') : `found ${found}`),
+          (error: Error) => `error ${error.message}`,
+        )
+        if (rows !== '321') {
+          last = rows
+          await sleep(500)
+        }
+      }
+      const primaryWal = await stanza.cluster.psqlScalar('select pg_walfile_name(pg_current_wal_lsn())')
+      assert.equal(rows, '321', `${last}; primary at ${primaryWal}\n${await standby.logTail()}`)
+      assert.equal(await standby.psqlScalar('select pg_is_in_recovery()::text'), 'true')
+    } finally {
+      await standby.stop()
+    }
   })
 
   test('pg1-host now names a database host over SSH, which is not built yet: a clear error pointing at pg1-tcp-host', async () => {
