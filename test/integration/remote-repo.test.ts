@@ -2,9 +2,10 @@
 // loopback. Two OS users stand for the two hosts: postgres owns the cluster and runs walden as PostgreSQL's commands
 // do; walden-repo owns the repository, which postgres cannot read, and serves it through `walden remote` started by
 // sshd. Everything the database host does to the repository crosses the SSH session: stanza-create, check,
-// archive-push from archive_command, a full backup, info, restore compared by pg_dump, archive-get replaying WAL to a
-// point in time, a hot standby built by standby-create that follows the primary. Then the failures: the SSH server stopped in the middle of a backup, a remote walden of another
-// version, a wrong host key, a wrong user, a hostile repo1-host-config path.
+// archive-push from archive_command (and from archive-async's background process), a full backup, info, restore
+// compared by pg_dump, archive-get replaying WAL to a point in time, a hot standby built by standby-create that follows
+// the primary. Then the failures: the SSH server stopped in the middle of a backup, a remote walden of another version,
+// a wrong host key, a wrong user, a backup host that never answers, hostile repo1-host-config and -cmd values.
 
 import assert from 'node:assert/strict'
 import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
