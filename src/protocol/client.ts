@@ -261,6 +261,17 @@ export class ProtocolClient {
   }
 
   /**
+   * An error from the remote, with paths under its repository named as `host:/path`, the way this side's storage
+   * describes them, so a message on the database host says which host the file is on.
+   */
+  #remoteError(wire: WireError): WaldenError {
+    const root = this.remote?.root
+    if (root === undefined || root === '') return wireErrorRestore(wire)
+    const named = wire.message.replaceAll(`'${root}`, `'${this.target.host}:${root}`)
+    return wireErrorRestore({ ...wire, message: named })
+  }
+
+  /**
    * The error to report for a failed send. A pipe error (EPIPE when ssh has gone) says nothing useful: the session's
    * own failure, worded from ssh's exit and last message, follows within moments, so wait for it.
    */
@@ -296,7 +307,7 @@ export class ProtocolClient {
         const message = asObject(jsonDecode(frame.payload), 'response')
         const pending = this.#pending.get(frame.channel)
         if (frame.channel === 0 && message['error'] !== undefined) {
-          return this.#fail(wireErrorRestore(message['error'] as WireError))
+          return this.#fail(this.#remoteError(message['error'] as WireError))
         }
         if (!pending) {
           // A write's second answer: its end, once the file is in place.
@@ -304,12 +315,12 @@ export class ProtocolClient {
           const waiter = write?.close
           if (!write || !waiter) return
           write.close = undefined
-          if (message['error'] !== undefined) waiter.reject(wireErrorRestore(message['error'] as WireError))
+          if (message['error'] !== undefined) waiter.reject(this.#remoteError(message['error'] as WireError))
           else waiter.resolve(message['result'])
           return
         }
         this.#pending.delete(frame.channel)
-        if (message['error'] !== undefined) pending.reject(wireErrorRestore(message['error'] as WireError))
+        if (message['error'] !== undefined) pending.reject(this.#remoteError(message['error'] as WireError))
         else pending.resolve(message['result'])
         this.#refresh()
         return
@@ -325,7 +336,7 @@ export class ProtocolClient {
       }
       case FrameType.Abort: {
         const message = asObject(jsonDecode(frame.payload), 'abort')
-        const error = message['error'] !== undefined ? wireErrorRestore(message['error'] as WireError) : new WaldenError('FileRead', 'stream abandoned by the remote')
+        const error = message['error'] !== undefined ? this.#remoteError(message['error'] as WireError) : new WaldenError('FileRead', 'stream abandoned by the remote')
         const stream = this.#reads.get(frame.channel)
         if (stream) {
           this.#reads.delete(frame.channel)
