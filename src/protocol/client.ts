@@ -33,6 +33,8 @@ export interface RemoteHost {
   deflateLevel: number
   /** What the remote host is to this one, for messages: 'backup host'. */
   role: string
+  /** The option naming the host, for hints: 'repo1-host' (its -user, -port, -cmd and -config follow from it). */
+  option: string
 }
 
 /** Arguments after the remote command: options the remote walden takes (its repository comes from its own config). */
@@ -88,6 +90,8 @@ interface WriteState {
   gate: CreditGate
   fail: (error: Error) => void
   close?: Pending
+  /** Data waits for credit the remote has not granted yet. */
+  starved?: boolean
 }
 
 /** Bytes of the remote's stderr kept for messages. */
@@ -198,7 +202,11 @@ export class ProtocolClient {
   async openWrite(args: Record<string, unknown>): Promise<Writable> {
     await this.ready()
     const channel = this.#nextChannel++
-    const gate = new CreditGate(CREDIT_WINDOW)
+    // Waiting for credit is waiting for the remote too: protocol-timeout applies while the window is used up.
+    const gate = new CreditGate(CREDIT_WINDOW, (waiting) => {
+      state.starved = waiting
+      this.#arm()
+    })
     let remoteError: Error | undefined
     const state: WriteState = {
       gate,
@@ -361,7 +369,7 @@ export class ProtocolClient {
       const theirs = hello.walden === VERSION ? `${VERSION} with protocol ${String(hello.protocol)} (here ${PROTOCOL_VERSION})` : String(hello.walden)
       this.#fail(
         new WaldenError('Protocol', `walden ${VERSION} on ${hostname()}, ${theirs} on ${this.target.host}: install the same version on both`, {
-          hint: `the ${this.target.role} runs '${this.target.cmd}' (repo1-host-cmd); both ends must be the same walden release.`,
+          hint: `the ${this.target.role} runs '${this.target.cmd}' (${this.target.option}-cmd); both ends must be the same walden release.`,
         }),
       )
       this.kill()
@@ -393,7 +401,7 @@ export class ProtocolClient {
       const kind = (Object.entries(ERROR_CODES).find(([, value]) => value === Number(remoteError[1]))?.[0] ?? 'HostConnect') as ErrorKind
       // A config file the remote cannot find is named by this side's option, not the remote's --config.
       const hint = /^(config file '.*' does not exist|unable to read config file )/.test(remoteError[2]!)
-        ? `check repo1-host-config, the config file walden reads on '${this.target.host}'.`
+        ? `check ${this.target.option}-config, the config file walden reads on '${this.target.host}'.`
         : lines.find((line) => /HINT: /.test(line))?.replace(/^.*HINT: /, '')
       return new WaldenError(kind, `${this.target.host}: ${remoteError[2]}`, hint !== undefined ? { hint } : {})
     }
@@ -425,7 +433,7 @@ export class ProtocolClient {
   /** protocol-timeout: while an answer is awaited, silence that long ends the session. */
   #arm(): void {
     clearTimeout(this.#timer)
-    const closing = [...this.#writes.values()].some((write) => write.close !== undefined)
+    const closing = [...this.#writes.values()].some((write) => write.close !== undefined || write.starved === true)
     if (this.#failure || (this.#pending.size === 0 && !closing)) return
     this.#timer = setTimeout(() => {
       this.#fail(new WaldenError('Protocol', `no answer from ${this.target.role} '${this.target.host}' in ${this.target.timeoutSeconds} second(s)`, {
@@ -458,9 +466,9 @@ function connectHint(said: string, target: RemoteHost): string {
     return `the host key of '${target.host}' is not the one known_hosts holds for it: check the host, then fix known_hosts of the user running walden.`
   }
   if (/permission denied/i.test(said)) {
-    return `check that the key of the user running walden is in ~/.ssh/authorized_keys of '${target.user ?? 'the remote user'}' on '${target.host}' (repo1-host-user).`
+    return `check that the key of the user running walden is in ~/.ssh/authorized_keys of '${target.user ?? 'the remote user'}' on '${target.host}' (${target.option}-user).`
   }
-  if (/not found|no such file/i.test(said)) return `check repo1-host-cmd: walden must be installed at '${target.cmd}' on '${target.host}'.`
-  if (/connection refused|could not resolve|timed out|no route/i.test(said)) return `check repo1-host and repo1-host-port, and that sshd runs on '${target.host}'.`
+  if (/not found|no such file/i.test(said)) return `check ${target.option}-cmd: walden must be installed at '${target.cmd}' on '${target.host}'.`
+  if (/connection refused|could not resolve|timed out|no route/i.test(said)) return `check ${target.option} and ${target.option}-port, and that sshd runs on '${target.host}'.`
   return `try \`ssh${target.port !== undefined ? ` -p ${target.port}` : ''} ${target.user !== undefined ? `${target.user}@` : ''}${target.host}\` as the user running walden.`
 }

@@ -64,6 +64,7 @@ describe('the ssh command line', () => {
     timeoutSeconds: 1830,
     deflateLevel: 0,
     role: 'backup host',
+    option: 'repo1-host',
   }
 
   test('every word of the remote command is quoted for the remote shell', () => {

@@ -97,6 +97,19 @@ describe('CreditGate', () => {
     assert.equal(gate.available, 0)
   })
 
+  test('the gate tells when a sender starts and stops waiting (protocol-timeout runs meanwhile)', async () => {
+    const events: boolean[] = []
+    const gate = new CreditGate(1, (waiting) => events.push(waiting))
+    await gate.take(1)
+    assert.deepEqual(events, [], 'credit at hand: no wait')
+    const waiting = gate.take(1)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(events, [true])
+    gate.grant(1)
+    await waiting
+    assert.deepEqual(events, [true, false])
+  })
+
   test('closing the gate wakes a waiting sender with the error', async () => {
     const gate = new CreditGate(0)
     const waiting = gate.take(1)

@@ -170,9 +170,12 @@ export class CreditGate {
   #credit: number
   #waiter: { resolve: () => void; reject: (error: Error) => void } | undefined
   #closed: Error | undefined
+  readonly #onWait: ((waiting: boolean) => void) | undefined
 
-  constructor(initial = CREDIT_WINDOW) {
+  /** `onWait` hears when a sender starts and stops waiting for credit. */
+  constructor(initial = CREDIT_WINDOW, onWait?: (waiting: boolean) => void) {
     this.#credit = initial
+    this.#onWait = onWait
   }
 
   get available(): number {
@@ -180,9 +183,16 @@ export class CreditGate {
   }
 
   async take(wanted: number): Promise<number> {
-    while (this.#credit <= 0) {
-      if (this.#closed) throw this.#closed
-      await new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }))
+    if (this.#credit <= 0) {
+      this.#onWait?.(true)
+      try {
+        while (this.#credit <= 0) {
+          if (this.#closed) throw this.#closed
+          await new Promise<void>((resolve, reject) => (this.#waiter = { resolve, reject }))
+        }
+      } finally {
+        this.#onWait?.(false)
+      }
     }
     if (this.#closed) throw this.#closed
     const granted = Math.min(wanted, this.#credit)

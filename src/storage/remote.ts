@@ -39,6 +39,7 @@ export class RemoteStorage implements Storage {
         timeoutSeconds: location.timeoutSeconds,
         deflateLevel: location.compressLevelNetwork,
         role: 'backup host',
+        option: `repo${location.index}-host`,
       },
       { ...(location.stanza !== undefined ? { stanza: location.stanza } : {}), repo: location.index },
     )
