@@ -5,10 +5,11 @@
 // archive-push from archive_command (and from archive-async's background process), a full backup, info, restore
 // compared by pg_dump, archive-get replaying WAL to a point in time, a hot standby built by standby-create that follows
 // the primary. Then the failures: the SSH server stopped in the middle of a backup, a remote walden of another version,
-// a wrong host key, a wrong user, a backup host that never answers, hostile repo1-host-config and -cmd values.
+// a wrong host key, a wrong user, a backup host that never answers, hostile repo1-host-config and -cmd values. And an
+// encrypted repo2 on the backup host, whose passphrase never leaves the database host.
 
 import assert from 'node:assert/strict'
-import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { readFileSync, readdirSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -363,6 +364,49 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
       assert.equal(await standby.psqlScalar('select pg_is_in_recovery()::text'), 'true')
     } finally {
       await standby.stop()
+    }
+  })
+
+  test('an encrypted repository on the backup host: the passphrase stays on the database host, never on any command line', async () => {
+    const repo2 = join(backupHost, 'repo2')
+    await mkdir(repo2, { mode: 0o750 })
+    await chown(repo2, repoUser.uid, repoUser.gid)
+    await writeFile(backupConfig, ['[global]', `repo1-path=${repo}`, `repo2-path=${repo2}`, `lock-path=${join(backupHost, 'lock')}`, `log-path=${join(backupHost, 'log')}`, ''].join('\n'))
+    // walden on the backup host through a wrapper that records its arguments and environment.
+    const record = join(backupHost, 'log', 'remote-argv.log')
+    const recording = join(backupHost, 'recording-walden')
+    await writeFile(recording, `#!/bin/sh\n{ printf '%s\\n' "$@"; env; } >> ${record}\nexec ${process.execPath} ${WALDEN} "$@"\n`, { mode: 0o755 })
+    const pass = 'repo2-secret-passphrase-7f3a9c'
+    await configure({}, [
+      'repo2-host=127.0.0.1',
+      `repo2-host-user=${REPO_USER}`,
+      `repo2-host-port=${ssh.port}`,
+      `repo2-host-config=${backupConfig}`,
+      `repo2-host-cmd=${recording}`,
+      'repo2-cipher-type=aes-256-gcm',
+      `repo2-cipher-pass=${pass}`,
+    ])
+    // A passphrase in the file: postgres's alone.
+    await chown(stanza.configPath, ids(PG_USER).uid, ids(PG_USER).gid)
+    await chmod(stanza.configPath, 0o600)
+    try {
+      await stanza.waldenOk(['stanza-create'])
+      await stanza.waldenOk(['check'])
+      await stanza.waldenOk(['backup', '--repo=2', '--type=full'])
+      const info = JSON.parse((await stanza.waldenOk(['info', '--output=json', '--repo=2'])).stdout) as Array<{ status: { code: number }; cipher: string }>
+      assert.equal(info[0]!.status.code, 0)
+      assert.equal(info[0]!.cipher, 'aes-256-gcm')
+      const stored = ((await readdir(join(repo2, 'archive'), { recursive: true })) as string[]).filter((file) => /[0-9A-F]{24}-[0-9a-f]{40,64}\./.test(file))
+      assert.ok(stored.length >= 1)
+      const bytes = await readFile(join(repo2, 'archive', stored[0]!))
+      assert.notDeepEqual(bytes.subarray(0, 4), Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), 'not a plain zstd frame')
+      const seen = await readFile(record, 'utf8')
+      assert.match(seen, /^--repo=2$/m, 'the wrapper saw the remote walden\'s arguments')
+      assert.ok(!seen.includes(pass), 'the passphrase reached the backup host')
+      assert.ok(!(await readFile(backupConfig, 'utf8')).includes(pass))
+    } finally {
+      await configure()
+      await writeFile(backupConfig, ['[global]', `repo1-path=${repo}`, `lock-path=${join(backupHost, 'lock')}`, `log-path=${join(backupHost, 'log')}`, ''].join('\n'))
     }
   })
 
