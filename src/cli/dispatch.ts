@@ -37,6 +37,7 @@ export const DISPATCH: Dispatch = {
   'mirror-status': async () => (await import('../commands/mirror/status.js')).mirrorStatus,
   'mirror-teardown': async () => (await import('../commands/mirror/admin.js')).mirrorTeardown,
   promote: async () => (await import('../commands/replication/promote.js')).promote,
+  remote: async () => (await import('../commands/remote/serve.js')).remote,
   'replication-status': async () => (await import('../commands/replication/status.js')).replicationStatus,
   restore: async () => (await import('../commands/restore/index.js')).restore,
   setup: async () => (await import('../commands/replication/setup.js')).setup,

@@ -25,14 +25,15 @@ function wrap(text: string, indent: number): string {
 }
 
 export function helpGeneral(): string {
-  const width = Math.max(...COMMAND_NAMES.map((name) => name.length)) + 2
+  const listed = COMMAND_NAMES.filter((name) => COMMANDS[name].internal !== true)
+  const width = Math.max(...listed.map((name) => name.length)) + 2
   return [
     `walden ${VERSION} - PostgreSQL backup, point-in-time recovery and replication`,
     '',
     'Usage: walden [options] COMMAND [parameters] [options]',
     '',
     'Commands:',
-    ...COMMAND_NAMES.map((name) => `  ${name.padEnd(width)}${COMMANDS[name].summary}`),
+    ...listed.map((name) => `  ${name.padEnd(width)}${COMMANDS[name].summary}`),
     '',
     'Run `walden help COMMAND` for the options of a command. Options are read from the command line,',
     'WALDEN_* environment variables and the config file (default /etc/walden/walden.conf), in that order.',

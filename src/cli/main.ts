@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { COMMANDS } from '../config/commands.js'
 import { configLoad } from '../config/config.js'
 import type { Config } from '../config/config.js'
-import { ERROR_CODES, formatError, WaldenError } from '../common/errors.js'
+import { ERROR_CODES, fail, formatError, WaldenError } from '../common/errors.js'
 import { log } from '../common/log.js'
 import type { LogLevel } from '../common/log.js'
 import { lockAcquire, stopFileCheck } from '../common/lock.js'
@@ -52,6 +52,12 @@ async function main(argv: readonly string[]): Promise<number> {
     const name = cfg.role === 'async' ? `${cfg.command}:async` : cfg.command
     log.info(`${name} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)
 
+    // pg1-host names the database host over SSH now (pgBackRest's meaning); what it meant before has a new name.
+    if (cfg.has('pg1-host')) {
+      fail('FeatureNotSupported', 'pg1-host is set: backups run from the backup host (pg1-host over SSH) are not built yet', {
+        hint: 'run walden on the database host, with repo1-host naming the backup host; for the TCP address of the SQL connection, which pg1-host meant before walden 0.2, use pg1-tcp-host.',
+      })
+    }
     const lockPath = cfg.string('lock-path') ?? '/tmp/walden'
     if (!RUN_WHEN_STOPPED.has(cfg.command)) await stopFileCheck(lockPath, cfg.string('stanza'))
     const lock = def.lock === 'none' ? undefined : await lockAcquire(lockPath, `${cfg.stanza()}-${def.lock}`)

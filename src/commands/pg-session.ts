@@ -8,7 +8,7 @@ import { pgConnect } from '../pg/session.js'
 
 export async function pgSessionOpen(cfg: Config): Promise<PgSession> {
   const socketPath = cfg.string('pg1-socket-path')
-  const host = cfg.string('pg1-host')
+  const host = cfg.string('pg1-tcp-host')
   return pgConnect({
     ...(socketPath !== undefined ? { socketPath } : {}),
     ...(host !== undefined ? { host } : {}),

@@ -7,8 +7,9 @@ import type { Config } from '../config/config.js'
 import { OPTIONS, REPO_MAX, repoOption } from '../config/options.js'
 import type { OptionName, RepoIndex } from '../config/options.js'
 import { cipherUse } from '../repo/cipher.js'
+import { dirname, resolve } from 'node:path'
 import { storageOpen } from '../storage/location.js'
-import type { StorageLocation } from '../storage/location.js'
+import type { RemoteLocation, StorageLocation } from '../storage/location.js'
 import type { Storage } from '../storage/storage.js'
 
 const INDEXES: readonly RepoIndex[] = Array.from({ length: REPO_MAX }, (_, index) => (index + 1) as RepoIndex)
@@ -34,7 +35,9 @@ export function repoIndexes(cfg: Config): RepoIndex[] {
     const get = (suffix: Parameters<typeof repoOption>[1]): string => cfg.string(repoOption(index, suffix)) ?? ''
     const type = get('type') || 'posix'
     const path = get('path') || '/var/lib/walden'
-    const place = type === 'posix' ? `posix ${path}` : `s3 ${get('s3-endpoint')} ${get('s3-bucket')} ${path}`
+    // A repository on a backup host is that host's repoN: two indexes are two repositories there.
+    const place =
+      get('host') !== '' ? `remote ${index}` : type === 'posix' ? `posix ${path}` : `s3 ${get('s3-endpoint')} ${get('s3-bucket')} ${path}`
     const other = seen.get(place)
     if (other !== undefined) {
       fail('OptionInvalidValue', `repo${other} and repo${index} are the same repository (${type === 'posix' ? `'${path}'` : `bucket '${get('s3-bucket')}', path '${path}'`})`, {
@@ -76,6 +79,8 @@ export function repoSelected(cfg: Config): RepoIndex[] {
 export function repoLocation(cfg: Config, index: RepoIndex = 1): StorageLocation {
   const get = (suffix: Parameters<typeof repoOption>[1]): string | undefined => cfg.string(repoOption(index, suffix))
   const path = get('path') ?? '/var/lib/walden'
+  const host = get('host')
+  if (host !== undefined) return remoteLocation(cfg, index, host)
   if ((get('type') ?? 'posix') === 'posix') return { type: 'posix', path }
 
   const need = (suffix: Parameters<typeof repoOption>[1], why: string): string => {
@@ -112,6 +117,59 @@ export function repoLocation(cfg: Config, index: RepoIndex = 1): StorageLocation
     uploadChunkSize: cfg.number(repoOption(index, 'storage-upload-chunk-size')) ?? 16 * 1024 * 1024,
     repo: index,
   }
+}
+
+/**
+ * Repository `index` on a backup host. Only how to reach it is configured here: what and where it is (repoN-path,
+ * repoN-type) is the backup host's own configuration, so those options set here would mislead and are refused.
+ */
+function remoteLocation(cfg: Config, index: RepoIndex, host: string): RemoteLocation {
+  for (const suffix of ['type', 'path'] as const) {
+    const name = repoOption(index, suffix)
+    const source = cfg.source(name)
+    if (source !== undefined && source !== 'default') {
+      fail('OptionInvalid', `option '${name}' cannot be set with repo${index}-host: the repository's ${suffix} is set in the backup host's own config file`, {
+        hint: `remove ${name} here and set it in repo${index}-host-config on '${host}'.`,
+      })
+    }
+  }
+  const user = cfg.string(repoOption(index, 'host-user'))
+  const port = cfg.number(repoOption(index, 'host-port'))
+  const config = cfg.string(repoOption(index, 'host-config'))
+  const stanza = cfg.string('stanza')
+  remoteNameCheck(repoOption(index, 'host'), host)
+  if (user !== undefined) remoteNameCheck(repoOption(index, 'host-user'), user)
+  return {
+    type: 'remote',
+    host,
+    ...(user !== undefined ? { user } : {}),
+    ...(port !== undefined ? { port } : {}),
+    cmd: cfg.string(repoOption(index, 'host-cmd')) ?? waldenPath(),
+    ...(config !== undefined ? { config } : {}),
+    ssh: cfg.string('cmd-ssh') ?? 'ssh',
+    index,
+    ...(stanza !== undefined ? { stanza } : {}),
+    timeoutSeconds: cfg.number('protocol-timeout') ?? 1830,
+    compressLevelNetwork: cfg.number('compress-level-network') ?? 0,
+  }
+}
+
+/** A host or user name ssh could read as an option ('-oProxyCommand=...') is refused. */
+function remoteNameCheck(option: string, value: string): void {
+  if (value.startsWith('-') || /[\s\0]/.test(value)) {
+    fail('OptionInvalidValue', `option '${option}' must be a host or user name, not '${value}'`, {
+      hint: 'names start with a letter or digit and hold no spaces.',
+    })
+  }
+}
+
+/**
+ * The path of this walden, the default of repoN-host-cmd (pgBackRest's default too): bin/walden, also when the bundle
+ * was started directly.
+ */
+function waldenPath(): string {
+  const started = resolve(process.argv[1] ?? 'walden')
+  return /\/dist\/(cli|wal)\.mjs$/.test(started) ? resolve(dirname(started), '..', 'bin', 'walden') : started
 }
 
 /** The storage of repository `index` (default: the first selected). */

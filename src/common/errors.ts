@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   OptionInvalidValue: 32, // an option value of the wrong type, out of range, or not allowed
   OptionRequired: 37, // a required option is missing
   PgRunning: 38, // PostgreSQL is running where it must not be
+  Protocol: 39, // the remote protocol broke: a malformed frame, no answer in protocol-timeout, a version mismatch
   PathNotEmpty: 40, // a folder that must be empty is not
   FileOpen: 41,
   FileRead: 42,
@@ -19,6 +20,7 @@ export const ERROR_CODES = {
   ArchiveMismatch: 44, // WAL or cluster does not match the stanza
   ArchiveDuplicate: 45, // a different file with the same name is already archived
   VersionNotSupported: 46,
+  HostConnect: 49, // a remote host cannot be reached over SSH, or the session to it was lost
   LockAcquire: 50, // another walden process holds the lock
   BackupMismatch: 51, // the backup set does not fit the request
   PathMissing: 54,
@@ -29,6 +31,7 @@ export const ERROR_CODES = {
   Stop: 62, // `walden stop` is in effect
   Term: 63, // terminated by a signal
   FileWrite: 64,
+  FeatureNotSupported: 67, // an option asks for something this walden cannot do yet
   ParamInvalid: 69, // a command parameter is wrong
   ArchiveTimeout: 82,
   ReplicationLag: 90, // a replication lag limit is exceeded (replication-status as a monitoring check)

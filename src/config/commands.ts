@@ -20,6 +20,7 @@ export const COMMAND_NAMES = [
   'mirror-status',
   'mirror-teardown',
   'promote',
+  'remote',
   'replication-status',
   'restore',
   'setup',
@@ -52,6 +53,8 @@ export interface CommandDef {
   stanzaRequired: boolean
   /** Write a log file by default; commands PostgreSQL runs per WAL segment do not, as pgBackRest does. */
   logFile: boolean
+  /** Started by walden itself, not by people: left out of `walden help`'s list, still documented in the reference. */
+  internal?: boolean
 }
 
 export const COMMANDS: Record<CommandName, CommandDef> = {
@@ -125,6 +128,21 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     lock: 'backup',
     stanzaRequired: true,
     logFile: true,
+  },
+  remote: {
+    summary: 'Serve this host\'s repository to a walden on another host, over the SSH session that started it.',
+    description:
+      'Internal: a walden with repoN-host set runs `ssh BACKUP-HOST walden --config=REPO-HOST-CONFIG --stanza=NAME ' +
+      '--repo=N remote` and speaks a framed protocol with it on stdin and stdout. Both ends first state their walden and ' +
+      'protocol versions and stop when they differ. The repository served is repoN of this host\'s own config file; ' +
+      'the client only names paths inside it. Writes are made durable here (temporary name, fsync, rename, fsync of the ' +
+      'folder) and appear only when the client finishes them; a client that goes away leaves nothing half-written. ' +
+      'Ends when the client closes the session.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
+    internal: true,
   },
   help: {
     summary: 'Show help for walden or one command.',

@@ -55,6 +55,7 @@ const REPO: readonly CommandName[] = [
   'standby-create',
   'promote',
   'verify',
+  'remote',
 ]
 // Commands that talk to the cluster or its data folder.
 const PG: readonly CommandName[] = [
@@ -118,12 +119,48 @@ const BASE_OPTIONS = {
     summary: 'Unix socket folder of the cluster.',
     description: "Without it walden connects like libpq does by default (the PGHOST environment variable, else /var/run/postgresql).",
   },
-  'pg1-host': {
+  'pg1-tcp-host': {
     type: 'string',
     section: 'any',
     commands: PG_CONNECT,
-    summary: 'TCP host of the cluster, when not connecting through a unix socket.',
-    description: 'walden still reads and writes the data folder directly, so the cluster must be on this host.',
+    summary: 'TCP host of the SQL connection to the cluster, when not connecting through a unix socket.',
+    description:
+      'walden still reads and writes the data folder directly, so the cluster must be on this host. Before walden 0.2 this ' +
+      "was pg1-host, which now names the database host reached over SSH (pgBackRest's meaning).",
+  },
+  'pg1-host': {
+    type: 'string',
+    section: 'any',
+    commands: PG,
+    summary: 'Database host reached over SSH, for commands run on the backup host (not built yet: set it and walden says so).',
+    description:
+      "pgBackRest's meaning. For the TCP address of the SQL connection use pg1-tcp-host, which pg1-host meant before walden 0.2.",
+  },
+  'pg1-host-user': {
+    type: 'string',
+    section: 'any',
+    commands: PG,
+    summary: 'OS user on pg1-host that walden connects as over SSH (the one owning the cluster).',
+  },
+  'pg1-host-port': {
+    type: 'integer',
+    section: 'any',
+    commands: PG,
+    range: [1, 65535],
+    summary: 'SSH port of pg1-host (default: the ssh client\'s, normally 22).',
+  },
+  'pg1-host-cmd': {
+    type: 'path',
+    section: 'any',
+    commands: PG,
+    summary: 'Path of walden on pg1-host (default: the same path as this walden).',
+  },
+  'pg1-host-config': {
+    type: 'path',
+    section: 'any',
+    commands: PG,
+    default: '/etc/walden/walden.conf',
+    summary: 'Config file walden reads on pg1-host.',
   },
   'pg1-user': {
     type: 'string',
@@ -328,6 +365,73 @@ const BASE_OPTIONS = {
     range: [5 * 1024 * 1024, 1024 * 1024 * 1024],
     summary: 'Part size of S3 multipart uploads; a file smaller than this goes up in one request.',
     description: 'Each upload holds one part of this size in memory: with process-max 1 two (the next fills while one is sent), otherwise one per worker thread for its one large upload at a time.',
+  },
+  'repo1-host': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    summary: 'Backup host that holds this repository, reached over SSH: walden runs there as repo1-host-user and serves it.',
+    description:
+      'Set on the database host. Where the repository lies on the backup host (repo1-path, repo1-type) comes from that ' +
+      "host's own config file (repo1-host-config), never from here. Encryption stays on this side: a repository passphrase " +
+      'or key is never sent. Each worker (process-max) keeps one SSH session for all its files. Authentication is ' +
+      "ssh's: a key of the user running walden in the backup user's authorized_keys, and the backup host's key in " +
+      'known_hosts (walden never prompts).',
+  },
+  'repo1-host-user': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    summary: 'OS user on repo1-host that owns the repository (default: the ssh client\'s choice, normally the local user name).',
+  },
+  'repo1-host-port': {
+    type: 'integer',
+    section: 'any',
+    commands: REPO,
+    range: [1, 65535],
+    summary: 'SSH port of repo1-host (default: the ssh client\'s, normally 22).',
+  },
+  'repo1-host-cmd': {
+    type: 'path',
+    section: 'any',
+    commands: REPO,
+    summary: 'Path of walden on repo1-host (default: the same path as this walden).',
+    description: "Run through the remote user's shell as one quoted word, with the options walden adds after it.",
+  },
+  'repo1-host-config': {
+    type: 'path',
+    section: 'any',
+    commands: REPO,
+    default: '/etc/walden/walden.conf',
+    summary: 'Config file walden reads on repo1-host; the repository path there comes from it.',
+  },
+  'cmd-ssh': {
+    type: 'string',
+    section: 'any',
+    commands: REPO,
+    default: 'ssh',
+    summary: 'The ssh client walden runs to reach repo1-host (a program name on PATH, or a path).',
+    description: 'Run without a shell, with options and the remote command line as separate arguments; its own settings come from ~/.ssh/config.',
+  },
+  'protocol-timeout': {
+    type: 'seconds',
+    section: 'any',
+    commands: REPO,
+    default: 1830,
+    range: [0.1, 604800],
+    summary: 'Seconds without any answer from a remote host, while one is awaited, before the session is given up.',
+    description: 'Also bounds how long ssh may take to connect (at most 300 seconds of it).',
+  },
+  'compress-level-network': {
+    type: 'integer',
+    section: 'any',
+    commands: REPO,
+    default: 0,
+    range: [0, 9],
+    summary: 'zlib level for file data sent to a remote host; 0 sends it as it is.',
+    description:
+      'Repository files are already compressed (compress-type) and may be encrypted, which deflate cannot shrink, so this ' +
+      'pays only with compress-type=none; a chunk that does not shrink is sent as it is.',
   },
   repo: {
     type: 'string',
@@ -726,7 +830,7 @@ const BASE_OPTIONS = {
     secure: true,
     summary: "Connection string of the mirroring master database, as libpq's ('host=... port=... dbname=... user=...') or a URI.",
     description:
-      "Without it, the stanza's pg1-socket-path (or pg1-host), pg1-port, pg1-user and pg1-database are used. " +
+      "Without it, the stanza's pg1-socket-path (or pg1-tcp-host), pg1-port, pg1-user and pg1-database are used. " +
       'A password in it is refused on the command line (every user can read process arguments): the password comes from ' +
       'the password file (~/.pgpass, $PGPASSFILE or passfile=) or PGPASSWORD, or give the string in the environment or config file.',
   },

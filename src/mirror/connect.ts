@@ -43,14 +43,14 @@ async function conninfoTarget(cfg: Config, option: 'mirror-master' | 'mirror-tar
 async function masterTarget(cfg: Config): Promise<{ target: PgConnectOptions; what: string }> {
   const conninfo = cfg.string('mirror-master')
   if (conninfo !== undefined) return { target: await conninfoTarget(cfg, 'mirror-master'), what: `master '${conninfoRedact(conninfo)}'` }
-  const pg1Given = cfg.source('pg1-port') !== 'default' || cfg.string('pg1-socket-path') !== undefined || cfg.string('pg1-host') !== undefined
+  const pg1Given = cfg.source('pg1-port') !== 'default' || cfg.string('pg1-socket-path') !== undefined || cfg.string('pg1-tcp-host') !== undefined
   if (cfg.string('stanza') === undefined && !pg1Given) {
     fail('OptionRequired', `${cfg.command} command requires option 'mirror-master' or a stanza whose pg1-* options name the master`, {
       hint: "give --mirror-master='host=... dbname=...' or --stanza=NAME.",
     })
   }
   const socketPath = cfg.string('pg1-socket-path')
-  const host = socketPath ?? cfg.string('pg1-host')
+  const host = socketPath ?? cfg.string('pg1-tcp-host')
   const database = cfg.string('pg1-database') ?? 'postgres'
   const port = cfg.number('pg1-port') ?? 5432
   const target: PgConnectOptions = {

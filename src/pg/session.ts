@@ -58,7 +58,7 @@ export async function pgConnect(options: PgConnectOptions): Promise<PgSession> {
     await client.connect()
   } catch (error) {
     fail('DbConnect', `unable to connect to PostgreSQL at ${where} as user '${options.user}': ${(error as Error).message}`, {
-      hint: 'check that the cluster is running and pg1-port, pg1-socket-path (or pg1-host) and pg1-user are right.',
+      hint: 'check that the cluster is running and pg1-port, pg1-socket-path (or pg1-tcp-host) and pg1-user are right.',
       cause: error,
     })
   }

@@ -38,11 +38,37 @@ export interface S3Location {
   repo?: number
 }
 
-export type StorageLocation = PosixLocation | S3Location
+/**
+ * A repository on another host, served over SSH by a `walden remote` there (storage/remote.ts). Where the repository
+ * is on that host comes from that host's config file, not from here.
+ */
+export interface RemoteLocation {
+  type: 'remote'
+  host: string
+  user?: string
+  port?: number
+  /** walden on the remote host (repoN-host-cmd). */
+  cmd: string
+  /** The remote walden's config file (repoN-host-config); absent: its default. */
+  config?: string
+  /** The ssh client (cmd-ssh). */
+  ssh: string
+  /** The repository index the remote serves, in its own configuration. */
+  index: number
+  /** The stanza, so the remote reads its [stanza] sections. */
+  stanza?: string
+  /** protocol-timeout, in seconds. */
+  timeoutSeconds: number
+  /** compress-level-network: zlib level of data frames; 0 sends them as they are. */
+  compressLevelNetwork: number
+}
+
+export type StorageLocation = PosixLocation | S3Location | RemoteLocation
 
 /** A location as it may appear in a message: no credentials. */
 export function locationDescribe(location: StorageLocation): string {
   if (location.type === 'posix') return `'${location.path}'`
+  if (location.type === 'remote') return `repo${location.index} on '${location.host}'`
   return `'s3://${location.bucket}${location.path === '/' ? '' : location.path}' at ${location.endpoint}`
 }
 
@@ -51,14 +77,19 @@ const opened = new Map<string, Promise<Storage>>()
 /**
  * The storage of a location, one per location for the life of the process or thread (a posix storage remembers the
  * folders it made; an S3 storage keeps its connections). The S3 driver and its SDK load only when a repository is on
- * S3, so archive-push to a folder does not pay for them.
+ * S3, so archive-push to a folder does not pay for them. A remote storage is one SSH session, opened on first use in
+ * each thread (so one per worker) and reused for every file; a session that fails is forgotten, so a later open
+ * starts a new one.
  */
 export function storageOpen(location: StorageLocation): Promise<Storage> {
   if (location.type === 'posix') return Promise.resolve(posixStorage(location.path))
   const cacheKey = JSON.stringify(location)
   const known = opened.get(cacheKey)
   if (known) return known
-  const storage: Promise<Storage> = import('./s3.js').then(({ S3Storage }) => new S3Storage(location))
+  const storage: Promise<Storage> =
+    location.type === 'remote'
+      ? import('./remote.js').then(({ RemoteStorage }) => RemoteStorage.open(location, () => opened.delete(cacheKey)))
+      : import('./s3.js').then(({ S3Storage }) => new S3Storage(location))
   opened.set(cacheKey, storage)
   return storage
 }

@@ -1,9 +1,11 @@
-// One set of expectations for every storage driver: the same tests run against a posix folder and an S3 bucket on a
-// real Ceph RADOS Gateway, so commands written against the Storage interface behave the same on either.
+// One set of expectations for every storage driver: the same tests run against a posix folder, an S3 bucket on a
+// real Ceph RADOS Gateway and a folder on a backup host over a real SSH server, so commands written against the
+// Storage interface behave the same on each.
 
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -11,9 +13,11 @@ import { pipeline } from 'node:stream/promises'
 import { after, describe, test } from 'node:test'
 import { WaldenError } from '../../src/common/errors.js'
 import { PosixStorage } from '../../src/storage/posix.js'
+import { RemoteStorage } from '../../src/storage/remote.js'
 import { S3Storage } from '../../src/storage/s3.js'
 import type { Storage } from '../../src/storage/storage.js'
 import { s3Gateway } from '../harness/s3.js'
+import { PG_USER, REPO_USER, sshServer } from '../harness/ssh.js'
 
 interface Driver {
   name: string
@@ -44,6 +48,35 @@ const DRIVERS: Driver[] = [
       const neighbour = new S3Storage(gateway.location(bucket, { path: '/repository' }))
       await neighbour.write('archive/keep', 'not ours')
       return new S3Storage(gateway.location(bucket, { path: '/repo' }))
+    },
+  },
+  {
+    // A repository on a backup host: the posix storage of a folder walden-repo owns, served by `walden remote` through
+    // the test sshd (the backup host's config file names the folder).
+    name: 'remote',
+    async open() {
+      const ssh = await sshServer()
+      const repoUser = { uid: Number(spawnSync('id', ['-u', REPO_USER], { encoding: 'utf8' }).stdout), gid: Number(spawnSync('id', ['-g', REPO_USER], { encoding: 'utf8' }).stdout) }
+      const dir = await mkdtemp(join(tmpdir(), 'walden-conformance-remote-'))
+      posixDirs.push(dir)
+      await chmod(dir, 0o755)
+      await chown(dir, repoUser.uid, repoUser.gid)
+      await writeFile(join(dir, 'walden.conf'), `[global]\nrepo1-path=${join(dir, 'repo')}\nlock-path=${join(dir, 'lock')}\n`, { mode: 0o644 })
+      return RemoteStorage.open(
+        {
+          type: 'remote',
+          host: '127.0.0.1',
+          user: REPO_USER,
+          port: ssh.port,
+          cmd: join(import.meta.dirname, '..', '..', 'bin', 'walden'),
+          config: join(dir, 'walden.conf'),
+          ssh: ssh.sshCommand(PG_USER),
+          index: 1,
+          timeoutSeconds: 60,
+          compressLevelNetwork: 0,
+        },
+        () => undefined,
+      )
     },
   },
 ]

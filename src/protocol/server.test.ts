@@ -1,0 +1,183 @@
+// The server end driven frame by frame over in-process pipes, with a real posix storage in a temp folder: the
+// handshake, the write guarantee (a file appears only on a clean end; an abort or a client gone mid-write leaves
+// nothing), flow control of reads, and paths that would leave the repository.
+
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { after, describe, test } from 'node:test'
+import { PosixStorage } from '../storage/posix.js'
+import { VERSION } from '../version.js'
+import { CREDIT_WINDOW, creditDecode, creditEncode, FRAME_DATA_MAX, FrameDecoder, frameEncode, frameEncodeJson, FrameType, jsonDecode, PROTOCOL_VERSION } from './framing.js'
+import type { Frame } from './framing.js'
+import { protocolServe } from './server.js'
+
+const folders: string[] = []
+after(async () => {
+  for (const folder of folders) await rm(folder, { recursive: true, force: true })
+})
+
+/** A server on a fresh repository folder, and the client's side of its pipes. */
+async function serve(options: { version?: string } = {}) {
+  const root = await mkdtemp(join(tmpdir(), 'walden-protocol-'))
+  folders.push(root)
+  const toServer = new PassThrough()
+  const fromServer = new PassThrough()
+  const frames: Frame[] = []
+  const decoder = new FrameDecoder()
+  let wake: (() => void) | undefined
+  fromServer.on('data', (chunk: Buffer) => {
+    frames.push(...decoder.push(chunk))
+    wake?.()
+  })
+  const done = protocolServe({ input: toServer, output: fromServer, storage: new PosixStorage(root), ...(options.version ? { version: options.version } : {}) })
+  const send = (frame: Buffer): void => void toServer.write(frame)
+  /** Waits for the next frame matching `match`, removing it from the list. */
+  const next = async (match: (frame: Frame) => boolean): Promise<Frame> => {
+    for (;;) {
+      const index = frames.findIndex(match)
+      if (index >= 0) return frames.splice(index, 1)[0]!
+      await new Promise<void>((resolve) => (wake = resolve))
+    }
+  }
+  const answer = async (channel: number): Promise<Record<string, unknown>> =>
+    jsonDecode((await next((frame) => frame.type === FrameType.Response && frame.channel === channel)).payload) as Record<string, unknown>
+  const request = (channel: number, op: string, args: Record<string, unknown>): void => send(frameEncodeJson(FrameType.Request, channel, { op, args }))
+  return { root, send, next, answer, request, frames, done, end: () => toServer.end() }
+}
+
+async function handshake(server: Awaited<ReturnType<typeof serve>>): Promise<Record<string, unknown>> {
+  server.send(frameEncodeJson(FrameType.Hello, 0, { walden: VERSION, protocol: PROTOCOL_VERSION }))
+  return jsonDecode((await server.next((frame) => frame.type === FrameType.Hello)).payload) as Record<string, unknown>
+}
+
+describe('protocolServe()', () => {
+  test('the server states its version and repository, serves requests, and ends when the client closes', async () => {
+    const server = await serve()
+    const hello = await handshake(server)
+    assert.deepEqual(hello, { walden: VERSION, protocol: PROTOCOL_VERSION, description: `'${server.root}'`, root: server.root })
+    await writeFile(join(server.root, 'a.txt'), 'hello')
+    server.request(1, 'list', { path: '' })
+    assert.deepEqual(await server.answer(1), { result: ['a.txt'] })
+    server.request(2, 'info', { path: 'missing' })
+    assert.deepEqual(await server.answer(2), { result: null })
+    server.request(3, 'openRead', { path: 'missing' })
+    const missing = (await server.answer(3))['error'] as Record<string, string>
+    assert.equal(missing['kind'], 'FileMissing')
+    assert.equal(missing['message'], `unable to open missing file '${server.root}/missing' for read`)
+    server.end()
+    await server.done
+  })
+
+  test('a write appears under its name only after the client ends it, fsynced and renamed there', async () => {
+    const server = await serve()
+    await handshake(server)
+    server.request(1, 'openWrite', { path: 'dir/file', options: { mode: 0o600 } })
+    assert.deepEqual(await server.answer(1), { result: null })
+    server.send(frameEncode(FrameType.Data, 1, Buffer.from('part one, ')))
+    server.send(frameEncode(FrameType.Data, 1, Buffer.from('part two')))
+    // Credit comes back as the bytes are written.
+    const credit = await server.next((frame) => frame.type === FrameType.Credit && frame.channel === 1)
+    assert.ok(creditDecode(credit.payload) > 0)
+    const names = await readdir(join(server.root, 'dir'))
+    assert.deepEqual(names.filter((name) => name === 'file'), [], 'not under its name before the end')
+    server.send(frameEncode(FrameType.End, 1))
+    assert.deepEqual(await server.answer(1), { result: null })
+    assert.equal(await readFile(join(server.root, 'dir', 'file'), 'utf8'), 'part one, part two')
+    assert.deepEqual(await readdir(join(server.root, 'dir')), ['file'])
+    server.end()
+    await server.done
+  })
+
+  test('a write sent whole at once (request, data, end) waits for its file to open, and a failed open takes its data with it', async () => {
+    const server = await serve()
+    await handshake(server)
+    server.send(
+      Buffer.concat([
+        frameEncodeJson(FrameType.Request, 1, { op: 'openWrite', args: { path: 'deep/new/file' } }),
+        frameEncode(FrameType.Data, 1, Buffer.from('all at once')),
+        frameEncode(FrameType.End, 1),
+      ]),
+    )
+    assert.deepEqual(await server.answer(1), { result: null }, 'the open')
+    assert.deepEqual(await server.answer(1), { result: null }, 'the end')
+    assert.equal(await readFile(join(server.root, 'deep', 'new', 'file'), 'utf8'), 'all at once')
+
+    // A folder where the file should go: the open fails, and what followed it is dropped with it.
+    server.send(
+      Buffer.concat([
+        frameEncodeJson(FrameType.Request, 2, { op: 'openWrite', args: { path: 'deep/new/file/below' } }),
+        frameEncode(FrameType.Data, 2, Buffer.from('lost')),
+        frameEncode(FrameType.End, 2),
+      ]),
+    )
+    const failed = (await server.answer(2))['error'] as Record<string, string>
+    assert.equal(failed['kind'], 'FileOpen')
+    server.request(3, 'list', { path: 'deep/new' })
+    assert.deepEqual(await server.answer(3), { result: ['file'] })
+    assert.equal(server.frames.filter((frame) => frame.channel === 2).length, 0, 'no second answer for a write that never opened')
+    server.end()
+    await server.done
+  })
+
+  test('an aborted write, and one cut off by the client going away, leave nothing behind', async () => {
+    const server = await serve()
+    await handshake(server)
+    server.request(1, 'openWrite', { path: 'aborted' })
+    await server.answer(1)
+    server.send(frameEncode(FrameType.Data, 1, Buffer.alloc(1000, 7)))
+    server.send(frameEncode(FrameType.Abort, 1))
+    server.request(2, 'openWrite', { path: 'cut-off' })
+    await server.answer(2)
+    server.send(frameEncode(FrameType.Data, 2, Buffer.alloc(1000, 7)))
+    await server.next((frame) => frame.type === FrameType.Credit && frame.channel === 2)
+    assert.equal((await readdir(server.root)).length, 1, 'the second write has its temporary file')
+    server.end()
+    await server.done
+    assert.deepEqual(await readdir(server.root), [])
+  })
+
+  test('a read sends one window, then waits for credit', async () => {
+    const server = await serve()
+    await handshake(server)
+    const size = CREDIT_WINDOW + 3 * FRAME_DATA_MAX
+    await writeFile(join(server.root, 'big'), Buffer.alloc(size, 1))
+    server.request(1, 'openRead', { path: 'big' })
+    assert.deepEqual(await server.answer(1), { result: null })
+    let received = 0
+    while (received < CREDIT_WINDOW) received += (await server.next((frame) => frame.type === FrameType.Data)).payload.length
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.equal(received, CREDIT_WINDOW)
+    assert.equal(server.frames.filter((frame) => frame.type === FrameType.Data).length, 0, 'nothing past the window without credit')
+    server.send(creditEncode(1, size - CREDIT_WINDOW))
+    while (received < size) received += (await server.next((frame) => frame.type === FrameType.Data)).payload.length
+    await server.next((frame) => frame.type === FrameType.End && frame.channel === 1)
+    assert.equal(received, size)
+    server.end()
+    await server.done
+  })
+
+  test('paths that would leave the repository are refused', async () => {
+    const server = await serve()
+    await handshake(server)
+    server.request(1, 'info', { path: '../etc/passwd' })
+    assert.deepEqual(await server.answer(1), { error: { kind: 'FileOpen', message: "path '../etc/passwd' is outside the repository" } })
+    server.request(2, 'openRead', { path: '/etc/passwd' })
+    assert.deepEqual(await server.answer(2), { error: { kind: 'FileOpen', message: "path '/etc/passwd' is outside the repository" } })
+    server.request(3, 'move', { path: 'a', to: 'x/../../b' })
+    assert.equal(((await server.answer(3))['error'] as Record<string, string>)['message'], "path 'x/../../b' is outside the repository")
+    server.end()
+    await server.done
+  })
+
+  test('a client of another version gets no service: the server ends the session', async () => {
+    const server = await serve()
+    server.send(frameEncodeJson(FrameType.Hello, 0, { walden: '9.9.9', protocol: PROTOCOL_VERSION }))
+    await server.done
+    server.request(1, 'list', { path: '' })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(server.frames.filter((frame) => frame.type === FrameType.Response).length, 0)
+  })
+})

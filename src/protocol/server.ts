@@ -1,0 +1,273 @@
+// The server end of the remote protocol: `walden remote`, started over SSH by a walden on another host, serves the
+// storage of a repository on this host through stdin and stdout. The client names paths relative to the repository;
+// where the repository is comes from this host's own configuration, never from the client.
+//
+// Writes keep the storage's guarantee here, where the disk is: the posix storage writes a temporary name, fsyncs,
+// renames and fsyncs the folder only when the client's stream ends cleanly. A client that goes away (EOF on stdin, a
+// dropped SSH session) or aborts a write makes the server destroy the writer, which removes the temporary file, so
+// nothing ever appears under the name.
+
+import { posix } from 'node:path'
+import type { Readable, Writable } from 'node:stream'
+import { fail, WaldenError } from '../common/errors.js'
+import type { Storage, WriteOptions } from '../storage/storage.js'
+import { VERSION } from '../version.js'
+import { asObject, FrameConnection, wireError } from './connection.js'
+import { CREDIT_WINDOW, CreditGate, creditDecode, FrameType, jsonDecode, PROTOCOL_VERSION } from './framing.js'
+import type { Frame, Hello } from './framing.js'
+
+export interface ServeOptions {
+  input: Readable
+  output: Writable
+  storage: Storage
+  /** The version this end states in the handshake (tests make it differ). */
+  version?: string
+  deflateLevel?: number
+}
+
+interface ReadChannel {
+  kind: 'read'
+  stream: Readable
+  gate: CreditGate
+}
+
+interface WriteChannel {
+  kind: 'write'
+  writer: Writable
+  /** Frames of this channel are handled in order, each after the previous one's write finished or failed. */
+  queue: Promise<void>
+  failed: boolean
+}
+
+/**
+ * Serves requests until the client closes its end (or the connection breaks). Resolves when every open stream has
+ * been closed or abandoned; rejects only on a handshake the client failed.
+ */
+export function protocolServe(options: ServeOptions): Promise<void> {
+  const { storage } = options
+  const channels = new Map<number, ReadChannel | WriteChannel>()
+  let helloSeen = false
+  let finish: (error?: Error) => void = () => undefined
+  const done = new Promise<void>((resolve, reject) => {
+    finish = (error) => (error ? reject(error) : resolve())
+  })
+
+  const connection = new FrameConnection(
+    options.input,
+    options.output,
+    (frame) => onFrame(frame),
+    (error) => void end(error),
+    options.deflateLevel ?? 0,
+  )
+  const hello: Hello = { walden: options.version ?? VERSION, protocol: PROTOCOL_VERSION, description: storage.description, root: storage.describe('') }
+  connection.sendJson(FrameType.Hello, 0, hello)
+
+  let ending = false
+  async function end(error?: Error): Promise<void> {
+    if (ending) return
+    ending = true
+    connection.close(error ?? new WaldenError('HostConnect', 'the client closed the session'))
+    // Anything still open was abandoned by the client: a write leaves nothing under its name.
+    const abandoned = [...channels.values()]
+    channels.clear()
+    await Promise.all(abandoned.map((channel) => abandon(channel)))
+    finish()
+  }
+
+  // Writes being opened: frames that follow an openWrite request wait here, in order, until the file is open.
+  const opening = new Map<number, Promise<void>>()
+  function deferred(frame: Frame): boolean {
+    const before = opening.get(frame.channel)
+    if (before === undefined) return false
+    const next = before.then(() => {
+      if (opening.get(frame.channel) === next) opening.delete(frame.channel)
+      onChannelFrame(frame)
+    })
+    opening.set(frame.channel, next)
+    return true
+  }
+
+  function onFrame(frame: Frame): void {
+    if (!helloSeen) {
+      if (frame.type !== FrameType.Hello) return void refuse('protocol error: the client did not start with a handshake')
+      helloSeen = true
+      const theirs = asObject(jsonDecode(frame.payload), 'handshake') as Partial<Hello>
+      if (theirs.walden !== hello.walden || theirs.protocol !== PROTOCOL_VERSION) {
+        // The client words the mismatch for the user; this end only stops.
+        return void end()
+      }
+      return
+    }
+    if (frame.type === FrameType.Request) {
+      const message = asObject(jsonDecode(frame.payload), 'request')
+      const handled = request(frame.channel, message)
+      if (message['op'] === 'openWrite') {
+        const open: Promise<void> = handled.then(() => {
+          if (opening.get(frame.channel) === open) opening.delete(frame.channel)
+        })
+        opening.set(frame.channel, open)
+      }
+      return
+    }
+    if (!deferred(frame)) onChannelFrame(frame)
+  }
+
+  function onChannelFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.Data:
+        return write(frame.channel, frame.payload)
+      case FrameType.End:
+        return writeEnd(frame.channel)
+      case FrameType.Abort: {
+        const channel = channels.get(frame.channel)
+        channels.delete(frame.channel)
+        if (channel) void abandon(channel)
+        return
+      }
+      case FrameType.Credit: {
+        const channel = channels.get(frame.channel)
+        if (channel?.kind === 'read') channel.gate.grant(creditDecode(frame.payload))
+        return
+      }
+      default:
+        return void refuse(`protocol error: unexpected frame type 0x${frame.type.toString(16)}`)
+    }
+  }
+
+  function refuse(message: string): Promise<void> {
+    connection.sendJson(FrameType.Response, 0, { error: wireError(new WaldenError('Protocol', message)) })
+    return end()
+  }
+
+  function respond(channel: number, result: unknown): void {
+    connection.sendJson(FrameType.Response, channel, { result: result ?? null })
+  }
+
+  function respondError(channel: number, error: unknown): void {
+    connection.sendJson(FrameType.Response, channel, { error: wireError(error) })
+  }
+
+  async function request(channel: number, message: Record<string, unknown>): Promise<void> {
+    const op = message['op']
+    const args = asObject(message['args'] ?? {}, 'request arguments')
+    try {
+      const path = repositoryPath(args['path'])
+      switch (op) {
+        case 'info':
+          return respond(channel, await storage.info(path))
+        case 'list':
+          return respond(channel, await storage.list(path))
+        case 'move':
+          return respond(channel, await storage.move(path, repositoryPath(args['to'])))
+        case 'remove':
+          return respond(channel, await storage.remove(path))
+        case 'removeEmptyPath':
+          return respond(channel, await storage.removeEmptyPath(path))
+        case 'removePath':
+          return respond(channel, await storage.removePath(path))
+        case 'syncPath':
+          return respond(channel, await storage.syncPath(path, { missingOk: args['missingOk'] === true }))
+        case 'openRead':
+          return await openRead(channel, path, args['range'] as { offset: number; length?: number } | undefined)
+        case 'openWrite':
+          return await openWrite(channel, path, writeOptions(args['options']))
+        default:
+          fail('Protocol', `protocol error: unknown request '${String(op)}'`)
+      }
+    } catch (error) {
+      respondError(channel, error)
+    }
+  }
+
+  async function openRead(channel: number, path: string, range: { offset: number; length?: number } | undefined): Promise<void> {
+    const stream = await storage.openRead(path, range)
+    const gate = new CreditGate(CREDIT_WINDOW)
+    channels.set(channel, { kind: 'read', stream, gate })
+    respond(channel, null)
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) await connection.sendData(channel, gate, chunk)
+      if (channels.get(channel)?.kind !== 'read') return
+      connection.sendJson(FrameType.End, channel, {})
+    } catch (error) {
+      // Abandoned by the client (the gate was closed) needs no answer; a read that failed here does.
+      if (channels.has(channel)) connection.sendJson(FrameType.Abort, channel, { error: wireError(error) })
+    } finally {
+      channels.delete(channel)
+    }
+  }
+
+  async function openWrite(channel: number, path: string, writeOpts: WriteOptions): Promise<void> {
+    const writer = await storage.openWrite(path, writeOpts)
+    if (ending) {
+      // The client went away while the file was being opened.
+      await abandon({ kind: 'write', writer, queue: Promise.resolve(), failed: false })
+      return
+    }
+    const state: WriteChannel = { kind: 'write', writer, queue: Promise.resolve(), failed: false }
+    writer.on('error', (error) => {
+      if (state.failed) return
+      state.failed = true
+      // Tell the client at once, so it stops sending; the writer has removed its temporary file.
+      if (channels.get(channel) === state) connection.sendJson(FrameType.Abort, channel, { error: wireError(error) })
+      channels.delete(channel)
+    })
+    channels.set(channel, state)
+    respond(channel, null)
+  }
+
+  function write(channel: number, chunk: Buffer): void {
+    const state = channels.get(channel)
+    if (state?.kind !== 'write' || state.failed) return
+    // Credit goes back once the bytes are written, so the client never has more than a window in this process.
+    state.writer.write(chunk, (error) => {
+      if (!error) connection.sendCredit(channel, chunk.length)
+    })
+  }
+
+  function writeEnd(channel: number): void {
+    const state = channels.get(channel)
+    if (state?.kind !== 'write' || state.failed) return
+    state.writer.end(() => {
+      if (state.failed) return
+      channels.delete(channel)
+      respond(channel, null)
+    })
+  }
+
+  return done
+}
+
+/** A path the client named, as a path inside the repository: absolute or '..' paths could reach outside it. */
+function repositoryPath(value: unknown): string {
+  if (value === undefined) return ''
+  if (typeof value !== 'string') fail('Protocol', 'protocol error: a path is not a string')
+  const normal = posix.normalize(value === '' ? '.' : value)
+  if (posix.isAbsolute(normal) || normal === '..' || normal.startsWith('../')) {
+    fail('FileOpen', `path '${value}' is outside the repository`)
+  }
+  return normal === '.' ? '' : normal
+}
+
+function writeOptions(value: unknown): WriteOptions {
+  const given = value === undefined ? {} : asObject(value, 'write options')
+  const options: WriteOptions = {}
+  if (typeof given['mode'] === 'number') options.mode = given['mode'] & 0o777
+  if (typeof given['mtimeMs'] === 'number') options.mtimeMs = given['mtimeMs']
+  if (typeof given['atomic'] === 'boolean') options.atomic = given['atomic']
+  if (typeof given['sync'] === 'boolean') options.sync = given['sync']
+  return options
+}
+
+async function abandon(channel: ReadChannel | WriteChannel): Promise<void> {
+  if (channel.kind === 'read') {
+    channel.gate.close(new WaldenError('HostConnect', 'read abandoned by the client'))
+    channel.stream.destroy()
+    return
+  }
+  channel.failed = true
+  if (channel.writer.writableFinished) return
+  await new Promise<void>((resolve) => {
+    channel.writer.once('close', () => resolve())
+    channel.writer.destroy()
+  })
+}
