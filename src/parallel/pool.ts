@@ -68,15 +68,15 @@ export class WorkerPool {
   }
 
   /**
-   * Runs a job for every item with at most two per worker in flight, in the order given (callers put big files first so
-   * the tail is short). Stops at the first failure and rethrows it once in-flight jobs settle.
+   * Runs a job for every item with at most `perWorker` (default two) per worker in flight, in the order given (callers
+   * put big files first so the tail is short). Stops at the first failure and rethrows it once in-flight jobs settle.
    */
   async runAll<N extends JobName, T>(
     name: N,
     items: readonly T[],
     toInput: (item: T) => JobInput<N>,
     onResult: (item: T, output: JobOutput<N>) => void,
-    options: { keyOf?: (item: T) => string } = {},
+    options: { keyOf?: (item: T) => string; perWorker?: number } = {},
   ): Promise<void> {
     const picker = new JobPicker(items, options.keyOf)
     let failure: unknown
@@ -92,8 +92,8 @@ export class WorkerPool {
       }
     }
     // Two jobs in flight per worker: while the main thread handles one result, the worker already has its next job,
-    // so small files are not paced by message round trips.
-    await Promise.all(Array.from({ length: Math.max(1, this.size) * 2 }, lane))
+    // so small files are not paced by message round trips. Callers whose jobs mostly wait on the network ask for more.
+    await Promise.all(Array.from({ length: Math.max(1, this.size) * (options.perWorker ?? 2) }, lane))
     if (failure !== undefined) throw failure
   }
 

@@ -66,6 +66,9 @@ export interface BackupCopyResult {
   readBytes: number
 }
 
+/** Jobs in flight per worker when a repository is on S3 (measured: see docs/benchmarks.md, S3 repository). */
+const S3_JOBS_PER_WORKER = 8
+
 interface Job {
   file: ScannedFile
   part: number
@@ -142,6 +145,11 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
   const pending = new Map<ScannedFile, { parts: Array<PartDone | undefined>; remaining: number }>()
   const progress = new Progress('backup', jobs.reduce((sum, job) => sum + Math.min(jobSize(job), job.file.size), 0))
   try {
+    // An S3 PUT of a small file is a round trip of tens of milliseconds in which the worker has nothing to do; with
+    // two in flight per worker a backup of thousands of small files is paced by the gateway's latency, not by CPU.
+    // More in flight costs little memory: a small file's upload buffer is its own size, and large uploads still take
+    // turns, one per worker (backup/file.ts).
+    const perWorker = options.repos.some((repo) => repo.location.type === 's3') ? S3_JOBS_PER_WORKER : 2
     await options.pool.runAll('backup.fanOut', jobs, toInput, (job, output: BackupFanOutOutput) => {
       progress.add(Math.min(jobSize(job), job.file.size))
       const repos = jobRepos.get(job)!
@@ -179,7 +187,7 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
         got.copiedBytes += record.size
         got.storedBytes += record.repoSize
       }
-    })
+    }, { perWorker })
   } finally {
     progress.end()
   }
