@@ -101,7 +101,10 @@ const BASE_OPTIONS = {
     section: 'stanza',
     commands: PG,
     summary: "The cluster's data directory.",
-    description: 'Must equal the server\'s data_directory. Only in a stanza section, so one stanza cannot point at another\'s cluster.',
+    description:
+      'Must equal the server\'s data_directory. Only in a stanza section, so one stanza cannot point at another\'s cluster. ' +
+      'pg2-path up to pg8-path (with pgN-port, pgN-socket-path, pgN-user and pgN-database) name standbys of the same ' +
+      'cluster on this host, for backup-standby.',
   },
   'pg1-port': {
     type: 'integer',
