@@ -77,12 +77,13 @@ function configuredIndexes(cfg: Config): PgIndex[] {
 
 async function nodeOpen(cfg: Config, index: PgIndex, connectTimeoutMs?: number): Promise<PgNode> {
   const path = cfg.requireString(pgOption(index, 'path'))
+  const control = await pgControlRead(path)
   const session = await pgSessionOpenIndex(cfg, index, connectTimeoutMs !== undefined ? { connectTimeoutMs } : {})
   try {
     const server = await dbInfo(session)
     // The data directory first: a pgN-path naming another folder is the likelier mistake, and its message says so.
     await checkDataDirectory(cfg, server.dataDirectory, session.where, index)
-    return { index, path, session, server, control: await pgControlRead(path) }
+    return { index, path, session, server, control }
   } catch (error) {
     await session.close()
     throw error
@@ -131,8 +132,9 @@ export async function backupSourcesOpen(cfg: Config, mode: BackupStandbyMode): P
       try {
         opened.push(await nodeOpen(cfg, index, index === 1 ? undefined : STANDBY_CONNECT_TIMEOUT_MS))
       } catch (error) {
-        // A primary that cannot be reached fails the backup with its own error; a standby may be down.
-        if (index === 1 && !(error instanceof WaldenError && error.kind === 'DbConnect')) throw error
+        // pg1 that cannot be reached may be a primary lost in a failover (another pgN is then the primary); any other
+        // trouble with pg1 fails the backup with its own error. A standby that cannot be used is reported below.
+        if (!(error instanceof WaldenError) || (index === 1 && error.kind !== 'DbConnect')) throw error
         failures.push(`pg${index}: ${reasonOf(error)}`)
       }
     }
