@@ -183,7 +183,7 @@ async function onlyStandby(cfg: Config, opened: PgNode[]): Promise<PgNode> {
     try {
       node = await nodeOpen(cfg, index, STANDBY_CONNECT_TIMEOUT_MS)
     } catch (error) {
-      if (!(error instanceof WaldenError && error.kind === 'DbConnect')) throw error
+      if (!(error instanceof WaldenError)) throw error
       reasons.push(`pg${index}: ${reasonOf(error)}`)
       continue
     }
