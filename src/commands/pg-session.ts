@@ -3,31 +3,43 @@
 import { realpath } from 'node:fs/promises'
 import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
+import { pgOption } from '../config/options.js'
+import type { PgIndex } from '../config/options.js'
 import type { PgSession } from '../pg/session.js'
 import { pgConnect } from '../pg/session.js'
 
 export async function pgSessionOpen(cfg: Config): Promise<PgSession> {
-  const socketPath = cfg.string('pg1-socket-path')
-  const host = cfg.string('pg1-tcp-host')
+  return pgSessionOpenIndex(cfg, 1)
+}
+
+/**
+ * A session with cluster pgN. pg2 and up (standbys named for backup-standby) connect through their own socket folder,
+ * port, user and database, each defaulting like pg1's.
+ */
+export async function pgSessionOpenIndex(cfg: Config, index: PgIndex, options: { connectTimeoutMs?: number } = {}): Promise<PgSession> {
+  const socketPath = cfg.string(pgOption(index, 'socket-path'))
+  const host = index === 1 ? cfg.string('pg1-tcp-host') : undefined
   return pgConnect({
     ...(socketPath !== undefined ? { socketPath } : {}),
     ...(host !== undefined ? { host } : {}),
-    port: cfg.number('pg1-port') ?? 5432,
-    user: cfg.string('pg1-user') ?? 'postgres',
-    database: cfg.string('pg1-database') ?? 'postgres',
+    port: cfg.number(pgOption(index, 'port')) ?? 5432,
+    user: cfg.string(pgOption(index, 'user')) ?? 'postgres',
+    database: cfg.string(pgOption(index, 'database')) ?? 'postgres',
+    ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
   })
 }
 
-/** Fails unless pg1-path is the data directory of the server walden is connected to (links resolved). */
-export async function checkDataDirectory(cfg: Config, serverDataDirectory: string, where: string): Promise<void> {
-  const pgPath = cfg.requireString('pg1-path')
+/** Fails unless pgN-path (pg1-path by default) is the data directory of the server walden is connected to (links resolved). */
+export async function checkDataDirectory(cfg: Config, serverDataDirectory: string, where: string, index: PgIndex = 1): Promise<void> {
+  const option = pgOption(index, 'path')
+  const pgPath = cfg.requireString(option)
   const [configured, actual] = await Promise.all([
     realpath(pgPath).catch(() => pgPath),
     realpath(serverDataDirectory).catch(() => serverDataDirectory),
   ])
   if (configured !== actual) {
-    fail('DbMismatch', `pg1-path '${pgPath}' is not the data directory '${serverDataDirectory}' of the server at ${where}`, {
-      hint: 'point pg1-path and pg1-port (or pg1-socket-path) at the same cluster.',
+    fail('DbMismatch', `${option} '${pgPath}' is not the data directory '${serverDataDirectory}' of the server at ${where}`, {
+      hint: `point ${option} and pg${index}-port (or pg${index}-socket-path) at the same cluster.`,
     })
   }
 }

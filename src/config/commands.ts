@@ -101,7 +101,8 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
       'names: with a list (--repo=1,2) or all, each file is read and compressed once and written to every one, each ' +
       'repository getting a complete backup of its own under the same label; a diff or incr builds on each ' +
       "repository's own latest backup, and becomes a full when those do not share one full backup. A repository that " +
-      'fails drops out: the backup completes in the others and the command exits with its error, naming it.',
+      'fails drops out: the backup completes in the others and the command exits with its error, naming it. With ' +
+      'backup-standby, relation files are read from a standby (pg2-path...), or the whole backup is taken on one.',
     parameters: [],
     lock: 'backup',
     stanzaRequired: true,

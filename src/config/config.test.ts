@@ -245,3 +245,26 @@ describe('secret options (repo1-cipher-pass)', () => {
     assert.match(cfg.describe(), /--recovery-option=primary_conninfo=<redacted>/)
   })
 })
+
+describe('pg2..pg8: standbys for backup-standby', () => {
+  const text = `${CONFIG}\n[demo]\npg2-path=/srv/pg/standby\npg2-port=5433\n`
+  test('backup reads them from the stanza section and the command line', () => {
+    const cfg = load(['--stanza=demo', '--pg3-path=/srv/pg/third', '--backup-standby=prefer', 'backup'], {}, text)
+    assert.equal(cfg.string('pg2-path'), '/srv/pg/standby')
+    assert.equal(cfg.number('pg2-port'), 5433)
+    assert.equal(cfg.string('pg3-path'), '/srv/pg/third')
+    assert.equal(cfg.string('backup-standby'), 'prefer')
+    // Unset options of an unnamed index keep pg1's defaults.
+    assert.equal(cfg.string('pg3-user'), 'postgres')
+  })
+  test('other commands ignore them in the config file and refuse them on the command line', () => {
+    const cfg = load(['--stanza=demo', 'archive-push', '/srv/pg/demo/pg_wal/000000010000000000000001'], {}, text)
+    assert.equal(cfg.has('pg2-path'), false)
+    expectError(() => load(['--stanza=demo', '--pg2-path=/x', 'restore'], {}, text), 'OptionInvalid', "option '--pg2-path' is not valid for command 'restore'")
+  })
+  test('pg2-path, like pg1-path, only in a stanza section; backup-standby only takes its values', () => {
+    assert.throws(() => load(['--stanza=demo', 'backup'], {}, `[global]\npg2-path=/srv/pg/standby\n`), /pg2-path/)
+    assert.throws(() => load(['--stanza=demo', '--backup-standby=yes', 'backup'], {}, text), /backup-standby/)
+    assert.equal(OPTIONS['pg9-path' as keyof typeof OPTIONS], undefined)
+  })
+})

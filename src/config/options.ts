@@ -102,7 +102,10 @@ const BASE_OPTIONS = {
     section: 'stanza',
     commands: PG,
     summary: "The cluster's data directory.",
-    description: 'Must equal the server\'s data_directory. Only in a stanza section, so one stanza cannot point at another\'s cluster.',
+    description:
+      'Must equal the server\'s data_directory. Only in a stanza section, so one stanza cannot point at another\'s cluster. ' +
+      'pg2-path up to pg8-path (with pgN-port, pgN-socket-path, pgN-user and pgN-database) name standbys of the same ' +
+      'cluster on this host, for backup-standby.',
   },
   'pg1-port': {
     type: 'integer',
@@ -484,6 +487,20 @@ const BASE_OPTIONS = {
     range: [0.1, 86400],
     summary: 'Seconds to wait for a WAL segment to reach the archive.',
     description: 'With archive-async, also how long archive-push and archive-get wait for the background process.',
+  },
+  'backup-standby': {
+    type: 'enum',
+    section: 'any',
+    commands: ['backup'],
+    default: 'n',
+    allow: ['n', 'y', 'prefer', 'only'],
+    summary: 'Copy the backup\'s files from a standby (pg2-*, pg3-*, ...) instead of the primary.',
+    description:
+      'y: the backup starts and stops on the primary, and relation files are read from a standby once it has replayed ' +
+      'past the backup\'s start (waiting up to archive-timeout); everything else comes from the primary. prefer: as y, ' +
+      'but when no standby is usable the files come from the primary, with a warning saying why. only: the backup runs ' +
+      'on a standby alone, never contacting the primary (PostgreSQL 13 and later), and carries the WAL that makes it ' +
+      'consistent, copied from the standby\'s pg_wal. A pgN that is another cluster is refused in every mode.',
   },
   'archive-check': {
     type: 'boolean',
@@ -910,18 +927,40 @@ export const REPO_MAX = 4
 export type RepoIndex = 1 | 2 | 3 | 4
 type RepoSuffix = keyof typeof BASE_OPTIONS extends infer K ? (K extends `repo1-${infer S}` ? S : never) : never
 type BaseName = keyof typeof BASE_OPTIONS
-export type OptionName = BaseName | `repo${RepoIndex}-${RepoSuffix}`
 
-function withRepoCopies(base: Readonly<Record<string, OptionDef>>): Readonly<Record<OptionName, OptionDef>> {
+/**
+ * Clusters a stanza may name: pg1 is spelled out in the table above, and pg2..pgN (standbys of the same cluster, for
+ * backup-standby) are generated from the options below, which say where a cluster is and how to reach its SQL.
+ * Only backup reads them; other commands ignore them in the config file.
+ */
+export const PG_MAX = 8
+export type PgIndex = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8
+const PG_COPIED = ['path', 'port', 'socket-path', 'user', 'database'] as const
+export type PgSuffix = (typeof PG_COPIED)[number]
+const PG_COPY_COMMANDS: readonly CommandName[] = ['backup']
+
+export type OptionName = BaseName | `repo${RepoIndex}-${RepoSuffix}` | `pg${PgIndex}-${PgSuffix}`
+
+function withCopies(base: Readonly<Record<string, OptionDef>>): Readonly<Record<OptionName, OptionDef>> {
   const all: Record<string, OptionDef> = { ...base }
   for (const [name, def] of Object.entries(base)) {
     if (!name.startsWith('repo1-')) continue
     for (let index = 2; index <= REPO_MAX; index++) all[`repo${index}-${name.slice('repo1-'.length)}`] = { ...def, copyOf: name }
   }
+  for (const suffix of PG_COPIED) {
+    const name = `pg1-${suffix}`
+    const def = base[name]!
+    for (let index = 2; index <= PG_MAX; index++) all[`pg${index}-${suffix}`] = { ...def, commands: PG_COPY_COMMANDS, copyOf: name }
+  }
   return all as Record<OptionName, OptionDef>
 }
 
-export const OPTIONS = withRepoCopies(BASE_OPTIONS)
+export const OPTIONS = withCopies(BASE_OPTIONS)
+
+/** The name of a cluster option for cluster `index`: pgOption(2, 'path') is 'pg2-path'. */
+export function pgOption(index: PgIndex, suffix: PgSuffix): OptionName {
+  return `pg${index}-${suffix}` as OptionName
+}
 
 /** The name of a repository option for repository `index`: repoOption(2, 'path') is 'repo2-path'. */
 export function repoOption(index: RepoIndex, suffix: RepoSuffix): OptionName {
@@ -949,7 +988,7 @@ export function optionEnvName(name: string): string {
   return `WALDEN_${name.toUpperCase().replaceAll('-', '_')}`
 }
 
-/** Options as help and the reference list them: repo2-* and up are the same as repo1-*, so only repo1-* is shown. */
+/** Options as help and the reference list them: repo2-* and pg2-* and up are the same as repo1-* and pg1-*, so only those are shown. */
 export function listedOptions(): OptionName[] {
   return (Object.keys(OPTIONS) as OptionName[]).filter((name) => OPTIONS[name].copyOf === undefined)
 }

@@ -112,3 +112,48 @@ export async function dbTablespaces(session: PgSession): Promise<Tablespace[]> {
   )
   return rows.map((row) => ({ oid: Number(row.oid), name: row.name, location: row.location }))
 }
+
+/** What a standby's pg_control and startup process say: how far it has replayed, and where its last restartpoint is. */
+export interface ReplayState {
+  /** End of the last WAL record replayed; null when the server is not in recovery. */
+  replayLsn: string | null
+  replayPaused: boolean
+  /** Redo point of the last checkpoint (on a standby, restartpoint) in its pg_control. */
+  redoLsn: string
+  timeline: number
+}
+
+export async function dbReplayState(session: PgSession): Promise<ReplayState> {
+  const [row] = await session.query<{ replay_lsn: string | null; paused: string; redo_lsn: string; timeline: string }>(
+    `select pg_last_wal_replay_lsn()::text as replay_lsn,
+            (pg_is_in_recovery() and pg_is_wal_replay_paused())::text as paused,
+            redo_lsn::text as redo_lsn, timeline_id::text as timeline
+       from pg_control_checkpoint()`,
+  )
+  return { replayLsn: row!.replay_lsn, replayPaused: row!.paused === 'true', redoLsn: row!.redo_lsn, timeline: Number(row!.timeline) }
+}
+
+/** Location of the last checkpoint record in pg_control: right after pg_backup_start, the backup's own checkpoint. */
+export async function dbCheckpointLsn(session: PgSession): Promise<string> {
+  const [row] = await session.query<{ lsn: string }>(`select checkpoint_lsn::text as lsn from pg_control_checkpoint()`)
+  return row!.lsn
+}
+
+/** CHECKPOINT; on a standby it makes a restartpoint at the last checkpoint record replayed. */
+export async function dbCheckpoint(session: PgSession): Promise<void> {
+  await session.query('checkpoint')
+}
+
+/** The cluster's identity as its server reports it. */
+export async function dbSystemId(session: PgSession): Promise<string> {
+  const [row] = await session.query<{ system_id: string }>(`select system_identifier::text as system_id from pg_control_system()`)
+  return row!.system_id
+}
+
+/** Where a standby's pg_control says recovery must reach before the data is consistent, and on which timeline. */
+export async function dbMinRecovery(session: PgSession): Promise<{ lsn: string; timeline: number }> {
+  const [row] = await session.query<{ lsn: string; timeline: string }>(
+    `select min_recovery_end_lsn::text as lsn, min_recovery_end_timeline::text as timeline from pg_control_recovery()`,
+  )
+  return { lsn: row!.lsn, timeline: Number(row!.timeline) }
+}

@@ -10,7 +10,10 @@ import { infoFileLoad, infoFileSave } from './info-file.js'
 import { layout } from './layout.js'
 import { arrayOf, boolean, nullable, number, object, oneOf, optional, string } from './shape.js'
 import type { Shape } from './shape.js'
-import { BACKUP_LABEL_SHAPE, BACKUP_TYPE_SHAPE, COMPRESS_TYPE_SHAPE } from './stanza-info.js'
+import { BACKUP_LABEL_SHAPE, BACKUP_SOURCE_SHAPE, BACKUP_TYPE_SHAPE, COMPRESS_TYPE_SHAPE } from './stanza-info.js'
+import type { BackupSource } from './stanza-info.js'
+
+export type ManifestSource = BackupSource
 
 export interface ManifestTarget {
   /** 'pg_data', or 'pg_tblspc/<oid>' for a tablespace. */
@@ -116,7 +119,10 @@ export interface Manifest {
   tablespaceMap: string
   /** Configuration files outside the data folder; absent in manifests of walden versions before it kept them. */
   configFiles?: ManifestConfigFile[]
+  /** Which clusters the backup came from, when backup-standby was set (pgBackRest's backup-standby manifest option). */
+  source?: ManifestSource
 }
+
 
 // The manifest's shape, checked on every load and save (info-file.ts).
 
@@ -173,6 +179,7 @@ export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
       }),
     ),
   ),
+  source: optional(BACKUP_SOURCE_SHAPE),
 })
 
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {

@@ -53,7 +53,24 @@ export interface BackupRecord {
   compressType: CompressType
   /** Data pages that failed their checksum while copying (details in the manifest). */
   pageErrors: number
+  /** Which clusters the backup came from, when backup-standby was set. */
+  source?: BackupSource
 }
+
+/** Where a backup came from: the backup-standby setting, the cluster it ran on, and the one relation files were read from. */
+export interface BackupSource {
+  backupStandby: 'n' | 'y' | 'prefer' | 'only'
+  /** pgN where pg_backup_start and pg_backup_stop ran. */
+  backupOn: string
+  /** pgN whose data folder relation files were read from: a standby's, or the primary's when prefer fell back. */
+  filesFrom: string
+}
+
+export const BACKUP_SOURCE_SHAPE: Shape<BackupSource> = object<BackupSource>({
+  backupStandby: oneOf(['n', 'y', 'prefer', 'only'] as const),
+  backupOn: string,
+  filesFrom: string,
+})
 
 export interface BackupInfo {
   stanza: string
@@ -125,6 +142,7 @@ const BACKUP_RECORD_SHAPE: Shape<BackupRecord> = object<BackupRecord>({
   dbId: number,
   compressType: COMPRESS_TYPE_SHAPE,
   pageErrors: number,
+  source: optional(BACKUP_SOURCE_SHAPE),
 })
 
 export const BACKUP_INFO_SHAPE: Shape<BackupInfo> = object<BackupInfo>({

@@ -219,3 +219,18 @@ function fileRecord(file: ScannedFile, done: readonly PartDone[], index: RepoInd
     ...(parts.length > 1 ? { parts, partSize: PART_SIZE } : {}),
   }
 }
+
+/**
+ * One result from two copies of the same backup run one after the other (backup-standby=only copies pg_control after
+ * every other file, then the WAL): a repository that failed in either is out.
+ */
+export function copyMerge(first: BackupCopyResult, second: BackupCopyResult): BackupCopyResult {
+  const failed = new Map([...first.failed, ...second.failed])
+  const repos = new Map<RepoIndex, BackupCopyRepoResult>()
+  for (const [index, got] of first.repos) {
+    const more = second.repos.get(index)
+    if (failed.has(index) || more === undefined) continue
+    repos.set(index, { files: [...got.files, ...more.files], copiedBytes: got.copiedBytes + more.copiedBytes, storedBytes: got.storedBytes + more.storedBytes })
+  }
+  return { repos, failed, badPageCount: first.badPageCount + second.badPageCount, readBytes: first.readBytes + second.readBytes }
+}

@@ -10,7 +10,7 @@
 // keys). How diff and incr choose their prior in each repository: plan.ts. What happens when one repository fails:
 // repo-group.ts.
 
-import { fail } from '../../common/errors.js'
+import { fail, WaldenError } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { formatBytes } from '../../common/progress.js'
 import type { Config } from '../../config/config.js'
@@ -18,8 +18,8 @@ import type { RepoIndex } from '../../config/options.js'
 import { codecFor } from '../../io/compress.js'
 import type { CompressType } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
-import { pgControlRead } from '../../pg/control.js'
-import { dbBackupBegin, dbBackupEnd, dbInfo, dbTablespaces } from '../../pg/db.js'
+import { dbBackupBegin, dbBackupEnd, dbCheckpointLsn, dbMinRecovery, dbTablespaces } from '../../pg/db.js'
+import type { BackupEnd } from '../../pg/db.js'
 import { lsnParse } from '../../pg/lsn.js'
 import { walSegmentName, walSegmentRange } from '../../pg/wal.js'
 import { archiveWaitFor } from '../../repo/archive.js'
@@ -28,7 +28,7 @@ import type { CipherState } from '../../repo/cipher.js'
 import { backupLabelNew, isBackupLabel } from '../../repo/label.js'
 import type { BackupType } from '../../repo/label.js'
 import { layout } from '../../repo/layout.js'
-import type { Manifest, ManifestFile } from '../../repo/manifest.js'
+import type { Manifest, ManifestFile, ManifestSource } from '../../repo/manifest.js'
 import { manifestDiff, manifestLoad, manifestSave } from '../../repo/manifest.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord } from '../../repo/stanza-info.js'
 import { archiveInfoLoad, backupInfoLoad, backupInfoSave, checkIdentity } from '../../repo/stanza-info.js'
@@ -36,14 +36,16 @@ import type { StorageLocation } from '../../storage/location.js'
 import { PosixStorage, syncFilesystem, syncFilesystemAvailable } from '../../storage/posix.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
-import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
 import { repoIndexes, repoOpen, repoSelected } from '../repo-storage.js'
 import { expireRun } from '../stanza/expire.js'
-import { backupCopy } from './copy.js'
-import type { BackupCopyResult } from './copy.js'
+import { backupCopy, copyMerge } from './copy.js'
+import type { BackupCopyOptions, BackupCopyResult } from './copy.js'
 import { priorPlan } from './plan.js'
 import { RepoGroup } from './repo-group.js'
 import { scanCluster } from './scan.js'
+import type { ScannedFile } from './scan.js'
+import { backupSourcesOpen, pathInDataFolder, standbyWaitReady, standbyWalFiles } from './standby.js'
+import type { BackupStandbyMode } from './standby.js'
 import { configFilesCollect } from './config-files.js'
 
 /**
@@ -62,6 +64,9 @@ async function removeIncomplete(repo: Storage, stanza: string, info: BackupInfo,
   }
   return newest
 }
+
+/** The manifest name of pg_control. */
+const CONTROL_FILE = 'pg_data/global/pg_control'
 
 /** START TIMELINE from a backup_label. */
 function labelTimeline(labelFile: string): number {
@@ -120,31 +125,27 @@ export const backup: Command = {
     const group = new RepoGroup<BackupRepo>(indexes.map((index) => opened.find((repo) => repo.index === index) ?? unopened.get(index)!))
     group.dropMany(openFailures.map(([index, error]) => [unopened.get(index)!, error] as const))
 
-    const pgPath = cfg.requireString('pg1-path')
-    const control = await pgControlRead(pgPath)
-    const identity = { systemId: control.systemId.toString(), version: control.version }
+    const mode = (cfg.string('backup-standby') ?? 'n') as BackupStandbyMode
 
     const compressType = (cfg.string('compress-type') ?? 'zst') as CompressType
     const codec = codecFor(compressType)
     const compressLevel = cfg.number('compress-level') ?? codec.defaultLevel
     const archiveCheck = cfg.boolean('archive-check')
 
-    const session = await pgSessionOpen(cfg)
+    const sources = await backupSourcesOpen(cfg, mode)
     let label: string
     try {
-      const server = await dbInfo(session)
-      // The data directory first: a pg1-path naming another folder is the likelier mistake, and its message says so.
-      await checkDataDirectory(cfg, server.dataDirectory, session.where)
+      // The cluster pg_backup_start runs on: the primary, or with backup-standby=only the standby. Files are read from
+      // its data folder, except relation files when a standby serves them (standby.ts says why only those).
+      const { session, server, control, index: backupOnIndex, path: pgPath } = sources.backupOn
+      const identity = { systemId: control.systemId.toString(), version: control.version }
+      const onStandby = mode === 'only'
       await group.each(async (repo) => {
         checkIdentity(stanza, repo.info.db, identity, `cluster '${pgPath}'`)
         checkIdentity(stanza, repo.archiveInfo.db, identity, `cluster '${pgPath}'`)
       })
-      if (server.inRecovery) {
-        fail('DbMismatch', `the server at ${session.where} is a standby; walden backs up a primary`, {
-          hint: 'point pg1-path and pg1-port at the primary.',
-        })
-      }
-      if (archiveCheck && server.archiveMode === 'off') {
+      // A standby archives nothing unless archive_mode=always; with only, the backup carries its own WAL.
+      if (archiveCheck && !onStandby && server.archiveMode === 'off') {
         fail('ArchiveMismatch', `archive_mode is off on the server at ${session.where}, so the backup could never be made consistent`, {
           hint: "set archive_mode = on and archive_command = 'walden --stanza=" + stanza + " archive-push %p', then restart PostgreSQL.",
         })
@@ -164,7 +165,25 @@ export const backup: Command = {
 
       const configFiles = await configFilesCollect(session, server.dataDirectory)
       const begin = await dbBackupBegin(session, server.major, `walden backup ${label}`, cfg.boolean('start-fast'))
-      log.info(`backup begin: ${type} backup ${label}, start LSN ${begin.lsn}${group.fanOut ? `, to ${group.live.map((repo) => `repo${repo.index}`).join(', ')}` : ''}`)
+      log.info(
+        `backup begin: ${type} backup ${label}, start LSN ${begin.lsn}${onStandby ? ` on the standby pg${backupOnIndex}` : ''}` +
+          `${group.fanOut ? `, to ${group.live.map((repo) => `repo${repo.index}`).join(', ')}` : ''}`,
+      )
+      const timeoutSeconds = cfg.number('archive-timeout') ?? 60
+
+      // With y or prefer, the standby must first hold on disk every change before the backup's start.
+      let standby = sources.standby
+      if (standby !== undefined) {
+        const checkpointLsn = await dbCheckpointLsn(session)
+        try {
+          await standbyWaitReady(standby, begin.lsn, checkpointLsn, timeoutSeconds)
+          log.info(`backup-standby=${mode}: relation files are read from the standby pg${standby.index} '${standby.path}', the rest from pg${backupOnIndex}`)
+        } catch (error) {
+          if (mode !== 'prefer' || !(error instanceof WaldenError)) throw error
+          log.warn(`backup-standby=prefer: the standby pg${standby.index} is not usable (${error.message}); the files are copied from the primary pg${backupOnIndex}`)
+          standby = undefined
+        }
+      }
 
       const tablespaces = await dbTablespaces(session)
       const scan = await scanCluster(pgPath, new Map(tablespaces.map((tablespace) => [tablespace.oid, tablespace.name])))
@@ -175,16 +194,22 @@ export const backup: Command = {
         repo.reference = manifestDiff(await manifestLoad(repo.storage, stanza, prior.label), prior.label, scan.files).reference
       })
       // Read once for every repository that needs the file: with per-repository priors, that may be some of them.
-      const toCopy = scan.files.filter((file) => group.live.some((repo) => !repo.reference?.has(file.name)))
+      const wanted = scan.files.filter((file) => group.live.some((repo) => !repo.reference?.has(file.name)))
+      // Relation files from the standby, by the same name in its data folder; a file the standby does not have yet
+      // (created after the start) reads as removed, and WAL replay creates it.
+      const fromStandby = standby
+      const toCopy = fromStandby === undefined ? wanted : wanted.map((file) => (file.relationSegment !== undefined ? { ...file, path: pathInDataFolder(fromStandby.path, file.name) } : file))
+      // On a standby, pg_control is read after every other file (standby.ts): its minimum recovery point then covers
+      // every page copied, and recovery takes the end of the backup from it.
+      const lastFiles = onStandby ? toCopy.filter((file) => file.name === CONTROL_FILE) : []
+      const firstFiles = onStandby ? toCopy.filter((file) => file.name !== CONTROL_FILE) : toCopy
 
       const pool = new WorkerPool(cfg.number('process-max') ?? 1)
       // One flush of the repository's file system at the end instead of an fsync per file, where the host has it.
       const syncEach = !syncFilesystemAvailable()
-      let copy: BackupCopyResult
-      try {
-        copy = await backupCopy({
+      const copyOptions = (files: readonly ScannedFile[]): BackupCopyOptions => ({
           pool,
-          files: toCopy,
+          files,
           repos: group.live.map((repo) => ({
             index: repo.index,
             location: repo.location,
@@ -199,31 +224,58 @@ export const backup: Command = {
             ? { pageCheck: { relSegmentSize: control.relSegmentSize, blockSize: control.blockSize, startLsn: lsnParse(begin.lsn).toString() } }
             : {}),
         })
+      let copy: BackupCopyResult
+      let end: BackupEnd
+      let timeline: number
+      const startLsn = lsnParse(begin.lsn)
+      try {
+        copy = await backupCopy(copyOptions(firstFiles))
+        if (lastFiles.length > 0) copy = copyMerge(copy, await backupCopy(copyOptions(lastFiles)))
+
+        end = await dbBackupEnd(session, server.major)
+        timeline = labelTimeline(end.labelFile)
+        if (onStandby) {
+          // The stop LSN is the standby's minimum recovery point; on another timeline the standby was promoted meanwhile.
+          const minRecovery = await dbMinRecovery(session)
+          if (minRecovery.timeline !== timeline) {
+            fail('DbMismatch', `the standby pg${backupOnIndex} changed timeline during the backup (${timeline} to ${minRecovery.timeline}); the backup was not recorded`, {
+              hint: 'run the backup again against the cluster as it is now.',
+            })
+          }
+          const walFiles = await standbyWalFiles(pgPath, timeline, startLsn, lsnParse(end.lsn) - 1n, control.walSegmentSize)
+          copy = copyMerge(copy, await backupCopy(copyOptions(walFiles)))
+        }
       } finally {
         await pool.close()
       }
       // The copy already said why each dropped repository failed.
       for (const [index, error] of copy.failed) group.failed.set(index, error)
 
-      const end = await dbBackupEnd(session, server.major)
-      const timeline = labelTimeline(end.labelFile)
-      const startLsn = lsnParse(begin.lsn)
       // The backup-end record finishes just before the stop LSN, so the last segment needed holds stop LSN - 1.
       const stopLsn = lsnParse(end.lsn)
       const walStart = walSegmentName(timeline, startLsn, control.walSegmentSize)
       const walStop = walSegmentName(timeline, stopLsn - 1n, control.walSegmentSize)
-      log.info(`backup stop: stop LSN ${end.lsn}, WAL ${walStart} to ${walStop}`)
+      log.info(`backup stop: stop LSN ${end.lsn}, WAL ${walStart} to ${walStop}${onStandby ? ', copied into the backup from the standby' : ''}`)
+      if (fromStandby !== undefined) {
+        const [standbyBytes, primaryBytes] = toCopy.reduce(([a, b], file) => (file.relationSegment !== undefined ? [a + file.size, b] : [a, b + file.size]), [0, 0])
+        log.info(`backup-standby: ${formatBytes(standbyBytes)} read from pg${fromStandby.index} '${fromStandby.path}', ${formatBytes(primaryBytes)} from pg${backupOnIndex} '${pgPath}'`)
+      }
 
       // Each repository's backup is valid on its own, so each archive must hold the backup's WAL. One deadline
       // for all: the segments arrive in every repository at once, or a repository is missing them.
-      const timeoutSeconds = cfg.number('archive-timeout') ?? 60
       const deadline = Date.now() + timeoutSeconds * 1000
       const needed = walSegmentRange(timeline, startLsn, stopLsn - 1n, control.walSegmentSize)
+      const source: ManifestSource = {
+        backupStandby: mode,
+        backupOn: `pg${backupOnIndex}`,
+        filesFrom: `pg${(fromStandby ?? sources.backupOn).index}`,
+      }
 
       await group.each(async (repo) => {
         const { storage } = repo
         const backupPath = layout.backup(stanza, label)
-        if (archiveCheck) {
+        // With only, the WAL that makes the backup consistent is in the backup itself.
+        if (archiveCheck && !onStandby) {
           const missing = await archiveWaitFor(storage, repo.archiveInfo, needed, Math.max(0, deadline - Date.now()))
           if (missing.length > 0) {
             fail('ArchiveTimeout', `WAL segment '${missing[0]}' needed by backup ${label} did not reach the archive${group.fanOut ? ` of repo${repo.index}` : ''} within ${timeoutSeconds} second(s)`, {
@@ -267,6 +319,7 @@ export const backup: Command = {
           backupLabel: end.labelFile,
           tablespaceMap: end.tablespaceMap,
           ...(configFiles.length > 0 ? { configFiles } : {}),
+          ...(mode !== 'n' ? { source } : {}),
         }
         await manifestSave(storage, stanza, manifest)
 
@@ -290,6 +343,7 @@ export const backup: Command = {
           dbId: repo.info.db.id,
           compressType,
           pageErrors: copy.badPageCount,
+          ...(mode !== 'n' ? { source } : {}),
         }
         repo.info.backups.push(record)
         await backupInfoSave(storage, repo.info)
@@ -303,7 +357,7 @@ export const backup: Command = {
         log.warn(`backup ${label} found ${copy.badPageCount} page(s) with invalid checksums; see the warnings above and the manifest`)
       }
     } finally {
-      await session.close()
+      await sources.close()
     }
 
     // Expire in each repository the backup completed in. A failure here does not undo the backup: it is reported,

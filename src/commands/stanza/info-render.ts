@@ -222,6 +222,7 @@ function backupJson(backup: BackupRecord, repoKey: number): JsonValue {
     tablespace: null,
     timestamp: { start: backup.timestampStart, stop: backup.timestampStop },
     type: backup.type,
+    ...(backup.source ? { source: { 'backup-standby': backup.source.backupStandby, 'backup-on': backup.source.backupOn, 'files-from': backup.source.filesFrom } } : {}),
   }
 }
 
@@ -300,6 +301,10 @@ function backupText(backup: BackupRecord, repoKey: number): string[] {
   )
   if (backup.reference.length > 0) lines.push(`            backup reference list: ${backup.reference.join(', ')}`)
   if ((backup.pageErrors ?? 0) > 0) lines.push(`            page checksum errors: ${backup.pageErrors} (see the manifest)`)
+  if (backup.source) {
+    const { backupStandby, backupOn, filesFrom } = backup.source
+    lines.push(`            backup-standby: ${backupStandby}, run on ${backupOn}, relation files from ${filesFrom}`)
+  }
   return lines
 }
 

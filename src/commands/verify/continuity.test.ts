@@ -61,6 +61,17 @@ test('a gap is cut where the backups needing it change', () => {
   assert.deepEqual(result.unrestorable, [{ label: 'B', missing: [{ from: '000000010000000000000006', to: '000000010000000000000006' }] }])
 })
 
+test('a backup that carries its own WAL (backup-standby=only) needs the archive only from its stop segment on', () => {
+  // The standby's backup holds segments 4..5 itself; the archive has nothing before 5 (the primary was away).
+  const carried = { ...backup('S', 1, 4, 5), walInBackup: true }
+  assert.deepEqual(walContinuity(input(run(1, 5, 7), [carried])), { gaps: [], unrestorable: [] })
+  // The same backup without its WAL is unrestorable, and a later gap still counts against it.
+  const plain = walContinuity(input(run(1, 5, 7), [backup('S', 1, 4, 5)]))
+  assert.deepEqual(plain.unrestorable, [{ label: 'S', missing: [{ from: '000000010000000000000004', to: '000000010000000000000004' }] }])
+  const gap = walContinuity(input([...run(1, 5, 5), ...run(1, 7, 8)], [carried]))
+  assert.deepEqual(gap.gaps, [{ timeline: 1, from: '000000010000000000000006', to: '000000010000000000000006', neededBy: ['S'] }])
+})
+
 test('WAL before the oldest backup is not needed', () => {
   const result = walContinuity(input(run(1, 5, 7), [backup('A', 1, 5, 5)]))
   assert.deepEqual(result.gaps, [])

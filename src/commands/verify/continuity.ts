@@ -30,6 +30,11 @@ export interface ContinuityBackup {
    * that is required of it. Default true.
    */
   pitr?: boolean
+  /**
+   * The backup carries its own start-to-stop WAL (backup-standby=only copies it from the standby's pg_wal): it is
+   * restorable without the archive, and point-in-time recovery past it needs the archive from its stop segment on.
+   */
+  walInBackup?: boolean
 }
 
 export interface ContinuityInput {
@@ -96,7 +101,7 @@ export function requiredRanges(input: ContinuityInput, backup: ContinuityBackup)
     }
     if (high >= low) ranges.push({ timeline, low, high })
   }
-  visit(backup.timeline, walSegmentNumberFromName(backup.walStart, input.segmentSize), lsnParse(backup.lsnStop))
+  visit(backup.timeline, walSegmentNumberFromName(backup.walInBackup === true ? backup.walStop : backup.walStart, input.segmentSize), lsnParse(backup.lsnStop))
   return ranges
 }
 
@@ -166,6 +171,7 @@ export function walContinuity(input: ContinuityInput): ContinuityResult {
 
   const unrestorable: UnrestorableBackup[] = []
   for (const backup of backups) {
+    if (backup.walInBackup === true) continue
     const low = walSegmentNumberFromName(backup.walStart, input.segmentSize)
     const high = walSegmentNumberFromName(backup.walStop, input.segmentSize)
     const damaged = input.damaged?.get(backup.timeline)

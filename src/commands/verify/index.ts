@@ -413,6 +413,7 @@ async function continuityCheck(
         walStop: record.walStop,
         lsnStop: record.lsnStop,
         pitr: window.has(record.label),
+        ...(record.source?.backupStandby === 'only' ? { walInBackup: true } : {}),
       })),
     })
   const present = presentSegments(await archiveList(run.repo, run.stanza, archiveId), segmentSize)
