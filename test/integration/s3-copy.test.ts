@@ -81,7 +81,7 @@ describe('backup copy into a bucket, read back', () => {
     location = (bucket) => gateway.location(bucket, { uploadChunkSize: PART })
   })
 
-  test('every compress type, sealed or not, two copies interleaved on one thread: each object reads back to its source', async () => {
+  test('every compress type, sealed or not, overlapped or not, copies interleaved on one thread: each object reads back to its source', async () => {
     const gateway = await s3Gateway()
     const bucket = await gateway.bucket('copy-types')
     const storage = new S3Storage(location(bucket))
@@ -90,13 +90,19 @@ describe('backup copy into a bucket, read back', () => {
     const content = segmentLike(11 * MIB + 4321)
     const source = sourceFile(content)
     for (const compressType of ['none', 'lz4', 'zst', 'gz'] as const) {
-      const runs = [plain, sealed].map(async (cipher) => {
-        const repoPath = `${compressType}/${cipher.repo}`
-        const result = await backupFile({ source, offset: 0, repo: location(bucket), repoPath, cipher, compressType, compressLevel: 1, syncEach: false, uploadTurns: true })
-        return { cipher, repoPath, result }
+      // Overlapped too, as a synchronous archive-push copies (compression on the thread pool, two chunks in flight).
+      const copies = [
+        { cipher: plain, overlap: false },
+        { cipher: sealed, overlap: false },
+        { cipher: sealed, overlap: true },
+      ]
+      const runs = copies.map(async ({ cipher, overlap }) => {
+        const repoPath = `${compressType}/${cipher.repo}-${overlap}`
+        const result = await backupFile({ source, offset: 0, repo: location(bucket), repoPath, cipher, compressType, compressLevel: 1, syncEach: false, overlap, uploadTurns: !overlap })
+        return { cipher, overlap, repoPath, result }
       })
-      for (const { cipher, repoPath, result } of await Promise.all(runs)) {
-        const what = `${compressType}, repo${cipher.repo}`
+      for (const { cipher, overlap, repoPath, result } of await Promise.all(runs)) {
+        const what = `${compressType}, repo${cipher.repo}${overlap ? ', overlapped' : ''}`
         assert.equal(result.sha256, sha256(content), what)
         const stored = await storage.read(`${repoPath}${codecFor(compressType).extension}`)
         assert.equal(result.repoSize, stored.length, `${what}: the size recorded is the size stored`)
