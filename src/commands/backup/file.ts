@@ -183,6 +183,10 @@ const spareSlots: Slot[] = []
 
 // Where a copy gathers encrypted output for a writer (an S3 upload), one per copy: the shared stage above cannot be
 // used, as another job of this thread runs while this one waits for its write. Kept for the next copies like slots.
+// The Sealer is fed a cipher chunk's worth at a time, so a stage holds one chunk's ciphertext and tag (and the
+// header): 128 KiB instead of a whole compressed chunk's 2 MiB, per copy, of the 256 MB a backup to S3 may use.
+const WRITER_SEAL_PIECE = 64 * 1024
+const WRITER_STAGE_SIZE = 2 * WRITER_SEAL_PIECE
 const spareWriterStages: Buffer[] = []
 
 function slotTake(codec: Codec): Slot {
@@ -314,9 +318,9 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
   let writerStage: Buffer | undefined
   let gathered = 0
   const gather = (data: Buffer): void => {
-    let stage = (writerStage ??= spareWriterStages.pop() ?? Buffer.allocUnsafe(SEAL_STAGE_SIZE))
+    let stage = (writerStage ??= spareWriterStages.pop() ?? Buffer.allocUnsafe(WRITER_STAGE_SIZE))
     if (gathered + data.length > stage.length) {
-      // Not for a chunk of compressBound(1 MiB) and its tags; kept correct for any size.
+      // Not with the default cipher chunk of 64 KiB; kept correct for any chunk size.
       stage = Buffer.allocUnsafe(Math.max(2 * stage.length, gathered + data.length))
       writerStage.copy(stage, 0, 0, gathered)
       writerStage = stage
@@ -339,9 +343,11 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
         if (sink.writer) {
           // Awaited: the writer has copied the bytes when it calls back, and the buffer may be reused.
           if (sink.sealer) {
-            gathered = 0
-            sink.sealer.write(compressed, gather)
-            await writeGathered(sink.writer)
+            for (let offset = 0; offset < compressed.length; offset += WRITER_SEAL_PIECE) {
+              gathered = 0
+              sink.sealer.write(compressed.subarray(offset, offset + WRITER_SEAL_PIECE), gather)
+              await writeGathered(sink.writer)
+            }
           } else {
             await writeTo(sink.writer, compressed)
             sink.stored += compressed.length
