@@ -180,7 +180,9 @@ export function authFailure(what: string, detail: string): WaldenError {
 
 /**
  * Encrypts a stream of bytes handed over in pieces of any size; `emit` receives the output and must be done with
- * each piece when it returns (the copy loops write it out at once). Synchronous, for the copy loops' fast paths.
+ * each piece when it returns (the copy loops write or copy it at once): with native/cipher every chunk's ciphertext
+ * is a view of one buffer, overwritten by the next chunk and given back to a pool at end(). Synchronous, for the copy
+ * loops' fast paths.
  */
 export class Sealer {
   readonly #key: Buffer

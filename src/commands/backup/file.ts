@@ -181,6 +181,14 @@ const SEAL_STAGE_SIZE = 2 * CHUNK_SIZE
 let sealStage: Buffer | undefined
 const spareSlots: Slot[] = []
 
+// Where a copy gathers encrypted output for a writer (an S3 upload), one per copy: the shared stage above cannot be
+// used, as another job of this thread runs while this one waits for its write. Kept for the next copies like slots.
+// The Sealer is fed a cipher chunk's worth at a time, so a stage holds one chunk's ciphertext and tag (and the
+// header): 128 KiB instead of a whole compressed chunk's 2 MiB, per copy, of the 256 MB a backup to S3 may use.
+const WRITER_SEAL_PIECE = 64 * 1024
+const WRITER_STAGE_SIZE = 2 * WRITER_SEAL_PIECE
+const spareWriterStages: Buffer[] = []
+
 function slotTake(codec: Codec): Slot {
   const spare = spareSlots.pop()
   // Compressed into a reused buffer where the codec can: a new Buffer per chunk is garbage V8 lets grow by tens of
@@ -302,19 +310,47 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
       staged += data.length
     }
   }
-  // Compressed once, then encrypted per repository (compressing ciphertext gains nothing). The Sealer emits fresh
-  // ciphertext only, so the reused `into` buffers are free again when the last repository has its copy.
+  // A writer's sealed output, gathered while the Sealer runs and written with one await after it returns. The
+  // Sealer's pieces cannot be kept as they are: with native/cipher each chunk's ciphertext is a view of one output
+  // buffer it overwrites with the next chunk (and gives back to its pool at end(), for another job of this thread to
+  // fill), so pieces kept for a later write all came out as the last chunk's bytes: a stored file that fails
+  // authentication at chunk 0.
+  let writerStage: Buffer | undefined
+  let gathered = 0
+  const gather = (data: Buffer): void => {
+    let stage = (writerStage ??= spareWriterStages.pop() ?? Buffer.allocUnsafe(WRITER_STAGE_SIZE))
+    if (gathered + data.length > stage.length) {
+      // Not with the default cipher chunk of 64 KiB; kept correct for any chunk size.
+      stage = Buffer.allocUnsafe(Math.max(2 * stage.length, gathered + data.length))
+      writerStage.copy(stage, 0, 0, gathered)
+      writerStage = stage
+    }
+    data.copy(stage, gathered)
+    gathered += data.length
+  }
+  const writeGathered = async (writer: Writable): Promise<void> => {
+    const length = gathered
+    gathered = 0
+    if (length > 0) await writeTo(writer, writerStage!.subarray(0, length))
+  }
+  // Compressed once, then encrypted per repository (compressing ciphertext gains nothing). What the Sealer emits is
+  // copied (to a file, the shared stage or the writer's stage) before it returns, so the reused `into` buffers are
+  // free again when the last repository has its copy.
   const store = async (compressed: Buffer): Promise<void> => {
     for (const sink of live(sinks)) {
       staged = 0
       try {
         if (sink.writer) {
-          // The shared stage is not used here: another job of this thread may run while this one waits for a write.
-          const sealed: Buffer[] = []
-          if (sink.sealer) sink.sealer.write(compressed, (data) => sealed.push(data))
-          for (const data of sink.sealer ? sealed : [compressed]) {
-            await writeTo(sink.writer, data)
-            if (!sink.sealer) sink.stored += data.length
+          // Awaited: the writer has copied the bytes when it calls back, and the buffer may be reused.
+          if (sink.sealer) {
+            for (let offset = 0; offset < compressed.length; offset += WRITER_SEAL_PIECE) {
+              gathered = 0
+              sink.sealer.write(compressed.subarray(offset, offset + WRITER_SEAL_PIECE), gather)
+              await writeGathered(sink.writer)
+            }
+          } else {
+            await writeTo(sink.writer, compressed)
+            sink.stored += compressed.length
           }
         } else if (sink.sealer) {
           sink.sealer.write(compressed, (data) => writeOut(sink, data))
@@ -394,9 +430,9 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
       try {
         if (sink.writer) {
           if (sink.sealer) {
-            const sealed: Buffer[] = []
-            sink.sealer.end((data) => sealed.push(data))
-            for (const data of sealed) await writeTo(sink.writer, data)
+            gathered = 0
+            sink.sealer.end(gather)
+            await writeGathered(sink.writer)
             sink.stored = sink.sealer.written
           }
           await writerEnd(sink.writer)
@@ -439,8 +475,10 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
     fail('FileRead', `unable to back up '${input.source}': ${(error as Error).message}`, { cause: error })
   } finally {
     closeSync(fd)
-    // Drained, or settled above: the thread pool is done with every slot's buffers.
+    // Drained, or settled above: the thread pool is done with every slot's buffers. Every writer has ended or been
+    // destroyed, so none reads the writer's stage any more.
     for (const slot of slots) slotGive(slot)
+    if (writerStage && spareWriterStages.length < SPARE_SLOTS_MAX) spareWriterStages.push(writerStage)
   }
   return {
     copied: true,
