@@ -24,3 +24,15 @@ async function through(stream: Transform, data: Buffer): Promise<Buffer> {
 export async function decompressBuffer(codec: Codec, data: Buffer, options?: DecompressOptions): Promise<Buffer> {
   return codec.decompressSync ? codec.decompressSync(data, options) : through(codec.decompress(options), data)
 }
+
+/**
+ * Compresses a whole buffer into one frame: on libuv's thread pool where the engine can (so the thread's other work,
+ * e.g. another push's upload, goes on meanwhile), else synchronously, else through the codec's stream.
+ */
+export async function compressBuffer(codec: Codec, data: Buffer, level: number): Promise<Buffer> {
+  if (codec.compressIntoAsync && codec.compressBound) {
+    const out = Buffer.allocUnsafe(codec.compressBound(data.length))
+    return out.subarray(0, await codec.compressIntoAsync(data, level, out))
+  }
+  return codec.compressSync ? codec.compressSync(data, level) : through(codec.compress(level), data)
+}
