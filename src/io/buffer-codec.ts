@@ -27,11 +27,14 @@ export async function decompressBuffer(codec: Codec, data: Buffer, options?: Dec
 
 /**
  * Compresses a whole buffer into one frame: on libuv's thread pool where the engine can (so the thread's other work,
- * e.g. another push's upload, goes on meanwhile), else synchronously, else through the codec's stream.
+ * e.g. another push's upload, goes on meanwhile), into `spare` if it is large enough; else synchronously, else
+ * through the codec's stream.
  */
-export async function compressBuffer(codec: Codec, data: Buffer, level: number): Promise<Buffer> {
+export async function compressBuffer(codec: Codec, data: Buffer, level: number, spare?: Buffer): Promise<Buffer> {
   if (codec.compressIntoAsync && codec.compressBound) {
-    const out = Buffer.allocUnsafe(codec.compressBound(data.length))
+    const bound = codec.compressBound(data.length)
+    // The caller's buffer when it is large enough: the result is then a part of it.
+    const out = spare !== undefined && spare.length >= bound ? spare : Buffer.allocUnsafe(bound)
     return out.subarray(0, await codec.compressIntoAsync(data, level, out))
   }
   return codec.compressSync ? codec.compressSync(data, level) : through(codec.compress(level), data)
