@@ -24,3 +24,18 @@ async function through(stream: Transform, data: Buffer): Promise<Buffer> {
 export async function decompressBuffer(codec: Codec, data: Buffer, options?: DecompressOptions): Promise<Buffer> {
   return codec.decompressSync ? codec.decompressSync(data, options) : through(codec.decompress(options), data)
 }
+
+/**
+ * Compresses a whole buffer into one frame: on libuv's thread pool where the engine can (so the thread's other work,
+ * e.g. another push's upload, goes on meanwhile), into `spare` if it is large enough; else synchronously, else
+ * through the codec's stream.
+ */
+export async function compressBuffer(codec: Codec, data: Buffer, level: number, spare?: Buffer): Promise<Buffer> {
+  if (codec.compressIntoAsync && codec.compressBound) {
+    const bound = codec.compressBound(data.length)
+    // The caller's buffer when it is large enough: the result is then a part of it.
+    const out = spare !== undefined && spare.length >= bound ? spare : Buffer.allocUnsafe(bound)
+    return out.subarray(0, await codec.compressIntoAsync(data, level, out))
+  }
+  return codec.compressSync ? codec.compressSync(data, level) : through(codec.compress(level), data)
+}

@@ -31,8 +31,16 @@ export function archivedName(walName: string, sha256: string, extension: string)
 /** Every stored copy of `walName` under one archive id (more than one only if the repository was tampered with). */
 export async function archiveFileList(storage: Storage, stanza: string, archiveId: string, walName: string): Promise<ArchivedFile[]> {
   const folder = layout.walFolder(stanza, archiveId, walName)
+  return archivedFilesIn(folder, await storage.list(folder), archiveId, walName)
+}
+
+/**
+ * The stored copies of `walName` among `entries`, the names a listing of its WAL folder (layout.walFolder) gave: for
+ * a caller that lists a folder once and looks up many segments in it.
+ */
+export function archivedFilesIn(folder: string, entries: readonly string[], archiveId: string, walName: string): ArchivedFile[] {
   const found: ArchivedFile[] = []
-  for (const entry of await storage.list(folder)) {
+  for (const entry of entries) {
     if (!entry.startsWith(`${walName}-`)) continue
     const parsed = archivedNameParse(entry)
     if (parsed?.walName === walName) found.push({ path: `${folder}/${entry}`, sha256: parsed.sha256, extension: parsed.extension, archiveId })

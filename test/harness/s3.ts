@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after } from 'node:test'
@@ -169,6 +169,27 @@ export class S3Gateway {
   async startGateway(): Promise<void> {
     const result = await this.#script('rgw-start')
     if (result.code !== 0) throw new Error(`ceph-s3.sh rgw-start failed: ${result.stderr}`)
+  }
+
+  /**
+   * How many S3 requests the gateway has answered since it started (radosgw's `rgw.req` perf counter, every operation
+   * counted once: GET, PUT, LIST, HEAD, DELETE), read through its admin socket: a JSON command and a NUL, answered
+   * with a 4-byte big-endian length and the JSON. The difference of two readings is what happened in between.
+   */
+  async requestCount(): Promise<number> {
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const socket = connect(join(this.dir, 'run', 'client.rgw.0.asok'))
+      const chunks: Buffer[] = []
+      socket.setTimeout(5000, () => socket.destroy(new Error('the gateway admin socket did not answer')))
+      socket.on('connect', () => socket.write(JSON.stringify({ prefix: 'perf dump' }) + '\0'))
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+      socket.on('error', reject)
+      socket.on('close', () => resolve(Buffer.concat(chunks)))
+    })
+    if (answer.length < 4) throw new Error('short answer from the gateway admin socket')
+    const dump = JSON.parse(answer.subarray(4, 4 + answer.readUInt32BE(0)).toString('utf8')) as { rgw?: { req?: unknown } }
+    if (typeof dump.rgw?.req !== 'number') throw new Error('the gateway perf dump has no rgw.req counter')
+    return dump.rgw.req
   }
 
   /** Resident memory of the gateway's three daemons in bytes (to keep an eye on the CI machine). */

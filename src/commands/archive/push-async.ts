@@ -3,6 +3,14 @@
 // One per stanza, under the stanza's archive lock, started by a foreground process (archive-push-wait.ts). It pushes
 // every file PostgreSQL has marked ready in pg_wal/archive_status, several at once in worker threads, with the same
 // push as the synchronous command, and acknowledges each in the spool only once the push has returned.
+//
+// Fewer requests per segment than the synchronous command (issue #12): each repository's archive.info is loaded once
+// per process, and each WAL folder a batch needs is listed once for the batch, not once per segment; a push then
+// costs its write. The listing may be older than a segment's push by the batch's duration. Nothing of this process
+// changes a folder in that time except by storing the batch's own segments, each pushed once per batch; only another
+// writer could add a copy meanwhile, which the archive lock keeps out on this host and which, from anywhere else
+// (two clusters archiving into one stanza), the per-segment listing of the synchronous push would also miss when it
+// lands just after it. A copy found with the same content is the retry it always was; a different one is refused.
 
 import { readdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
@@ -15,7 +23,10 @@ import { posixStorage } from '../../storage/posix.js'
 import { asyncLockName, spoolFolder } from './async.js'
 import { archivePushInput } from './push.js'
 import { archivePushOutcome } from './push-file.js'
-import { archiveInfoLoadIfExists } from '../../repo/stanza-info.js'
+import type { ArchivePushFileInput } from './push-file.js'
+import { archiveIdOf, archiveInfoLoadIfExists } from '../../repo/stanza-info.js'
+import type { ArchiveInfo } from '../../repo/stanza-info.js'
+import { layout } from '../../repo/layout.js'
 import { repoOpen, repoSelected } from '../repo-storage.js'
 import { BACKGROUND_FOLDER, fileIdentity } from './push-wait.js'
 import type { AckError } from './push-wait.js'
@@ -53,6 +64,9 @@ async function archivePushAsync(cfg: Config): Promise<number> {
   const spool = posixStorage(out)
   const processMax = cfg.number('process-max') ?? 1
   const pool = new WorkerPool(processMax)
+  // Each repository's archive.info, loaded once per process (issue #12); one that could not be loaded is tried again
+  // for the next batch, and its pushes meanwhile load it themselves and report why they cannot.
+  const infos = new Map<number, ArchiveInfo>()
   log.info(`archive-push background process for '${walDir}', process-max ${processMax}`)
   try {
     await spool.write(BACKGROUND_FOLDER, `${walDir}\n`)
@@ -78,7 +92,7 @@ async function archivePushAsync(cfg: Config): Promise<number> {
         continue
       }
       // Two pushes per worker thread: while one waits on its reads and fsyncs, the other compresses.
-      await pushAll(cfg, pool, spool, walDir, todo, 2 * processMax)
+      await pushAll(cfg, pool, spool, walDir, todo, 2 * processMax, infos)
       idleSince = Date.now()
     }
   } finally {
@@ -88,13 +102,50 @@ async function archivePushAsync(cfg: Config): Promise<number> {
   return 0
 }
 
-async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof posixStorage>, walDir: string, names: readonly string[], lanes: number): Promise<void> {
-  // Unlocks each repository's keys once here, so worker threads get them unwrapped instead of each running the KDF.
-  // A failure is left to each push, which reports it for its own segment.
+async function pushAll(
+  cfg: Config,
+  pool: WorkerPool,
+  spool: ReturnType<typeof posixStorage>,
+  walDir: string,
+  names: readonly string[],
+  lanes: number,
+  infos: Map<number, ArchiveInfo>,
+): Promise<void> {
+  const stanza = cfg.stanza()
+  // Loading archive.info here also unlocks each repository's keys once, so worker threads get them unwrapped instead
+  // of each running the KDF. A failure is left to each push, which reports it for its own segment.
+  const listings = new Map<number, Map<string, readonly string[]>>()
   for (const index of repoSelected(cfg)) {
-    await repoOpen(cfg, index)
-      .then((repo) => archiveInfoLoadIfExists(repo.storage, cfg.stanza()))
-      .catch(() => undefined)
+    const repo = await repoOpen(cfg, index).catch(() => undefined)
+    if (repo === undefined) continue
+    if (!infos.has(index)) {
+      const info = await archiveInfoLoadIfExists(repo.storage, stanza).catch(() => undefined)
+      if (info === undefined) continue
+      infos.set(index, info)
+    }
+    // Each WAL folder of the batch, listed once: 256 segments share one (of 16 MiB), so a batch needs one or two.
+    const archiveId = archiveIdOf(infos.get(index)!.db)
+    const folders = new Map<string, readonly string[]>()
+    for (const walName of names) {
+      const folder = layout.walFolder(stanza, archiveId, walName)
+      if (folders.has(folder)) continue
+      // A folder that cannot be listed is listed by each push of it, which reports the failure.
+      const entries = await repo.storage.list(folder).catch(() => undefined)
+      if (entries !== undefined) folders.set(folder, entries)
+    }
+    listings.set(index, folders)
+  }
+  /** The push's input with what this process loaded and listed for each repository. */
+  const inputOf = (walPath: string, walName: string): ArchivePushFileInput => {
+    const input = archivePushInput(cfg, walPath)
+    for (const repo of input.repos) {
+      const info = infos.get(repo.index)
+      if (info === undefined) continue
+      repo.info = info
+      const listed = listings.get(repo.index)?.get(layout.walFolder(stanza, archiveIdOf(info.db), walName))
+      if (listed !== undefined) repo.walFolderList = listed
+    }
+    return input
   }
   let next = 0
   const lane = async (): Promise<void> => {
@@ -104,7 +155,9 @@ async function pushAll(cfg: Config, pool: WorkerPool, spool: ReturnType<typeof p
       try {
         // Taken before the push: the acknowledgement is for the file that was pushed.
         const identity = await fileIdentity(walPath)
-        const result = await pool.run('archive.push', archivePushInput(cfg, walPath))
+        const result = await pool.run('archive.push', inputOf(walPath, walName))
+        // A repository that failed loads its archive.info again for the next batch: it may have changed meanwhile.
+        for (const repo of result.repos) if (repo.failure) infos.delete(repo.index)
         // Throws when a repository does not have it: that is the segment's error, acknowledged as such below.
         const done = archivePushOutcome(result)
         // Only now, with the file durable in every repository, may the foreground be told. Written whole (temporary
