@@ -62,8 +62,12 @@ describe(`damaged WAL segments on PostgreSQL ${MAJOR}`, () => {
     stanza = await createTestStanza({ major: MAJOR, name: 'integrity' })
     await stanza.waldenOk(['stanza-create'])
     await stanza.cluster.query(`create table t (id int, note text); insert into t select n, 'row ' || n from generate_series(1, 30000) n`)
-    await stanza.waldenOk(['check']) // switches WAL and waits for the segment to be archived
-    walName = (await stanza.cluster.query<{ wal: string }>('select last_archived_wal as wal from pg_stat_archiver'))[0]!.wal
+    // check switches WAL and returns once the segment is in the repository, which can be before the archiver updates
+    // pg_stat_archiver: the segment comes from check's own report.
+    const checked = await stanza.waldenOk(['check'])
+    const found = /WAL segment ([0-9A-F]{24}) archived/.exec(checked.stdout)
+    assert.ok(found, `check names the segment it archived:\n${checked.stdout}`)
+    walName = found[1]!
     const repoStat = await stat(stanza.repoPath)
     owner = { uid: repoStat.uid, gid: repoStat.gid }
     work = await stanza.dir.mkdir('work')
