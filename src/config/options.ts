@@ -364,9 +364,9 @@ const BASE_OPTIONS = {
     type: 'size',
     section: 'any',
     commands: REPO,
-    default: '16MiB',
+    default: '8MiB',
     range: [5 * 1024 * 1024, 1024 * 1024 * 1024],
-    summary: 'Part size of S3 multipart uploads; a file smaller than this goes up in one request.',
+    summary: 'Part size of S3 multipart uploads (8 MiB by default, as awscli); a file smaller than this goes up in one request.',
     description: 'Each upload holds one part of this size in memory: with process-max 1 two (the next fills while one is sent), otherwise one per worker thread for its one large upload at a time.',
   },
   'repo1-host': {

@@ -66,8 +66,12 @@ export interface BackupCopyResult {
   readBytes: number
 }
 
-/** Jobs in flight per worker when a repository is on S3 (measured: see docs/benchmarks.md, S3 repository). */
-const S3_JOBS_PER_WORKER = 8
+/**
+ * Jobs in flight in all when a repository is on S3 (eight per worker at process-max 2; measured: docs/benchmarks.md,
+ * S3 repository). A total rather than a number per worker: enough round trips overlap at sixteen, and more workers
+ * each holding more copies would only add memory.
+ */
+const S3_JOBS_IN_FLIGHT = 16
 
 interface Job {
   file: ScannedFile
@@ -149,7 +153,9 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
     // two in flight per worker a backup of thousands of small files is paced by the gateway's latency, not by CPU.
     // More in flight costs little memory: a small file's upload buffer is its own size, and large uploads still take
     // turns, one per worker (backup/file.ts).
-    const perWorker = options.repos.some((repo) => repo.location.type === 's3') ? S3_JOBS_PER_WORKER : 2
+    const perWorker = options.repos.some((repo) => repo.location.type === 's3')
+      ? Math.max(2, Math.floor(S3_JOBS_IN_FLIGHT / Math.max(1, options.pool.size)))
+      : 2
     await options.pool.runAll('backup.fanOut', jobs, toInput, (job, output: BackupFanOutOutput) => {
       progress.add(Math.min(jobSize(job), job.file.size))
       const repos = jobRepos.get(job)!

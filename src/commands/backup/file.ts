@@ -189,20 +189,24 @@ const WRITER_SEAL_PIECE = 64 * 1024
 const WRITER_STAGE_SIZE = 2 * WRITER_SEAL_PIECE
 const spareWriterStages: Buffer[] = []
 
-function slotTake(codec: Codec): Slot {
+function slotTake(codec: Codec, length: number): Slot {
   const spare = spareSlots.pop()
+  // A file smaller than a chunk, with no spare slot to reuse, gets buffers of its own size: a backup to S3 keeps many
+  // small copies in flight per thread (backup/copy.ts), and a full-size slot each would be megabytes per copy
+  // waiting on the network. Such a slot is not kept for the next copy.
+  const size = spare ? CHUNK_SIZE : Math.max(1, Math.min(CHUNK_SIZE, length))
   // Compressed into a reused buffer where the codec can: a new Buffer per chunk is garbage V8 lets grow by tens of
   // MB per thread before collecting it, so peak memory would grow with the size of the backup.
-  const intoSize = codec.compressInto && codec.compressBound ? codec.compressBound(CHUNK_SIZE) : 0
+  const intoSize = codec.compressInto && codec.compressBound ? codec.compressBound(size) : 0
   return {
-    buffer: spare?.buffer ?? Buffer.allocUnsafe(CHUNK_SIZE),
+    buffer: spare?.buffer ?? Buffer.allocUnsafe(size),
     into: intoSize === 0 ? undefined : spare?.into && spare.into.length >= intoSize ? spare.into : Buffer.allocUnsafe(intoSize),
   }
 }
 
 /** Gives a slot's buffers back for the next copy; only once nothing (the thread pool) works in them any more. */
 function slotGive(slot: Slot): void {
-  if (spareSlots.length < SPARE_SLOTS_MAX) spareSlots.push({ buffer: slot.buffer, into: slot.into })
+  if (slot.buffer.length === CHUNK_SIZE && spareSlots.length < SPARE_SLOTS_MAX) spareSlots.push({ buffer: slot.buffer, into: slot.into })
 }
 
 /** One repository a copy is written to, and how that went. */
@@ -286,7 +290,8 @@ function uploadTurn(): Promise<() => void> {
 async function copyChunksNow(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
   // With `overlap`, two chunks in flight: the thread pool compresses one while this thread reads and hashes the next.
   const overlap = input.overlap === true && codec.compressIntoAsync !== undefined
-  const slots = Array.from({ length: overlap ? 2 : 1 }, () => slotTake(codec))
+  // A file of one chunk or less has nothing to overlap.
+  const slots = Array.from({ length: overlap && length > CHUNK_SIZE ? 2 : 1 }, () => slotTake(codec, length))
   const hash = createHash('sha256')
   const fast = input.xxh3 === false ? undefined : xxh3Create()
   const badPages: number[] = []
