@@ -60,7 +60,7 @@ describe('repositories of a stanza', () => {
     assert.equal(location.bucket, 'backups')
     assert.equal(location.uriStyle, 'path')
     assert.equal(location.secret, 'very-secret-key')
-    assert.equal(location.uploadChunkSize, 16 * 1024 * 1024)
+    assert.equal(location.uploadChunkSize, 8 * 1024 * 1024)
     assert.equal(location.verifyTls, true)
     const text = locationDescribe(location)
     assert.doesNotMatch(text, /very-secret-key|AKIDEXAMPLE/)

@@ -114,7 +114,7 @@ export function repoLocation(cfg: Config, index: RepoIndex = 1): StorageLocation
     verifyTls: cfg.boolean(repoOption(index, 'storage-verify-tls')),
     ...(caFile !== undefined ? { caFile } : {}),
     ...(kmsKeyId !== undefined ? { kmsKeyId } : {}),
-    uploadChunkSize: cfg.number(repoOption(index, 'storage-upload-chunk-size')) ?? 16 * 1024 * 1024,
+    uploadChunkSize: cfg.number(repoOption(index, 'storage-upload-chunk-size')) ?? 8 * 1024 * 1024,
     repo: index,
   }
 }
