@@ -72,10 +72,11 @@ export function shellQuote(word) {
 /** Key prefix of each tool's repository inside its own bucket, when the repositories are in S3. */
 export const S3_REPO_PATH = '/repo'
 /**
- * Part size of multipart uploads, the same for both tools: walden's default. pgBackRest 2.45's default is 5 MiB, and
- * its own help says a larger one is generally faster, so the bench gives it the larger one too.
+ * Part size of multipart uploads, the same for both tools: walden's default (8 MiB, which bounds the memory of each
+ * worker's one large upload). pgBackRest 2.45's default is 5 MiB, and its own help says a larger one is generally
+ * faster, so the bench gives it the larger one too.
  */
-export const S3_UPLOAD_CHUNK = '16MiB'
+export const S3_UPLOAD_CHUNK = '8MiB'
 
 /**
  * repo1 in S3 (repoType 's3'): the same lines for both tools, as pgBackRest 2.45 spells them (walden takes
