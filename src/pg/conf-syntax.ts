@@ -10,6 +10,7 @@
 // Layers 1 and 2 are commandWord(); layer 3 is confValue(), applied to whole values when the file is written.
 
 import { fail } from '../common/errors.js'
+import { shellQuote } from '../common/shell.js'
 
 /** A setting name as the config-file lexer reads one: an identifier, optionally qualified (`ext.name`). */
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/
@@ -70,10 +71,7 @@ export function confLine(name: string, value: string): string {
   return `${settingName(name)} = ${confValue(value, name)}`
 }
 
-/** Quotes one word for sh when it needs it: single quotes, and a quote inside as '\''. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_\-./=:@,+]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`
-}
+export { shellQuote }
 
 /**
  * One word of a command PostgreSQL runs (restore_command, archive_command): quoted for sh, then every % doubled so

@@ -12,6 +12,7 @@ import type { ErrorKind } from '../common/errors.js'
 import { log } from '../common/log.js'
 import { VERSION } from '../version.js'
 import { asObject, FrameConnection, IncomingStream, wireErrorRestore } from './connection.js'
+import { shellQuote } from '../common/shell.js'
 import { CREDIT_WINDOW, CreditGate, creditDecode, FrameType, jsonDecode, PROTOCOL_VERSION } from './framing.js'
 import type { Frame, Hello, WireError } from './framing.js'
 
@@ -55,14 +56,9 @@ export function remoteCommandLine(target: RemoteHost, args: RemoteArguments): st
   // Both directions use this side's level: reads come back compressed as this side asked.
   if (target.deflateLevel > 0) words.push(`--compress-level-network=${target.deflateLevel}`)
   words.push('remote')
-  return words.map(shQuote).join(' ')
+  return words.map(shellQuote).join(' ')
 }
 
-/** One word for sh: single quotes, with each single quote closed, escaped and reopened. */
-export function shQuote(word: string): string {
-  if (/^[A-Za-z0-9_./=:@%+,-]+$/.test(word)) return word
-  return `'${word.replaceAll("'", `'\\''`)}'`
-}
 
 /** ssh's arguments: never a prompt (no terminal to answer it), never an option taken from the host or user name. */
 export function sshArguments(target: RemoteHost, args: RemoteArguments): string[] {

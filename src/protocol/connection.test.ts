@@ -6,7 +6,8 @@ import { describe, test } from 'node:test'
 import { FrameConnection } from './connection.js'
 import { CreditGate, FrameDecoder, FrameType } from './framing.js'
 import type { Frame } from './framing.js'
-import { remoteCommandLine, shQuote, sshArguments } from './client.js'
+import { shellQuote } from '../common/shell.js'
+import { remoteCommandLine, sshArguments } from './client.js'
 import type { RemoteHost } from './client.js'
 
 /** Frames a connection writes, as the other end decodes them (before inflating). */
@@ -75,7 +76,7 @@ describe('the ssh command line', () => {
     const words = ['plain', 'a b', "it's", '$(x)', '`x`', '"q"', '', 'back\\slash', 'new\nline']
     for (const word of words) {
       // What sh makes of the quoted word is the word itself.
-      const result = spawnSync('sh', ['-c', `printf '%s' ${shQuote(word)}`], { encoding: 'utf8' }).stdout
+      const result = spawnSync('sh', ['-c', `printf '%s' ${shellQuote(word)}`], { encoding: 'utf8' }).stdout
       assert.equal(result, word, `word ${JSON.stringify(word)}`)
     }
   })
