@@ -131,6 +131,25 @@ export class S3Gateway {
   }
 
   /** Creates a bucket with a name no other test of this process uses, and returns its name. */
+  /**
+   * Config lines making repository `index` a bucket on this gateway (plain HTTP, path style, us-east-1), with the
+   * gateway's key unless `key`/`secret` say otherwise. They hold the secret: the config file written with them must
+   * be the reading user's alone (mode 0600).
+   */
+  repoLines(index: number, options: { bucket: string; path?: string; key?: string; secret?: string }): string[] {
+    const repo = `repo${index}`
+    return [
+      `${repo}-type=s3`,
+      `${repo}-s3-bucket=${options.bucket}`,
+      `${repo}-s3-endpoint=${this.endpoint}`,
+      `${repo}-s3-region=us-east-1`,
+      `${repo}-s3-uri-style=path`,
+      `${repo}-s3-key=${options.key ?? this.accessKey}`,
+      `${repo}-s3-key-secret=${options.secret ?? this.secretKey}`,
+      ...(options.path !== undefined ? [`${repo}-path=${options.path}`] : []),
+    ]
+  }
+
   async bucket(label = 'test'): Promise<string> {
     const name = `${label.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 30)}-${process.pid}-${++bucketSerial}`
     await new S3Client(this.location(name), { retries: 2 }).request({ method: 'PUT' })

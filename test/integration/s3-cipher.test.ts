@@ -30,14 +30,7 @@ describe(`a folder and a bucket, each encrypted, as the repositories of one stan
   let global: string[]
 
   const repo2Lines = (secret: string): string[] => [
-    'repo2-type=s3',
-    `repo2-s3-bucket=${bucket}`,
-    `repo2-s3-endpoint=${gateway.endpoint}`,
-    'repo2-s3-region=us-east-1',
-    'repo2-s3-uri-style=path',
-    `repo2-path=/${PREFIX}`,
-    `repo2-s3-key=${gateway.accessKey}`,
-    `repo2-s3-key-secret=${secret}`,
+    ...gateway.repoLines(2, { bucket, path: `/${PREFIX}`, secret }),
     'repo2-cipher-type=aes-256-gcm',
     'repo2-cipher-pass=s3-cipher-test-passphrase-repo2',
   ]

@@ -80,14 +80,7 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
   let copySerial = 0
 
   const repo1Lines = (bucketName: string, extra: string[] = []): string[] => [
-    'repo1-type=s3',
-    `repo1-s3-bucket=${bucketName}`,
-    `repo1-s3-endpoint=${gateway.endpoint}`,
-    'repo1-s3-region=us-east-1',
-    'repo1-s3-uri-style=path',
-    `repo1-s3-key=${gateway.accessKey}`,
-    `repo1-s3-key-secret=${gateway.secretKey}`,
-    `repo1-path=/${PREFIX}`,
+    ...gateway.repoLines(1, { bucket: bucketName, path: `/${PREFIX}` }),
     ...extra,
   ]
 

@@ -41,13 +41,7 @@ describe('memory of a backup to S3 and a restore from it (process-max 4)', () =>
     // The stanza's repository is the bucket (repo1-path is the key prefix); PostgreSQL's archive_command reads the
     // key from the config file, so it is postgres's, mode 0600.
     await stanza.writeConfig([
-      'repo1-type=s3',
-      `repo1-s3-bucket=${bucket}`,
-      `repo1-s3-endpoint=${gateway.endpoint}`,
-      'repo1-s3-region=us-east-1',
-      'repo1-s3-uri-style=path',
-      `repo1-s3-key=${gateway.accessKey}`,
-      `repo1-s3-key-secret=${gateway.secretKey}`,
+      ...gateway.repoLines(1, { bucket }),
       'repo1-retention-full=1',
     ])
     const owner = await stat(stanza.repoPath)

@@ -74,16 +74,7 @@ describe('S3 requests per archived segment', { concurrency: false }, () => {
       major: MAJOR,
       name: 'pushreq',
       settings: { archive_mode: 'off' },
-      repo1Lines: [
-        'repo1-type=s3',
-        `repo1-s3-bucket=${bucket}`,
-        `repo1-s3-endpoint=${gateway.endpoint}`,
-        'repo1-s3-region=us-east-1',
-        'repo1-s3-uri-style=path',
-        `repo1-s3-key=${gateway.accessKey}`,
-        `repo1-s3-key-secret=${gateway.secretKey}`,
-        'repo1-path=/walden',
-      ],
+      repo1Lines: gateway.repoLines(1, { bucket, path: '/walden' }),
     })
     spoolPath = await stanza.dir.mkdir('spool')
     await stanza.waldenOk(['stanza-create'])

@@ -58,16 +58,8 @@ describe(`a folder and a bucket as the repositories of one stanza on PostgreSQL 
   let incr: string
   let dump: string
 
-  const repo2Lines = (overrides: { bucket?: string; key?: string; secret?: string } = {}): string[] => [
-    'repo2-type=s3',
-    `repo2-s3-bucket=${overrides.bucket ?? bucket}`,
-    `repo2-s3-endpoint=${gateway.endpoint}`,
-    'repo2-s3-region=us-east-1',
-    'repo2-s3-uri-style=path',
-    `repo2-path=/${PREFIX}`,
-    `repo2-s3-key=${overrides.key ?? gateway.accessKey}`,
-    `repo2-s3-key-secret=${overrides.secret ?? gateway.secretKey}`,
-  ]
+  const repo2Lines = (overrides: { bucket?: string; key?: string; secret?: string } = {}): string[] =>
+    gateway.repoLines(2, { ...overrides, bucket: overrides.bucket ?? bucket, path: `/${PREFIX}` })
   /** The config file with repo2 as given; it holds a secret, so it is postgres's and mode 0600. */
   const configure = async (lines: string[] = repo2Lines()): Promise<void> => {
     await stanza.writeConfig(lines)
