@@ -6,7 +6,8 @@
 // The password never reaches argv, a log line, an error text or the server: the file gets it, PostgreSQL gets the
 // SCRAM secret computed from it (scram.ts).
 
-import { appendFile, readFile, writeFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
+import { basename, dirname } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import type { Config } from '../../config/config.js'
 import { sqlIdentifier, sqlLiteral } from '../../pg/conf-syntax.js'
@@ -14,6 +15,7 @@ import { hbaAddress, hbaReplicationLine, roleNameProblem } from '../../pg/hba.js
 import { pgpassLookup, pgpassPath, pgpassRead, pgpassUpsert, pgpassWrite } from '../../pg/pgpass.js'
 import { scramPasswordNew, scramPasswordProblem, scramSecret, scramSecretMatches } from '../../pg/scram.js'
 import type { PgSession } from '../../pg/session.js'
+import { posixStorage } from '../../storage/posix.js'
 
 /** One change setup would make, as shown, and how to make it. */
 export interface AccessStep {
@@ -98,6 +100,19 @@ async function roleSteps(cfg: Config, session: PgSession, role: string, port: st
   return steps
 }
 
+/**
+ * Replaces pg_hba.conf whole, keeping its mode: temporary name, fsync, rename, fsync of the folder, so a crash leaves
+ * the old file or the new one. A half-written line would keep the server from starting.
+ */
+async function hbaReplace(hbaFile: string, content: string): Promise<void> {
+  try {
+    const { mode } = await stat(hbaFile)
+    await posixStorage(dirname(hbaFile)).write(basename(hbaFile), content, { mode: mode & 0o777 })
+  } catch (error) {
+    fail('FileWrite', `unable to write pg_hba.conf '${hbaFile}': ${(error as Error).message}`, { hint: 'run setup as the OS user that owns the cluster (usually postgres).' })
+  }
+}
+
 /** The pg_hba.conf line for the standby, appended (earlier lines win in pg_hba.conf) unless already there. */
 async function hbaSteps(session: PgSession, role: string, standbyHost: string): Promise<AccessStep[]> {
   const address = hbaAddress(standbyHost)
@@ -114,9 +129,7 @@ async function hbaSteps(session: PgSession, role: string, standbyHost: string): 
       apply: async () => {
         // The comment and the line come after the file's last line.
         const lineNumber = (original === '' ? 0 : original.replace(/\n$/, '').split('\n').length) + 2
-        await appendFile(hbaFile, `${original === '' || original.endsWith('\n') ? '' : '\n'}# added by walden setup: replication from ${address}\n${line}\n`).catch((error: unknown) =>
-          fail('FileWrite', `unable to write pg_hba.conf '${hbaFile}': ${(error as Error).message}`, { hint: 'run setup as the OS user that owns the cluster (usually postgres).' }),
-        )
+        await hbaReplace(hbaFile, `${original}${original === '' || original.endsWith('\n') ? '' : '\n'}# added by walden setup: replication from ${address}\n${line}\n`)
         // Read back as PostgreSQL parses it before the reload makes it count: a line it reads otherwise than meant
         // is taken out again.
         const [rule] = await session.query<{ as_meant: string; error: string | null }>(
@@ -127,7 +140,7 @@ async function hbaSteps(session: PgSession, role: string, standbyHost: string): 
         )
         const asMeant = rule?.as_meant === 'true'
         if (!asMeant) {
-          await writeFile(hbaFile, original)
+          await hbaReplace(hbaFile, original)
           fail('FileInvalid', `PostgreSQL does not read the line walden added to '${hbaFile}' as intended${rule?.error ? `: ${rule.error}` : ''}; the file was put back as it was`, {
             hint: 'add the replication line to pg_hba.conf yourself.',
           })
