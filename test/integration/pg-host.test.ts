@@ -482,7 +482,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
       await copyFile(stanza.configPath, hostileConfig)
       await chmod(hostileConfig, 0o644)
       // The socket folder through a symlink at a hostile path (short enough for a socket's 107 bytes).
-      const hostileSocket = join(stanza.dir.path, `s '$(touch ${marker})' "\`touch ${marker}\`"`)
+      const hostileSocket = join(stanza.dir.path, `s '$(touch ${marker})' "\`x\`"`)
       await mkdir(dirname(hostileSocket), { recursive: true, mode: 0o755 })
       await symlink(stanza.cluster.socketDir, hostileSocket)
       assert.ok(`${hostileSocket}/.s.PGSQL.${stanza.cluster.port}`.length < 107)
