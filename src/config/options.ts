@@ -503,7 +503,7 @@ const BASE_OPTIONS = {
   'backup-standby': {
     type: 'enum',
     section: 'any',
-    commands: ['backup'],
+    commands: ['backup', 'check'],
     default: 'n',
     allow: ['n', 'y', 'prefer', 'only'],
     summary: 'Copy the backup\'s files from a standby (pg2-*, pg3-*, ...) instead of the primary.',
@@ -949,7 +949,7 @@ export const PG_MAX = 8
 export type PgIndex = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8
 const PG_COPIED = ['path', 'port', 'socket-path', 'user', 'database', 'host', 'host-user', 'host-port', 'host-cmd', 'host-config'] as const
 export type PgSuffix = (typeof PG_COPIED)[number]
-const PG_COPY_COMMANDS: readonly CommandName[] = ['backup']
+const PG_COPY_COMMANDS: readonly CommandName[] = ['backup', 'check']
 
 export type OptionName = BaseName | `repo${RepoIndex}-${RepoSuffix}` | `pg${PgIndex}-${PgSuffix}`
 

@@ -12,6 +12,9 @@ import type { ArchiveInfo } from '../../repo/stanza-info.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
 import { PgHost } from '../pg-host.js'
+import { backupSourcesOpen } from '../backup/standby.js'
+import type { BackupStandbyMode } from '../backup/standby.js'
+import type { Config } from '../../config/config.js'
 import { repoFailureOf, repoFailuresError, repoPrefix } from '../repo-failures.js'
 import type { RepoFailure } from '../repo-failures.js'
 import { repoOpen, repoSelected } from '../repo-storage.js'
@@ -59,6 +62,8 @@ export const check: Command = {
         const server = await dbInfo(session)
         // The data directory first: a pg1-path naming another folder is the likelier mistake, and its message says so.
         await host.checkDataDirectory(server.dataDirectory, session.where)
+        const standbyMode = (cfg.string('backup-standby') ?? 'n') as BackupStandbyMode
+        if (standbyMode !== 'n') await checkStandbys(cfg, standbyMode)
         const repos: CheckedRepo[] = []
         for (const repo of loaded) {
           try {
@@ -111,4 +116,21 @@ export const check: Command = {
       }
     }
   },
+}
+
+/**
+ * With backup-standby, what the backup would find: the clusters it connects to, told apart as it tells them (a standby
+ * of another cluster, two primaries, no usable standby with y are the backup's own errors, raised here first).
+ */
+async function checkStandbys(cfg: Config, mode: BackupStandbyMode): Promise<void> {
+  const sources = await backupSourcesOpen(cfg, mode)
+  try {
+    const standby = mode === 'only' ? sources.backupOn : sources.standby
+    if (standby === undefined) return // prefer without a usable standby: backupSourcesOpen warned why
+    const message = `backup-standby=${mode}: standby pg${standby.index} '${standby.path}'${standby.host.on} is in recovery, of this cluster`
+    log.info(message)
+    process.stdout.write(`${message}\n`)
+  } finally {
+    await sources.close()
+  }
 }
