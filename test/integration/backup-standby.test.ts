@@ -180,6 +180,23 @@ describe('backup-standby: backups from a standby', { concurrency: false }, () =>
     }
   })
 
+  test('check with backup-standby names the standby the backup would use, and fails as the backup would without one', async () => {
+    const ok = await stanza.walden(['check', '--backup-standby=y', ...pg2()])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, new RegExp(`backup-standby=y: standby pg2 '${standby.dataDir}' is in recovery, of this cluster`))
+    await standby.stop()
+    try {
+      const refused = await stanza.walden(['check', '--backup-standby=y', ...pg2()])
+      assert.equal(refused.code, 56, refused.stderr)
+      assert.match(refused.stderr, /backup-standby=y found no usable standby: pg2: unable to connect/)
+      const warned = await stanza.walden(['check', '--backup-standby=prefer', ...pg2()])
+      assert.equal(warned.code, 0, warned.stderr)
+      assert.match(warned.stderr, /WARN: backup-standby=prefer: no usable standby \(pg2: unable to connect/)
+    } finally {
+      await standby.start()
+    }
+  })
+
   test('a pg2 that is another cluster is refused', async () => {
     // Another cluster, also in recovery (an empty standby.signal and no WAL source), so only its identity differs.
     // The real standby is stopped meanwhile: two clusters at a time on the CI machine.
