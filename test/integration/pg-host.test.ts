@@ -319,7 +319,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     assert.equal(await restoreAndDump(label), expected)
   })
 
-  test('process-max: one SSH session to the database host per worker, each kept for all its files', async () => {
+  test('process-max: one SSH session to the database host per worker, each kept for all its files', async (t) => {
     const sessions = async (processMax: number): Promise<{ count: number; concurrent: number }> => {
       const before = await sessionsAccepted(PG_USER)
       let concurrent = 0
@@ -342,6 +342,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     const two = await sessions(2)
     const fileCount = ((await readdir(join(stanza.cluster.dataDir), { recursive: true })) as string[]).length
     // archive_command's sessions go to walden-repo, not postgres: every session counted here is the backup's.
+    t.diagnostic(`SSH sessions as postgres: ${one.count} with process-max=1, ${two.count} with process-max=2 (${two.concurrent} remote walden at once), ${fileCount} files in the data folder`)
     assert.ok(one.count >= 1, `process-max=1: ${one.count} session(s)`)
     assert.equal(two.count, one.count + 1, `process-max=1: ${one.count} session(s), process-max=2: ${two.count}, for ${fileCount} files`)
     assert.ok(two.concurrent >= 2, `process-max=2: at most ${two.concurrent} walden remote process(es) seen at once`)
