@@ -40,6 +40,11 @@ function output(result: RunResult): string {
   return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`
 }
 
+/** The ERROR and HINT lines of a command's output, for the test's diagnostics. */
+function errorLines(result: RunResult): string {
+  return `exit ${result.code}: ${(result.stderr + result.stdout).split('\n').filter((line) => /ERROR:|HINT:|^\s*at |Error/.test(line)).slice(0, 4).join(' | ')}`
+}
+
 /** A failed command: its exit code, one ERROR line matching `error`, and no stack trace. */
 function assertFailed(result: RunResult, code: number, error: RegExp): void {
   assert.equal(result.code, code, output(result))
@@ -350,7 +355,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     assert.deepEqual(await strays(), [], 'the sessions ended with the backup')
   })
 
-  test('the SSH server stopped in the middle of a backup: one clear error, nothing left on either host, the repository valid, the next backup succeeds', async () => {
+  test('the SSH server stopped in the middle of a backup: one clear error, nothing left on either host, the repository valid, the next backup succeeds', async (t) => {
     // Enough incompressible data that the backup is still copying when the server goes away.
     await stanza.cluster.query(`create table big as select n, md5(random()::text) || md5(random()::text) || md5(random()::text) as a from generate_series(1, 400000) n`)
     await onBackupHostOk(['check'])
@@ -373,6 +378,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
         }
         result = await running
         assert.ok(stopped, `the backup never got going:\n${output(result)}`)
+        t.diagnostic(errorLines(result))
         assert.notEqual(result.code, 0, output(result))
 
         // Nothing of the session is left: no walden or ssh of the backup host, no remote walden on the database host.
@@ -402,12 +408,13 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     assertFailed(result, 49, /ERROR: \[049\]: .*(database host|pg1-host|pg1) '127\.0\.0\.1'.* lost/)
   })
 
-  test('a remote walden of another version, a host key not the one known, and a user that refuses the key: one clear error each, naming the database host', async () => {
+  test('a remote walden of another version, a host key not the one known, and a user that refuses the key: one clear error each, naming the database host', async (t) => {
     const fake = join(backupHost, 'walden-0.2.0')
     await writeFile(fake, `#!/bin/sh\n_WALDEN_TEST_REMOTE_VERSION=0.2.0 exec ${process.execPath} ${WALDEN} "$@"\n`, { mode: 0o755 })
     await backupHostConfigure({ 'host-cmd': fake })
     try {
       const result = await onBackupHost(['backup', '--type=full'])
+      t.diagnostic(errorLines(result))
       assertFailed(result, 39, /walden \S+ on \S+, 0\.2\.0 on 127\.0\.0\.1: install the same version on both/)
     } finally {
       await backupHostConfigure()
@@ -417,6 +424,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     await ssh.knownHostsWrong(REPO_USER)
     try {
       const result = await onBackupHost(['backup', '--type=full'])
+      t.diagnostic(errorLines(result))
       assertFailed(result, 49, /\[049\]: .*(database host|pg1-host|pg1) '127\.0\.0\.1' as user 'postgres': Host key verification failed\./)
     } finally {
       await ssh.knownHostsRestore(REPO_USER)
@@ -426,6 +434,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     await backupHostConfigure({ 'host-user': REPO_USER })
     try {
       const result = await onBackupHost(['backup', '--type=full'])
+      t.diagnostic(errorLines(result))
       assertFailed(result, 49, /\[049\]: .*(database host|pg1-host|pg1) '127\.0\.0\.1' as user 'walden-repo': .*Permission denied \(publickey\)/)
     } finally {
       await backupHostConfigure()
@@ -484,7 +493,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     }
   })
 
-  test('hostile pg1-path, pg1-socket-path and pg1-host-config reach the database host as data, never as shell code', async () => {
+  test('hostile pg1-path, pg1-socket-path and pg1-host-config reach the database host as data, never as shell code', async (t) => {
     // If any of these were run by a shell, it would create this file (postgres may write in /tmp).
     const marker = `/tmp/pw${randomBytes(4).toString('hex')}`
     const hostile = `x '$(touch ${marker})' "\`touch ${marker}\`"; touch ${marker}`
@@ -508,6 +517,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
       const hostileData = join(stanza.dir.path, hostile, 'data')
       await backupHostConfigure({ path: hostileData })
       const result = await onBackupHost(['backup', '--type=incr'])
+      t.diagnostic(errorLines(result))
       assert.notEqual(result.code, 0, output(result))
       assert.ok(result.stderr.includes(`'${hostileData}'`), output(result))
       assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
