@@ -405,7 +405,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
       await stanza.cluster.query('drop table big')
     }
     // Last, so that a wrong message does not hide what the checks above show: the error names the database host.
-    assertFailed(result, 49, /ERROR: \[049\]: .*(database host|pg1-host|pg1) '127\.0\.0\.1'.* lost/)
+    assertFailed(result, 49, /ERROR: \[049\]: connection to database host '127\.0\.0\.1' as user 'postgres' lost: /)
   })
 
   test('a remote walden of another version, a host key not the one known, and a user that refuses the key: one clear error each, naming the database host', async (t) => {
@@ -416,6 +416,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
       const result = await onBackupHost(['backup', '--type=full'])
       t.diagnostic(errorLines(result))
       assertFailed(result, 39, /walden \S+ on \S+, 0\.2\.0 on 127\.0\.0\.1: install the same version on both/)
+      assert.match(result.stderr, /HINT: .*\(pg1-host-cmd\)/)
     } finally {
       await backupHostConfigure()
     }
@@ -425,7 +426,7 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     try {
       const result = await onBackupHost(['backup', '--type=full'])
       t.diagnostic(errorLines(result))
-      assertFailed(result, 49, /\[049\]: .*(database host|pg1-host|pg1) '127\.0\.0\.1' as user 'postgres': Host key verification failed\./)
+      assertFailed(result, 49, /\[049\]: unable to start walden on database host '127\.0\.0\.1' as user 'postgres': Host key verification failed\./)
     } finally {
       await ssh.knownHostsRestore(REPO_USER)
     }
@@ -435,7 +436,8 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
     try {
       const result = await onBackupHost(['backup', '--type=full'])
       t.diagnostic(errorLines(result))
-      assertFailed(result, 49, /\[049\]: .*(database host|pg1-host|pg1) '127\.0\.0\.1' as user 'walden-repo': .*Permission denied \(publickey\)/)
+      assertFailed(result, 49, /\[049\]: unable to start walden on database host '127\.0\.0\.1' as user 'walden-repo': .*Permission denied \(publickey\)/)
+      assert.match(result.stderr, /HINT: .*\(pg1-host-user\)/)
     } finally {
       await backupHostConfigure()
     }
