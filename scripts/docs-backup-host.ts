@@ -6,7 +6,9 @@
 // mode 0750, which postgres cannot read). Each has its own config file, as the two hosts would. A standby of the
 // cluster, made by standby-create, stands for a second database host (pg2-host) for a backup with backup-standby=y.
 //
-// Usage, as root (the harness switches users): node --import tsx scripts/docs-backup-host.ts
+// Usage, as root (the harness switches users): node --import tsx scripts/docs-backup-host.ts [--cipher]
+// --cipher: the repository encrypted under a passphrase, set in both config files (each host seals or opens what it
+// writes or reads).
 // Temporary folders are shown as /srv/db1 (the database host's) and /srv/backup1 (the backup host's); the SSH port
 // the kernel chose is shown as is. Everything is removed at the end.
 
@@ -24,6 +26,9 @@ function ids(user: string): { uid: number; gid: number } {
   const id = (flag: string): number => Number(spawnSync('id', [flag, user], { encoding: 'utf8' }).stdout.trim())
   return { uid: id('-u'), gid: id('-g') }
 }
+
+const CIPHER = process.argv.includes('--cipher')
+const cipherLines = CIPHER ? ['repo1-cipher-type=aes-256-gcm', 'repo1-cipher-pass=correct-horse-battery-staple'] : []
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -51,6 +56,7 @@ test('the README example of a dedicated backup host', { timeout: 600_000 }, asyn
       `repo1-host-port=${ssh.port}`,
       `repo1-host-config=${backupConfig}`,
       `cmd-ssh=${ssh.sshCommand(PG_USER)}`,
+      ...cipherLines,
       'process-max=2',
       `lock-path=${stanza.lockPath}`,
       `log-path=${join(stanza.dir.path, 'log')}`,
@@ -62,13 +68,16 @@ test('the README example of a dedicated backup host', { timeout: 600_000 }, asyn
       '',
     ]
     await writeFile(stanza.configPath, dbLines.join('\n'))
-    await chmod(stanza.configPath, 0o644)
+    // A file holding a passphrase is its user's alone; without one, readable by all (walden only reads it).
+    if (CIPHER) await chown(stanza.configPath, ids(PG_USER).uid, ids(PG_USER).gid)
+    await chmod(stanza.configPath, CIPHER ? 0o600 : 0o644)
 
     // The backup host: the repository, and where the cluster is (pg1-host, and pg1-path as the database host names it).
     const backupLines = [
       '[global]',
       `repo1-path=${join(backupHost, 'repo')}`,
       'repo1-retention-full=2',
+      ...cipherLines,
       `lock-path=${join(backupHost, 'lock')}`,
       `log-path=${join(backupHost, 'log')}`,
       `cmd-ssh=${ssh.sshCommand(REPO_USER)}`,
@@ -87,7 +96,7 @@ test('the README example of a dedicated backup host', { timeout: 600_000 }, asyn
     ]
     await writeFile(backupConfig, backupLines.join('\n'))
     await chown(backupConfig, repoUser.uid, repoUser.gid)
-    await chmod(backupConfig, 0o640)
+    await chmod(backupConfig, CIPHER ? 0o600 : 0o640)
 
     show(`--- database host, ${stanza.configPath} ---\n${dbLines.join('\n')}`)
     show(`--- backup host, ${backupConfig} ---\n${backupLines.join('\n')}`)
@@ -114,11 +123,19 @@ test('the README example of a dedicated backup host', { timeout: 600_000 }, asyn
     await run('db1', ['check'])
     await run('backup1', ['backup', ...info])
     await cluster.query(`update accounts set balance = balance + 1 where id % 10 = 0`)
+    // Sessions to the database host during one backup: sshd logs each key login it accepts.
+    const logins = async (): Promise<number> => ((await ssh.log()).match(new RegExp(`Accepted publickey for ${PG_USER} `, 'g')) ?? []).length
+    const loginsBefore = await logins()
     await run('backup1', ['backup', '--type=incr', ...info])
+    show(`(SSH logins as ${PG_USER} during that backup: ${(await logins()) - loginsBefore})`)
     await run('backup1', ['info'])
+    await run('backup1', ['verify'])
+    await run('backup1', ['expire', ...info])
 
     // What changes the cluster runs where the cluster is.
     await run('backup1', ['restore'], 67)
+    // An old config's pg1-host (the TCP address before walden 0.2) now names a database host over SSH.
+    await run('db1', ['backup', '--pg1-host=localhost'], 49)
 
     // A standby on "another database host", for backup-standby=y through pg2-host.
     const standby = await Cluster.adopt({ major: 15, dir: stanza.dir, name: 'standby' })
