@@ -416,7 +416,7 @@ const BASE_OPTIONS = {
     section: 'any',
     commands: REPO,
     default: 'ssh',
-    summary: 'The ssh client walden runs to reach repo1-host (a program name on PATH, or a path).',
+    summary: 'The ssh client walden runs to reach repoN-host or pgN-host (a program name on PATH, or a path).',
     description: 'Run without a shell, with options and the remote command line as separate arguments; its own settings come from ~/.ssh/config.',
   },
   'protocol-timeout': {
@@ -434,7 +434,7 @@ const BASE_OPTIONS = {
     commands: REPO,
     default: 0,
     range: [0, 9],
-    summary: 'zlib level for file data sent to a remote host; 0 sends it as it is.',
+    summary: 'zlib level for file data sent between this host and a remote host (repoN-host, pgN-host); 0 sends it as it is.',
     description:
       'Repository files are already compressed (compress-type) and may be encrypted, which deflate cannot shrink, so this ' +
       'pays only with compress-type=none; a chunk that does not shrink is sent as it is.',
