@@ -155,7 +155,7 @@ async function cleanupOnce() {
   cleaned = true
   killLiveChildren()
   stopAllServersSync(pgBin)
-  sshHostsStop()
+  sshHostsStop({ keep: keep && Boolean(root) })
   const restart = await gatewaysDestroy({ keep: keep && Boolean(root) }).catch(() => [])
   if (root && !keep) await rm(root, { recursive: true, force: true }).catch(() => undefined)
   else if (root) say(`kept ${root}`)
@@ -170,7 +170,7 @@ for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) 
 }
 process.on('exit', () => {
   if (!cleaned) stopAllServersSync(pgBin)
-  sshHostsStop()
+  sshHostsStop({ keep })
   gatewaysDestroySync()
 })
 

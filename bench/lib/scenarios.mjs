@@ -783,9 +783,11 @@ export async function scenarioMemory(ctx) {
 
 /** A full backup for the restore to measure when the backup itself is not measured (walden pending over SSH). */
 async function ensureUntimedFull(stack, tool, ct) {
-  if ((await tool.backups()).some((backup) => backup.type === 'full')) return
+  stack.untimedFull ??= new Set()
+  if (stack.untimedFull.has(tool.kind)) return
   await stack.server.sql('CHECKPOINT')
   await backupTool(tool).run('backup', ['--type=full', ...compressArgs(ct), '--process-max=2'])
+  stack.untimedFull.add(tool.kind)
 }
 
 /**

@@ -13,8 +13,8 @@
 // the command (remoteCollect).
 
 import { spawn, spawnSync } from 'node:child_process'
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs'
-import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
 import { BenchError, IS_ROOT } from './proc.mjs'
@@ -115,6 +115,10 @@ export class SshHost {
 
     const host = new SshHost(join(root, 'sshd'))
     live.add(host)
+    // The backup host's folders (repositories, its logs, locks and config files): a sibling of the bench's folder,
+    // owned by root, since the bench's folder belongs to postgres (see sshToolsSetup).
+    host.backupRoot = await mkdtemp(`${root}-backup-host-`)
+    await chmod(host.backupRoot, 0o755)
     await host.#files()
     await host.#listen()
     return host
@@ -274,14 +278,15 @@ export class SshHost {
     this.child = undefined
   }
 
-  /** Stops the listener and every session. The folder goes with the bench's. */
-  stop() {
+  /** Stops the listener and every session. The folder goes with the bench's; the backup host's unless `keep`. */
+  stop({ keep = false } = {}) {
     this.#kill()
     live.delete(this)
+    if (this.backupRoot && !keep) rmSync(this.backupRoot, { recursive: true, force: true })
   }
 }
 
 /** Stops every sshd this bench started (clean-up; synchronous, for the exit handler too). */
-export function sshHostsStop() {
-  for (const host of [...live]) host.stop()
+export function sshHostsStop(options) {
+  for (const host of [...live]) host.stop(options)
 }

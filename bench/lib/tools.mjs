@@ -254,7 +254,9 @@ async function userFile(path, content, { uid, gid }, mode = 0o640) {
 export async function sshToolsSetup({ root, name, stanza, dataDir, port, socketDir, waldenProgram, pgbackrestBin, compressType, sshd }) {
   const base = await ownedFolder(join(root, name), 0o755)
   const repoUser = sshd.users[REPO_USER]
-  const backupBase = await userFolder(join(base, 'backup-host'), repoUser, 0o755)
+  // Not below `root`, which belongs to postgres: walden trusts a lock folder only when no other user could replace
+  // any folder above it, so the backup host's tree hangs from sshd.backupRoot, which belongs to root.
+  const backupBase = await userFolder(join(sshd.backupRoot, name), repoUser, 0o755)
   const [node, script] = [waldenProgram[0], waldenProgram[1][0]]
   // Untimed sessions (the archive_command's, info) start the far end directly; timed ones through the measuring wrapper.
   const waldenPlain = join(sshd.dir, 'bin', 'walden')
@@ -359,9 +361,9 @@ export function toolWith(tool, changes) {
 export async function sshRepoConfigFresh(tool, sshd, name) {
   const repoUser = sshd.users[REPO_USER]
   const from = tool.backupHostCandidate.configPath
-  const repo = join(dirname(from), `repo-${name}`)
+  const repo = join(dirname(from), `repo-${tool.kind}-${name}`)
   await userFolder(repo, repoUser)
-  const conf = join(dirname(from), `${name}.conf`)
+  const conf = join(dirname(from), `${tool.kind}-${name}.conf`)
   const text = (await readFile(from, 'utf8')).replace(/^repo1-path=.*$/m, `repo1-path=${repo}`)
   await userFile(conf, text, repoUser)
   return { conf, repo }
