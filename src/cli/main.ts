@@ -14,6 +14,9 @@ import { VERSION } from '../version.js'
 import { archiveGetAbortsRecovery } from './archive-get-status.js'
 import { DISPATCH } from './dispatch.js'
 
+/** Commands that reach the cluster through pg1-host when it is set (the others run on the database host). */
+const PG_HOST_COMMANDS: ReadonlySet<string> = new Set(['backup', 'check', 'stanza-create', 'stanza-delete'])
+
 // Commands that still run while `walden stop` is in effect. They change nothing (info, replication-status and verify
 // only read, so monitoring keeps working), and archive-get must not fail: PostgreSQL would take the failure for the end
 // of the archive and end recovery early. stanza-delete checks for the stop file itself: it requires one.
@@ -52,10 +55,10 @@ async function main(argv: readonly string[]): Promise<number> {
     const name = cfg.role === 'async' ? `${cfg.command}:async` : cfg.command
     log.info(`${name} command begin ${VERSION}${describe ? `: ${describe}` : ''}`)
 
-    // pg1-host names the database host over SSH now (pgBackRest's meaning); what it meant before has a new name.
-    if (cfg.has('pg1-host')) {
-      fail('FeatureNotSupported', 'pg1-host is set: backups run from the backup host (pg1-host over SSH) are not built yet', {
-        hint: 'run walden on the database host, with repo1-host naming the backup host; for the TCP address of the SQL connection, which pg1-host meant before walden 0.2, use pg1-tcp-host.',
+    // pg1-host makes this the backup host (pgBackRest's meaning): what changes the cluster itself runs where it is.
+    if (cfg.has('pg1-host') && !PG_HOST_COMMANDS.has(cfg.command)) {
+      fail('FeatureNotSupported', `${cfg.command} runs on the database host, not on the backup host: pg1-host is set, so this is the backup host`, {
+        hint: `run ${cfg.command} on '${cfg.string('pg1-host')}', with repo1-host naming this host; for the TCP address of the SQL connection, which pg1-host meant before walden 0.2, use pg1-tcp-host.`,
       })
     }
     const lockPath = cfg.string('lock-path') ?? '/tmp/walden'

@@ -36,7 +36,7 @@ const ERROR_MEANINGS: Record<keyof typeof ERROR_CODES, string> = {
   Stop: '`walden stop` is in effect',
   Term: 'terminated by a signal',
   FileWrite: 'a file cannot be written',
-  FeatureNotSupported: 'an option asks for something this walden does not do yet (pg1-host: backups run from the backup host)',
+  FeatureNotSupported: 'an option asks for something walden does not do there (a command that changes the cluster, run on the backup host with pg1-host set)',
   ParamInvalid: 'a command parameter is wrong',
   ArchiveTimeout: 'WAL did not reach the archive within archive-timeout',
   ReplicationLag: 'replication-status or mirror-status: a standby, slot or mirror host is behind --max-lag-bytes/--max-lag-seconds (or no standby is connected)',

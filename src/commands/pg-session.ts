@@ -5,7 +5,7 @@ import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
 import { pgOption } from '../config/options.js'
 import type { PgIndex } from '../config/options.js'
-import type { PgSession } from '../pg/session.js'
+import type { PgConnectOptions, PgSession } from '../pg/session.js'
 import { pgConnect } from '../pg/session.js'
 
 export async function pgSessionOpen(cfg: Config): Promise<PgSession> {
@@ -17,16 +17,21 @@ export async function pgSessionOpen(cfg: Config): Promise<PgSession> {
  * port, user and database, each defaulting like pg1's.
  */
 export async function pgSessionOpenIndex(cfg: Config, index: PgIndex, options: { connectTimeoutMs?: number } = {}): Promise<PgSession> {
+  return pgConnect(pgSessionOptions(cfg, index, options))
+}
+
+/** How to connect to cluster pgN, from its options. */
+export function pgSessionOptions(cfg: Config, index: PgIndex, options: { connectTimeoutMs?: number } = {}): PgConnectOptions {
   const socketPath = cfg.string(pgOption(index, 'socket-path'))
   const host = index === 1 ? cfg.string('pg1-tcp-host') : undefined
-  return pgConnect({
+  return {
     ...(socketPath !== undefined ? { socketPath } : {}),
     ...(host !== undefined ? { host } : {}),
     port: cfg.number(pgOption(index, 'port')) ?? 5432,
     user: cfg.string(pgOption(index, 'user')) ?? 'postgres',
     database: cfg.string(pgOption(index, 'database')) ?? 'postgres',
     ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
-  })
+  }
 }
 
 /** Fails unless pgN-path (pg1-path by default) is the data directory of the server walden is connected to (links resolved). */

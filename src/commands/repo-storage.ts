@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js'
 import { OPTIONS, REPO_MAX, repoOption } from '../config/options.js'
 import type { OptionName, RepoIndex } from '../config/options.js'
 import { cipherUse } from '../repo/cipher.js'
-import { dirname, resolve } from 'node:path'
+import { remoteNameCheck, waldenPath } from './remote-host.js'
 import { storageOpen } from '../storage/location.js'
 import type { RemoteLocation, StorageLocation } from '../storage/location.js'
 import type { Storage } from '../storage/storage.js'
@@ -152,24 +152,6 @@ function remoteLocation(cfg: Config, index: RepoIndex, host: string): RemoteLoca
     timeoutSeconds: cfg.number('protocol-timeout') ?? 1830,
     compressLevelNetwork: cfg.number('compress-level-network') ?? 0,
   }
-}
-
-/** A host or user name ssh could read as an option ('-oProxyCommand=...') is refused. */
-function remoteNameCheck(option: string, value: string): void {
-  if (value.startsWith('-') || /[\s\0]/.test(value)) {
-    fail('OptionInvalidValue', `option '${option}' must be a host or user name, not '${value}'`, {
-      hint: 'names start with a letter or digit and hold no spaces.',
-    })
-  }
-}
-
-/**
- * The path of this walden, the default of repoN-host-cmd (pgBackRest's default too): bin/walden, also when the bundle
- * was started directly.
- */
-function waldenPath(): string {
-  const started = resolve(process.argv[1] ?? 'walden')
-  return /\/dist\/(cli|wal)\.mjs$/.test(started) ? resolve(dirname(started), '..', 'bin', 'walden') : started
 }
 
 /** The storage of repository `index` (default: the first selected). */

@@ -135,9 +135,12 @@ const BASE_OPTIONS = {
     type: 'string',
     section: 'any',
     commands: PG,
-    summary: 'Database host reached over SSH, for commands run on the backup host (not built yet: set it and walden says so).',
+    summary: 'Database host of the cluster, reached over SSH: set on the backup host, where backup, check and stanza-create then run.',
     description:
-      "pgBackRest's meaning. For the TCP address of the SQL connection use pg1-tcp-host, which pg1-host meant before walden 0.2.",
+      "pgBackRest's meaning. walden runs there as pg1-host-user (`walden remote`, started over SSH), reads the cluster's files, " +
+      'checksums and compresses them there, and relays the SQL connection to the cluster\'s local socket (pg1-socket-path, ' +
+      'pg1-port); pg1-path is the data folder as that host names it. pg2-host and up name standbys on other hosts, for ' +
+      'backup-standby. For the TCP address of the SQL connection use pg1-tcp-host, which pg1-host meant before walden 0.2.',
   },
   'pg1-host-user': {
     type: 'string',
@@ -444,6 +447,15 @@ const BASE_OPTIONS = {
     description:
       'Without it, archive-push stores in every repository, archive-get and restore use the first repository that has what they ' +
       'need, stanza-create, stanza-delete, check, expire and verify work on each, info shows them all, and backup works on repo1.',
+  },
+  'remote-type': {
+    type: 'enum',
+    section: false,
+    commands: ['remote'],
+    default: 'repo',
+    allow: ['repo', 'pg'],
+    summary: 'What a remote walden serves: the repository repo names (on a backup host), or a cluster (on a database host).',
+    description: 'Set by the walden that starts the remote over SSH; not for users.',
   },
 
   'compress-type': {
@@ -935,7 +947,7 @@ type BaseName = keyof typeof BASE_OPTIONS
  */
 export const PG_MAX = 8
 export type PgIndex = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8
-const PG_COPIED = ['path', 'port', 'socket-path', 'user', 'database'] as const
+const PG_COPIED = ['path', 'port', 'socket-path', 'user', 'database', 'host', 'host-user', 'host-port', 'host-cmd', 'host-config'] as const
 export type PgSuffix = (typeof PG_COPIED)[number]
 const PG_COPY_COMMANDS: readonly CommandName[] = ['backup']
 

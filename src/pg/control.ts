@@ -8,7 +8,7 @@
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { WaldenError, errnoCode, fail } from '../common/errors.js'
+import { errnoCode, fail } from '../common/errors.js'
 import { crc32c } from './crc32c.js'
 import { isWalSegmentSizeValid } from './wal.js'
 import { pgMajorInfo, pgVersionFromControl } from './version.js'
@@ -128,6 +128,11 @@ export function pgControlParse(buffer: Uint8Array, fileName = 'pg_control'): PgC
  * the usual cause is a pg1-path that is not the data directory.
  */
 export async function pgControlRead(dataDir: string): Promise<PgControl> {
+  return pgControlParse(await pgControlReadRaw(dataDir), join(dataDir, 'global', 'pg_control'))
+}
+
+/** The bytes of `<dataDir>/global/pg_control` (its first 8192 at most), unparsed: for a reader on another host. */
+export async function pgControlReadRaw(dataDir: string): Promise<Buffer> {
   const path = join(dataDir, 'global', 'pg_control')
   let handle: FileHandle
   try {
@@ -151,9 +156,8 @@ export async function pgControlRead(dataDir: string): Promise<PgControl> {
       if (bytesRead === 0) break
       length += bytesRead
     }
-    return pgControlParse(buffer.subarray(0, length), path)
+    return buffer.subarray(0, length)
   } catch (error) {
-    if (error instanceof WaldenError) throw error
     fail('FileRead', `unable to read file '${path}': ${(error as Error).message}`, { cause: error })
   } finally {
     await handle.close()

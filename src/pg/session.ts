@@ -2,6 +2,7 @@
 // mirroring) import 'pg': the rest of the code sees PgSession or PgLink, so the driver can change without touching
 // commands.
 
+import type { Duplex } from 'node:stream'
 import pg from 'pg'
 import { fail, WaldenError } from '../common/errors.js'
 
@@ -17,6 +18,10 @@ export interface PgConnectOptions {
   connectTimeoutMs?: number
   /** TLS as libpq's sslmode asks: false, or whether the server certificate must verify. */
   ssl?: false | { verify: boolean }
+  /** A byte stream to the server other than a socket of this host (a database host's socket relayed over SSH). */
+  stream?: () => Duplex
+  /** Where that stream leads, for messages. */
+  where?: string
 }
 
 export type Row = Record<string, unknown>
@@ -32,7 +37,7 @@ export interface PgSession {
 export function pgClientConfig(options: PgConnectOptions): { config: pg.ClientConfig; where: string } {
   // Like libpq: a unix socket in /var/run/postgresql unless told otherwise.
   const host = options.socketPath ?? options.host ?? process.env['PGHOST'] ?? '/var/run/postgresql'
-  const where = host.startsWith('/') ? `socket '${host}/.s.PGSQL.${options.port}'` : `'${host}:${options.port}'`
+  const where = options.where ?? (host.startsWith('/') ? `socket '${host}/.s.PGSQL.${options.port}'` : `'${host}:${options.port}'`)
   const config: pg.ClientConfig = {
     host,
     port: options.port,
@@ -41,6 +46,7 @@ export function pgClientConfig(options: PgConnectOptions): { config: pg.ClientCo
     ...(options.password !== undefined ? { password: options.password } : {}),
     ...(options.connectTimeoutMs !== undefined ? { connectionTimeoutMillis: options.connectTimeoutMs } : {}),
     ...(options.ssl ? { ssl: { rejectUnauthorized: options.ssl.verify } } : {}),
+    ...(options.stream !== undefined ? { stream: options.stream } : {}),
     application_name: 'walden',
     // Keep the server's own notion of time and types out of our parsing: we read text.
     types: { getTypeParser: () => (value: string) => value },

@@ -5,13 +5,15 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { hostname } from 'node:os'
+import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
-import type { Readable } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 import { ERROR_CODES, WaldenError } from '../common/errors.js'
 import type { ErrorKind } from '../common/errors.js'
 import { log } from '../common/log.js'
 import { VERSION } from '../version.js'
-import { asObject, FrameConnection, IncomingStream, wireErrorRestore } from './connection.js'
+import { asObject, ChannelDuplex, FrameConnection, IncomingStream, wireErrorRestore } from './connection.js'
+import type { StreamEnd } from './connection.js'
 import { shellQuote } from '../common/shell.js'
 import { CREDIT_WINDOW, CreditGate, creditDecode, FrameType, jsonDecode, PROTOCOL_VERSION } from './framing.js'
 import type { Frame, Hello, WireError } from './framing.js'
@@ -32,7 +34,7 @@ export interface RemoteHost {
   timeoutSeconds: number
   /** zlib level of data frames this end sends; 0 for none. */
   deflateLevel: number
-  /** What the remote host is to this one, for messages: 'backup host'. */
+  /** What the remote host is to this one, for messages: 'backup host' or 'database host'. */
   role: string
   /** The option naming the host, for hints: 'repo1-host' (its -user, -port, -cmd and -config follow from it). */
   option: string
@@ -42,6 +44,8 @@ export interface RemoteHost {
 export interface RemoteArguments {
   stanza?: string
   repo?: number
+  /** What the remote serves: a repository (the default) or a cluster's files and socket ('pg'). */
+  remoteType?: 'pg'
 }
 
 /**
@@ -53,6 +57,7 @@ export function remoteCommandLine(target: RemoteHost, args: RemoteArguments): st
   if (target.config !== undefined) words.push(`--config=${target.config}`)
   if (args.stanza !== undefined) words.push(`--stanza=${args.stanza}`)
   if (args.repo !== undefined) words.push(`--repo=${args.repo}`)
+  if (args.remoteType !== undefined) words.push(`--remote-type=${args.remoteType}`)
   // Both directions use this side's level: reads come back compressed as this side asked.
   if (target.deflateLevel > 0) words.push(`--compress-level-network=${target.deflateLevel}`)
   words.push('remote')
@@ -100,7 +105,7 @@ export class ProtocolClient {
   readonly #child: ChildProcess
   readonly #connection: FrameConnection
   readonly #pending = new Map<number, Pending>()
-  readonly #reads = new Map<number, IncomingStream>()
+  readonly #reads = new Map<number, IncomingStream | ChannelDuplex>()
   readonly #writes = new Map<number, WriteState>()
   #nextChannel = 1
   #stderr = ''
@@ -166,7 +171,15 @@ export class ProtocolClient {
   }
 
   /** Opens a remote file for reading: a stream fed by the remote as this end reads. */
-  async openRead(args: Record<string, unknown>): Promise<Readable> {
+  openRead(args: Record<string, unknown>): Promise<Readable> {
+    return this.openStream('openRead', args)
+  }
+
+  /**
+   * Sends a request the remote answers with a stream (openRead, backupRead): its bytes, verified against the remote's
+   * SHA-256 at the end, and then its `trailer`, the result the remote sends after the last byte.
+   */
+  async openStream(op: string, args: Record<string, unknown>): Promise<IncomingStream> {
     await this.ready()
     const channel = this.#nextChannel++
     const stream = new IncomingStream(this.#connection, channel, (error) => {
@@ -178,13 +191,36 @@ export class ProtocolClient {
     })
     this.#reads.set(channel, stream)
     try {
-      await this.#call(channel, 'openRead', args)
+      await this.#call(channel, op, args)
     } catch (error) {
       this.#reads.delete(channel)
       stream.destroy()
       throw error
     }
     return stream
+  }
+
+  /**
+   * A byte stream to a socket on the remote host (the remote service decides which sockets it connects to), opened by
+   * the stream's connect(): how the PostgreSQL driver reaches a cluster's local socket on a database host.
+   */
+  socket(args: Record<string, unknown>): Duplex {
+    const channel = this.#nextChannel++
+    const gate = new CreditGate(CREDIT_WINDOW)
+    const open = async (): Promise<void> => {
+      await this.ready()
+      this.#reads.set(channel, duplex)
+      this.#writes.set(channel, { gate, fail: (error) => duplex.destroy(error) })
+      await this.#call(channel, 'openSocket', args)
+    }
+    const duplex: ChannelDuplex = new ChannelDuplex(this.#connection, channel, gate, open, (error, ended) => {
+      const known = this.#reads.delete(channel)
+      this.#writes.delete(channel)
+      gate.close(error ?? new WaldenError('HostConnect', 'socket closed'))
+      if (known && (error !== null || !ended)) this.#connection.sendJson(FrameType.Abort, channel, {})
+      this.#refresh()
+    })
+    return duplex
   }
 
   /**
@@ -204,6 +240,8 @@ export class ProtocolClient {
       this.#arm()
     })
     let remoteError: Error | undefined
+    // Of every byte sent: the remote stores the file only if what it received hashes the same.
+    const hash = createHash('sha256')
     const state: WriteState = {
       gate,
       fail: (error) => {
@@ -222,6 +260,7 @@ export class ProtocolClient {
     return new Writable({
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk)
         connection.sendData(channel, gate, chunk).then(
           () => callback(),
           (error: Error) => void client.#failureOf(remoteError ?? error).then(callback),
@@ -231,7 +270,7 @@ export class ProtocolClient {
         if (remoteError) return callback(remoteError)
         // The remote fsyncs and renames on End and answers (after answering the open) once the file is in place.
         const closed = new Promise<unknown>((resolve, reject) => (state.close = { resolve, reject }))
-        connection.sendJson(FrameType.End, channel, {})
+        connection.sendJson(FrameType.End, channel, { sha256: hash.digest('hex') } satisfies StreamEnd)
         client.#arm()
         Promise.all([opened, closed]).then(
           () => {
@@ -333,8 +372,9 @@ export class ProtocolClient {
         return this.#reads.get(frame.channel)?.deliver(frame.payload)
       case FrameType.End: {
         const stream = this.#reads.get(frame.channel)
+        if (stream instanceof ChannelDuplex) return stream.finish()
         this.#reads.delete(frame.channel)
-        stream?.finish()
+        stream?.finish(frame.payload.length === 0 ? {} : (asObject(jsonDecode(frame.payload), 'end') as StreamEnd))
         this.#refresh()
         return
       }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
-import { FrameConnection } from './connection.js'
+import { FrameConnection, IncomingStream } from './connection.js'
 import { CreditGate, FrameDecoder, FrameType } from './framing.js'
 import type { Frame } from './framing.js'
 import { shellQuote } from '../common/shell.js'
@@ -87,5 +87,35 @@ describe('the ssh command line', () => {
     assert.equal(args[args.indexOf('--') + 1], 'backup1')
     assert.ok(args.includes('BatchMode=yes'))
     assert.equal(args.at(-1), remoteCommandLine(target, { stanza: 'demo', repo: 1 }))
+  })
+})
+
+describe('IncomingStream', () => {
+  const collect = async (stream: IncomingStream): Promise<Buffer> => {
+    const chunks: Buffer[] = []
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk)
+    return Buffer.concat(chunks)
+  }
+  const connection = (): FrameConnection => new FrameConnection(new PassThrough(), new PassThrough(), () => undefined, () => undefined)
+  const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
+
+  test('ends with the bytes and the trailer when they match the SHA-256 the sender computed', async () => {
+    const stream = new IncomingStream(connection(), 1, () => undefined)
+    const data = randomBytes(1000)
+    stream.deliver(data.subarray(0, 400))
+    stream.deliver(data.subarray(400))
+    stream.finish({ sha256: sha(data), trailer: { size: 1000 } })
+    assert.deepEqual(await collect(stream), data)
+    assert.deepEqual(stream.trailer, { size: 1000 })
+  })
+
+  test('fails, and never ends as data, when a byte changed on the way', async () => {
+    const stream = new IncomingStream(connection(), 1, () => undefined)
+    const data = randomBytes(1000)
+    const altered = Buffer.from(data)
+    altered[500] = altered[500]! ^ 1
+    stream.deliver(altered)
+    stream.finish({ sha256: sha(data) })
+    await assert.rejects(collect(stream), /do not match the SHA-256 the sender computed/)
   })
 })

@@ -2,12 +2,15 @@
 // share (a Readable fed by data frames that grants credit as it is read, and a sender that waits for credit). The
 // client (client.ts) and the server (server.ts) each build their requests and handlers on top.
 
-import { Readable } from 'node:stream'
+import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
+import { Duplex, Readable } from 'node:stream'
 import type { Writable } from 'node:stream'
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { fail, WaldenError, ERROR_CODES } from '../common/errors.js'
 import type { ErrorKind } from '../common/errors.js'
-import { CreditGate, creditEncode, FRAME_DATA_MAX, FrameDecoder, frameEncode, frameEncodeJson, frameHeader, FrameType } from './framing.js'
+import { creditEncode, FRAME_DATA_MAX, FrameDecoder, frameEncode, frameEncodeJson, frameHeader, FrameType } from './framing.js'
+import type { CreditGate } from './framing.js'
 import type { Frame, FrameTypeCode, WireError } from './framing.js'
 
 export class FrameConnection {
@@ -116,15 +119,39 @@ export class FrameConnection {
 }
 
 /**
+ * What the sender of a stream says at its end: the SHA-256 of every byte it sent on the channel (so the receiver
+ * verifies what landed, whatever carried it), and for some requests a result known only once the stream is sent
+ * (backupRead: the checksum of the file read, on the host that read it).
+ */
+export interface StreamEnd {
+  sha256?: string
+  trailer?: unknown
+}
+
+/** Checks the bytes received against the sender's SHA-256; undefined when they match (or it sent none). */
+export function streamEndCheck(hash: Hash, end: StreamEnd, what: string): WaldenError | undefined {
+  if (end.sha256 === undefined) return undefined
+  const got = hash.digest('hex')
+  if (got === end.sha256) return undefined
+  return new WaldenError('Protocol', `${what}: the bytes received do not match the SHA-256 the sender computed (${got} against ${end.sha256})`, {
+    hint: 'something between the two hosts altered the stream; nothing was kept, so run the command again.',
+  })
+}
+
+/**
  * The receiving end of a stream: data frames pushed in, credit granted back as the consumer reads, so at most one
- * window plus the stream's own buffer is held.
+ * window plus the stream's own buffer is held. Every byte is hashed as it arrives and checked against the sender's
+ * SHA-256 at the end: a stream that does not match ends in an error, never as data.
  */
 export class IncomingStream extends Readable {
   readonly #connection: FrameConnection
   readonly #channel: number
   readonly #onDestroy: (error: Error | null) => void
+  readonly #hash = createHash('sha256')
   #ungranted = 0
   #ended = false
+  /** The sender's trailer, once the stream has ended. */
+  trailer: unknown
 
   constructor(connection: FrameConnection, channel: number, onDestroy: (error: Error | null) => void) {
     super({ highWaterMark: 1024 * 1024 })
@@ -135,11 +162,15 @@ export class IncomingStream extends Readable {
 
   deliver(chunk: Buffer): void {
     this.#ungranted += chunk.length
+    this.#hash.update(chunk)
     this.push(chunk)
   }
 
-  finish(): void {
+  finish(end: StreamEnd = {}): void {
     this.#ended = true
+    const mismatch = streamEndCheck(this.#hash, end, 'stream from the remote host')
+    if (mismatch) return void this.destroy(mismatch)
+    this.trailer = end.trailer
     this.push(null)
   }
 
@@ -156,6 +187,85 @@ export class IncomingStream extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#onDestroy(error)
+    callback(error)
+  }
+}
+
+/**
+ * Both directions of one channel: a byte stream to a socket on the remote host (openSocket), with credit each way as
+ * for files. Socket-like enough for the PostgreSQL driver, which takes any Duplex with connect() and setNoDelay().
+ */
+export class ChannelDuplex extends Duplex {
+  readonly #connection: FrameConnection
+  readonly #channel: number
+  readonly #gate: CreditGate
+  readonly #onDestroy: (error: Error | null, ended: boolean) => void
+  readonly #open: () => Promise<void>
+  #ungranted = 0
+  #ended = false
+
+  constructor(connection: FrameConnection, channel: number, gate: CreditGate, open: () => Promise<void>, onDestroy: (error: Error | null, ended: boolean) => void) {
+    super({ highWaterMark: 256 * 1024, allowHalfOpen: true })
+    this.#connection = connection
+    this.#channel = channel
+    this.#gate = gate
+    this.#open = open
+    this.#onDestroy = onDestroy
+  }
+
+  /** Opens the remote end; emits 'connect' once it is open, or 'error'. Arguments (port, host) are the caller's habit and ignored. */
+  connect(): this {
+    this.#open().then(
+      () => this.emit('connect'),
+      (error: Error) => this.destroy(error),
+    )
+    return this
+  }
+
+  setNoDelay(): this {
+    return this
+  }
+
+  setKeepAlive(): this {
+    return this
+  }
+
+  ref(): this {
+    return this
+  }
+
+  unref(): this {
+    return this
+  }
+
+  deliver(chunk: Buffer): void {
+    this.#ungranted += chunk.length
+    this.push(chunk)
+  }
+
+  finish(): void {
+    this.#ended = true
+    this.push(null)
+  }
+
+  override _read(): void {
+    if (this.#ungranted > 0 && !this.#ended) {
+      this.#connection.sendCredit(this.#channel, this.#ungranted)
+      this.#ungranted = 0
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#connection.sendData(this.#channel, this.#gate, chunk).then(() => callback(), callback)
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#connection.sendJson(FrameType.End, this.#channel, {})
+    callback()
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#onDestroy(error, this.#ended && this.writableFinished)
     callback(error)
   }
 }

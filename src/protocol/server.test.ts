@@ -3,6 +3,7 @@
 // nothing), flow control of reads, and paths that would leave the repository.
 
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,9 +11,9 @@ import { PassThrough } from 'node:stream'
 import { after, describe, test } from 'node:test'
 import { PosixStorage } from '../storage/posix.js'
 import { VERSION } from '../version.js'
+import { protocolServe, storageService } from './server.js'
 import { CREDIT_WINDOW, creditDecode, creditEncode, FRAME_DATA_MAX, FrameDecoder, frameEncode, frameEncodeJson, FrameType, jsonDecode, PROTOCOL_VERSION } from './framing.js'
 import type { Frame } from './framing.js'
-import { protocolServe } from './server.js'
 
 const folders: string[] = []
 after(async () => {
@@ -32,7 +33,7 @@ async function serve(options: { version?: string } = {}) {
     frames.push(...decoder.push(chunk))
     wake?.()
   })
-  const done = protocolServe({ input: toServer, output: fromServer, storage: new PosixStorage(root), ...(options.version ? { version: options.version } : {}) })
+  const done = protocolServe({ input: toServer, output: fromServer, service: storageService(new PosixStorage(root)), ...(options.version ? { version: options.version } : {}) })
   const send = (frame: Buffer): void => void toServer.write(frame)
   /** Waits for the next frame matching `match`, removing it from the list. */
   const next = async (match: (frame: Frame) => boolean): Promise<Frame> => {
@@ -118,6 +119,36 @@ describe('protocolServe()', () => {
     server.request(3, 'list', { path: 'deep/new' })
     assert.deepEqual(await server.answer(3), { result: ['file'] })
     assert.equal(server.frames.filter((frame) => frame.channel === 2).length, 0, 'no second answer for a write that never opened')
+    server.end()
+    await server.done
+  })
+
+  test('every stream carries its SHA-256: a write whose bytes do not match is not stored, a read says what it sent', async () => {
+    const server = await serve()
+    await handshake(server)
+    const sha = (text: string): string => createHash('sha256').update(text).digest('hex')
+    server.request(1, 'openWrite', { path: 'good' })
+    assert.deepEqual(await server.answer(1), { result: null })
+    server.send(frameEncode(FrameType.Data, 1, Buffer.from('as sent')))
+    server.send(frameEncodeJson(FrameType.End, 1, { sha256: sha('as sent') }))
+    assert.deepEqual(await server.answer(1), { result: null })
+    assert.equal(await readFile(join(server.root, 'good'), 'utf8'), 'as sent')
+
+    // One byte changed on the way: the SHA-256 the client computed of what it sent no longer matches.
+    server.request(2, 'openWrite', { path: 'altered' })
+    assert.deepEqual(await server.answer(2), { result: null })
+    server.send(frameEncode(FrameType.Data, 2, Buffer.from('as sEnt')))
+    server.send(frameEncodeJson(FrameType.End, 2, { sha256: sha('as sent') }))
+    const abort = jsonDecode((await server.next((frame) => frame.type === FrameType.Abort && frame.channel === 2)).payload) as { error: Record<string, string> }
+    assert.equal(abort.error['kind'], 'Protocol')
+    assert.match(abort.error['message']!, /do not match the SHA-256/)
+    assert.deepEqual((await readdir(server.root)).sort(), ['good'], 'nothing under the altered name, no temporary file left')
+
+    server.request(3, 'openRead', { path: 'good' })
+    assert.deepEqual(await server.answer(3), { result: null })
+    const data = await server.next((frame) => frame.type === FrameType.Data && frame.channel === 3)
+    const end = jsonDecode((await server.next((frame) => frame.type === FrameType.End && frame.channel === 3)).payload) as { sha256: string }
+    assert.equal(end.sha256, sha(data.payload.toString()))
     server.end()
     await server.done
   })

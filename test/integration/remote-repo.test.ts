@@ -45,7 +45,11 @@ function assertFailed(result: RunResult, code: number, error: RegExp): void {
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
 }
 
-/** Processes of `uid` whose command line matches, from /proc (the walden remote and ssh processes of a session). */
+/**
+ * Processes of `uid` whose command line matches, from /proc (the walden remote and ssh processes of a session), and that
+ * belong to this file's run (`mine`): other test files and benches on the machine run walden as the same users.
+ */
+let mine: (pid: number, cmdline: string) => boolean = () => true
 function processesOf(uid: number, pattern: RegExp): string[] {
   const found: string[] = []
   for (const entry of readdirSync('/proc')) {
@@ -54,7 +58,7 @@ function processesOf(uid: number, pattern: RegExp): string[] {
       const status = readFileSync(`/proc/${entry}/status`, 'utf8')
       const processUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1])
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()
-      if (processUid === uid && pattern.test(cmdline)) found.push(`${entry}: ${cmdline}`)
+      if (processUid === uid && pattern.test(cmdline) && mine(Number(entry), cmdline)) found.push(`${entry}: ${cmdline}`)
     } catch {
       // gone meanwhile
     }
@@ -126,6 +130,9 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     ssh = await sshServer()
     repoUser = ids(REPO_USER)
     backupHost = await mkdtemp(join(tmpdir(), 'walden-backup-host-'))
+    // This file's processes: its remote waldens name its backup host's config, its ssh clients its sshd's port, and
+    // whatever else its sshd started descends from it.
+    mine = (pid, cmdline) => cmdline.includes(backupHost) || cmdline.includes(`-p ${ssh.port} `) || ssh.sessionPids().includes(pid)
     await chmod(backupHost, 0o755)
     for (const name of ['repo', 'lock', 'log']) {
       await mkdir(join(backupHost, name), { mode: 0o750 })
@@ -410,8 +417,10 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     }
   })
 
-  test('pg1-host now names a database host over SSH, which is not built yet: a clear error pointing at pg1-tcp-host', async () => {
-    const result = await stanza.walden(['check', '--pg1-host=db1'])
-    assertFailed(result, 67, /ERROR: \[067\]: pg1-host is set: backups run from the backup host \(pg1-host over SSH\) are not built yet\nHINT: .*use pg1-tcp-host/)
+  test('pg1-host names a database host over SSH: a command that changes the cluster refuses it, pointing at pg1-tcp-host', async () => {
+    for (const command of ['restore', 'archive-get', 'standby-create']) {
+      const result = await stanza.walden([command, '--pg1-host=db1', ...(command === 'archive-get' ? ['000000010000000000000001', 'pg_wal/RECOVERYXLOG'] : [])])
+      assertFailed(result, 67, new RegExp(`ERROR: \\[067\\]: ${command} runs on the database host, not on the backup host: pg1-host is set, so this is the backup host\\nHINT: run ${command} on 'db1'.*use pg1-tcp-host`))
+    }
   })
 })

@@ -15,7 +15,11 @@ import type { PgSession } from '../../pg/session.js'
 export const CONFIG_FILE_MAX_BYTES = 1024 * 1024
 
 /** The server's configuration files outside `dataDirectory`, with their content. */
-export async function configFilesCollect(session: PgSession, dataDirectory: string): Promise<ManifestConfigFile[]> {
+export async function configFilesCollect(
+  session: PgSession,
+  dataDirectory: string,
+  read: (path: string, kind: ManifestConfigFile['kind']) => Promise<ManifestConfigFile | null>,
+): Promise<ManifestConfigFile[]> {
   let rows: Array<{ kind: ManifestConfigFile['kind']; path: string }>
   try {
     rows = await session.query<{ kind: ManifestConfigFile['kind']; path: string }>(
@@ -36,14 +40,14 @@ export async function configFilesCollect(session: PgSession, dataDirectory: stri
   const files: ManifestConfigFile[] = []
   for (const [path, kind] of [...named].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (inData(path) || path === '') continue
-    const file = await configFileRead(path, kind)
-    if (file !== undefined) files.push(file)
+    const file = await read(path, kind)
+    if (file !== null) files.push(file)
   }
   if (files.length > 0) log.info(`configuration files outside the data folder kept with the backup: ${files.map((file) => `'${file.path}'`).join(', ')}`)
   return files
 }
 
-async function configFileRead(path: string, kind: ManifestConfigFile['kind']): Promise<ManifestConfigFile | undefined> {
+export async function configFileRead(path: string, kind: ManifestConfigFile['kind']): Promise<ManifestConfigFile | undefined> {
   try {
     const handle = await open(path, 'r')
     try {

@@ -104,6 +104,7 @@ export async function backupCopy(options: BackupCopyOptions): Promise<BackupCopy
     jobRepos.set(job, repos)
     return {
       source: job.file.path,
+      ...(job.file.remote !== undefined ? { remote: job.file.remote, expectedSize: Math.min(jobSize(job), job.file.size) } : {}),
       offset: job.part * PART_SIZE,
       // The last part (or a single one) reads to the end: a file that grew since it was listed is copied whole.
       ...(job.part < job.parts - 1 ? { length: PART_SIZE } : {}),

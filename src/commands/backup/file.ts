@@ -10,6 +10,7 @@ import { promisify } from 'node:util'
 import { dirname } from 'node:path'
 import { createHash } from 'node:crypto'
 import { PassThrough, Writable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { Transform } from 'node:stream'
 import { errnoCode, fail, WaldenError } from '../../common/errors.js'
 import type { ErrorKind } from '../../common/errors.js'
@@ -27,6 +28,9 @@ import { storageOpen } from '../../storage/location.js'
 import type { StorageLocation } from '../../storage/location.js'
 import type { Storage } from '../../storage/storage.js'
 import { streamInto } from '../../storage/stream-into.js'
+import type { IncomingStream } from '../../protocol/connection.js'
+import { pgHostClient } from '../pg-host.js'
+import type { PgRemote } from '../pg-host.js'
 
 /**
  * The line between small and large files. Restore reads a small stored file whole, in memory; backup and restore
@@ -78,6 +82,13 @@ export interface BackupFileSource {
    * of up to 64 MiB. archive-push leaves it off: its segments are one part at most, and its jobs overlap their PUTs.
    */
   uploadTurns?: boolean
+  /**
+   * The database host the source is on (pgN-host): the file is read, checked, hashed and compressed there, by the
+   * `walden remote` of this thread's session, and only the compressed bytes cross the network.
+   */
+  remote?: PgRemote
+  /** Bytes expected (the file's or part's size when it was listed): for a source on another host, known before it is read. */
+  expectedSize?: number
 }
 
 /** One file into one repository; a failure to write it fails the job. */
@@ -287,105 +298,52 @@ function uploadTurn(): Promise<() => void> {
   return before.then(() => release)
 }
 
-async function copyChunksNow(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
-  // With `overlap`, two chunks in flight: the thread pool compresses one while this thread reads and hashes the next.
-  const overlap = input.overlap === true && codec.compressIntoAsync !== undefined
-  // A file of one chunk or less has nothing to overlap.
-  const slots = Array.from({ length: overlap && length > CHUNK_SIZE ? 2 : 1 }, () => slotTake(codec, length))
-  const hash = createHash('sha256')
-  const fast = input.xxh3 === false ? undefined : xxh3Create()
-  const badPages: number[] = []
-  const startLsn = input.pageCheck ? BigInt(input.pageCheck.startLsn) : 0n
-  let read = 0
-  let turn = 0
+/**
+ * The repositories' end of a copy: each compressed chunk sealed with each repository's cipher and appended to its
+ * file (a folder: synchronous writes, sealed output gathered in the thread's stage) or handed to its writer (S3, a
+ * backup host), awaited before the chunk's buffer is reused. A repository that fails drops out; the others go on.
+ */
+class SinkWriter {
+  readonly #input: BackupFileSource
+  readonly #sinks: readonly Sink[]
+  /** Bytes expected, for the size hint of uploads. */
+  readonly #length: number
   // The Sealer hands out a 64 KiB body and a 16-byte tag at a time: gathered here and written once per chunk, as
   // a write call each cost more system time than the encryption itself. One repository at a time: it is flushed
   // before the next repository's turn.
-  let staged = 0
-  const flush = (sink: Sink): void => {
-    if (staged > 0) writeAll(sink.fd!, sealStage!.subarray(0, staged))
-    staged = 0
-  }
-  const writeOut = (sink: Sink, data: Buffer): void => {
-    const stage = (sealStage ??= Buffer.allocUnsafe(SEAL_STAGE_SIZE))
-    if (staged + data.length > stage.length) flush(sink)
-    if (data.length > stage.length) writeAll(sink.fd!, data)
-    else {
-      data.copy(stage, staged)
-      staged += data.length
-    }
-  }
+  #staged = 0
   // A writer's sealed output, gathered while the Sealer runs and written with one await after it returns. The
   // Sealer's pieces cannot be kept as they are: with native/cipher each chunk's ciphertext is a view of one output
   // buffer it overwrites with the next chunk (and gives back to its pool at end(), for another job of this thread to
   // fill), so pieces kept for a later write all came out as the last chunk's bytes: a stored file that fails
   // authentication at chunk 0.
-  let writerStage: Buffer | undefined
-  let gathered = 0
-  const gather = (data: Buffer): void => {
-    let stage = (writerStage ??= spareWriterStages.pop() ?? Buffer.allocUnsafe(WRITER_STAGE_SIZE))
-    if (gathered + data.length > stage.length) {
-      // Not with the default cipher chunk of 64 KiB; kept correct for any chunk size.
-      stage = Buffer.allocUnsafe(Math.max(2 * stage.length, gathered + data.length))
-      writerStage.copy(stage, 0, 0, gathered)
-      writerStage = stage
-    }
-    data.copy(stage, gathered)
-    gathered += data.length
+  #writerStage: Buffer | undefined
+  #gathered = 0
+
+  constructor(input: BackupFileSource, sinks: readonly Sink[], length: number) {
+    this.#input = input
+    this.#sinks = sinks
+    this.#length = length
   }
-  const writeGathered = async (writer: Writable): Promise<void> => {
-    const length = gathered
-    gathered = 0
-    if (length > 0) await writeTo(writer, writerStage!.subarray(0, length))
+
+  /** Whether any repository is still being written. */
+  get live(): boolean {
+    return live(this.#sinks).length > 0
   }
-  // Compressed once, then encrypted per repository (compressing ciphertext gains nothing). What the Sealer emits is
-  // copied (to a file, the shared stage or the writer's stage) before it returns, so the reused `into` buffers are
-  // free again when the last repository has its copy.
-  const store = async (compressed: Buffer): Promise<void> => {
-    for (const sink of live(sinks)) {
-      staged = 0
-      try {
-        if (sink.writer) {
-          // Awaited: the writer has copied the bytes when it calls back, and the buffer may be reused.
-          if (sink.sealer) {
-            for (let offset = 0; offset < compressed.length; offset += WRITER_SEAL_PIECE) {
-              gathered = 0
-              sink.sealer.write(compressed.subarray(offset, offset + WRITER_SEAL_PIECE), gather)
-              await writeGathered(sink.writer)
-            }
-          } else {
-            await writeTo(sink.writer, compressed)
-            sink.stored += compressed.length
-          }
-        } else if (sink.sealer) {
-          sink.sealer.write(compressed, (data) => writeOut(sink, data))
-          flush(sink)
-        } else {
-          writeAll(sink.fd!, compressed)
-          sink.stored += compressed.length
-        }
-      } catch (error) {
-        sinkFail(input.source, sink, error)
-      }
-    }
-  }
-  // Writes the slot's compressed chunk, if it has one. Slots take turns, so chunks are written in order.
-  const drain = async (slot: Slot): Promise<void> => {
-    if (!slot.pending) return
-    const compressed = await slot.pending
-    slot.pending = undefined
-    await store(compressed)
-  }
-  try {
-    for (const sink of live(sinks)) {
+
+  /** Opens every repository's file or writer; one that cannot be opened drops out. */
+  async open(): Promise<void> {
+    const input = this.#input
+    for (const sink of live(this.#sinks)) {
       const target = sink.where
       if (!(sink.storage instanceof PosixStorage)) {
         try {
-          sink.writer = await sink.storage!.openWrite(sink.path, {
+          // A writer given with the sink (the network, when a database host sends what it read) is open already.
+          sink.writer ??= await sink.storage!.openWrite(sink.path, {
             atomic: false,
             sync: input.syncEach,
             // Compressed and sealed, the stored copy is at most a little larger than what is read.
-            sizeHint: length + (length >> 6) + 1024,
+            sizeHint: this.#length + (this.#length >> 6) + 1024,
             ...(input.partBuffers !== undefined ? { partBuffers: input.partBuffers } : {}),
           })
           // Failures come back through the write callbacks and end(); the event only must not go unhandled.
@@ -404,7 +362,155 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
         sinkFail(input.source, sink, storageError('FileOpen', 'unable to open for write', target, error))
       }
     }
-    while (read < length && live(sinks).length > 0) {
+  }
+
+  #flush(sink: Sink): void {
+    if (this.#staged > 0) writeAll(sink.fd!, sealStage!.subarray(0, this.#staged))
+    this.#staged = 0
+  }
+
+  #writeOut(sink: Sink, data: Buffer): void {
+    const stage = (sealStage ??= Buffer.allocUnsafe(SEAL_STAGE_SIZE))
+    if (this.#staged + data.length > stage.length) this.#flush(sink)
+    if (data.length > stage.length) writeAll(sink.fd!, data)
+    else {
+      data.copy(stage, this.#staged)
+      this.#staged += data.length
+    }
+  }
+
+  #gather(data: Buffer): void {
+    let stage = (this.#writerStage ??= spareWriterStages.pop() ?? Buffer.allocUnsafe(WRITER_STAGE_SIZE))
+    if (this.#gathered + data.length > stage.length) {
+      // Not with the default cipher chunk of 64 KiB; kept correct for any chunk size.
+      stage = Buffer.allocUnsafe(Math.max(2 * stage.length, this.#gathered + data.length))
+      this.#writerStage!.copy(stage, 0, 0, this.#gathered)
+      this.#writerStage = stage
+    }
+    data.copy(stage, this.#gathered)
+    this.#gathered += data.length
+  }
+
+  async #writeGathered(writer: Writable): Promise<void> {
+    const length = this.#gathered
+    this.#gathered = 0
+    if (length > 0) await writeTo(writer, this.#writerStage!.subarray(0, length))
+  }
+
+  /**
+   * Compressed once, then encrypted per repository (compressing ciphertext gains nothing). What the Sealer emits is
+   * copied (to a file, the shared stage or the writer's stage) before it returns, so the caller's buffer is free again
+   * when this resolves.
+   */
+  async store(compressed: Buffer): Promise<void> {
+    const gather = (data: Buffer): void => this.#gather(data)
+    for (const sink of live(this.#sinks)) {
+      this.#staged = 0
+      try {
+        if (sink.writer) {
+          // Awaited: the writer has copied the bytes when it calls back, and the buffer may be reused.
+          if (sink.sealer) {
+            for (let offset = 0; offset < compressed.length; offset += WRITER_SEAL_PIECE) {
+              this.#gathered = 0
+              sink.sealer.write(compressed.subarray(offset, offset + WRITER_SEAL_PIECE), gather)
+              await this.#writeGathered(sink.writer)
+            }
+          } else {
+            await writeTo(sink.writer, compressed)
+            sink.stored += compressed.length
+          }
+        } else if (sink.sealer) {
+          sink.sealer.write(compressed, (data) => this.#writeOut(sink, data))
+          this.#flush(sink)
+        } else {
+          writeAll(sink.fd!, compressed)
+          sink.stored += compressed.length
+        }
+      } catch (error) {
+        sinkFail(this.#input.source, sink, error)
+      }
+    }
+  }
+
+  /** Ends every repository's copy: the Sealer's last block, the writer's end (an upload's last part), the fsync. */
+  async finish(): Promise<void> {
+    const gather = (data: Buffer): void => this.#gather(data)
+    for (const sink of live(this.#sinks)) {
+      try {
+        if (sink.writer) {
+          if (sink.sealer) {
+            this.#gathered = 0
+            sink.sealer.end(gather)
+            await this.#writeGathered(sink.writer)
+            sink.stored = sink.sealer.written
+          }
+          await writerEnd(sink.writer)
+          sink.writer = undefined
+          continue
+        }
+        if (sink.sealer) {
+          this.#staged = 0
+          sink.sealer.end((data) => this.#writeOut(sink, data))
+          this.#flush(sink)
+          sink.stored = sink.sealer.written
+        }
+        // On the thread pool: another job of this thread (the background archive-push runs two per thread) computes
+        // while this one waits for the disk.
+        if (this.#input.syncEach) await fsyncAsync(sink.fd!)
+        const closing = sink.fd!
+        sink.fd = undefined
+        closeSync(closing)
+      } catch (error) {
+        sinkFail(this.#input.source, sink, error)
+      }
+    }
+  }
+
+  /** After a failure: no repository keeps a partial copy. Clean-up failures must not hide the original error. */
+  async abort(): Promise<void> {
+    for (const sink of this.#sinks) {
+      if (sink.writer) await writerDestroy(sink.writer)
+      sink.writer = undefined
+      if (sink.fd === undefined) continue
+      try {
+        closeSync(sink.fd)
+      } catch {
+        // already failed
+      }
+      sink.fd = undefined
+      rmSync(sink.where, { force: true })
+    }
+  }
+
+  /** Gives the writer's stage back for the next copy; only once every writer has ended or been destroyed. */
+  release(): void {
+    if (this.#writerStage && spareWriterStages.length < SPARE_SLOTS_MAX) spareWriterStages.push(this.#writerStage)
+    this.#writerStage = undefined
+  }
+}
+
+async function copyChunksNow(input: BackupFileSource, fd: number, length: number, codec: Codec, firstBlock: number, sinks: readonly Sink[]): Promise<BackupFileRead> {
+  // With `overlap`, two chunks in flight: the thread pool compresses one while this thread reads and hashes the next.
+  const overlap = input.overlap === true && codec.compressIntoAsync !== undefined
+  // A file of one chunk or less has nothing to overlap.
+  const slots = Array.from({ length: overlap && length > CHUNK_SIZE ? 2 : 1 }, () => slotTake(codec, length))
+  const hash = createHash('sha256')
+  const fast = input.xxh3 === false ? undefined : xxh3Create()
+  const badPages: number[] = []
+  const startLsn = input.pageCheck ? BigInt(input.pageCheck.startLsn) : 0n
+  const out = new SinkWriter(input, sinks, length)
+  let read = 0
+  let turn = 0
+  // Writes the slot's compressed chunk, if it has one. Slots take turns, so chunks are written in order.
+  const drain = async (slot: Slot): Promise<void> => {
+    if (!slot.pending) return
+    const compressed = await slot.pending
+    slot.pending = undefined
+    await out.store(compressed)
+  }
+  try {
+    await out.open()
+    while (read < length && out.live) {
       const slot = slots[turn++ % slots.length]!
       await drain(slot)
       let bytes: number
@@ -425,57 +531,17 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
       }
       if (!overlap) {
         const compressed = slot.into ? slot.into.subarray(0, codec.compressInto!(chunk, input.compressLevel, slot.into)) : codec.compressSync!(chunk, input.compressLevel)
-        await store(compressed)
+        await out.store(compressed)
       }
       read += bytes
       if (!overlap && read % YIELD_EVERY_BYTES === 0) await yieldToEventLoop()
     }
     for (let left = slots.length; left > 0; left--) await drain(slots[turn++ % slots.length]!)
-    for (const sink of live(sinks)) {
-      try {
-        if (sink.writer) {
-          if (sink.sealer) {
-            gathered = 0
-            sink.sealer.end(gather)
-            await writeGathered(sink.writer)
-            sink.stored = sink.sealer.written
-          }
-          await writerEnd(sink.writer)
-          sink.writer = undefined
-          continue
-        }
-        if (sink.sealer) {
-          staged = 0
-          sink.sealer.end((data) => writeOut(sink, data))
-          flush(sink)
-          sink.stored = sink.sealer.written
-        }
-        // On the thread pool: another job of this thread (the background archive-push runs two per thread) computes
-        // while this one waits for the disk.
-        if (input.syncEach) await fsyncAsync(sink.fd!)
-        const closing = sink.fd!
-        sink.fd = undefined
-        closeSync(closing)
-      } catch (error) {
-        sinkFail(input.source, sink, error)
-      }
-    }
+    await out.finish()
   } catch (error) {
     // The thread pool may still be compressing into our buffers: let it finish before they go.
     await Promise.allSettled(slots.map((slot) => slot.pending))
-    // Keep the original error: clean-up failures must not hide it. No repository keeps a partial copy.
-    for (const sink of sinks) {
-      if (sink.writer) await writerDestroy(sink.writer)
-      sink.writer = undefined
-      if (sink.fd === undefined) continue
-      try {
-        closeSync(sink.fd)
-      } catch {
-        // already failed
-      }
-      sink.fd = undefined
-      rmSync(sink.where, { force: true })
-    }
+    await out.abort()
     if (error instanceof WaldenError) throw error
     fail('FileRead', `unable to back up '${input.source}': ${(error as Error).message}`, { cause: error })
   } finally {
@@ -483,7 +549,7 @@ async function copyChunksNow(input: BackupFileSource, fd: number, length: number
     // Drained, or settled above: the thread pool is done with every slot's buffers. Every writer has ended or been
     // destroyed, so none reads the writer's stage any more.
     for (const slot of slots) slotGive(slot)
-    if (writerStage && spareWriterStages.length < SPARE_SLOTS_MAX) spareWriterStages.push(writerStage)
+    out.release()
   }
   return {
     copied: true,
@@ -582,7 +648,7 @@ async function streamCopy(input: BackupFileSource, fd: number, length: number, c
   for (const sink of live(sinks)) {
     let writer: Writable
     try {
-      writer = await sink.storage!.openWrite(sink.path, { atomic: false, sync: input.syncEach })
+      writer = sink.writer ?? (await sink.storage!.openWrite(sink.path, { atomic: false, sync: input.syncEach }))
     } catch (error) {
       sinkFail(input.source, sink, error)
       continue
@@ -636,6 +702,7 @@ export const backupPathForTest = { streams: false }
 
 /** Reads the source once into every sink; MISSING when the source is gone. */
 async function copyToSinks(input: BackupFileSource, sinks: readonly Sink[], codec: Codec): Promise<BackupFileRead> {
+  if (input.remote !== undefined) return remoteCopy(input, input.remote, sinks)
   let fd: number
   try {
     fd = openSync(input.source, 'r')
@@ -659,6 +726,76 @@ async function copyToSinks(input: BackupFileSource, sinks: readonly Sink[], code
   const firstBlock = input.pageCheck ? input.pageCheck.firstBlock + Math.floor(input.offset / input.pageCheck.blockSize) : 0
   if (codec.compressSync && !backupPathForTest.streams) return copyChunks(input, fd, length, codec, firstBlock, sinks)
   return streamCopy(input, fd, length, codec, firstBlock, sinks)
+}
+
+/**
+ * The copy of a file on a database host (pgN-host): the `walden remote` there reads, checks pages, hashes and
+ * compresses it (backupRead, the same copy as here with the network for its one repository) and sends the compressed
+ * bytes, which this side seals and writes to each repository, as they come. The stream is verified against the
+ * SHA-256 the remote computed of what it sent; the file's own checksums come in its trailer.
+ */
+async function remoteCopy(input: BackupFileSource, remote: PgRemote, sinks: readonly Sink[]): Promise<BackupFileRead> {
+  const { remote: _remote, ...source } = input
+  const expected = input.expectedSize ?? input.length ?? 0
+  const large = input.uploadTurns === true && expected > SMALL_FILE
+  const release = large && live(sinks).some((sink) => !(sink.storage instanceof PosixStorage)) ? await uploadTurn() : undefined
+  const out = new SinkWriter(input, sinks, expected)
+  let stream: Readable | undefined
+  try {
+    stream = await pgHostClient(remote).openStream('backupRead', source as unknown as Record<string, unknown>)
+    let opened = false
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      // Opened on the first bytes: a file gone or empty on the database host stores nothing, as here.
+      if (!opened) {
+        await out.open()
+        opened = true
+      }
+      await out.store(chunk)
+      if (!out.live) {
+        // Every repository failed (each has its reason): the remote stops reading.
+        stream.destroy()
+        return { ...MISSING, copied: true }
+      }
+    }
+    if (opened) await out.finish()
+    return (stream as IncomingStream).trailer as BackupFileRead
+  } catch (error) {
+    stream?.destroy()
+    await out.abort()
+    if (error instanceof WaldenError) throw error
+    throw new WaldenError('FileRead', `unable to back up '${input.source}' from '${remote.target.host}': ${(error as Error).message}`, { cause: error })
+  } finally {
+    release?.()
+    out.release()
+  }
+}
+
+/**
+ * The database host's side of remoteCopy: the copy of `input` with the network for its one repository. Returns the
+ * stream of compressed bytes at once, and the read's result once the last byte is in that stream.
+ */
+export function backupRead(input: BackupFileSource): { stream: Readable; result: Promise<BackupFileRead> } {
+  const codec = codecFor(input.compressType)
+  const stream = new PassThrough({ highWaterMark: 1024 * 1024 })
+  // Chunks are copied: the copy reuses its compression buffers as soon as a write calls back, while the stream still
+  // holds what it was given until the network takes it.
+  const writer = new Writable({
+    highWaterMark: 0,
+    write(chunk: Buffer, _encoding, callback) {
+      if (stream.write(Buffer.from(chunk))) callback()
+      else stream.once('drain', () => callback())
+    },
+  })
+  const sink: Sink = { storage: undefined, path: '', where: 'the network', seal: undefined, stored: 0, writer }
+  const result = copyToSinks({ ...input, syncEach: false }, [sink], codec).then((read) => {
+    if (sink.error) throw sink.error
+    return read
+  })
+  result.then(
+    () => stream.end(),
+    (error: Error) => stream.destroy(error),
+  )
+  return { stream, result }
 }
 
 /** Opens a target's storage; a storage that cannot be opened is that repository's failure. */

@@ -42,10 +42,9 @@ import { backupCopy, copyMerge } from './copy.js'
 import type { BackupCopyOptions, BackupCopyResult } from './copy.js'
 import { priorPlan } from './plan.js'
 import { RepoGroup } from './repo-group.js'
-import { scanCluster } from './scan.js'
 import type { ScannedFile } from './scan.js'
-import { backupSourcesOpen, pathInDataFolder, standbyWaitReady, standbyWalFiles } from './standby.js'
-import type { BackupStandbyMode } from './standby.js'
+import { backupSourcesOpen, pathInDataFolder, standbyWaitReady } from './standby.js'
+import type { BackupStandbyMode, PgNode } from './standby.js'
 import { configFilesCollect } from './config-files.js'
 
 /**
@@ -137,7 +136,7 @@ export const backup: Command = {
     try {
       // The cluster pg_backup_start runs on: the primary, or with backup-standby=only the standby. Files are read from
       // its data folder, except relation files when a standby serves them (standby.ts says why only those).
-      const { session, server, control, index: backupOnIndex, path: pgPath } = sources.backupOn
+      const { session, server, control, index: backupOnIndex, path: pgPath, host } = sources.backupOn
       const identity = { systemId: control.systemId.toString(), version: control.version }
       const onStandby = mode === 'only'
       await group.each(async (repo) => {
@@ -163,7 +162,7 @@ export const backup: Command = {
       const newestLabel = group.live.map((repo) => repo.newestLabel).reduce<string | undefined>((newest, next) => (next !== undefined && (newest === undefined || next > newest) ? next : newest), undefined)
       label = backupLabelNew(type, plan.fullLabel, startDate, newestLabel)
 
-      const configFiles = await configFilesCollect(session, server.dataDirectory)
+      const configFiles = await configFilesCollect(session, server.dataDirectory, (path, kind) => host.op('configFile', { path, kind }))
       const begin = await dbBackupBegin(session, server.major, `walden backup ${label}`, cfg.boolean('start-fast'))
       log.info(
         `backup begin: ${type} backup ${label}, start LSN ${begin.lsn}${onStandby ? ` on the standby pg${backupOnIndex}` : ''}` +
@@ -186,7 +185,7 @@ export const backup: Command = {
       }
 
       const tablespaces = await dbTablespaces(session)
-      const scan = await scanCluster(pgPath, new Map(tablespaces.map((tablespace) => [tablespace.oid, tablespace.name])))
+      const scan = await host.op('scan', { path: pgPath, tablespaces: tablespaces.map((tablespace): [number, string] => [tablespace.oid, tablespace.name]) })
       await group.each(async (repo) => {
         const prior = plan.priors.get(repo.index)
         if (!prior) return
@@ -198,7 +197,13 @@ export const backup: Command = {
       // Relation files from the standby, by the same name in its data folder; a file the standby does not have yet
       // (created after the start) reads as removed, and WAL replay creates it.
       const fromStandby = standby
-      const toCopy = fromStandby === undefined ? wanted : wanted.map((file) => (file.relationSegment !== undefined ? { ...file, path: pathInDataFolder(fromStandby.path, file.name) } : file))
+      // Each file is read on the host of the cluster it comes from (pgN-host), or here.
+      const onHost = (file: ScannedFile, node: PgNode): ScannedFile => (node.host.remote !== undefined ? { ...file, remote: node.host.remote } : file)
+      const toCopy = wanted.map((file) =>
+        fromStandby !== undefined && file.relationSegment !== undefined
+          ? onHost({ ...file, path: pathInDataFolder(fromStandby.path, file.name) }, fromStandby)
+          : onHost(file, sources.backupOn),
+      )
       // On a standby, pg_control is read after every other file (standby.ts): its minimum recovery point then covers
       // every page copied, and recovery takes the end of the backup from it.
       const lastFiles = onStandby ? toCopy.filter((file) => file.name === CONTROL_FILE) : []
@@ -242,8 +247,8 @@ export const backup: Command = {
               hint: 'run the backup again against the cluster as it is now.',
             })
           }
-          const walFiles = await standbyWalFiles(pgPath, timeline, startLsn, lsnParse(end.lsn) - 1n, control.walSegmentSize)
-          copy = copyMerge(copy, await backupCopy(copyOptions(walFiles)))
+          const walFiles = await host.op('walFiles', { path: pgPath, timeline, start: startLsn.toString(), last: (lsnParse(end.lsn) - 1n).toString(), segmentSize: control.walSegmentSize })
+          copy = copyMerge(copy, await backupCopy(copyOptions(walFiles.map((file) => onHost(file, sources.backupOn)))))
         }
       } finally {
         await pool.close()

@@ -4,6 +4,8 @@
 import { lstat, readdir, readlink, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
+import { walSegmentRange } from '../../pg/wal.js'
+import type { PgRemote } from '../pg-host.js'
 import { log } from '../../common/log.js'
 import {
   EXCLUDE_ANY_FILES,
@@ -27,6 +29,8 @@ export interface ScannedFile {
   mode: number
   /** Segment number when the file is relation data whose pages carry checksums. */
   relationSegment?: number
+  /** The database host the file is read on (pgN-host); set by backup, not by the scan. */
+  remote?: PgRemote
 }
 
 export interface ClusterScan {
@@ -117,4 +121,30 @@ async function scanFolder(scan: ClusterScan, absolute: string, name: string, rel
       ...(relation ? { relationSegment: relation.segmentNo } : {}),
     })
   }
+}
+
+/**
+ * The WAL segments from start to last (inclusive LSNs) in a standby's pg_wal, as files of the backup
+ * (pg_data/pg_wal/...), with the timeline's history file when there is one. The last segment is usually still being
+ * filled: recovery reads it only up to the stop LSN. A segment already recycled by a restartpoint fails the backup.
+ */
+export async function walFilesList(dataFolder: string, timeline: number, start: bigint, last: bigint, segmentSize: number): Promise<ScannedFile[]> {
+  const names = walSegmentRange(timeline, start, last, segmentSize)
+  if (timeline > 1) names.unshift(`${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`)
+  const files: ScannedFile[] = []
+  for (const name of names) {
+    const path = join(dataFolder, 'pg_wal', name)
+    let found
+    try {
+      found = await stat(path)
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw error
+      if (name.endsWith('.history')) continue
+      fail('FileMissing', `WAL segment '${name}' needed by the backup is no longer in the standby's pg_wal '${join(dataFolder, 'pg_wal')}'`, {
+        hint: 'the standby recycled it before walden copied it: raise wal_keep_size on the standby and run the backup again.',
+      })
+    }
+    files.push({ name: `pg_data/pg_wal/${name}`, path, size: found.size, mtimeMs: found.mtimeMs, mode: found.mode & 0o7777 })
+  }
+  return files
 }

@@ -27,30 +27,28 @@
 // filled), so it is copied from the standby's pg_wal into the backup, as pg_basebackup -X fetch does, and the backup
 // is consistent with nothing from the archive.
 
-import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { errnoCode, fail, WaldenError } from '../../common/errors.js'
+import { fail, WaldenError } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import { PG_MAX, pgOption } from '../../config/options.js'
 import type { PgIndex } from '../../config/options.js'
-import { pgControlRead } from '../../pg/control.js'
 import type { PgControl } from '../../pg/control.js'
 import { dbCheckpoint, dbInfo, dbReplayState } from '../../pg/db.js'
 import type { DbInfo } from '../../pg/db.js'
 import { lsnParse } from '../../pg/lsn.js'
-import { walSegmentRange } from '../../pg/wal.js'
 import type { PgSession } from '../../pg/session.js'
-import { checkDataDirectory, pgSessionOpenIndex } from '../pg-session.js'
-import type { ScannedFile } from './scan.js'
+import { PgHost } from '../pg-host.js'
 
 export type BackupStandbyMode = 'n' | 'y' | 'prefer' | 'only'
 
 /** A cluster of the stanza walden is connected to. */
 export interface PgNode {
   index: PgIndex
-  /** pgN-path: its data folder. */
+  /** pgN-path: its data folder (on its own host). */
   path: string
+  /** Where it is: this host, or a database host over SSH (pgN-host). */
+  host: PgHost
   session: PgSession
   server: DbInfo
   control: PgControl
@@ -76,16 +74,21 @@ function configuredIndexes(cfg: Config): PgIndex[] {
 }
 
 async function nodeOpen(cfg: Config, index: PgIndex, connectTimeoutMs?: number): Promise<PgNode> {
-  const path = cfg.requireString(pgOption(index, 'path'))
-  const control = await pgControlRead(path)
-  const session = await pgSessionOpenIndex(cfg, index, connectTimeoutMs !== undefined ? { connectTimeoutMs } : {})
+  const host = new PgHost(cfg, index)
   try {
-    const server = await dbInfo(session)
-    // The data directory first: a pgN-path naming another folder is the likelier mistake, and its message says so.
-    await checkDataDirectory(cfg, server.dataDirectory, session.where, index)
-    return { index, path, session, server, control }
+    const control = await host.control()
+    const session = await host.connect(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {})
+    try {
+      const server = await dbInfo(session)
+      // The data directory first: a pgN-path naming another folder is the likelier mistake, and its message says so.
+      await host.checkDataDirectory(server.dataDirectory, session.where)
+      return { index, path: host.path, host, session, server, control }
+    } catch (error) {
+      await session.close()
+      throw error
+    }
   } catch (error) {
-    await session.close()
+    host.close()
     throw error
   }
 }
@@ -112,6 +115,7 @@ export async function backupSourcesOpen(cfg: Config, mode: BackupStandbyMode): P
   const opened: PgNode[] = []
   const close = async (): Promise<void> => {
     await Promise.all(opened.map((node) => node.session.close()))
+    for (const node of opened) node.host.close()
   }
   try {
     if (mode === 'n') {
@@ -238,31 +242,4 @@ export async function standbyWaitReady(standby: PgNode, startLsn: string, checkp
 export function pathInDataFolder(dataFolder: string, manifestName: string): string {
   // Tablespaces are reached through the cluster's own pg_tblspc links, wherever that cluster keeps them.
   return join(dataFolder, manifestName.startsWith('pg_data/') ? manifestName.slice('pg_data/'.length) : manifestName)
-}
-
-
-/**
- * The WAL segments from start to last (inclusive LSNs) in a standby's pg_wal, as files of the backup
- * (pg_data/pg_wal/...), with the timeline's history file when there is one. The last segment is usually still being
- * filled: recovery reads it only up to the stop LSN. A segment already recycled by a restartpoint fails the backup.
- */
-export async function standbyWalFiles(dataFolder: string, timeline: number, start: bigint, last: bigint, segmentSize: number): Promise<ScannedFile[]> {
-  const names = walSegmentRange(timeline, start, last, segmentSize)
-  if (timeline > 1) names.unshift(`${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`)
-  const files: ScannedFile[] = []
-  for (const name of names) {
-    const path = join(dataFolder, 'pg_wal', name)
-    let found
-    try {
-      found = await stat(path)
-    } catch (error) {
-      if (errnoCode(error) !== 'ENOENT') throw error
-      if (name.endsWith('.history')) continue
-      fail('FileMissing', `WAL segment '${name}' needed by the backup is no longer in the standby's pg_wal '${join(dataFolder, 'pg_wal')}'`, {
-        hint: 'the standby recycled it before walden copied it: raise wal_keep_size on the standby and run the backup again.',
-      })
-    }
-    files.push({ name: `pg_data/pg_wal/${name}`, path, size: found.size, mtimeMs: found.mtimeMs, mode: found.mode & 0o7777 })
-  }
-  return files
 }

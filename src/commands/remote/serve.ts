@@ -1,21 +1,35 @@
-// remote: serves this host's repository to a walden on another host, over the SSH session that started this process
-// (stdin and stdout carry the protocol; stderr carries log lines, which the other end relays). Which repository is
-// this host's business: repoN of its own config file, N from --repo. The client names paths inside it, nothing more.
+// remote: serves this host to a walden on another host, over the SSH session that started this process (stdin and
+// stdout carry the protocol; stderr carries log lines, which the other end relays). On a backup host it serves a
+// repository: which one is this host's business, repoN of its own config file, N from --repo, and the client names
+// paths inside it, nothing more. On a database host (--remote-type=pg, started by a backup host's pgN-host) it serves
+// the cluster's files and socket (pg-service.ts).
 
 import { fail } from '../../common/errors.js'
 import type { Config } from '../../config/config.js'
 import { REPO_MAX } from '../../config/options.js'
 import type { RepoIndex } from '../../config/options.js'
-import { protocolServe } from '../../protocol/server.js'
+import { protocolServe, storageService } from '../../protocol/server.js'
 import { storageOpen } from '../../storage/location.js'
 import type { Command } from '../command.js'
 import { repoLocation } from '../repo-storage.js'
+import { pgService } from './pg-service.js'
 
 /** Only for tests of the handshake: makes this end state another version. Not an option, so not in help. */
 const VERSION_FOR_TEST = '_WALDEN_TEST_REMOTE_VERSION'
 
 export const remote: Command = {
   async run(cfg: Config): Promise<number> {
+    const version = process.env[VERSION_FOR_TEST]
+    const common = {
+      input: process.stdin,
+      output: process.stdout,
+      ...(version !== undefined ? { version } : {}),
+      deflateLevel: cfg.number('compress-level-network') ?? 0,
+    }
+    if (cfg.string('remote-type') === 'pg') {
+      await protocolServe({ ...common, service: pgService() })
+      return 0
+    }
     const chosen = cfg.string('repo') ?? '1'
     const index = Number(chosen)
     if (!/^[1-9]\d*$/.test(chosen) || index > REPO_MAX) {
@@ -28,14 +42,7 @@ export const remote: Command = {
       })
     }
     const storage = await storageOpen(location)
-    const version = process.env[VERSION_FOR_TEST]
-    await protocolServe({
-      input: process.stdin,
-      output: process.stdout,
-      storage,
-      ...(version !== undefined ? { version } : {}),
-      deflateLevel: cfg.number('compress-level-network') ?? 0,
-    })
+    await protocolServe({ ...common, service: storageService(storage) })
     return 0
   },
 }

@@ -5,14 +5,13 @@
 import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { RepoIndex } from '../../config/options.js'
-import { pgControlRead } from '../../pg/control.js'
 import { dbInfo, dbWalSwitch } from '../../pg/db.js'
 import { archiveWaitFor } from '../../repo/archive.js'
 import { archiveInfoLoad, backupInfoLoad, checkIdentity } from '../../repo/stanza-info.js'
 import type { ArchiveInfo } from '../../repo/stanza-info.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
-import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
+import { PgHost } from '../pg-host.js'
 import { repoFailureOf, repoFailuresError, repoPrefix } from '../repo-failures.js'
 import type { RepoFailure } from '../repo-failures.js'
 import { repoOpen, repoSelected } from '../repo-storage.js'
@@ -43,63 +42,73 @@ export const check: Command = {
       }
     }
     if (loaded.length === 0) throw repoFailuresError(failures, { several })
-    const control = await pgControlRead(pgPath)
-    const found = { systemId: control.systemId.toString(), version: control.version }
-
-    const session = await pgSessionOpen(cfg)
+    // The cluster, here or on its database host (pg1-host).
+    const host = new PgHost(cfg, 1)
     try {
-      const server = await dbInfo(session)
-      // The data directory first: a pg1-path naming another folder is the likelier mistake, and its message says so.
-      await checkDataDirectory(cfg, server.dataDirectory, session.where)
-      const repos: CheckedRepo[] = []
-      for (const repo of loaded) {
-        try {
-          checkIdentity(stanza, repo.archiveInfo.db, found, `cluster '${pgPath}'`)
-          checkIdentity(stanza, repo.backupDb, found, `cluster '${pgPath}'`)
-          repos.push(repo)
-        } catch (error) {
-          failures.push(repoFailureOf(repo.index, error))
-        }
-      }
-      if (repos.length === 0) throw repoFailuresError(failures.sort((a, b) => a.repo - b.repo), { several })
-      if (server.archiveMode === 'off') {
-        fail('ArchiveMismatch', `archive_mode is off on the server at ${session.where}`, {
-          hint: "set archive_mode = on and archive_command = 'walden --stanza=" + stanza + " archive-push %p', then restart PostgreSQL.",
-        })
-      }
-      // A wrapper script may call walden; the WAL switch below is the real test, so only warn here.
-      if (!/\barchive-push\b/.test(server.archiveCommand)) {
-        log.warn(`archive_command '${server.archiveCommand}' does not seem to call walden archive-push`)
-      }
-      if (server.inRecovery) {
-        log.info('the server is a standby: WAL archiving is checked on the primary')
-        if (failures.length > 0) throw repoFailuresError(failures.sort((a, b) => a.repo - b.repo), { several: true })
-        return 0
-      }
-      const timeoutSeconds = cfg.number('archive-timeout') ?? 60
-      const { walFile } = await dbWalSwitch(session)
-      // The repositories are waited for one after the other, against one deadline: archive-push stores the segment
-      // in all of them in one go, so the first wait usually covers the others.
-      const deadline = Date.now() + timeoutSeconds * 1000
-      for (const repo of repos) {
-        const prefix = repoPrefix(repo.index, several)
-        try {
-          const missing = await archiveWaitFor(repo.storage, repo.archiveInfo, [walFile], Math.max(0, deadline - Date.now()))
-          if (missing.length > 0) {
-            fail('ArchiveTimeout', `WAL segment '${walFile}' did not reach the archive within ${timeoutSeconds} second(s)`, {
-              hint: 'check the PostgreSQL log for archive_command errors, and that archive_command names this stanza and config.',
-            })
-          }
-          log.info(`${prefix}WAL segment '${walFile}' successfully archived to stanza '${stanza}'`)
-          process.stdout.write(`${prefix}stanza '${stanza}': configuration ok, WAL segment ${walFile} archived\n`)
-        } catch (error) {
-          failures.push(repoFailureOf(repo.index, error))
-        }
-      }
-      if (failures.length > 0) throw repoFailuresError(failures.sort((a, b) => a.repo - b.repo), { several })
-      return 0
+      return await checkCluster(host)
     } finally {
-      await session.close()
+      host.close()
+    }
+
+    async function checkCluster(host: PgHost): Promise<number> {
+      const control = await host.control()
+      const found = { systemId: control.systemId.toString(), version: control.version }
+
+      const session = await host.connect()
+      try {
+        const server = await dbInfo(session)
+        // The data directory first: a pg1-path naming another folder is the likelier mistake, and its message says so.
+        await host.checkDataDirectory(server.dataDirectory, session.where)
+        const repos: CheckedRepo[] = []
+        for (const repo of loaded) {
+          try {
+            checkIdentity(stanza, repo.archiveInfo.db, found, `cluster '${pgPath}'`)
+            checkIdentity(stanza, repo.backupDb, found, `cluster '${pgPath}'`)
+            repos.push(repo)
+          } catch (error) {
+            failures.push(repoFailureOf(repo.index, error))
+          }
+        }
+        if (repos.length === 0) throw repoFailuresError(failures.sort((a, b) => a.repo - b.repo), { several })
+        if (server.archiveMode === 'off') {
+          fail('ArchiveMismatch', `archive_mode is off on the server at ${session.where}`, {
+            hint: "set archive_mode = on and archive_command = 'walden --stanza=" + stanza + " archive-push %p', then restart PostgreSQL.",
+          })
+        }
+        // A wrapper script may call walden; the WAL switch below is the real test, so only warn here.
+        if (!/\barchive-push\b/.test(server.archiveCommand)) {
+          log.warn(`archive_command '${server.archiveCommand}' does not seem to call walden archive-push`)
+        }
+        if (server.inRecovery) {
+          log.info('the server is a standby: WAL archiving is checked on the primary')
+          if (failures.length > 0) throw repoFailuresError(failures.sort((a, b) => a.repo - b.repo), { several: true })
+          return 0
+        }
+        const timeoutSeconds = cfg.number('archive-timeout') ?? 60
+        const { walFile } = await dbWalSwitch(session)
+        // The repositories are waited for one after the other, against one deadline: archive-push stores the segment
+        // in all of them in one go, so the first wait usually covers the others.
+        const deadline = Date.now() + timeoutSeconds * 1000
+        for (const repo of repos) {
+          const prefix = repoPrefix(repo.index, several)
+          try {
+            const missing = await archiveWaitFor(repo.storage, repo.archiveInfo, [walFile], Math.max(0, deadline - Date.now()))
+            if (missing.length > 0) {
+              fail('ArchiveTimeout', `WAL segment '${walFile}' did not reach the archive within ${timeoutSeconds} second(s)`, {
+                hint: 'check the PostgreSQL log for archive_command errors, and that archive_command names this stanza and config.',
+              })
+            }
+            log.info(`${prefix}WAL segment '${walFile}' successfully archived to stanza '${stanza}'`)
+            process.stdout.write(`${prefix}stanza '${stanza}': configuration ok, WAL segment ${walFile} archived\n`)
+          } catch (error) {
+            failures.push(repoFailureOf(repo.index, error))
+          }
+        }
+        if (failures.length > 0) throw repoFailuresError(failures.sort((a, b) => a.repo - b.repo), { several })
+        return 0
+      } finally {
+        await session.close()
+      }
     }
   },
 }

@@ -5,8 +5,6 @@ import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import type { RepoIndex } from '../../config/options.js'
 import { stopFileCheck } from '../../common/lock.js'
-import { pgControlRead } from '../../pg/control.js'
-import { pgRunning } from '../../pg/data-dir.js'
 import { dbInfo } from '../../pg/db.js'
 import { cipherAdopt, cipherRecordCreate, cipherUse } from '../../repo/cipher.js'
 import { infoFileRemove } from '../../repo/info-file.js'
@@ -22,7 +20,7 @@ import {
 import { stanzaTemporaryClean } from '../../repo/temporary.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
-import { checkDataDirectory, pgSessionOpen } from '../pg-session.js'
+import { PgHost } from '../pg-host.js'
 import { repoFailureOf, repoFailuresError, repoPrefix } from '../repo-failures.js'
 import type { RepoFailure } from '../repo-failures.js'
 import { repoIndexes, repoOpen, repoSelected } from '../repo-storage.js'
@@ -31,17 +29,23 @@ export const stanzaCreate: Command = {
   async run(cfg) {
     const stanza = cfg.stanza()
     const pgPath = cfg.requireString('pg1-path')
-    const control = await pgControlRead(pgPath)
-
-    const session = await pgSessionOpen(cfg)
+    // The cluster, here or on its database host (pg1-host).
+    const host = new PgHost(cfg, 1)
+    let control
     try {
-      const server = await dbInfo(session)
-      await checkDataDirectory(cfg, server.dataDirectory, session.where)
-      if (server.major !== control.version) {
-        fail('DbMismatch', `server at ${session.where} is PostgreSQL ${server.major} but '${pgPath}' holds PostgreSQL ${control.version}`)
+      control = await host.control()
+      const session = await host.connect()
+      try {
+        const server = await dbInfo(session)
+        await host.checkDataDirectory(server.dataDirectory, session.where)
+        if (server.major !== control.version) {
+          fail('DbMismatch', `server at ${session.where} is PostgreSQL ${server.major} but '${pgPath}' holds PostgreSQL ${control.version}`)
+        }
+      } finally {
+        await session.close()
       }
     } finally {
-      await session.close()
+      host.close()
     }
 
     // Every repository is checked before any is written, so a mistake in one (another cluster's stanza, leftover
@@ -138,7 +142,7 @@ export const stanzaDelete: Command = {
         })
       }
       const pgPath = cfg.string('pg1-path')
-      if (pgPath !== undefined && (await pgRunning(pgPath))) {
+      if (pgPath !== undefined && (await pgHostRunning(cfg))) {
         fail('PgRunning', `PostgreSQL is running on '${pgPath}'; stop it before deleting stanza '${stanza}'`, {
           hint: 'or give --force.',
         })
@@ -174,4 +178,14 @@ export const stanzaDelete: Command = {
     log.info(`stanza '${stanza}' deleted`)
     return 0
   },
+}
+
+/** Whether the stanza's cluster runs, asked where it is (pg1-host, or here). */
+async function pgHostRunning(cfg: Config): Promise<boolean> {
+  const host = new PgHost(cfg, 1)
+  try {
+    return await host.op('running', { path: host.path })
+  } finally {
+    host.close()
+  }
 }
