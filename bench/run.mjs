@@ -3,7 +3,7 @@
 //
 //   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7,8,9] [--keep] [--dir=/tmp] [--mirror-seconds=30]
 //                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--walden=worktree|head|dist] [--no-install]
-//                      [--docs|--no-docs] [--repo-type=posix|s3]
+//                      [--docs|--no-docs] [--repo-type=posix|s3|ssh]
 //
 // Builds a cluster (pgbench at --scale, data checksums on) archiving into both tools' repositories, then runs each
 // scenario with both tools alternating, --runs times each, measuring wall time, CPU time and peak memory of the whole
@@ -14,6 +14,12 @@
 // (test/harness/ceph-s3.sh, started here and destroyed at the end), reached over HTTPS; the scenarios are those that
 // make sense there (1, 3, 5 and 10, walden's fan-out to two repositories), and the report goes to
 // bench/results/latest-s3.md and the "S3 repository" section of docs/benchmarks.md.
+//
+// With --repo-type=ssh (issue #13) both tools are set up as pgBackRest's "dedicated repository host": one local
+// sshd (bench/lib/sshd.mjs), the repositories owned by the backup host's user walden-repo, the cluster by postgres.
+// Backups run on the backup host (pg1-host), restores and archive-push on the database host (repo1-host); the
+// scenarios are 1, 3, 5 (one synchronous push) and 7 (memory of both ends at two scales), and the report goes to
+// bench/results/latest-ssh.md and the "Backup host over SSH" section of docs/benchmarks.md.
 //
 // Run as root: PostgreSQL and both tools then run as the `postgres` user (PostgreSQL refuses root), and pgBackRest
 // is installed with apt-get if missing. As another user everything runs as that user, and without pgBackRest only
@@ -27,9 +33,10 @@ import { archiverCatchUp, ownedFolder, pgbenchLoad, sourceClusterCreate, stopAll
 import { BENCH_DIR, BenchError, childEnvSet, heading, IS_ROOT, killLiveChildren, measureSetup, run, RUN_USER, say } from './lib/proc.mjs'
 import { machineInfo, markdownReport } from './lib/report.mjs'
 import { mirrorMarkdown } from './lib/mirror.mjs'
-import { S3_SCENARIOS, SCENARIOS } from './lib/scenarios.mjs'
-import { S3_UPLOAD_CHUNK, TOOL_LABEL, toolsSetup } from './lib/tools.mjs'
+import { S3_SCENARIOS, SCENARIOS, SSH_SCENARIOS } from './lib/scenarios.mjs'
+import { S3_UPLOAD_CHUNK, sshStanzaCreate, sshToolsSetup, TOOL_LABEL, toolsSetup } from './lib/tools.mjs'
 import { Gateway, gatewaysDestroy, gatewaysDestroySync } from './lib/gateway.mjs'
+import { REPO_USER, SshHost, sshHostsStop } from './lib/sshd.mjs'
 
 const REPO_ROOT = resolve(BENCH_DIR, '..')
 const PG_BIN_DEFAULT = '/usr/lib/postgresql/15/bin'
@@ -62,8 +69,13 @@ const USAGE = `usage: npm run bench -- [options]
   --repo-type=TYPE     posix (default): repositories in folders; s3: each tool's repository in its own bucket of one
                        local Ceph gateway over HTTPS (issue #12), scenarios 1 (full backup, --compress-type, process-max 2),
                        3, 5 (async 64 segments) and 10 (walden's backup --repo=all to the bucket and a folder against
-                       the bucket alone); default all four
+                       the bucket alone); default all four; ssh: pgBackRest's dedicated repository host through one
+                       local sshd, the repositories owned by the user walden-repo (issue #13), scenarios 1 (full backup
+                       run on the backup host), 3 (restore on the database host), 5 (one synchronous archive-push, 20
+                       per run) and 7 (peak memory of both ends at two scales); default all four
 `
+
+const REPO_TYPE_SCENARIOS = { posix: POSIX_SCENARIOS, s3: S3_SCENARIOS, ssh: SSH_SCENARIOS }
 
 function parseArgs(argv) {
   const opts = { scale: 100, runs: 5, mirrorSeconds: 30, scenarios: undefined, keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined, repoType: 'posix' }
@@ -83,7 +95,7 @@ function parseArgs(argv) {
         for (const s of opts.scenarios) if (!SCENARIOS[s]) throw new BenchError(`--scenarios: there is no scenario ${s} (1 to 10)`)
         break
       case 'repo-type':
-        if (!['posix', 's3'].includes(value)) throw new BenchError('--repo-type must be posix or s3')
+        if (!['posix', 's3', 'ssh'].includes(value)) throw new BenchError('--repo-type must be posix, s3 or ssh')
         opts.repoType = value
         break
       case 'memory-scales': opts.memoryScales = [...new Set(String(value).split(',').map((s) => int(name, s.trim(), 1)))]; break
@@ -110,7 +122,7 @@ function parseArgs(argv) {
         throw new BenchError(`unknown argument '${arg}'\n\n${USAGE}`)
     }
   }
-  const all = opts.repoType === 's3' ? S3_SCENARIOS : POSIX_SCENARIOS
+  const all = REPO_TYPE_SCENARIOS[opts.repoType]
   opts.scenarios ??= all
   const misfits = opts.scenarios.filter((scenario) => !all.includes(scenario))
   if (misfits.length > 0) {
@@ -143,6 +155,7 @@ async function cleanupOnce() {
   cleaned = true
   killLiveChildren()
   stopAllServersSync(pgBin)
+  sshHostsStop({ keep: keep && Boolean(root) })
   const restart = await gatewaysDestroy({ keep: keep && Boolean(root) }).catch(() => [])
   if (root && !keep) await rm(root, { recursive: true, force: true }).catch(() => undefined)
   else if (root) say(`kept ${root}`)
@@ -157,6 +170,7 @@ for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) 
 }
 process.on('exit', () => {
   if (!cleaned) stopAllServersSync(pgBin)
+  sshHostsStop({ keep })
   gatewaysDestroySync()
 })
 
@@ -261,7 +275,8 @@ async function main() {
   const commandLine = ['npm run bench --', ...process.argv.slice(2)].join(' ')
 
   const s3 = opts.repoType === 's3'
-  heading(`walden bench: scale ${opts.scale}, ${opts.runs} run(s), scenarios ${opts.scenarios.join(',')}${s3 ? ', repositories in S3' : ''}`)
+  const ssh = opts.repoType === 'ssh'
+  heading(`walden bench: scale ${opts.scale}, ${opts.runs} run(s), scenarios ${opts.scenarios.join(',')}${s3 ? ', repositories in S3' : ssh ? ', repositories on a backup host over SSH' : ''}`)
   for (const tool of ['initdb', 'pg_ctl', 'postgres', 'pgbench', 'psql']) {
     if (!existsSync(join(opts.pgBin, tool))) {
       throw new BenchError(`${join(opts.pgBin, tool)} is missing: the bench uses Debian's PostgreSQL 15 (apt-get install postgresql-15; see .ci/run), or give --pg-bin`)
@@ -307,13 +322,21 @@ async function main() {
     say(`gateway: https://127.0.0.1:${gateway.tlsPort} (and http://127.0.0.1:${gateway.rgwPort} for the bench's own awscli), buckets ${Object.values(buckets).join(', ')}`)
   }
 
+  // The SSH server: in the temporary folder, stopped by cleanup() however the bench ends.
+  let sshd
+  if (ssh) {
+    heading(`SSH: a local sshd, the backup host's user ${REPO_USER} owning the repositories, postgres the cluster`)
+    sshd = await SshHost.start(root)
+    say(`sshd: 127.0.0.1:${sshd.port}, ssh client ${(await run('ssh', ['-V'], { owner: false, allowFail: true })).stderr.trim()}`)
+  }
+
   let setup
   let server
   if (backupScenarios) {
     heading(`source cluster: PostgreSQL 15, pgbench scale ${opts.scale}, data checksums on`)
     const port = basePort
     const dataDir = join(root, 'pgdata')
-    setup = await toolsSetup({
+    setup = await (ssh ? sshToolsSetup : toolsSetup)({
       root,
       name: 'main',
       stanza: 'bench',
@@ -324,11 +347,13 @@ async function main() {
       pgbackrestBin,
       compressType: opts.compressType,
       s3: s3 ? { gateway, buckets } : undefined,
+      sshd,
     })
     server = await sourceClusterCreate({ pgBin: opts.pgBin, dataDir, port, socketDir, logFile: join(root, 'pgdata.log'), archiveCommand: setup.archiveCommand })
     for (const tool of Object.values(setup.tools)) {
-      await tool.run('stanza-create')
-      say(`${tool.label}: stanza created in ${tool.bucket ? `s3://${tool.bucket}${tool.repoPath}` : tool.repoPath}`)
+      const where = ssh ? await sshStanzaCreate(tool) : (await tool.run('stanza-create'), undefined)
+      say(`${tool.label}: stanza created in ${tool.bucket ? `s3://${tool.bucket}${tool.repoPath}` : tool.repoPath}${where ? ` (from ${where})` : ''}`)
+      if (tool.backupPending) say(`${tool.label}: backups from the backup host pending: ${tool.backupPending}`)
     }
     await pgbenchLoad(server, opts.scale)
     await archiverCatchUp(server)
@@ -346,6 +371,7 @@ async function main() {
     waldenProgram: waldenSnap.program,
     main: { ...setup, server },
     gateway,
+    sshd,
     cases: [],
     notes: [],
     state: { full: {}, memoryCases: {} },
@@ -376,6 +402,7 @@ async function main() {
   heading(`results (${((Date.now() - started) / 60000).toFixed(1)} min)`)
   const machine = await machineInfo({ dir: root, pgBin: opts.pgBin, pgbackrestBin, waldenVersion: waldenSnap.version, waldenSource: waldenSnap.source })
   if (s3) machine.gateway = (await run('radosgw', ['--version'], { owner: false, allowFail: true })).stdout.trim().replace(/^ceph version (\S+).*$/s, 'Ceph RGW $1')
+  if (ssh) machine.ssh = `${(await run('ssh', ['-V'], { owner: false, allowFail: true })).stderr.trim()}; ${(await run('/usr/sbin/sshd', ['-V'], { owner: false, allowFail: true })).stderr.trim().split('\n')[0]}`
   if (!pgbackrestBin && backupScenarios) ctx.notes.push('pgBackRest was not installed: walden alone, no ratios')
   if (backupScenarios && (opts.scale < 100 || opts.runs < 5)) {
     ctx.notes.push(
@@ -384,12 +411,16 @@ async function main() {
   }
   if (backupScenarios && machine.cores <= 2) {
     ctx.notes.push(
-      s3
+      ssh
+        ? `a ${machine.cores}-core machine: both hosts are this machine, so each tool's two ends, both ssh processes of every session and sshd's encryption share the same cores with PostgreSQL; figures are noisier than between two hosts, and a tool that keeps both ends busy at once pays for it here`
+        : s3
         ? `a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL, with the gateway (radosgw and its OSD run on the same cores and do the TLS, hashing and storing of every request) and with each other's leftovers; figures are noisier than on a larger host, and a faster tool also makes the gateway work faster`
         : `a ${machine.cores}-core machine: with process-max 2 the tools compete with PostgreSQL and with each other's leftovers (page cache writeback) for the same cores; figures are noisier than on a larger host`,
     )
   }
-  const repoText = s3
+  const repoText = ssh
+    ? `pgBackRest's dedicated repository host on one machine: one OpenSSH server on a loopback port (${machine.ssh}), the same ssh client, key and options for both tools (so the same cipher); the database host is the user postgres (cluster, restores, archive-push with repo1-host), the backup host the user ${REPO_USER} (repositories, mode 0750, and backups with pg1-host); a timed command runs its far ends under /usr/bin/time (repo1-host-cmd or pg1-host-cmd set to a wrapper), which adds one exec per session to both tools. The far-end columns are those processes (walden remote, pgBackRest's remote), one per SSH session: CPU is their user + system time, peak RSS the sum of each one's own peak (they run side by side, one per worker, so this bounds their peak together); the other columns are the command's side, its ssh clients included, and neither includes sshd's own encryption work`
+    : s3
     ? `repositories in S3: one bucket per tool on one local Ceph RADOS Gateway (${machine.gateway ?? 'radosgw'}, OSD on memstore, so objects live in RAM) reached over HTTPS at 127.0.0.1 with a self-signed certificate (repo1-storage-verify-tls=n), path-style, region us-east-1, repo1-storage-upload-chunk-size=${S3_UPLOAD_CHUNK} for both (pgBackRest's own default is 5 MiB); the gateway's CPU is not in the tools' CPU figures (the case notes give it), the cluster on local disk`
     : 'repositories and cluster on the same disk'
   const commonText =
@@ -397,7 +428,7 @@ async function main() {
     `start-fast, repo1-retention-full=2 (expiry runs after each backup, as both tools do by default), ${repoText}, page cache warm, \`sync\` before each timed command`
   const settings = { commandLine, scale: opts.scale, runs: opts.runs, scenarios: opts.scenarios, commonText, repoType: opts.repoType }
   const sections = ctx.mirror ? [mirrorMarkdown(ctx.mirror)] : []
-  const layout = s3 ? { targetsTitle: 'Targets (issue #12)', titles: S3_TITLES } : {}
+  const layout = s3 ? { targetsTitle: 'Targets (issue #12)', titles: S3_TITLES } : ssh ? { targetsTitle: 'Targets (issue #13)', titles: SSH_TITLES } : {}
   const markdown = markdownReport({ machine, settings, cases: ctx.cases, notes: ctx.notes, hasPgbackrest: Boolean(pgbackrestBin), sections, ...layout })
   process.stdout.write(`\n${markdown}\n`)
 
@@ -405,44 +436,59 @@ async function main() {
   await mkdir(resultsDir, { recursive: true })
   const stamp = machine.date.replace(/[:.]/g, '-')
   const json = { machine, settings, cases: ctx.cases.map((c) => c.toJSON()), mirror: ctx.mirror, notes: ctx.notes }
-  const jsonName = `${stamp}${s3 ? '-s3' : ''}.json`
-  const latestName = s3 ? 'latest-s3.md' : 'latest.md'
+  const suffix = s3 || ssh ? `-${opts.repoType}` : ''
+  const jsonName = `${stamp}${suffix}.json`
+  const latestName = `latest${suffix}.md`
   await writeFile(join(resultsDir, jsonName), JSON.stringify(json, null, 2) + '\n')
-  await writeFile(join(resultsDir, latestName), `# walden vs pgBackRest: latest bench run${s3 ? ', repositories in S3' : ''}\n\n${markdown}\n`)
+  await writeFile(join(resultsDir, latestName), `# walden vs pgBackRest: latest bench run${s3 ? ', repositories in S3' : ssh ? ', backup host over SSH' : ''}\n\n${markdown}\n`)
   say(`wrote bench/results/${jsonName} and bench/results/${latestName}`)
   if (opts.docs && !failure) {
-    await docsWrite(markdown, s3)
-    say(`wrote docs/benchmarks.md${s3 ? ` (section "${S3_SECTION}")` : ''}`)
+    await docsWrite(markdown, opts.repoType)
+    say(`wrote docs/benchmarks.md${s3 || ssh ? ` (section "${DOCS_SECTIONS[opts.repoType]}")` : ''}`)
   } else {
-    const why = failure ? 'a scenario failed' : opts.scenarios.length < (s3 ? S3_SCENARIOS : POSIX_SCENARIOS).length ? 'not every scenario ran; --docs forces it' : '--no-docs'
+    const why = failure ? 'a scenario failed' : opts.scenarios.length < REPO_TYPE_SCENARIOS[opts.repoType].length ? 'not every scenario ran; --docs forces it' : '--no-docs'
     say(`docs/benchmarks.md not updated (${why})`)
   }
   if (failure) throw failure
 }
 
-const S3_SECTION = 'S3 repository'
 const S3_TITLES = {
   1: '1. Full backup into S3',
   3: '3. Restore from S3 into an empty folder',
   5: '5. archive-push into S3',
   10: '10. Fan-out: one backup into two repositories (walden only)',
 }
+const SSH_TITLES = {
+  1: '1. Full backup run on the backup host (pg1-host)',
+  3: '3. Restore on the database host (repo1-host) into an empty folder',
+  5: '5. One synchronous archive-push through SSH',
+  7: '7. Peak memory of both ends of backup and restore',
+}
+
+/** docs/benchmarks.md's section of each kind of run, in the order they appear. */
+const DOCS_SECTIONS = { posix: 'Latest results', s3: 'S3 repository', ssh: 'Backup host over SSH' }
 
 /**
- * docs/benchmarks.md: the fixed explanation, then the latest results of a posix run ("Latest results") and of an S3
- * run ("S3 repository"). A run replaces only its own section and keeps the other's as it was.
+ * docs/benchmarks.md: the fixed explanation, then the latest results of a posix run ("Latest results"), of an S3 run
+ * ("S3 repository") and of an SSH run ("Backup host over SSH"). A run replaces only its own section and keeps the
+ * others as they were.
  */
-async function docsWrite(markdown, s3) {
+async function docsWrite(markdown, repoType) {
   const path = join(REPO_ROOT, 'docs', 'benchmarks.md')
   const intro = (await readFile(join(BENCH_DIR, 'lib', 'benchmarks-intro.md'), 'utf8')).trimEnd()
   const old = await readFile(path, 'utf8').catch(() => '')
-  const s3At = old.indexOf(`\n## ${S3_SECTION}\n`)
-  const latestAt = old.indexOf('\n## Latest results\n')
-  const oldS3 = s3At >= 0 ? old.slice(s3At + 1).trimEnd() : undefined
-  const oldLatest = latestAt >= 0 ? old.slice(latestAt + 1, s3At > latestAt ? s3At : undefined).trimEnd() : undefined
-  const latest = s3 ? oldLatest : `## Latest results\n\n${markdown.trimEnd()}`
-  const s3Part = s3 ? `## ${S3_SECTION}\n\n${markdown.trimEnd()}` : oldS3
-  await writeFile(path, [intro, latest, s3Part].filter(Boolean).join('\n\n') + '\n')
+  // Each section runs from its heading to the next known heading (or the end).
+  const starts = Object.entries(DOCS_SECTIONS)
+    .map(([type, title]) => ({ type, at: old.indexOf(`\n## ${title}\n`) }))
+    .filter((entry) => entry.at >= 0)
+    .sort((a, b) => a.at - b.at)
+  const parts = Object.keys(DOCS_SECTIONS).map((type) => {
+    if (type === repoType) return `## ${DOCS_SECTIONS[type]}\n\n${markdown.trimEnd()}`
+    const index = starts.findIndex((entry) => entry.type === type)
+    if (index < 0) return undefined
+    return old.slice(starts[index].at + 1, starts[index + 1]?.at).trimEnd()
+  })
+  await writeFile(path, [intro, ...parts].filter(Boolean).join('\n\n') + '\n')
 }
 
 main()

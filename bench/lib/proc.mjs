@@ -57,9 +57,12 @@ export function childEnvSet(home) {
   return childEnv
 }
 
-/** [file, args] to run as the cluster owner: through runuser when we are root. */
-export function asOwner(file, args) {
-  return IS_ROOT ? ['runuser', ['-u', RUN_USER, '--', file, ...args]] : [file, args]
+/**
+ * [file, args] to run as the cluster owner (or, with --repo-type=ssh, as `user`, the backup host's user): through
+ * runuser when we are root.
+ */
+export function asOwner(file, args, user = RUN_USER) {
+  return IS_ROOT ? ['runuser', ['-u', user, '--', file, ...args]] : [file, args]
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -79,11 +82,12 @@ export function killLiveChildren() {
 
 /**
  * Runs a program and collects its output. Throws BenchError on a non-zero exit unless allowFail.
- * options: { owner: run as postgres (default true), cwd, timeoutMs, allowFail, what, env, quiet }
+ * options: { owner: run as postgres (default true), user: run as this user instead of postgres, cwd, timeoutMs,
+ * allowFail, what, env, quiet }
  */
 export function run(file, args, options = {}) {
   const owner = options.owner ?? true
-  const [command, argv] = owner ? asOwner(file, args) : [file, args]
+  const [command, argv] = owner ? asOwner(file, args, options.user) : [file, args]
   return new Promise((resolve, reject) => {
     const child = spawn(command, argv, {
       cwd: options.cwd ?? '/',

@@ -65,7 +65,7 @@ export class Case {
       }
     }
     const ratios = {}
-    for (const metric of ['wallS', 'cpuS', 'rssBytes']) {
+    for (const metric of ['wallS', 'cpuS', 'rssBytes', 'remoteCpuS', 'remoteRssBytes']) {
       const r = summary(this.pairRatios(metric))
       if (r) ratios[metric] = r
     }
@@ -177,6 +177,7 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest,
   out.push(`| PostgreSQL | ${machine.postgres} |`)
   out.push(`| pgBackRest | ${machine.pgbackrest} |`)
   if (machine.gateway) out.push(`| S3 gateway | ${machine.gateway} |`)
+  if (machine.ssh) out.push(`| SSH | ${machine.ssh} |`)
   out.push(`| walden | ${machine.walden} (${machine.waldenSource}) |`)
   out.push('')
   out.push(
@@ -205,8 +206,17 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest,
     if (group.length === 0) continue
     out.push(`### ${title}`)
     out.push('')
-    out.push('| case | tool | wall s | CPU s | peak RSS MB |')
-    out.push('|---|---|---|---|---|')
+    // Over SSH (issue #13) the far end of each session is measured too: two more columns.
+    const farEnd = group.some((c) => [WALDEN, PGBACKREST].some((tool) => c.samples[tool].some((s) => s.remoteRssBytes !== undefined)))
+    const farCells = (list, fmtRatioCells) => {
+      if (!farEnd) return ''
+      if (fmtRatioCells) return ` ${fmtRatioCells} |`
+      const cpu = summary(list.map((s) => s.remoteCpuS))
+      const rss = summary(list.map((s) => s.remoteRssBytes))
+      return ` ${fmtSummary(cpu, fmtS)} | ${fmtSummary(rss, fmtMB)} |`
+    }
+    out.push(`| case | tool | wall s | CPU s | peak RSS MB |${farEnd ? ' far end CPU s | far end peak RSS MB |' : ''}`)
+    out.push(`|---|---|---|---|---|${farEnd ? '---|---|' : ''}`)
     for (const c of group) {
       let first = true
       for (const tool of [WALDEN, PGBACKREST]) {
@@ -215,7 +225,7 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest,
         const wall = summary(list.map((s) => s.wallS))
         const cpu = summary(list.map((s) => s.cpuS))
         const rss = summary(list.map((s) => s.rssBytes))
-        out.push(`| ${first ? c.title : ''} | ${TOOL_LABEL[tool]}${c.toolNote?.[tool] ? ` ${c.toolNote[tool]}` : ''} | ${fmtSummary(wall, fmtS)} | ${fmtSummary(cpu, fmtS)} | ${fmtSummary(rss, fmtMB)} |`)
+        out.push(`| ${first ? c.title : ''} | ${TOOL_LABEL[tool]}${c.toolNote?.[tool] ? ` ${c.toolNote[tool]}` : ''} | ${fmtSummary(wall, fmtS)} | ${fmtSummary(cpu, fmtS)} | ${fmtSummary(rss, fmtMB)} |${farCells(list)}`)
         first = false
       }
       if (hasPgbackrest && c.samples[WALDEN].length > 0 && c.samples[PGBACKREST].length > 0) {
@@ -224,7 +234,8 @@ export function markdownReport({ machine, settings, cases, notes, hasPgbackrest,
         const w = summary(c.pairRatios('wallS'))
         const cpu = summary(c.pairRatios('cpuS'))
         const rss = summary(c.pairRatios('rssBytes'))
-        out.push(`| | *${wallLabel}* | *${fmtSummary(w, fmtRatio)}* | *${fmtSummary(cpu, fmtRatio)}* | *${fmtSummary(rss, fmtRatio)}* |`)
+        const far = farEnd ? farCells(undefined, `*${fmtSummary(summary(c.pairRatios('remoteCpuS')), fmtRatio)}* | *${fmtSummary(summary(c.pairRatios('remoteRssBytes')), fmtRatio)}*`) : ''
+        out.push(`| | *${wallLabel}* | *${fmtSummary(w, fmtRatio)}* | *${fmtSummary(cpu, fmtRatio)}* | *${fmtSummary(rss, fmtRatio)}* |${far}`)
       }
     }
     out.push('')

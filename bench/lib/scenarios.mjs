@@ -11,7 +11,7 @@ import { BenchError, heading, measure, run, say } from './proc.mjs'
 import { Case, fmtMB, fmtS, median, ratioTarget, sampleLine, summary } from './report.mjs'
 import { scenarioMirror } from './mirror.mjs'
 import { gatewayDelta } from './gateway.mjs'
-import { PGBACKREST, Tool, toolsSetup, WALDEN } from './tools.mjs'
+import { PGBACKREST, sshRepoConfigFresh, sshStanzaCreate, sshToolsSetup, Tool, toolsSetup, toolWith, WALDEN } from './tools.mjs'
 
 const COMPRESS_LEVEL = { lz4: 1, zst: 3, gz: 6, none: 0 }
 const SEGMENT_BYTES = 16 * 1024 * 1024
@@ -41,13 +41,36 @@ function addCase(ctx, options) {
 }
 
 const GATEWAY_FIELDS = ['gwRequests', 'gwPuts', 'gwGets', 'gwPutBytes', 'gwGetBytes', 'gwCpuS']
-const SAMPLE_FIELDS = ['wallS', 'wallAllS', 'cpuS', 'userS', 'sysS', 'rssBytes', 'rssTreeBytes', 'rssSingleBytes', 'markWallS', 'segments', 'segmentsPerS', 'copiedBytes', 'detected', ...GATEWAY_FIELDS]
+const REMOTE_FIELDS = ['remoteProcesses', 'remoteRssBytes', 'remoteRssSingleBytes', 'remoteCpuS']
+const SAMPLE_FIELDS = ['wallS', 'wallAllS', 'cpuS', 'userS', 'sysS', 'rssBytes', 'rssTreeBytes', 'rssSingleBytes', 'markWallS', 'segments', 'segmentsPerS', 'copiedBytes', 'detected', ...GATEWAY_FIELDS, ...REMOTE_FIELDS]
 
 function record(c, tool, measured, run, runs, extra = '') {
   const sample = Object.fromEntries(SAMPLE_FIELDS.filter((key) => measured[key] !== undefined).map((key) => [key, measured[key]]))
   c.add(tool.kind, sample)
   const gateway = sample.gwRequests !== undefined ? `; gateway: ${sample.gwRequests} requests (${sample.gwPuts} PUT, ${sample.gwGets} GET), CPU ${fmtS(sample.gwCpuS)} s` : ''
-  say(`  ${c.title} · run ${run + 1}/${runs} · ${tool.label}: ${sampleLine(sample)}${extra}${gateway}`)
+  const farEnd =
+    sample.remoteProcesses !== undefined
+      ? `; far end: ${sample.remoteProcesses} process(es), CPU ${fmtS(sample.remoteCpuS)} s, peak RSS ${fmtMB(sample.remoteRssBytes)} MB (largest ${fmtMB(sample.remoteRssSingleBytes)} MB)`
+      : ''
+  say(`  ${c.title} · run ${run + 1}/${runs} · ${tool.label}: ${sampleLine(sample)}${extra}${gateway}${farEnd}`)
+}
+
+/** True when the repositories are on a backup host reached over SSH (--repo-type=ssh). */
+function overSsh(ctx) {
+  return Boolean(ctx.sshd)
+}
+
+/**
+ * The tool that takes backups: over SSH the one on the backup host (pg1-host). A walden without pgN-host has none;
+ * it then backs up from the database host through repo1-host (untimed backups other scenarios need).
+ */
+function backupTool(tool) {
+  return tool.backupHost ?? tool
+}
+
+/** A target that cannot be checked yet because walden cannot run the case (over SSH, before pgN-host). */
+function pendingTarget(text, why) {
+  return { text, check: () => ({ met: undefined, measured: `walden pending: ${why}` }) }
 }
 
 /** True when the tools' repositories are S3 buckets (--repo-type=s3). */
@@ -90,7 +113,7 @@ async function ensureFull(ctx, tool) {
   if (known && (await tool.backups()).some((backup) => backup.label === known)) return known
   say(`  taking a full backup with ${tool.label} (untimed, needed by this scenario)`)
   await ctx.main.server.sql('CHECKPOINT')
-  await tool.run('backup', ['--type=full', ...compressArgs(ctx.opts.compressType), '--process-max=2'])
+  await backupTool(tool).run('backup', ['--type=full', ...compressArgs(ctx.opts.compressType), '--process-max=2'])
   const label = (await tool.lastBackup()).label
   ctx.state.full[tool.kind] = label
   return label
@@ -140,6 +163,7 @@ async function verifyRestored(ctx, dir, what, checks = {}) {
 // 1. Full backup
 
 export async function scenarioFull(ctx) {
+  if (overSsh(ctx)) return scenarioFullSsh(ctx)
   const common = ctx.opts.compressType
   // On S3 the one setting issue #12 sets a target for: the common compression, process-max 2.
   heading(onS3(ctx) ? `1. full backup into S3: ${common}, process-max 2` : '1. full backup: lz4 and zst, process-max 1 and 2')
@@ -168,6 +192,50 @@ export async function scenarioFull(ctx) {
       if (ct === common && pm === 2) ctx.state.memoryCases.backup = c
     }
   }
+}
+
+/**
+ * Over SSH (issue #13): the full backup run on the backup host, reading the cluster through pg1-host, with the common
+ * compression and process-max 2. While walden cannot do that yet, its case is pending and, for information, its
+ * backup pushed from the database host through repo1-host is timed instead (pgBackRest runs backups only on the
+ * repository host, so that case has no pgBackRest figures).
+ */
+async function scenarioFullSsh(ctx) {
+  const ct = ctx.opts.compressType
+  heading(`1. full backup run on the backup host (pg1-host over SSH): ${ct}, process-max 2`)
+  const args = ['--type=full', ...compressArgs(ct), '--process-max=2']
+  const walden = ctx.main.tools.walden
+  const c = addCase(ctx, {
+    id: `full-${ct}-pm2`,
+    scenario: 1,
+    title: `full backup ${ct}, process-max 2, run on the backup host`,
+    target: walden.backupPending ? pendingTarget('≤ 0.80', walden.backupPending) : ratioTarget('≤ 0.80', 0.8),
+  })
+  c.notes.push(
+    'run as the backup host\'s user with pg1-host naming the database host: files are read there by the far end and stream through SSH into the repository; CPU and peak RSS are the backup host\'s command (its ssh clients included), the far-end columns the processes sshd started for it on the database host',
+  )
+  const pushed = walden.backupPending
+    ? addCase(ctx, { id: `full-${ct}-pm2-from-db`, scenario: 1, title: `full backup ${ct}, process-max 2, pushed from the database host (repo1-host; walden only, for information)` })
+    : undefined
+  if (pushed) {
+    pushed.notes.push(`walden cannot back up from the backup host yet (${walden.backupPending}); this is its backup run on the database host instead, writing through repo1-host. pgBackRest backs up only on the repository host, so there is no pair`)
+  }
+  const stored = {}
+  for (let r = 0; r < ctx.opts.runs; r++) {
+    for (const tool of toolList(ctx)) {
+      const [theCase, runner] = tool.backupHost ? [c, tool.backupHost] : pushed && tool.kind === WALDEN ? [pushed, tool] : []
+      if (!runner) continue
+      await ctx.main.server.sql('CHECKPOINT')
+      await sync()
+      const m = await runner.measure('backup', args)
+      const label = (await tool.lastBackup()).label
+      stored[tool.kind] = await backupStoredBytes(tool, label)
+      record(theCase, tool, m, r, ctx.opts.runs)
+      ctx.state.full[tool.kind] = label
+    }
+  }
+  c.notes.push(`stored size of one backup: ${Object.entries(stored).map(([kind, bytes]) => `${ctx.label(kind)} ${fmtMB(bytes)} MB`).join(', ')}`)
+  ctx.state.memoryCases.backup = c
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -212,6 +280,11 @@ export async function scenarioRestore(ctx) {
   for (const tool of toolList(ctx)) labels[tool.kind] = await ensureFull(ctx, tool)
   const c = addCase(ctx, { id: 'restore', scenario: 3, title: 'restore', target: onS3(ctx) ? ratioTarget('≤ 0.80', 0.8) : ratioTarget('≤ 0.90', 0.9) })
   c.notes.push('`restore --type=immediate --target-action=promote --process-max=2` into an empty folder; every restored cluster was started, promoted and its pgbench_accounts rows counted (untimed)')
+  if (overSsh(ctx)) {
+    c.notes.push(
+      'run on the database host as postgres, reading the repository through repo1-host (the far ends run on the backup host as its user); the restored cluster\'s restore_command fetches WAL through SSH too',
+    )
+  }
   for (let r = 0; r < ctx.opts.runs; r++) {
     for (const tool of toolList(ctx)) {
       const dir = await emptyFolder(join(ctx.root, `restore-${tool.kind}`))
@@ -430,6 +503,11 @@ export async function scenarioArchivePush(ctx) {
   }
   const pushArgs = (tool, repo, extra = []) => [`--repo1-path=${repo}`, `--pg1-path=${fake}`, ...compressArgs(ct), ...extra]
   const syncExtra = (tool) => (tool.kind === PGBACKREST ? ['--no-archive-async'] : [])
+  if (overSsh(ctx)) {
+    await archivePushSsh(ctx, { fake, segNames, compress: compressArgs(ct), syncExtra })
+    await rm(base, { recursive: true, force: true })
+    return
+  }
 
   // One segment, synchronous, as PostgreSQL's archiver calls it (cwd = data folder, %p = pg_wal/NAME).
   // Issue #12 sets no target for a single push to S3.
@@ -514,6 +592,48 @@ export async function scenarioArchivePush(ctx) {
     gatewayNote(c)
   }
   await rm(base, { recursive: true, force: true })
+}
+
+/** Pushes per run over SSH: one synchronous push takes a fraction of a second, so a median needs many. */
+const SSH_PUSHES_PER_RUN = 20
+
+/**
+ * Over SSH (issue #13): one synchronous archive-push through repo1-host, as PostgreSQL's archiver runs it on the
+ * database host. Each run gives each tool a fresh repository on the backup host (a copy of its backup host config
+ * naming a new repo1-path, stanza created there, untimed), then alternates 20 pushes of different real segments.
+ */
+async function archivePushSsh(ctx, { fake, segNames, compress, syncExtra }) {
+  const single = addCase(ctx, { id: 'push-one', scenario: 5, title: 'archive-push one synchronous segment through SSH', target: ratioTarget('≤ 1.5', 1.5) })
+  const perRun = SSH_PUSHES_PER_RUN
+  single.notes.push(
+    `${perRun} pushes per tool per run (${perRun * ctx.opts.runs} each), alternating, each of a different real segment into a repository made fresh for the run on the backup host; pgBackRest with --no-archive-async; ` +
+      'every push starts its ssh session and far end, as PostgreSQL\'s archive_command does',
+  )
+  for (let r = 0; r < ctx.opts.runs; r++) {
+    const repos = {}
+    for (const tool of toolList(ctx)) {
+      const fresh = await sshRepoConfigFresh(tool, ctx.sshd, `push-${r + 1}`)
+      // stanza-create where the tool can run it: pgBackRest only on the backup host.
+      if (tool.backupHost) await toolWith(tool.backupHost, { configPath: fresh.conf }).run('stanza-create')
+      else await tool.run('stanza-create', [`--repo1-host-config=${fresh.conf}`])
+      repos[tool.kind] = fresh
+    }
+    for (let i = 0; i < perRun; i++) {
+      const name = segNames[(r * perRun + i) % segNames.length]
+      for (const tool of toolList(ctx)) {
+        const args = [`--repo1-host-config=${repos[tool.kind].conf}`, `--pg1-path=${fake}`, ...compress, ...syncExtra(tool), `pg_wal/${name}`]
+        const m = await tool.measure('archive-push', args, { cwd: fake })
+        record(single, tool, m, r * perRun + i, perRun * ctx.opts.runs)
+      }
+    }
+    // Every push must have stored its segment on the backup host.
+    for (const tool of toolList(ctx)) {
+      const { stdout } = await run('find', [repos[tool.kind].repo, '-type', 'f', '-name', '0000*'], { owner: false })
+      const stored = new Set(stdout.split('\n').filter(Boolean).map((path) => path.split('/').at(-1).slice(0, 24)))
+      if (stored.size !== perRun) throw new BenchError(`${tool.label}: ${stored.size} of ${perRun} pushed segments are in ${repos[tool.kind].repo}`)
+      await rm(repos[tool.kind].repo, { recursive: true, force: true })
+    }
+  }
 }
 
 function measureScript(ctx, script) {
@@ -609,9 +729,14 @@ export async function scenarioMemory(ctx) {
     }
     for (let r = 0; r < ctx.opts.runs; r++) {
       for (const tool of toolList(ctx, stack)) {
+        // Over SSH a walden without pgN-host has no backup on the backup host to measure (scenario 1 says so).
+        if (overSsh(ctx) && !tool.backupHost) {
+          await ensureUntimedFull(stack, tool, ct)
+          continue
+        }
         await stack.server.sql('CHECKPOINT')
         await sync()
-        const m = await tool.measure('backup', ['--type=full', ...compressArgs(ct), '--process-max=2'])
+        const m = await backupTool(tool).measure('backup', ['--type=full', ...compressArgs(ct), '--process-max=2'])
         record(backup, tool, m, r, ctx.opts.runs)
       }
       for (const tool of toolList(ctx, stack)) {
@@ -632,6 +757,7 @@ export async function scenarioMemory(ctx) {
 
   // Targets: walden's peak RSS at the largest scale, absolute and relative to scale 10.
   const scales = [...ctx.opts.memoryScales].sort((a, b) => a - b)
+  if (overSsh(ctx)) return memoryTargetsSsh(ctx, byScale, scales)
   const small = scales[0]
   const large = scales.at(-1)
   for (const kind of ['backup', 'restore']) {
@@ -655,13 +781,63 @@ export async function scenarioMemory(ctx) {
   }
 }
 
+/** A full backup for the restore to measure when the backup itself is not measured (walden pending over SSH). */
+async function ensureUntimedFull(stack, tool, ct) {
+  stack.untimedFull ??= new Set()
+  if (stack.untimedFull.has(tool.kind)) return
+  await stack.server.sql('CHECKPOINT')
+  await backupTool(tool).run('backup', ['--type=full', ...compressArgs(ct), '--process-max=2'])
+  stack.untimedFull.add(tool.kind)
+}
+
+/**
+ * Over SSH (issue #13) the target is that the memory of both ends stays flat as the database grows: walden's peak RSS
+ * at the largest scale, on the command's side and on the far end (the sum over its sessions), each ≤ 1.2× its value
+ * at the smallest scale. pgBackRest's growth is in the note for comparison.
+ */
+function memoryTargetsSsh(ctx, byScale, scales) {
+  const small = scales[0]
+  const large = scales.at(-1)
+  for (const kind of ['backup', 'restore']) {
+    for (const scale of scales) ctx.cases.push(byScale[scale][kind])
+    const big = byScale[large][kind]
+    const little = byScale[small][kind]
+    const growth = (tool, field) => {
+      const a = median(big.samples[tool].map((sample) => sample[field]))
+      const b = median(little.samples[tool].map((sample) => sample[field]))
+      return { a, b, ratio: a / b }
+    }
+    big.targetTitle = `peak RSS of both ends, ${kind}`
+    const walden = ctx.main.tools.walden
+    const pending = kind === 'backup' && walden.backupPending
+    const text = `walden, each end: ≤ 1.2× its scale-${small} value at scale ${large}`
+    big.target = pending
+      ? pendingTarget(text, walden.backupPending)
+      : {
+          text,
+          check() {
+            const local = growth(WALDEN, 'rssBytes')
+            const far = growth(WALDEN, 'remoteRssBytes')
+            const met = large === small || (local.ratio <= 1.2 && far.ratio <= 1.2)
+            const part = (g) => `${fmtMB(g.b)} → ${fmtMB(g.a)} MB (×${g.ratio.toFixed(2)})`
+            return { met, measured: `command's end ${part(local)}, far end ${part(far)}` }
+          },
+        }
+    if (big.samples[PGBACKREST].length > 0 && little.samples[PGBACKREST].length > 0) {
+      const local = growth(PGBACKREST, 'rssBytes')
+      const far = growth(PGBACKREST, 'remoteRssBytes')
+      big.notes.push(`pgBackRest from scale ${small} to ${large}: command's end ×${local.ratio.toFixed(2)}, far end ×${far.ratio.toFixed(2)}`)
+    }
+  }
+}
+
 async function memoryCluster(ctx, scale) {
   say(`  building a scale-${scale} cluster for the memory figures`)
   const name = `mem${scale}`
   const port = ctx.nextPort()
   const dataDir = join(ctx.root, name, 'pgdata')
   await ownedFolder(join(ctx.root, name), 0o755)
-  const setup = await toolsSetup({
+  const setup = await (overSsh(ctx) ? sshToolsSetup : toolsSetup)({
     root: ctx.root,
     name: `${name}`,
     stanza: name,
@@ -671,9 +847,13 @@ async function memoryCluster(ctx, scale) {
     waldenProgram: ctx.waldenProgram,
     pgbackrestBin: ctx.pgbackrestBin,
     compressType: ctx.opts.compressType,
+    sshd: ctx.sshd,
   })
   const server = await sourceClusterCreate({ pgBin: ctx.pgBin, dataDir, port, socketDir: ctx.socketDir, logFile: join(ctx.root, name, 'pgdata.log'), archiveCommand: setup.archiveCommand })
-  for (const tool of Object.values(setup.tools)) await tool.run('stanza-create')
+  for (const tool of Object.values(setup.tools)) {
+    if (overSsh(ctx)) await sshStanzaCreate(tool)
+    else await tool.run('stanza-create')
+  }
   await pgbenchLoad(server, scale)
   await run('sh', ['-c', `find ${dataDir} -type f -exec cat {} + > /dev/null 2>&1`], { owner: false, allowFail: true })
   return { ...setup, server }
@@ -796,5 +976,8 @@ export const SCENARIOS = {
 
 /** The scenarios that make sense with the repositories in S3, and their default. */
 export const S3_SCENARIOS = [1, 3, 5, 10]
+
+/** The scenarios of a run through SSH (--repo-type=ssh, issue #13), and their default. */
+export const SSH_SCENARIOS = [1, 3, 5, 7]
 
 export { summary }

@@ -1,9 +1,11 @@
 // The two tools under test, each with its own repository, logs, locks and config file, pointed at one source
 // cluster. Command lines are built here so every scenario runs both tools the same way.
 
+import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { ownedFile, ownedFolder } from './cluster.mjs'
-import { measure, run } from './proc.mjs'
+import { BenchError, measure, run, tail } from './proc.mjs'
+import { PG_USER, REPO_USER } from './sshd.mjs'
 
 export const WALDEN = 'walden'
 export const PGBACKREST = 'pgbackrest'
@@ -14,16 +16,21 @@ export const TOOL_LABEL = { [WALDEN]: 'walden', [PGBACKREST]: 'pgBackRest' }
  * kind: 'walden' | 'pgbackrest'; program: [file, fixedArgs] that starts the tool.
  */
 export class Tool {
-  /** repoPath: a folder, or with `bucket` set the key prefix of repo1 inside that S3 bucket. */
-  constructor({ kind, program, configPath, repoPath, stanza, spoolPath, bucket }) {
-    Object.assign(this, { kind, program, configPath, repoPath, stanza, spoolPath, bucket })
+  /**
+   * repoPath: a folder, or with `bucket` set the key prefix of repo1 inside that S3 bucket.
+   * With --repo-type=ssh: `user` runs the tool (the backup host's walden-repo; default the cluster owner), and
+   * `farEnd` ({ sshd, option, command }) names the option (repo1-host-cmd or pg1-host-cmd) that a timed command sets
+   * to `command`, a wrapper measuring the far end of each of its SSH sessions.
+   */
+  constructor({ kind, program, configPath, repoPath, stanza, spoolPath, bucket, user, farEnd }) {
+    Object.assign(this, { kind, program, configPath, repoPath, stanza, spoolPath, bucket, user, farEnd })
     this.label = TOOL_LABEL[kind]
   }
 
-  /** [file, args] for `tool --config=... --stanza=... COMMAND ARGS`. */
-  argv(command, args = []) {
+  /** [file, args] for `tool --config=... --stanza=... [PRE] COMMAND ARGS`. */
+  argv(command, args = [], pre = []) {
     const [file, fixed] = this.program
-    return [file, [...fixed, `--config=${this.configPath}`, `--stanza=${this.stanza}`, command, ...args]]
+    return [file, [...fixed, `--config=${this.configPath}`, `--stanza=${this.stanza}`, ...pre, command, ...args]]
   }
 
   /**
@@ -43,12 +50,20 @@ export class Tool {
 
   run(command, args = [], options = {}) {
     const [file, argv] = this.argv(command, args)
-    return run(file, argv, { what: `${this.label} ${command} ${args.join(' ')}`, ...options })
+    return run(file, argv, { what: `${this.label} ${command} ${args.join(' ')}`, user: this.user, ...options })
   }
 
-  measure(command, args = [], options = {}) {
-    const [file, argv] = this.argv(command, args)
-    return measure(file, argv, { what: `${this.label} ${command} ${args.join(' ')}`, ...options })
+  /**
+   * A timed command. Over SSH its far ends run under the measuring wrapper, and their peak RSS and CPU come back in
+   * remoteRssBytes, remoteRssSingleBytes, remoteCpuS and remoteProcesses (sshd.mjs).
+   */
+  async measure(command, args = [], options = {}) {
+    const pre = this.farEnd ? [`--${this.farEnd.option}=${this.farEnd.command}`] : []
+    const [file, argv] = this.argv(command, args, pre)
+    if (this.farEnd) await this.farEnd.sshd.remoteReset()
+    const measured = await measure(file, argv, { what: `${this.label} ${command} ${args.join(' ')}`, user: this.user, ...options })
+    if (this.farEnd) Object.assign(measured, await this.farEnd.sshd.remoteCollect())
+    return measured
   }
 
   /** The stanza's backups as `info --output=json` lists them (both tools print pgBackRest's JSON shape). */
@@ -184,6 +199,11 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
     tools.pgbackrest = new Tool({ kind: PGBACKREST, program: [pgbackrestBin, []], configPath: p.conf, repoPath: s3 ? S3_REPO_PATH : p.repo, stanza, spoolPath: p.spool, bucket: s3?.buckets.pgbackrest })
   }
 
+  return { base, tools, ...(await archiveWrapper(base, tools)) }
+}
+
+/** The archive_command wrapper feeding both tools' repositories: { archiveCommand, collectDir }. */
+async function archiveWrapper(base, tools) {
   // archive_command: both tools, in parallel so neither tool's backup waits for the other's push, then (while the
   // bench collects real segments for the archive-push scenario) a copy of the segment.
   const collectDir = join(base, 'collect')
@@ -203,5 +223,148 @@ export async function toolsSetup({ root, name, stanza, dataDir, port, socketDir,
   lines.push(`if [ -d ${collectDir} ]; then cp "$1" ${collectDir}/"$2".tmp && mv ${collectDir}/"$2".tmp ${collectDir}/"$2" || exit 1; fi`, 'exit 0', '')
   await ownedFile(wrapper, lines.join('\n'), 0o755)
 
-  return { base, tools, archiveCommand: `${wrapper} "%p" "%f"`, collectDir }
+  return { archiveCommand: `${wrapper} "%p" "%f"`, collectDir }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Over SSH (issue #13): pgBackRest's "dedicated repository host" setup on one machine
+
+/** A folder or file owned by `user` (the backup host's walden-repo), for the repository side. */
+async function userFolder(path, { uid, gid }, mode = 0o750) {
+  await mkdir(path, { recursive: true })
+  await chown(path, uid, gid)
+  await chmod(path, mode)
+  return path
+}
+async function userFile(path, content, { uid, gid }, mode = 0o640) {
+  await writeFile(path, content)
+  await chown(path, uid, gid)
+  await chmod(path, mode)
+  return path
+}
+
+/**
+ * Both tools as pgBackRest's user guide sets up a dedicated repository host, through one sshd (sshd.mjs): on the
+ * database host (user postgres) a config naming the backup host (repo1-host, -user, -port, -config, cmd-ssh); on the
+ * backup host (user walden-repo) a config holding the repository and naming the database host (pg1-host, -user,
+ * -port, -config, cmd-ssh, and pg1-path/port/socket-path as seen there). Everything but the host lines is the same as
+ * toolsSetup's. Returns toolsSetup's shape; each tool (the database host's side: restore, archive-push, info) has
+ * `backupHost`, the same tool run on the backup host (backup, stanza-create), set by sshStanzaCreate.
+ */
+export async function sshToolsSetup({ root, name, stanza, dataDir, port, socketDir, waldenProgram, pgbackrestBin, compressType, sshd }) {
+  const base = await ownedFolder(join(root, name), 0o755)
+  const repoUser = sshd.users[REPO_USER]
+  // Not below `root`, which belongs to postgres: walden trusts a lock folder only when no other user could replace
+  // any folder above it, so the backup host's tree hangs from sshd.backupRoot, which belongs to root.
+  const backupBase = await userFolder(join(sshd.backupRoot, name), repoUser, 0o755)
+  const [node, script] = [waldenProgram[0], waldenProgram[1][0]]
+  // Untimed sessions (the archive_command's, info) start the far end directly; timed ones through the measuring wrapper.
+  const waldenPlain = join(sshd.dir, 'bin', 'walden')
+  await writeFile(waldenPlain, `#!/bin/sh\nexec ${shellQuote(node)} ${shellQuote(script)} "$@"\n`, { mode: 0o755 })
+  const programs = { [WALDEN]: { plain: waldenPlain, measured: await sshd.measuredCommand(`walden-${name}`, [node, script]) } }
+  if (pgbackrestBin) programs[PGBACKREST] = { plain: pgbackrestBin, measured: await sshd.measuredCommand(`pgbackrest-${name}`, [pgbackrestBin]) }
+
+  const tools = {}
+  for (const kind of Object.keys(programs)) {
+    const file = kind === WALDEN ? 'walden.conf' : 'pgbackrest.conf'
+    const db = { log: join(base, `log-${kind}`), lock: join(base, `lock-${kind}`), spool: join(base, `spool-${kind}`), conf: join(base, file) }
+    const bk = { repo: join(backupBase, `repo-${kind}`), log: join(backupBase, `log-${kind}`), lock: join(backupBase, `lock-${kind}`), conf: join(backupBase, file) }
+    for (const folder of [db.log, db.lock, db.spool]) await ownedFolder(folder)
+    for (const folder of [bk.repo, bk.log, bk.lock]) await userFolder(folder, repoUser)
+    const common = ['start-fast=y', `compress-type=${compressType}`, 'repo1-retention-full=2']
+    const pgLines = [`pg1-path=${dataDir}`, `pg1-port=${port}`, `pg1-socket-path=${socketDir}`]
+    await ownedFile(
+      db.conf,
+      [
+        '[global]',
+        'repo1-host=127.0.0.1',
+        `repo1-host-user=${REPO_USER}`,
+        `repo1-host-port=${sshd.port}`,
+        `repo1-host-config=${bk.conf}`,
+        `repo1-host-cmd=${programs[kind].plain}`,
+        `cmd-ssh=${sshd.sshCommand(PG_USER)}`,
+        `log-path=${db.log}`,
+        `lock-path=${db.lock}`,
+        `spool-path=${db.spool}`,
+        ...common,
+        '',
+        // The same asynchronous, prefetching archive-get as toolsSetup's (the restored cluster's restore_command).
+        '[global:archive-get]',
+        'archive-async=y',
+        'archive-get-queue-max=128MiB',
+        'process-max=2',
+        '',
+        `[${stanza}]`,
+        ...pgLines,
+        '',
+      ].join('\n'),
+      0o644,
+    )
+    await userFile(
+      bk.conf,
+      [
+        '[global]',
+        `repo1-path=${bk.repo}`,
+        `cmd-ssh=${sshd.sshCommand(REPO_USER)}`,
+        `log-path=${bk.log}`,
+        `lock-path=${bk.lock}`,
+        ...common,
+        '',
+        `[${stanza}]`,
+        'pg1-host=127.0.0.1',
+        `pg1-host-user=${PG_USER}`,
+        `pg1-host-port=${sshd.port}`,
+        `pg1-host-config=${db.conf}`,
+        `pg1-host-cmd=${programs[kind].plain}`,
+        ...pgLines,
+        '',
+      ].join('\n'),
+      repoUser,
+    )
+    const program = kind === WALDEN ? waldenProgram : [pgbackrestBin, []]
+    const tool = new Tool({ kind, program, configPath: db.conf, repoPath: bk.repo, stanza, spoolPath: db.spool, farEnd: { sshd, option: 'repo1-host-cmd', command: programs[kind].measured } })
+    tool.backupHostCandidate = new Tool({ kind, program, configPath: bk.conf, repoPath: bk.repo, stanza, user: REPO_USER, farEnd: { sshd, option: 'pg1-host-cmd', command: programs[kind].measured } })
+    tools[kind] = tool
+  }
+  return { base, tools, ...(await archiveWrapper(base, tools)) }
+}
+
+/**
+ * stanza-create on the backup host, where pgBackRest insists on running it. A walden without pgN-host (before the
+ * lead's `pgN-host:` commits) refuses pg1-host with error 67: then its backups are reported as pending and its
+ * stanza is created from the database host through repo1-host instead.
+ */
+export async function sshStanzaCreate(tool) {
+  const candidate = tool.backupHostCandidate
+  const result = await candidate.run('stanza-create', [], { allowFail: true })
+  if (result.code === 0) {
+    tool.backupHost = candidate
+    return 'the backup host'
+  }
+  if (tool.kind === WALDEN && result.code === 67) {
+    tool.backupPending = (result.stdout + result.stderr).split('\n').find((line) => line.includes('[067]'))?.replace(/^.*\[067\]:\s*/, '') ?? 'pg1-host is not supported'
+    await tool.run('stanza-create')
+    return 'the database host (this walden cannot back up from the backup host yet)'
+  }
+  throw new BenchError(`${tool.label} stanza-create on the backup host failed with exit code ${result.code}\n${tail(result.stdout + result.stderr)}`)
+}
+
+/** A copy of `tool` with some fields changed (another config file, say). */
+export function toolWith(tool, changes) {
+  return Object.assign(Object.create(Object.getPrototypeOf(tool)), tool, changes)
+}
+
+/**
+ * A copy of the backup host's config of `tool` with another repo1-path, in a fresh folder owned by the backup host's
+ * user: the repository of one run of the archive-push scenario. Returns the config's path.
+ */
+export async function sshRepoConfigFresh(tool, sshd, name) {
+  const repoUser = sshd.users[REPO_USER]
+  const from = tool.backupHostCandidate.configPath
+  const repo = join(dirname(from), `repo-${tool.kind}-${name}`)
+  await userFolder(repo, repoUser)
+  const conf = join(dirname(from), `${tool.kind}-${name}.conf`)
+  const text = (await readFile(from, 'utf8')).replace(/^repo1-path=.*$/m, `repo1-path=${repo}`)
+  await userFile(conf, text, repoUser)
+  return { conf, repo }
 }

@@ -6,6 +6,7 @@ import { archivePushFile } from '../commands/archive/push-file.js'
 import { backupFile, backupFileFanOut } from '../commands/backup/file.js'
 import { restoreFile } from '../commands/restore/file.js'
 import { verifyFile } from '../commands/verify/file.js'
+import { storageWarm } from '../storage/location.js'
 
 export const JOBS = {
   'archive.get': archiveGetFile,
@@ -13,6 +14,7 @@ export const JOBS = {
   'backup.file': backupFile,
   'backup.fanOut': backupFileFanOut,
   'restore.file': restoreFile,
+  'storage.open': storageWarm,
   'verify.file': verifyFile,
 } as const
 

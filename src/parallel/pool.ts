@@ -68,6 +68,22 @@ export class WorkerPool {
   }
 
   /**
+   * Runs `name` once in every worker (nothing when inline), e.g. to open a worker's session to a backup host before
+   * its first file. Settles when all have, whatever their outcome.
+   */
+  async runEach<N extends JobName>(name: N, input: JobInput<N>): Promise<void> {
+    await Promise.allSettled(
+      this.#slots.map((slot) => {
+        const id = this.#nextId++
+        return new Promise((resolve, reject) => {
+          slot.pending.set(id, { resolve, reject })
+          slot.worker.postMessage({ id, name, input })
+        })
+      }),
+    )
+  }
+
+  /**
    * Runs a job for every item with at most `perWorker` (default two) per worker in flight, in the order given (callers
    * put big files first so the tail is short). Stops at the first failure and rethrows it once in-flight jobs settle.
    */

@@ -74,3 +74,27 @@ for (const type of ['lz4', 'zst', 'gz', 'none'] as CompressType[]) {
     await assert.rejects(storedFileDigest(repo, path, 'file'), (error: unknown) => error instanceof WaldenError && error.kind === 'FileMissing')
   })
 }
+
+test('storedFileRead of lz4 files allocates no block-sized buffer per file, and reads files of several blocks whole', { skip: codecAvailable('lz4') ? false : 'lz4 is not available' }, async () => {
+  const codec = codecFor('lz4')
+  // Restore from a backup host or S3 reads every small file this way. Memory outside the heap (buffers) must not
+  // grow by a block's 4 MiB per file: 8 files of 100 kB would otherwise add 32 MiB before V8 collects any.
+  const small = content(100_000)
+  const smallSha = createHash('sha256').update(small).digest('hex')
+  const smallPath = `small${codec.extension}`
+  await repo.write(smallPath, await buffer(Readable.from([small]).pipe(codec.compress(codec.defaultLevel))))
+  const usage = (): number => process.memoryUsage().arrayBuffers + process.memoryUsage().external
+  const base = usage()
+  let peak = 0
+  for (let read = 0; read < 8; read++) {
+    assert.ok((await storedFileRead(repo, smallPath, smallSha, 'file')).equals(small))
+    peak = Math.max(peak, usage() - base)
+  }
+  assert.ok(peak < 8 * 1024 * 1024, `buffers grew by ${(peak / 1048576).toFixed(1)} MiB over 8 reads of a 100 kB file`)
+
+  // More than two 4 MiB blocks: the decoded pieces are put together.
+  const large = content(9_000_000)
+  const largePath = `several-blocks${codec.extension}`
+  await repo.write(largePath, await buffer(Readable.from([large]).pipe(codec.compress(codec.defaultLevel))))
+  assert.ok((await storedFileRead(repo, largePath, createHash('sha256').update(large).digest('hex'), 'file')).equals(large))
+})

@@ -93,3 +93,8 @@ export function storageOpen(location: StorageLocation): Promise<Storage> {
   opened.set(cacheKey, storage)
   return storage
 }
+
+/** Opens the storage of a location ahead of its first use (a worker's SSH session, say); storageOpen keeps it. */
+export async function storageWarm(location: StorageLocation): Promise<void> {
+  await storageOpen(location)
+}

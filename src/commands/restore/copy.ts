@@ -137,7 +137,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
         if (result.unreadable) unreadable.push({ job, error: result.unreadable, copies: [], tried: 0 })
         else if (result.fetched) fetched(job)
       },
-      { keyOf },
+      { keyOf, perWorker: jobsInFlightPerWorker(options.repo.location) },
     )
     if (unreadable.length > 0) await heal(options, unreadable, jobSha256, jobSize, toInput, keyOf, fetched)
   } finally {
@@ -215,4 +215,14 @@ async function heal(
     `${first.error.message}; no other repository holds a good copy of ${what(first.job)}` + (others > 0 ? ` (nor of ${others} other unreadable file(s))` : ''),
     { hint: first.error.hint ?? 'the repository file is damaged; use another backup, or repair the repository from a copy.' },
   )
+}
+
+/**
+ * Jobs each worker has in flight. From a backup host over SSH every file costs a round trip through both ssh
+ * processes and the far end, in which the worker has nothing to do; with two in flight most of the catalog's small
+ * files wait on that round trip, with four the next answers are already there. Local files are paced by the disk and
+ * the CPU, and two suffice.
+ */
+function jobsInFlightPerWorker(location: StorageLocation): number {
+  return location.type === 'remote' ? 4 : 2
 }

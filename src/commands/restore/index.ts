@@ -22,7 +22,7 @@ import type { Config } from '../../config/config.js'
 import { OPTIONS, optionEnvName } from '../../config/options.js'
 import type { OptionDef, OptionName } from '../../config/options.js'
 import type { Command } from '../command.js'
-import { repoIndexes } from '../repo-storage.js'
+import { repoIndexes, repoLocation, repoSelected } from '../repo-storage.js'
 import { pgRunning } from '../../pg/data-dir.js'
 import { restoreCopy } from './copy.js'
 import { waldenCommandLine } from '../walden-command.js'
@@ -82,6 +82,34 @@ export const standbyCreate: Command = {
 }
 
 async function restoreRun(cfg: Config, type: string): Promise<number> {
+  const early = poolWarmEarly(cfg)
+  try {
+    return await restoreRunWith(cfg, type, early)
+  } finally {
+    await early?.close()
+  }
+}
+
+/**
+ * From a backup host over SSH, each worker copies through an SSH session of its own, and starting one (ssh's
+ * handshake, then Node.js starting `walden remote` there) takes a few tenths of a second. Opened when the workers
+ * get their first file, the sessions wait for everything before: the main session's start, the manifest, the
+ * checks. So with one repository, remote, and several workers, the pool starts at once and each worker opens its
+ * session while the main thread does the rest. With several repositories the one restored from is not known yet.
+ */
+function poolWarmEarly(cfg: Config): WorkerPool | undefined {
+  const workers = cfg.number('process-max') ?? 1
+  const indexes = cfg.has('repo') ? repoSelected(cfg) : repoIndexes(cfg)
+  if (workers <= 1 || indexes.length !== 1) return undefined
+  const location = repoLocation(cfg, indexes[0])
+  if (location.type !== 'remote') return undefined
+  const pool = new WorkerPool(workers)
+  // A session that fails to start here fails again, worded, when the main thread or a worker needs it.
+  void pool.runEach('storage.open', location)
+  return pool
+}
+
+async function restoreRunWith(cfg: Config, type: string, early: WorkerPool | undefined): Promise<number> {
   const stanza = cfg.stanza()
   const pgPath = resolve(cfg.requireString('pg1-path'))
   const target = cfg.string('target')
@@ -143,7 +171,7 @@ async function restoreRun(cfg: Config, type: string): Promise<number> {
   const files = manifest.files
     .filter((file) => file.name !== `pg_data/${PG_CONTROL}` && !preserved.some((name) => file.name === `pg_data/${name}`))
     .sort((a, b) => b.size - a.size)
-  const pool = new WorkerPool(cfg.number('process-max') ?? 1)
+  const pool = early ?? new WorkerPool(cfg.number('process-max') ?? 1)
   // One flush per target file system at the end instead of an fsync per file, where the host has it.
   const syncEach = !syncFilesystemAvailable()
   let fetched: number
