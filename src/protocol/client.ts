@@ -140,8 +140,14 @@ export class ProtocolClient {
       this.#child.stdin!,
       (frame) => this.#onFrame(frame),
       (error) => {
-        if (error instanceof WaldenError) this.#fail(error)
-        // Otherwise the close handler words it, with ssh's exit status and message.
+        if (!(error instanceof WaldenError)) return // the close handler words it, with ssh's exit status and message
+        if (error.kind === 'Protocol' && /ended in the middle of a frame/.test(error.message)) {
+          // A session cut off mid-stream (sshd stopped, the host gone): ssh's exit follows at once and says why, which
+          // tells the user more than the torn frame does. Only a stream that ends with ssh still running is this.
+          setTimeout(() => this.#fail(error), 2000).unref()
+          return
+        }
+        this.#fail(error)
       },
       target.deflateLevel,
     )
@@ -189,6 +195,8 @@ export class ProtocolClient {
       if (error !== null || !stream.ended) this.#connection.sendJson(FrameType.Abort, channel, {})
       this.#refresh()
     })
+    // Failures reach the consumer through its reads; a session lost before anyone reads must not crash the process.
+    stream.on('error', () => undefined)
     this.#reads.set(channel, stream)
     try {
       await this.#call(channel, op, args)
