@@ -23,7 +23,7 @@ import { configFileRead } from './backup/config-files.js'
 import { scanCluster, walFilesList } from './backup/scan.js'
 import type { ClusterScan, ScannedFile } from './backup/scan.js'
 import { pgSessionOptions } from './pg-session.js'
-import { remoteNameCheck, waldenPath } from './remote-host.js'
+import { sshTargetOf } from './remote-host.js'
 
 /** A database host over SSH, as plain data a worker thread can take: where, and what the remote walden is told. */
 export interface PgRemote {
@@ -133,25 +133,10 @@ export class PgHost {
 export function pgRemoteOf(cfg: Config, index: PgIndex): PgRemote | undefined {
   const host = cfg.string(pgOption(index, 'host'))
   if (host === undefined) return undefined
-  const user = cfg.string(pgOption(index, 'host-user'))
-  const port = cfg.number(pgOption(index, 'host-port'))
-  const config = cfg.string(pgOption(index, 'host-config'))
+  const { compressLevelNetwork, ...target } = sshTargetOf(cfg, host, (suffix) => pgOption(index, suffix))
   const stanza = cfg.string('stanza')
-  remoteNameCheck(pgOption(index, 'host'), host)
-  if (user !== undefined) remoteNameCheck(pgOption(index, 'host-user'), user)
   return {
-    target: {
-      host,
-      ...(user !== undefined ? { user } : {}),
-      ...(port !== undefined ? { port } : {}),
-      cmd: cfg.string(pgOption(index, 'host-cmd')) ?? waldenPath(),
-      ...(config !== undefined ? { config } : {}),
-      ssh: cfg.string('cmd-ssh') ?? 'ssh',
-      timeoutSeconds: cfg.number('protocol-timeout') ?? 1830,
-      deflateLevel: cfg.number('compress-level-network') ?? 0,
-      role: 'database host',
-      option: `pg${index}-host`,
-    },
+    target: { ...target, deflateLevel: compressLevelNetwork, role: 'database host', option: `pg${index}-host` },
     args: { ...(stanza !== undefined ? { stanza } : {}), remoteType: 'pg' },
   }
 }

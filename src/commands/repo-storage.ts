@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js'
 import { OPTIONS, REPO_MAX, repoOption } from '../config/options.js'
 import type { OptionName, RepoIndex } from '../config/options.js'
 import { cipherUse } from '../repo/cipher.js'
-import { remoteNameCheck, waldenPath } from './remote-host.js'
+import { sshTargetOf } from './remote-host.js'
 import { storageOpen } from '../storage/location.js'
 import type { RemoteLocation, StorageLocation } from '../storage/location.js'
 import type { Storage } from '../storage/storage.js'
@@ -133,24 +133,12 @@ function remoteLocation(cfg: Config, index: RepoIndex, host: string): RemoteLoca
       })
     }
   }
-  const user = cfg.string(repoOption(index, 'host-user'))
-  const port = cfg.number(repoOption(index, 'host-port'))
-  const config = cfg.string(repoOption(index, 'host-config'))
   const stanza = cfg.string('stanza')
-  remoteNameCheck(repoOption(index, 'host'), host)
-  if (user !== undefined) remoteNameCheck(repoOption(index, 'host-user'), user)
   return {
     type: 'remote',
-    host,
-    ...(user !== undefined ? { user } : {}),
-    ...(port !== undefined ? { port } : {}),
-    cmd: cfg.string(repoOption(index, 'host-cmd')) ?? waldenPath(),
-    ...(config !== undefined ? { config } : {}),
-    ssh: cfg.string('cmd-ssh') ?? 'ssh',
+    ...sshTargetOf(cfg, host, (suffix) => repoOption(index, suffix)),
     index,
     ...(stanza !== undefined ? { stanza } : {}),
-    timeoutSeconds: cfg.number('protocol-timeout') ?? 1830,
-    compressLevelNetwork: cfg.number('compress-level-network') ?? 0,
   }
 }
 

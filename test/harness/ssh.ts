@@ -55,8 +55,39 @@ function sh(command: string, args: readonly string[]): string {
   return result.stdout
 }
 
-function userIds(user: string): { uid: number; gid: number } {
+/** The uid and gid of an OS user. */
+export function userIds(user: string): { uid: number; gid: number } {
   return { uid: Number(sh('id', ['-u', user]).trim()), gid: Number(sh('id', ['-g', user]).trim()) }
+}
+
+/**
+ * Live processes of `uid` whose command line matches `pattern` and that belong to the caller's run (`mine`: other test
+ * files and benches on the machine run walden as the same users), from /proc, as 'pid: command line'.
+ */
+export function processesOf(uid: number, pattern: RegExp, mine: (pid: number, cmdline: string) => boolean): string[] {
+  const found: string[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8')
+      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) !== uid) continue
+      if (/^State:\s+Z/m.test(status)) continue
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()
+      if (pattern.test(cmdline) && mine(Number(entry), cmdline)) found.push(`${entry}: ${cmdline}`)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found
+}
+
+/** Waits until no such process is left (a few seconds at most), and returns what is left. */
+export async function leftOver(uid: number, pattern: RegExp, mine: (pid: number, cmdline: string) => boolean): Promise<string[]> {
+  for (let waited = 0; waited < 5000; waited += 100) {
+    if (processesOf(uid, pattern, mine).length === 0) return []
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return processesOf(uid, pattern, mine)
 }
 
 /**

@@ -14,14 +14,13 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync, readdirSync } from 'node:fs'
 import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { Cluster, dumpDatabase, runWalden } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
-import { PG_USER, REPO_USER, sshServer } from '../harness/ssh.js'
+import { leftOver, PG_USER, processesOf, REPO_USER, sshServer, userIds } from '../harness/ssh.js'
 import type { SshServer } from '../harness/ssh.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
@@ -29,12 +28,6 @@ import type { TestStanza } from '../harness/stanza.js'
 const MAJOR = 15
 const WALDEN = join(import.meta.dirname, '..', '..', 'bin', 'walden')
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-function ids(user: string): { uid: number; gid: number } {
-  const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim()
-  const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout.trim()
-  return { uid: Number(uid), gid: Number(gid) }
-}
 
 function output(result: RunResult): string {
   return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`
@@ -54,35 +47,8 @@ function assertFailed(result: RunResult, code: number, error: RegExp): void {
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
 }
 
-/**
- * Processes of `uid` whose command line holds `marker` and matches `pattern`, from /proc. The marker (a path of this
- * checkout or of this file's sshd) keeps out the processes of other test runs sharing the machine.
- */
-function processesOf(uid: number, marker: string, pattern: RegExp = /./): string[] {
-  const found: string[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8')
-      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) !== uid) continue
-      if (/^State:\s+Z/m.test(status)) continue
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()
-      if (cmdline.includes(marker) && pattern.test(cmdline)) found.push(`${entry}: ${cmdline}`)
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found
-}
-
-/** Waits until no such process is left (a few seconds at most), and returns what is left. */
-async function leftOver(uid: number, marker: string, pattern?: RegExp): Promise<string[]> {
-  for (let waited = 0; waited < 5000; waited += 100) {
-    if (processesOf(uid, marker, pattern).length === 0) return []
-    await sleep(100)
-  }
-  return processesOf(uid, marker, pattern)
-}
+/** This file's processes: a marker (a path of this checkout or of this file's sshd) in the command line. */
+const holding = (marker: string) => (_pid: number, cmdline: string): boolean => cmdline.includes(marker)
 
 async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
@@ -193,9 +159,9 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
 
   /** What a command run on the backup host can leave behind: walden on either host, ssh clients of the backup host. */
   const strays = async (): Promise<string[]> => [
-    ...(await leftOver(repoUser.uid, WALDEN)),
-    ...(await leftOver(repoUser.uid, ssh.dir)),
-    ...(await leftOver(pgUser.uid, WALDEN, /\bremote\b/)),
+    ...(await leftOver(repoUser.uid, /./, holding(WALDEN))),
+    ...(await leftOver(repoUser.uid, /./, holding(ssh.dir))),
+    ...(await leftOver(pgUser.uid, /\bremote\b/, holding(WALDEN))),
   ]
   /** Sessions of walden still open on the cluster. */
   const waldenSessions = (): Promise<string> =>
@@ -222,8 +188,8 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
 
   before(async () => {
     ssh = await sshServer()
-    repoUser = ids(REPO_USER)
-    pgUser = ids(PG_USER)
+    repoUser = userIds(REPO_USER)
+    pgUser = userIds(PG_USER)
     backupHost = await mkdtemp(join(tmpdir(), 'walden-pg-host-'))
     await chmod(backupHost, 0o755)
     for (const name of ['repo', 'lock', 'log']) {
@@ -331,7 +297,8 @@ describe(`backups run on the backup host, the database host reached over SSH (pg
       let running = true
       const sampler = (async () => {
         while (running) {
-          concurrent = Math.max(concurrent, processesOf(pgUser.uid, WALDEN, /\bremote\b/).length)
+          // The walden processes themselves: a shell that sshd starts them through may show the same command line.
+          concurrent = Math.max(concurrent, processesOf(pgUser.uid, /^\S*node \S*walden .*\bremote\b/, holding(WALDEN)).length)
           await sleep(20)
         }
       })()

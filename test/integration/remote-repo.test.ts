@@ -10,14 +10,13 @@
 
 import assert from 'node:assert/strict'
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { readFileSync, readdirSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { Cluster, dumpDatabase } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
-import { PG_USER, REPO_USER, sshServer } from '../harness/ssh.js'
+import { leftOver, PG_USER, REPO_USER, sshServer, userIds } from '../harness/ssh.js'
 import type { SshServer } from '../harness/ssh.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
@@ -25,12 +24,6 @@ import type { TestStanza } from '../harness/stanza.js'
 const MAJOR = 15
 const WALDEN = join(import.meta.dirname, '..', '..', 'bin', 'walden')
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-function ids(user: string): { uid: number; gid: number } {
-  const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim()
-  const gid = spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout.trim()
-  return { uid: Number(uid), gid: Number(gid) }
-}
 
 /** info reports a repository it cannot read in the stanza's status (on stdout), and exits with that error's code. */
 function assertInfoFailed(result: RunResult, code: number, error: RegExp): void {
@@ -45,35 +38,8 @@ function assertFailed(result: RunResult, code: number, error: RegExp): void {
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
 }
 
-/**
- * Processes of `uid` whose command line matches, from /proc (the walden remote and ssh processes of a session), and that
- * belong to this file's run (`mine`): other test files and benches on the machine run walden as the same users.
- */
+// This file's processes, for leftOver (set once its sshd and backup host exist).
 let mine: (pid: number, cmdline: string) => boolean = () => true
-function processesOf(uid: number, pattern: RegExp): string[] {
-  const found: string[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8')
-      const processUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1])
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()
-      if (processUid === uid && pattern.test(cmdline) && mine(Number(entry), cmdline)) found.push(`${entry}: ${cmdline}`)
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found
-}
-
-/** Waits until no process of `uid` matches `pattern` (a few seconds at most), and returns what is left. */
-async function leftOver(uid: number, pattern: RegExp): Promise<string[]> {
-  for (let waited = 0; waited < 5000; waited += 100) {
-    if (processesOf(uid, pattern).length === 0) return []
-    await sleep(100)
-  }
-  return processesOf(uid, pattern)
-}
 
 describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
   let ssh: SshServer
@@ -128,7 +94,7 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
 
   before(async () => {
     ssh = await sshServer()
-    repoUser = ids(REPO_USER)
+    repoUser = userIds(REPO_USER)
     backupHost = await mkdtemp(join(tmpdir(), 'walden-backup-host-'))
     // This file's processes: its remote waldens name its backup host's config, its ssh clients its sshd's port, and
     // whatever else its sshd started descends from it.
@@ -176,7 +142,7 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     await stanza.waldenOk(['check'])
     const segments = (await repoFiles()).filter((file) => /^archive\/remote\/15-1\/[0-9A-F]{16}\/[0-9A-F]{24}-[0-9a-f]{40,64}\./.test(file))
     assert.ok(segments.length >= 1, (await repoFiles()).join('\n'))
-    assert.deepEqual(await leftOver(repoUser.uid, /walden.* remote$/), [], 'no remote walden left running')
+    assert.deepEqual(await leftOver(repoUser.uid, /walden.* remote$/, mine), [], 'no remote walden left running')
   })
 
   test('a full backup through SSH, shown by info, restored on the database host equal to its dump', async () => {
@@ -188,8 +154,8 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     const sessions = (await sessionsAccepted()) - sessionsBefore
     const segments = (await archived()).length - archivedBefore
     assert.ok(sessions >= 1 && sessions <= 3 + segments, `${sessions} SSH sessions for a backup with process-max=2 and ${segments} segment(s) archived`)
-    assert.deepEqual(await leftOver(repoUser.uid, /walden/), [], 'no remote walden left running')
-    assert.deepEqual(await leftOver(ids(PG_USER).uid, /ssh-postgres|\/usr\/bin\/ssh /), [], 'no ssh client left running')
+    assert.deepEqual(await leftOver(repoUser.uid, /walden/, mine), [], 'no remote walden left running')
+    assert.deepEqual(await leftOver(userIds(PG_USER).uid, /ssh-postgres|\/usr\/bin\/ssh /, mine), [], 'no ssh client left running')
     const info = JSON.parse((await stanza.waldenOk(['info', '--output=json'])).stdout) as Array<{ status: { code: number }; backup: Array<{ type: string }> }>
     assert.equal(info[0]!.status.code, 0)
     assert.deepEqual(info[0]!.backup.map((backup) => backup.type), ['full'])
@@ -232,7 +198,7 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     } finally {
       await configure()
     }
-    assert.deepEqual(await leftOver(repoUser.uid, /walden.* remote$/), [], 'no remote walden left running')
+    assert.deepEqual(await leftOver(repoUser.uid, /walden.* remote$/, mine), [], 'no remote walden left running')
   })
 
   test('the SSH server stopped in the middle of a backup: a clear error, nothing left running, the next backup succeeds', async () => {
@@ -258,8 +224,8 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     assert.match(result.stderr, /HINT: check that the host is up and its sshd running/)
 
     // Nothing of the session is left on either side, and no write was left under a temporary name.
-    assert.deepEqual(await leftOver(repoUser.uid, /walden/), [], 'no walden of the backup host left running')
-    assert.deepEqual(await leftOver(ids(PG_USER).uid, /ssh-postgres|\/usr\/bin\/ssh /), [], 'no ssh client left running')
+    assert.deepEqual(await leftOver(repoUser.uid, /walden/, mine), [], 'no walden of the backup host left running')
+    assert.deepEqual(await leftOver(userIds(PG_USER).uid, /ssh-postgres|\/usr\/bin\/ssh /, mine), [], 'no ssh client left running')
     assert.deepEqual((await repoFiles()).filter((file) => /\.tmp-\d+-[0-9a-f]{8}$/.test(file)), [])
 
     // The repository still reads as it did, and with the server back the next backup completes and verifies.
@@ -285,7 +251,7 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     } finally {
       await configure()
     }
-    assert.deepEqual(await leftOver(repoUser.uid, /walden/), [], 'the refused remote ended')
+    assert.deepEqual(await leftOver(repoUser.uid, /walden/, mine), [], 'the refused remote ended')
   })
 
   test('a host key that is not the one known, and a user that does not accept the key, each fail with one clear error', async () => {
@@ -342,7 +308,7 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     } finally {
       await configure()
     }
-    assert.deepEqual(await leftOver(repoUser.uid, /cat|walden/), [], 'the silent remote ended with its session')
+    assert.deepEqual(await leftOver(repoUser.uid, /cat|walden/, mine), [], 'the silent remote ended with its session')
   })
 
   test('standby-create builds a hot standby from the backup host, and it follows the primary through archive-get over SSH', async () => {
@@ -394,7 +360,7 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
       `repo2-cipher-pass=${pass}`,
     ])
     // A passphrase in the file: postgres's alone.
-    await chown(stanza.configPath, ids(PG_USER).uid, ids(PG_USER).gid)
+    await chown(stanza.configPath, userIds(PG_USER).uid, userIds(PG_USER).gid)
     await chmod(stanza.configPath, 0o600)
     try {
       await stanza.waldenOk(['stanza-create'])
