@@ -105,6 +105,8 @@ export class ProtocolClient {
   readonly #child: ChildProcess
   readonly #connection: FrameConnection
   readonly #pending = new Map<number, Pending>()
+  /** Writes this side abandoned, until the remote says it has removed what it held. */
+  readonly #abandoning = new Map<number, () => void>()
   readonly #reads = new Map<number, IncomingStream | ChannelDuplex>()
   readonly #writes = new Map<number, WriteState>()
   #nextChannel = 1
@@ -290,15 +292,28 @@ export class ProtocolClient {
         )
       },
       destroy(error, callback) {
-        if (client.#writes.delete(channel) && !this.writableFinished) {
-          connection.sendJson(FrameType.Abort, channel, {})
-          gate.close(error ?? new WaldenError('FileWrite', 'write abandoned'))
-        }
+        const open = client.#writes.delete(channel) && !this.writableFinished
         client.#pending.delete(channel)
-        client.#refresh()
-        callback(error)
+        if (!open) {
+          client.#refresh()
+          return callback(error)
+        }
+        gate.close(error ?? new WaldenError('FileWrite', 'write abandoned'))
+        // The stream closes once the remote has removed what it held: a caller that looks at the folder after the
+        // close must not find the temporary file (the guarantee posix gives).
+        void client.#abandon(channel).then(() => callback(error))
       },
     })
+  }
+
+  /** Asks the remote to drop a write, and waits until it has (or the session is gone). */
+  #abandon(channel: number): Promise<void> {
+    if (this.#failure) return Promise.resolve()
+    const done = new Promise<void>((resolve) => this.#abandoning.set(channel, resolve))
+    this.#connection.sendJson(FrameType.Abort, channel, {})
+    this.#arm()
+    this.#refresh()
+    return done
   }
 
   /** Ends the session: the remote walden sees end of input, closes what is open and exits, and ssh with it. */
@@ -388,6 +403,14 @@ export class ProtocolClient {
       }
       case FrameType.Abort: {
         const message = asObject(jsonDecode(frame.payload), 'abort')
+        if (message['abandoned'] === true) {
+          // The remote's answer to an abort from this side: nothing is left there.
+          this.#abandoning.get(frame.channel)?.()
+          this.#abandoning.delete(frame.channel)
+          this.#arm()
+          this.#refresh()
+          return
+        }
         const error = message['error'] !== undefined ? this.#remoteError(message['error'] as WireError) : new WaldenError('FileRead', 'stream abandoned by the remote')
         const stream = this.#reads.get(frame.channel)
         if (stream) {
@@ -469,6 +492,8 @@ export class ProtocolClient {
     this.#reads.clear()
     for (const write of this.#writes.values()) write.fail(error)
     this.#writes.clear()
+    for (const abandoned of this.#abandoning.values()) abandoned()
+    this.#abandoning.clear()
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM')
     for (const listener of this.#onClose) listener()
     this.#refresh()
@@ -478,7 +503,7 @@ export class ProtocolClient {
   #arm(): void {
     clearTimeout(this.#timer)
     const closing = [...this.#writes.values()].some((write) => write.close !== undefined || write.starved === true)
-    if (this.#failure || (this.#pending.size === 0 && !closing)) return
+    if (this.#failure || (this.#pending.size === 0 && this.#abandoning.size === 0 && !closing)) return
     this.#timer = setTimeout(() => {
       this.#fail(new WaldenError('Protocol', `no answer from ${this.target.role} '${this.target.host}' in ${this.target.timeoutSeconds} second(s)`, {
         hint: 'check the host and its load; protocol-timeout sets how long walden waits.',
@@ -492,7 +517,7 @@ export class ProtocolClient {
    * hold a finished command open (its end closes the session).
    */
   #refresh(): void {
-    const busy = !this.#failure && (this.#pending.size > 0 || this.#reads.size > 0 || this.#writes.size > 0)
+    const busy = !this.#failure && (this.#pending.size > 0 || this.#reads.size > 0 || this.#writes.size > 0 || this.#abandoning.size > 0)
     const pipes = [this.#child.stdout, this.#child.stderr] as unknown as Array<{ ref?: () => void; unref?: () => void }>
     if (busy) {
       this.#child.ref()

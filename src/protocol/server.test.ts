@@ -160,6 +160,10 @@ describe('protocolServe()', () => {
     await server.answer(1)
     server.send(frameEncode(FrameType.Data, 1, Buffer.alloc(1000, 7)))
     server.send(frameEncode(FrameType.Abort, 1))
+    // The abort is answered only once the temporary file is gone, so the client can close its stream then.
+    const acknowledged = jsonDecode((await server.next((frame) => frame.type === FrameType.Abort && frame.channel === 1)).payload)
+    assert.deepEqual(acknowledged, { abandoned: true })
+    assert.deepEqual(await readdir(server.root), [], 'nothing left of the aborted write when the abort is answered')
     server.request(2, 'openWrite', { path: 'cut-off' })
     await server.answer(2)
     server.send(frameEncode(FrameType.Data, 2, Buffer.alloc(1000, 7)))

@@ -159,7 +159,11 @@ export function protocolServe(options: ServeOptions): Promise<void> {
       case FrameType.Abort: {
         const channel = channels.get(frame.channel)
         channels.delete(frame.channel)
+        // Answered once done, so the client's stream closes only when nothing of the write is left here.
+        const acknowledge = (): void => connection.sendJson(FrameType.Abort, frame.channel, { abandoned: true })
+        if (channel?.kind === 'write') return void abandon(channel).then(acknowledge)
         if (channel) void abandon(channel)
+        else acknowledge()
         return
       }
       case FrameType.Credit: {
