@@ -60,6 +60,8 @@ export interface TarExtractOptions {
    * 'each': always fsync each file and folder. 'none': leave durability to the caller (who syncs afterwards).
    */
   sync?: 'auto' | 'each' | 'none'
+  /** Create the target folder (and missing parents) with mode 0700 before the first entry, instead of requiring it. */
+  createTarget?: boolean
 }
 
 export interface TarExtractSummary {
@@ -230,11 +232,31 @@ export class TarExtractor extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#consume(chunk).then(() => callback(), (error: unknown) => callback(error as Error))
+    this.#targetReady()
+      .then(() => this.#consume(chunk))
+      .then(() => callback(), (error: unknown) => callback(error as Error))
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#finish().then(() => callback(), (error: unknown) => callback(error as Error))
+    this.#targetReady()
+      .then(() => this.#finish())
+      .then(() => callback(), (error: unknown) => callback(error as Error))
+  }
+
+  #targetMade: Promise<void> | undefined
+
+  #targetReady(): Promise<void> {
+    if (!this.#options.createTarget) return Promise.resolve()
+    this.#targetMade ??= (async () => {
+      try {
+        const first = await mkdir(this.target, { recursive: true, mode: 0o700 })
+        await chmod(this.target, 0o700)
+        if (first !== undefined) this.#touchedFolders.add(dirname(first))
+      } catch (error) {
+        throw storageError('FileWrite', 'unable to create path', this.target, error)
+      }
+    })()
+    return this.#targetMade
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
