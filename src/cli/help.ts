@@ -45,6 +45,7 @@ function optionUsage(name: OptionName, def: OptionDef, command: CommandName): st
   if (def.type === 'boolean') return `--${name}`
   if (allow) return `--${name}=${allow.join('|')}`
   if (def.type === 'hash') return `--${name}=KEY=VALUE`
+  if (def.type === 'list') return `--${name}=VALUE (repeatable)`
   return `--${name}=${def.type === 'integer' ? 'N' : def.type === 'seconds' ? 'SECONDS' : def.type === 'size' ? 'SIZE' : def.type.toUpperCase()}`
 }
 

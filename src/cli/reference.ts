@@ -61,6 +61,7 @@ function typeText(name: OptionName, def: OptionDef): string {
   if (def.type === 'size') return 'size (bytes, or with KiB, MiB, GiB, TiB)'
   if (def.type === 'boolean') return 'y/n (`--' + name + '`, `--no-' + name + '`)'
   if (def.type === 'hash') return 'KEY=VALUE, repeatable'
+  if (def.type === 'list') return 'repeatable (environment: one value a line)'
   return def.type
 }
 

@@ -6,9 +6,13 @@ export const COMMAND_NAMES = [
   'archive-push',
   'backup',
   'check',
+  'clone-create',
+  'clone-destroy',
+  'clone-list',
   'expire',
   'help',
   'info',
+  'jobs',
   'mirror-add-host',
   'mirror-add-table',
   'mirror-clean',
@@ -27,6 +31,14 @@ export const COMMAND_NAMES = [
   'stanza-create',
   'stanza-delete',
   'standby-create',
+  'staging-disable',
+  'staging-enable',
+  'staging-link',
+  'staging-resync',
+  'staging-snapshot',
+  'staging-status',
+  'staging-unlink',
+  'staging-wal-get',
   'start',
   'stop',
   'verify',
@@ -389,6 +401,136 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     lock: 'none',
     stanzaRequired: true,
     logFile: true,
+  },
+  // Issue #14: staging copies (a cluster kept in sync with a source, its snapshots and clones). The lock is the
+  // stanza's staging lock, taken in src/commands/staging/state.ts (not main.ts's archive/backup locks), so a snapshot's
+  // backup of the staging cluster can still take the backup lock.
+  'staging-link': {
+    summary: 'Create a staging copy of a source cluster, kept in sync, for snapshots and clones.',
+    description:
+      'Links in one of three ways (staging-method): initiated (walden takes the base backup of the source over the ' +
+      'replication protocol and the copy streams from it through a replication slot), external-wal (from a ' +
+      'pg_basebackup the user took, plain or tar format, then replaying the WAL files that appear in staging-wal-path, in ' +
+      'order) or external-streaming (from such a backup, then streaming from staging-source). Refuses, with one error ' +
+      'each and before anything is created: more than one staging-backup-path, a field the way needs, a staging-port ' +
+      'a server listens on or another staging copy or clone on this host was given, a staging-path that is not empty, a ' +
+      'staging-setting walden owns. The staging cluster is a hot standby on staging-path and staging-port; the stanza ' +
+      'is created against it when absent. Recorded as the jobs DB_LINK and DB_SYNC.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'staging-status': {
+    summary: 'Show whether the staging copy is in sync (ACTIVE) or not (INACTIVE), and any fault.',
+    description:
+      'The way it is linked, replay position and time, lag and, in WAL-folder mode, the next WAL file expected. ' +
+      'Exits 0 when ACTIVE, with a non-zero code a monitor can use when INACTIVE or disabled. --output=json for programs.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: false,
+  },
+  'staging-snapshot': {
+    summary: 'Take a snapshot of the staging copy: a backup of the staging standby into the stanza\'s repository.',
+    description:
+      'Runs the pre-snapshot hooks, refuses while a fault stands (naming the expected WAL file in WAL-folder mode), ' +
+      'backs the staging standby up without contacting the source, records the snapshot\'s metadata, then runs the ' +
+      'post-snapshot hooks, which run even when the snapshot or a pre hook failed. Recorded as the job SNAPSHOT.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'staging-disable': {
+    summary: 'Stop ingesting: stop the staging cluster.',
+    description: 'The record, the data folder and the assigned port stay; staging-enable starts it again. Recorded as the job DISABLE.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'staging-enable': {
+    summary: 'Start ingesting again: re-apply the settings, clear the fault, start the staging cluster.',
+    description:
+      'staging-setting given now replaces the recorded settings; without it the recorded ones are written again. ' +
+      'Recorded as the job ENABLE.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'staging-resync': {
+    summary: 'Load the staging copy again from a fresh base backup, the same way it was linked.',
+    description:
+      'initiated takes a new base backup of the source; the external ways load the pg_basebackup that ' +
+      'staging-backup-path names now. The old data folder is moved aside (STAGING-PATH.resync-old) while the new one ' +
+      'loads, and removed only once the new one accepts connections; on failure it stays there, named in the error. ' +
+      'Recorded as the job RESYNC.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'staging-unlink': {
+    summary: 'Stop the staging copy and forget it: its record and its port on this host.',
+    description:
+      'The data folder stays, so nothing is lost by mistake, unless --delete-data is given; the stanza and its ' +
+      'snapshots stay in the repository (stanza-delete removes them). Refused while clones of it exist unless --force. ' +
+      'Recorded as the job UNLINK.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'staging-wal-get': {
+    summary: 'Serve the next WAL file of the staging copy from staging-wal-path (its restore_command in WAL-folder mode).',
+    description:
+      'Called by PostgreSQL through restore_command for a staging copy linked with staging-method=external-wal. ' +
+      'Checks each file before handing it over, records the WAL file it expects next, and on a break in the chain ' +
+      'records the fault and shuts the staging cluster down.',
+    parameters: ['WAL_NAME', 'DEST_PATH'],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: false,
+    internal: true,
+  },
+  'clone-create': {
+    summary: 'Create a writable clone of the staging copy from a snapshot, or from a point in time after one.',
+    description:
+      'Restores --set (or the newest snapshot), or with --type=time --target the state at that time, into clone-path, ' +
+      'starts it on clone-port with the clone settings, and runs the configure-clone hooks. Recorded as the job CLONE.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  'clone-list': {
+    summary: 'List the clones of the staging copy.',
+    description: 'Name, folder, port, the snapshot or time each came from, and whether it runs. --output=json for programs.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: false,
+  },
+  'clone-destroy': {
+    summary: 'Stop a clone and remove its data folder and record.',
+    description: 'Leaves nothing behind: the folder, the port assignment and the record go. Recorded as the job CLONE_DESTROY.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: true,
+    logFile: true,
+  },
+  jobs: {
+    summary: 'List the staging jobs of this host: link, sync, snapshot, enable, disable, resync, clone, unlink.',
+    description:
+      'Type, start, end, result (running, ok, failed) and error of each, oldest first, kept in spool-path across ' +
+      'restarts; with --stanza only that stanza\'s. A job still shown as running whose process is gone is shown as ' +
+      'failed (interrupted). --output=json for programs.',
+    parameters: [],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
   },
   version: {
     summary: 'Show the walden version.',

@@ -79,8 +79,15 @@ export class Config {
 
   hash(name: OptionName): Readonly<Record<string, string>> {
     const value = this.#values.get(name) ?? {}
-    if (typeof value !== 'object') fail('Assert', `option '${name}' is not a hash`)
-    return value
+    if (typeof value !== 'object' || Array.isArray(value)) fail('Assert', `option '${name}' is not a hash`)
+    return value as Readonly<Record<string, string>>
+  }
+
+  /** Every value of a repeatable (list) option, in the order given; empty when unset. */
+  list(name: OptionName): readonly string[] {
+    const value = this.#values.get(name) ?? []
+    if (!Array.isArray(value)) fail('Assert', `option '${name}' is not a list`)
+    return value as readonly string[]
   }
 
   /** A string option the command cannot do without. */
@@ -129,7 +136,9 @@ export class Config {
       const shown =
         def.secure === true
           ? '<redacted>'
-          : typeof value === 'object'
+          : Array.isArray(value)
+            ? value.join(' ')
+            : typeof value === 'object'
             ? Object.entries(value)
                 // A connection string (recovery-option primary_conninfo=...) or a password may hold a secret.
                 .map(([key, item]) => `${key}=${/conninfo|pass/i.test(key) ? '<redacted>' : item}`)
@@ -271,8 +280,16 @@ function envOptions(env: Readonly<Record<string, string | undefined>>, warnings:
       warnings.push(`environment variable '${key}' is not a walden option and is ignored`)
       continue
     }
-    // Hash options carry several KEY=VALUE pairs separated by ':' in one variable.
-    result.set(name, option.type === 'hash' ? value.split(':').filter((item) => item !== '') : [value])
+    // Hash options carry several KEY=VALUE pairs separated by ':' in one variable. List items (settings, shell
+    // commands) may hold a ':' themselves, so they are one a line.
+    result.set(
+      name,
+      option.type === 'hash'
+        ? value.split(':').filter((item) => item !== '')
+        : option.type === 'list'
+          ? value.split('\n').filter((item) => item.trim() !== '')
+          : [value],
+    )
   }
   return result
 }
@@ -322,7 +339,7 @@ function configFileOptions(
       if (sectionCommand !== undefined && !option.commands.includes(sectionCommand as CommandName)) {
         fail('OptionInvalid', `option '${entry.key}' ${where} is not valid for command '${sectionCommand}'`)
       }
-      if (seen.has(entry.key) && option.type !== 'hash') {
+      if (seen.has(entry.key) && option.type !== 'hash' && option.type !== 'list') {
         fail('OptionInvalid', `option '${entry.key}' ${where} is set more than once in section '[${section}]'`)
       }
       seen.add(entry.key)
@@ -393,6 +410,9 @@ function coerce(name: string, option: OptionDef, command: CommandName, raw: RawV
       }
       return Object.freeze(hash)
     }
+    case 'list':
+      for (const item of raw.values) if (item.trim() === '') invalid('must not be empty')
+      return Object.freeze([...raw.values])
   }
 }
 

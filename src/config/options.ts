@@ -5,7 +5,8 @@
 import type { CommandName } from './commands.js'
 import { COMMAND_NAMES } from './commands.js'
 
-export type OptionType = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' | 'size' | 'enum' | 'hash'
+// 'list': repeatable, every value kept in the order given (staging-setting, hooks); 'hash': repeatable KEY=VALUE.
+export type OptionType = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' | 'size' | 'enum' | 'hash' | 'list'
 
 /**
  * Where an option may be set in the config file:
@@ -16,7 +17,7 @@ export type OptionType = 'string' | 'path' | 'boolean' | 'integer' | 'seconds' |
  */
 export type OptionSection = 'any' | 'global' | 'stanza' | false
 
-export type OptionValue = string | number | boolean | Readonly<Record<string, string>>
+export type OptionValue = string | number | boolean | Readonly<Record<string, string>> | readonly string[]
 
 export interface OptionDef {
   type: OptionType
@@ -43,6 +44,10 @@ export interface OptionDef {
 
 // Commands that read or write the repository.
 const REPO: readonly CommandName[] = [
+  'staging-link',
+  'staging-resync',
+  'staging-snapshot',
+  'clone-create',
   'archive-get',
   'archive-push',
   'backup',
@@ -75,8 +80,21 @@ const PG: readonly CommandName[] = [
 const RESTORE: readonly CommandName[] = ['restore', 'standby-create']
 // Table mirroring's commands; every one of them talks to the master database.
 const MIRROR: readonly CommandName[] = COMMAND_NAMES.filter((name) => name.startsWith('mirror-'))
-// Options that say how to connect to the cluster: also the master database of table mirroring.
-const PG_CONNECT: readonly CommandName[] = [...PG, ...MIRROR]
+// Staging copies (issue #14): the commands that manage the staging cluster, and those that make and destroy clones.
+const STAGING: readonly CommandName[] = [
+  'staging-link',
+  'staging-status',
+  'staging-snapshot',
+  'staging-disable',
+  'staging-enable',
+  'staging-resync',
+  'staging-unlink',
+  'staging-wal-get',
+]
+const CLONE: readonly CommandName[] = ['clone-create', 'clone-list', 'clone-destroy']
+// Options that say how to connect to the cluster: also the master database of table mirroring, and the staging cluster
+// (its socket folder, user and database; its port is staging-port).
+const PG_CONNECT: readonly CommandName[] = [...PG, ...MIRROR, ...STAGING, ...CLONE]
 const ALL: readonly CommandName[] = COMMAND_NAMES
 const RUNNING: readonly CommandName[] = ALL.filter((name) => name !== 'help' && name !== 'version')
 
@@ -461,7 +479,7 @@ const BASE_OPTIONS = {
   'compress-type': {
     type: 'enum',
     section: 'any',
-    commands: ['archive-push', 'backup'],
+    commands: ['archive-push', 'backup', 'staging-snapshot'],
     default: 'zst',
     allow: ['zst', 'lz4', 'gz', 'none'],
     summary: 'Compression of files stored in the repository.',
@@ -470,14 +488,14 @@ const BASE_OPTIONS = {
   'compress-level': {
     type: 'integer',
     section: 'any',
-    commands: ['archive-push', 'backup'],
+    commands: ['archive-push', 'backup', 'staging-snapshot'],
     range: [0, 19],
     summary: 'Compression level; the default depends on compress-type (zst 3, gz 6, lz4 1).',
   },
   'process-max': {
     type: 'integer',
     section: 'any',
-    commands: ['archive-get', 'archive-push', 'backup', ...RESTORE, 'verify'],
+    commands: ['archive-get', 'archive-push', 'backup', ...RESTORE, 'verify', 'staging-snapshot', 'clone-create'],
     default: 1,
     range: [1, 64],
     summary: 'Worker threads that copy, compress and checksum files.',
@@ -539,10 +557,13 @@ const BASE_OPTIONS = {
   'spool-path': {
     type: 'path',
     section: 'any',
-    commands: ['archive-get', 'archive-push'],
+    commands: ['archive-get', 'archive-push', ...STAGING, ...CLONE, 'jobs'],
     default: '/var/spool/walden',
-    summary: 'Folder for the acknowledgements and prefetched segments of archive-async.',
-    description: 'Must be writable by the user PostgreSQL runs as; it holds no data the repository does not also hold.',
+    summary: 'Folder for the acknowledgements and prefetched segments of archive-async, and the state of staging copies.',
+    description:
+      'Must be writable by the user PostgreSQL runs as; for archiving it holds no data the repository does not also hold. ' +
+      'Staging copies keep their records, the ports assigned on this host and the jobs journal under SPOOL-PATH/staging ' +
+      '(mode 0700): every walden managing staging copies or clones on one host must use the same spool-path.',
   },
   'archive-get-queue-max': {
     type: 'size',
@@ -569,8 +590,8 @@ const BASE_OPTIONS = {
   type: {
     type: 'enum',
     section: false,
-    commands: ['backup', 'restore'],
-    summary: 'Backup type, or recovery type for restore.',
+    commands: ['backup', 'restore', 'clone-create'],
+    summary: 'Backup type, or recovery type for restore and clone-create.',
     description:
       'backup: full copies every file, diff the files changed since the last full, incr the files changed since the last backup ' +
       '(a diff or incr without a full to build on becomes a full). restore: default recovers to the end of the archive, ' +
@@ -579,12 +600,14 @@ const BASE_OPTIONS = {
     perCommand: {
       backup: { default: 'incr', allow: ['full', 'diff', 'incr'] },
       restore: { default: 'default', allow: ['default', 'immediate', 'time', 'xid', 'name', 'lsn', 'standby', 'preserve', 'none'] },
+      // A clone is the snapshot as it was (immediate), or the staging copy's state at --target.
+      'clone-create': { default: 'immediate', allow: ['immediate', 'time', 'lsn'] },
     },
   },
   target: {
     type: 'string',
     section: false,
-    commands: ['restore'],
+    commands: ['restore', 'clone-create'],
     summary: 'Recovery target for --type=time, xid, name or lsn.',
     description: "A time such as '2026-11-22 10:15:00+00' (give the time zone), a transaction id, a restore point name, or an LSN such as 0/3000028.",
   },
@@ -616,8 +639,8 @@ const BASE_OPTIONS = {
   set: {
     type: 'string',
     section: false,
-    commands: [...RESTORE, 'info', 'verify'],
-    summary: 'A backup, by label: the one to restore, the one info shows, or the one verify checks.',
+    commands: [...RESTORE, 'info', 'verify', 'clone-create'],
+    summary: 'A backup, by label: the one to restore, the one info shows, or the one verify checks (for clone-create: the snapshot).',
     description:
       'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target.',
   },
@@ -643,11 +666,12 @@ const BASE_OPTIONS = {
   force: {
     type: 'boolean',
     section: false,
-    commands: [...RESTORE, 'stop', 'stanza-delete', 'setup', 'promote'],
+    commands: [...RESTORE, 'stop', 'stanza-delete', 'setup', 'promote', 'staging-unlink'],
     default: false,
     summary:
       'restore: overwrite a non-empty data folder. stop: also end running walden processes. stanza-delete: skip the ' +
-      "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own, and the password of an existing replication-user. promote: promote even though the primary is still writable.",
+      "safety checks. setup: replace the archive_command even when it is another tool's, or walden's own, and the password of an existing replication-user. promote: promote even though the primary is still writable. " +
+      'staging-unlink: unlink even though clones of the staging copy exist (they stay, on their own).',
   },
   start: {
     type: 'boolean',
@@ -725,7 +749,7 @@ const BASE_OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status', 'mirror-status', 'verify'],
+    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
@@ -817,6 +841,122 @@ const BASE_OPTIONS = {
     commands: ['replication-status', 'mirror-status'],
     range: [0, 31536000],
     summary: 'Fail (exit 90) when a standby, or a mirror host, is further behind than this many seconds.',
+  },
+
+  // Staging copies (issue #14). What a link is given is recorded on the staging host (spool-path); the commands after
+  // the link read the record, not these options, so a config file changed later cannot turn a copy into another.
+  'staging-method': {
+    type: 'enum',
+    section: 'stanza',
+    commands: ['staging-link'],
+    allow: ['initiated', 'external-wal', 'external-streaming'],
+    summary: 'How staging-link loads and then feeds the staging copy.',
+    description:
+      'initiated: walden takes the base backup of the source over the replication protocol (needs staging-source), then the ' +
+      'copy streams from it through a replication slot. external-wal: from the pg_basebackup in staging-backup-path, then ' +
+      'replaying the WAL files that appear in staging-wal-path. external-streaming: from the pg_basebackup in ' +
+      'staging-backup-path, then streaming from staging-source (a staging-wal-path given as well is ignored, with a notice).',
+  },
+  'staging-path': {
+    type: 'path',
+    section: 'stanza',
+    commands: ['staging-link'],
+    summary: 'Data folder of the staging cluster on this host; must be empty or absent at link.',
+    description: "The stanza's pg1-path, when set, must name the same folder: snapshots are backups of the staging cluster.",
+  },
+  'staging-port': {
+    type: 'integer',
+    section: 'stanza',
+    commands: ['staging-link'],
+    range: [1, 65535],
+    summary: 'Port of the staging cluster: not one any server on this host listens on, nor one assigned to another staging copy or clone.',
+  },
+  'staging-backup-path': {
+    type: 'list',
+    section: 'stanza',
+    commands: ['staging-link', 'staging-resync'],
+    summary: 'The pg_basebackup to load (external ways): a plain-format folder, or the folder of a tar-format one (-F t -X stream).',
+    description:
+      'Tar format: base.tar (or .tar.gz, .tar.lz4, .tar.zst), pg_wal.tar and one OID.tar per tablespace. Exactly one: the option ' +
+      'given more than once is refused. For staging-resync, the new backup to load.',
+  },
+  'staging-wal-path': {
+    type: 'path',
+    section: 'stanza',
+    commands: ['staging-link', 'staging-wal-get'],
+    summary: "Folder where the source's archived WAL files appear (external-wal), e.g. archive_command = 'cp %p /wal/%f'.",
+    description: 'The staging cluster asks walden (staging-wal-get) for each WAL file in turn, and walden serves it from here after checking it.',
+  },
+  'staging-source': {
+    type: 'string',
+    section: 'stanza',
+    commands: ['staging-link'],
+    summary: 'libpq connection string of the replication connection to the source (initiated and external-streaming).',
+    description:
+      "e.g. 'host=db1 port=5432 user=replicator'. The role needs LOGIN and REPLICATION. A password in it is refused wherever it " +
+      "is given: it would be written into the staging cluster's primary_conninfo. The password comes from the password file, " +
+      "as libpq reads it: passfile= in the string, else $PGPASSFILE, else ~/.pgpass of the OS user running walden and the staging cluster.",
+  },
+  'staging-setting': {
+    type: 'list',
+    section: 'stanza',
+    commands: ['staging-link', 'staging-enable', 'staging-resync'],
+    summary: "A setting for the staging cluster's configuration, as name=value, or #name to comment it out; repeatable.",
+    description:
+      'Applied at link, enable and resync (given at enable or resync, the settings replace the recorded ones). Settings walden ' +
+      'owns are refused: port, listen/recovery/replication settings (primary_conninfo, primary_slot_name, restore_command, ' +
+      'recovery_target*, hot_standby, archive_mode, archive_command and the like).',
+  },
+  'staging-hook-pre-snapshot': {
+    type: 'list',
+    section: 'stanza',
+    commands: ['staging-snapshot'],
+    summary: 'Shell command run with /bin/sh after ingestion and before the snapshot; repeatable, run in order.',
+    description: 'Exit 0 is success; anything else fails the snapshot. Output goes to the job log. WALDEN_* variables name the stanza, staging folder and port.',
+  },
+  'staging-hook-post-snapshot': {
+    type: 'list',
+    section: 'stanza',
+    commands: ['staging-snapshot'],
+    summary: 'Shell command run with /bin/sh after the snapshot, even when it or a pre hook failed; repeatable, run in order.',
+  },
+  'delete-data': {
+    type: 'boolean',
+    section: false,
+    commands: ['staging-unlink'],
+    default: false,
+    summary: "Also remove the staging cluster's data folder (otherwise it is left where it is).",
+  },
+  clone: {
+    type: 'string',
+    section: false,
+    commands: ['clone-create', 'clone-destroy'],
+    summary: 'Name of a clone: letters, digits, "-", "_" and "." only.',
+  },
+  'clone-path': {
+    type: 'path',
+    section: false,
+    commands: ['clone-create'],
+    summary: "The clone's data folder; must be empty or absent.",
+  },
+  'clone-port': {
+    type: 'integer',
+    section: false,
+    commands: ['clone-create'],
+    range: [1, 65535],
+    summary: 'Port of the clone: not one any server on this host listens on, nor one assigned to a staging copy or another clone.',
+  },
+  'clone-setting': {
+    type: 'list',
+    section: 'stanza',
+    commands: ['clone-create'],
+    summary: "A setting for the clone's configuration, as name=value, or #name to comment it out; repeatable.",
+  },
+  'clone-hook-configure': {
+    type: 'list',
+    section: 'stanza',
+    commands: ['clone-create'],
+    summary: 'Shell command run with /bin/sh once the clone has started (configure clone); repeatable, run in order.',
   },
 
   'log-level-console': {

@@ -9,7 +9,7 @@ import { optionDef } from './options.js'
 export interface ParsedArgv {
   command?: CommandName
   params: string[]
-  /** Raw values as given; booleans are 'y' or 'n'. Hash options keep every occurrence. */
+  /** Raw values as given; booleans are 'y' or 'n'. Hash and list options keep every occurrence. */
   options: Map<string, string[]>
   /** --help or -h was given. */
   help: boolean
@@ -76,7 +76,7 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
     }
 
     const values = result.options.get(name)
-    if (values && def.type !== 'hash') {
+    if (values && def.type !== 'hash' && def.type !== 'list') {
       fail('OptionInvalid', `option '--${name}' cannot be given more than once`)
     }
     if (values) values.push(value)
