@@ -3,23 +3,19 @@
 // options a clone needs in place of the ones a DBA would give: the snapshot chosen by clone-create (--set), recovery
 // to the snapshot's end (immediate) or to the target, ending in promotion, along the snapshot's own timeline, on the
 // clone's port, with archiving off. Then walden's clone settings go into postgresql.auto.conf, after the restore's
-// own lines, and the server starts; the clone is usable once it has promoted and accepts writes.
+// own lines (settings.ts), and the server starts; the clone is usable once it has promoted and accepts writes.
 //
 // Archiving off is the one setting a clone must never lose: it has the source's system identifier, so WAL it
 // archived would land in the stanza's own archive as if the staging copy had written it.
 
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { fail } from '../../common/errors.js'
-import { Config } from '../../config/config.js'
+import { Config, sizeParse } from '../../config/config.js'
 import type { OptionSource } from '../../config/config.js'
-import { OPTIONS } from '../../config/options.js'
+import { OPTIONS, optionDefault } from '../../config/options.js'
 import type { OptionDef, OptionName, OptionValue } from '../../config/options.js'
-import { confLine } from '../../pg/conf-syntax.js'
 import { pgRunning } from '../../pg/data-dir.js'
 import { pgConnect } from '../../pg/session.js'
 import type { PgConnectOptions } from '../../pg/session.js'
-import { PosixStorage } from '../../storage/posix.js'
 import { restore } from '../restore/index.js'
 import { serverControl } from '../server-control.js'
 import type { CloneTarget } from './clone-reach.js'
@@ -74,9 +70,16 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
   for (const name of Object.keys(OPTIONS) as OptionName[]) {
     if (!OPTIONS[name].commands.includes('restore')) continue
     const value = optionValue(cfg, name)
-    if (value === undefined) continue
-    values.set(name, value)
-    sources.set(name, cfg.source(name) ?? 'default')
+    if (value !== undefined) {
+      values.set(name, value)
+      sources.set(name, cfg.source(name) ?? 'default')
+      continue
+    }
+    // Restore's own defaults for what clone-create does not take (direct-io, ...), as configLoad would set them.
+    const fallback = optionDefault(name, 'restore')
+    if (fallback === undefined) continue
+    values.set(name, OPTIONS[name].type === 'size' && typeof fallback === 'string' ? sizeParse(fallback)! : fallback)
+    sources.set(name, 'default')
   }
   const given: Partial<Record<OptionName, OptionValue>> = {
     'pg1-path': request.clonePath,
@@ -107,48 +110,10 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
   return new Config('restore', [], values, sources, [], 'main')
 }
 
-/**
- * Restores the snapshot into clone-path and writes the clone's settings: walden's own (cloneOwnSettings), then the
- * user's clone-setting lines (already checked), and `#name` ones commented out.
- */
-export async function cloneRestore(cfg: Config, request: CloneRestoreRequest, userSettings: readonly CloneSettingLine[]): Promise<void> {
+/** Restores the snapshot into clone-path, through the restore command itself. */
+export async function cloneRestore(cfg: Config, request: CloneRestoreRequest): Promise<void> {
   const code = await restore.run(cloneRestoreConfig(cfg, request))
   if (code !== 0) fail('Unhandled', `restore into '${request.clonePath}' ended with exit code ${code}`)
-  await cloneSettingsWrite(request.clonePath, request.clonePort, userSettings)
-}
-
-/** One clone-setting: `name=value` sets it, `#name` comments out every line that sets it. */
-export type CloneSettingLine = { name: string; value: string } | { name: string; comment: true }
-
-const SETTING_LINE = /^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\s*(?:=|\s|'|$)/
-
-/** Comments out, in one config file's text, every line that sets one of `names`. */
-function commentOut(text: string, names: ReadonlySet<string>, why: string): string {
-  return text
-    .split('\n')
-    .map((line) => {
-      const name = SETTING_LINE.exec(line)?.[1]?.toLowerCase()
-      return name !== undefined && names.has(name) ? `#${line} ${why}` : line
-    })
-    .join('\n')
-}
-
-async function cloneSettingsWrite(clonePath: string, port: number, userSettings: readonly CloneSettingLine[]): Promise<void> {
-  const data = new PosixStorage(clonePath)
-  const commented = new Set(userSettings.filter((line) => 'comment' in line).map((line) => line.name.toLowerCase()))
-  const why = '# commented out by walden clone-setting'
-  // postgresql.conf too: `#name` is for a setting the snapshot carries from the staging cluster's own files.
-  if (commented.size > 0) {
-    const conf = await readFile(join(clonePath, 'postgresql.conf'), 'utf8').catch(() => undefined)
-    if (conf !== undefined) await data.write('postgresql.conf', commentOut(conf, commented, why), { mode: 0o600 })
-  }
-  const auto = commentOut(await readFile(join(clonePath, 'postgresql.auto.conf'), 'utf8').catch(() => ''), commented, why)
-  const lines = [...cloneOwnSettings(port)].map(([name, value]) => confLine(name, value))
-  const user = userSettings.flatMap((line) => ('value' in line ? [confLine(line.name, line.value)] : []))
-  const text =
-    `${auto.replace(/\n*$/, '\n')}# Clone settings written by walden clone-create (later lines win)\n${lines.join('\n')}\n` +
-    (user.length > 0 ? `# clone-setting\n${user.join('\n')}\n` : '')
-  await data.write('postgresql.auto.conf', text, { mode: 0o600 })
 }
 
 /**
