@@ -22,6 +22,7 @@ interface CloneJson {
   path: string
   port: number
   snapshot: string
+  type: string
   target: string | null
   created: string
   running: boolean
@@ -30,7 +31,7 @@ interface CloneJson {
 /** Exit code, the exact first line on stderr (after the error code), and no stack trace. */
 function assertRefused(result: RunResult, code: number, firstLine: string): void {
   assert.equal(result.code, code, `${result.stdout}\n${result.stderr}`)
-  assert.equal(result.stderr.split('\n')[0], `ERROR: [${String(code).padStart(3, '0')}]: ${firstLine}`)
+  assert.equal(result.stderr.split('\n')[0], `P00  ERROR: [${String(code).padStart(3, '0')}]: ${firstLine}`)
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
 }
 
@@ -99,13 +100,15 @@ function cloneSuite(major: number, full: boolean): void {
       dumpAtFirst = await dumpDatabase(stanza.cluster)
       firstSnapshot = await backup()
 
-      // Two writes with a recorded time between them, each its own commit, and nothing else writing.
-      await stanza.cluster.query("insert into events (note) values ('before the time')")
+      // Two writes with a recorded time between them, each its own commit, and nothing else writing. Their ids are
+      // given, not drawn: a sequence is WAL-logged 32 values ahead, so a clone that replays a nextval() rightly shows a
+      // last_value the source does not, and the dumps would differ in that alone.
+      await stanza.cluster.query("insert into events (id, note) values (1001, 'before the time')")
       dumpAtTime = await dumpDatabase(stanza.cluster)
       await sleep(1100)
       betweenTime = await stanza.cluster.psqlScalar(`select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`)
       await sleep(1100)
-      await stanza.cluster.query("insert into events (note) values ('after the time')")
+      await stanza.cluster.query("insert into events (id, note) values (1002, 'after the time')")
       secondSnapshot = await backup()
       // The second write's commit, archived: what a time target needs after it.
       await stanza.waldenOk(['check'])
@@ -126,7 +129,7 @@ function cloneSuite(major: number, full: boolean): void {
       const listed = (await cloneList()).find((clone) => clone.name === 'first')
       assert.deepEqual(
         { ...listed, created: typeof listed?.created },
-        { name: 'first', path: handle.dataDir, port: handle.port, snapshot: firstSnapshot, target: null, created: 'string', running: true },
+        { name: 'first', path: handle.dataDir, port: handle.port, snapshot: firstSnapshot, type: 'immediate', target: null, created: 'string', running: true },
       )
     })
 
@@ -136,7 +139,7 @@ function cloneSuite(major: number, full: boolean): void {
       assert.equal(await dumpDatabase(handle), dumpAtTime)
       const listed = (await cloneList()).find((clone) => clone.name === 'attime')
       assert.equal(listed?.snapshot, firstSnapshot)
-      assert.equal(listed?.target, `time ${betweenTime}`)
+      assert.deepEqual([listed?.type, listed?.target], ['time', betweenTime])
     })
 
     test('clones are writable and independent of each other and of the source', async () => {
@@ -160,7 +163,7 @@ function cloneSuite(major: number, full: boolean): void {
       const refused = await cloneHandle('owned')
       const result = await stanza.walden(createArgs('owned', refused, ['--clone-setting=archive_mode=on']))
       assert.equal(result.code, 32, result.stderr)
-      assert.match(result.stderr.split('\n')[0]!, /archive_mode/)
+      assertRefused(result, 32, "clone-setting 'archive_mode' is a setting walden owns on this cluster and cannot be set")
       await assertNothingMade('owned', refused)
     })
 
@@ -170,11 +173,12 @@ function cloneSuite(major: number, full: boolean): void {
       const first = clones.get('first')!
 
       let result = await stanza.walden(['clone-create', '--clone=refused', `--clone-path=${handle.dataDir}`, `--clone-port=${source.port}`])
-      assertRefused(result, 32, `clone port ${source.port} is in use by a running server`)
+      assert.equal(result.code, 32, result.stderr)
+      assert.ok(result.stderr.startsWith(`P00  ERROR: [032]: clone-port ${source.port} is in use: `), result.stderr)
       await assertNothingMade('refused', handle)
 
       result = await stanza.walden(['clone-create', '--clone=refused', `--clone-path=${handle.dataDir}`, `--clone-port=${first.port}`])
-      assertRefused(result, 32, `clone port ${first.port} is assigned to clone 'first'`)
+      assertRefused(result, 32, `clone-port ${first.port} is assigned to clone 'first' of stanza '${stanza.name}' on this host`)
       await assertNothingMade('refused', handle)
 
       result = await stanza.walden(createArgs('first', handle))
@@ -189,10 +193,16 @@ function cloneSuite(major: number, full: boolean): void {
       assertRefused(result, 51, `target time '2020-01-01 00:00:00+00' is before snapshot ${secondSnapshot} is consistent`)
       await assertNothingMade('refused', handle)
 
+      // Past the WAL: after the second snapshot no transaction ended at all; after the first, the last one did before
+      // the target. PostgreSQL would replay to the end of the archive and fail.
       const future = new Date(Date.now() + 3_600_000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '+00')
       result = await stanza.walden(createArgs('refused', handle, ['--type=time', `--target=${future}`]))
       assert.equal(result.code, 51, result.stderr)
-      assert.match(result.stderr.split('\n')[0]!, new RegExp(`target time '${future.replace('+', '\\+')}' is past the available WAL: the last transaction archived after snapshot ${secondSnapshot} ended at `))
+      assert.match(result.stderr.split('\n')[0]!, new RegExp(`target time '${future.replace('+', '\\+')}' is past the available WAL: no transaction ended after snapshot ${secondSnapshot} in the archived WAL \\(up to segment [0-9A-F]{24}\\)$`))
+      await assertNothingMade('refused', handle)
+      result = await stanza.walden(createArgs('refused', handle, ['--type=time', `--target=${future}`, `--set=${firstSnapshot}`]))
+      assert.equal(result.code, 51, result.stderr)
+      assert.match(result.stderr.split('\n')[0]!, new RegExp(`target time '${future.replace('+', '\\+')}' is past the available WAL: the last transaction archived after snapshot ${firstSnapshot} ended at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(segment [0-9A-F]{24}\\)$`))
       await assertNothingMade('refused', handle)
 
       result = await stanza.walden(createArgs('refused', handle, ['--type=name', '--target=never-made']))

@@ -67,7 +67,7 @@ export async function cloneTargetReachCheck(repo: Storage, stanza: string, snaps
   const names = [...run.keys()]
   const last = names.at(-1)
   const consistent = lsnParse(snapshot.lsnStop)
-  const ending = last === undefined ? `no WAL of snapshot ${snapshot.label} is archived` : `the archived WAL after snapshot ${snapshot.label} ends with segment ${last}`
+  const ending = last === undefined ? `no WAL of snapshot ${snapshot.label} is archived` : `up to segment ${last}`
   // Only records past the snapshot's consistent point count: a stop before it is refused by PostgreSQL too.
   const after = (records: WalRecord[]): WalRecord[] => records.filter((record) => record.lsn >= consistent)
 
@@ -94,7 +94,8 @@ export async function cloneTargetReachCheck(repo: Storage, stanza: string, snaps
       const next = walSegmentNext(holding, segmentSize)
       if (run.has(next) || (await segmentRecords(repo, holding, run.get(holding)!)).some((record) => record.lsn >= lsn)) return
     }
-    fail('BackupMismatch', `target lsn '${target.target}' is past the available WAL: ${ending}${last === undefined ? '' : ` (up to ${lsnFormat(walSegmentStartLsn(last, segmentSize) + BigInt(segmentSize))})`}`, { hint: PAST_HINT })
+    const end = last === undefined ? `no WAL of snapshot ${snapshot.label} is archived` : `the archived WAL after snapshot ${snapshot.label} ends at ${lsnFormat(walSegmentStartLsn(last, segmentSize) + BigInt(segmentSize))} (segment ${last})`
+    fail('BackupMismatch', `target lsn '${target.target}' is past the available WAL: ${end}`, { hint: PAST_HINT })
   }
 
   // xid and name: the first matching record after the snapshot, oldest segment first, as recovery meets them.
