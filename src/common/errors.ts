@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   PgState: 92, // the server is not in the state the command needs (promote on a primary)
   VerifyFailed: 93, // verify found a problem in the repository (damaged or missing files, WAL gaps); the report says which
   Crypto: 95, // a key is missing or wrong, or encrypted data failed authentication
+  HookFailed: 96, // a user's hook (staging-hook-*, clone-hook-*) exited non-zero or could not be started
   RepoInvalid: 103, // the repository is missing or damaged
   CommandInvalid: 104, // unknown command
   Unhandled: 124, // an error walden did not expect; always a bug worth reporting

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { isAbsolute, normalize } from 'node:path'
 import { errnoCode, fail } from '../common/errors.js'
+import { HOOK_VARIABLES } from '../common/hook-variables.js'
 import { COMMANDS, isCommandName } from './commands.js'
 import type { CommandName } from './commands.js'
 import { iniParse } from './ini.js'
@@ -271,7 +272,7 @@ function checkParameters(command: CommandName, params: readonly string[]): void 
 function envOptions(env: Readonly<Record<string, string | undefined>>, warnings: string[]): Map<string, string[]> {
   const result = new Map<string, string[]>()
   for (const [key, value] of Object.entries(env)) {
-    if (!key.startsWith('WALDEN_') || value === undefined) continue
+    if (!key.startsWith('WALDEN_') || value === undefined || HOOK_VARIABLES.has(key)) continue
     const name = key.slice('WALDEN_'.length).toLowerCase().replaceAll('_', '-')
     const option = optionDef(name)
     if (!option) {
