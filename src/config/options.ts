@@ -601,7 +601,7 @@ const BASE_OPTIONS = {
       backup: { default: 'incr', allow: ['full', 'diff', 'incr'] },
       restore: { default: 'default', allow: ['default', 'immediate', 'time', 'xid', 'name', 'lsn', 'standby', 'preserve', 'none'] },
       // A clone is the snapshot as it was (immediate), or the staging copy's state at --target.
-      'clone-create': { default: 'immediate', allow: ['immediate', 'time', 'lsn'] },
+      'clone-create': { default: 'immediate', allow: ['immediate', 'time', 'lsn', 'xid', 'name'] },
     },
   },
   target: {
@@ -936,8 +936,8 @@ const BASE_OPTIONS = {
   'clone-path': {
     type: 'path',
     section: false,
-    commands: ['clone-create'],
-    summary: "The clone's data folder; must be empty or absent.",
+    commands: ['clone-create', 'clone-destroy'],
+    summary: "The clone's data folder; must be empty or absent. clone-destroy: refuses unless it is the clone's recorded folder.",
   },
   'clone-port': {
     type: 'integer',

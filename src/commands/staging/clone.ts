@@ -1,23 +1,336 @@
-// clone-create, clone-list, clone-destroy: owned by the clone part of issue #14; these placeholders only let the
-// command table dispatch.
+// clone-create, clone-list, clone-destroy: writable copies of the staging copy, each a started cluster on its own
+// folder and port, made from a snapshot in the stanza's repository or from a point in time after one.
+//
+// clone-create, in order, holding the stanza's staging lock and recorded as the job CLONE:
+//  1. refusals, before anything is made: a name already used, a clone-path that is not empty, a port in use or
+//     assigned, a walden-owned clone-setting, a target before the snapshot (or before the oldest one), a target past
+//     the archived WAL (clone-reach.ts);
+//  2. the port is assigned and the record written before the folder is touched, so that a clone-create killed half-way
+//     leaves a clone that clone-list shows and clone-destroy removes, never an orphan folder holding a port;
+//  3. the restore (clone-restore.ts), the clone's settings, the start, waiting for promotion;
+//  4. the configure-clone hooks, with WALDEN_* variables naming the clone.
+// A failure after step 2 undoes it all: the server stopped, the folder emptied (removed if clone-create made it),
+// port and record released. A half-made clone is worth nothing and would hold a port.
 
-import { fail } from '../../common/errors.js'
+import { spawn } from 'node:child_process'
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { errnoCode, fail } from '../../common/errors.js'
+import { log } from '../../common/log.js'
+import type { Config } from '../../config/config.js'
+import { lsnParse } from '../../pg/lsn.js'
+import { pgRunning } from '../../pg/data-dir.js'
+import type { PgConnectOptions } from '../../pg/session.js'
+import { manifestLoad } from '../../repo/manifest.js'
+import type { BackupRecord } from '../../repo/stanza-info.js'
+import { backupInfoLoad } from '../../repo/stanza-info.js'
 import type { Command } from '../command.js'
+import { repoOpen } from '../repo-storage.js'
+import { targetCheck, targetTimeParse } from '../restore/target.js'
+import { serverControl } from '../server-control.js'
+import { cloneTargetReachCheck } from './clone-reach.js'
+import type { CloneTarget } from './clone-reach.js'
+import { cloneOwnSettings, cloneRestore, cloneStart } from './clone-restore.js'
+import { jobRun } from './jobs.js'
+import type { JobHandle } from './jobs.js'
+import { portCheck, portReserve } from './ports.js'
+import { settingsApply, settingsParse } from './settings.js'
+import type { SettingChange } from './settings.js'
+import { cloneRecordList, cloneRecordRead, cloneRecordRemove, cloneRecordWrite, folderEmpty, portRelease, stagingRecordRead, withStagingLock } from './state.js'
+import type { CloneRecord, PortOwner } from './state.js'
+
+const CLONE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+
+function cloneName(cfg: Config): string {
+  const name = cfg.requireString('clone')
+  if (!CLONE_NAME.test(name) || name.length > 64) {
+    fail('OptionInvalidValue', `clone name '${name}' is not valid`, { hint: 'use letters, digits, "-", "_" and "." only, starting with a letter or digit, at most 64 characters.' })
+  }
+  return name
+}
+
+/** The recovery target of a clone-create, checked for its form; undefined for a clone of the snapshot itself. */
+function cloneTarget(cfg: Config): CloneTarget | undefined {
+  const type = cfg.string('type') ?? 'immediate'
+  const target = cfg.string('target')
+  if (type === 'immediate') {
+    if (target !== undefined) fail('OptionInvalid', "option 'target' needs --type=time, lsn, xid or name", { hint: 'without a type the clone is the snapshot itself.' })
+    return undefined
+  }
+  if (target === undefined) fail('OptionRequired', `clone-create --type=${type} requires option 'target'`, { hint: `give --target=... for the ${type} the clone recovers to.` })
+  targetCheck(type, target)
+  return { type: type as CloneTarget['type'], target, exclusive: false }
+}
+
+const isoOf = (seconds: number): string => new Date(seconds * 1000).toISOString()
+
+/**
+ * The snapshot a clone is made from: --set, else the newest; with a time or LSN target, the newest one consistent
+ * (its backup ended) at or before the target, since recovery only plays forward. xid and name targets cannot be
+ * placed in time without reading WAL: the newest snapshot (or --set) is used, and the reach check then says whether
+ * the target comes after it.
+ */
+function snapshotChoose(backups: readonly BackupRecord[], stanza: string, set: string | undefined, target: CloneTarget | undefined): BackupRecord {
+  if (backups.length === 0) fail('BackupMismatch', `stanza '${stanza}' has no snapshots to clone`, { hint: 'take one with staging-snapshot first.' })
+  const chosen = set === undefined ? undefined : backups.find((backup) => backup.label === set)
+  if (set !== undefined && chosen === undefined) {
+    fail('BackupMismatch', `snapshot '${set}' does not exist in stanza '${stanza}'`, { hint: `the snapshots are: ${backups.map((backup) => backup.label).join(', ')}.` })
+  }
+  if (target === undefined || target.type === 'xid' || target.type === 'name') return chosen ?? backups.at(-1)!
+  const before = (backup: BackupRecord): boolean =>
+    target.type === 'time' ? backup.timestampStop * 1000 <= targetTimeParse(target.target) : lsnParse(backup.lsnStop) <= lsnParse(target.target)
+  const consistentAt = (backup: BackupRecord): string => (target.type === 'time' ? isoOf(backup.timestampStop) : `LSN ${backup.lsnStop}`)
+  if (chosen !== undefined) {
+    if (!before(chosen)) {
+      const earlier = backups.filter(before)
+      fail('BackupMismatch', `target ${target.type} '${target.target}' is before snapshot ${chosen.label} is consistent`, {
+        hint: `${chosen.label} is consistent from ${consistentAt(chosen)}; give a later target${earlier.length > 0 ? `, or an earlier snapshot (${earlier.map((backup) => backup.label).join(', ')})` : ''}.`,
+      })
+    }
+    return chosen
+  }
+  const newest = backups.filter(before).at(-1)
+  if (newest === undefined) {
+    const oldest = backups[0]!
+    fail('BackupMismatch', `target ${target.type} '${target.target}' is before the oldest snapshot, ${oldest.label}`, {
+      hint: `${oldest.label} is consistent from ${consistentAt(oldest)}; a clone can only be made at or after a snapshot.`,
+    })
+  }
+  return newest
+}
+
+/** Refuses a folder a clone cannot go to: not empty, or the staging cluster's, or inside another clone's. */
+async function clonePathCheck(cfg: Config, stanza: string, clonePath: string, others: readonly CloneRecord[]): Promise<void> {
+  const staging = await stagingRecordRead(cfg, stanza)
+  const overlaps = (other: string): boolean => clonePath === other || clonePath.startsWith(`${other}/`) || other.startsWith(`${clonePath}/`)
+  if (staging !== undefined && overlaps(resolve(staging.path))) {
+    fail('OptionInvalidValue', `clone path '${clonePath}' overlaps the staging copy's folder '${staging.path}'`, { hint: 'give the clone a folder of its own.' })
+  }
+  const other = others.find((record) => overlaps(record.path))
+  if (other !== undefined) fail('OptionInvalidValue', `clone path '${clonePath}' overlaps the folder of clone '${other.name}' ('${other.path}')`, { hint: 'give the clone a folder of its own.' })
+  if (!(await folderEmpty(clonePath))) {
+    fail('PathNotEmpty', `clone path '${clonePath}' is not empty`, { hint: 'give an empty or absent folder; walden never writes into a folder that holds anything.' })
+  }
+}
+
+/** The socket folder the clone listens in: the first of a unix_socket_directories clone-setting, else pg1-socket-path's. */
+function cloneConnect(cfg: Config, port: number, settings: readonly SettingChange[]): PgConnectOptions {
+  const given = settings.find((change) => change.kind === 'set' && change.name === 'unix_socket_directories')
+  const first = given?.kind === 'set' ? given.value.split(',')[0]?.trim() : undefined
+  const socketPath = first !== undefined && first !== '' ? first : cfg.string('pg1-socket-path')
+  return {
+    ...(socketPath !== undefined ? { socketPath } : {}),
+    port,
+    user: cfg.string('pg1-user') ?? 'postgres',
+    database: cfg.string('pg1-database') ?? 'postgres',
+  }
+}
+
+/**
+ * Runs the configure-clone hooks in order with /bin/sh, as the OS user walden runs as, with the clone's WALDEN_*
+ * variables; output goes to the job's log. A hook that exits non-zero fails the clone.
+ */
+async function configureHooksRun(hooks: readonly string[], env: Readonly<Record<string, string>>, job: JobHandle): Promise<void> {
+  for (const [index, hook] of hooks.entries()) {
+    await job.logAppend(`configure-clone hook ${index + 1}: ${hook}`)
+    const { code, output } = await new Promise<{ code: number; output: string }>((resolveExit, reject) => {
+      const child = spawn('/bin/sh', ['-c', hook], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let text = ''
+      child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      child.on('error', reject)
+      child.on('close', (status, signal) => resolveExit({ code: status ?? (signal !== null ? 128 : 1), output: text }))
+    })
+    if (output !== '') await job.logAppend(output)
+    if (code !== 0) {
+      fail('PgState', `configure-clone hook ${index + 1} failed with exit code ${code}`, { hint: `its output is in the job log '${job.job.log}'.` })
+    }
+  }
+}
+
+/** Stops a clone's server if one runs on its folder (pg_ctl stop -m fast) and checks it is gone. */
+async function cloneStop(cfg: Config, path: string, major: number): Promise<void> {
+  if (!(await pgRunning(path))) return
+  await serverControl(cfg, 'stop', path, major)
+  if (await pgRunning(path)) fail('PgRunning', `PostgreSQL still runs on '${path}' after pg_ctl stop`, { hint: 'stop it yourself, then run clone-destroy again.' })
+}
+
+/** The PostgreSQL major of a data folder, from PG_VERSION; `fallback` when it cannot be read (a half-made clone). */
+async function folderMajor(path: string, fallback: number): Promise<number> {
+  const text = await readFile(join(path, 'PG_VERSION'), 'utf8').catch(() => '')
+  const major = Number.parseInt(text, 10)
+  return Number.isFinite(major) ? major : fallback
+}
+
+/** Removes a clone's folder whole, or only its contents when it existed before clone-create (`keepFolder`). */
+async function cloneFolderRemove(path: string, keepFolder: boolean): Promise<void> {
+  if (!keepFolder) {
+    await rm(path, { recursive: true, force: true })
+    return
+  }
+  const entries = await readdir(path).catch((error: unknown) => (errnoCode(error) === 'ENOENT' ? [] : Promise.reject(error)))
+  for (const entry of entries) await rm(join(path, entry), { recursive: true, force: true })
+}
+
+function targetText(record: CloneRecord): string {
+  return record.type !== undefined && record.target !== undefined ? `${record.type} ${record.target}` : ''
+}
 
 export const cloneCreate: Command = {
-  async run() {
-    fail('FeatureNotSupported', 'clone-create is not built yet')
+  async run(cfg) {
+    const stanza = cfg.stanza()
+    const name = cloneName(cfg)
+    const clonePath = resolve(cfg.requireString('clone-path'))
+    const port = cfg.number('clone-port')
+    if (port === undefined) fail('OptionRequired', "clone-create command requires option 'clone-port'", { hint: 'give --clone-port=PORT, a port no server on this host uses.' })
+    const settings = settingsParse(cfg.list('clone-setting'), 'clone-setting')
+    const hooks = cfg.list('clone-hook-configure')
+    const target = cloneTarget(cfg)
+    const owner: PortOwner = { kind: 'clone', stanza, clone: name }
+
+    return withStagingLock(cfg, stanza, () =>
+      jobRun(
+        cfg,
+        'CLONE',
+        stanza,
+        async (job) => {
+          // 1. Refusals.
+          const others = await cloneRecordList(cfg, stanza)
+          const existing = others.find((record) => record.name === name) ?? (await cloneRecordRead(cfg, stanza, name))
+          if (existing !== undefined) {
+            fail('OptionInvalidValue', `clone '${name}' already exists (in '${existing.path}')`, { hint: 'choose another --clone, or remove that one with clone-destroy.' })
+          }
+          await clonePathCheck(cfg, stanza, clonePath, others)
+          await portCheck(cfg, port, 'clone-port', owner)
+          const { storage } = await repoOpen(cfg)
+          const info = await backupInfoLoad(storage, stanza)
+          const snapshot = snapshotChoose(info.backups, stanza, cfg.string('set'), target)
+          const manifest = await manifestLoad(storage, stanza, snapshot.label)
+          if (target !== undefined) await cloneTargetReachCheck(storage, stanza, snapshot, manifest.pg.walSegmentSize, target)
+          log.info(`clone '${name}' from snapshot ${snapshot.label}${target !== undefined ? ` at ${target.type} '${target.target}'` : ''} into '${clonePath}' on port ${port}`)
+
+          // 2. The port and the record, before the folder.
+          await portReserve(cfg, port, 'clone-port', owner)
+          const record: CloneRecord = {
+            stanza,
+            name,
+            path: clonePath,
+            port,
+            snapshot: snapshot.label,
+            ...(target !== undefined ? { type: target.type, target: target.target } : {}),
+            settings: [...cfg.list('clone-setting')],
+            created: new Date().toISOString(),
+          }
+          const folderExisted = await stat(clonePath).then(() => true, () => false)
+          try {
+            await cloneRecordWrite(cfg, record)
+            // 3. Restore, settings, start.
+            await mkdir(clonePath, { recursive: true, mode: 0o700 })
+            await cloneRestore(cfg, { clonePath, clonePort: port, label: snapshot.label, ...(target !== undefined ? { target } : {}) })
+            await settingsApply(clonePath, cloneOwnSettings(port), settings)
+            const connect = cloneConnect(cfg, port, settings)
+            await cloneStart(cfg, clonePath, manifest.pg.version, connect)
+            // 4. The configure-clone hooks, on the started clone.
+            await configureHooksRun(
+              hooks,
+              {
+                WALDEN_STANZA: stanza,
+                WALDEN_CLONE_NAME: name,
+                WALDEN_CLONE_PATH: clonePath,
+                WALDEN_CLONE_PORT: String(port),
+                WALDEN_CLONE_SOCKET_PATH: connect.socketPath ?? '',
+                WALDEN_SNAPSHOT_LABEL: snapshot.label,
+                WALDEN_SNAPSHOT_LSN_START: snapshot.lsnStart,
+                WALDEN_SNAPSHOT_LSN_STOP: snapshot.lsnStop,
+                WALDEN_PG_VERSION: String(manifest.pg.version),
+                ...(target !== undefined ? { WALDEN_CLONE_TARGET_TYPE: target.type, WALDEN_CLONE_TARGET: target.target } : {}),
+              },
+              job,
+            )
+          } catch (error) {
+            log.warn(`clone '${name}' failed; removing what was made of it`)
+            await cloneStop(cfg, clonePath, manifest.pg.version).catch((stopError: unknown) => log.warn(`unable to stop the clone's server: ${(stopError as Error).message}`))
+            if (!(await pgRunning(clonePath))) {
+              await cloneFolderRemove(clonePath, folderExisted)
+              await portRelease(cfg, owner)
+              await cloneRecordRemove(cfg, stanza, name)
+            }
+            throw error
+          }
+          process.stdout.write(`clone '${name}' of stanza '${stanza}' is running on port ${port} in '${clonePath}' (snapshot ${snapshot.label}${target !== undefined ? `, ${target.type} ${target.target}` : ''})\n`)
+          return 0
+        },
+        { clone: name },
+      ),
+    )
   },
 }
 
 export const cloneList: Command = {
-  async run() {
-    fail('FeatureNotSupported', 'clone-list is not built yet')
+  async run(cfg) {
+    const stanza = cfg.stanza()
+    const records = await cloneRecordList(cfg, stanza)
+    const rows = await Promise.all(records.map(async (record) => ({ record, running: await pgRunning(record.path) })))
+    if (cfg.string('output') === 'json') {
+      const json = rows.map(({ record, running }) => ({
+        name: record.name,
+        path: record.path,
+        port: record.port,
+        snapshot: record.snapshot ?? null,
+        type: record.type ?? 'immediate',
+        target: record.target ?? null,
+        created: record.created,
+        running,
+      }))
+      process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
+      return 0
+    }
+    if (rows.length === 0) {
+      process.stdout.write(`stanza '${stanza}' has no clones\n`)
+      return 0
+    }
+    const header = ['name', 'port', 'running', 'snapshot', 'target', 'created', 'path']
+    const table = rows.map(({ record, running }) => [record.name, String(record.port), running ? 'yes' : 'no', record.snapshot ?? '-', targetText(record) || '-', record.created, record.path])
+    const widths = header.map((title, column) => Math.max(title.length, ...table.map((row) => row[column]!.length)))
+    const line = (cells: readonly string[]): string => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')
+    process.stdout.write(`${[line(header), ...table.map(line)].join('\n')}\n`)
+    return 0
   },
 }
 
 export const cloneDestroy: Command = {
-  async run() {
-    fail('FeatureNotSupported', 'clone-destroy is not built yet')
+  async run(cfg) {
+    const stanza = cfg.stanza()
+    const name = cloneName(cfg)
+    return withStagingLock(cfg, stanza, () =>
+      jobRun(
+        cfg,
+        'CLONE_DESTROY',
+        stanza,
+        async () => {
+          const record = await cloneRecordRead(cfg, stanza, name)
+          if (record === undefined) fail('FileMissing', `clone '${name}' does not exist`, { hint: `\`walden --stanza=${stanza} clone-list\` shows the clones of the stanza.` })
+          const given = cfg.string('clone-path')
+          if (given !== undefined && resolve(given) !== record.path) {
+            fail('OptionInvalidValue', `clone-path '${given}' is not the folder of clone '${name}' ('${record.path}')`, {
+              hint: 'clone-destroy removes only the folder recorded for the clone; leave --clone-path out, or give that folder.',
+            })
+          }
+          // The record names the folder to remove: refuse one that is the staging cluster's, whatever happened to it.
+          const staging = await stagingRecordRead(cfg, stanza)
+          if (record.path === '/' || (staging !== undefined && resolve(staging.path) === record.path)) {
+            fail('FileInvalid', `the record of clone '${name}' names '${record.path}', which is not a clone's folder`, { hint: 'remove the record file under spool-path by hand after checking it.' })
+          }
+          const major = await folderMajor(record.path, 0)
+          await cloneStop(cfg, record.path, major)
+          await cloneFolderRemove(record.path, false)
+          await portRelease(cfg, { kind: 'clone', stanza, clone: name })
+          await cloneRecordRemove(cfg, stanza, name)
+          process.stdout.write(`clone '${name}' of stanza '${stanza}' destroyed: server stopped, '${record.path}' removed\n`)
+          return 0
+        },
+        { clone: name },
+      ),
+    )
   },
 }
