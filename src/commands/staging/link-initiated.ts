@@ -92,7 +92,7 @@ export async function stagingSourceConnect(source: string): Promise<ReplicationC
   const { database: _database, password: _password, ...session } = conninfoSessionOptions(info, undefined, osUserName())
   return ReplicationConnection.open({
     ...session,
-    applicationName: info.get('application_name') ?? 'walden staging-link',
+    applicationName: info.get('application_name') ?? 'walden',
     password: async () => {
       const password = pgpassLookup(await pgpassRead(passfile), key)
       if (password === undefined) {
@@ -114,7 +114,7 @@ export async function initiatedLoad(_cfg: Config, record: StagingRecord): Promis
   const slot = slotNameCheck(record.slotName ?? stagingSlotName(record.stanza))
   const connection = await stagingSourceConnect(record.source)
   let slotCreated = false
-  const created: string[] = []
+  const tablespaceExtractors: TarExtractor[] = []
   try {
     const system = await connection.identifySystem()
     log.info(`source ${connection.where}: PostgreSQL ${connection.major}, system id ${system.systemId}, timeline ${system.timeline}`)
@@ -135,8 +135,9 @@ export async function initiatedLoad(_cfg: Config, record: StagingRecord): Promis
           }
           const folder = stagingTablespacePath(record.path, archive.tablespaceOid)
           tablespaces[String(archive.tablespaceOid)] = folder
-          created.push(folder)
-          return tablespaceExtractor(folder)
+          const extractor = new TarExtractor(folder, { allowMissingTrailer: true, createTarget: true })
+          tablespaceExtractors.push(extractor)
+          return extractor
         },
       },
     )
@@ -159,7 +160,10 @@ export async function initiatedLoad(_cfg: Config, record: StagingRecord): Promis
     }
   } catch (error) {
     await emptyFolder(record.path).catch(() => undefined)
-    for (const folder of created) await rm(folder, { recursive: true, force: true }).catch(() => undefined)
+    // Only folders this load made or found empty: a tablespace folder someone else filled is never touched.
+    for (const extractor of tablespaceExtractors) {
+      if (extractor.targetOwned) await rm(extractor.target, { recursive: true, force: true }).catch(() => undefined)
+    }
     if (slotCreated) {
       await connection.dropSlot(slot).catch((dropError: unknown) => {
         log.warn(`unable to drop replication slot '${slot}' on ${connection.where} after the failed link: ${(dropError as Error).message}`)
@@ -173,11 +177,6 @@ export async function initiatedLoad(_cfg: Config, record: StagingRecord): Promis
 
 function isTablespaceLink(entry: TarEntry): boolean {
   return entry.type === 'symlink' && /^pg_tblspc\/\d+$/.test(entry.name)
-}
-
-/** Extracts a tablespace's tar into a new folder of its own (0700, like PostgreSQL makes them). */
-function tablespaceExtractor(folder: string): TarExtractor {
-  return new TarExtractor(folder, { allowMissingTrailer: true, createTarget: true })
 }
 
 /** Creates the slot; returns false when it already exists (a resync, or a slot the DBA made for the copy). */
