@@ -107,6 +107,7 @@ function cloneSuite(major: number, full: boolean): void {
       dumpAtTime = await dumpDatabase(stanza.cluster)
       await sleep(1100)
       betweenTime = await stanza.cluster.psqlScalar(`select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`)
+      await stanza.cluster.query("select pg_create_restore_point('between')")
       await sleep(1100)
       await stanza.cluster.query("insert into events (id, note) values (1002, 'after the time')")
       secondSnapshot = await backup()
@@ -142,13 +143,20 @@ function cloneSuite(major: number, full: boolean): void {
       assert.deepEqual([listed?.type, listed?.target], ['time', betweenTime])
     })
 
+    test('a clone at a restore point (--type=name) equals the source there', async () => {
+      const handle = await cloneHandle('atname')
+      await stanza.waldenOk(createArgs('atname', handle, ['--type=name', '--target=between', `--set=${firstSnapshot}`]))
+      assert.equal(await dumpDatabase(handle), dumpAtTime)
+      await stanza.waldenOk(['clone-destroy', '--clone=atname'])
+    })
+
     test('clones are writable and independent of each other and of the source', async () => {
       const first = clones.get('first')!
       const other = await cloneHandle('other')
       await stanza.waldenOk(createArgs('other', other))
       assert.equal((await cloneList()).find((clone) => clone.name === 'other')?.snapshot, secondSnapshot, 'the newest snapshot by default')
-      await first.query("insert into events (note) values ('only in first')")
-      await other.query("insert into events (note) values ('only in other')")
+      await first.query("insert into events (id, note) values (5001, 'only in first')")
+      await other.query("insert into events (id, note) values (5001, 'only in other')")
       const notes = async (cluster: Cluster): Promise<string> => cluster.psqlScalar("select string_agg(note, ',' order by id) from events where note like 'only%'")
       assert.equal(await notes(first), 'only in first')
       assert.equal(await notes(other), 'only in other')
@@ -212,7 +220,8 @@ function cloneSuite(major: number, full: boolean): void {
 
       // A folder with something in it is never written into.
       const busy = await cloneHandle('busy')
-      await stanza.dir.mkdir(`clone-busy/keep`)
+      await stanza.dir.mkdir('clone-busy')
+      await stanza.dir.mkdir('clone-busy/keep')
       result = await stanza.walden(createArgs('busy', busy))
       assertRefused(result, 40, `clone path '${busy.dataDir}' is not empty`)
       assert.deepEqual(await readdir(busy.dataDir), ['keep'])

@@ -95,7 +95,9 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
     start: false,
     'stop-old': false,
     'keep-old-data': false,
-    ...(request.target !== undefined ? { target: request.target.target, 'target-exclusive': request.target.exclusive } : {}),
+    ...(request.target !== undefined ? { target: request.target.target } : {}),
+    // Only where PostgreSQL has recovery_target_inclusive (time, xid, lsn): restore refuses it for a name.
+    ...(request.target?.exclusive === true ? { 'target-exclusive': true } : {}),
   }
   for (const [name, value] of Object.entries(given) as Array<[OptionName, OptionValue]>) {
     values.set(name, value)

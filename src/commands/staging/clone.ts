@@ -108,7 +108,12 @@ async function clonePathCheck(cfg: Config, stanza: string, clonePath: string, ot
   }
   const other = others.find((record) => overlaps(record.path))
   if (other !== undefined) fail('OptionInvalidValue', `clone path '${clonePath}' overlaps the folder of clone '${other.name}' ('${other.path}')`, { hint: 'give the clone a folder of its own.' })
-  if (!(await folderEmpty(clonePath))) {
+  const empty = await folderEmpty(clonePath).catch((error: unknown) =>
+    fail('FileOpen', `unable to read clone path '${clonePath}': ${errnoCode(error) === 'EACCES' ? 'permission denied' : (error as Error).message}`, {
+      hint: 'give a folder the user running walden (the PostgreSQL OS user) owns, or may create.',
+    }),
+  )
+  if (!empty) {
     fail('PathNotEmpty', `clone path '${clonePath}' is not empty`, { hint: 'give an empty or absent folder; walden never writes into a folder that holds anything.' })
   }
 }
