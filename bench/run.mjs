@@ -4,6 +4,7 @@
 //   node bench/run.mjs [--scale=100] [--runs=5] [--scenarios=1,2,3,4,5,6,7,8,9] [--keep] [--dir=/tmp] [--mirror-seconds=30]
 //                      [--compress-type=lz4] [--memory-scales=10,SCALE] [--walden=worktree|head|dist] [--no-install]
 //                      [--docs|--no-docs] [--repo-type=posix|s3|ssh]
+//   node bench/run.mjs --staging [--scale=100] [--runs=3] [--memory-scales=10,SCALE] [--keep] [--dir=/tmp] [--walden=...]
 //
 // Builds a cluster (pgbench at --scale, data checksums on) archiving into both tools' repositories, then runs each
 // scenario with both tools alternating, --runs times each, measuring wall time, CPU time and peak memory of the whole
@@ -21,6 +22,11 @@
 // scenarios are 1, 3, 5 (one synchronous push) and 7 (memory of both ends at two scales), and the report goes to
 // bench/results/latest-ssh.md and the "Backup host over SSH" section of docs/benchmarks.md.
 //
+// With --staging (issue #14) the bench measures staging copies instead (bench/lib/staging.mjs): staging-link in each
+// of its three ways until the copy is ACTIVE and caught up, staging-snapshot, and clone-create until the clone accepts
+// writes against a plain restore + start of the same snapshot, with peak memory at two scales; no pgBackRest. The
+// report goes to bench/results/latest-staging.md and the "Staging copies and clones" section of docs/benchmarks.md.
+//
 // Run as root: PostgreSQL and both tools then run as the `postgres` user (PostgreSQL refuses root), and pgBackRest
 // is installed with apt-get if missing. As another user everything runs as that user, and without pgBackRest only
 // walden's figures are reported.
@@ -37,6 +43,7 @@ import { S3_SCENARIOS, SCENARIOS, SSH_SCENARIOS } from './lib/scenarios.mjs'
 import { S3_UPLOAD_CHUNK, sshStanzaCreate, sshToolsSetup, TOOL_LABEL, toolsSetup } from './lib/tools.mjs'
 import { Gateway, gatewaysDestroy, gatewaysDestroySync } from './lib/gateway.mjs'
 import { REPO_USER, SshHost, sshHostsStop } from './lib/sshd.mjs'
+import { stagingMarkdown, stagingNotes, stagingScale } from './lib/staging.mjs'
 
 const REPO_ROOT = resolve(BENCH_DIR, '..')
 const PG_BIN_DEFAULT = '/usr/lib/postgresql/15/bin'
@@ -73,12 +80,18 @@ const USAGE = `usage: npm run bench -- [options]
                        local sshd, the repositories owned by the user walden-repo (issue #13), scenarios 1 (full backup
                        run on the backup host), 3 (restore on the database host), 5 (one synchronous archive-push, 20
                        per run) and 7 (peak memory of both ends at two scales); default all four
+  --staging            staging copies and clones instead of the scenarios (issue #14, walden alone): staging-link in
+                       each way (walden-initiated; external tar and plain backup + WAL folder; external tar backup +
+                       streaming) until ACTIVE and caught up, the user's pg_basebackup timed apart, staging-snapshot,
+                       clone-create until the clone accepts writes against walden restore + pg_ctl start of the same
+                       snapshot; --runs (default 3) runs at --scale, one more at each other --memory-scales scale;
+                       takes --scale, --runs, --memory-scales, --dir, --keep, --walden, --pg-bin, --docs/--no-docs
 `
 
 const REPO_TYPE_SCENARIOS = { posix: POSIX_SCENARIOS, s3: S3_SCENARIOS, ssh: SSH_SCENARIOS }
 
 function parseArgs(argv) {
-  const opts = { scale: 100, runs: 5, mirrorSeconds: 30, scenarios: undefined, keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined, repoType: 'posix' }
+  const opts = { staging: false, scale: 100, runs: undefined, mirrorSeconds: 30, scenarios: undefined, keep: false, dir: tmpdir(), compressType: 'lz4', walden: 'worktree', install: true, docs: undefined, pgBin: PG_BIN_DEFAULT, memoryScales: undefined, repoType: 'posix' }
   const int = (name, value, min) => {
     const n = Number(value)
     if (!Number.isInteger(n) || n < min) throw new BenchError(`--${name} must be an integer ≥ ${min}, not '${value}'`)
@@ -106,6 +119,7 @@ function parseArgs(argv) {
       case 'dir': opts.dir = resolve(value); break
       case 'pg-bin': opts.pgBin = resolve(value); break
       case 'keep': opts.keep = true; break
+      case 'staging': opts.staging = true; break
       case 'walden':
         if (!['worktree', 'head', 'dist'].includes(value)) throw new BenchError('--walden must be worktree, head or dist')
         opts.walden = value
@@ -122,6 +136,15 @@ function parseArgs(argv) {
         throw new BenchError(`unknown argument '${arg}'\n\n${USAGE}`)
     }
   }
+  if (opts.staging) {
+    if (opts.scenarios || opts.repoType !== 'posix') throw new BenchError('--staging runs its own cases: it takes neither --scenarios nor --repo-type')
+    opts.runs ??= 3
+    opts.scenarios = []
+    opts.memoryScales ??= [...new Set([10, opts.scale])]
+    opts.docs ??= true
+    return opts
+  }
+  opts.runs ??= 5
   const all = REPO_TYPE_SCENARIOS[opts.repoType]
   opts.scenarios ??= all
   const misfits = opts.scenarios.filter((scenario) => !all.includes(scenario))
@@ -205,6 +228,8 @@ async function pgbackrestFind(opts) {
  * two repositories and the 64 collected segments. */
 function diskNeeded(opts) {
   const cluster = opts.scale * 16e6 + 50e6
+  // Staging: the source, its backup, the staging copy, two snapshots, a clone or a restored copy, and the WAL folder.
+  if (opts.staging) return 6 * cluster + 2e9
   const memory = opts.memoryScales.filter((s) => s !== opts.scale).reduce((sum, s) => sum + 3 * (s * 16e6 + 50e6), 0)
   return 4.5 * cluster + 3.5e9 + memory
 }
@@ -276,8 +301,8 @@ async function main() {
 
   const s3 = opts.repoType === 's3'
   const ssh = opts.repoType === 'ssh'
-  heading(`walden bench: scale ${opts.scale}, ${opts.runs} run(s), scenarios ${opts.scenarios.join(',')}${s3 ? ', repositories in S3' : ssh ? ', repositories on a backup host over SSH' : ''}`)
-  for (const tool of ['initdb', 'pg_ctl', 'postgres', 'pgbench', 'psql']) {
+  heading(`walden bench: scale ${opts.scale}, ${opts.runs} run(s), ${opts.staging ? 'staging copies and clones' : `scenarios ${opts.scenarios.join(',')}`}${s3 ? ', repositories in S3' : ssh ? ', repositories on a backup host over SSH' : ''}`)
+  for (const tool of ['initdb', 'pg_ctl', 'postgres', 'pgbench', 'psql', ...(opts.staging ? ['pg_basebackup'] : [])]) {
     if (!existsSync(join(opts.pgBin, tool))) {
       throw new BenchError(`${join(opts.pgBin, tool)} is missing: the bench uses Debian's PostgreSQL 15 (apt-get install postgresql-15; see .ci/run), or give --pg-bin`)
     }
@@ -311,6 +336,8 @@ async function main() {
   let portSeq = 0
   const basePort = 20000 + (process.pid % 20000)
   const nextPort = () => basePort + ++portSeq
+
+  if (opts.staging) return stagingMain({ opts, commandLine, socketDir, waldenSnap })
 
   // The S3 gateway: in the temporary folder, destroyed by cleanup() however the bench ends.
   let gateway
@@ -452,6 +479,38 @@ async function main() {
   if (failure) throw failure
 }
 
+/** --staging (issue #14): every scale in turn, smallest first, then the report. */
+async function stagingMain({ opts, commandLine, socketDir, waldenSnap }) {
+  const ctx = { opts, root, pgBin: opts.pgBin, socketDir, waldenProgram: waldenSnap.program }
+  const started = Date.now()
+  const scales = [...new Set([...opts.memoryScales, opts.scale])].sort((a, b) => a - b)
+  const results = []
+  for (const scale of scales) results.push(await stagingScale(ctx, scale, scale === opts.scale ? opts.runs : 1))
+  const main = results.find((result) => result.scale === opts.scale)
+  const others = results.filter((result) => result !== main)
+
+  heading(`results (${((Date.now() - started) / 60000).toFixed(1)} min)`)
+  const machine = await machineInfo({ dir: root, pgBin: opts.pgBin, waldenVersion: waldenSnap.version, waldenSource: waldenSnap.source })
+  const notes = stagingNotes({ machine, opts })
+  const markdown = stagingMarkdown({ machine, commandLine, main, others, notes })
+  process.stdout.write(`\n${markdown}\n`)
+
+  const resultsDir = join(BENCH_DIR, 'results')
+  await mkdir(resultsDir, { recursive: true })
+  const jsonName = `${machine.date.replace(/[:.]/g, '-')}-staging.json`
+  await writeFile(join(resultsDir, jsonName), JSON.stringify({ machine, commandLine, results, notes }, null, 2) + '\n')
+  await writeFile(join(resultsDir, 'latest-staging.md'), `# walden staging copies and clones: latest bench run\n\n${markdown}\n`)
+  say(`wrote bench/results/${jsonName} and bench/results/latest-staging.md`)
+  const failed = results.some((result) => result.failures.length > 0)
+  if (opts.docs && !failed) {
+    await docsWrite(markdown, 'staging')
+    say(`wrote docs/benchmarks.md (section "${DOCS_SECTIONS.staging}")`)
+  } else {
+    say(`docs/benchmarks.md not updated (${failed ? 'a case failed' : '--no-docs'})`)
+  }
+  if (failed) throw new BenchError(`${results.flatMap((result) => result.failures).length} case(s) failed; see the notes above`)
+}
+
 const S3_TITLES = {
   1: '1. Full backup into S3',
   3: '3. Restore from S3 into an empty folder',
@@ -466,7 +525,7 @@ const SSH_TITLES = {
 }
 
 /** docs/benchmarks.md's section of each kind of run, in the order they appear. */
-const DOCS_SECTIONS = { posix: 'Latest results', s3: 'S3 repository', ssh: 'Backup host over SSH' }
+const DOCS_SECTIONS = { posix: 'Latest results', s3: 'S3 repository', ssh: 'Backup host over SSH', staging: 'Staging copies and clones' }
 
 /**
  * docs/benchmarks.md: the fixed explanation, then the latest results of a posix run ("Latest results"), of an S3 run

@@ -155,16 +155,17 @@ export function measureSetup(dir, pythonPath) {
 
 /**
  * Runs a program as the cluster owner under measure.py. Resolves to
- * { code, stdout, stderr, wallS, wallAllS, cpuS, userS, sysS, rssBytes, rssTreeBytes, rssSingleBytes, mark }.
+ * { code, stdout, stderr, wallS, wallAllS, cpuS, userS, sysS, rssBytes, rssTreeBytes, rssSingleBytes, toolRssBytes, mark }.
  * options: as run(), plus onStart(markFile) called once the program runs (to request a mark snapshot later by
- * creating markFile).
+ * creating markFile), and untilExit: end the measurement when the program exits, leaving running what it started
+ * (a PostgreSQL server), whose CPU so far is counted.
  */
 export async function measure(file, args, options = {}) {
   const out = join(measureDir, `m${String(++measureSeq).padStart(5, '0')}.json`)
   await rm(out, { force: true })
   await rm(`${out}.mark`, { force: true })
   const interval = String(options.intervalS ?? 0.02)
-  const promise = run(python, [MEASURE_PY, out, interval, '--', file, ...args], { ...options, allowFail: true })
+  const promise = run(python, [MEASURE_PY, out, interval, ...(options.untilExit ? ['--until-exit'] : []), '--', file, ...args], { ...options, allowFail: true })
   options.onStart?.(`${out}.mark`)
   const result = await promise
   let data
@@ -185,6 +186,7 @@ export async function measure(file, args, options = {}) {
     rssBytes: data.peak_rss_bytes,
     rssTreeBytes: data.peak_tree_rss_bytes,
     rssSingleBytes: data.max_rss_single_bytes,
+    toolRssBytes: data.peak_rss_tool_bytes,
     mark: data.mark,
   }
   if (measured.code !== 0 && !options.allowFail) {
