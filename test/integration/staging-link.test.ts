@@ -398,6 +398,32 @@ for (const major of [15, 13]) {
       assert.match(text.stdout, /DB_LINK\s+refused\s+failed\s+\[032\]: staging-port/)
     })
 
+    test('resync: a backup of another cluster is refused and the old folder put back; a fresh backup of the source loads', async () => {
+      const other = await createCluster({ major, dir: bench.work, name: 'other' })
+      await other.start()
+      const otherBackup = join(bench.work.path, 'backup-other')
+      await runOk(join(bench.bin, 'pg_basebackup'), ['-h', other.socketDir, '-p', String(other.port), '-U', 'postgres', '-D', otherBackup, '-F', 'p', '-X', 'stream', '-c', 'fast'])
+      await other.stop()
+      const recordBefore = JSON.parse(await readFile(join(bench.spoolPath, 'staging', 'copy', 'plain.json'), 'utf8')) as { systemId: string }
+
+      const refused = await bench.walden('plain', ['staging-resync', `--staging-backup-path=${otherBackup}`])
+      assert.equal(refused.code, 58, refused.stderr)
+      assert.match(refused.stderr, new RegExp(`the base backup loaded is of another cluster: system identifier \\d+, the staging copy's is ${recordBefore.systemId}`))
+      assert.equal(await stat(`${stagePlain.dataDir}.resync-old`).then(() => true, () => false), false, 'the old folder is back in place')
+      assert.equal(stagePlain.isRunning(), false, 'put back stopped')
+      await bench.waldenOk('plain', ['staging-enable'])
+      await catchesUp(bench, [stagePlain], 'after-failed-resync', true)
+
+      const fresh = await basebackup(bench, 'backup-plain-2', 'p')
+      const resynced = await bench.walden('plain', ['staging-resync', `--staging-backup-path=${fresh}`])
+      assert.equal(resynced.code, 0, resynced.stderr)
+      assert.equal(await stat(`${stagePlain.dataDir}.resync-old`).then(() => true, () => false), false, 'the old folder is removed')
+      assert.equal(await stagePlain.psqlScalar('show work_mem'), '7MB', 'the recorded settings are applied again')
+      await catchesUp(bench, [stagePlain], 'after-resync', true)
+      const jobs = (await jobsOf(bench, 'plain')).map((job) => `${job.type}:${job.result}`)
+      assert.deepEqual(jobs.slice(-3), ['RESYNC:failed', 'ENABLE:ok', 'RESYNC:ok'])
+    })
+
     test('unlink stops the copy, forgets it and its port, and leaves the data folder', async () => {
       const unlinked = await bench.walden('tar', ['staging-unlink'])
       assert.equal(unlinked.code, 0, unlinked.stderr)
