@@ -465,7 +465,8 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     description:
       'initiated takes a new base backup of the source; the external ways load the pg_basebackup that ' +
       'staging-backup-path names now. The old data folder is moved aside (STAGING-PATH.resync-old) while the new one ' +
-      'loads, and removed only once the new one accepts connections; on failure it stays there, named in the error. ' +
+      'loads, and removed only once the new one accepts connections; when the load fails, the new files are removed and ' +
+      'the old folder is put back, stopped (the copy is then disabled). staging-setting given now replaces the recorded settings. ' +
       'Recorded as the job RESYNC.',
     parameters: [],
     lock: 'none',

@@ -118,7 +118,8 @@ const BASE_OPTIONS = {
   'pg1-path': {
     type: 'path',
     section: 'stanza',
-    commands: PG,
+    // staging-link checks that it names the staging cluster, when set.
+    commands: [...PG, 'staging-link'],
     summary: "The cluster's data directory.",
     description:
       'Must equal the server\'s data_directory. Only in a stanza section, so one stanza cannot point at another\'s cluster. ' +
