@@ -182,6 +182,12 @@ export async function initialLoad(cfg: Config, record: StagingRecord, backup: Ba
     await baseBackupLoad(backup!, record.path)
   }
   const control = await pgControlRead(record.path)
+  // A resync must load the same cluster: the stanza's snapshots and the WAL folder belong to it.
+  if (record.systemId !== undefined && record.systemId !== control.systemId.toString()) {
+    fail('DbMismatch', `the base backup loaded is of another cluster: system identifier ${control.systemId}, the staging copy's is ${record.systemId}`, {
+      hint: 'give a pg_basebackup of the source this copy was linked to; for another source, unlink and link under another stanza.',
+    })
+  }
   record.systemId = control.systemId.toString()
   record.pgVersion = control.version
   // For initiated, link-initiated.ts may have made the slot before its base backup (so that it holds the WAL from
