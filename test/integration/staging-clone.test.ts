@@ -161,6 +161,14 @@ function cloneSuite(major: number, full: boolean): void {
       assert.equal(await notes(first), 'only in first')
       assert.equal(await notes(other), 'only in other')
       assert.equal(await notes(stanza.cluster), '')
+      // A clone has the source's system identifier: WAL it archived would land in the stanza's archive as if the
+      // staging copy wrote it. Its new timeline (2) must never show up there, even after a WAL switch.
+      await first.query('select pg_switch_wal()')
+      await other.query('select pg_switch_wal()')
+      await sleep(3000)
+      const archiveDir = join(stanza.repoPath, 'archive', stanza.name, `${major}-1`)
+      const entries = await readdir(archiveDir)
+      assert.deepEqual(entries.filter((entry) => entry.startsWith('00000002')), [], 'nothing of the clones\' timeline archived')
     })
 
     test('clone settings are applied; a setting walden owns is refused', async () => {
@@ -245,16 +253,22 @@ function cloneSuite(major: number, full: boolean): void {
       await stanza.waldenOk(['clone-destroy', '--clone=again'])
       result = await stanza.walden(['clone-destroy', '--clone=attime'])
       assertRefused(result, 55, `clone 'attime' does not exist`)
+      // Each run is a job: the clones made, the destroys, the refusals with their errors.
+      const jobs = JSON.parse((await stanza.waldenOk(['jobs', '--output=json'])).stdout) as Array<{ type: string; clone?: string; result: string; error: string | null }>
+      const of = (clone: string): string[] => jobs.filter((job) => job.clone === clone).map((job) => `${job.type} ${job.result}`)
+      assert.deepEqual(of('attime'), ['CLONE ok', 'CLONE_DESTROY failed', 'CLONE_DESTROY ok', 'CLONE_DESTROY failed'])
+      assert.deepEqual(of('again'), ['CLONE ok', 'CLONE_DESTROY ok'])
+      assert.ok(jobs.some((job) => job.type === 'CLONE' && job.clone === 'first' && job.result === 'failed' && job.error?.startsWith("[032]: clone 'first' already exists")))
     })
 
     if (full) {
       test('the configure-clone hook runs after the start, with the clone in its environment', async () => {
         const handle = await cloneHandle('hooked')
         const out = join(stanza.dir.path, 'hook.out')
-        const hook = `env | grep ^WALDEN_ | sort > ${out}; psql -h "$WALDEN_CLONE_SOCKET_PATH" -p "$WALDEN_CLONE_PORT" -U postgres -d postgres -Atc 'select pg_is_in_recovery()' >> ${out}`
+        const hook = `env | grep ^WALDEN_ | sort > ${out}; "${handle.binDir}/psql" -h ${handle.socketDir} -p "$WALDEN_CLONE_PORT" -U postgres -d postgres -Atc 'select pg_is_in_recovery()' >> ${out}`
         await stanza.waldenOk(createArgs('hooked', handle, [`--clone-hook-configure=${hook}`]))
         const text = await readFile(out, 'utf8')
-        assert.match(text, new RegExp(`^WALDEN_CLONE_NAME=hooked$`, 'm'))
+        assert.match(text, new RegExp(`^WALDEN_CLONE=hooked$`, 'm'))
         assert.match(text, new RegExp(`^WALDEN_CLONE_PATH=${handle.dataDir}$`, 'm'))
         assert.match(text, new RegExp(`^WALDEN_CLONE_PORT=${handle.port}$`, 'm'))
         assert.match(text, new RegExp(`^WALDEN_SNAPSHOT_LABEL=${secondSnapshot}$`, 'm'))
@@ -262,7 +276,15 @@ function cloneSuite(major: number, full: boolean): void {
         // A failing hook fails the clone, and the clone is removed.
         const failing = await cloneHandle('hookfail')
         const result = await stanza.walden(createArgs('hookfail', failing, ['--clone-hook-configure=echo nope; exit 3']))
-        assert.notEqual(result.code, 0)
+        assert.equal(result.code, 96, result.stderr)
+        assert.match(result.stderr, /ERROR: \[096\]: configure-clone hook 1 of 1 \(clone-hook-configure\) exited with status 3\n/)
+        assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
+        // The CLONE job says so, and its log holds the hook's output.
+        const jobs = JSON.parse((await stanza.waldenOk(['jobs', '--output=json'])).stdout) as Array<{ type: string; clone?: string; result: string; error: string | null; log: string }>
+        const job = jobs.filter((entry) => entry.type === 'CLONE' && entry.clone === 'hookfail').at(-1)!
+        assert.equal(job.result, 'failed')
+        assert.equal(job.error, '[096]: configure-clone hook 1 of 1 (clone-hook-configure) exited with status 3')
+        assert.match(await readFile(job.log, 'utf8'), /^nope$/m)
         await assertNothingMade('hookfail', failing)
         assert.equal(await exists(failing.dataDir), false)
       })

@@ -12,7 +12,6 @@
 // A failure after step 2 undoes it all: the server stopped, the folder emptied (removed if clone-create made it),
 // port and record released. A half-made clone is worth nothing and would hold a port.
 
-import { spawn } from 'node:child_process'
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
@@ -31,6 +30,8 @@ import { serverControl } from '../server-control.js'
 import { cloneTargetReachCheck } from './clone-reach.js'
 import type { CloneTarget } from './clone-reach.js'
 import { cloneOwnSettings, cloneRestore, cloneStart } from './clone-restore.js'
+import { hookError, hooksRun } from './hooks.js'
+import type { HookContext } from './hooks.js'
 import { jobRun } from './jobs.js'
 import type { JobHandle } from './jobs.js'
 import { portCheck, portReserve } from './ports.js'
@@ -132,25 +133,19 @@ function cloneConnect(cfg: Config, port: number, settings: readonly SettingChang
 }
 
 /**
- * Runs the configure-clone hooks in order with /bin/sh, as the OS user walden runs as, with the clone's WALDEN_*
- * variables; output goes to the job's log. A hook that exits non-zero fails the clone.
+ * Runs the configure-clone hooks in order (hooks.ts: /bin/sh, WALDEN_* variables, output into the job's log); the
+ * first that fails fails the clone.
  */
-async function configureHooksRun(hooks: readonly string[], env: Readonly<Record<string, string>>, job: JobHandle): Promise<void> {
-  for (const [index, hook] of hooks.entries()) {
-    await job.logAppend(`configure-clone hook ${index + 1}: ${hook}`)
-    const { code, output } = await new Promise<{ code: number; output: string }>((resolveExit, reject) => {
-      const child = spawn('/bin/sh', ['-c', hook], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-      let text = ''
-      child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()))
-      child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()))
-      child.on('error', reject)
-      child.on('close', (status, signal) => resolveExit({ code: status ?? (signal !== null ? 128 : 1), output: text }))
-    })
-    if (output !== '') await job.logAppend(output)
-    if (code !== 0) {
-      fail('PgState', `configure-clone hook ${index + 1} failed with exit code ${code}`, { hint: `its output is in the job log '${job.job.log}'.` })
-    }
-  }
+async function configureHooksRun(hooks: readonly string[], context: HookContext, job: JobHandle): Promise<void> {
+  // Lines are appended one after another, in the order the hooks wrote them.
+  let written: Promise<void> = Promise.resolve()
+  const failure = await hooksRun('configure-clone', hooks, { ...context, jobId: job.job.id }, {
+    output: (line) => {
+      written = written.then(() => job.logAppend(line))
+    },
+  })
+  await written
+  if (failure !== undefined) throw hookError(failure)
 }
 
 /** Stops a clone's server if one runs on its folder (pg_ctl stop -m fast) and checks it is gone. */
@@ -239,16 +234,9 @@ export const cloneCreate: Command = {
             await configureHooksRun(
               hooks,
               {
-                WALDEN_STANZA: stanza,
-                WALDEN_CLONE_NAME: name,
-                WALDEN_CLONE_PATH: clonePath,
-                WALDEN_CLONE_PORT: String(port),
-                WALDEN_CLONE_SOCKET_PATH: connect.socketPath ?? '',
-                WALDEN_SNAPSHOT_LABEL: snapshot.label,
-                WALDEN_SNAPSHOT_LSN_START: snapshot.lsnStart,
-                WALDEN_SNAPSHOT_LSN_STOP: snapshot.lsnStop,
-                WALDEN_PG_VERSION: String(manifest.pg.version),
-                ...(target !== undefined ? { WALDEN_CLONE_TARGET_TYPE: target.type, WALDEN_CLONE_TARGET: target.target } : {}),
+                stanza,
+                snapshot: { label: snapshot.label, startLsn: snapshot.lsnStart, stopLsn: snapshot.lsnStop, timeline: snapshot.timeline },
+                clone: { name, path: clonePath, port },
               },
               job,
             )
