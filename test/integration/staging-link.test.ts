@@ -193,7 +193,8 @@ for (const major of [15, 13]) {
       pgbench = pgbenchStart(bench)
       await bench.source.query(`insert into staging_notes values ('before-backup')`)
       plainBackup = await basebackup(bench, 'backup-plain', 'p')
-      tarBackup = await basebackup(bench, 'backup-tar', 't', ['-z'])
+      // Client-side compression of both tar files: gzip on 15, zstd on 13.
+      tarBackup = await basebackup(bench, 'backup-tar', 't', [major === 15 ? '--compress=client-gzip' : '--compress=client-zstd'])
     })
 
     after(async () => {
@@ -237,8 +238,9 @@ for (const major of [15, 13]) {
       assert.match(info.stdout, /"name":"plain"/)
     })
 
-    test('way 2 from a tar pg_basebackup (-F t -X stream -z): base.tar.gz and pg_wal.tar.gz', async () => {
-      assert.ok((await readdir(tarBackup)).includes('base.tar.gz'), 'pg_basebackup -z wrote base.tar.gz')
+    test(`way 2 from a tar pg_basebackup (-F t -X stream, ${major === 15 ? 'gzip' : 'zstd'})`, async () => {
+      const files = await readdir(tarBackup)
+      assert.ok(files.includes(major === 15 ? 'base.tar.gz' : 'base.tar.zst'), files.join(' '))
       stageTar = await bench.staging('stage-tar')
       staged.push(stageTar)
       const linked = await bench.walden('tar', [
@@ -360,6 +362,30 @@ for (const major of [15, 13]) {
       const jobs = await jobsOf(bench, 'refused')
       assert.deepEqual(jobs.map((job) => `${job.type}:${job.result}`), cases.map(() => 'DB_LINK:failed'))
       assert.match(jobs[0]!.error!, /^\[032\]: staging-port \d+ is in use/)
+    })
+
+    test('a DB_SYNC that fails undoes the link: no record, no port, no folder, and the same link can run again', async () => {
+      const failing = await bench.staging('stage-failing')
+      const unused = await bench.staging('unused-port')
+      const failed = await bench.walden('failing', [
+        'staging-link',
+        '--staging-method=external-streaming',
+        ...bench.linkArgs(failing, [`--staging-backup-path=${plainBackup}`, `--staging-source=host=127.0.0.1 port=${unused.port} user=postgres connect_timeout=5`]),
+      ])
+      assert.equal(failed.code, 56, failed.stderr)
+      assert.match(failed.stderr, new RegExp(`unable to connect to PostgreSQL at '127\\.0\\.0\\.1:${unused.port}'`))
+      assert.deepEqual((await jobsOf(bench, 'failing')).map((job) => `${job.type}:${job.result}`), ['DB_LINK:ok', 'DB_SYNC:failed'])
+      assert.equal(await recordExists(bench, 'failing'), false)
+      assert.doesNotMatch(await portsJson(bench), new RegExp(`"${failing.port}"`))
+      assert.equal(await stat(failing.dataDir).then(() => true, () => false), false)
+
+      const again = await bench.walden('failing', [
+        'staging-link',
+        '--staging-method=external-streaming',
+        ...bench.linkArgs(failing, [`--staging-backup-path=${plainBackup}`, `--staging-source=host=127.0.0.1 port=${bench.source.port} user=postgres`]),
+      ])
+      assert.equal(again.code, 0, again.stderr)
+      await bench.waldenOk('failing', ['staging-unlink', '--delete-data'])
     })
 
     test('disable stops the copy; enable re-applies settings (new ones replace the old) and it catches up again', async () => {

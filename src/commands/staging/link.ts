@@ -83,7 +83,9 @@ async function linkValidate(cfg: Config, stanza: string): Promise<LinkPlan> {
   }
   const missing = MANDATORY[method].filter((name) => given[name] === undefined)
   if (missing.length > 0) {
-    fail('OptionRequired', `staging-link --staging-method=${method} requires ${missing.map((name) => `option '${name}'`).join(', ')}`, {
+    const named = missing.map((name) => `'${name}'`)
+    const list = named.length === 1 ? `option ${named[0]}` : `options ${named.slice(0, -1).join(', ')} and ${named.at(-1)}`
+    fail('OptionRequired', `staging-link --staging-method=${method} requires ${list}`, {
       hint: `give ${missing.map((name) => `--${name}`).join(', ')}, or set ${missing.length > 1 ? 'them' : 'it'} in the stanza's section of the config file.`,
     })
   }

@@ -72,6 +72,8 @@ describe('settingsApply()', () => {
       assert.doesNotMatch(again, /application_name/)
       assert.match(again, /^work_mem = '32MB'$/m)
       assert.equal(again.match(/^port = /gm)?.length, 1)
+      assert.equal(again.match(/^# written by walden for the staging copy/gm)?.length, 1)
+      assert.equal(again.match(/^# staging settings/gm)?.length, 1)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
