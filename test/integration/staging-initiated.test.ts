@@ -250,7 +250,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`)
 }
 
-for (const major of [15, 13]) {
+for (const major of [13, 14, 15, 16, 17, 18]) {
   describe(`staging-link --staging-method=initiated, PostgreSQL ${major}`, () => {
     test('a wrong password: one clear error, nothing created on either side', TIMEOUT, async () => {
       const source = await busySource(major)
@@ -312,6 +312,12 @@ for (const major of [15, 13]) {
         const auto = await readFile(join(staging.path, 'postgresql.auto.conf'), 'utf8')
         assert.match(auto, new RegExp(`primary_conninfo = '.*passfile=${staging.passfile}`))
         assert.match(auto, new RegExp(`primary_slot_name = '${slot.slot_name}'`))
+
+        // staging-unlink stops the copy and drops its slot over the replication protocol (the role may not log in
+        // to any database), so the source stops keeping WAL for it.
+        const unlink = await runWalden([`--config=${staging.configPath}`, '--stanza=main', 'staging-unlink'])
+        assert.equal(unlink.code, 0, `${unlink.stdout}${unlink.stderr}`)
+        assert.deepEqual(await source.cluster.query('select slot_name from pg_replication_slots'), [])
       } finally {
         await source.stopLoad()
         await staging.cluster.stop().catch(() => undefined)
