@@ -54,6 +54,29 @@ async function segmentRecords(repo: Storage, name: string, file: ArchivedFile): 
   return [...walSegmentRecords(data, name)]
 }
 
+/**
+ * How a clone of the snapshot itself recovers. recovery_target = 'immediate' stops before the first record after the
+ * consistent point, so it needs one: a snapshot of a standby is consistent exactly where the standby's replay stood,
+ * often the end of a segment, and while the source is idle nothing after that point is archived; PostgreSQL would
+ * then end recovery with "recovery ended before configured recovery target was reached". In that case the archive
+ * ends exactly at the consistent point, and recovery to the end of the archive ('end') reaches the same state.
+ * Fails when the snapshot's own WAL is not all archived.
+ */
+export async function cloneSnapshotEnd(repo: Storage, stanza: string, snapshot: BackupRecord, segmentSize: number): Promise<'immediate' | 'end'> {
+  const run = await archivedRun(repo, stanza, snapshot, segmentSize)
+  const consistent = lsnParse(snapshot.lsnStop)
+  const needed = walSegmentName(snapshot.timeline, consistent - 1n, segmentSize)
+  for (let name = snapshot.walStart; ; name = walSegmentNext(name, segmentSize)) {
+    if (!run.has(name)) {
+      fail('BackupMismatch', `the WAL of snapshot ${snapshot.label} is not all archived: segment ${name} is missing`, {
+        hint: 'the staging copy archives what it replays; wait for the segment to reach the repository, or choose another snapshot with --set.',
+      })
+    }
+    if (name === needed) break
+  }
+  return run.has(walSegmentName(snapshot.timeline, consistent, segmentSize)) ? 'immediate' : 'end'
+}
+
 const PAST_HINT =
   'PostgreSQL 13 and later stop recovery with "recovery ended before configured recovery target was reached" when the ' +
   'archived WAL ends before the target; give an earlier target, or wait until the WAL written after it is archived.'

@@ -8,6 +8,8 @@
 // Archiving off is the one setting a clone must never lose: it has the source's system identifier, so WAL it
 // archived would land in the stanza's own archive as if the staging copy had written it.
 
+import { readFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
 import { fail } from '../../common/errors.js'
 import { Config, sizeParse } from '../../config/config.js'
 import type { OptionSource } from '../../config/config.js'
@@ -57,6 +59,8 @@ export interface CloneRestoreRequest {
   label: string
   /** The point in time after the snapshot; undefined for the snapshot itself. */
   target?: CloneTarget
+  /** For the snapshot itself: stop at its consistent point, or at the end of the archive, which is the same (clone-reach.ts). */
+  snapshotEnd?: 'immediate' | 'end'
 }
 
 /**
@@ -85,8 +89,9 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
     'pg1-path': request.clonePath,
     'pg1-port': request.clonePort,
     set: request.label,
-    type: request.target?.type ?? 'immediate',
-    'target-action': 'promote',
+    type: request.target?.type ?? (request.snapshotEnd === 'end' ? 'default' : 'immediate'),
+    // Ignored without a target: recovery to the end of the archive promotes by itself.
+    ...(request.target !== undefined || request.snapshotEnd !== 'end' ? { 'target-action': 'promote' } : {}),
     // The reach check followed the snapshot's timeline; recovery must follow the same.
     'target-timeline': 'current',
     'archive-mode': 'off',
@@ -129,8 +134,15 @@ export async function cloneStart(cfg: Config, clonePath: string, major: number, 
   let lastProblem = ''
   while (Date.now() < deadline) {
     if (!(await pgRunning(clonePath))) {
-      fail('PgState', `the clone's server on '${clonePath}' stopped before recovery ended`, {
-        hint: `see the server log (log-path, ${cfg.stanza()}-postgresql-*.log) for why recovery failed.`,
+      // serverControl's log: LOG-PATH/STANZA-postgresql-NAME.log. Its last FATAL line is the reason.
+      const serverLog = join(cfg.string('log-path') ?? '/var/log/walden', `${cfg.stanza()}-postgresql-${basename(clonePath)}.log`)
+      const fatal = (await readFile(serverLog, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((line) => /\b(FATAL|PANIC):/.test(line))
+        .at(-1)
+        ?.replace(/^.*?\b(FATAL|PANIC):\s*/, '')
+      fail('PgState', `the clone's server on '${clonePath}' stopped before recovery ended${fatal !== undefined ? `: ${fatal}` : ''}`, {
+        hint: `see the server log '${serverLog}'.`,
       })
     }
     try {

@@ -17,7 +17,8 @@ import { join, resolve } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
-import { lsnParse } from '../../pg/lsn.js'
+import { lsnFormat, lsnParse } from '../../pg/lsn.js'
+import { timelineHistoryParse } from '../../pg/wal.js'
 import { pgRunning } from '../../pg/data-dir.js'
 import type { PgConnectOptions } from '../../pg/session.js'
 import { manifestLoad } from '../../repo/manifest.js'
@@ -27,7 +28,7 @@ import type { Command } from '../command.js'
 import { repoOpen } from '../repo-storage.js'
 import { targetCheck, targetTimeParse } from '../restore/target.js'
 import { serverControl } from '../server-control.js'
-import { cloneTargetReachCheck } from './clone-reach.js'
+import { cloneSnapshotEnd, cloneTargetReachCheck } from './clone-reach.js'
 import type { CloneTarget } from './clone-reach.js'
 import { cloneOwnSettings, cloneRestore, cloneStart } from './clone-restore.js'
 import { hookError, hooksRun } from './hooks.js'
@@ -148,6 +149,24 @@ async function configureHooksRun(hooks: readonly string[], context: HookContext,
   if (failure !== undefined) throw hookError(failure)
 }
 
+/**
+ * After a recovery to the end of the archive (cloneSnapshotEnd's 'end'), checks the clone stopped at the snapshot: the
+ * new timeline's history file names where the old one ended. WAL archived between the check and the restore would
+ * have taken it further; that clone is not the snapshot, and is refused.
+ */
+async function cloneEndCheck(clonePath: string, snapshot: BackupRecord): Promise<void> {
+  const histories = (await readdir(join(clonePath, 'pg_wal'))).filter((name) => /^[0-9A-F]{8}\.history$/.test(name)).sort()
+  const newest = histories.at(-1)
+  if (newest === undefined) fail('PgState', `the clone in '${clonePath}' has no timeline history after its promotion`, { hint: 'see the server log.' })
+  const entries = timelineHistoryParse(await readFile(join(clonePath, 'pg_wal', newest), 'utf8'), Number.parseInt(newest.slice(0, 8), 16))
+  const switched = entries.at(-1)?.switchLsn
+  if (switched === undefined || switched > lsnParse(snapshot.lsnStop)) {
+    fail('BackupMismatch', `the clone replayed past snapshot ${snapshot.label} (to ${switched === undefined ? 'an unknown point' : lsnFormat(switched)}, the snapshot is consistent at ${snapshot.lsnStop}): WAL after the snapshot was archived while the clone was made`, {
+      hint: 'run clone-create again: with that WAL archived, recovery stops exactly at the snapshot.',
+    })
+  }
+}
+
 /** Stops a clone's server if one runs on its folder (pg_ctl stop -m fast) and checks it is gone. */
 async function cloneStop(cfg: Config, path: string, major: number): Promise<void> {
   if (!(await pgRunning(path))) return
@@ -207,6 +226,7 @@ export const cloneCreate: Command = {
           const snapshot = snapshotChoose(info.backups, stanza, cfg.string('set'), target)
           const manifest = await manifestLoad(storage, stanza, snapshot.label)
           if (target !== undefined) await cloneTargetReachCheck(storage, stanza, snapshot, manifest.pg.walSegmentSize, target)
+          const snapshotEnd = target === undefined ? await cloneSnapshotEnd(storage, stanza, snapshot, manifest.pg.walSegmentSize) : undefined
           log.info(`clone '${name}' from snapshot ${snapshot.label}${target !== undefined ? ` at ${target.type} '${target.target}'` : ''} into '${clonePath}' on port ${port}`)
 
           // 2. The port and the record, before the folder.
@@ -226,10 +246,17 @@ export const cloneCreate: Command = {
             await cloneRecordWrite(cfg, record)
             // 3. Restore, settings, start.
             await mkdir(clonePath, { recursive: true, mode: 0o700 })
-            await cloneRestore(cfg, { clonePath, clonePort: port, label: snapshot.label, ...(target !== undefined ? { target } : {}) })
+            await cloneRestore(cfg, {
+              clonePath,
+              clonePort: port,
+              label: snapshot.label,
+              ...(target !== undefined ? { target } : {}),
+              ...(snapshotEnd !== undefined ? { snapshotEnd } : {}),
+            })
             await settingsApply(clonePath, cloneOwnSettings(port), settings)
             const connect = cloneConnect(cfg, port, settings)
             await cloneStart(cfg, clonePath, manifest.pg.version, connect)
+            if (snapshotEnd === 'end') await cloneEndCheck(clonePath, snapshot)
             // 4. The configure-clone hooks, on the started clone.
             await configureHooksRun(
               hooks,
