@@ -282,7 +282,7 @@ async function linkCase({ ctx, way, base, source, walden, staging, stagingPath, 
       { what: `pg_basebackup -F ${way.format}` },
     )
     say(`user's pg_basebackup -F ${way.format === 'tar' ? 't' : 'p'} -X stream: ${sampleLine(taken)}`)
-    add(`basebackup-${way.format}`, taken)
+    add(`basebackup-${way.id}`, taken)
     args.push(`--staging-backup-path=${backupPath}`)
   }
 
@@ -470,7 +470,7 @@ export function stagingMarkdown({ machine, commandLine, main, others, notes }) {
   out.push('|---|---|---|---|---|---|---|')
   for (const way of LINK_CASES) {
     const link = s[`link-${way.id}`]
-    const backup = way.format ? cell(s[`basebackup-${way.format}`], 'wallS', fmtS) : '— (walden takes it)'
+    const backup = way.format ? cell(s[`basebackup-${way.id}`], 'wallS', fmtS) : '— (walden takes it)'
     out.push(`| ${way.title} | ${backup} | ${cell(link, 'wallS', fmtS)} | ${cell(link, 'cpuS', fmtS)} | ${cell(link, 'toolRssBytes', fmtMB)} | ${cell(link, 'catchUpS', fmtS)} | **${cell(link, 'readyS', fmtS)}** |`)
   }
   out.push('')
