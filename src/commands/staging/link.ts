@@ -179,7 +179,8 @@ export interface LoadProgress {
 export async function initialLoad(cfg: Config, record: StagingRecord, backup: BaseBackupSource | undefined, progress: LoadProgress): Promise<void> {
   if (record.method === 'initiated') {
     const { initiatedLoad } = await import('./link-initiated.js')
-    await initiatedLoad(cfg, record)
+    // The slot is made before the base backup (so that it holds the WAL from there on): undo must drop it too.
+    progress.slotCreated = (await initiatedLoad(cfg, record)).slotCreated
   } else {
     await baseBackupLoad(backup!, record.path)
   }
@@ -192,9 +193,7 @@ export async function initialLoad(cfg: Config, record: StagingRecord, backup: Ba
   }
   record.systemId = control.systemId.toString()
   record.pgVersion = control.version
-  // For initiated, link-initiated.ts may have made the slot before its base backup (so that it holds the WAL from
-  // there on); slotEnsure then finds and keeps it.
-  if (stagingStreams(record)) progress.slotCreated = await slotEnsure(record)
+  if (stagingStreams(record) && record.method !== 'initiated') progress.slotCreated = await slotEnsure(record)
   await standbyConfigure(cfg, record)
   await stagingStart(cfg, record)
   record.syncedAt = new Date().toISOString()
