@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pgBinDirs } from '../../src/pg/binaries.js'
 import { walSegmentNext } from '../../src/pg/wal.js'
@@ -84,14 +84,20 @@ for (const major of [15, 13]) {
       const note = `note-${++notes}`
       await source.query('insert into chain_notes values ($1)', [note])
       const segment = await source.psqlScalar('select pg_walfile_name(pg_switch_wal())')
-      await waitUntil(`'${segment}' archived`, async () => (await readdir(incoming)).includes(segment))
+      // The archiver counts a segment once its `cp` has finished; the file shows up in the folder before that.
+      await waitUntil(`'${segment}' archived`, async () => (await source.psqlScalar('select last_archived_wal from pg_stat_archiver')) >= segment)
       return { note, segment }
+    }
+    /** Copies a file into the WAL folder, readable by the staging cluster's OS user (the copy is root's). */
+    const place = async (from: string, name: string): Promise<void> => {
+      await copyFile(from, join(walDir, name))
+      await chmod(join(walDir, name), 0o644)
     }
     /** Hands every archived file the WAL folder lacks to it, except `except`. */
     const deliver = async (except: readonly string[] = []): Promise<void> => {
       const present = new Set(await readdir(walDir))
       for (const name of (await readdir(incoming)).sort()) {
-        if (!present.has(name) && !except.includes(name)) await copyFile(join(incoming, name), join(walDir, name))
+        if (!present.has(name) && !except.includes(name)) await place(join(incoming, name), name)
       }
     }
     const visible = async (note: string): Promise<boolean> => (await staging.psqlScalar('select count(*) from chain_notes where note = $1', [note])) === '1'
@@ -226,13 +232,13 @@ for (const major of [15, 13]) {
           await other.query('select pg_switch_wal()')
         }
         await other.query('checkpoint')
-        await copyFile(join(other.dataDir, 'pg_wal', expected), join(walDir, expected))
+        await place(join(other.dataDir, 'pg_wal', expected), expected)
       } finally {
         await other.destroy()
       }
       const written = await writeAndSwitch()
       await assertBroken(expected, /is WAL of system \d+, not of the staging cluster \(system \d+\)/)
-      await copyFile(join(incoming, expected), join(walDir, expected))
+      await place(join(incoming, expected), expected)
       await repairAndResume(written.note)
     })
 
@@ -241,9 +247,9 @@ for (const major of [15, 13]) {
       const written = await writeAndSwitch()
       assert.equal(written.segment, expected)
       const whole = await readFile(join(incoming, expected))
-      await writeFile(join(walDir, expected), whole.subarray(0, whole.length / 2))
+      await writeFile(join(walDir, expected), whole.subarray(0, whole.length / 2), { mode: 0o644 })
       await assertBroken(expected, new RegExp(`is ${whole.length / 2} bytes, expected ${whole.length}`))
-      await copyFile(join(incoming, expected), join(walDir, expected))
+      await place(join(incoming, expected), expected)
       await repairAndResume(written.note)
     })
   })
