@@ -149,14 +149,16 @@ async function basebackup(bench: Bench, folder: string, format: 'p' | 't', extra
   return target
 }
 
-/** A row written on the source after the backups reaches the staging copy: archived (WAL switch) and replayed. */
-async function catchesUp(bench: Bench, staging: Cluster, note: string, switchWal: boolean): Promise<void> {
+/** A row written on the source after the backups reaches each staging copy: archived (WAL switch) and replayed. */
+async function catchesUp(bench: Bench, stagings: readonly Cluster[], note: string, switchWal: boolean): Promise<void> {
   await bench.source.query(`insert into staging_notes values ($1)`, [note])
   if (switchWal) await bench.source.query('select pg_switch_wal()')
-  await waitUntil(`row '${note}' on the staging copy on port ${staging.port}`, async () => {
-    const rows = await staging.psqlScalar(`select count(*) from staging_notes where note = $1`, [note])
-    return rows === '1'
-  })
+  for (const staging of stagings) {
+    await waitUntil(`row '${note}' on the staging copy on port ${staging.port}`, async () => {
+      const rows = await staging.psqlScalar(`select count(*) from staging_notes where note = $1`, [note])
+      return rows === '1'
+    })
+  }
 }
 
 async function jobsOf(bench: Bench, stanza?: string): Promise<StagingJob[]> {
@@ -191,7 +193,8 @@ for (const major of [15, 13]) {
       pgbench = pgbenchStart(bench)
       await bench.source.query(`insert into staging_notes values ('before-backup')`)
       plainBackup = await basebackup(bench, 'backup-plain', 'p')
-      tarBackup = await basebackup(bench, 'backup-tar', 't', ['-z'])
+      // Client-side compression of both tar files: gzip on 15, zstd on 13.
+      tarBackup = await basebackup(bench, 'backup-tar', 't', [major === 15 ? '--compress=client-gzip' : '--compress=client-zstd'])
     })
 
     after(async () => {
@@ -218,7 +221,8 @@ for (const major of [15, 13]) {
       assert.match(linked.stdout, new RegExp(`staging copy of stanza 'plain' linked \\(external-wal\\): PostgreSQL ${major} on '.*stage-plain', port ${stagePlain.port}`))
       assert.equal(await stagePlain.psqlScalar('select pg_is_in_recovery()::text'), 'true')
       assert.equal(await stagePlain.psqlScalar('show work_mem'), '7MB')
-      assert.equal(await stagePlain.psqlScalar('show shared_buffers'), '128MB')
+      assert.equal(await stagePlain.psqlScalar(`select source from pg_settings where name = 'shared_buffers'`), 'default')
+      assert.match(await readFile(join(stagePlain.dataDir, 'postgresql.conf'), 'utf8'), /^#shared_buffers = '32MB'  # commented out by walden$/m)
       assert.equal(await stagePlain.psqlScalar('show port'), String(stagePlain.port))
       assert.equal(await stagePlain.psqlScalar('show archive_mode'), 'off')
       assert.match(await stagePlain.psqlScalar('show restore_command'), /staging-wal-get %f "%p"$/)
@@ -231,11 +235,12 @@ for (const major of [15, 13]) {
       // The stanza exists, made against the staging cluster.
       const info = await bench.walden('plain', ['info', '--output=json'])
       assert.equal(info.code, 51, info.stderr) // no backups yet, but the stanza is there
-      assert.match(info.stdout, /"name": "plain"/)
+      assert.match(info.stdout, /"name":"plain"/)
     })
 
-    test('way 2 from a tar pg_basebackup (-F t -X stream -z): base.tar.gz and pg_wal.tar.gz', async () => {
-      assert.ok((await readdir(tarBackup)).includes('base.tar.gz'), 'pg_basebackup -z wrote base.tar.gz')
+    test(`way 2 from a tar pg_basebackup (-F t -X stream, ${major === 15 ? 'gzip' : 'zstd'})`, async () => {
+      const files = await readdir(tarBackup)
+      assert.ok(files.includes(major === 15 ? 'base.tar.gz' : 'base.tar.zst'), files.join(' '))
       stageTar = await bench.staging('stage-tar')
       staged.push(stageTar)
       const linked = await bench.walden('tar', [
@@ -250,8 +255,7 @@ for (const major of [15, 13]) {
     })
 
     test('both staging copies catch up from the WAL folder while pgbench writes', async () => {
-      await catchesUp(bench, stagePlain, 'after-backup-1', true)
-      await catchesUp(bench, stageTar, 'after-backup-1', false)
+      await catchesUp(bench, [stagePlain, stageTar], 'after-backup-1', true)
       assert.equal(
         await stagePlain.psqlScalar('select count(*) from pgbench_accounts'),
         await bench.source.psqlScalar('select count(*) from pgbench_accounts'),
@@ -278,7 +282,7 @@ for (const major of [15, 13]) {
         await bench.source.psqlScalar(`select slot_type from pg_replication_slots where slot_name = 'walden_staging_stream'`),
         'physical',
       )
-      await catchesUp(bench, stageStream, 'streamed-1', false)
+      await catchesUp(bench, [stageStream], 'streamed-1', false)
       await waitUntil('the WAL receiver streaming', async () => (await stageStream.psqlScalar('select status from pg_stat_wal_receiver')) === 'streaming')
 
       const unlinked = await bench.walden('stream', ['staging-unlink', '--delete-data'])
@@ -360,6 +364,30 @@ for (const major of [15, 13]) {
       assert.match(jobs[0]!.error!, /^\[032\]: staging-port \d+ is in use/)
     })
 
+    test('a DB_SYNC that fails undoes the link: no record, no port, no folder, and the same link can run again', async () => {
+      const failing = await bench.staging('stage-failing')
+      const unused = await bench.staging('unused-port')
+      const failed = await bench.walden('failing', [
+        'staging-link',
+        '--staging-method=external-streaming',
+        ...bench.linkArgs(failing, [`--staging-backup-path=${plainBackup}`, `--staging-source=host=127.0.0.1 port=${unused.port} user=postgres connect_timeout=5`]),
+      ])
+      assert.equal(failed.code, 56, failed.stderr)
+      assert.match(failed.stderr, new RegExp(`unable to connect to PostgreSQL at '127\\.0\\.0\\.1:${unused.port}'`))
+      assert.deepEqual((await jobsOf(bench, 'failing')).map((job) => `${job.type}:${job.result}`), ['DB_LINK:ok', 'DB_SYNC:failed'])
+      assert.equal(await recordExists(bench, 'failing'), false)
+      assert.doesNotMatch(await portsJson(bench), new RegExp(`"${failing.port}"`))
+      assert.equal(await stat(failing.dataDir).then(() => true, () => false), false)
+
+      const again = await bench.walden('failing', [
+        'staging-link',
+        '--staging-method=external-streaming',
+        ...bench.linkArgs(failing, [`--staging-backup-path=${plainBackup}`, `--staging-source=host=127.0.0.1 port=${bench.source.port} user=postgres`]),
+      ])
+      assert.equal(again.code, 0, again.stderr)
+      await bench.waldenOk('failing', ['staging-unlink', '--delete-data'])
+    })
+
     test('disable stops the copy; enable re-applies settings (new ones replace the old) and it catches up again', async () => {
       // The tar copy was disabled by the refusal test above; disable again is harmless.
       await bench.waldenOk('tar', ['staging-disable'])
@@ -394,6 +422,32 @@ for (const major of [15, 13]) {
       assert.match(text.stdout, /^start\s+end\s+type\s+stanza\s+result\s+error$/m)
       assert.match(text.stdout, /DB_SYNC\s+plain\s+ok/)
       assert.match(text.stdout, /DB_LINK\s+refused\s+failed\s+\[032\]: staging-port/)
+    })
+
+    test('resync: a backup of another cluster is refused and the old folder put back; a fresh backup of the source loads', async () => {
+      const other = await createCluster({ major, dir: bench.work, name: 'other' })
+      await other.start()
+      const otherBackup = join(bench.work.path, 'backup-other')
+      await runOk(join(bench.bin, 'pg_basebackup'), ['-h', other.socketDir, '-p', String(other.port), '-U', 'postgres', '-D', otherBackup, '-F', 'p', '-X', 'stream', '-c', 'fast'])
+      await other.stop()
+      const recordBefore = JSON.parse(await readFile(join(bench.spoolPath, 'staging', 'copy', 'plain.json'), 'utf8')) as { systemId: string }
+
+      const refused = await bench.walden('plain', ['staging-resync', `--staging-backup-path=${otherBackup}`])
+      assert.equal(refused.code, 58, refused.stderr)
+      assert.match(refused.stderr, new RegExp(`the base backup loaded is of another cluster: system identifier \\d+, the staging copy's is ${recordBefore.systemId}`))
+      assert.equal(await stat(`${stagePlain.dataDir}.resync-old`).then(() => true, () => false), false, 'the old folder is back in place')
+      assert.equal(stagePlain.isRunning(), false, 'put back stopped')
+      await bench.waldenOk('plain', ['staging-enable'])
+      await catchesUp(bench, [stagePlain], 'after-failed-resync', true)
+
+      const fresh = await basebackup(bench, 'backup-plain-2', 'p')
+      const resynced = await bench.walden('plain', ['staging-resync', `--staging-backup-path=${fresh}`])
+      assert.equal(resynced.code, 0, resynced.stderr)
+      assert.equal(await stat(`${stagePlain.dataDir}.resync-old`).then(() => true, () => false), false, 'the old folder is removed')
+      assert.equal(await stagePlain.psqlScalar('show work_mem'), '7MB', 'the recorded settings are applied again')
+      await catchesUp(bench, [stagePlain], 'after-resync', true)
+      const jobs = (await jobsOf(bench, 'plain')).map((job) => `${job.type}:${job.result}`)
+      assert.deepEqual(jobs.slice(-3), ['RESYNC:failed', 'ENABLE:ok', 'RESYNC:ok'])
     })
 
     test('unlink stops the copy, forgets it and its port, and leaves the data folder', async () => {

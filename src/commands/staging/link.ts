@@ -83,7 +83,9 @@ async function linkValidate(cfg: Config, stanza: string): Promise<LinkPlan> {
   }
   const missing = MANDATORY[method].filter((name) => given[name] === undefined)
   if (missing.length > 0) {
-    fail('OptionRequired', `staging-link --staging-method=${method} requires ${missing.map((name) => `option '${name}'`).join(', ')}`, {
+    const named = missing.map((name) => `'${name}'`)
+    const list = named.length === 1 ? `option ${named[0]}` : `options ${named.slice(0, -1).join(', ')} and ${named.at(-1)}`
+    fail('OptionRequired', `staging-link --staging-method=${method} requires ${list}`, {
       hint: `give ${missing.map((name) => `--${name}`).join(', ')}, or set ${missing.length > 1 ? 'them' : 'it'} in the stanza's section of the config file.`,
     })
   }
@@ -177,16 +179,21 @@ export interface LoadProgress {
 export async function initialLoad(cfg: Config, record: StagingRecord, backup: BaseBackupSource | undefined, progress: LoadProgress): Promise<void> {
   if (record.method === 'initiated') {
     const { initiatedLoad } = await import('./link-initiated.js')
-    await initiatedLoad(cfg, record)
+    // The slot is made before the base backup (so that it holds the WAL from there on): undo must drop it too.
+    progress.slotCreated = (await initiatedLoad(cfg, record)).slotCreated
   } else {
     await baseBackupLoad(backup!, record.path)
   }
   const control = await pgControlRead(record.path)
+  // A resync must load the same cluster: the stanza's snapshots and the WAL folder belong to it.
+  if (record.systemId !== undefined && record.systemId !== control.systemId.toString()) {
+    fail('DbMismatch', `the base backup loaded is of another cluster: system identifier ${control.systemId}, the staging copy's is ${record.systemId}`, {
+      hint: 'give a pg_basebackup of the source this copy was linked to; for another source, unlink and link under another stanza.',
+    })
+  }
   record.systemId = control.systemId.toString()
   record.pgVersion = control.version
-  // For initiated, link-initiated.ts may have made the slot before its base backup (so that it holds the WAL from
-  // there on); slotEnsure then finds and keeps it.
-  if (stagingStreams(record)) progress.slotCreated = await slotEnsure(record)
+  if (stagingStreams(record) && record.method !== 'initiated') progress.slotCreated = await slotEnsure(record)
   await standbyConfigure(cfg, record)
   await stagingStart(cfg, record)
   record.syncedAt = new Date().toISOString()
