@@ -202,7 +202,7 @@ export async function stagingScale(ctx, scale, runs) {
       'start-fast=y',
       'compress-type=lz4',
       'process-max=2',
-      // Two snapshots kept: the one of the case before and the new one.
+      // A way's two snapshots (the repository is emptied between ways).
       'repo1-retention-full=2',
       '',
       `[${STANZA}]`,
@@ -364,12 +364,15 @@ async function cloneAndRestore({ ctx, base, walden, snapshot, runIndex, add, sca
   runningServers.add(clonePath)
   const cloned = await walden.measure(['clone-create', `--clone=${clone}`, `--clone-path=${clonePath}`, `--clone-port=${clonePort}`, `--set=${snapshot}`], { allowFail: true })
   if (cloned.code !== 0) throw new BenchError(`walden clone-create failed with exit code ${cloned.code}\n${tail(cloned.stdout + cloned.stderr)}`)
-  const cloneServer = new Server({ pgBin, dataDir: clonePath, port: clonePort, socketDir, logFile: '' })
-  await usableCheck(cloneServer, scale, 'the clone')
-  add('clone-create', { ...cloned, stdout: undefined, stderr: undefined })
-  say(`clone-create: ${sampleLine(cloned)}, walden alone ${fmtMB(cloned.toolRssBytes)} MB`)
-  await walden.run(['clone-destroy', `--clone=${clone}`])
-  runningServers.delete(clonePath)
+  try {
+    const cloneServer = new Server({ pgBin, dataDir: clonePath, port: clonePort, socketDir, logFile: '' })
+    await usableCheck(cloneServer, scale, 'the clone')
+    add('clone-create', { ...cloned, stdout: undefined, stderr: undefined })
+    say(`clone-create: ${sampleLine(cloned)}, walden alone ${fmtMB(cloned.toolRssBytes)} MB`)
+  } finally {
+    await walden.run(['clone-destroy', `--clone=${clone}`])
+    runningServers.delete(clonePath)
+  }
 
   // restore + start
   const restorePath = join(base, 'restored')
