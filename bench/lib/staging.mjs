@@ -509,7 +509,7 @@ export function stagingMarkdown({ machine, commandLine, main, others, notes }) {
   out.push(
     "`walden staging-snapshot` right after each link had caught up: the staging copy's first snapshot, a full backup of " +
       "the staging standby into the stanza's repository (emptied between ways, so each is the first). Then, on way 1's " +
-      `copy, the next snapshot after ${NEXT_TRANSACTIONS} pgbench transactions on each of two clients and the catch-up, ` +
+      `copy, the next snapshot after ${NEXT_TRANSACTIONS} pgbench transactions on each of two clients, a CHECKPOINT on the source and the catch-up, ` +
       'as a scheduled snapshot would be. *stored* is what the snapshot added to the repository (lz4).',
   )
   out.push('')
