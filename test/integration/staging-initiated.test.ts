@@ -119,6 +119,9 @@ async function busySource(major: number): Promise<Source> {
   )
   await cluster.start()
   await cluster.query(`create role ${ROLE} login replication password '${PASSWORD.replaceAll("'", "''")}'`)
+  // A tablespace, so that the base backup holds more than one archive (one CopyOut each before PostgreSQL 15).
+  await cluster.query(`create tablespace space1 location '${await cluster.dir.mkdir('space1')}'`)
+  await cluster.query('create table marker (note text) tablespace space1')
   const pgbench = await pgbenchPath()
   const connection = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres']
   execFileSync(pgbench, ['-i', '-q', '-s', '2', ...connection, 'postgres'], { stdio: 'ignore' })
@@ -274,7 +277,7 @@ for (const major of [13, 14, 15, 16, 17, 18]) {
       }
     })
 
-    test('a busy source: the staging copy streams through its slot, and the password is nowhere but the password file', TIMEOUT, async () => {
+    test('a busy source with a tablespace: the staging copy streams through its slot, and the password is nowhere but the password file', TIMEOUT, async () => {
       const source = await busySource(major)
       const staging = await stagingHost(major, source.cluster, PASSWORD)
       try {
@@ -295,13 +298,19 @@ for (const major of [13, 14, 15, 16, 17, 18]) {
 
         // A row written on the busy source appears on the staging copy.
         const marker = `staging-${Date.now()}`
-        await source.cluster.query('create table if not exists marker (note text)')
         await source.cluster.query('insert into marker values ($1)', [marker])
         await waitFor('the marker row on the staging copy', async () => {
           const rows = await staging.cluster.query('select 1 from marker where note = $1', [marker]).catch(() => [])
           return rows.length === 1 ? true : undefined
         })
         assert.equal(await staging.cluster.psqlScalar('select pg_is_in_recovery()::text'), 'true')
+        // The tablespace lives beside the staging folder, not at the source's location.
+        const oid = await source.cluster.psqlScalar("select oid from pg_tablespace where spcname = 'space1'")
+        assert.equal(await readlink(join(staging.path, 'pg_tblspc', oid)), join(`${staging.path}.tablespaces`, oid))
+        assert.equal(
+          await staging.cluster.psqlScalar("select pg_tablespace_location(oid) from pg_tablespace where spcname = 'space1'"),
+          join(`${staging.path}.tablespaces`, oid),
+        )
 
         // The password: in no process's arguments, and in no file on the staging host but the password file
         // (the staging cluster's configuration, walden's logs and state included).
