@@ -202,7 +202,7 @@ export async function stagingScale(ctx, scale, runs) {
       'start-fast=y',
       'compress-type=lz4',
       'process-max=2',
-      // Two snapshots kept: the one of the case before and the new one.
+      // A way's two snapshots (the repository is emptied between ways).
       'repo1-retention-full=2',
       '',
       `[${STANZA}]`,
@@ -236,6 +236,7 @@ export async function stagingScale(ctx, scale, runs) {
         if (way === LINK_CASES.at(-1) && snapshot) {
           try {
             snapshot = await snapshotNext({ ctx, source, staging, walden, add })
+            await snapshotWalArchived({ source, staging, walden, snapshot })
             await cloneAndRestore({ ctx, base, walden, snapshot, runIndex, add, scale })
           } catch (error) {
             if (!(error instanceof BenchError)) throw error
@@ -339,14 +340,39 @@ async function snapshotTake({ walden, id, add }) {
 }
 
 /**
- * The next snapshot of the same staging copy, after the source has run a fixed number of pgbench transactions and
- * the copy has caught up: what a scheduled snapshot does. Returns its label.
+ * The next snapshot of the same staging copy, after the source has run a fixed number of pgbench transactions and a
+ * checkpoint, and the copy has caught up: what a scheduled snapshot does. Returns its label.
+ *
+ * The checkpoint: a snapshot of a standby starts at the last checkpoint the standby has replayed. Without a new one
+ * since the link, that is the checkpoint of the base backup the copy was loaded from, in a segment that came with the
+ * backup and that the staging copy never archives, and clone-create refuses the snapshot ("the WAL of snapshot ... is
+ * not all archived"). A source makes one every checkpoint_timeout; the bench's source makes none by itself (30 min).
  */
 async function snapshotNext({ ctx, source, staging, walden, add }) {
   const { pgBin, socketDir } = ctx
   await run(join(pgBin, 'pgbench'), ['-n', '-c', '2', '-t', String(NEXT_TRANSACTIONS), '-h', socketDir, '-p', String(source.server.port), '-U', 'postgres', 'postgres'], { what: 'pgbench' })
+  await source.server.sql('CHECKPOINT')
   await catchUp({ source, staging, walden, what: 'after pgbench' })
   return snapshotTake({ walden, id: 'snapshot-next', add })
+}
+
+/**
+ * Waits, untimed, until the staging copy has archived the WAL segment holding `snapshot`'s stop point into the
+ * repository. clone-create (and restore) need it there; on a quiet source the segment is complete, and archived by
+ * the staging copy, only once the source switches it out, which the bench does here as archive_timeout would.
+ */
+async function snapshotWalArchived({ source, staging, walden, snapshot }) {
+  const { stdout } = await walden.run(['info', '--output=json', `--set=${snapshot}`])
+  const stop = JSON.parse(stdout).find((entry) => entry.name === STANZA)?.backup?.find((backup) => backup.label === snapshot)?.lsn?.stop
+  if (!stop) throw new BenchError(`info --set=${snapshot} gives no stop LSN`)
+  const segment = await source.server.sql(`select pg_walfile_name('${stop}')`)
+  await source.server.sql('select pg_switch_wal()')
+  const started = Date.now()
+  while ((await staging.sql("select coalesce(last_archived_wal, '') from pg_stat_archiver", { allowFail: true })) < segment) {
+    if (Date.now() - started > CATCH_UP_TIMEOUT_MS) throw new BenchError(`the staging copy did not archive ${segment} (snapshot ${snapshot}) in time`)
+    await sleep(100)
+  }
+  say(`the staging copy archived ${segment}, which holds the end of ${snapshot}, ${fmtS((Date.now() - started) / 1000)} s after the switch`)
 }
 
 /**
@@ -364,12 +390,15 @@ async function cloneAndRestore({ ctx, base, walden, snapshot, runIndex, add, sca
   runningServers.add(clonePath)
   const cloned = await walden.measure(['clone-create', `--clone=${clone}`, `--clone-path=${clonePath}`, `--clone-port=${clonePort}`, `--set=${snapshot}`], { allowFail: true })
   if (cloned.code !== 0) throw new BenchError(`walden clone-create failed with exit code ${cloned.code}\n${tail(cloned.stdout + cloned.stderr)}`)
-  const cloneServer = new Server({ pgBin, dataDir: clonePath, port: clonePort, socketDir, logFile: '' })
-  await usableCheck(cloneServer, scale, 'the clone')
-  add('clone-create', { ...cloned, stdout: undefined, stderr: undefined })
-  say(`clone-create: ${sampleLine(cloned)}, walden alone ${fmtMB(cloned.toolRssBytes)} MB`)
-  await walden.run(['clone-destroy', `--clone=${clone}`])
-  runningServers.delete(clonePath)
+  try {
+    const cloneServer = new Server({ pgBin, dataDir: clonePath, port: clonePort, socketDir, logFile: '' })
+    await usableCheck(cloneServer, scale, 'the clone')
+    add('clone-create', { ...cloned, stdout: undefined, stderr: undefined })
+    say(`clone-create: ${sampleLine(cloned)}, walden alone ${fmtMB(cloned.toolRssBytes)} MB`)
+  } finally {
+    await walden.run(['clone-destroy', `--clone=${clone}`])
+    runningServers.delete(clonePath)
+  }
 
   // restore + start
   const restorePath = join(base, 'restored')
@@ -480,7 +509,7 @@ export function stagingMarkdown({ machine, commandLine, main, others, notes }) {
   out.push(
     "`walden staging-snapshot` right after each link had caught up: the staging copy's first snapshot, a full backup of " +
       "the staging standby into the stanza's repository (emptied between ways, so each is the first). Then, on way 1's " +
-      `copy, the next snapshot after ${NEXT_TRANSACTIONS} pgbench transactions on each of two clients and the catch-up, ` +
+      `copy, the next snapshot after ${NEXT_TRANSACTIONS} pgbench transactions on each of two clients, a CHECKPOINT on the source and the catch-up, ` +
       'as a scheduled snapshot would be. *stored* is what the snapshot added to the repository (lz4).',
   )
   out.push('')
@@ -496,7 +525,9 @@ export function stagingMarkdown({ machine, commandLine, main, others, notes }) {
   out.push('### Time to a usable clone, against a plain restore')
   out.push('')
   out.push(
-    `From the next snapshot of way 1's copy, in each run one after the other: \`walden clone-create --set=<snapshot>\` (restore, ` +
+    "From the next snapshot of way 1's copy, once the staging copy has archived the segment holding the snapshot's end " +
+      '(untimed: a WAL switch on the source, as archive_timeout would make, and a wait for the archiver), in each run one after the other: ' +
+      `\`walden clone-create --set=<snapshot>\` (restore, ` +
       'settings, start, until the clone is promoted and accepts writes, which is when it returns); and by hand, ' +
       '`walden restore --set=<snapshot> --type=immediate --target-action=promote --target-timeline=current ' +
       '--archive-mode=off` into an empty folder, `pg_ctl start -w`, then `psql` every 0.1 s until ' +
