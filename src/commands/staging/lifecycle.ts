@@ -48,6 +48,12 @@ export const stagingEnable: Command = {
     return withStagingLock(cfg, stanza, async () => {
       const record = await stagingRecordRequire(cfg, stanza)
       const settings = settingsGiven(cfg)
+      // A link killed during its initial load leaves a record without a loaded cluster.
+      if (record.pgVersion === undefined) {
+        fail('PathMissing', `the staging copy of stanza '${stanza}' was never loaded: its link did not finish`, {
+          hint: 'load it with staging-resync, or forget it with staging-unlink.',
+        })
+      }
       await jobRun(cfg, 'ENABLE', stanza, async () => {
         // Settings are written into a stopped cluster only: a running one would not see them until restarted.
         await stagingStop(cfg, record)
