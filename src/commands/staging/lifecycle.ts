@@ -101,8 +101,9 @@ export const stagingResync: Command = {
         backup = await baseBackupInspect(backupPath)
         record.backupPath = backupPath
       }
-      const moves: Array<[string, string]> = [[record.path, resyncOldPath(record.path)]]
-      if (await exists(tablespaceRoot(record.path))) moves.push([tablespaceRoot(record.path), resyncOldPath(tablespaceRoot(record.path))])
+      // Absent only when a link was killed before it made the folder.
+      const moves: Array<[string, string]> = []
+      for (const path of [record.path, tablespaceRoot(record.path)]) if (await exists(path)) moves.push([path, resyncOldPath(path)])
       for (const [, aside] of moves) {
         if (await exists(aside)) {
           fail('PathNotEmpty', `'${aside}' exists: the old folder of an earlier staging-resync`, {
