@@ -11,6 +11,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { chmod, copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { pgBinDirs } from '../../src/pg/binaries.js'
 import { walSegmentNext } from '../../src/pg/wal.js'
 import { availableMajors, Cluster, createCluster, runWalden, testDir } from '../harness/cluster.js'
@@ -139,7 +140,7 @@ for (const major of [15, 13]) {
     }
     /** Waits until the staging copy has asked for the file after the newest in its folder, and returns that name. */
     const expectedNext = async (): Promise<string> => {
-      const newest = (await readdir(walDir)).filter((name) => /^[0-9A-F]{24}$/.test(name)).sort().at(-1)!
+      const newest = (await readdir(walDir)).filter((name) => /^[0-9A-F]{24}(\.gz)?$/.test(name)).map((name) => name.slice(0, 24)).sort().at(-1)!
       const expected = walSegmentNext(newest, SEGMENT_SIZE)
       await waitUntil(`staging-status to expect '${expected}'`, async () => (await status()).json['expected-wal'] === expected)
       return expected
@@ -189,9 +190,11 @@ for (const major of [15, 13]) {
       await work?.cleanup()
     })
 
-    test('files placed in order are served: ACTIVE, caught up, the next file expected', async () => {
-      const { note } = await writeAndSwitch()
-      await deliver()
+    test('files placed in order are served (one gzip-compressed): ACTIVE, caught up, the next file expected', async () => {
+      const { note, segment } = await writeAndSwitch()
+      // The folder may hold a compressed copy instead of the plain file.
+      await writeFile(join(walDir, `${segment}.gz`), gzipSync(await readFile(join(incoming, segment))), { mode: 0o644 })
+      await deliver([segment])
       await waitUntil(`row '${note}' on the staging copy`, () => visible(note))
       const expected = await expectedNext()
       const { code, json } = await status()
