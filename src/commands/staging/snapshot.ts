@@ -44,6 +44,8 @@ import { hookError, hooksRun } from './hooks.js'
 import type { HookContext, HookFailure } from './hooks.js'
 import { jobRun } from './jobs.js'
 import type { JobHandle } from './jobs.js'
+import { stagingSocketDir } from './standby.js'
+import { streamingFaultRefresh } from './status.js'
 import { stagingRecordRequire, stagingRoot, stateRead, stateWrite, withStagingLock } from './state.js'
 import type { StagingRecord } from './state.js'
 
@@ -60,6 +62,11 @@ export function stagingArchiveSettings(cfg: Config): Map<string, string> {
     ['archive_mode', 'always'],
     ['archive_command', waldenCommandLine(cfg, 'archive-push', '%p')],
   ])
+}
+
+/** stagingArchiveSettings() as standby.ts asks for it (ownedSettings), for every way of linking. */
+export async function snapshotArchiveSettings(cfg: Config, _record: StagingRecord): Promise<Map<string, string>> {
+  return stagingArchiveSettings(cfg)
 }
 
 /** What a snapshot was, for clone-create and for people: recorded when the snapshot completes. */
@@ -140,14 +147,16 @@ export function snapshotRefusal(record: StagingRecord): WaldenError | undefined 
  * config file and environment read again for backup, and the staging cluster as pg1 (its path and port from the
  * record), backed up on itself. Incremental after the first (backup's default), since a snapshot is taken often.
  */
-function snapshotBackupConfig(cfg: Config, record: StagingRecord): Config {
-  const given = cfg.explicitArguments('backup').filter((arg) => !/^--(pg1-path|pg1-port|backup-standby|start-fast|stanza)=?/.test(arg))
+async function snapshotBackupConfig(cfg: Config, record: StagingRecord): Promise<Config> {
+  const given = cfg.explicitArguments('backup').filter((arg) => !/^--(pg1-path|pg1-port|pg1-socket-path|backup-standby|start-fast|stanza)=?/.test(arg))
+  const socketPath = await stagingSocketDir(cfg, record)
   return configLoad({
     argv: [
       ...given,
       `--stanza=${record.stanza}`,
       `--pg1-path=${record.path}`,
       `--pg1-port=${record.port}`,
+      ...(socketPath !== undefined ? [`--pg1-socket-path=${socketPath}`] : []),
       '--backup-standby=only',
       // A restartpoint at the last checkpoint replayed, so the snapshot starts as late as the staging copy can.
       '--start-fast',
@@ -165,7 +174,7 @@ async function backupLabels(backupCfg: Config, stanza: string): Promise<Set<stri
 
 /** Runs the backup of the staging standby; resolves with the new backup's label. */
 async function snapshotBackup(cfg: Config, record: StagingRecord): Promise<string> {
-  const backupCfg = snapshotBackupConfig(cfg, record)
+  const backupCfg = await snapshotBackupConfig(cfg, record)
   const lock = await lockAcquire(backupCfg.string('lock-path') ?? '/tmp/walden', `${record.stanza}-${COMMANDS.backup.lock}`)
   try {
     const before = await backupLabels(backupCfg, record.stanza)
@@ -179,16 +188,17 @@ async function snapshotBackup(cfg: Config, record: StagingRecord): Promise<strin
   }
 }
 
-/** The staging cluster's session: its port from the record, the rest (socket folder, user) from pg1-*. */
-function stagingSessionOpen(cfg: Config, record: StagingRecord): Promise<PgSession> {
-  return pgConnect({ ...pgSessionOptions(cfg, 1, { connectTimeoutMs: 10_000 }), port: record.port })
+/** The staging cluster's session: its port from the record, its socket folder as standby.ts finds it, user from pg1-*. */
+async function stagingSessionOpen(cfg: Config, record: StagingRecord): Promise<PgSession> {
+  const socketPath = await stagingSocketDir(cfg, record)
+  return pgConnect({ ...pgSessionOptions(cfg, 1, { connectTimeoutMs: 10_000 }), ...(socketPath !== undefined ? { socketPath } : {}), port: record.port })
 }
 
 const isoOfEpoch = (seconds: string): string => new Date(Number(seconds) * 1000).toISOString()
 
 /** Reads the snapshot's metadata back from its manifest and the staging cluster, and records it. */
 async function snapshotMetaRecord(cfg: Config, record: StagingRecord, label: string): Promise<SnapshotMeta> {
-  const backupCfg = snapshotBackupConfig(cfg, record)
+  const backupCfg = await snapshotBackupConfig(cfg, record)
   const { storage } = await repoOpen(backupCfg, backupRepoIndexes(backupCfg)[0]!)
   const manifest = await manifestLoad(storage, record.stanza, label)
   const session = await stagingSessionOpen(cfg, record)
@@ -257,8 +267,9 @@ export function snapshotMetaText(meta: SnapshotMeta): string {
 
 /** The snapshot itself (steps 3 to 5): refused while a fault stands, else the backup and its metadata. */
 async function snapshotTake(cfg: Config, stanza: string): Promise<SnapshotMeta> {
-  // Read again: the pre hooks ran meanwhile, and the WAL feed may have raised a fault.
-  const record = await stagingRecordRequire(cfg, stanza)
+  // Read again: the pre hooks ran meanwhile, and the WAL feed may have raised a fault. Streaming is checked now, as
+  // staging-status would (nothing watches it between commands).
+  const record = await streamingFaultRefresh(cfg, await stagingRecordRequire(cfg, stanza))
   const refusal = snapshotRefusal(record)
   if (refusal !== undefined) throw refusal
   const label = await snapshotBackup(cfg, record)
