@@ -116,7 +116,7 @@ export const stagingResync: Command = {
         try {
           await initialLoad(cfg, fresh, backup, progress)
         } catch (error) {
-          log.error(`staging-resync failed; putting the old data folder back (stopped)`)
+          log.warn('the new initial load failed: putting the old data folder back, stopped (staging-enable starts it)')
           await stagingStop(cfg, fresh).catch(() => undefined)
           await rm(record.path, { recursive: true, force: true })
           await rm(tablespaceRoot(record.path), { recursive: true, force: true })
