@@ -343,6 +343,7 @@ describe('a clone from a staging snapshot on PostgreSQL 15', () => {
   let configPath: string
   let staging: Cluster
   let clone: Cluster
+  const clones: Cluster[] = []
   const walden = (args: readonly string[]): Promise<RunResult> => runWalden([`--config=${configPath}`, '--stanza=staged', ...args], { timeoutMs: 240_000 })
   const waldenOk = async (args: readonly string[]): Promise<RunResult> => {
     const result = await walden(args)
@@ -397,34 +398,70 @@ describe('a clone from a staging snapshot on PostgreSQL 15', () => {
     ])
   })
   after(async () => {
-    await clone?.stop().catch(() => {})
+    for (const handle of [clone, ...clones]) await handle?.stop().catch(() => {})
     await staging?.stop().catch(() => {})
     await work?.cleanup()
   })
 
-  test('clone-create from the snapshot equals the source at the snapshot', async () => {
-    // The source stops writing, its last WAL reaches the folder, and the staging copy replays all of it.
-    await source.query("create table marker (note text); insert into marker values ('last write')")
+  /**
+   * The source stops writing, its last WAL reaches the folder, and the staging copy replays all of it and archives it
+   * into the stanza's repository (archive_mode = always).
+   */
+  const settle = async (): Promise<void> => {
     const end = await source.psqlScalar('select pg_current_wal_lsn()::text')
+    const endFile = await source.psqlScalar(`select pg_walfile_name('${end}')`)
     await source.query('select pg_switch_wal()')
     for (const deadline = Date.now() + 90_000; ; ) {
-      const replayed = await staging.psqlScalar(`select (pg_last_wal_replay_lsn() >= '${end}'::pg_lsn)::text`).catch(() => 'false')
-      if (replayed === 'true') break
-      assert.ok(Date.now() < deadline, 'the staging copy replays the source\'s last write')
+      const done = await staging
+        .psqlScalar(`select (pg_last_wal_replay_lsn() >= '${end}'::pg_lsn and coalesce(last_archived_wal, '') >= '${endFile}')::text from pg_stat_archiver`)
+        .catch(() => 'false')
+      if (done === 'true') return
+      assert.ok(Date.now() < deadline, "the staging copy replays and archives the source's last write")
       await sleep(250)
     }
-    const expected = await dumpDatabase(source)
-    const snapshot = /snapshot (\S+) of stanza/.exec((await waldenOk(['staging-snapshot'])).stdout)![1]!
+  }
+  const snapshot = async (): Promise<string> => /snapshot (\S+) of stanza/.exec((await waldenOk(['staging-snapshot'])).stdout)![1]!
+  const cloneArgs = (name: string, handle: Cluster, extra: readonly string[] = []): string[] => [
+    'clone-create',
+    `--clone=${name}`,
+    `--clone-path=${handle.dataDir}`,
+    `--clone-port=${handle.port}`,
+    `--clone-setting=unix_socket_directories=${handle.socketDir}`,
+    ...extra,
+  ]
+
+  test('clone-create from a staging snapshot equals the source at the snapshot; one at a time between two snapshots equals the source then', async () => {
+    await source.query("create table marker (id int primary key, note text); insert into marker values (1, 'last write')")
+    await settle()
+    const atFirst = await dumpDatabase(source)
+    const first = await snapshot()
     clone = await Cluster.adopt({ major, dir: work, name: 'clone' })
-    await waldenOk(['clone-create', '--clone=qa', `--clone-path=${clone.dataDir}`, `--clone-port=${clone.port}`, `--clone-setting=unix_socket_directories=${clone.socketDir}`])
-    assert.equal(await dumpDatabase(clone), expected)
+    await waldenOk(cloneArgs('qa', clone))
+    assert.equal(await dumpDatabase(clone), atFirst)
     const listed = JSON.parse((await waldenOk(['clone-list', '--output=json'])).stdout) as CloneJson[]
-    assert.deepEqual(listed.map((entry) => [entry.name, entry.snapshot, entry.running]), [['qa', snapshot, true]])
-    // The clone's port is the staging copy's neighbour in the host's table, not the staging port.
+    assert.deepEqual(listed.map((entry) => [entry.name, entry.snapshot, entry.running]), [['qa', first, true]])
+    // The staging copy's port is taken, by the host's table or its listener.
     const refused = await walden(['clone-create', '--clone=qa2', `--clone-path=${join(work.path, 'clone2')}`, `--clone-port=${staging.port}`])
     assert.equal(refused.code, 32, refused.stderr)
     assert.match(refused.stderr, new RegExp(`clone-port ${staging.port} is (assigned to the staging copy of stanza 'staged' on this host|in use: )`))
     await waldenOk(['clone-destroy', '--clone=qa'])
     assert.equal(clone.isRunning(), false)
+
+    // Two writes with a recorded time between them reach the staging copy, which keeps its WAL in the repository;
+    // then a second snapshot. A clone at that time, from the first snapshot plus the staging copy's WAL, equals the
+    // source between the writes.
+    await source.query("insert into marker values (2, 'before the time')")
+    const atTime = await dumpDatabase(source)
+    await sleep(1100)
+    const time = await source.psqlScalar(`select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`)
+    await sleep(1100)
+    await source.query("insert into marker values (3, 'after the time')")
+    await settle()
+    await snapshot()
+    const atTimeClone = await Cluster.adopt({ major, dir: work, name: 'clone-time' })
+    clones.push(atTimeClone)
+    await waldenOk(cloneArgs('attime', atTimeClone, ['--type=time', `--target=${time}`]))
+    assert.equal(await dumpDatabase(atTimeClone), atTime)
+    await waldenOk(['clone-destroy', '--clone=attime'])
   })
 })
