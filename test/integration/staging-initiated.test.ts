@@ -336,3 +336,76 @@ for (const major of [13, 14, 15, 16, 17, 18]) {
     })
   })
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// BASE_BACKUP failures: never a hang, never a half-written file left as if whole
+
+describe('BASE_BACKUP when something fails mid-stream', () => {
+  test('a sink that fails aborts the backup at once, and the source ends it', TIMEOUT, async () => {
+    const { ReplicationConnection } = await import('../../src/pg/replication/client.js')
+    const { Writable } = await import('node:stream')
+    const source = await Cluster.create({ major: 15, settings: { wal_level: 'replica', max_wal_senders: '4' } })
+    await source.start()
+    try {
+      await source.query('create table t as select g as i, md5(g::text) as m from generate_series(1, 200000) g')
+      const connection = await ReplicationConnection.open({ socketPath: source.socketDir, port: source.port, user: 'postgres' })
+      let received = 0
+      const started = Date.now()
+      await assert.rejects(
+        connection.baseBackup({ label: 'fails', fast: true, wal: false }, {
+          archive: () =>
+            new Writable({
+              write(chunk: Buffer, _encoding, callback) {
+                received += chunk.length
+                callback(received > 1024 * 1024 ? new Error('no space left on device (simulated)') : null)
+              },
+            }),
+        }),
+        /no space left on device \(simulated\)/,
+      )
+      assert.ok(Date.now() - started < 30_000)
+      await connection.close()
+      await waitFor('the source to end the backup', async () => {
+        const rows = await source.query("select pid from pg_stat_activity where backend_type = 'walsender'")
+        return rows.length === 0 ? true : undefined
+      })
+    } finally {
+      await source.destroy()
+    }
+  })
+
+  test('the walsender terminated mid-backup: a clear error, not a hang', TIMEOUT, async () => {
+    const { ReplicationConnection } = await import('../../src/pg/replication/client.js')
+    const { Writable } = await import('node:stream')
+    const source = await Cluster.create({ major: 13, settings: { wal_level: 'replica', max_wal_senders: '4' } })
+    await source.start()
+    try {
+      await source.query('create table t as select g as i, md5(g::text) as m from generate_series(1, 200000) g')
+      const connection = await ReplicationConnection.open({ socketPath: source.socketDir, port: source.port, user: 'postgres' })
+      let terminated = false
+      const backup = connection.baseBackup({ label: 'terminated', fast: true, wal: false }, {
+        // A slow disk: the backup takes long enough to be cut off in the middle.
+        archive: () =>
+          new Writable({
+            highWaterMark: 64 * 1024,
+            write(_chunk: Buffer, _encoding, callback) {
+              setTimeout(callback, 5)
+            },
+          }),
+      })
+      backup.catch(() => undefined)
+      await waitFor('the walsender to be cut off', async () => {
+        const rows = await source.query("select pg_terminate_backend(pid) as done from pg_stat_activity where backend_type = 'walsender'")
+        terminated = rows.length > 0
+        return terminated ? true : undefined
+      })
+      await assert.rejects(backup, (error: Error) => {
+        assert.match(error.message, /^BASE_BACKUP failed at socket '.*': (terminating connection due to administrator command|Connection terminated unexpectedly)/)
+        return true
+      })
+      await connection.close()
+    } finally {
+      await source.destroy()
+    }
+  })
+})

@@ -6,7 +6,8 @@
 // The password is read from the password file (passfile= in staging-source, else $PGPASSFILE, else ~/.pgpass) only
 // when the server asks for one, held in memory for the authentication, and never written anywhere.
 
-import { WaldenError, fail } from '../../common/errors.js'
+import { stat } from 'node:fs/promises'
+import { WaldenError, errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import { type Conninfo, conninfoParse, conninfoSessionOptions, conninfoWhere } from '../../pg/conninfo.js'
 import { pgpassLookup, pgpassPath, pgpassRead } from '../../pg/pgpass.js'
@@ -45,6 +46,7 @@ export async function sourceConnect(source: string): Promise<ReplicationConnecti
     ...session,
     applicationName: info.get('application_name') ?? 'walden',
     password: async () => {
+      await passfileModeCheck(passfile)
       const password = pgpassLookup(await pgpassRead(passfile), key)
       if (password === undefined) {
         fail('DbConnect', `the source at ${conninfoWhere(info)} asks for a password, and the password file '${passfile}' has none for user '${key.user}'`, {
@@ -54,6 +56,25 @@ export async function sourceConnect(source: string): Promise<ReplicationConnecti
       return password
     },
   })
+}
+
+/**
+ * libpq ignores a password file that group or others may read or write (with only a warning in the server log), so
+ * the staging cluster's WAL receiver would fail to log in where walden succeeded. Refused here, where it is clear.
+ */
+export async function passfileModeCheck(path: string): Promise<void> {
+  let mode: number
+  try {
+    mode = (await stat(path)).mode
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return
+    throw error
+  }
+  if ((mode & 0o077) !== 0) {
+    fail('FileInvalid', `password file '${path}' has mode ${(mode & 0o777).toString(8).padStart(4, '0')}: libpq ignores a password file that group or others may access`, {
+      hint: `chmod 600 '${path}'.`,
+    })
+  }
 }
 
 /**
