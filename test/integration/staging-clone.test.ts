@@ -63,6 +63,8 @@ function cloneSuite(major: number, full: boolean): void {
     let dumpAtFirst: string
     let dumpAtTime: string
     let betweenTime: string
+    let betweenLsn: string
+    let beforeXid: string
     const clones = new Map<string, Cluster>()
 
     const backup = async (): Promise<string> => {
@@ -105,7 +107,8 @@ function cloneSuite(major: number, full: boolean): void {
       // Two writes with a recorded time between them, each its own commit, and nothing else writing. Their ids are
       // given, not drawn: a sequence is WAL-logged 32 values ahead, so a clone that replays a nextval() rightly shows a
       // last_value the source does not, and the dumps would differ in that alone.
-      await stanza.cluster.query("insert into events (id, note) values (1001, 'before the time')")
+      beforeXid = await stanza.cluster.psqlScalar("with written as (insert into events (id, note) values (1001, 'before the time')) select txid_current()::text")
+      betweenLsn = await stanza.cluster.psqlScalar('select pg_current_wal_lsn()::text')
       dumpAtTime = await dumpDatabase(stanza.cluster)
       await sleep(1100)
       betweenTime = await stanza.cluster.psqlScalar(`select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`)
@@ -145,12 +148,34 @@ function cloneSuite(major: number, full: boolean): void {
       assert.deepEqual([listed?.type, listed?.target], ['time', betweenTime])
     })
 
-    test('a clone at a restore point (--type=name) equals the source there', async () => {
-      const handle = await cloneHandle('atname')
-      await stanza.waldenOk(createArgs('atname', handle, ['--type=name', '--target=between', `--set=${firstSnapshot}`]))
-      assert.equal(await dumpDatabase(handle), dumpAtTime)
-      await stanza.waldenOk(['clone-destroy', '--clone=atname'])
-    })
+    if (full) {
+      test('a clone at a restore point (--type=name) equals the source there', async () => {
+        const handle = await cloneHandle('atname')
+        await stanza.waldenOk(createArgs('atname', handle, ['--type=name', '--target=between', `--set=${firstSnapshot}`]))
+        assert.equal(await dumpDatabase(handle), dumpAtTime)
+        await stanza.waldenOk(['clone-destroy', '--clone=atname'])
+      })
+
+      test('clones at an LSN and at a transaction (--type=lsn, --type=xid) equal the source there', async () => {
+        const atLsn = await cloneHandle('atlsn')
+        await stanza.waldenOk(createArgs('atlsn', atLsn, ['--type=lsn', `--target=${betweenLsn}`]))
+        assert.equal(await dumpDatabase(atLsn), dumpAtTime)
+        await stanza.waldenOk(['clone-destroy', '--clone=atlsn'])
+        const atXid = await cloneHandle('atxid')
+        await stanza.waldenOk(createArgs('atxid', atXid, ['--type=xid', `--target=${beforeXid}`, `--set=${firstSnapshot}`]))
+        assert.equal(await dumpDatabase(atXid), dumpAtTime)
+        await stanza.waldenOk(['clone-destroy', '--clone=atxid'])
+        // Past the WAL for both: an LSN far ahead, a transaction that never ended.
+        const refused = await cloneHandle('lsnfar')
+        let result = await stanza.walden(createArgs('lsnfar', refused, ['--type=lsn', '--target=5/0']))
+        assert.equal(result.code, 51, result.stderr)
+        assert.match(result.stderr.split('\n')[0]!, new RegExp(`target lsn '5/0' is past the available WAL: the archived WAL after snapshot ${secondSnapshot} ends at [0-9A-F]+/[0-9A-F]+ \\(segment [0-9A-F]{24}\\)$`))
+        result = await stanza.walden(createArgs('lsnfar', refused, ['--type=xid', '--target=999999']))
+        assert.equal(result.code, 51, result.stderr)
+        assert.match(result.stderr.split('\n')[0]!, new RegExp(`target xid '999999' is past the available WAL: transaction 999999 did not end after snapshot ${secondSnapshot} in the archived WAL`))
+        await assertNothingMade('lsnfar', refused)
+      })
+    }
 
     test('clones are writable and independent of each other and of the source', async () => {
       const first = clones.get('first')!

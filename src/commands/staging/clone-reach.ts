@@ -16,6 +16,7 @@ import type { WalRecord } from '../../pg/wal-records.js'
 import { archivedNameParse } from '../../repo/archive.js'
 import type { ArchivedFile } from '../../repo/archive.js'
 import { layout } from '../../repo/layout.js'
+import type { Manifest } from '../../repo/manifest.js'
 import type { BackupRecord } from '../../repo/stanza-info.js'
 import { archiveIdOf, archiveInfoLoad } from '../../repo/stanza-info.js'
 import { storedFileRead } from '../../repo/stored-file.js'
@@ -29,8 +30,12 @@ export interface CloneTarget {
   exclusive: boolean
 }
 
-/** The archived segments on the snapshot's timeline, in order, from the one its WAL starts in to the first gap. */
-async function archivedRun(repo: Storage, stanza: string, snapshot: BackupRecord, segmentSize: number): Promise<Map<string, ArchivedFile>> {
+/**
+ * The segments on the snapshot's timeline recovery can read, in order, from the one its WAL starts in to the first
+ * gap: those in the archive, and those the snapshot carries in its own pg_wal (a backup of a standby copies the WAL
+ * from its start to its stop, since that may not be archived yet), which map to undefined.
+ */
+async function archivedRun(repo: Storage, stanza: string, snapshot: BackupRecord, segmentSize: number, carried: ReadonlySet<string>): Promise<Map<string, ArchivedFile | undefined>> {
   const info = await archiveInfoLoad(repo, stanza)
   const archiveId = archiveIdOf(info.db)
   const timeline = snapshot.walStart.slice(0, 8)
@@ -44,12 +49,22 @@ async function archivedRun(repo: Storage, stanza: string, snapshot: BackupRecord
       stored.set(parsed.walName, { path: `${root}/${folder}/${entry}`, sha256: parsed.sha256, extension: parsed.extension, archiveId })
     }
   }
-  const run = new Map<string, ArchivedFile>()
-  for (let name = snapshot.walStart; stored.has(name); name = walSegmentNext(name, segmentSize)) run.set(name, stored.get(name)!)
+  const run = new Map<string, ArchivedFile | undefined>()
+  for (let name = snapshot.walStart; stored.has(name) || carried.has(name); name = walSegmentNext(name, segmentSize)) run.set(name, stored.get(name))
   return run
 }
 
-async function segmentRecords(repo: Storage, name: string, file: ArchivedFile): Promise<WalRecord[]> {
+/** The WAL segments a snapshot carries itself, from its manifest (pg_data/pg_wal/<segment>). */
+export function carriedSegments(manifest: Manifest): Set<string> {
+  return new Set(manifest.files.map((file) => /^pg_data\/pg_wal\/([0-9A-F]{24})$/.exec(file.name)?.[1]).filter((name): name is string => name !== undefined))
+}
+
+/**
+ * The records of an archived segment. One the snapshot only carries (not archived) is not read: for what is looked
+ * for after the snapshot's consistent point, it holds at most the records up to it, so the check errs on refusing.
+ */
+async function segmentRecords(repo: Storage, name: string, file: ArchivedFile | undefined): Promise<WalRecord[]> {
+  if (file === undefined) return []
   const data = await storedFileRead(repo, file.path, file.sha256, `archived WAL segment '${name}'`)
   return [...walSegmentRecords(data, name)]
 }
@@ -62,8 +77,9 @@ async function segmentRecords(repo: Storage, name: string, file: ArchivedFile): 
  * ends exactly at the consistent point, and recovery to the end of the archive ('end') reaches the same state.
  * Fails when the snapshot's own WAL is not all archived.
  */
-export async function cloneSnapshotEnd(repo: Storage, stanza: string, snapshot: BackupRecord, segmentSize: number): Promise<'immediate' | 'end'> {
-  const run = await archivedRun(repo, stanza, snapshot, segmentSize)
+export async function cloneSnapshotEnd(repo: Storage, stanza: string, snapshot: BackupRecord, manifest: Manifest): Promise<'immediate' | 'end'> {
+  const segmentSize = manifest.pg.walSegmentSize
+  const run = await archivedRun(repo, stanza, snapshot, segmentSize, carriedSegments(manifest))
   const consistent = lsnParse(snapshot.lsnStop)
   const needed = walSegmentName(snapshot.timeline, consistent - 1n, segmentSize)
   for (let name = snapshot.walStart; ; name = walSegmentNext(name, segmentSize)) {
@@ -74,7 +90,9 @@ export async function cloneSnapshotEnd(repo: Storage, stanza: string, snapshot: 
     }
     if (name === needed) break
   }
-  return run.has(walSegmentName(snapshot.timeline, consistent, segmentSize)) ? 'immediate' : 'end'
+  // Archived segments are whole: the one holding the consistent point then has a record after it. A carried one may
+  // end right there (the standby's replay had got no further).
+  return run.get(walSegmentName(snapshot.timeline, consistent, segmentSize)) !== undefined ? 'immediate' : 'end'
 }
 
 const PAST_HINT =
@@ -85,8 +103,9 @@ const PAST_HINT =
  * Fails, naming what the archive does reach, unless recovery from `snapshot` can reach `target` along the archived
  * WAL. The target is already known to lie after the snapshot (backupSelect).
  */
-export async function cloneTargetReachCheck(repo: Storage, stanza: string, snapshot: BackupRecord, segmentSize: number, target: CloneTarget): Promise<void> {
-  const run = await archivedRun(repo, stanza, snapshot, segmentSize)
+export async function cloneTargetReachCheck(repo: Storage, stanza: string, snapshot: BackupRecord, manifest: Manifest, target: CloneTarget): Promise<void> {
+  const segmentSize = manifest.pg.walSegmentSize
+  const run = await archivedRun(repo, stanza, snapshot, segmentSize, carriedSegments(manifest))
   const names = [...run.keys()]
   const last = names.at(-1)
   const consistent = lsnParse(snapshot.lsnStop)
@@ -99,7 +118,7 @@ export async function cloneTargetReachCheck(repo: Storage, stanza: string, snaps
     // Newest segment first: the first one with a transaction end settles it.
     for (const name of [...names].reverse()) {
       if (walSegmentStartLsn(name, segmentSize) + BigInt(segmentSize) <= consistent) break
-      const times = after(await segmentRecords(repo, name, run.get(name)!))
+      const times = after(await segmentRecords(repo, name, run.get(name)))
         .map(walRecordXactTime)
         .filter((value): value is number => value !== undefined)
       if (times.length === 0) continue
@@ -115,7 +134,7 @@ export async function cloneTargetReachCheck(repo: Storage, stanza: string, snaps
     const holding = walSegmentName(snapshot.timeline, lsn, segmentSize)
     if (run.has(holding)) {
       const next = walSegmentNext(holding, segmentSize)
-      if (run.has(next) || (await segmentRecords(repo, holding, run.get(holding)!)).some((record) => record.lsn >= lsn)) return
+      if (run.has(next) || (await segmentRecords(repo, holding, run.get(holding))).some((record) => record.lsn >= lsn)) return
     }
     const end = last === undefined ? `no WAL of snapshot ${snapshot.label} is archived` : `the archived WAL after snapshot ${snapshot.label} ends at ${lsnFormat(walSegmentStartLsn(last, segmentSize) + BigInt(segmentSize))} (segment ${last})`
     fail('BackupMismatch', `target lsn '${target.target}' is past the available WAL: ${end}`, { hint: PAST_HINT })
@@ -125,7 +144,7 @@ export async function cloneTargetReachCheck(repo: Storage, stanza: string, snaps
   const xid = target.type === 'xid' ? Number(BigInt(target.target) & 0xffffffffn) : undefined
   for (const name of names) {
     if (walSegmentStartLsn(name, segmentSize) + BigInt(segmentSize) <= consistent) continue
-    const records = after(await segmentRecords(repo, name, run.get(name)!))
+    const records = after(await segmentRecords(repo, name, run.get(name)))
     const found = records.some((record) => (xid !== undefined ? walRecordEndsXact(record) && record.xid === xid : walRecordRestorePoint(record) === target.target))
     if (found) return
   }

@@ -225,8 +225,8 @@ export const cloneCreate: Command = {
           const info = await backupInfoLoad(storage, stanza)
           const snapshot = snapshotChoose(info.backups, stanza, cfg.string('set'), target)
           const manifest = await manifestLoad(storage, stanza, snapshot.label)
-          if (target !== undefined) await cloneTargetReachCheck(storage, stanza, snapshot, manifest.pg.walSegmentSize, target)
-          const snapshotEnd = target === undefined ? await cloneSnapshotEnd(storage, stanza, snapshot, manifest.pg.walSegmentSize) : undefined
+          if (target !== undefined) await cloneTargetReachCheck(storage, stanza, snapshot, manifest, target)
+          const snapshotEnd = target === undefined ? await cloneSnapshotEnd(storage, stanza, snapshot, manifest) : undefined
           log.info(`clone '${name}' from snapshot ${snapshot.label}${target !== undefined ? ` at ${target.type} '${target.target}'` : ''} into '${clonePath}' on port ${port}`)
 
           // 2. The port and the record, before the folder.
