@@ -1,29 +1,29 @@
-// staging-snapshot on real clusters: a source kept busy by pgbench, a staging copy made from it by pg_basebackup and
-// streaming (set up by hand, as staging-link would), archiving what it replays through the settings
-// stagingArchiveSettings() gives, and a stanza whose pg1 is the staging copy. A snapshot is listed by info, restores,
-// and the restore (recovery_target = immediate) equals the source once the source is idle and the staging copy has
-// replayed it; its metadata is recorded; hooks run in order with their environment; a failing pre hook fails the
-// snapshot and the post hook still runs; a standing fault refuses the snapshot, naming the expected WAL file.
-// PostgreSQL 15 in full and 13 for the snapshot and its restore. pg_basebackup and pgbench are 15's (the npm servers
-// ship none), which serve a 13 source as well.
+// staging-snapshot on real clusters: a source kept busy by pgbench and archiving into a folder (`cp %p`), the user's
+// pg_basebackup of it, and staging copies linked from that backup with staging-link: one streaming from the source
+// (external-streaming), one fed from the WAL folder (external-wal, PostgreSQL 15). Link writes the archive settings
+// of snapshot.ts, so each staging copy archives what it replays into its stanza's repository.
+// A snapshot is listed by info, restores, and the restore (recovery_target = immediate) equals the source once the
+// source is idle and the staging copy has replayed it; its metadata is recorded; hooks run in order with their
+// environment; a failing pre hook fails the snapshot and the post hook still runs; a disabled staging copy and a real
+// break in the WAL folder (a missing segment) refuse the snapshot, the latter naming the expected WAL file.
+// PostgreSQL 15 in full and 13 for the snapshots and their restore. pg_basebackup and pgbench are 15's (the npm
+// servers ship none), which serve a 13 source as well.
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chown, copyFile, readdir, readFile, stat } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { configLoad } from '../../src/config/config.js'
-import { stagingArchiveSettings } from '../../src/commands/staging/snapshot.js'
 import type { SnapshotMeta } from '../../src/commands/staging/snapshot.js'
-import type { StagingRecord } from '../../src/commands/staging/state.js'
 import { lsnParse } from '../../src/pg/lsn.js'
-import { walSegmentName } from '../../src/pg/wal.js'
+import { walSegmentName, walSegmentNext } from '../../src/pg/wal.js'
 import { Cluster, createCluster, dumpDatabase, runTool, runWalden, testDir } from '../harness/cluster.js'
 import type { RunResult, TestDir } from '../harness/cluster.js'
-import { waldenPackageRoot } from '../../src/pg/binaries.js'
 
 const STANZA = 'stage'
 const TOOLS_MAJOR = 15
+const SEGMENT_SIZE = 16 * 1024 * 1024
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
@@ -33,12 +33,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
   assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`)
 }
 
-function postgresIds(): { uid: number; gid: number } {
-  const id = (flag: string): number => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim())
-  return { uid: id('-u'), gid: id('-g') }
-}
-
-/** Runs a PostgreSQL 15 client tool as postgres (pg_basebackup writes the staging data folder, which postgres owns). */
+/** Runs a PostgreSQL 15 client tool as postgres (pg_basebackup writes a folder walden reads as postgres). */
 function toolAsPostgres(tool: string, args: readonly string[]): void {
   const bin = join('/usr/lib/postgresql', String(TOOLS_MAJOR), 'bin', tool)
   const result = spawnSync('runuser', ['-u', 'postgres', '--', bin, ...args], { encoding: 'utf8', cwd: '/tmp' })
@@ -52,123 +47,95 @@ interface Setup {
   staging: Cluster
   configPath: string
   spoolPath: string
-  repoPath: string
-  /** walden as postgres with --config and --stanza. */
-  walden(args: readonly string[]): Promise<RunResult>
-  recordWrite(change?: Partial<StagingRecord>): Promise<void>
-  caughtUp(): Promise<string>
-  labels(): Promise<string[]>
-  restoreAndDump(label: string): Promise<string>
+  /** The source's archived WAL (its archive_command copies here) and its pg_basebackup. */
+  incoming: string
+  backupPath: string
+  /** walden as postgres with --config and --stanza (stage by default). */
+  walden(args: readonly string[], stanza?: string): Promise<RunResult>
+  caughtUp(staging?: Cluster): Promise<string>
+  labels(stanza?: string): Promise<string[]>
+  restoreAndDump(label: string, stanza?: string): Promise<string>
 }
 
 async function setUp(major: number): Promise<Setup> {
   const dir = await testDir(`walden-staging-snapshot-pg${major}`)
-  const repoPath = await dir.mkdir('repo')
-  const lockPath = await dir.mkdir('lock')
-  const logPath = await dir.mkdir('log')
+  const incoming = await dir.mkdir('incoming')
   const spoolPath = await dir.mkdir('spool')
   const configPath = join(dir.path, 'walden.conf')
 
-  const source = await createCluster({ major, dir, name: 'source', settings: { wal_level: 'replica', max_wal_senders: '5' } })
+  const source = await createCluster({
+    major,
+    dir,
+    name: 'source',
+    settings: { wal_level: 'replica', max_wal_senders: '5', archive_mode: 'on', archive_command: `test ! -f ${incoming}/%f && cp %p ${incoming}/%f` },
+  })
   await source.start()
-  const bench = await runTool({ binDir: `/usr/lib/postgresql/${TOOLS_MAJOR}/bin` } as Cluster, 'pgbench', ['-i', '-s', '1', '-h', source.socketDir, '-p', String(source.port), '-U', 'postgres', 'postgres'], { cwd: '/tmp' })
+  const bench = await runTool({ binDir: `/usr/lib/postgresql/${TOOLS_MAJOR}/bin` } as Cluster, 'pgbench', ['-i', '-s', '1', '-q', '-h', source.socketDir, '-p', String(source.port), '-U', 'postgres', 'postgres'], { cwd: '/tmp' })
   assert.equal(bench.code, 0, bench.stderr)
+  const backupPath = join(dir.path, 'backup')
+  toolAsPostgres('pg_basebackup', ['-h', source.socketDir, '-p', String(source.port), '-U', 'postgres', '-D', backupPath, '-X', 'stream', '-c', 'fast'])
 
-  // The staging copy: a base backup of the source, a hot standby streaming from it.
-  const staging = await Cluster.adopt({ major, dir, name: 'staging' })
-  toolAsPostgres('pg_basebackup', ['-h', source.socketDir, '-p', String(source.port), '-U', 'postgres', '-D', staging.dataDir, '-X', 'stream', '-c', 'fast'])
-  // Not pg_basebackup -R: version 15 writes connection options (sslsni) an older server's libpq refuses.
-  await writeFile(join(staging.dataDir, 'standby.signal'), '')
-  await chown(join(staging.dataDir, 'standby.signal'), postgresIds().uid, postgresIds().gid)
-
-  const config = (): string =>
+  await writeFile(
+    configPath,
     [
       '[global]',
-      `repo1-path=${repoPath}`,
-      `lock-path=${lockPath}`,
-      `log-path=${logPath}`,
+      `repo1-path=${await dir.mkdir('repo')}`,
+      `lock-path=${await dir.mkdir('lock')}`,
+      `log-path=${await dir.mkdir('log')}`,
       `spool-path=${spoolPath}`,
       'process-max=2',
       'archive-timeout=30',
       'log-level-file=detail',
       '',
-      `[${STANZA}]`,
-      `pg1-path=${staging.dataDir}`,
-      `pg1-port=${staging.port}`,
-      `pg1-socket-path=${staging.socketDir}`,
-      '',
-    ].join('\n')
-  await writeFile(configPath, config())
-  await chmod(configPath, 0o644)
+    ].join('\n'),
+  )
 
-  // What link would write to keep the staging copy's WAL in the repository: the exported settings, with this
-  // checkout's bin/walden as the walden PostgreSQL runs (the test process itself is not walden).
-  const argv1 = process.argv[1]
-  process.argv[1] = join(waldenPackageRoot(), 'bin', 'walden')
-  try {
-    const linkCfg = configLoad({ argv: [`--config=${configPath}`, `--stanza=${STANZA}`, 'staging-link'], env: {} })
-    const archive = stagingArchiveSettings(linkCfg)
-    assert.equal(archive.get('archive_mode'), 'always')
-    assert.match(archive.get('archive_command')!, new RegExp(`--stanza=${STANZA} archive-push %p$`))
-    await staging.configure({ ...Object.fromEntries(archive), port: String(staging.port), primary_conninfo: `host=${source.socketDir} port=${source.port} user=postgres`, unix_socket_directories: staging.socketDir, hot_standby: 'on' })
-  } finally {
-    process.argv[1] = argv1!
-  }
-  await staging.start()
+  const walden = (args: readonly string[], stanza = STANZA): Promise<RunResult> =>
+    runWalden([`--config=${configPath}`, `--stanza=${stanza}`, ...args], { timeoutMs: 180_000 })
 
-  const walden = (args: readonly string[]): Promise<RunResult> => runWalden([`--config=${configPath}`, `--stanza=${STANZA}`, ...args], { timeoutMs: 180_000 })
-  const created = await walden(['stanza-create'])
-  assert.equal(created.code, 0, created.stderr)
-
-  // The staging record link would have written.
-  const recordWrite = async (change: Partial<StagingRecord> = {}): Promise<void> => {
-    const record: StagingRecord = {
-      stanza: STANZA,
-      method: 'external-streaming',
-      path: staging.dataDir,
-      port: staging.port,
-      settings: [],
-      enabled: true,
-      linkedAt: new Date().toISOString(),
-      ...change,
-    }
-    const folder = join(spoolPath, 'staging', 'copy')
-    await mkdir(folder, { recursive: true, mode: 0o700 })
-    const { uid, gid } = postgresIds()
-    for (const path of [join(spoolPath, 'staging'), folder]) await chown(path, uid, gid)
-    const file = join(folder, `${STANZA}.json`)
-    await writeFile(file, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 })
-    await chown(file, uid, gid)
-  }
-  await recordWrite()
+  // The staging copy: linked from the user's backup, then streaming from the source.
+  const staging = await Cluster.adopt({ major, dir, name: 'staging' })
+  const linked = await walden([
+    'staging-link',
+    '--staging-method=external-streaming',
+    `--staging-path=${staging.dataDir}`,
+    `--staging-port=${staging.port}`,
+    `--staging-backup-path=${backupPath}`,
+    `--staging-source=host=${source.socketDir} port=${source.port} user=postgres`,
+    `--staging-setting=unix_socket_directories=${staging.socketDir}`,
+  ])
+  assert.equal(linked.code, 0, linked.stderr)
+  // What link wrote from snapshot.ts: the staging copy archives what it replays into the stanza's repository.
+  assert.equal(await staging.psqlScalar('show archive_mode'), 'always')
+  assert.match(await staging.psqlScalar('show archive_command'), new RegExp(`--stanza=${STANZA} archive-push %p$`))
 
   let restores = 0
-  return {
+  const self: Setup = {
     major,
     dir,
     source,
     staging,
     configPath,
     spoolPath,
-    repoPath,
+    incoming,
+    backupPath,
     walden,
-    recordWrite,
-    async caughtUp() {
+    async caughtUp(cluster = staging) {
       const target = await source.psqlScalar('select pg_current_wal_lsn()::text')
-      await waitUntil('the staging copy to replay the source', async () => (await staging.psqlScalar(`select (pg_last_wal_replay_lsn() >= '${target}')::text`)) === 'true')
+      await waitUntil('the staging copy to replay the source', async () => (await cluster.psqlScalar(`select (pg_last_wal_replay_lsn() >= '${target}')::text`)) === 'true')
       return target
     },
-    async labels() {
-      const info = await walden(['info', '--output=json'])
-      assert.equal(info.code, 0, info.stderr)
+    async labels(stanza = STANZA) {
+      const info = await walden(['info', '--output=json'], stanza)
+      assert.ok(info.code === 0 || info.code === 51, info.stderr)
       return (JSON.parse(info.stdout) as Array<{ backup: Array<{ label: string }> }>)[0]!.backup.map((backup) => backup.label)
     },
-    async restoreAndDump(label) {
+    async restoreAndDump(label, stanza = STANZA) {
       const copy = await Cluster.adopt({ major, dir, name: `restored-${++restores}` })
       const restored = await walden([
         'restore', `--set=${label}`, `--pg1-path=${copy.dataDir}`, `--pg1-port=${copy.port}`, '--archive-mode=off',
         '--type=immediate', '--target-action=promote', `--recovery-option=unix_socket_directories=${copy.socketDir}`,
-      ])
+      ], stanza)
       assert.equal(restored.code, 0, restored.stderr)
       await copy.start()
       try {
@@ -179,6 +146,7 @@ async function setUp(major: number): Promise<Setup> {
       }
     },
   }
+  return self
 }
 
 /** Runs pgbench against the source for `seconds`, two clients. */
@@ -188,12 +156,12 @@ async function busy(setup: Setup, seconds: number): Promise<void> {
   assert.equal(result.code, 0, result.stderr)
 }
 
-async function metaOf(setup: Setup, label: string): Promise<SnapshotMeta> {
-  return JSON.parse(await readFile(join(setup.spoolPath, 'staging', 'snapshot', STANZA, `${label}.json`), 'utf8')) as SnapshotMeta
+async function metaOf(setup: Setup, label: string, stanza = STANZA): Promise<SnapshotMeta> {
+  return JSON.parse(await readFile(join(setup.spoolPath, 'staging', 'snapshot', stanza, `${label}.json`), 'utf8')) as SnapshotMeta
 }
 
-async function jobsOf(setup: Setup): Promise<Array<{ type: string; result: string; error: string | null; log: string }>> {
-  const jobs = await setup.walden(['jobs', '--output=json'])
+async function jobsOf(setup: Setup, stanza = STANZA): Promise<Array<{ type: string; result: string; error: string | null; log: string }>> {
+  const jobs = await setup.walden(['jobs', '--output=json'], stanza)
   assert.equal(jobs.code, 0, jobs.stderr)
   return JSON.parse(jobs.stdout) as Array<{ type: string; result: string; error: string | null; log: string }>
 }
@@ -246,14 +214,17 @@ async function snapshotOfBusySource(setup: Setup): Promise<string> {
  * from a snapshot of an idle source the WAL ends right there. A WAL switch on the source (it changes no data) gives
  * that record, and once the staging copy archives the segment holding it, the restore reads it from the repository.
  */
-async function sealed(setup: Setup, meta: SnapshotMeta): Promise<void> {
+async function sealed(setup: Setup, meta: SnapshotMeta, stanza = STANZA, deliver?: () => Promise<void>): Promise<void> {
   await setup.source.query('select pg_switch_wal()')
   const segment = walSegmentName(meta.timeline, lsnParse(meta.consistentLsn), meta.walSegmentSize)
-  await waitUntil(`segment ${segment} in the repository`, async () => ((await archiveMax(setup)) ?? '') >= segment)
+  await waitUntil(`segment ${segment} in the repository`, async () => {
+    await deliver?.()
+    return ((await archiveMax(setup, stanza)) ?? '') >= segment
+  })
 }
 
-async function archiveMax(setup: Setup): Promise<string | null> {
-  const out = JSON.parse((await setup.walden(['info', '--output=json'])).stdout) as Array<{ archive: Array<{ max: string | null }> }>
+async function archiveMax(setup: Setup, stanza = STANZA): Promise<string | null> {
+  const out = JSON.parse((await setup.walden(['info', '--output=json'], stanza)).stdout) as Array<{ archive: Array<{ max: string | null }> }>
   return out[0]!.archive[0]?.max ?? null
 }
 
@@ -336,31 +307,85 @@ for (const major of (process.env['STAGING_SNAPSHOT_MAJORS'] ?? '15,13').split(',
       assert.equal((await setup.labels()).length, before.length + 1)
     })
 
-    test('a standing fault refuses the snapshot, naming the expected WAL file; the post hook runs', async () => {
-      const out = join(setup.dir.path, 'fault.out')
-      const expected = '000000010000000000000042'
-      await setup.recordWrite({
-        method: 'external-wal',
-        walPath: join(setup.dir.path, 'wal'),
-        fault: { message: `WAL file ${expected} is missing from the WAL folder while later ones are there`, expectedWal: expected, at: new Date().toISOString() },
-        expectedWal: expected,
-      })
+    test('a disabled staging copy refuses the snapshot; enabled again, it snapshots', async () => {
       const before = await setup.labels()
-      try {
-        const result = await setup.walden(['staging-snapshot', `--staging-hook-post-snapshot=echo "post result=$WALDEN_HOOK_RESULT" >> ${out}`])
-        assert.equal(result.code, 92, result.stderr)
-        assert.match(result.stderr, new RegExp(`ERROR: \\[092\\]: staging copy of stanza 'stage' has a fault, so no snapshot is taken: WAL file ${expected} is missing`))
-        assert.match(result.stderr, new RegExp(`HINT: place WAL file ${expected} in '.*/wal', then run staging-disable and staging-enable; or staging-resync\\.`))
-        assert.equal(await readFile(out, 'utf8'), 'post result=failed\n')
-        assert.deepEqual(await setup.labels(), before)
+      const disable = await setup.walden(['staging-disable'])
+      assert.equal(disable.code, 0, disable.stderr)
+      const disabled = await setup.walden(['staging-snapshot'])
+      assert.equal(disabled.code, 92, disabled.stderr)
+      assert.match(disabled.stderr, /ERROR: \[092\]: staging copy of stanza 'stage' is disabled, so no snapshot is taken$/m)
+      assert.match(disabled.stderr, /HINT: run staging-enable first\./)
+      assert.deepEqual(await setup.labels(), before)
+      const enabled = await setup.walden(['staging-enable'])
+      assert.equal(enabled.code, 0, enabled.stderr)
+      await setup.caughtUp()
+    })
 
-        // Disabled: refused too.
-        await setup.recordWrite({ enabled: false })
-        const disabled = await setup.walden(['staging-snapshot'])
-        assert.equal(disabled.code, 92, disabled.stderr)
-        assert.match(disabled.stderr, /staging copy of stanza 'stage' is disabled, so no snapshot is taken/)
+    test('a WAL-folder staging copy with a missing segment refuses the snapshot, naming the expected file; repaired, it snapshots and restores', async () => {
+      const walDir = await setup.dir.mkdir('wal')
+      const chain = await Cluster.adopt({ major, dir: setup.dir, name: 'chain' })
+      const postgres = await stat(setup.incoming)
+      const deliver = async (except: readonly string[] = []): Promise<void> => {
+        const present = new Set(await readdir(walDir))
+        for (const name of (await readdir(setup.incoming)).sort()) {
+          if (present.has(name) || except.includes(name)) continue
+          // As the user's own copy job would, the files belong to the user the staging cluster runs as.
+          await copyFile(join(setup.incoming, name), join(walDir, name))
+          await chown(join(walDir, name), postgres.uid, postgres.gid)
+        }
+      }
+      const switched = async (): Promise<string> => {
+        await setup.source.query('select txid_current()')
+        const segment = await setup.source.psqlScalar('select pg_walfile_name(pg_switch_wal())')
+        await waitUntil(`'${segment}' archived by the source`, async () => (await readdir(setup.incoming)).includes(segment))
+        return segment
+      }
+      try {
+        await switched()
+        await deliver()
+        const linked = await setup.walden([
+          'staging-link', '--staging-method=external-wal', `--staging-path=${chain.dataDir}`, `--staging-port=${chain.port}`,
+          `--staging-backup-path=${setup.backupPath}`, `--staging-wal-path=${walDir}`,
+          `--staging-setting=unix_socket_directories=${chain.socketDir}`, '--staging-setting=wal_retrieve_retry_interval=1s',
+        ], 'chain')
+        assert.equal(linked.code, 0, linked.stderr)
+        const newest = (await readdir(walDir)).filter((name) => /^[0-9A-F]{24}$/.test(name)).sort().at(-1)!
+        const expected = walSegmentNext(newest, SEGMENT_SIZE)
+        assert.equal(await switched(), expected)
+        await switched()
+        await deliver([expected])
+        await waitUntil('the WAL-folder staging cluster to stop at the gap', async () => !chain.isRunning())
+
+        const out = join(setup.dir.path, 'chain-hooks.out')
+        const refused = await setup.walden(['staging-snapshot', `--staging-hook-post-snapshot=echo "post result=$WALDEN_HOOK_RESULT" >> ${out}`], 'chain')
+        assert.equal(refused.code, 92, refused.stderr)
+        assert.match(refused.stderr, new RegExp(`ERROR: \\[092\\]: staging copy of stanza 'chain' has a fault, so no snapshot is taken: .*WAL file '${expected}'`))
+        assert.match(refused.stderr, new RegExp(`HINT: place WAL file ${expected} in '${walDir}', then run staging-disable and staging-enable; or staging-resync\\.`))
+        assert.equal(await readFile(out, 'utf8'), 'post result=failed\n')
+        assert.deepEqual(await setup.labels('chain'), [])
+        const job = (await jobsOf(setup, 'chain')).at(-1)!
+        assert.equal(job.type, 'SNAPSHOT')
+        assert.match(job.error ?? '', new RegExp(`^\\[092\\]: .*${expected}`))
+
+        // The file put back, disable and enable: in sync again, and a snapshot of it restores equal to the source.
+        await deliver()
+        for (const command of ['staging-disable', 'staging-enable']) {
+          const result = await setup.walden([command], 'chain')
+          assert.equal(result.code, 0, `${command}: ${result.stderr}`)
+        }
+        await setup.source.query('checkpoint')
+        await switched()
+        await deliver()
+        await setup.caughtUp(chain)
+        const taken = await setup.walden(['staging-snapshot'], 'chain')
+        assert.equal(taken.code, 0, taken.stderr)
+        const label = (await setup.labels('chain')).at(-1)!
+        const meta = await metaOf(setup, label, 'chain')
+        assert.equal(meta.method, 'external-wal')
+        await sealed(setup, meta, 'chain', () => deliver())
+        assert.equal(await setup.restoreAndDump(label, 'chain'), await dumpDatabase(setup.source))
       } finally {
-        await setup.recordWrite()
+        await setup.walden(['staging-unlink', '--delete-data'], 'chain')
       }
     })
 
