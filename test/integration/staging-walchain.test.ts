@@ -312,5 +312,41 @@ for (const major of [15, 13]) {
       const { note } = await writeAndSwitch()
       await waitUntil(`row '${note}' streamed`, async () => (await streamer!.psqlScalar('select count(*) from chain_notes where note = $1', [note])) === '1')
     })
+
+    test('a timeline switch on the source: the history file is served and the copy follows the new timeline', async () => {
+      // A standby of the source that archives into the same folder once promoted (archive_mode=on: its history file,
+      // the old timeline's last segment as .partial, then the new timeline's segments).
+      const promoted = await Cluster.adopt({ major, dir: work, name: 'promoted' })
+      try {
+        const taken = await runAsPostgres(join(await clientBin(), 'pg_basebackup'), ['-h', source.socketDir, '-p', String(source.port), '-U', 'postgres', '-D', promoted.dataDir, '-F', 'p', '-X', 'stream', '-c', 'fast', '-R'])
+        assert.equal(taken.code, 0, taken.stderr)
+        await promoted.configure({ port: String(promoted.port), unix_socket_directories: promoted.socketDir })
+        await promoted.start()
+        // The staging copy has everything archived so far and waits for the next segment of timeline 1.
+        const before = await writeAndSwitch()
+        await deliver()
+        await waitUntil(`row '${before.note}' on the staging copy`, () => visible(before.note))
+        // A row only in the old timeline's unfinished segment, which the old source never archives.
+        await source.query("insert into chain_notes values ('tl1-tail')")
+        const end = await source.psqlScalar('select pg_current_wal_lsn()::text')
+        await waitUntil('the standby to replay the tail', async () => (await promoted.psqlScalar(`select (pg_last_wal_replay_lsn() >= '${end}')::text`)) === 'true')
+        await source.stop('immediate')
+        await promoted.query('select pg_promote()')
+        await waitUntil('the promotion', async () => (await promoted.psqlScalar('select pg_is_in_recovery()::text')) === 'false')
+        await promoted.query("insert into chain_notes values ('tl2-row')")
+        const first = await promoted.psqlScalar('select pg_walfile_name(pg_switch_wal())')
+        assert.match(first, /^00000002/)
+        await waitUntil(`'${first}' archived`, async () => (await promoted.psqlScalar('select last_archived_wal from pg_stat_archiver')) >= first)
+        assert.ok((await readdir(incoming)).includes('00000002.history'))
+        await deliver()
+        await waitUntil("row 'tl2-row' on the staging copy", () => visible('tl2-row'))
+        assert.ok(await visible('tl1-tail'))
+        const { code, json } = await status()
+        assert.equal(code, 0, JSON.stringify(json))
+        assert.match(json['expected-wal'] ?? '', /^00000002/)
+      } finally {
+        await promoted.stop('immediate').catch(() => {})
+      }
+    })
   })
 }
