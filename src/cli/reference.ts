@@ -43,6 +43,7 @@ const ERROR_MEANINGS: Record<keyof typeof ERROR_CODES, string> = {
   SplitBrain: 'promote refused: the primary can still be reached and accepts writes',
   PgState: 'the server is not in the state the command needs (promote on a server that is not a standby)',
   VerifyFailed: 'verify found a problem: a backup or WAL file missing, damaged or not matching its checksum, a broken reference, or a gap in the archived WAL; the report names each',
+  StagingInactive: 'staging-status found the staging copy INACTIVE: disabled, its cluster not running, or a fault standing (a break in the WAL chain, streaming stopped); the output says which',
   Crypto: 'a cipher key is missing or wrong, or encrypted data failed authentication',
   RepoInvalid: 'the stanza or repository is missing or damaged',
   CommandInvalid: 'unknown command',

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   SplitBrain: 91, // promote refused: the primary is still writable
   PgState: 92, // the server is not in the state the command needs (promote on a primary)
   VerifyFailed: 93, // verify found a problem in the repository (damaged or missing files, WAL gaps); the report says which
+  StagingInactive: 94, // staging-status: the staging copy is not in sync (disabled, stopped, or a fault stands)
   Crypto: 95, // a key is missing or wrong, or encrypted data failed authentication
   RepoInvalid: 103, // the repository is missing or damaged
   CommandInvalid: 104, // unknown command

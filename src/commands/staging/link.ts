@@ -17,6 +17,7 @@ import { resolve } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
+import { pgBinFor } from '../../pg/binaries.js'
 import { pgControlRead } from '../../pg/control.js'
 import { pgVersionSupported } from '../../pg/version.js'
 import type { Command } from '../command.js'
@@ -131,8 +132,12 @@ async function linkValidate(cfg: Config, stanza: string): Promise<LinkPlan> {
   let backup: BaseBackupSource | undefined
   if (method !== 'initiated') {
     backup = await baseBackupInspect(backupPath!)
-    if (backup.format === 'plain' && !pgVersionSupported(backup.major)) {
-      fail('VersionNotSupported', `the base backup in '${backupPath}' is of PostgreSQL ${backup.major}, which walden does not support`)
+    if (backup.format === 'plain') {
+      if (!pgVersionSupported(backup.major)) {
+        fail('VersionNotSupported', `the base backup in '${backupPath}' is of PostgreSQL ${backup.major}, which walden does not support`)
+      }
+      // The server that will run it must be here before anything is copied (fails naming the majors there are).
+      await pgBinFor(backup.major)
     }
     if (backup.tablespaces.length > 0) await emptyFolderCheck(tablespaceRoot(path), 'the staging tablespace folder')
   }
@@ -279,7 +284,7 @@ export const stagingLink: Command = {
           await stanzaEnsure(cfg, record)
           await stagingRecordWrite(cfg, record)
         } catch (error) {
-          log.error(`staging-link failed during the initial load; undoing the link so that it can be run again`)
+          log.warn('the initial load failed: undoing the link, so that staging-link can simply be run again')
           await linkUndo(cfg, record, progress.slotCreated, folderExisted)
           throw error
         }

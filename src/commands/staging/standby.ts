@@ -140,13 +140,26 @@ export async function stagingSocketDir(cfg: Config, record: StagingRecord): Prom
 }
 
 /**
+ * The TCP address of the running staging cluster when it has no socket folder: pg1-tcp-host, else the first address
+ * its postmaster.pid says it listens on ('*' is reached through the loopback address).
+ */
+async function stagingTcpHost(cfg: Config, record: StagingRecord): Promise<string | undefined> {
+  const configured = cfg.string('pg1-tcp-host')
+  if (configured !== undefined) return configured
+  const lines = (await readFile(join(record.path, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')
+  const first = lines[5]?.split(',')[0]?.trim()
+  if (first === undefined || first === '') return undefined
+  return first === '*' || first === '0.0.0.0' ? '127.0.0.1' : first === '::' ? '::1' : first
+}
+
+/**
  * Starts the staging cluster and waits until it accepts connections as a standby (pg_ctl -w), then checks so with
  * SQL: it must answer and be in recovery.
  */
 export async function stagingStart(cfg: Config, record: StagingRecord): Promise<void> {
   await serverControl(cfg, 'start', record.path, record.pgVersion!)
   const socketPath = await stagingSocketDir(cfg, record)
-  const host = cfg.string('pg1-tcp-host')
+  const host = socketPath === undefined ? await stagingTcpHost(cfg, record) : undefined
   const session = await pgConnect({
     ...(socketPath !== undefined ? { socketPath } : host !== undefined ? { host } : {}),
     port: record.port,
