@@ -25,7 +25,7 @@ import { type TarEntry, TarExtractor } from '../../io/tar-extract.js'
 import { slotNameCheck } from '../../pg/replication/commands.js'
 import { syncFolder } from '../../storage/posix.js'
 import { tablespaceRoot } from './backup-load.js'
-import { slotCreateOn, sourceConnect } from './source-replication.js'
+import { slotCreateOn, sourceConnect, sourceSlotDrop } from './source-replication.js'
 import type { StagingRecord } from './state.js'
 
 /** What the initial load found out about the source, for the staging record. */
@@ -111,8 +111,13 @@ export async function initiatedLoad(_cfg: Config, record: StagingRecord): Promis
       if (extractor.targetOwned) await rm(extractor.target, { recursive: true, force: true }).catch(() => undefined)
     }
     if (slotCreated) {
-      await connection.dropSlot(slot).catch((dropError: unknown) => {
-        log.warn(`unable to drop replication slot '${slot}' on ${connection.where} after the failed link: ${(dropError as Error).message}`)
+      // On a new connection: the failure may well have been this one breaking.
+      await connection.close()
+      await sourceSlotDrop(record).catch((dropError: unknown) => {
+        log.warn(
+          `unable to drop replication slot '${slot}' on ${connection.where} after the failed load (${(dropError as Error).message}): ` +
+            `drop it there with SELECT pg_drop_replication_slot('${slot}'), or the source keeps its WAL`,
+        )
       })
     }
     throw error

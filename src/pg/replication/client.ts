@@ -253,7 +253,11 @@ class BaseBackupQuery {
 
   handleError(error: Error): void {
     this.#detach()
-    this.#archiveEnd()
+    // The archive being received is incomplete: destroyed, not ended, so the sink discards it rather than reporting
+    // a truncated tar, which would hide the server's reason.
+    const writable = this.#current
+    this.#current = undefined
+    writable?.destroy(error)
     this.#settleAfterWrites(this.#failure ?? error)
   }
 
@@ -266,7 +270,9 @@ class BaseBackupQuery {
   #settleAfterWrites(error: Error | undefined): void {
     Promise.allSettled(this.#pending).then((outcomes) => {
       const writeFailure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')?.reason as Error | undefined
-      const failure = this.#failure ?? writeFailure ?? error
+      // The first cause wins: a sink's failure (which closed the connection), else the server's error, else a sink
+      // that failed while finishing.
+      const failure = this.#failure ?? error ?? writeFailure
       if (failure) this.settle(failure)
       else this.settle(undefined, this.#sets)
     })
