@@ -215,6 +215,8 @@ async function snapshotOfBusySource(setup: Setup): Promise<string> {
  * that record, and once the staging copy archives the segment holding it, the restore reads it from the repository.
  */
 async function sealed(setup: Setup, meta: SnapshotMeta, stanza = STANZA, deliver?: () => Promise<void>): Promise<void> {
+  // A commit record first: a switch in a segment with nothing in it yet (right after an earlier switch) does nothing.
+  await setup.source.query('select txid_current()')
   await setup.source.query('select pg_switch_wal()')
   const segment = walSegmentName(meta.timeline, lsnParse(meta.consistentLsn), meta.walSegmentSize)
   await waitUntil(`segment ${segment} in the repository`, async () => {
@@ -236,6 +238,8 @@ for (const major of (process.env['STAGING_SNAPSHOT_MAJORS'] ?? '15,13').split(',
       setup = await setUp(major)
     })
     after(async () => {
+      // staging-link started the staging cluster (pg_ctl), so the harness does not know to stop it.
+      await setup?.staging.stop('immediate').catch(() => {})
       await setup?.dir.cleanup()
     })
 
@@ -325,10 +329,13 @@ for (const major of (process.env['STAGING_SNAPSHOT_MAJORS'] ?? '15,13').split(',
       const walDir = await setup.dir.mkdir('wal')
       const chain = await Cluster.adopt({ major, dir: setup.dir, name: 'chain' })
       const postgres = await stat(setup.incoming)
+      // The source's `cp` may still be writing a segment: only whole ones are handed on.
+      const archived = async (name: string): Promise<boolean> =>
+        !/^[0-9A-F]{24}$/.test(name) || (await stat(join(setup.incoming, name)).then((info) => info.size === SEGMENT_SIZE, () => false))
       const deliver = async (except: readonly string[] = []): Promise<void> => {
         const present = new Set(await readdir(walDir))
         for (const name of (await readdir(setup.incoming)).sort()) {
-          if (present.has(name) || except.includes(name)) continue
+          if (present.has(name) || except.includes(name) || !(await archived(name))) continue
           // As the user's own copy job would, the files belong to the user the staging cluster runs as.
           await copyFile(join(setup.incoming, name), join(walDir, name))
           await chown(join(walDir, name), postgres.uid, postgres.gid)
@@ -337,7 +344,7 @@ for (const major of (process.env['STAGING_SNAPSHOT_MAJORS'] ?? '15,13').split(',
       const switched = async (): Promise<string> => {
         await setup.source.query('select txid_current()')
         const segment = await setup.source.psqlScalar('select pg_walfile_name(pg_switch_wal())')
-        await waitUntil(`'${segment}' archived by the source`, async () => (await readdir(setup.incoming)).includes(segment))
+        await waitUntil(`'${segment}' archived by the source`, () => archived(segment))
         return segment
       }
       try {
