@@ -124,11 +124,26 @@ export async function cloneRestore(cfg: Config, request: CloneRestoreRequest): P
 }
 
 /**
+ * Where the clone's server listens, from its postmaster.pid (port on line 4, first socket folder on line 5, first listen
+ * address on line 6): the settings that decide it come from the snapshot's config files and clone-setting, and the
+ * server's own account of them is the one to trust.
+ */
+async function postmasterAddress(clonePath: string): Promise<Pick<PgConnectOptions, 'port' | 'socketPath' | 'host'>> {
+  const lines = (await readFile(join(clonePath, 'postmaster.pid'), 'utf8')).split('\n')
+  const port = Number.parseInt(lines[3] ?? '', 10)
+  if (!Number.isFinite(port)) fail('PgState', `postmaster.pid of '${clonePath}' does not name a port yet`)
+  const socketPath = lines[4]?.trim()
+  if (socketPath !== undefined && socketPath !== '') return { port, socketPath }
+  const listen = lines[5]?.trim().split(',')[0]?.trim()
+  return { port, host: listen === undefined || listen === '' || listen === '*' || listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '::1' : listen }
+}
+
+/**
  * Starts the clone's server and waits until recovery has ended in promotion and it accepts writes. With hot_standby
  * on, pg_ctl start -w returns as soon as a consistent standby accepts reads, so that alone does not mean the clone
  * is usable. A server that stops on the way (recovery failed) is reported with its log's place.
  */
-export async function cloneStart(cfg: Config, clonePath: string, major: number, connect: PgConnectOptions, timeoutMs = 600_000): Promise<void> {
+export async function cloneStart(cfg: Config, clonePath: string, major: number, login: { user: string; database: string }, timeoutMs = 600_000): Promise<void> {
   await serverControl(cfg, 'start', clonePath, major)
   const deadline = Date.now() + timeoutMs
   let lastProblem = ''
@@ -146,7 +161,7 @@ export async function cloneStart(cfg: Config, clonePath: string, major: number, 
       })
     }
     try {
-      const session = await pgConnect({ ...connect, connectTimeoutMs: 5000 })
+      const session = await pgConnect({ ...(await postmasterAddress(clonePath)), ...login, connectTimeoutMs: 5000 })
       try {
         const [row] = await session.query<{ recovery: string }>('select pg_is_in_recovery()::text as recovery')
         if (row?.recovery === 'false') return

@@ -20,7 +20,6 @@ import type { Config } from '../../config/config.js'
 import { lsnFormat, lsnParse } from '../../pg/lsn.js'
 import { timelineHistoryParse } from '../../pg/wal.js'
 import { pgRunning } from '../../pg/data-dir.js'
-import type { PgConnectOptions } from '../../pg/session.js'
 import { manifestLoad } from '../../repo/manifest.js'
 import type { BackupRecord } from '../../repo/stanza-info.js'
 import { backupInfoLoad } from '../../repo/stanza-info.js'
@@ -37,7 +36,6 @@ import { jobRun } from './jobs.js'
 import type { JobHandle } from './jobs.js'
 import { portCheck, portReserve } from './ports.js'
 import { settingsApply, settingsParse } from './settings.js'
-import type { SettingChange } from './settings.js'
 import { cloneRecordList, cloneRecordRead, cloneRecordRemove, cloneRecordWrite, folderEmpty, portRelease, stagingRecordRead, withStagingLock } from './state.js'
 import type { CloneRecord, PortOwner } from './state.js'
 
@@ -117,19 +115,6 @@ async function clonePathCheck(cfg: Config, stanza: string, clonePath: string, ot
   )
   if (!empty) {
     fail('PathNotEmpty', `clone path '${clonePath}' is not empty`, { hint: 'give an empty or absent folder; walden never writes into a folder that holds anything.' })
-  }
-}
-
-/** The socket folder the clone listens in: the first of a unix_socket_directories clone-setting, else pg1-socket-path's. */
-function cloneConnect(cfg: Config, port: number, settings: readonly SettingChange[]): PgConnectOptions {
-  const given = settings.find((change) => change.kind === 'set' && change.name === 'unix_socket_directories')
-  const first = given?.kind === 'set' ? given.value.split(',')[0]?.trim() : undefined
-  const socketPath = first !== undefined && first !== '' ? first : cfg.string('pg1-socket-path')
-  return {
-    ...(socketPath !== undefined ? { socketPath } : {}),
-    port,
-    user: cfg.string('pg1-user') ?? 'postgres',
-    database: cfg.string('pg1-database') ?? 'postgres',
   }
 }
 
@@ -254,8 +239,7 @@ export const cloneCreate: Command = {
               ...(snapshotEnd !== undefined ? { snapshotEnd } : {}),
             })
             await settingsApply(clonePath, cloneOwnSettings(port), settings)
-            const connect = cloneConnect(cfg, port, settings)
-            await cloneStart(cfg, clonePath, manifest.pg.version, connect)
+            await cloneStart(cfg, clonePath, manifest.pg.version, { user: cfg.string('pg1-user') ?? 'postgres', database: cfg.string('pg1-database') ?? 'postgres' })
             if (snapshotEnd === 'end') await cloneEndCheck(clonePath, snapshot)
             // 4. The configure-clone hooks, on the started clone.
             await configureHooksRun(
