@@ -57,7 +57,7 @@ const S3_ORDER = (scenario) => (scenario === 10 ? 4.5 : scenario)
 const USAGE = `usage: npm run bench -- [options]
 
   --scale=N            pgbench scale of the cluster (default 100, about 1.6 GB)
-  --runs=N             runs per tool per case (default 5)
+  --runs=N             runs per tool per case (default 5; 3 with --staging)
   --scenarios=LIST     which scenarios, e.g. 1,3,5 (default all: 1 full backup, 2 incremental, 3 restore,
                        4 delta restore, 5 archive-push, 6 archive-get and replay, 7 memory, 8 table mirroring,
                        9 encrypted against plain full backup (walden only);
