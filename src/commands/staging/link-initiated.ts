@@ -67,25 +67,35 @@ export async function initiatedLoad(_cfg: Config, record: StagingRecord): Promis
     await chmod(record.path, 0o700)
     const tablespaces: Record<string, string> = {}
     const started = Date.now()
+    const extractors: TarExtractor[] = []
+    // A base backup of a large source takes long: say how far it got every half minute.
+    const progress = setInterval(() => {
+      const bytes = extractors.reduce((sum, extractor) => sum + extractor.summary.bytes, 0)
+      log.info(`base backup of ${connection.where}: ${(bytes / 1024 ** 2).toFixed(0)} MiB received in ${((Date.now() - started) / 1000).toFixed(0)}s`)
+    }, 30_000)
+    progress.unref()
     const result = await connection.baseBackup(
       { label: `walden staging ${record.stanza}`, fast: true, wal: true },
       {
         archive: (archive) => {
           if (archive.tablespaceOid === undefined) {
-            return new TarExtractor(record.path, {
+            const extractor = new TarExtractor(record.path, {
               allowMissingTrailer: true,
               // pg_tblspc/<oid> points at the source's folder; the staging copy's own folder replaces it below.
               onEntry: (entry) => (isTablespaceLink(entry) ? 'skip' : undefined),
             })
+            extractors.push(extractor)
+            return extractor
           }
           const folder = stagingTablespacePath(record.path, archive.tablespaceOid)
           tablespaces[String(archive.tablespaceOid)] = folder
           const extractor = new TarExtractor(folder, { allowMissingTrailer: true, createTarget: true })
           tablespaceExtractors.push(extractor)
+          extractors.push(extractor)
           return extractor
         },
       },
-    )
+    ).finally(() => clearInterval(progress))
     for (const [oid, folder] of Object.entries(tablespaces)) {
       await mkdir(join(record.path, 'pg_tblspc'), { recursive: true, mode: 0o700 })
       await symlink(folder, join(record.path, 'pg_tblspc', oid))
