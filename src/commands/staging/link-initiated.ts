@@ -22,7 +22,7 @@ import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import { type TarEntry, TarExtractor } from '../../io/tar-extract.js'
-import { slotNameCheck } from '../../pg/replication/commands.js'
+import { REPLICATION_MAJOR_MAX, REPLICATION_MAJOR_MIN, slotNameCheck } from '../../pg/replication/commands.js'
 import { syncFolder } from '../../storage/posix.js'
 import { tablespaceRoot } from './backup-load.js'
 import { slotCreateOn, sourceConnect, sourceSlotDrop } from './source-replication.js'
@@ -45,6 +45,25 @@ export interface InitiatedLoadResult {
 /** The staging copy's folder for a tablespace of the source (as backup-load.ts places them for ways 2 and 3). */
 export function stagingTablespacePath(dataDir: string, oid: number): string {
   return join(tablespaceRoot(dataDir), String(oid))
+}
+
+/**
+ * Checks, before anything is created, that the source accepts the replication connection (address, pg_hba.conf,
+ * password) and runs a major walden can take a base backup of. For staging-link's validation (DB_LINK), so that a
+ * wrong password is refused like any other bad option.
+ */
+export async function initiatedSourceCheck(source: string): Promise<void> {
+  const connection = await sourceConnect(source)
+  try {
+    if (connection.major < REPLICATION_MAJOR_MIN || connection.major > REPLICATION_MAJOR_MAX) {
+      fail('VersionNotSupported', `the source at ${connection.where} runs PostgreSQL ${connection.major}`, {
+        hint: `staging-method=initiated takes base backups of PostgreSQL ${REPLICATION_MAJOR_MIN} to ${REPLICATION_MAJOR_MAX}.`,
+      })
+    }
+    await connection.identifySystem()
+  } finally {
+    await connection.close()
+  }
 }
 
 /**
