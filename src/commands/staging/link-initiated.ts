@@ -22,7 +22,7 @@ import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import { type TarEntry, TarExtractor } from '../../io/tar-extract.js'
-import { slotNameCheck } from '../../pg/replication/commands.js'
+import { REPLICATION_MAJOR_MAX, REPLICATION_MAJOR_MIN, slotNameCheck } from '../../pg/replication/commands.js'
 import { syncFolder } from '../../storage/posix.js'
 import { tablespaceRoot } from './backup-load.js'
 import { slotCreateOn, sourceConnect, sourceSlotDrop } from './source-replication.js'
@@ -48,6 +48,25 @@ export function stagingTablespacePath(dataDir: string, oid: number): string {
 }
 
 /**
+ * Checks, before anything is created, that the source accepts the replication connection (address, pg_hba.conf,
+ * password) and runs a major walden can take a base backup of. For staging-link's validation (DB_LINK), so that a
+ * wrong password is refused like any other bad option.
+ */
+export async function initiatedSourceCheck(source: string): Promise<void> {
+  const connection = await sourceConnect(source)
+  try {
+    if (connection.major < REPLICATION_MAJOR_MIN || connection.major > REPLICATION_MAJOR_MAX) {
+      fail('VersionNotSupported', `the source at ${connection.where} runs PostgreSQL ${connection.major}`, {
+        hint: `staging-method=initiated takes base backups of PostgreSQL ${REPLICATION_MAJOR_MIN} to ${REPLICATION_MAJOR_MAX}.`,
+      })
+    }
+    await connection.identifySystem()
+  } finally {
+    await connection.close()
+  }
+}
+
+/**
  * Way 1's initial load: the slot on the source, then a base backup of the source into `record.path` (which exists
  * and is empty), tablespaces into stagingTablespacePath(). The caller holds the staging lock and records the jobs.
  */
@@ -67,25 +86,35 @@ export async function initiatedLoad(_cfg: Config, record: StagingRecord): Promis
     await chmod(record.path, 0o700)
     const tablespaces: Record<string, string> = {}
     const started = Date.now()
+    const extractors: TarExtractor[] = []
+    // A base backup of a large source takes long: say how far it got every half minute.
+    const progress = setInterval(() => {
+      const bytes = extractors.reduce((sum, extractor) => sum + extractor.summary.bytes, 0)
+      log.info(`base backup of ${connection.where}: ${(bytes / 1024 ** 2).toFixed(0)} MiB received in ${((Date.now() - started) / 1000).toFixed(0)}s`)
+    }, 30_000)
+    progress.unref()
     const result = await connection.baseBackup(
       { label: `walden staging ${record.stanza}`, fast: true, wal: true },
       {
         archive: (archive) => {
           if (archive.tablespaceOid === undefined) {
-            return new TarExtractor(record.path, {
+            const extractor = new TarExtractor(record.path, {
               allowMissingTrailer: true,
               // pg_tblspc/<oid> points at the source's folder; the staging copy's own folder replaces it below.
               onEntry: (entry) => (isTablespaceLink(entry) ? 'skip' : undefined),
             })
+            extractors.push(extractor)
+            return extractor
           }
           const folder = stagingTablespacePath(record.path, archive.tablespaceOid)
           tablespaces[String(archive.tablespaceOid)] = folder
           const extractor = new TarExtractor(folder, { allowMissingTrailer: true, createTarget: true })
           tablespaceExtractors.push(extractor)
+          extractors.push(extractor)
           return extractor
         },
       },
-    )
+    ).finally(() => clearInterval(progress))
     for (const [oid, folder] of Object.entries(tablespaces)) {
       await mkdir(join(record.path, 'pg_tblspc'), { recursive: true, mode: 0o700 })
       await symlink(folder, join(record.path, 'pg_tblspc', oid))

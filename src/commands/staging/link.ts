@@ -128,6 +128,12 @@ async function linkValidate(cfg: Config, stanza: string): Promise<LinkPlan> {
   }
   await portCheck(cfg, port, 'staging-port', { kind: 'staging', stanza })
   await emptyFolderCheck(path, 'staging-path')
+  if (method === 'initiated') {
+    // Last, as the only check that reaches the source: a wrong password or pg_hba.conf line is refused here, before
+    // the record and the port are written.
+    const { initiatedSourceCheck } = await import('./link-initiated.js')
+    await initiatedSourceCheck(source!)
+  }
 
   let backup: BaseBackupSource | undefined
   if (method !== 'initiated') {
