@@ -29,9 +29,10 @@ const held = new Map<string, number>()
 
 /**
  * Lock names are <stanza>-<type>; the types match LockType in config/commands.ts, plus the lock of the asynchronous
- * archive-get process (a standby that also archives runs both asynchronous processes at once).
+ * archive-get process (a standby that also archives runs both asynchronous processes at once) and the staging lock
+ * every staging-* and clone-* operation on the stanza holds (commands/staging/state.ts).
  */
-const LOCK_TYPES = ['archive', 'archive-get', 'backup'] as const
+const LOCK_TYPES = ['archive', 'archive-get', 'backup', 'staging'] as const
 
 // A lock file is removed on release, by a process that ends normally or on an error thrown past main. One left by a
 // killed process is harmless: nobody holds its kernel lock, and the next process takes it.

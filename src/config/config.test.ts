@@ -74,6 +74,17 @@ describe('configLoad precedence', () => {
     assert.deepEqual({ ...cli.hash('recovery-option') }, { c: '3', d: 'x=y' })
   })
 
+  test('list options keep every value in order: command line, one a line in the environment, repeated keys in one section', () => {
+    const cli = load(['staging-link', '--stanza=demo', '--staging-setting=work_mem=64MB', '--staging-setting', '#shared_preload_libraries'])
+    assert.deepEqual(cli.list('staging-setting'), ['work_mem=64MB', '#shared_preload_libraries'])
+    const env = load(['staging-link', '--stanza=demo'], { WALDEN_STAGING_SETTING: "log_line_prefix='%m:%p'\nwork_mem=1MB\n" })
+    assert.deepEqual(env.list('staging-setting'), ["log_line_prefix='%m:%p'", 'work_mem=1MB'])
+    const file = load(['staging-link', '--stanza=demo'], {}, '[demo]\nstaging-backup-path=/b1\nstaging-backup-path=/b2\n')
+    assert.deepEqual(file.list('staging-backup-path'), ['/b1', '/b2'])
+    assert.deepEqual(load(['staging-link', '--stanza=demo']).list('staging-setting'), [])
+    expectError(() => load(['staging-link', '--stanza=demo', '--staging-setting= ']), 'OptionInvalidValue', "option 'staging-setting' on the command line must not be empty")
+  })
+
   test('booleans: --flag, --no-flag, y/n in config and environment', () => {
     assert.equal(load(['backup', '--stanza=demo', '--start-fast']).boolean('start-fast'), true)
     assert.equal(load(['backup', '--stanza=demo']).boolean('start-fast'), false)

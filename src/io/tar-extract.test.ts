@@ -257,3 +257,19 @@ describe('tarExtract (streams)', () => {
     assert.deepEqual(await snapshot(target), await snapshot(source))
   })
 })
+
+describe('createTarget', () => {
+  test('makes a missing target, and refuses one that holds files', async () => {
+    const source = await sourceTree('src-create')
+    const file = join(root, 'create.tar')
+    run('tar', ['-cf', file, 'base'], source)
+    const missing = join(root, 'made', 'deeper')
+    await tarExtractFile(file, missing, { createTarget: true })
+    assert.equal((await stat(missing)).mode & 0o777, 0o700)
+    assert.deepEqual(await readFile(join(missing, 'base', '1', '16384')), await readFile(join(source, 'base', '1', '16384')))
+    const occupied = await emptyFolder('occupied')
+    await writeFile(join(occupied, 'keep'), 'user data')
+    await assert.rejects(tarExtractFile(file, occupied, { createTarget: true }), /folder '.*occupied' is not empty/)
+    assert.deepEqual(await readdir(occupied), ['keep'])
+  })
+})

@@ -15,7 +15,7 @@
 // end (where the host can, as restore does) or by an fsync per file plus an fsync of every folder that gained entries.
 
 import { constants as fsConstants } from 'node:fs'
-import { chmod, lstat, mkdir, open, rename, symlink, unlink, type FileHandle } from 'node:fs/promises'
+import { chmod, lstat, mkdir, open, readdir, rename, symlink, unlink, type FileHandle } from 'node:fs/promises'
 import { createReadStream } from 'node:fs'
 import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -60,6 +60,11 @@ export interface TarExtractOptions {
    * 'each': always fsync each file and folder. 'none': leave durability to the caller (who syncs afterwards).
    */
   sync?: 'auto' | 'each' | 'none'
+  /**
+   * Create the target folder (and missing parents) with mode 0700 before the first entry, instead of requiring it;
+   * an existing one must be empty ('PathNotEmpty' otherwise), so nothing extracted mixes with files already there.
+   */
+  createTarget?: boolean
 }
 
 export interface TarExtractSummary {
@@ -230,11 +235,37 @@ export class TarExtractor extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#consume(chunk).then(() => callback(), (error: unknown) => callback(error as Error))
+    this.#targetReady()
+      .then(() => this.#consume(chunk))
+      .then(() => callback(), (error: unknown) => callback(error as Error))
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#finish().then(() => callback(), (error: unknown) => callback(error as Error))
+    this.#targetReady()
+      .then(() => this.#finish())
+      .then(() => callback(), (error: unknown) => callback(error as Error))
+  }
+
+  #targetMade: Promise<void> | undefined
+  /** With createTarget: the target was made or found empty here, so everything in it came from this archive. */
+  targetOwned = false
+
+  #targetReady(): Promise<void> {
+    if (!this.#options.createTarget) return Promise.resolve()
+    this.#targetMade ??= (async () => {
+      try {
+        const first = await mkdir(this.target, { recursive: true, mode: 0o700 })
+        if (first !== undefined) this.#touchedFolders.add(dirname(first))
+        else if ((await readdir(this.target)).length > 0) {
+          fail('PathNotEmpty', `folder '${this.target}' is not empty`, { hint: 'remove its contents, or choose another folder.' })
+        }
+        this.targetOwned = true
+        await chmod(this.target, 0o700)
+      } catch (error) {
+        throw storageError('FileWrite', 'unable to create path', this.target, error)
+      }
+    })()
+    return this.#targetMade
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

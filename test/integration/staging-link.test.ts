@@ -2,14 +2,14 @@
 // `cp %p FOLDER/%f`, the user's pg_basebackup in plain and tar (gzip) format, and a staging copy linked from each that
 // catches up with rows written after the backup. Then what a link must refuse, each with its own message and nothing
 // created; the settings as the staging server shows them; disable, enable, unlink; and the jobs journal.
-// PostgreSQL 15 (all of it) and 13 (the two external-wal links and their catch-up). pg_basebackup and pgbench are
+// PostgreSQL 15 (all of it, with a tablespace on the source) and 13 (the two external-wal links and their catch-up). pg_basebackup and pgbench are
 // Debian's PostgreSQL 15 tools, which also serve a 13 server.
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pgBinDirs } from '../../src/pg/binaries.js'
 import { availableMajors, Cluster, createCluster, runWalden, testDir } from '../harness/cluster.js'
@@ -143,10 +143,22 @@ function pgbenchStart(bench: Bench): ChildProcess {
   })
 }
 
+/** The source's tablespace folder (PostgreSQL 15 run only). */
+let sourceTablespace: string | undefined
+
 async function basebackup(bench: Bench, folder: string, format: 'p' | 't', extra: readonly string[] = []): Promise<string> {
   const target = join(bench.work.path, folder)
-  await runOk(join(bench.bin, 'pg_basebackup'), ['-h', bench.source.socketDir, '-p', String(bench.source.port), '-U', 'postgres', '-D', target, '-F', format, '-X', 'stream', '-c', 'fast', ...extra])
+  // A plain backup on the source's host must put the tablespace elsewhere than the source's own folder.
+  const mapping = format === 'p' && sourceTablespace !== undefined ? ['-T', `${sourceTablespace}=${target}-tablespace`] : []
+  await runOk(join(bench.bin, 'pg_basebackup'), ['-h', bench.source.socketDir, '-p', String(bench.source.port), '-U', 'postgres', '-D', target, '-F', format, '-X', 'stream', '-c', 'fast', ...mapping, ...extra])
   return target
+}
+
+/** The staging copy has the source's tablespace in its own folder beside its data folder, and reads the table in it. */
+async function tablespaceChecked(staging: Cluster): Promise<void> {
+  const oid = await staging.psqlScalar(`select oid from pg_tablespace where spcname = 'staging_ts'`)
+  assert.equal(await readlink(join(staging.dataDir, 'pg_tblspc', oid)), join(`${staging.dataDir}.tablespaces`, oid))
+  assert.equal(await staging.psqlScalar('select count(*) from in_tablespace'), '100')
 }
 
 /** A row written on the source after the backups reaches each staging copy: archived (WAL switch) and replayed. */
@@ -189,11 +201,19 @@ for (const major of [15, 13]) {
       assert.ok((await availableMajors()).includes(major), `PostgreSQL ${major} is installed`)
       bench = await benchCreate(major)
       await bench.source.query('create table staging_notes (note text primary key)')
+      if (major === 15) {
+        sourceTablespace = await bench.work.mkdir('source-tablespace')
+        await bench.source.query(`create tablespace staging_ts location '${sourceTablespace}'`)
+        await bench.source.query('create table in_tablespace tablespace staging_ts as select generate_series(1, 100) as n')
+      } else {
+        sourceTablespace = undefined
+      }
       await runOk(join(bench.bin, 'pgbench'), ['-h', bench.source.socketDir, '-p', String(bench.source.port), '-U', 'postgres', '-i', '-s', '2', '-q', 'postgres'])
       pgbench = pgbenchStart(bench)
       await bench.source.query(`insert into staging_notes values ('before-backup')`)
       plainBackup = await basebackup(bench, 'backup-plain', 'p')
-      tarBackup = await basebackup(bench, 'backup-tar', 't', ['-z'])
+      // Client-side compression of both tar files: gzip on 15, zstd on 13.
+      tarBackup = await basebackup(bench, 'backup-tar', 't', [major === 15 ? '--compress=client-gzip' : '--compress=client-zstd'])
     })
 
     after(async () => {
@@ -228,6 +248,7 @@ for (const major of [15, 13]) {
       assert.equal(await stagePlain.psqlScalar(`select note from staging_notes where note = 'before-backup'`), 'before-backup')
       // The user's backup was read, not changed.
       assert.ok((await readdir(plainBackup)).includes('backup_label'))
+      if (major === 15) await tablespaceChecked(stagePlain)
 
       const jobs = (await jobsOf(bench, 'plain')).map((job) => `${job.type}:${job.result}`)
       assert.deepEqual(jobs, ['DB_LINK:ok', 'DB_SYNC:ok'])
@@ -237,8 +258,9 @@ for (const major of [15, 13]) {
       assert.match(info.stdout, /"name":"plain"/)
     })
 
-    test('way 2 from a tar pg_basebackup (-F t -X stream -z): base.tar.gz and pg_wal.tar.gz', async () => {
-      assert.ok((await readdir(tarBackup)).includes('base.tar.gz'), 'pg_basebackup -z wrote base.tar.gz')
+    test(`way 2 from a tar pg_basebackup (-F t -X stream, ${major === 15 ? 'gzip' : 'zstd'})`, async () => {
+      const files = await readdir(tarBackup)
+      assert.ok(files.includes(major === 15 ? 'base.tar.gz' : 'base.tar.zst'), files.join(' '))
       stageTar = await bench.staging('stage-tar')
       staged.push(stageTar)
       const linked = await bench.walden('tar', [
@@ -250,6 +272,7 @@ for (const major of [15, 13]) {
       assert.equal(await stageTar.psqlScalar('select pg_is_in_recovery()::text'), 'true')
       assert.equal(await stageTar.psqlScalar(`select note from staging_notes where note = 'before-backup'`), 'before-backup')
       assert.equal((await stat(stageTar.dataDir)).mode & 0o777, 0o700)
+      if (major === 15) await tablespaceChecked(stageTar)
     })
 
     test('both staging copies catch up from the WAL folder while pgbench writes', async () => {
@@ -287,6 +310,7 @@ for (const major of [15, 13]) {
       assert.equal(unlinked.code, 0, unlinked.stderr)
       assert.equal(await bench.source.psqlScalar(`select count(*) from pg_replication_slots where slot_name = 'walden_staging_stream'`), '0')
       assert.equal(await stat(stageStream.dataDir).then(() => true, () => false), false)
+      assert.equal(await stat(`${stageStream.dataDir}.tablespaces`).then(() => true, () => false), false)
     })
 
     test('what a link refuses, each with its own message, and nothing created', async () => {
@@ -362,6 +386,32 @@ for (const major of [15, 13]) {
       assert.match(jobs[0]!.error!, /^\[032\]: staging-port \d+ is in use/)
     })
 
+    test('a DB_SYNC that fails undoes the link: no record, no port, no folder, and the same link can run again', async () => {
+      const failing = await bench.staging('stage-failing')
+      const unused = await bench.staging('unused-port')
+      const failed = await bench.walden('failing', [
+        'staging-link',
+        '--staging-method=external-streaming',
+        ...bench.linkArgs(failing, [`--staging-backup-path=${plainBackup}`, `--staging-source=host=127.0.0.1 port=${unused.port} user=postgres connect_timeout=5`]),
+      ])
+      assert.equal(failed.code, 56, failed.stderr)
+      assert.match(failed.stderr, new RegExp(`unable to open a replication connection to '127\\.0\\.0\\.1:${unused.port}'`))
+      assert.match(failed.stderr, /WARN: the initial load failed: undoing the link, so that staging-link can simply be run again/)
+      assert.deepEqual((await jobsOf(bench, 'failing')).map((job) => `${job.type}:${job.result}`), ['DB_LINK:ok', 'DB_SYNC:failed'])
+      assert.equal(await recordExists(bench, 'failing'), false)
+      assert.doesNotMatch(await portsJson(bench), new RegExp(`"${failing.port}"`))
+      assert.equal(await stat(failing.dataDir).then(() => true, () => false), false)
+      assert.equal(await stat(`${failing.dataDir}.tablespaces`).then(() => true, () => false), false)
+
+      const again = await bench.walden('failing', [
+        'staging-link',
+        '--staging-method=external-streaming',
+        ...bench.linkArgs(failing, [`--staging-backup-path=${plainBackup}`, `--staging-source=host=127.0.0.1 port=${bench.source.port} user=postgres`]),
+      ])
+      assert.equal(again.code, 0, again.stderr)
+      await bench.waldenOk('failing', ['staging-unlink', '--delete-data'])
+    })
+
     test('disable stops the copy; enable re-applies settings (new ones replace the old) and it catches up again', async () => {
       // The tar copy was disabled by the refusal test above; disable again is harmless.
       await bench.waldenOk('tar', ['staging-disable'])
@@ -396,6 +446,36 @@ for (const major of [15, 13]) {
       assert.match(text.stdout, /^start\s+end\s+type\s+stanza\s+result\s+error$/m)
       assert.match(text.stdout, /DB_SYNC\s+plain\s+ok/)
       assert.match(text.stdout, /DB_LINK\s+refused\s+failed\s+\[032\]: staging-port/)
+    })
+
+    test('resync: a backup of another cluster is refused and the old folder put back; a fresh backup of the source loads', async () => {
+      const other = await createCluster({ major, dir: bench.work, name: 'other' })
+      await other.start()
+      const otherBackup = join(bench.work.path, 'backup-other')
+      await runOk(join(bench.bin, 'pg_basebackup'), ['-h', other.socketDir, '-p', String(other.port), '-U', 'postgres', '-D', otherBackup, '-F', 'p', '-X', 'stream', '-c', 'fast'])
+      await other.stop()
+      const recordBefore = JSON.parse(await readFile(join(bench.spoolPath, 'staging', 'copy', 'plain.json'), 'utf8')) as { systemId: string }
+
+      const refused = await bench.walden('plain', ['staging-resync', `--staging-backup-path=${otherBackup}`])
+      assert.equal(refused.code, 58, refused.stderr)
+      assert.match(refused.stderr, new RegExp(`the base backup loaded is of another cluster: system identifier \\d+, the staging copy's is ${recordBefore.systemId}`))
+      assert.equal(await stat(`${stagePlain.dataDir}.resync-old`).then(() => true, () => false), false, 'the old folder is back in place')
+      assert.equal(stagePlain.isRunning(), false, 'put back stopped')
+      await bench.waldenOk('plain', ['staging-enable'])
+      await catchesUp(bench, [stagePlain], 'after-failed-resync', true)
+
+      const fresh = await basebackup(bench, 'backup-plain-2', 'p')
+      const resynced = await bench.walden('plain', ['staging-resync', `--staging-backup-path=${fresh}`])
+      assert.equal(resynced.code, 0, resynced.stderr)
+      assert.equal(await stat(`${stagePlain.dataDir}.resync-old`).then(() => true, () => false), false, 'the old folder is removed')
+      assert.equal(await stagePlain.psqlScalar('show work_mem'), '7MB', 'the recorded settings are applied again')
+      if (major === 15) {
+        await tablespaceChecked(stagePlain)
+        assert.equal(await stat(`${stagePlain.dataDir}.tablespaces.resync-old`).then(() => true, () => false), false)
+      }
+      await catchesUp(bench, [stagePlain], 'after-resync', true)
+      const jobs = (await jobsOf(bench, 'plain')).map((job) => `${job.type}:${job.result}`)
+      assert.deepEqual(jobs.slice(-3), ['RESYNC:failed', 'ENABLE:ok', 'RESYNC:ok'])
     })
 
     test('unlink stops the copy, forgets it and its port, and leaves the data folder', async () => {

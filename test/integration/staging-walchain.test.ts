@@ -3,13 +3,15 @@
 // segment is missing, replaced or cut short. Each break must stop the staging cluster (INACTIVE) within a minute,
 // with staging-status naming the expected WAL file in JSON and text and exiting 94; after the real file is put back,
 // staging-disable and staging-enable bring it back ACTIVE and caught up. PostgreSQL 15 (gap, another cluster's
-// segment, a truncated segment) and 13 (gap). pg_basebackup is Debian's PostgreSQL 15, which serves a 13 server too.
+// segment, a truncated segment) and 13 (gap). On 15 also a streaming copy (external-streaming): the source stopped is a
+// fault, INACTIVE, cleared when streaming resumes. pg_basebackup is Debian's PostgreSQL 15, which serves a 13 server too.
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { pgBinDirs } from '../../src/pg/binaries.js'
 import { walSegmentNext } from '../../src/pg/wal.js'
 import { availableMajors, Cluster, createCluster, runWalden, testDir } from '../harness/cluster.js'
@@ -65,6 +67,8 @@ for (const major of [15, 13]) {
     let walDir: string
     let configPath: string
     let logPath: string
+    let backup: string
+    let streamer: Cluster | undefined
     let notes = 0
 
     const walden = (args: readonly string[], stanza = 'chain'): Promise<RunResult> =>
@@ -84,14 +88,20 @@ for (const major of [15, 13]) {
       const note = `note-${++notes}`
       await source.query('insert into chain_notes values ($1)', [note])
       const segment = await source.psqlScalar('select pg_walfile_name(pg_switch_wal())')
-      await waitUntil(`'${segment}' archived`, async () => (await readdir(incoming)).includes(segment))
+      // The archiver counts a segment once its `cp` has finished; the file shows up in the folder before that.
+      await waitUntil(`'${segment}' archived`, async () => (await source.psqlScalar('select last_archived_wal from pg_stat_archiver')) >= segment)
       return { note, segment }
+    }
+    /** Copies a file into the WAL folder, readable by the staging cluster's OS user (the copy is root's). */
+    const place = async (from: string, name: string): Promise<void> => {
+      await copyFile(from, join(walDir, name))
+      await chmod(join(walDir, name), 0o644)
     }
     /** Hands every archived file the WAL folder lacks to it, except `except`. */
     const deliver = async (except: readonly string[] = []): Promise<void> => {
       const present = new Set(await readdir(walDir))
       for (const name of (await readdir(incoming)).sort()) {
-        if (!present.has(name) && !except.includes(name)) await copyFile(join(incoming, name), join(walDir, name))
+        if (!present.has(name) && !except.includes(name)) await place(join(incoming, name), name)
       }
     }
     const visible = async (note: string): Promise<boolean> => (await staging.psqlScalar('select count(*) from chain_notes where note = $1', [note])) === '1'
@@ -130,7 +140,7 @@ for (const major of [15, 13]) {
     }
     /** Waits until the staging copy has asked for the file after the newest in its folder, and returns that name. */
     const expectedNext = async (): Promise<string> => {
-      const newest = (await readdir(walDir)).filter((name) => /^[0-9A-F]{24}$/.test(name)).sort().at(-1)!
+      const newest = (await readdir(walDir)).filter((name) => /^[0-9A-F]{24}(\.gz)?$/.test(name)).map((name) => name.slice(0, 24)).sort().at(-1)!
       const expected = walSegmentNext(newest, SEGMENT_SIZE)
       await waitUntil(`staging-status to expect '${expected}'`, async () => (await status()).json['expected-wal'] === expected)
       return expected
@@ -146,7 +156,7 @@ for (const major of [15, 13]) {
         major,
         dir: work,
         name: 'source',
-        settings: { wal_level: 'replica', archive_mode: 'on', archive_command: `test ! -f ${incoming}/%f && cp %p ${incoming}/%f`, max_wal_senders: '4' },
+        settings: { wal_level: 'replica', archive_mode: 'on', archive_command: `test ! -f ${incoming}/%f && cp %p ${incoming}/%f`, max_wal_senders: '4', wal_keep_size: '256MB' },
       })
       await source.start()
       await source.query('create table chain_notes (note text primary key)')
@@ -155,7 +165,7 @@ for (const major of [15, 13]) {
         configPath,
         ['[global]', `repo1-path=${await work.mkdir('repo')}`, `lock-path=${await work.mkdir('lock')}`, `log-path=${logPath}`, `spool-path=${await work.mkdir('spool')}`, 'backup-standby=only', ''].join('\n'),
       )
-      const backup = join(work.path, 'backup')
+      backup = join(work.path, 'backup')
       const bin = await clientBin()
       const taken = await runAsPostgres(join(bin, 'pg_basebackup'), ['-h', source.socketDir, '-p', String(source.port), '-U', 'postgres', '-D', backup, '-F', 'p', '-X', 'stream', '-c', 'fast'])
       assert.equal(taken.code, 0, taken.stderr)
@@ -176,12 +186,15 @@ for (const major of [15, 13]) {
 
     after(async () => {
       await staging?.stop('immediate').catch(() => {})
+      await streamer?.stop('immediate').catch(() => {})
       await work?.cleanup()
     })
 
-    test('files placed in order are served: ACTIVE, caught up, the next file expected', async () => {
-      const { note } = await writeAndSwitch()
-      await deliver()
+    test('files placed in order are served (one gzip-compressed): ACTIVE, caught up, the next file expected', async () => {
+      const { note, segment } = await writeAndSwitch()
+      // The folder may hold a compressed copy instead of the plain file.
+      await writeFile(join(walDir, `${segment}.gz`), gzipSync(await readFile(join(incoming, segment))), { mode: 0o644 })
+      await deliver([segment])
       await waitUntil(`row '${note}' on the staging copy`, () => visible(note))
       const expected = await expectedNext()
       const { code, json } = await status()
@@ -226,13 +239,13 @@ for (const major of [15, 13]) {
           await other.query('select pg_switch_wal()')
         }
         await other.query('checkpoint')
-        await copyFile(join(other.dataDir, 'pg_wal', expected), join(walDir, expected))
+        await place(join(other.dataDir, 'pg_wal', expected), expected)
       } finally {
         await other.destroy()
       }
       const written = await writeAndSwitch()
       await assertBroken(expected, /is WAL of system \d+, not of the staging cluster \(system \d+\)/)
-      await copyFile(join(incoming, expected), join(walDir, expected))
+      await place(join(incoming, expected), expected)
       await repairAndResume(written.note)
     })
 
@@ -241,10 +254,63 @@ for (const major of [15, 13]) {
       const written = await writeAndSwitch()
       assert.equal(written.segment, expected)
       const whole = await readFile(join(incoming, expected))
-      await writeFile(join(walDir, expected), whole.subarray(0, whole.length / 2))
+      await writeFile(join(walDir, expected), whole.subarray(0, whole.length / 2), { mode: 0o644 })
       await assertBroken(expected, new RegExp(`is ${whole.length / 2} bytes, expected ${whole.length}`))
-      await copyFile(join(incoming, expected), join(walDir, expected))
+      await place(join(incoming, expected), expected)
       await repairAndResume(written.note)
+    })
+
+    test('streaming (external-streaming): ACTIVE while it streams; the source stopped is a fault (INACTIVE, 94) that clears when streaming resumes', async () => {
+      streamer = await Cluster.adopt({ major, dir: work, name: 'streamer' })
+      const linked = await walden(
+        [
+          'staging-link',
+          '--staging-method=external-streaming',
+          `--staging-path=${streamer.dataDir}`,
+          `--staging-port=${streamer.port}`,
+          `--staging-backup-path=${backup}`,
+          `--staging-source=host=127.0.0.1 port=${source.port} user=postgres`,
+          `--staging-setting=unix_socket_directories=${streamer.socketDir}`,
+          '--staging-setting=wal_retrieve_retry_interval=1s',
+        ],
+        'stream',
+      )
+      assert.equal(linked.code, 0, linked.stderr)
+      const streamStatus = async (): Promise<{ code: number; json: Status & { receiver: { status: string } | null } }> => {
+        const result = await walden(['staging-status', '--output=json'], 'stream')
+        return { code: result.code, json: JSON.parse(result.stdout) as Status & { receiver: { status: string } | null } }
+      }
+      await waitUntil('the streaming copy ACTIVE', async () => {
+        const { code, json } = await streamStatus()
+        return code === 0 && json.status === 'ACTIVE' && json.receiver?.status === 'streaming'
+      })
+      const active = (await streamStatus()).json
+      assert.equal(active.method, 'external-streaming')
+      assert.equal(active['expected-wal'], null)
+      assert.equal(typeof active['lag-bytes'], 'number')
+
+      await source.stop()
+      try {
+        await waitUntil('a streaming fault', async () => (await streamStatus()).code === 94, 90_000)
+        const { json } = await streamStatus()
+        assert.equal(json.status, 'INACTIVE')
+        assert.equal(json.running, true)
+        assert.match(json.fault ?? '', /^streaming from the source has stopped: the WAL receiver is (not running|'[a-z]+')/)
+        const text = await walden(['staging-status'], 'stream')
+        assert.equal(text.code, 94)
+        assert.match(text.stdout, /fault: streaming from the source has stopped/)
+        // Recorded, so that a snapshot is refused while it stands.
+        const record = JSON.parse(await readFile(join(work.path, 'spool', 'staging', 'copy', 'stream.json'), 'utf8')) as { fault?: { message: string } }
+        assert.match(record.fault?.message ?? '', /^streaming from the source has stopped/)
+      } finally {
+        await source.start()
+      }
+      await waitUntil('streaming again, the fault cleared', async () => {
+        const { code, json } = await streamStatus()
+        return code === 0 && json.fault === null
+      }, 90_000)
+      const { note } = await writeAndSwitch()
+      await waitUntil(`row '${note}' streamed`, async () => (await streamer!.psqlScalar('select count(*) from chain_notes where note = $1', [note])) === '1')
     })
   })
 }

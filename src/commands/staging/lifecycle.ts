@@ -48,6 +48,12 @@ export const stagingEnable: Command = {
     return withStagingLock(cfg, stanza, async () => {
       const record = await stagingRecordRequire(cfg, stanza)
       const settings = settingsGiven(cfg)
+      // A link killed during its initial load leaves a record without a loaded cluster.
+      if (record.pgVersion === undefined) {
+        fail('PathMissing', `the staging copy of stanza '${stanza}' was never loaded: its link did not finish`, {
+          hint: 'load it with staging-resync, or forget it with staging-unlink.',
+        })
+      }
       await jobRun(cfg, 'ENABLE', stanza, async () => {
         // Settings are written into a stopped cluster only: a running one would not see them until restarted.
         await stagingStop(cfg, record)
@@ -95,8 +101,9 @@ export const stagingResync: Command = {
         backup = await baseBackupInspect(backupPath)
         record.backupPath = backupPath
       }
-      const moves: Array<[string, string]> = [[record.path, resyncOldPath(record.path)]]
-      if (await exists(tablespaceRoot(record.path))) moves.push([tablespaceRoot(record.path), resyncOldPath(tablespaceRoot(record.path))])
+      // Absent only when a link was killed before it made the folder.
+      const moves: Array<[string, string]> = []
+      for (const path of [record.path, tablespaceRoot(record.path)]) if (await exists(path)) moves.push([path, resyncOldPath(path)])
       for (const [, aside] of moves) {
         if (await exists(aside)) {
           fail('PathNotEmpty', `'${aside}' exists: the old folder of an earlier staging-resync`, {
@@ -116,7 +123,7 @@ export const stagingResync: Command = {
         try {
           await initialLoad(cfg, fresh, backup, progress)
         } catch (error) {
-          log.error(`staging-resync failed; putting the old data folder back (stopped)`)
+          log.warn('the new initial load failed: putting the old data folder back, stopped (staging-enable starts it)')
           await stagingStop(cfg, fresh).catch(() => undefined)
           await rm(record.path, { recursive: true, force: true })
           await rm(tablespaceRoot(record.path), { recursive: true, force: true })

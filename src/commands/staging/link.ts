@@ -17,6 +17,7 @@ import { resolve } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
+import { pgBinFor } from '../../pg/binaries.js'
 import { pgControlRead } from '../../pg/control.js'
 import { pgVersionSupported } from '../../pg/version.js'
 import type { Command } from '../command.js'
@@ -83,7 +84,9 @@ async function linkValidate(cfg: Config, stanza: string): Promise<LinkPlan> {
   }
   const missing = MANDATORY[method].filter((name) => given[name] === undefined)
   if (missing.length > 0) {
-    fail('OptionRequired', `staging-link --staging-method=${method} requires ${missing.map((name) => `option '${name}'`).join(', ')}`, {
+    const named = missing.map((name) => `'${name}'`)
+    const list = named.length === 1 ? `option ${named[0]}` : `options ${named.slice(0, -1).join(', ')} and ${named.at(-1)}`
+    fail('OptionRequired', `staging-link --staging-method=${method} requires ${list}`, {
       hint: `give ${missing.map((name) => `--${name}`).join(', ')}, or set ${missing.length > 1 ? 'them' : 'it'} in the stanza's section of the config file.`,
     })
   }
@@ -129,8 +132,12 @@ async function linkValidate(cfg: Config, stanza: string): Promise<LinkPlan> {
   let backup: BaseBackupSource | undefined
   if (method !== 'initiated') {
     backup = await baseBackupInspect(backupPath!)
-    if (backup.format === 'plain' && !pgVersionSupported(backup.major)) {
-      fail('VersionNotSupported', `the base backup in '${backupPath}' is of PostgreSQL ${backup.major}, which walden does not support`)
+    if (backup.format === 'plain') {
+      if (!pgVersionSupported(backup.major)) {
+        fail('VersionNotSupported', `the base backup in '${backupPath}' is of PostgreSQL ${backup.major}, which walden does not support`)
+      }
+      // The server that will run it must be here before anything is copied (fails naming the majors there are).
+      await pgBinFor(backup.major)
     }
     if (backup.tablespaces.length > 0) await emptyFolderCheck(tablespaceRoot(path), 'the staging tablespace folder')
   }
@@ -177,16 +184,21 @@ export interface LoadProgress {
 export async function initialLoad(cfg: Config, record: StagingRecord, backup: BaseBackupSource | undefined, progress: LoadProgress): Promise<void> {
   if (record.method === 'initiated') {
     const { initiatedLoad } = await import('./link-initiated.js')
-    await initiatedLoad(cfg, record)
+    // The slot is made before the base backup (so that it holds the WAL from there on): undo must drop it too.
+    progress.slotCreated = (await initiatedLoad(cfg, record)).slotCreated
   } else {
     await baseBackupLoad(backup!, record.path)
   }
   const control = await pgControlRead(record.path)
+  // A resync must load the same cluster: the stanza's snapshots and the WAL folder belong to it.
+  if (record.systemId !== undefined && record.systemId !== control.systemId.toString()) {
+    fail('DbMismatch', `the base backup loaded is of another cluster: system identifier ${control.systemId}, the staging copy's is ${record.systemId}`, {
+      hint: 'give a pg_basebackup of the source this copy was linked to; for another source, unlink and link under another stanza.',
+    })
+  }
   record.systemId = control.systemId.toString()
   record.pgVersion = control.version
-  // For initiated, link-initiated.ts may have made the slot before its base backup (so that it holds the WAL from
-  // there on); slotEnsure then finds and keeps it.
-  if (stagingStreams(record)) progress.slotCreated = await slotEnsure(record)
+  if (stagingStreams(record) && record.method !== 'initiated') progress.slotCreated = await slotEnsure(record)
   await standbyConfigure(cfg, record)
   await stagingStart(cfg, record)
   record.syncedAt = new Date().toISOString()
@@ -272,7 +284,7 @@ export const stagingLink: Command = {
           await stanzaEnsure(cfg, record)
           await stagingRecordWrite(cfg, record)
         } catch (error) {
-          log.error(`staging-link failed during the initial load; undoing the link so that it can be run again`)
+          log.warn('the initial load failed: undoing the link, so that staging-link can simply be run again')
           await linkUndo(cfg, record, progress.slotCreated, folderExisted)
           throw error
         }

@@ -32,8 +32,10 @@ function tcpInUse(port: number, host: string): Promise<boolean> {
 
 /** Why a port is in use by a running server, if it is: 'a server listens on 127.0.0.1:5432', or the socket file. */
 export async function portListener(cfg: Config, port: number): Promise<string | undefined> {
-  for (const host of ['127.0.0.1', '0.0.0.0']) {
-    if (await tcpInUse(port, host)) return `a server listens on ${host === '0.0.0.0' ? 'a TCP address' : host}:${port}`
+  // Loopback first, for the clearest message; then any IPv4 address, then any IPv6 one (an address family the host
+  // lacks fails with another error, which says nothing about the port).
+  for (const host of ['127.0.0.1', '0.0.0.0', '::']) {
+    if (await tcpInUse(port, host)) return `a server listens on ${host === '127.0.0.1' ? host : 'a TCP address'}:${port}`
   }
   for (const folder of socketFolders(cfg)) {
     const socket = join(folder, `.s.PGSQL.${port}`)

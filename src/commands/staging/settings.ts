@@ -139,6 +139,9 @@ function withoutSettings(text: string, names: ReadonlySet<string>): string {
     .join('\n')
 }
 
+const USER_HEADER = '# staging settings (staging-setting), written by walden'
+const OWNED_HEADER = '# written by walden for the staging copy; do not change'
+
 /**
  * Writes the cluster's settings into its data folder (the server must be stopped):
  * - `owned`: walden's own settings (port, hot_standby, restore_command, primary_conninfo, ...), written last in
@@ -172,9 +175,14 @@ export async function settingsApply(
   if (conf !== undefined && commented.size + ownedNames.size > 0) {
     await confWrite(confPath, commentOut(conf, new Set([...commented, ...ownedNames])))
   }
-  const kept = commentOut(withoutSettings(auto, removed), commented).replace(/\n*$/, '\n')
+  // The headers of walden's own blocks go with their lines, to be written again below.
+  const withoutHeaders = withoutSettings(auto, removed)
+    .split('\n')
+    .filter((line) => line !== USER_HEADER && line !== OWNED_HEADER)
+    .join('\n')
+  const kept = commentOut(withoutHeaders, commented).replace(/\n*$/, '\n')
   const blocks = [kept]
-  if (setLines.length > 0) blocks.push(`# staging settings (staging-setting), written by walden\n${setLines.join('\n')}\n`)
-  if (ownedLines.length > 0) blocks.push(`# written by walden for the staging copy; do not change\n${ownedLines.join('\n')}\n`)
+  if (setLines.length > 0) blocks.push(`${USER_HEADER}\n${setLines.join('\n')}\n`)
+  if (ownedLines.length > 0) blocks.push(`${OWNED_HEADER}\n${ownedLines.join('\n')}\n`)
   await confWrite(autoPath, blocks.join(''))
 }

@@ -14,16 +14,16 @@ import { fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import { pgBinFor, pgDefaultSocketDir } from '../../pg/binaries.js'
-import { conninfoFormat, conninfoParse, conninfoWhere } from '../../pg/conninfo.js'
+import { conninfoFormat, conninfoParse } from '../../pg/conninfo.js'
 import type { Conninfo } from '../../pg/conninfo.js'
 import { pgRunning } from '../../pg/data-dir.js'
 import { pgpassLookup, pgpassPath, pgpassRead } from '../../pg/pgpass.js'
 import { pgConnect } from '../../pg/session.js'
-import type { PgSession } from '../../pg/session.js'
-import { primaryConnect, replicationPgpassKey } from '../replication/primary-connection.js'
+import { replicationPgpassKey } from '../replication/primary-connection.js'
 import { serverControl } from '../server-control.js'
 import { waldenCommandLine } from '../walden-command.js'
 import { settingsApply, settingsParse } from './settings.js'
+import { sourceSlotDrop, sourceSlotEnsure } from './source-replication.js'
 import type { SettingChange } from './settings.js'
 import type { StagingRecord } from './state.js'
 
@@ -66,49 +66,14 @@ export async function streamingConninfo(record: StagingRecord): Promise<Conninfo
   return info
 }
 
-async function sourceSession(record: StagingRecord): Promise<{ info: Conninfo; session: PgSession }> {
-  const info = await streamingConninfo(record)
-  const defaultSocketDir = await pgBinFor(record.pgVersion!).then(pgDefaultSocketDir, () => undefined)
-  return { info, session: await primaryConnect(info, defaultSocketDir) }
-}
-
 /**
  * Makes sure the copy's physical slot exists on the source, created reserving WAL from now on when missing. A slot of
- * that name already there (pg_basebackup -C -S NAME made it, holding WAL since the backup) is used as it is, unless
- * another standby is using it. Returns whether it was created now (a failed link drops it again).
+ * that name already there (a resync; pg_basebackup -C -S NAME made it, holding WAL since the backup) is used as it
+ * is. Over the replication protocol (source-replication.ts): the source needs only the "replication" line in
+ * pg_hba.conf that streaming needs anyway. Returns whether it was created now (a failed link drops it again).
  */
 export async function slotEnsure(record: StagingRecord): Promise<boolean> {
-  const { info, session } = await sourceSession(record)
-  try {
-    const [found] = await session.query<{ slot_type: string; active: string; active_pid: string | null }>(
-      'select slot_type, active::text, active_pid::text from pg_replication_slots where slot_name = $1',
-      [record.slotName],
-    )
-    if (found === undefined) {
-      await session.query('select pg_create_physical_replication_slot($1, true)', [record.slotName])
-      log.info(`replication slot '${record.slotName}' created on ${conninfoWhere(info)}`)
-      return true
-    }
-    if (found.slot_type !== 'physical') {
-      fail('DbMismatch', `replication slot '${record.slotName}' on ${conninfoWhere(info)} is a ${found.slot_type} slot`, {
-        hint: 'drop it on the source, or link the staging copy under another stanza name.',
-      })
-    }
-    if (found.active === 'true' && !(await stagingStreamsNow(record))) {
-      fail('DbMismatch', `replication slot '${record.slotName}' on ${conninfoWhere(info)} is in use (by process ${found.active_pid})`, {
-        hint: 'another standby streams through it; each staging copy needs its own slot.',
-      })
-    }
-    log.info(`replication slot '${record.slotName}' exists on ${conninfoWhere(info)}; the staging copy uses it`)
-    return false
-  } finally {
-    await session.close()
-  }
-}
-
-/** Whether the staging cluster itself runs (and so may be the slot's user). */
-async function stagingStreamsNow(record: StagingRecord): Promise<boolean> {
-  return pgRunning(record.path)
+  return sourceSlotEnsure(record)
 }
 
 /**
@@ -117,16 +82,7 @@ async function stagingStreamsNow(record: StagingRecord): Promise<boolean> {
  */
 export async function slotDrop(record: StagingRecord, options: { warnOnly?: boolean } = {}): Promise<void> {
   try {
-    const { info, session } = await sourceSession(record)
-    try {
-      const dropped = await session.query(
-        'select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active',
-        [record.slotName],
-      )
-      if (dropped.length > 0) log.info(`replication slot '${record.slotName}' dropped on ${conninfoWhere(info)}`)
-    } finally {
-      await session.close()
-    }
+    await sourceSlotDrop(record)
   } catch (error) {
     if (!options.warnOnly) throw error
     log.warn(
@@ -184,13 +140,26 @@ export async function stagingSocketDir(cfg: Config, record: StagingRecord): Prom
 }
 
 /**
+ * The TCP address of the running staging cluster when it has no socket folder: pg1-tcp-host, else the first address
+ * its postmaster.pid says it listens on ('*' is reached through the loopback address).
+ */
+async function stagingTcpHost(cfg: Config, record: StagingRecord): Promise<string | undefined> {
+  const configured = cfg.string('pg1-tcp-host')
+  if (configured !== undefined) return configured
+  const lines = (await readFile(join(record.path, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')
+  const first = lines[5]?.split(',')[0]?.trim()
+  if (first === undefined || first === '') return undefined
+  return first === '*' || first === '0.0.0.0' ? '127.0.0.1' : first === '::' ? '::1' : first
+}
+
+/**
  * Starts the staging cluster and waits until it accepts connections as a standby (pg_ctl -w), then checks so with
  * SQL: it must answer and be in recovery.
  */
 export async function stagingStart(cfg: Config, record: StagingRecord): Promise<void> {
   await serverControl(cfg, 'start', record.path, record.pgVersion!)
   const socketPath = await stagingSocketDir(cfg, record)
-  const host = cfg.string('pg1-tcp-host')
+  const host = socketPath === undefined ? await stagingTcpHost(cfg, record) : undefined
   const session = await pgConnect({
     ...(socketPath !== undefined ? { socketPath } : host !== undefined ? { host } : {}),
     port: record.port,

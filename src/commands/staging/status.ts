@@ -251,7 +251,10 @@ export async function stagingStatusReport(cfg: Config, stanza: string): Promise<
 
   const segmentSize = await segmentSizeOf(record)
   const replayLsn = replay?.replayLsn ?? null
-  const replayWal = replayLsn !== null && segmentSize !== undefined ? walSegmentName(replay!.timeline, lsnParse(replayLsn), segmentSize) : null
+  // The replay LSN is where the last record replayed ends: on a segment boundary (after a WAL switch) it is the start
+  // of a segment nothing of which has been replayed, so the segment holding the byte before it is named.
+  const replayEnd = replayLsn === null ? null : lsnParse(replayLsn)
+  const replayWal = replayEnd !== null && segmentSize !== undefined ? walSegmentName(replay!.timeline, replayEnd > 0n ? replayEnd - 1n : 0n, segmentSize) : null
 
   // WAL-folder mode: the expected file as the feed recorded it, else the one after the replay position.
   let expectedWal: string | null = null
@@ -269,9 +272,9 @@ export async function stagingStatusReport(cfg: Config, stanza: string): Promise<
         // Everything in the folder has been taken.
         lagBytes = 0
         lagSeconds = 0
-      } else if (replayLsn !== null) {
+      } else if (replayEnd !== null) {
         const newestEnd = (newestNo + 1n) * BigInt(segmentSize)
-        lagBytes = Number(newestEnd - lsnParse(replayLsn))
+        lagBytes = Math.max(0, Number(newestEnd - replayEnd!))
         lagSeconds = facts.expectedAgeS ?? null
       }
     }

@@ -105,6 +105,12 @@ describe('judgeMissingSegment(): waiting or a break', () => {
     assert.equal(judgeMissingSegment('000000020000000000000007', chain, walFolderView(['000000030000000000000001']), SEG).kind, 'wait')
   })
 
+  test("an older timeline's segments past its end (a branch not followed) are no later segment of the chain", () => {
+    const chain = chainFor(2, '000000020000000000000007', histories([2, HISTORY_2]))
+    const folder = walFolderView(['000000010000000000000009', '000000020000000000000006'])
+    assert.deepEqual(judgeMissingSegment('000000020000000000000007', chain, folder, SEG), { kind: 'wait', expected: '000000020000000000000007' })
+  })
+
   test('later WAL of a timeline whose history file is missing: a break that says so', () => {
     const folder = walFolderView(['000000020000000000000006'])
     const verdict = judgeMissingSegment('000000010000000000000005', single, folder, SEG)

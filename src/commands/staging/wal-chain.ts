@@ -131,14 +131,20 @@ export function judgeMissingSegment(
     if (folder.segments.has(walSegmentNameFromNumber(entry.timeline, segment, segmentSize))) return { kind: 'wait', expected }
   }
 
-  const chainTimelines = new Set(chain.map((entry) => entry.timeline))
+  // A timeline of the chain holds segments from where it began to where its child began (that segment is on both):
+  // an older timeline's segments past that point are WAL the source wrote on a branch this cluster does not follow.
+  const lastSegment = new Map<number, bigint>()
+  chain.forEach((entry, index) => lastSegment.set(entry.timeline, index === 0 ? -1n : chain[index - 1]!.beginSegment))
   const newestTimeline = chain[0]!.timeline
   let newerInChain: string | undefined
   let newerBeyond: string | undefined
   for (const name of folder.segments) {
     const { timeline } = walSegmentParse(name)
-    if (walSegmentNumberFromName(name, segmentSize) <= segment) continue
-    if (chainTimelines.has(timeline)) {
+    const number = walSegmentNumberFromName(name, segmentSize)
+    if (number <= segment) continue
+    const last = lastSegment.get(timeline)
+    if (last !== undefined) {
+      if (last >= 0n && number > last) continue
       if (newerInChain === undefined || name < newerInChain) newerInChain = name
     } else if (timeline > newestTimeline) {
       if (newerBeyond === undefined || name < newerBeyond) newerBeyond = name

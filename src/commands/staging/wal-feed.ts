@@ -99,8 +99,11 @@ export async function walFeed(request: WalFeedRequest): Promise<WalFeedOutcome> 
   try {
     await copyChecked(source, present, walName, request.destination, cluster)
   } catch (error) {
-    if (!(error instanceof WaldenError)) throw error
     await rm(request.destination, { force: true })
+    if (error instanceof FileReadProblem) {
+      fail('FileRead', error.message, { hint: `the OS user running PostgreSQL must be able to read the files in '${walPath}'.` })
+    }
+    if (!(error instanceof WaldenError)) throw error
     // A file still being copied into the folder fails its checks until it is whole.
     const changed = await stat(source).then((info) => info.mtimeMs, () => 0)
     if ((request.now ?? Date.now)() - changed < WAL_SETTLE_MS) return { kind: 'wait', reason: `'${present}' is still changing: ${error.message}` }
@@ -232,6 +235,13 @@ async function writeWhole(destination: string, data: Buffer): Promise<void> {
   }
 }
 
+/** A file of the folder that cannot be read at all: reported to PostgreSQL, never judged as a break. */
+class FileReadProblem extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause })
+  }
+}
+
 /**
  * Reads `source` once (decompressing by its suffix), checks every piece and writes it to `destination`. The checks
  * are archive-push's (wal-verify.ts) plus this cluster's: system identifier and segment size. Throws a WaldenError on
@@ -283,6 +293,11 @@ async function copyChecked(source: string, fileName: string, walName: string, de
   } catch (error) {
     input.destroy()
     if (error instanceof WaldenError) throw error
+    // The file cannot be read (permissions, I/O): nothing is known about its content, so no break is declared.
+    // PostgreSQL logs the error and asks again.
+    if (errnoCode(error) !== undefined) {
+      throw new FileReadProblem(`unable to read WAL file '${source}': ${(error as Error).message}`, error)
+    }
     // A decompression error or a short compressed file: the file is damaged (or still being written).
     fail('FileInvalid', `${what} cannot be read: ${(error as Error).message}`, { cause: error })
   } finally {
