@@ -243,7 +243,9 @@ for (const major of [15, 13]) {
       assert.equal(await stagePlain.psqlScalar(`select source from pg_settings where name = 'shared_buffers'`), 'default')
       assert.match(await readFile(join(stagePlain.dataDir, 'postgresql.conf'), 'utf8'), /^#shared_buffers = '32MB'  # commented out by walden$/m)
       assert.equal(await stagePlain.psqlScalar('show port'), String(stagePlain.port))
-      assert.equal(await stagePlain.psqlScalar('show archive_mode'), 'off')
+      // The staging copy archives what it replays into the stanza's repository (snapshot.ts), never the source's way.
+      assert.equal(await stagePlain.psqlScalar('show archive_mode'), 'always')
+      assert.match(await stagePlain.psqlScalar('show archive_command'), /--stanza=plain archive-push %p$/)
       assert.match(await stagePlain.psqlScalar('show restore_command'), /staging-wal-get %f "%p"$/)
       assert.equal(await stagePlain.psqlScalar(`select note from staging_notes where note = 'before-backup'`), 'before-backup')
       // The user's backup was read, not changed.
