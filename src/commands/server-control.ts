@@ -39,6 +39,21 @@ async function serverLogPath(cfg: Config, action: string, dataDirectory: string)
 }
 
 /**
+ * pg_ctl start and restart run the postmaster through `/bin/sh -c`, with the data folder and the log file inside
+ * double quotes: in there `"`, `$`, a backquote and a backslash still mean something to sh, so a folder named with
+ * one of them would run a command. Such a path is refused rather than handed to pg_ctl. `option` names where the
+ * path came from, for the error.
+ */
+export function pgCtlPathCheck(path: string, option: string): void {
+  const bad = /["$`\\\x00-\x1f\x7f]/.exec(path)
+  if (bad === null) return
+  const shown = bad[0] < ' ' || bad[0] === '\x7f' ? `a control character (0x${bad[0].charCodeAt(0).toString(16).padStart(2, '0')})` : `'${bad[0]}'`
+  fail('OptionInvalidValue', `${option} '${path.replace(/[\x00-\x1f\x7f]/g, '?')}' contains ${shown}, which pg_ctl would hand to the shell`, {
+    hint: 'use a folder name without ", $, `, \\ or control characters.',
+  })
+}
+
+/**
  * Runs `pg_ctl <action>` on a data folder and waits for it (up to 300 s, pg_ctl's -t). A failure is a PgState error
  * naming the server log; pg_ctl's own message goes to walden's log, as it may be several lines.
  */
@@ -49,8 +64,10 @@ export async function serverControl(
   major: number,
   serverArgs: readonly string[] = [],
 ): Promise<void> {
+  pgCtlPathCheck(dataDirectory, 'data folder')
   const pgCtl = join(await serverBinDir(dataDirectory, major), 'pg_ctl')
   const serverLog = action === 'stop' ? undefined : await serverLogPath(cfg, action, dataDirectory)
+  if (serverLog !== undefined) pgCtlPathCheck(serverLog, 'server log file')
   // pg_ctl hands -o to the postmaster through sh, so each argument is quoted for it.
   const postgresOptions = serverArgs.length > 0 ? ['-o', serverArgs.map(shellQuote).join(' ')] : []
   const args = ['-D', dataDirectory, '-w', '-t', '300', ...(action === 'stop' ? [] : ['-l', serverLog!]), ...(action === 'start' ? [] : ['-m', 'fast']), ...postgresOptions, action]

@@ -8,6 +8,7 @@
 // their exact first line, their exit code, and that nothing was made: no folder content, no record, no server.
 
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -251,6 +252,16 @@ function cloneSuite(major: number, full: boolean): void {
       assert.equal(result.code, 51, result.stderr)
       assert.match(result.stderr.split('\n')[0]!, /target name 'never-made' is past the available WAL: restore point 'never-made' was not created after snapshot/)
       await assertNothingMade('refused', handle)
+
+      // The attack: pg_ctl starts the postmaster through sh with the folder in double quotes, so a folder named with
+      // "$(...)" would run a command as postgres. It is refused before anything is made, and nothing runs.
+      const marker = join(stanza.dir.path, 'INJECTED')
+      const hostile = join(stanza.dir.path, `clone"$(touch ${marker})"x`)
+      result = await stanza.walden(['clone-create', '--clone=hostile', `--clone-path=${hostile}`, `--clone-port=${handle.port}`])
+      assertRefused(result, 32, `clone-path '${hostile}' contains '"', which pg_ctl would hand to the shell`)
+      assert.equal(existsSync(marker), false, 'no command ran')
+      assert.equal(existsSync(hostile), false, 'no folder was made')
+      assert.ok(!(await cloneList()).some((clone) => clone.name === 'hostile'))
 
       // A folder with something in it is never written into.
       const busy = await cloneHandle('busy')

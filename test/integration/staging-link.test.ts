@@ -320,6 +320,7 @@ for (const major of [15, 13]) {
       const folder = fresh.dataDir
       const portsBefore = await portsJson(bench)
       const base = ['staging-link', '--staging-method=external-wal', `--staging-wal-path=${bench.walDir}`]
+      const injected = join(bench.work.path, 'INJECTED')
       const cases: Array<{ what: string; args: string[]; code: number; message: RegExp; before?: () => Promise<void> }> = [
         {
           what: 'the port of the source',
@@ -366,6 +367,13 @@ for (const major of [15, 13]) {
           code: 32,
           message: /option 'staging-source' holds a password/,
         },
+        {
+          // The attack: pg_ctl would run "$(...)" in the folder's name through sh, as postgres.
+          what: 'a staging folder whose name the shell would run',
+          args: [...base, `--staging-path=${folder}"$(touch ${injected})"`, `--staging-port=${fresh.port}`, `--staging-backup-path=${plainBackup}`],
+          code: 32,
+          message: /staging-path '.*' contains '"', which pg_ctl would hand to the shell/,
+        },
       ]
       const messages = new Set<string>()
       for (const item of cases) {
@@ -382,6 +390,7 @@ for (const major of [15, 13]) {
         assert.equal(await portsJson(bench), portsBefore, item.what)
       }
       assert.equal(messages.size, cases.length, 'each refusal has its own message')
+      assert.equal(await stat(injected).then(() => true, () => false), false, 'no command ran')
       // Each was recorded as a failed DB_LINK, and nothing went on to DB_SYNC.
       const jobs = await jobsOf(bench, 'refused')
       assert.deepEqual(jobs.map((job) => `${job.type}:${job.result}`), cases.map(() => 'DB_LINK:failed'))

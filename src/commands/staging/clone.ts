@@ -26,7 +26,7 @@ import { backupInfoLoad } from '../../repo/stanza-info.js'
 import type { Command } from '../command.js'
 import { repoOpen } from '../repo-storage.js'
 import { targetCheck, targetTimeParse } from '../restore/target.js'
-import { serverControl } from '../server-control.js'
+import { pgCtlPathCheck, serverControl } from '../server-control.js'
 import { cloneSnapshotEnd, cloneTargetReachCheck } from './clone-reach.js'
 import type { CloneTarget } from './clone-reach.js'
 import { cloneOwnSettings, cloneRestore, cloneStart } from './clone-restore.js'
@@ -185,6 +185,7 @@ export const cloneCreate: Command = {
     const stanza = cfg.stanza()
     const name = cloneName(cfg)
     const clonePath = resolve(cfg.requireString('clone-path'))
+    pgCtlPathCheck(clonePath, 'clone-path')
     const port = cfg.number('clone-port')
     if (port === undefined) fail('OptionRequired', "clone-create command requires option 'clone-port'", { hint: 'give --clone-port=PORT, a port no server on this host uses.' })
     const settings = settingsParse(cfg.list('clone-setting'), 'clone-setting')

@@ -21,6 +21,7 @@ import { pgBinFor } from '../../pg/binaries.js'
 import { pgControlRead } from '../../pg/control.js'
 import { pgVersionSupported } from '../../pg/version.js'
 import type { Command } from '../command.js'
+import { pgCtlPathCheck } from '../server-control.js'
 import { baseBackupInspect, baseBackupLoad, tablespaceRoot } from './backup-load.js'
 import type { BaseBackupSource } from './backup-load.js'
 import { jobRun } from './jobs.js'
@@ -101,6 +102,7 @@ async function linkValidate(cfg: Config, stanza: string): Promise<LinkPlan> {
     log.warn('staging-backup-path is ignored by staging-method=initiated, which takes its own base backup of the source')
   }
   const path = cfg.string('staging-path')!
+  pgCtlPathCheck(path, 'staging-path')
   const port = cfg.number('staging-port')!
   const source = method === 'external-wal' ? undefined : cfg.string('staging-source')!
   if (source !== undefined) stagingSourceParse(source)
