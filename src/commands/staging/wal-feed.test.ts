@@ -1,7 +1,8 @@
 // walFeed() in-process, on real files in a temporary folder: a data folder with a built pg_control (no server, so no
 // postmaster.pid: a break signals nothing) and a WAL folder of built segments.
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -159,5 +160,38 @@ describe('walFeed()', () => {
     assert.equal(state().expectedWal, '000000020000000000000005')
     await put('00000003.history', 'garbage\n')
     assert.equal((await request('00000003.history')).kind, 'break')
+  })
+
+  test('a later segment counts only once it is a regular file that has settled: one still arriving, or a FIFO, is a wait', async () => {
+    await fresh()
+    await put('000000010000000000000006', segment(6), 0)
+    assert.equal((await request('000000010000000000000004', Date.now())).kind, 'wait', 'a later file still being written')
+    execFileSync('mkfifo', [join(walPath, '000000010000000000000007')])
+    assert.equal((await request('000000010000000000000004', Date.now() + WAL_SETTLE_MS + 1000)).kind, 'break', 'the regular file has settled')
+    await fresh()
+    execFileSync('mkfifo', [join(walPath, '000000010000000000000005')])
+    assert.equal((await request('000000010000000000000004', Date.now() + WAL_SETTLE_MS + 1000)).kind, 'wait', 'a FIFO proves nothing')
+    assert.equal(state().fault, undefined)
+  })
+
+  test('the attack: a FIFO or a symbolic link under the expected name is never read, and is judged without hanging', async () => {
+    await fresh()
+    const secret = join(root, 'secret-of-postgres')
+    await writeFile(secret, '12345678 the first bytes of a file postgres can read')
+    await symlink(secret, join(walPath, '000000010000000000000003'))
+    const linked = await request('000000010000000000000003', Date.now() + 3_600_000)
+    assert.equal(linked.kind, 'break')
+    assert.match(state().fault!.message, /is a symbolic link; walden serves regular files only$/)
+    assert.doesNotMatch(state().fault!.message, /0x3231|1234/, 'nothing of the target in the message')
+    await assert.rejects(readFile(destination), { code: 'ENOENT' })
+
+    await fresh()
+    execFileSync('mkfifo', [join(walPath, '000000010000000000000003')])
+    // No writer ever opens the FIFO: a blocking open would never return (the test would time out).
+    const fifo = await request('000000010000000000000003', Date.now() + 3_600_000)
+    assert.equal(fifo.kind, 'break')
+    assert.match(state().fault!.message, /is not a regular file \(a FIFO, device or folder\); walden serves regular files only$/)
+    execFileSync('mkfifo', [join(walPath, '00000002.history')])
+    assert.equal((await request('00000002.history', Date.now() + 3_600_000)).kind, 'break', 'a history file too')
   })
 })

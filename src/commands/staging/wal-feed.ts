@@ -16,8 +16,9 @@
 // recorded on a cluster still running, which staging-status shows as INACTIVE anyway; the reverse order could leave
 // a stopped cluster with no word of why.
 
-import { createReadStream } from 'node:fs'
-import { open, readFile, readdir, readlink, realpath, rm, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { lstat, open, readFile, readdir, readlink, realpath, rm, stat } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail, WaldenError } from '../../common/errors.js'
 import { log } from '../../common/log.js'
@@ -87,7 +88,13 @@ export async function walFeed(request: WalFeedRequest): Promise<WalFeedOutcome> 
     // Restarted from an older restartpoint, the cluster asks again for segments it was given before; pg_wal has them
     // (PostgreSQL reads it after the archive), and the folder may have been cleaned since.
     if (await wholeSegmentIn(join(record.path, 'pg_wal', walName), cluster.segmentSize)) return { kind: 'wait', reason: 'in pg_wal' }
-    const verdict = judgeMissingSegment(walName, chain, walFolderView(names), cluster.segmentSize)
+    let verdict = judgeMissingSegment(walName, chain, walFolderView(names), cluster.segmentSize)
+    if (verdict.kind !== 'wait') {
+      // A later file proves a gap only once it is a regular file that has settled: an archiver copying several files
+      // at once (or a neighbour's FIFO) must not shut the copy down while the expected file is still on its way.
+      const settled = await settledNames(walPath, names, (request.now ?? Date.now)())
+      verdict = judgeMissingSegment(walName, chain, walFolderView(settled), cluster.segmentSize)
+    }
     if (verdict.kind === 'wait') {
       if (verdict.expected !== undefined) await noteExpected(request, verdict.expected)
       return { kind: 'wait', reason: 'not in the WAL folder' }
@@ -105,7 +112,7 @@ export async function walFeed(request: WalFeedRequest): Promise<WalFeedOutcome> 
     }
     if (!(error instanceof WaldenError)) throw error
     // A file still being copied into the folder fails its checks until it is whole.
-    const changed = await stat(source).then((info) => info.mtimeMs, () => 0)
+    const changed = await lstat(source).then((info) => info.mtimeMs, () => 0)
     if ((request.now ?? Date.now)() - changed < WAL_SETTLE_MS) return { kind: 'wait', reason: `'${present}' is still changing: ${error.message}` }
     return breakChain(request, walName, `WAL file '${walName}' in the WAL folder is not valid WAL of this cluster at this position: ${error.message}`)
   }
@@ -117,7 +124,13 @@ export async function walFeed(request: WalFeedRequest): Promise<WalFeedOutcome> 
 /** History files: the folder's copy as it is, after checking it parses (a damaged one would stop recovery). */
 async function serveHistory(request: WalFeedRequest): Promise<WalFeedOutcome> {
   const source = join(request.walPath, request.walName)
-  const text = await readFile(source, 'utf8').catch((error: unknown) => (errnoCode(error) === 'ENOENT' ? undefined : Promise.reject(error)))
+  let text: string | undefined
+  try {
+    text = (await readRegular(source))?.toString('utf8')
+  } catch (error) {
+    if (!(error instanceof WaldenError)) throw error
+    return breakChain(request, request.walName, error.message)
+  }
   if (text === undefined) return { kind: 'wait', reason: 'not in the WAL folder' }
   const timeline = Number.parseInt(request.walName.slice(0, 8), 16)
   try {
@@ -204,7 +217,8 @@ async function historiesOf(walPath: string, names: readonly string[], pgWal: str
       const timeline = Number.parseInt(name.slice(0, 8), 16)
       if (histories.has(timeline)) continue
       try {
-        histories.set(timeline, timelineHistoryParse(await readFile(join(folder, name), 'utf8'), timeline))
+        const text = await readRegular(join(folder, name))
+        if (text !== undefined) histories.set(timeline, timelineHistoryParse(text.toString('utf8'), timeline))
       } catch {
         // A damaged or vanished history file is judged when PostgreSQL asks for it, not here.
       }
@@ -220,7 +234,7 @@ async function wholeSegmentIn(path: string, segmentSize: number): Promise<boolea
 
 /** Copies a file as it is; false when it does not exist. */
 async function copyPlain(source: string, destination: string): Promise<boolean> {
-  const data = await readFile(source).catch((error: unknown) => (errnoCode(error) === 'ENOENT' ? undefined : Promise.reject(error)))
+  const data = await readRegular(source)
   if (data === undefined) return false
   await writeWhole(destination, data)
   return true
@@ -233,6 +247,52 @@ async function writeWhole(destination: string, data: Buffer): Promise<void> {
   } finally {
     await handle.close()
   }
+}
+
+/**
+ * Opens a file of the WAL folder for reading, only if it is a regular file under that very name: never through a
+ * symbolic link (which could hand PostgreSQL, or an error message, another file postgres can read) and never a FIFO
+ * or device (which would block restore_command for good). Undefined when it does not exist.
+ */
+async function openRegular(path: string): Promise<FileHandle | undefined> {
+  let handle: FileHandle
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined
+    if (errnoCode(error) === 'ELOOP') fail('FileInvalid', `'${path}' in the WAL folder is a symbolic link; walden serves regular files only`)
+    throw error
+  }
+  const info = await handle.stat().catch(async (error: unknown) => {
+    await handle.close()
+    throw error
+  })
+  if (!info.isFile()) {
+    await handle.close()
+    fail('FileInvalid', `'${path}' in the WAL folder is not a regular file (a FIFO, device or folder); walden serves regular files only`)
+  }
+  return handle
+}
+
+/** A regular file of the WAL folder, whole (history and backup history files: small); undefined when missing. */
+async function readRegular(path: string): Promise<Buffer | undefined> {
+  const handle = await openRegular(path)
+  if (handle === undefined) return undefined
+  try {
+    return await handle.readFile()
+  } finally {
+    await handle.close()
+  }
+}
+
+/** The names of the folder that are regular files unchanged for WAL_SETTLE_MS (see walFeed's missing case). */
+async function settledNames(walPath: string, names: readonly string[], now: number): Promise<string[]> {
+  const settled: string[] = []
+  for (const name of names) {
+    const info = await lstat(join(walPath, name)).catch(() => undefined)
+    if (info !== undefined && info.isFile() && now - info.mtimeMs >= WAL_SETTLE_MS) settled.push(name)
+  }
+  return settled
 }
 
 /** A file of the folder that cannot be read at all: reported to PostgreSQL, never judged as a break. */
@@ -250,7 +310,16 @@ class FileReadProblem extends Error {
 async function copyChecked(source: string, fileName: string, walName: string, destination: string, cluster: Cluster): Promise<void> {
   const what = fileName === walName ? 'the file' : `its compressed copy '${fileName}'`
   const codec = codecFromExtension(fileName)
-  const input = createReadStream(source, { highWaterMark: PIECE_SIZE })
+  let file: FileHandle | undefined
+  try {
+    file = await openRegular(source)
+  } catch (error) {
+    if (error instanceof WaldenError) throw error
+    throw new FileReadProblem(`unable to read WAL file '${source}': ${(error as Error).message}`, error)
+  }
+  // Gone between the listing and the open (cleaned up meanwhile): reported to PostgreSQL, which asks again.
+  if (file === undefined) throw new FileReadProblem(`WAL file '${source}' went away before it could be read`, undefined)
+  const input = file.createReadStream({ highWaterMark: PIECE_SIZE, autoClose: true })
   const stream = codec.type === 'none' ? input : input.pipe(codec.decompress())
   if (stream !== input) input.on('error', (error) => stream.destroy(error))
   const handle = await open(destination, 'w', 0o600)
