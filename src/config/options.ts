@@ -591,8 +591,8 @@ const BASE_OPTIONS = {
   type: {
     type: 'enum',
     section: false,
-    commands: ['backup', 'restore', 'clone-create'],
-    summary: 'Backup type, or recovery type for restore and clone-create.',
+    commands: ['backup', 'restore', 'clone-create', 'staging-snapshot'],
+    summary: 'Backup type (also of a staging snapshot), or recovery type for restore and clone-create.',
     description:
       'backup: full copies every file, diff the files changed since the last full, incr the files changed since the last backup ' +
       '(a diff or incr without a full to build on becomes a full). restore: default recovers to the end of the archive, ' +
@@ -603,6 +603,8 @@ const BASE_OPTIONS = {
       restore: { default: 'default', allow: ['default', 'immediate', 'time', 'xid', 'name', 'lsn', 'standby', 'preserve', 'none'] },
       // A clone is the snapshot as it was (immediate), or the staging copy's state at --target.
       'clone-create': { default: 'immediate', allow: ['immediate', 'time', 'lsn', 'xid', 'name'] },
+      // A snapshot is a backup of the staging copy: incremental after the first, full on request (retention counts fulls).
+      'staging-snapshot': { default: 'incr', allow: ['full', 'diff', 'incr'] },
     },
   },
   target: {

@@ -407,5 +407,15 @@ for (const major of (process.env['STAGING_SNAPSHOT_MAJORS'] ?? '15,13').split(',
       await sealed(setup, await metaOf(setup, label))
       assert.equal(await setup.restoreAndDump(label), await dumpDatabase(setup.source))
     })
+
+    test('--type=full takes a full snapshot, so retention has fulls to count', async () => {
+      const result = await setup.walden(['staging-snapshot', '--type=full'])
+      assert.equal(result.code, 0, result.stderr)
+      const label = (await setup.labels()).at(-1)!
+      assert.match(label, /^\d{8}-\d{6}F$/)
+      const refused = await setup.walden(['staging-snapshot', '--type=time'])
+      assert.equal(refused.code, 32, refused.stderr)
+      assert.match(refused.stderr, /option 'type' on the command line must be one of 'full', 'diff', 'incr', not 'time'/)
+    })
   })
 }

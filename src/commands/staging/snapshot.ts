@@ -145,7 +145,8 @@ export function snapshotRefusal(record: StagingRecord): WaldenError | undefined 
 /**
  * The configuration of the backup a snapshot is: the staging-snapshot command's own options that backup takes, the
  * config file and environment read again for backup, and the staging cluster as pg1 (its path and port from the
- * record), backed up on itself. Incremental after the first (backup's default), since a snapshot is taken often.
+ * record), backed up on itself. Incremental after the first (backup's default), since a snapshot is taken often;
+ * --type=full (or diff) is passed on, so that repo1-retention-full has fulls to count.
  */
 async function snapshotBackupConfig(cfg: Config, record: StagingRecord): Promise<Config> {
   const given = cfg.explicitArguments('backup').filter((arg) => !/^--(pg1-path|pg1-port|pg1-socket-path|backup-standby|start-fast|stanza)=?/.test(arg))
