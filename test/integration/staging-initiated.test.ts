@@ -8,7 +8,7 @@ import { chown, readdir, readFile, readlink, writeFile, lstat } from 'node:fs/pr
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { tarExtractFile } from '../../src/io/tar-extract.js'
-import { Cluster, cleanupAll, runTool, runWalden, testDir, type TestDir } from '../harness/cluster.js'
+import { Cluster, cleanupAll, dumpDatabase, runTool, runWalden, testDir, type TestDir } from '../harness/cluster.js'
 
 const TIMEOUT = { timeout: 240_000 }
 const PASSWORD = "Wal'den:s3cret\\pw"
@@ -334,6 +334,30 @@ for (const major of [13, 15, 17, 18]) {
             return rows.length === 2 ? true : undefined
           })
           assert.deepEqual(await source.cluster.query('select slot_name from pg_replication_slots'), [{ slot_name: slot.slot_name }])
+        }
+
+        if (major === 13 || major === 17) {
+          // A snapshot of the copy, and a clone from it, equal the source once it is idle and replayed; the clone's
+          // tablespace goes beside the clone, not into the staging copy's.
+          await source.stopLoad()
+          const end = await source.cluster.psqlScalar('select pg_current_wal_lsn()::text')
+          await waitFor('the staging copy to replay the idle source', async () =>
+            (await staging.cluster.psqlScalar(`select (pg_last_wal_replay_lsn() >= '${end}')::text`)) === 'true' ? true : undefined,
+          )
+          const snapshot = await runWalden([`--config=${staging.configPath}`, '--stanza=main', 'staging-snapshot'], { timeoutMs: 180_000 })
+          assert.equal(snapshot.code, 0, `${snapshot.stdout}${snapshot.stderr}`)
+          const clone = await Cluster.adopt({ major, dir: staging.dir, name: 'clone' })
+          const created = await runWalden(
+            [`--config=${staging.configPath}`, '--stanza=main', 'clone-create', '--clone=qa', `--clone-path=${clone.dataDir}`, `--clone-port=${clone.port}`, `--clone-setting=unix_socket_directories=${clone.socketDir}`],
+            { timeoutMs: 180_000 },
+          )
+          assert.equal(created.code, 0, `${created.stdout}${created.stderr}`)
+          assert.equal(await dumpDatabase(clone), await dumpDatabase(source.cluster))
+          assert.equal(await clone.psqlScalar("select pg_tablespace_location(oid) from pg_tablespace where spcname = 'space1'"), join(`${clone.dataDir}.tablespaces`, oid))
+          assert.equal(await staging.cluster.psqlScalar('select count(*) from marker'), await source.cluster.psqlScalar('select count(*) from marker'), 'the staging copy is untouched')
+          const destroyed = await runWalden([`--config=${staging.configPath}`, '--stanza=main', 'clone-destroy', '--clone=qa'])
+          assert.equal(destroyed.code, 0, destroyed.stderr)
+          await assert.rejects(lstat(`${clone.dataDir}.tablespaces`), { code: 'ENOENT' })
         }
 
         // staging-unlink stops the copy and drops its slot over the replication protocol (the role may not log in

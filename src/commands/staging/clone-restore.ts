@@ -61,6 +61,8 @@ export interface CloneRestoreRequest {
   target?: CloneTarget
   /** For the snapshot itself: stop at its consistent point, or at the end of the archive, which is the same (clone-reach.ts). */
   snapshotEnd?: 'immediate' | 'end'
+  /** Tablespace OID -> the clone's own folder for it: never the location the snapshot recorded (the staging copy's). */
+  tablespaceMap?: Readonly<Record<string, string>>
 }
 
 /**
@@ -101,6 +103,7 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
     'stop-old': false,
     'keep-old-data': false,
     ...(request.target !== undefined ? { target: request.target.target } : {}),
+    ...(request.tablespaceMap !== undefined ? { 'tablespace-map': request.tablespaceMap } : {}),
     // Only where PostgreSQL has recovery_target_inclusive (time, xid, lsn): restore refuses it for a name.
     ...(request.target?.exclusive === true ? { 'target-exclusive': true } : {}),
   }

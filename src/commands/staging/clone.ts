@@ -213,6 +213,13 @@ export const cloneCreate: Command = {
           const manifest = await manifestLoad(storage, stanza, snapshot.label)
           if (target !== undefined) await cloneTargetReachCheck(storage, stanza, snapshot, manifest, target)
           const snapshotEnd = target === undefined ? await cloneSnapshotEnd(storage, stanza, snapshot, manifest) : undefined
+          // Tablespaces recorded at the staging copy's locations go beside the clone instead, one folder per OID.
+          const tablespaces = manifest.targets.filter((entry) => entry.name !== 'pg_data' && entry.tablespaceOid !== undefined)
+          const tablespacePath = tablespaces.length > 0 ? `${clonePath}.tablespaces` : undefined
+          if (tablespacePath !== undefined && !(await folderEmpty(tablespacePath))) {
+            fail('PathNotEmpty', `'${tablespacePath}', where the clone's tablespaces go, is not empty`, { hint: 'give a clone-path whose .tablespaces folder is absent or empty.' })
+          }
+          const tablespaceMap = Object.fromEntries(tablespaces.map((entry) => [String(entry.tablespaceOid), join(tablespacePath!, String(entry.tablespaceOid))]))
           log.info(`clone '${name}' from snapshot ${snapshot.label}${target !== undefined ? ` at ${target.type} '${target.target}'` : ''} into '${clonePath}' on port ${port}`)
 
           // 2. The port and the record, before the folder.
@@ -226,6 +233,7 @@ export const cloneCreate: Command = {
             ...(target !== undefined ? { type: target.type, target: target.target } : {}),
             settings: [...cfg.list('clone-setting')],
             created: new Date().toISOString(),
+            ...(tablespacePath !== undefined ? { tablespacePath } : {}),
           }
           const folderExisted = await stat(clonePath).then(() => true, () => false)
           try {
@@ -238,6 +246,7 @@ export const cloneCreate: Command = {
               label: snapshot.label,
               ...(target !== undefined ? { target } : {}),
               ...(snapshotEnd !== undefined ? { snapshotEnd } : {}),
+              ...(tablespacePath !== undefined ? { tablespaceMap } : {}),
             })
             await settingsApply(clonePath, cloneOwnSettings(port), settings)
             await cloneStart(cfg, clonePath, manifest.pg.version, { user: cfg.string('pg1-user') ?? 'postgres', database: cfg.string('pg1-database') ?? 'postgres' })
@@ -257,6 +266,7 @@ export const cloneCreate: Command = {
             await cloneStop(cfg, clonePath, manifest.pg.version).catch((stopError: unknown) => log.warn(`unable to stop the clone's server: ${(stopError as Error).message}`))
             if (!(await pgRunning(clonePath))) {
               await cloneFolderRemove(clonePath, folderExisted)
+              if (tablespacePath !== undefined) await rm(tablespacePath, { recursive: true, force: true })
               await portRelease(cfg, owner)
               await cloneRecordRemove(cfg, stanza, name)
             }
@@ -329,6 +339,7 @@ export const cloneDestroy: Command = {
           const major = await folderMajor(record.path, 0)
           await cloneStop(cfg, record.path, major)
           await cloneFolderRemove(record.path, false)
+          if (record.tablespacePath !== undefined) await rm(record.tablespacePath, { recursive: true, force: true })
           await portRelease(cfg, { kind: 'clone', stanza, clone: name })
           await cloneRecordRemove(cfg, stanza, name)
           process.stdout.write(`clone '${name}' of stanza '${stanza}' destroyed: server stopped, '${record.path}' removed\n`)

@@ -72,6 +72,8 @@ export interface CloneRecord {
   target?: string
   settings: string[]
   created: string
+  /** Where the clone's tablespaces went (`<path>.tablespaces`, one folder per OID), when the snapshot has any. */
+  tablespacePath?: string
 }
 
 export interface PortOwner {
