@@ -11,39 +11,9 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pgBinDirs } from '../../src/pg/binaries.js'
 import { availableMajors, Cluster, createCluster, runWalden, testDir } from '../harness/cluster.js'
 import type { RunResult, TestDir } from '../harness/cluster.js'
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(250)) {
-    if (await check().catch(() => false)) return
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
-
-/** Debian's client tools (pg_basebackup, pgbench): the bin folder of the newest major that has them. */
-async function clientBin(): Promise<string> {
-  for (const [, dir] of [...(await pgBinDirs())].reverse()) {
-    if (await stat(join(dir, 'pg_basebackup')).then(() => true, () => false)) return dir
-  }
-  throw new Error('no pg_basebackup found: install postgresql-client (Debian) to run this test')
-}
-
-/** Runs a tool as postgres; resolves with its exit code and output. */
-function runAsPostgres(command: string, args: readonly string[]): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn('runuser', ['-u', 'postgres', '--', command, ...args], { cwd: '/tmp', env: { ...process.env, LC_ALL: 'C' } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code, signal) => resolvePromise({ code: code ?? 128, signal, stdout, stderr }))
-  })
-}
+import { clientBin, runAsPostgres, waitUntil } from '../harness/staging.js'
 
 async function runOk(command: string, args: readonly string[]): Promise<string> {
   const result = await runAsPostgres(command, args)

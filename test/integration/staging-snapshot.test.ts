@@ -20,18 +20,11 @@ import { lsnParse } from '../../src/pg/lsn.js'
 import { walSegmentName, walSegmentNext } from '../../src/pg/wal.js'
 import { Cluster, createCluster, dumpDatabase, runTool, runWalden, testDir } from '../harness/cluster.js'
 import type { RunResult, TestDir } from '../harness/cluster.js'
+import { sleep, waitUntil } from '../harness/staging.js'
 
 const STANZA = 'stage'
 const TOOLS_MAJOR = 15
 const SEGMENT_SIZE = 16 * 1024 * 1024
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(200)) {
-    if (await check().catch(() => false)) return
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
 
 /** Runs a PostgreSQL 15 client tool as postgres (pg_basebackup writes a folder walden reads as postgres). */
 function toolAsPostgres(tool: string, args: readonly string[]): void {

@@ -8,44 +8,15 @@
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { chmod, copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { pgBinDirs } from '../../src/pg/binaries.js'
 import { walSegmentNext } from '../../src/pg/wal.js'
 import { availableMajors, Cluster, createCluster, runWalden, testDir } from '../harness/cluster.js'
 import type { RunResult, TestDir } from '../harness/cluster.js'
+import { clientBin, runAsPostgres, waitUntil } from '../harness/staging.js'
 
 const SEGMENT_SIZE = 16 * 1024 * 1024
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(250)) {
-    if (await check().catch(() => false)) return
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
-
-async function clientBin(): Promise<string> {
-  for (const [, dir] of [...(await pgBinDirs())].reverse()) {
-    if (await stat(join(dir, 'pg_basebackup')).then(() => true, () => false)) return dir
-  }
-  throw new Error('no pg_basebackup found: install postgresql-client (Debian) to run this test')
-}
-
-function runAsPostgres(command: string, args: readonly string[]): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn('runuser', ['-u', 'postgres', '--', command, ...args], { cwd: '/tmp', env: { ...process.env, LC_ALL: 'C' } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code, signal) => resolvePromise({ code: code ?? 128, signal, stdout, stderr }))
-  })
-}
-
 interface Status {
   status: string
   reason: string | null
@@ -109,7 +80,8 @@ for (const major of [15, 13]) {
     /** The staging copy stops by itself, and staging-status names `expected` in JSON and text, exiting 94. */
     const assertBroken = async (expected: string, why: RegExp): Promise<void> => {
       const started = Date.now()
-      await waitUntil('the staging cluster to stop after the break', async () => !staging.isRunning())
+      // The issue's bound: INACTIVE within a minute.
+      await waitUntil('the staging cluster to stop after the break', async () => !staging.isRunning(), 60_000)
       assert.ok(Date.now() - started < 60_000)
       const { code, json } = await status()
       assert.equal(code, 94)
