@@ -100,7 +100,8 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
     ...(request.image !== true && (request.target !== undefined || request.snapshotEnd !== 'end') ? { 'target-action': 'promote' } : {}),
     // The reach check followed the snapshot's timeline; recovery must follow the same.
     'target-timeline': 'current',
-    'archive-mode': 'off',
+    // Each clone's own recovery writes it; an image's postgresql.auto.conf stays as the snapshot had it.
+    'archive-mode': request.image === true ? 'preserve' : 'off',
     delta: false,
     force: false,
     start: false,

@@ -284,7 +284,7 @@ export const cloneCreate: Command = {
               if (tablespacePath !== undefined) await rm(tablespacePath, { recursive: true, force: true })
               await portRelease(cfg, owner)
               await cloneRecordRemove(cfg, stanza, name)
-              await imageRemoveUnused(cfg, stanza, imagePath)
+              await imageRemoveUnused(cfg, stanza, imagePath).catch((imageError: unknown) => log.warn(`unable to remove the snapshot image '${imagePath}': ${(imageError as Error).message}`))
             }
             throw error
           }
@@ -365,7 +365,13 @@ export const cloneDestroy: Command = {
           if (record.tablespacePath !== undefined) await rm(record.tablespacePath, { recursive: true, force: true })
           await portRelease(cfg, { kind: 'clone', stanza, clone: name })
           await cloneRecordRemove(cfg, stanza, name)
-          if (record.imagePath !== undefined) await imageRemoveUnused(cfg, stanza, record.imagePath)
+          // The clone is gone whatever happens here; an image left behind is said, and clone-list no longer shows it.
+          const imagePath = record.imagePath
+          if (imagePath !== undefined) {
+            await imageRemoveUnused(cfg, stanza, imagePath).catch((imageError: unknown) =>
+              log.warn(`unable to remove the snapshot image '${imagePath}': ${(imageError as Error).message}; remove that folder by hand`),
+            )
+          }
           process.stdout.write(`clone '${name}' of stanza '${stanza}' destroyed: server stopped, '${record.path}' removed\n`)
           return 0
         },
