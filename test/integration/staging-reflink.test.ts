@@ -35,6 +35,7 @@ describe(`clones sharing blocks through a snapshot image on PostgreSQL ${MAJOR}`
   let snapshot: string
   let dumpAtSnapshot: string
   let relationFile: string
+  let spaceOid: string
   let mountPoint: string | undefined
   let mountProblem = ''
   const handles: Cluster[] = []
@@ -68,6 +69,10 @@ describe(`clones sharing blocks through a snapshot image on PostgreSQL ${MAJOR}`
     await stanza.cluster.query('create table events (id integer primary key, note text not null)')
     // About 30 MB, so that blocks shared or not are plain to see.
     await stanza.cluster.query("insert into events select g, repeat('x', 200) || g from generate_series(1, 120000) g")
+    // A tablespace: each clone's goes beside it, reflinked from the image's.
+    await stanza.cluster.query(`create tablespace space1 location '${await stanza.dir.mkdir('space1')}'`)
+    await stanza.cluster.query("create table marker tablespace space1 as select g as id, repeat('m', 100) as note from generate_series(1, 5000) g")
+    spaceOid = await stanza.cluster.psqlScalar("select oid::text from pg_tablespace where spcname = 'space1'")
     await stanza.waldenOk(['stanza-create'])
     relationFile = await stanza.cluster.psqlScalar("select pg_relation_filepath('events')")
     dumpAtSnapshot = await dumpDatabase(stanza.cluster)
@@ -107,6 +112,7 @@ describe(`clones sharing blocks through a snapshot image on PostgreSQL ${MAJOR}`
     handles.push(handle)
     await stanza.waldenOk(createArgs('plain', handle))
     assert.equal(await dumpDatabase(handle), dumpAtSnapshot)
+    assert.equal(await handle.psqlScalar("select pg_tablespace_location(oid) from pg_tablespace where spcname = 'space1'"), join(`${handle.dataDir}.tablespaces`, spaceOid))
     assert.deepEqual(await imageNames(stanza.dir.path), [], 'no image beside the clone')
     assert.equal((await cloneList()).find((clone) => clone.name === 'plain')?.image, null)
     await stanza.waldenOk(['clone-destroy', '--clone=plain'])
@@ -147,6 +153,13 @@ describe(`clones sharing blocks through a snapshot image on PostgreSQL ${MAJOR}`
 
     assert.equal(await dumpDatabase(first), dumpAtSnapshot)
     assert.equal(await dumpDatabase(second), dumpAtSnapshot)
+    for (const clone of [first, second]) {
+      assert.equal(await clone.psqlScalar("select pg_tablespace_location(oid) from pg_tablespace where spcname = 'space1'"), join(`${clone.dataDir}.tablespaces`, spaceOid))
+      assert.equal(await clone.psqlScalar('select count(*)::text from marker'), '5000')
+      // The clone's own recovery, written into its copy: promoted, and never archiving into the stanza.
+      assert.equal(await clone.psqlScalar('select pg_is_in_recovery()::text'), 'false')
+      assert.equal(await clone.psqlScalar('show archive_mode'), 'off')
+    }
 
     // Independent: a write in one is not seen in the other, nor in the image.
     await first.query("update events set note = 'changed in a' where id <= 1000")
@@ -169,5 +182,6 @@ describe(`clones sharing blocks through a snapshot image on PostgreSQL ${MAJOR}`
     assert.equal(await dumpDatabase(second).then((dump) => dump.includes('changed in a')), false)
     await stanza.waldenOk(['clone-destroy', '--clone=b'])
     assert.deepEqual(await imageNames(mountPoint), [], 'the image went with the last clone')
+    assert.deepEqual((await readdir(mountPoint)).sort(), ['clone-a.sock', 'clone-b.sock'], 'nothing else is left: folders, tablespaces, probe files')
   })
 })
