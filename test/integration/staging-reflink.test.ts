@@ -116,6 +116,13 @@ describe(`clones sharing blocks through a snapshot image on PostgreSQL ${MAJOR}`
     assert.deepEqual(await imageNames(stanza.dir.path), [], 'no image beside the clone')
     assert.equal((await cloneList()).find((clone) => clone.name === 'plain')?.image, null)
     await stanza.waldenOk(['clone-destroy', '--clone=plain'])
+
+    // A clone-path named as images are would be taken for one (built into, removed with its last clone).
+    const imageNamed = join(stanza.dir.path, `.walden-image-${stanza.name}-${snapshot}`)
+    const refused = await stanza.walden(['clone-create', '--clone=named', `--clone-path=${imageNamed}`, `--clone-port=${handle.port}`])
+    assert.equal(refused.code, 32, refused.stderr)
+    assert.equal(refused.stderr.split('\n')[0], `P00  ERROR: [032]: clone path '${imageNamed}' is named as walden names its snapshot images`)
+    assert.equal(await exists(imageNamed), false)
   })
 
   test('on XFS with reflinks, two clones of one snapshot share blocks with its image and are independent', async (t) => {

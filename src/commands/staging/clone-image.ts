@@ -31,7 +31,7 @@ export function imagePathFor(clonePath: string, stanza: string, label: string): 
 
 /** Whether `path` is named as walden names images: nothing else is ever removed as one, whatever a record says. */
 export function isImagePath(path: string): boolean {
-  return basename(path).startsWith(IMAGE_PREFIX) && !basename(path).includes('/')
+  return basename(path).startsWith(IMAGE_PREFIX)
 }
 
 /**

@@ -29,7 +29,7 @@ import { targetCheck, targetTimeParse } from '../restore/target.js'
 import { pgCtlPathCheck, serverControl } from '../server-control.js'
 import { cloneSnapshotEnd, cloneTargetReachCheck } from './clone-reach.js'
 import type { CloneTarget } from './clone-reach.js'
-import { imageBytes, imagePathFor, imageRemove, reflinkProbe } from './clone-image.js'
+import { imageBytes, imagePathFor, imageRemove, isImagePath, reflinkProbe } from './clone-image.js'
 import { cloneOwnSettings, cloneRestore, cloneRestoreFromImage, cloneStart } from './clone-restore.js'
 import { hookError, hooksRun } from './hooks.js'
 import type { HookContext } from './hooks.js'
@@ -193,6 +193,10 @@ export const cloneCreate: Command = {
     const name = cloneName(cfg)
     const clonePath = resolve(cfg.requireString('clone-path'))
     pgCtlPathCheck(clonePath, 'clone-path')
+    // Snapshot images (clone-image.ts) are built, renamed and removed under these names: a clone there would be one.
+    if (isImagePath(clonePath)) {
+      fail('OptionInvalidValue', `clone path '${clonePath}' is named as walden names its snapshot images`, { hint: "give a folder whose name does not start with '.walden-image-'." })
+    }
     const port = cfg.number('clone-port')
     if (port === undefined) fail('OptionRequired', "clone-create command requires option 'clone-port'", { hint: 'give --clone-port=PORT, a port no server on this host uses.' })
     const settings = settingsParse(cfg.list('clone-setting'), 'clone-setting')
