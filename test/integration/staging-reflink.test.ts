@@ -137,12 +137,16 @@ describe(`clones sharing blocks through a snapshot image on PostgreSQL ${MAJOR}`
     handles.push(first, second)
     const imagePath = join(mountPoint, `.walden-image-${stanza.name}-${snapshot}`)
 
+    const startedA = Date.now()
     await stanza.waldenOk(createArgs('a', first))
+    const tookA = Date.now() - startedA
     assert.ok(await exists(join(imagePath, 'data', 'global', 'pg_control')), 'the first clone built the image')
     assert.equal((await stat(imagePath)).mode & 0o777, 0o700, 'the image is private')
     assert.ok(!(await exists(join(imagePath, 'data', 'postmaster.pid'))), 'the image was never started')
     assert.ok(!(await exists(join(imagePath, 'data', 'recovery.signal'))), 'the image has no recovery settings')
+    const startedB = Date.now()
     await stanza.waldenOk(createArgs('b', second))
+    console.log(`staging-reflink: clone-create took ${tookA} ms with the image's restore, ${Date.now() - startedB} ms from the image`)
 
     // Before anything reads the table (a read sets hint bits, which a checkpoint writes): the table's file in the
     // second clone shares its extents with the image and the first clone. filefrag -v lists one extent a line
