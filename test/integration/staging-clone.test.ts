@@ -135,7 +135,7 @@ function cloneSuite(major: number, full: boolean): void {
       const listed = (await cloneList()).find((clone) => clone.name === 'first')
       assert.deepEqual(
         { ...listed, created: typeof listed?.created },
-        { name: 'first', path: handle.dataDir, port: handle.port, snapshot: firstSnapshot, type: 'immediate', target: null, created: 'string', running: true },
+        { name: 'first', path: handle.dataDir, port: handle.port, snapshot: firstSnapshot, type: 'immediate', target: null, created: 'string', running: true, image: null },
       )
     })
 

@@ -249,6 +249,21 @@ async function recoveryFilesPresent(pgPath: string): Promise<string[]> {
   return present
 }
 
+/**
+ * Writes into a restored folder the recovery settings (postgresql.auto.conf, signal file) that a restore with this
+ * Config would write. For a copy of a folder restored with --type=none: staging's snapshot images
+ * (staging/clone-image.ts), which are restored once and copied for each clone with the clone's own recovery. Standby
+ * and preserve are not recoveries of that kind: a standby prepares its primary, preserve has nothing to write.
+ */
+export async function restoreRecoveryWrite(cfg: Config, pgPath: string): Promise<void> {
+  const type = cfg.string('type') ?? 'default'
+  if (type === 'standby' || type === 'preserve') fail('Assert', `restoreRecoveryWrite is not for --type=${type}`)
+  const target = cfg.string('target')
+  recoveryOptionsCheck(cfg, type, target)
+  const recovery = recoverySettingsFor(cfg, type, target, {})
+  await writeRecovery(new PosixStorage(pgPath), pgPath, type, recovery, [])
+}
+
 /** The recovery options must make sense together before anything is read or written. */
 function recoveryOptionsCheck(cfg: Config, type: string, target: string | undefined): void {
   if (TARGET_TYPES.has(type) && target === undefined) {

@@ -9,7 +9,7 @@
 // archived would land in the stanza's own archive as if the staging copy had written it.
 
 import { readFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fail } from '../../common/errors.js'
 import { Config, sizeParse } from '../../config/config.js'
 import type { OptionSource } from '../../config/config.js'
@@ -18,9 +18,11 @@ import type { OptionDef, OptionName, OptionValue } from '../../config/options.js
 import { pgRunning } from '../../pg/data-dir.js'
 import { pgConnect } from '../../pg/session.js'
 import type { PgConnectOptions } from '../../pg/session.js'
-import { restore } from '../restore/index.js'
+import { restore, restoreRecoveryWrite } from '../restore/index.js'
 import { serverControl } from '../server-control.js'
 import type { CloneTarget } from './clone-reach.js'
+import { cloneFromImage, imageBuild, imageExists } from './clone-image.js'
+import { log } from '../../common/log.js'
 
 /** Settings walden writes for every clone, after the restore's; clone-setting may not change them. */
 export function cloneOwnSettings(port: number): Map<string, string> {
@@ -63,6 +65,8 @@ export interface CloneRestoreRequest {
   snapshotEnd?: 'immediate' | 'end'
   /** Tablespace OID -> the clone's own folder for it: never the location the snapshot recorded (the staging copy's). */
   tablespaceMap?: Readonly<Record<string, string>>
+  /** A snapshot image (clone-image.ts): restored with no recovery settings (--type=none), each clone writes its own. */
+  image?: boolean
 }
 
 /**
@@ -91,21 +95,22 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
     'pg1-path': request.clonePath,
     'pg1-port': request.clonePort,
     set: request.label,
-    type: request.target?.type ?? (request.snapshotEnd === 'end' ? 'default' : 'immediate'),
+    type: request.image === true ? 'none' : (request.target?.type ?? (request.snapshotEnd === 'end' ? 'default' : 'immediate')),
     // Ignored without a target: recovery to the end of the archive promotes by itself.
-    ...(request.target !== undefined || request.snapshotEnd !== 'end' ? { 'target-action': 'promote' } : {}),
+    ...(request.image !== true && (request.target !== undefined || request.snapshotEnd !== 'end') ? { 'target-action': 'promote' } : {}),
     // The reach check followed the snapshot's timeline; recovery must follow the same.
     'target-timeline': 'current',
-    'archive-mode': 'off',
+    // Each clone's own recovery writes it; an image's postgresql.auto.conf stays as the snapshot had it.
+    'archive-mode': request.image === true ? 'preserve' : 'off',
     delta: false,
     force: false,
     start: false,
     'stop-old': false,
     'keep-old-data': false,
-    ...(request.target !== undefined ? { target: request.target.target } : {}),
+    ...(request.target !== undefined && request.image !== true ? { target: request.target.target } : {}),
     ...(request.tablespaceMap !== undefined ? { 'tablespace-map': request.tablespaceMap } : {}),
     // Only where PostgreSQL has recovery_target_inclusive (time, xid, lsn): restore refuses it for a name.
-    ...(request.target?.exclusive === true ? { 'target-exclusive': true } : {}),
+    ...(request.target?.exclusive === true && request.image !== true ? { 'target-exclusive': true } : {}),
   }
   for (const [name, value] of Object.entries(given) as Array<[OptionName, OptionValue]>) {
     values.set(name, value)
@@ -124,6 +129,24 @@ export function cloneRestoreConfig(cfg: Config, request: CloneRestoreRequest): C
 export async function cloneRestore(cfg: Config, request: CloneRestoreRequest): Promise<void> {
   const code = await restore.run(cloneRestoreConfig(cfg, request))
   if (code !== 0) fail('Unhandled', `restore into '${request.clonePath}' ended with exit code ${code}`)
+}
+
+/**
+ * Makes the clone from the snapshot's image (clone-image.ts), building the image first if there is none: the same
+ * folder a restore would make, with the recovery settings the same restore would write.
+ */
+export async function cloneRestoreFromImage(cfg: Config, request: CloneRestoreRequest, imagePath: string): Promise<void> {
+  if (!(await imageExists(imagePath))) {
+    log.info(`snapshot image of ${request.label}: restoring it once into '${imagePath}', then a reflink copy for each clone`)
+    await imageBuild(imagePath, async (dataPath, tablespaceRoot) => {
+      const tablespaceMap = request.tablespaceMap === undefined ? undefined : Object.fromEntries(Object.keys(request.tablespaceMap).map((oid) => [oid, join(tablespaceRoot, oid)]))
+      const { tablespaceMap: _clones, ...rest } = request
+      await cloneRestore(cfg, { ...rest, clonePath: dataPath, image: true, ...(tablespaceMap !== undefined ? { tablespaceMap } : {}) })
+    })
+  }
+  const tablespacePath = request.tablespaceMap === undefined ? undefined : dirname(Object.values(request.tablespaceMap)[0]!)
+  await cloneFromImage(imagePath, request.clonePath, tablespacePath, () => restoreRecoveryWrite(cloneRestoreConfig(cfg, request), request.clonePath))
+  log.info(`clone made from snapshot image '${imagePath}' (reflinks: blocks shared until written)`)
 }
 
 /**

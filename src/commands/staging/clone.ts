@@ -13,7 +13,7 @@
 // port and record released. A half-made clone is worth nothing and would hold a port.
 
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
@@ -29,7 +29,8 @@ import { targetCheck, targetTimeParse } from '../restore/target.js'
 import { pgCtlPathCheck, serverControl } from '../server-control.js'
 import { cloneSnapshotEnd, cloneTargetReachCheck } from './clone-reach.js'
 import type { CloneTarget } from './clone-reach.js'
-import { cloneOwnSettings, cloneRestore, cloneStart } from './clone-restore.js'
+import { imageBytes, imagePathFor, imageRemove, isImagePath, reflinkProbe } from './clone-image.js'
+import { cloneOwnSettings, cloneRestore, cloneRestoreFromImage, cloneStart } from './clone-restore.js'
 import { hookError, hooksRun } from './hooks.js'
 import type { HookContext } from './hooks.js'
 import { jobRun } from './jobs.js'
@@ -176,6 +177,12 @@ async function cloneFolderRemove(path: string, keepFolder: boolean): Promise<voi
   for (const entry of entries) await rm(join(path, entry), { recursive: true, force: true })
 }
 
+/** Removes a snapshot image no clone of the stanza uses any more (clone-image.ts). */
+async function imageRemoveUnused(cfg: Config, stanza: string, imagePath: string): Promise<void> {
+  if ((await cloneRecordList(cfg, stanza)).some((record) => record.imagePath === imagePath)) return
+  await imageRemove(imagePath)
+}
+
 function targetText(record: CloneRecord): string {
   return record.type !== undefined && record.target !== undefined ? `${record.type} ${record.target}` : ''
 }
@@ -186,6 +193,10 @@ export const cloneCreate: Command = {
     const name = cloneName(cfg)
     const clonePath = resolve(cfg.requireString('clone-path'))
     pgCtlPathCheck(clonePath, 'clone-path')
+    // Snapshot images (clone-image.ts) are built, renamed and removed under these names: a clone there would be one.
+    if (isImagePath(clonePath)) {
+      fail('OptionInvalidValue', `clone path '${clonePath}' is named as walden names its snapshot images`, { hint: "give a folder whose name does not start with '.walden-image-'." })
+    }
     const port = cfg.number('clone-port')
     if (port === undefined) fail('OptionRequired', "clone-create command requires option 'clone-port'", { hint: 'give --clone-port=PORT, a port no server on this host uses.' })
     const settings = settingsParse(cfg.list('clone-setting'), 'clone-setting')
@@ -220,6 +231,7 @@ export const cloneCreate: Command = {
             fail('PathNotEmpty', `'${tablespacePath}', where the clone's tablespaces go, is not empty`, { hint: 'give a clone-path whose .tablespaces folder is absent or empty.' })
           }
           const tablespaceMap = Object.fromEntries(tablespaces.map((entry) => [String(entry.tablespaceOid), join(tablespacePath!, String(entry.tablespaceOid))]))
+          const imagePath = imagePathFor(clonePath, stanza, snapshot.label)
           log.info(`clone '${name}' from snapshot ${snapshot.label}${target !== undefined ? ` at ${target.type} '${target.target}'` : ''} into '${clonePath}' on port ${port}`)
 
           // 2. The port and the record, before the folder.
@@ -234,20 +246,27 @@ export const cloneCreate: Command = {
             settings: [...cfg.list('clone-setting')],
             created: new Date().toISOString(),
             ...(tablespacePath !== undefined ? { tablespacePath } : {}),
+            // Recorded whether or not an image is made, before anything is: clone-destroy of the last clone naming it
+            // removes it (and a half-built one), and a name that is not an image's is never removed.
+            imagePath,
           }
           const folderExisted = await stat(clonePath).then(() => true, () => false)
           try {
             await cloneRecordWrite(cfg, record)
             // 3. Restore, settings, start.
             await mkdir(clonePath, { recursive: true, mode: 0o700 })
-            await cloneRestore(cfg, {
+            const request = {
               clonePath,
               clonePort: port,
               label: snapshot.label,
               ...(target !== undefined ? { target } : {}),
               ...(snapshotEnd !== undefined ? { snapshotEnd } : {}),
               ...(tablespacePath !== undefined ? { tablespaceMap } : {}),
-            })
+            }
+            // With reflinks between the image's folder and the clone's, the clone is a copy of the snapshot's image
+            // (clone-image.ts); without, a full restore as always.
+            if (await reflinkProbe(dirname(imagePath), clonePath)) await cloneRestoreFromImage(cfg, request, imagePath)
+            else await cloneRestore(cfg, request)
             await settingsApply(clonePath, cloneOwnSettings(port), settings)
             await cloneStart(cfg, clonePath, manifest.pg.version, { user: cfg.string('pg1-user') ?? 'postgres', database: cfg.string('pg1-database') ?? 'postgres' })
             if (snapshotEnd === 'end') await cloneEndCheck(clonePath, snapshot)
@@ -269,6 +288,7 @@ export const cloneCreate: Command = {
               if (tablespacePath !== undefined) await rm(tablespacePath, { recursive: true, force: true })
               await portRelease(cfg, owner)
               await cloneRecordRemove(cfg, stanza, name)
+              await imageRemoveUnused(cfg, stanza, imagePath).catch((imageError: unknown) => log.warn(`unable to remove the snapshot image '${imagePath}': ${(imageError as Error).message}`))
             }
             throw error
           }
@@ -286,6 +306,11 @@ export const cloneList: Command = {
     const stanza = cfg.stanza()
     const records = await cloneRecordList(cfg, stanza)
     const rows = await Promise.all(records.map(async (record) => ({ record, running: await pgRunning(record.path) })))
+    const image = new Map<string, { path: string; bytes: number }>()
+    for (const path of new Set(records.map((record) => record.imagePath).filter((path) => path !== undefined))) {
+      const bytes = await imageBytes(path)
+      if (bytes !== undefined) image.set(path, { path, bytes })
+    }
     if (cfg.string('output') === 'json') {
       const json = rows.map(({ record, running }) => ({
         name: record.name,
@@ -296,6 +321,8 @@ export const cloneList: Command = {
         target: record.target ?? null,
         created: record.created,
         running,
+        // The snapshot image this clone shares blocks with, and the bytes it holds on disk (shared with its clones).
+        image: image.get(record.imagePath ?? '') ?? null,
       }))
       process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
       return 0
@@ -342,6 +369,13 @@ export const cloneDestroy: Command = {
           if (record.tablespacePath !== undefined) await rm(record.tablespacePath, { recursive: true, force: true })
           await portRelease(cfg, { kind: 'clone', stanza, clone: name })
           await cloneRecordRemove(cfg, stanza, name)
+          // The clone is gone whatever happens here; an image left behind is said, and clone-list no longer shows it.
+          const imagePath = record.imagePath
+          if (imagePath !== undefined) {
+            await imageRemoveUnused(cfg, stanza, imagePath).catch((imageError: unknown) =>
+              log.warn(`unable to remove the snapshot image '${imagePath}': ${(imageError as Error).message}; remove that folder by hand`),
+            )
+          }
           process.stdout.write(`clone '${name}' of stanza '${stanza}' destroyed: server stopped, '${record.path}' removed\n`)
           return 0
         },

@@ -74,6 +74,8 @@ export interface CloneRecord {
   created: string
   /** Where the clone's tablespaces went (`<path>.tablespaces`, one folder per OID), when the snapshot has any. */
   tablespacePath?: string
+  /** The snapshot image the clone may be a reflink copy of (clone-image.ts); removed with the last clone naming it. */
+  imagePath?: string
 }
 
 export interface PortOwner {
