@@ -274,6 +274,9 @@ for (const major of [15, 13]) {
         // Recorded, so that a snapshot is refused while it stands.
         const record = JSON.parse(await readFile(join(work.path, 'spool', 'staging', 'copy', 'stream.json'), 'utf8')) as { fault?: { message: string } }
         assert.match(record.fault?.message ?? '', /^streaming from the source has stopped/)
+        const snapshot = await walden(['staging-snapshot'], 'stream')
+        assert.equal(snapshot.code, 92, snapshot.stderr)
+        assert.match(snapshot.stderr, /staging copy of stanza 'stream' has a fault, so no snapshot is taken: streaming from the source has stopped/)
       } finally {
         await source.start()
       }
