@@ -401,11 +401,18 @@ for (const major of (process.env['STAGING_SNAPSHOT_MAJORS'] ?? '15,13').split(',
       assert.equal(await setup.restoreAndDump(label), await dumpDatabase(setup.source))
     })
 
-    test('--type=full takes a full snapshot, so retention has fulls to count', async () => {
+    test('--type=full takes a full snapshot, so retention has fulls to count; a clone of it equals the source', async () => {
+      await setup.caughtUp()
       const result = await setup.walden(['staging-snapshot', '--type=full'])
       assert.equal(result.code, 0, result.stderr)
       const label = (await setup.labels()).at(-1)!
       assert.match(label, /^\d{8}-\d{6}F$/)
+      // The same snapshot as a clone (this copy streams: the way 3 of the issue), against the idle source.
+      const clone = await Cluster.adopt({ major: setup.major, dir: setup.dir, name: 'clone' })
+      const created = await setup.walden(['clone-create', '--clone=qa', `--set=${label}`, `--clone-path=${clone.dataDir}`, `--clone-port=${clone.port}`, `--clone-setting=unix_socket_directories=${clone.socketDir}`])
+      assert.equal(created.code, 0, created.stderr)
+      assert.equal(await dumpDatabase(clone), await dumpDatabase(setup.source))
+      assert.equal((await setup.walden(['clone-destroy', '--clone=qa'])).code, 0)
       const refused = await setup.walden(['staging-snapshot', '--type=time'])
       assert.equal(refused.code, 32, refused.stderr)
       assert.match(refused.stderr, /option 'type' on the command line must be one of 'full', 'diff', 'incr', not 'time'/)
