@@ -27,6 +27,7 @@ interface CloneJson {
   type: string
   target: string | null
   created: string
+  ready: boolean
   running: boolean
 }
 
@@ -135,7 +136,7 @@ function cloneSuite(major: number, full: boolean): void {
       const listed = (await cloneList()).find((clone) => clone.name === 'first')
       assert.deepEqual(
         { ...listed, created: typeof listed?.created },
-        { name: 'first', path: handle.dataDir, port: handle.port, snapshot: firstSnapshot, type: 'immediate', target: null, created: 'string', running: true, image: null },
+        { name: 'first', path: handle.dataDir, port: handle.port, snapshot: firstSnapshot, type: 'immediate', target: null, created: 'string', ready: true, running: true, image: null },
       )
     })
 
@@ -296,6 +297,29 @@ function cloneSuite(major: number, full: boolean): void {
       assert.deepEqual(of('attime'), ['CLONE ok', 'CLONE_DESTROY failed', 'CLONE_DESTROY ok', 'CLONE_DESTROY failed'])
       assert.deepEqual(of('again'), ['CLONE ok', 'CLONE_DESTROY ok'])
       assert.ok(jobs.some((job) => job.type === 'CLONE' && job.clone === 'first' && job.result === 'failed' && job.error?.startsWith("[032]: clone 'first' already exists")))
+    })
+
+    test('a clone-create killed (SIGKILL) mid-way is listed as incomplete, and clone-destroy removes what it made', async () => {
+      const handle = await cloneHandle('killed')
+      const running = stanza.walden(createArgs('killed', handle))
+      const record = join(stanza.dir.path, 'spool', 'staging', 'clone', stanza.name, 'killed.json')
+      // The record is written before the restore starts: kill walden then, in the middle of the work.
+      for (const deadline = Date.now() + 60_000; !(await exists(record)); ) {
+        assert.ok(Date.now() < deadline, 'clone-create wrote its record')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      // walden's node process (and the runuser the harness started it through): their arguments name the clone.
+      const walden = await processesOf('--clone=killed')
+      assert.ok(walden.length > 0, 'the clone-create process is found')
+      for (const pid of walden) process.kill(pid, 'SIGKILL')
+      assert.notEqual((await running).code, 0)
+      const listed = (await cloneList()).find((clone) => clone.name === 'killed')
+      assert.equal(listed?.ready, false)
+      assert.match((await stanza.waldenOk(['clone-list'])).stdout, /^killed\s+\d+\s+incomplete\s/m)
+      await stanza.waldenOk(['clone-destroy', '--clone=killed'])
+      assert.deepEqual(await processesOf(handle.dataDir), [])
+      assert.equal(await exists(handle.dataDir), false)
+      assert.ok(!(await cloneList()).some((clone) => clone.name === 'killed'))
     })
 
     if (full) {

@@ -292,6 +292,9 @@ export const cloneCreate: Command = {
             }
             throw error
           }
+          // Only now is the clone what its record says; a clone-create killed before this leaves a record clone-list
+          // shows as incomplete (clone-destroy removes it).
+          await cloneRecordWrite(cfg, { ...record, ready: new Date().toISOString() })
           process.stdout.write(`clone '${name}' of stanza '${stanza}' is running on port ${port} in '${clonePath}' (snapshot ${snapshot.label}${target !== undefined ? `, ${target.type} ${target.target}` : ''})\n`)
           return 0
         },
@@ -320,6 +323,8 @@ export const cloneList: Command = {
         type: record.type ?? 'immediate',
         target: record.target ?? null,
         created: record.created,
+        // False while clone-create runs, and for good if it was killed: clone-destroy removes what it made.
+        ready: record.ready !== undefined,
         running,
         // The snapshot image this clone shares blocks with, and the bytes it holds on disk (shared with its clones).
         image: image.get(record.imagePath ?? '') ?? null,
@@ -332,7 +337,7 @@ export const cloneList: Command = {
       return 0
     }
     const header = ['name', 'port', 'running', 'snapshot', 'target', 'created', 'path']
-    const table = rows.map(({ record, running }) => [record.name, String(record.port), running ? 'yes' : 'no', record.snapshot ?? '-', targetText(record) || '-', record.created, record.path])
+    const table = rows.map(({ record, running }) => [record.name, String(record.port), record.ready === undefined ? 'incomplete' : running ? 'yes' : 'no', record.snapshot ?? '-', targetText(record) || '-', record.created, record.path])
     const widths = header.map((title, column) => Math.max(title.length, ...table.map((row) => row[column]!.length)))
     const line = (cells: readonly string[]): string => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')
     process.stdout.write(`${[line(header), ...table.map(line)].join('\n')}\n`)

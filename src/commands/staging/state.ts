@@ -72,6 +72,8 @@ export interface CloneRecord {
   target?: string
   settings: string[]
   created: string
+  /** ISO time clone-create finished (started, hooks run); absent while it runs, or for good when it was killed. */
+  ready?: string
   /** Where the clone's tablespaces went (`<path>.tablespaces`, one folder per OID), when the snapshot has any. */
   tablespacePath?: string
   /** The snapshot image the clone may be a reflink copy of (clone-image.ts); removed with the last clone naming it. */

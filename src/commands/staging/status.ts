@@ -284,7 +284,8 @@ export async function stagingStatusReport(cfg: Config, stanza: string): Promise<
   }
 
   let reason: string | null = null
-  if (!record.enabled) reason = 'disabled (staging-disable); staging-enable starts it again'
+  if (record.syncedAt === undefined) reason = 'its initial load has not finished (a link or resync is running, or was interrupted: then run staging-resync, or staging-unlink)'
+  else if (!record.enabled) reason = 'disabled (staging-disable); staging-enable starts it again'
   else if (record.fault !== undefined) reason = record.fault.message
   else if (!running) reason = `the staging cluster on '${record.path}' is not running`
   else if (connectProblem !== undefined) reason = `the staging cluster does not answer: ${connectProblem}`
