@@ -133,10 +133,10 @@ export class PgHost {
 export function pgRemoteOf(cfg: Config, index: PgIndex): PgRemote | undefined {
   const host = cfg.string(pgOption(index, 'host'))
   if (host === undefined) return undefined
-  const { compressLevelNetwork, ...target } = sshTargetOf(cfg, host, (suffix) => pgOption(index, suffix))
+  const target = sshTargetOf(cfg, host, (suffix) => pgOption(index, suffix))
   const stanza = cfg.string('stanza')
   return {
-    target: { ...target, deflateLevel: compressLevelNetwork, role: 'database host', option: `pg${index}-host` },
+    target: { ...target, role: 'database host', option: `pg${index}-host` },
     args: { ...(stanza !== undefined ? { stanza } : {}), remoteType: 'pg' },
   }
 }

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path'
 import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
 import type { OptionName } from '../config/options.js'
+import type { SshTarget } from '../protocol/client.js'
 
 /** A host or user name ssh could read as an option ('-oProxyCommand=...') is refused. */
 export function remoteNameCheck(option: string, value: string): void {
@@ -23,22 +24,6 @@ export function waldenPath(): string {
   return /\/dist\/(cli|wal)\.mjs$/.test(started) ? resolve(dirname(started), '..', 'bin', 'walden') : started
 }
 
-/** How to reach a remote host over SSH, from its options (repoN-host-* or pgN-host-*) and the shared ones. */
-export interface SshTarget {
-  host: string
-  user?: string
-  port?: number
-  /** walden on the remote host (the -cmd option; default: this walden's path). */
-  cmd: string
-  config?: string
-  /** The ssh client (cmd-ssh). */
-  ssh: string
-  /** protocol-timeout, in seconds. */
-  timeoutSeconds: number
-  /** compress-level-network: zlib level of data frames; 0 sends them as they are. */
-  compressLevelNetwork: number
-}
-
 /** The SSH target named by `host` and its -user, -port, -cmd and -config options (`option('host-user')` names them). */
 export function sshTargetOf(cfg: Config, host: string, option: (suffix: 'host' | 'host-user' | 'host-port' | 'host-cmd' | 'host-config') => OptionName): SshTarget {
   const user = cfg.string(option('host-user'))
@@ -54,6 +39,6 @@ export function sshTargetOf(cfg: Config, host: string, option: (suffix: 'host' |
     ...(config !== undefined ? { config } : {}),
     ssh: cfg.string('cmd-ssh') ?? 'ssh',
     timeoutSeconds: cfg.number('protocol-timeout') ?? 1830,
-    compressLevelNetwork: cfg.number('compress-level-network') ?? 0,
+    deflateLevel: cfg.number('compress-level-network') ?? 0,
   }
 }

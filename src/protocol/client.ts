@@ -18,7 +18,8 @@ import { shellQuote } from '../common/shell.js'
 import { CREDIT_WINDOW, CreditGate, creditDecode, FrameType, jsonDecode, PROTOCOL_VERSION } from './framing.js'
 import type { Frame, Hello, WireError } from './framing.js'
 
-export interface RemoteHost {
+/** How to reach a remote walden over SSH: from the -host options of a repository (repoN-host) or cluster (pgN-host). */
+export interface SshTarget {
   /** Host name or address ssh connects to. */
   host: string
   /** OS user on that host (ssh -l); absent: ssh's own default (the local user, or ~/.ssh/config). */
@@ -32,8 +33,11 @@ export interface RemoteHost {
   ssh: string
   /** Seconds without any answer while one is awaited, before the session is given up. */
   timeoutSeconds: number
-  /** zlib level of data frames this end sends; 0 for none. */
+  /** zlib level of data frames this end sends (compress-level-network); 0 for none. */
   deflateLevel: number
+}
+
+export interface RemoteHost extends SshTarget {
   /** What the remote host is to this one, for messages: 'backup host' or 'database host'. */
   role: string
   /** The option naming the host, for hints: 'repo1-host' (its -user, -port, -cmd and -config follow from it). */

@@ -2,6 +2,7 @@
 // workers that copy files (inline, on a thread, and later on a remote host), which open the storage themselves: a
 // location crosses a thread boundary, a Storage object does not.
 
+import type { SshTarget } from '../protocol/client.js'
 import { posixStorage } from './posix.js'
 import type { Storage } from './storage.js'
 
@@ -42,25 +43,12 @@ export interface S3Location {
  * A repository on another host, served over SSH by a `walden remote` there (storage/remote.ts). Where the repository
  * is on that host comes from that host's config file, not from here.
  */
-export interface RemoteLocation {
+export interface RemoteLocation extends SshTarget {
   type: 'remote'
-  host: string
-  user?: string
-  port?: number
-  /** walden on the remote host (repoN-host-cmd). */
-  cmd: string
-  /** The remote walden's config file (repoN-host-config); absent: its default. */
-  config?: string
-  /** The ssh client (cmd-ssh). */
-  ssh: string
   /** The repository index the remote serves, in its own configuration. */
   index: number
   /** The stanza, so the remote reads its [stanza] sections. */
   stanza?: string
-  /** protocol-timeout, in seconds. */
-  timeoutSeconds: number
-  /** compress-level-network: zlib level of data frames; 0 sends them as they are. */
-  compressLevelNetwork: number
 }
 
 export type StorageLocation = PosixLocation | S3Location | RemoteLocation

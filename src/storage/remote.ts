@@ -37,7 +37,7 @@ export class RemoteStorage implements Storage {
         ...(location.config !== undefined ? { config: location.config } : {}),
         ssh: location.ssh,
         timeoutSeconds: location.timeoutSeconds,
-        deflateLevel: location.compressLevelNetwork,
+        deflateLevel: location.deflateLevel,
         role: 'backup host',
         option: `repo${location.index}-host`,
       },

@@ -73,7 +73,7 @@ const DRIVERS: Driver[] = [
           ssh: ssh.sshCommand(PG_USER),
           index: 1,
           timeoutSeconds: 60,
-          compressLevelNetwork: 0,
+          deflateLevel: 0,
         },
         () => undefined,
       )
