@@ -161,8 +161,11 @@ export async function restoredConfAppend(dataDir, port, socketDir) {
   )
 }
 
-/** Creates, configures and starts a source cluster (empty: create the stanzas, then pgbenchLoad). */
-export async function sourceClusterCreate({ pgBin, dataDir, port, socketDir, logFile, archiveCommand }) {
+/**
+ * Creates, configures and starts a source cluster (empty: create the stanzas, then pgbenchLoad). `settings` are more
+ * postgresql.conf lines after the bench's own (later lines win); `hba`, when given, is the whole pg_hba.conf.
+ */
+export async function sourceClusterCreate({ pgBin, dataDir, port, socketDir, logFile, archiveCommand, settings = [], hba }) {
   await rm(dataDir, { recursive: true, force: true })
   await ownedFolder(dataDir)
   await run(join(pgBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--data-checksums', '--encoding=UTF8', '--locale=C'], {
@@ -186,9 +189,11 @@ export async function sourceClusterCreate({ pgBin, dataDir, port, socketDir, log
       "log_timezone = 'UTC'",
       // Only the bench writes: WAL volume and changed files are the same for both tools, run after run.
       'autovacuum = off',
+      ...settings,
       '',
     ].join('\n'),
   )
+  if (hba !== undefined) await ownedFile(join(dataDir, 'pg_hba.conf'), [...hba, ''].join('\n'))
   const server = new Server({ pgBin, dataDir, port, socketDir, logFile })
   await server.start()
   return server

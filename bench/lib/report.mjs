@@ -163,23 +163,33 @@ const SCENARIO_TITLES = {
  * The report of one run. targetsTitle and titles (scenario number → section title, in the order to print) let the S3
  * run (issue #12) lay out its own scenarios; the defaults are the posix run's (issue #3).
  */
+/**
+ * The machine a run was measured on, as a Markdown table and a blank line; `postgresNote` follows the PostgreSQL
+ * version, and pgBackRest's row is left out when `pgbackrest` is false.
+ */
+export function machineTable(machine, { postgresNote = '', pgbackrest = true } = {}) {
+  return [
+    '| machine | |',
+    '|---|---|',
+    `| CPU | ${machine.cpu}, ${machine.cores} cores |`,
+    `| RAM | ${machine.ramGiB} GiB |`,
+    `| disk | ${machine.disk} |`,
+    `| kernel | ${machine.kernel} |`,
+    `| Node.js | ${machine.node} |`,
+    `| PostgreSQL | ${machine.postgres}${postgresNote} |`,
+    ...(pgbackrest ? [`| pgBackRest | ${machine.pgbackrest} |`] : []),
+    ...(machine.gateway ? [`| S3 gateway | ${machine.gateway} |`] : []),
+    ...(machine.ssh ? [`| SSH | ${machine.ssh} |`] : []),
+    `| walden | ${machine.walden} (${machine.waldenSource}) |`,
+    '',
+  ]
+}
+
 export function markdownReport({ machine, settings, cases, notes, hasPgbackrest, sections = [], targetsTitle = 'Targets (issue #3)', titles = SCENARIO_TITLES }) {
   const out = []
   out.push(`Run ${machine.date} with \`${settings.commandLine}\`: **scale ${settings.scale}, ${settings.runs} run(s) per tool per case**` + (settings.scenarios.length < 8 ? `, scenarios ${settings.scenarios.join(', ')}` : '') + '.')
   out.push('')
-  out.push('| machine | |')
-  out.push('|---|---|')
-  out.push(`| CPU | ${machine.cpu}, ${machine.cores} cores |`)
-  out.push(`| RAM | ${machine.ramGiB} GiB |`)
-  out.push(`| disk | ${machine.disk} |`)
-  out.push(`| kernel | ${machine.kernel} |`)
-  out.push(`| Node.js | ${machine.node} |`)
-  out.push(`| PostgreSQL | ${machine.postgres} |`)
-  out.push(`| pgBackRest | ${machine.pgbackrest} |`)
-  if (machine.gateway) out.push(`| S3 gateway | ${machine.gateway} |`)
-  if (machine.ssh) out.push(`| SSH | ${machine.ssh} |`)
-  out.push(`| walden | ${machine.walden} (${machine.waldenSource}) |`)
-  out.push('')
+  out.push(...machineTable(machine))
   out.push(
     `Settings: ${settings.commonText}. Figures are median (min–max) over the runs; ratios are walden ÷ pgBackRest per ` +
       'pair of runs (A B A B …), so below 1 means walden is faster or smaller. CPU is user + system time of the whole ' +

@@ -18,9 +18,9 @@ import { existsSync } from 'node:fs'
 import { readdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { ownedFile, ownedFolder, runningServers, Server } from './cluster.mjs'
+import { ownedFile, ownedFolder, runningServers, Server, sourceClusterCreate } from './cluster.mjs'
 import { BenchError, heading, measure, run, say, tail } from './proc.mjs'
-import { fmtMB, fmtRatio, fmtS, sampleLine, summary } from './report.mjs'
+import { fmtMB, fmtRatio, fmtS, machineTable, sampleLine, summary } from './report.mjs'
 import { shellQuote } from './tools.mjs'
 
 const STANZA = 'bench'
@@ -68,38 +68,18 @@ async function sourceCreate({ pgBin, base, socketDir, scale }) {
   const walDir = await ownedFolder(join(base, 'wal-folder'), 0o700)
   const walTmp = await ownedFolder(join(base, 'wal-folder.tmp'), 0o700)
   const port = await freePort()
-  await ownedFolder(dataDir)
-  await run(join(pgBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--data-checksums', '--encoding=UTF8', '--locale=C'], { what: 'initdb' })
   const archive = `test ! -f ${walDir}/%f && cp %p ${walTmp}/%f && mv ${walTmp}/%f ${walDir}/%f`
-  await ownedFile(
-    join(dataDir, 'postgresql.auto.conf'),
-    [
-      '# walden bench --staging: the source',
-      `port = ${port}`,
-      "listen_addresses = '127.0.0.1'",
-      `unix_socket_directories = '${socketDir}'`,
-      'wal_level = replica',
-      'max_wal_senders = 10',
-      'max_replication_slots = 10',
-      "password_encryption = 'scram-sha-256'",
-      'archive_mode = on',
-      `archive_command = '${archive}'`,
-      'max_wal_size = 2GB',
-      'checkpoint_timeout = 30min',
-      'shared_buffers = 256MB',
-      "log_line_prefix = '%m [%p] '",
-      "log_timezone = 'UTC'",
-      'autovacuum = off',
-      '',
-    ].join('\n'),
-  )
-  // Local connections for the bench and the user's pg_basebackup; from the network only the replication role, with SCRAM.
-  await ownedFile(
-    join(dataDir, 'pg_hba.conf'),
-    ['local all all trust', 'local replication all trust', `host replication ${ROLE} 127.0.0.1/32 scram-sha-256`, ''].join('\n'),
-  )
-  const server = new Server({ pgBin, dataDir, port, socketDir, logFile: join(base, 'source.log') })
-  await server.start()
+  const server = await sourceClusterCreate({
+    pgBin,
+    dataDir,
+    port,
+    socketDir,
+    logFile: join(base, 'source.log'),
+    archiveCommand: archive,
+    settings: ["listen_addresses = '127.0.0.1'", 'max_wal_senders = 10', 'max_replication_slots = 10', "password_encryption = 'scram-sha-256'"],
+    // Local connections for the bench and the user's pg_basebackup; from the network only the replication role, with SCRAM.
+    hba: ['local all all trust', 'local replication all trust', `host replication ${ROLE} 127.0.0.1/32 scram-sha-256`],
+  })
 
   // The password goes through a file psql reads, never through an argument list.
   const password = randomBytes(18).toString('base64url')
@@ -465,16 +445,7 @@ export function stagingMarkdown({ machine, commandLine, main, others, notes }) {
   const s = main.samples
   out.push(`Run ${machine.date} with \`${commandLine}\`: **scale ${main.scale}, ${main.runs} run(s)**${others.length ? `; memory also at scale ${others.map((o) => o.scale).join(', ')} (1 run)` : ''}.`)
   out.push('')
-  out.push('| machine | |')
-  out.push('|---|---|')
-  out.push(`| CPU | ${machine.cpu}, ${machine.cores} cores |`)
-  out.push(`| RAM | ${machine.ramGiB} GiB |`)
-  out.push(`| disk | ${machine.disk} |`)
-  out.push(`| kernel | ${machine.kernel} |`)
-  out.push(`| Node.js | ${machine.node} |`)
-  out.push(`| PostgreSQL | ${machine.postgres} (source, staging copy and clones) |`)
-  out.push(`| walden | ${machine.walden} (${machine.waldenSource}) |`)
-  out.push('')
+  out.push(...machineTable(machine, { postgresNote: ' (source, staging copy and clones)', pgbackrest: false }))
   out.push(
     `Source: pgbench at scale ${main.scale} (${fmtMB(Number(main.info.sourceSize))} MB database), quiet during the timed commands, ` +
       'wal_level replica, a replication role with a SCRAM password in a password file, `host replication` on loopback, ' +
