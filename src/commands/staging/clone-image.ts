@@ -42,9 +42,15 @@ export async function reflinkProbe(from: string, to: string): Promise<boolean> {
   const name = `.walden-reflink-probe-${process.pid}`
   const source = join(from, name)
   const copy = join(to, `${name}.copy`)
+  // Created, never opened through what is there: the folder holding clone-path may be shared, and a link planted
+  // under the probe's name must not be written through (nor removed: it is not ours). Then no image, as without reflinks.
   try {
-    await writeFile(source, 'walden reflink probe\n', { mode: 0o600 })
-    await copyFile(source, copy, constants.COPYFILE_FICLONE_FORCE)
+    await writeFile(source, 'walden reflink probe\n', { mode: 0o600, flag: 'wx' })
+  } catch {
+    return false
+  }
+  try {
+    await copyFile(source, copy, constants.COPYFILE_FICLONE_FORCE | constants.COPYFILE_EXCL)
     return true
   } catch {
     return false
