@@ -61,6 +61,8 @@ const REPO: readonly CommandName[] = [
   'promote',
   'verify',
   'remote',
+  'repo-ls',
+  'repo-get',
 ]
 // Commands that talk to the cluster or its data folder.
 const PG: readonly CommandName[] = [
@@ -752,7 +754,7 @@ const BASE_OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs'],
+    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs', 'repo-ls'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
@@ -1065,6 +1067,41 @@ const BASE_OPTIONS = {
     commands: ['mirror-run'],
     summary: 'Shell command run when a host stalls, with WALDEN_MIRROR_HOST, WALDEN_MIRROR_XID and WALDEN_MIRROR_ERROR set.',
     description: 'Run on the first failure and then, while the same failure repeats, every tenth time.',
+  },
+  recurse: {
+    type: 'boolean',
+    section: false,
+    commands: ['repo-ls'],
+    default: false,
+    summary: 'List every folder below PATH too.',
+  },
+  filter: {
+    type: 'string',
+    section: false,
+    commands: ['repo-ls'],
+    summary: 'Keep only the names that match this regular expression (JavaScript syntax); with --recurse, the name relative to PATH.',
+  },
+  sort: {
+    type: 'enum',
+    section: false,
+    commands: ['repo-ls'],
+    default: 'asc',
+    allow: ['asc', 'desc', 'none'],
+    summary: 'Order of the names: ascending, descending, or as the storage lists them.',
+  },
+  'ignore-missing': {
+    type: 'boolean',
+    section: false,
+    commands: ['repo-get'],
+    default: false,
+    summary: 'A missing file is not an error: exit 1 without output.',
+  },
+  raw: {
+    type: 'boolean',
+    section: false,
+    commands: ['repo-get'],
+    default: false,
+    summary: 'Write the file as stored, without decrypting it.',
   },
   table: {
     type: 'string',
