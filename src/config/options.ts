@@ -754,10 +754,15 @@ const BASE_OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs', 'repo-ls'],
+    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs', 'repo-ls', 'version'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
+    description:
+      "version: text prints e.g. 'walden 0.1.0'; num prints walden's version as one number, encoded as pgBackRest's " +
+      'version --output=num encodes its own (major * 1000000 + minor * 1000 + patch: 0.1.0 is 1000, 2.45.0 would be ' +
+      "2045000), for scripts that compare versions. It is walden's version, not a pgBackRest version.",
+    perCommand: { version: { default: 'text', allow: ['text', 'num'] } },
   },
 
   'primary-conninfo': {
