@@ -109,6 +109,17 @@ const BASE_OPTIONS = {
     summary: 'Configuration file.',
     description: 'A missing file is an error unless it is the default path.',
   },
+  'config-include-path': {
+    type: 'path',
+    section: false,
+    commands: ALL,
+    default: '/etc/walden/conf.d',
+    summary: 'Folder of more configuration files: its *.conf files are read after the configuration file, in name order.',
+    description:
+      "As pgBackRest's: all of them make one configuration, with the same sections as the main file; an option set twice in " +
+      'one section, in any two of the files, is an error. Read unless --config is given without --config-include-path (then ' +
+      'the one file is the whole configuration). A folder given that does not exist is an error; the default one missing is not.',
+  },
   stanza: {
     type: 'string',
     section: false,
