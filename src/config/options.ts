@@ -109,6 +109,17 @@ const BASE_OPTIONS = {
     summary: 'Configuration file.',
     description: 'A missing file is an error unless it is the default path.',
   },
+  'config-include-path': {
+    type: 'path',
+    section: false,
+    commands: ALL,
+    default: '/etc/walden/conf.d',
+    summary: 'Folder of more configuration files: its *.conf files are read after the configuration file, in name order.',
+    description:
+      "As pgBackRest's: all of them make one configuration, with the same sections as the main file; an option set twice in " +
+      'one section, in any two of the files, is an error. Read unless --config is given without --config-include-path (then ' +
+      'the one file is the whole configuration). A folder given that does not exist is an error; the default one missing is not.',
+  },
   stanza: {
     type: 'string',
     section: false,
@@ -754,10 +765,15 @@ const BASE_OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs', 'repo-ls'],
+    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs', 'repo-ls', 'version'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
+    description:
+      "version: text prints e.g. 'walden 0.1.0'; num prints walden's version as one number, encoded as pgBackRest's " +
+      'version --output=num encodes its own (major * 1000000 + minor * 1000 + patch: 0.1.0 is 1000, 2.45.0 would be ' +
+      "2045000), for scripts that compare versions. It is walden's version, not a pgBackRest version.",
+    perCommand: { version: { default: 'text', allow: ['text', 'num'] } },
   },
 
   'primary-conninfo': {
