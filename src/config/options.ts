@@ -776,7 +776,9 @@ const BASE_OPTIONS = {
     description:
       "version: text prints e.g. 'walden 0.1.0'; num prints walden's version as one number, encoded as pgBackRest's " +
       'version --output=num encodes its own (major * 1000000 + minor * 1000 + patch: 0.1.0 is 1000, 2.45.0 would be ' +
-      "2045000), for scripts that compare versions. It is walden's version, not a pgBackRest version.",
+      "2045000), for scripts that compare versions. It is walden's version, except when walden runs under the name " +
+      "'pgbackrest' (a link so named, for tools written for pgBackRest): then it prints the pgBackRest level whose " +
+      "commands and JSON walden follows, as pgBackRest would ('pgBackRest 2.45', 2045000).",
     perCommand: { version: { default: 'text', allow: ['text', 'num'] } },
   },
 
