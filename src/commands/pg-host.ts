@@ -154,3 +154,8 @@ export function pgHostClient(remote: PgRemote): ProtocolClient {
   threadClients.set(key, client)
   return client
 }
+
+/** Opens this thread's session to a database host ahead of its first file (a worker job, see backup's poolWarmEarly). */
+export async function pgHostWarm(remote: PgRemote): Promise<void> {
+  await pgHostClient(remote).ready()
+}
