@@ -4,7 +4,7 @@
 import { archiveGetFile } from '../commands/archive/get-file.js'
 import { archivePushFile } from '../commands/archive/push-file.js'
 import { backupFile, backupFileFanOut } from '../commands/backup/file.js'
-import { pgHostWarm } from '../commands/pg-host.js'
+import { pgHostWarm } from '../commands/pg-host-ops.js'
 import { restoreFile } from '../commands/restore/file.js'
 import { verifyFile } from '../commands/verify/file.js'
 import { storageWarm } from '../storage/location.js'
