@@ -29,9 +29,6 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
 })
 
-// dist/wal.mjs: the same main.ts with only the commands PostgreSQL runs per WAL segment (src/cli/wal-dispatch.ts in
-// place of dispatch.ts), in one file. Node 20 loads ES modules one file at a time, a few milliseconds each, and
-// archive_command pays that for every segment; bin/walden starts this file for archive-push and archive-get.
 /** main.ts with `table` (a file of src/cli/) in place of dispatch.ts. */
 const dispatchWith = (table) => ({
   name: `dispatch-${table}`,
@@ -41,6 +38,10 @@ const dispatchWith = (table) => ({
     )
   },
 })
+
+// dist/wal.mjs: the same main.ts with only the commands PostgreSQL runs per WAL segment (src/cli/wal-dispatch.ts in
+// place of dispatch.ts), in one file. Node 20 loads ES modules one file at a time, a few milliseconds each, and
+// archive_command pays that for every segment; bin/walden starts this file for archive-push and archive-get.
 await build({
   ...common,
   entryPoints: { wal: 'src/cli/main.ts' },
