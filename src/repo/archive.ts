@@ -1,4 +1,5 @@
-// Finding WAL in the archive. Each archived file is named <wal name>-<sha256 of its uncompressed content>.<ext>, so
+// Finding WAL in the archive. Each archived file is named <wal name>-<sha256 of its uncompressed content>.<ext> (SHA-1
+// in a repository pgBackRest wrote), so
 // the checksum to verify against and the compression to undo are both known from a folder listing.
 
 import { fail } from '../common/errors.js'
@@ -16,7 +17,9 @@ export interface ArchivedFile {
   archiveId: string
 }
 
-const ARCHIVED = /^(.+)-([0-9a-f]{64})(\.[a-z0-9]+)?$/
+// SHA-256 in walden's names; SHA-1 in those pgBackRest writes (repo/pgbackrest/), which readers verify as SHA-1
+// (io/hash.ts digestAlgorithmOf).
+const ARCHIVED = /^(.+)-([0-9a-f]{64}|[0-9a-f]{40})(\.[a-z0-9]+)?$/
 
 /** Parses a stored archive file name into its WAL name, checksum and extension. */
 export function archivedNameParse(fileName: string): { walName: string; sha256: string; extension: string } | undefined {

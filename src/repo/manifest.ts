@@ -8,6 +8,8 @@ import { fail } from '../common/errors.js'
 import type { BackupType } from './label.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { layout } from './layout.js'
+import { PgbrFormatFound } from './pgbackrest/ini.js'
+import { pgbrManifestLoad } from './pgbackrest/info.js'
 import { arrayOf, boolean, nullable, number, object, oneOf, optional, string } from './shape.js'
 import type { Shape } from './shape.js'
 import { BACKUP_LABEL_SHAPE, BACKUP_SOURCE_SHAPE, BACKUP_TYPE_SHAPE, COMPRESS_TYPE_SHAPE } from './stanza-info.js'
@@ -121,6 +123,8 @@ export interface Manifest {
   configFiles?: ManifestConfigFile[]
   /** Which clusters the backup came from, when backup-standby was set (pgBackRest's backup-standby manifest option). */
   source?: ManifestSource
+  /** Set when pgBackRest made the backup (repo/pgbackrest/info.ts): checksums are then SHA-1. */
+  foreign?: 'pgbackrest'
 }
 
 
@@ -180,6 +184,7 @@ export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
     ),
   ),
   source: optional(BACKUP_SOURCE_SHAPE),
+  foreign: optional(oneOf(['pgbackrest'] as const)),
 })
 
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {
@@ -187,7 +192,13 @@ export async function manifestSave(storage: Storage, stanza: string, manifest: M
 }
 
 export async function manifestLoad(storage: Storage, stanza: string, label: string): Promise<Manifest> {
-  const manifest = await infoFileLoad(storage, layout.backupManifest(stanza, label), MANIFEST_SHAPE)
+  let manifest: Manifest | undefined
+  try {
+    manifest = await infoFileLoad(storage, layout.backupManifest(stanza, label), MANIFEST_SHAPE)
+  } catch (error) {
+    if (!(error instanceof PgbrFormatFound)) throw error
+    return pgbrManifestLoad(storage, stanza, label)
+  }
   if (!manifest) {
     fail('FileMissing', `manifest of backup '${label}' is missing from ${storage.describe(layout.backup(stanza, label))}`, {
       hint: 'the repository is damaged; choose another backup with --set.',

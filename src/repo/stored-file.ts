@@ -8,13 +8,14 @@ import { closeSync, openSync, readSync, rmSync } from 'node:fs'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { decompressBuffer } from '../io/buffer-codec.js'
 import { codecFromExtension } from '../io/compress.js'
-import { HashStream } from '../io/hash.js'
+import { digestAlgorithmOf, HashStream } from '../io/hash.js'
 import { alignedAllocUnsafe } from '../io/aligned.js'
 import { DirectWriter } from '../storage/direct-write.js'
 import { PosixStorage, storageError } from '../storage/posix.js'
 import type { Storage } from '../storage/storage.js'
 import { Opener, OpenStream, openBuffer } from '../io/cipher.js'
-import { cipherOpenKeys } from './cipher.js'
+import { cipherOpenKeys, cipherPgbrPassFor } from './cipher.js'
+import { pgbrDecrypt, PgbrDecryptStream } from './pgbackrest/cipher.js'
 import { streamInto } from '../storage/stream-into.js'
 
 /**
@@ -39,15 +40,20 @@ const DAMAGED_HINT = 'the repository file is damaged; use another backup, or rep
 export async function storedFileRead(repo: Storage, path: string, sha256: string, what: string): Promise<Buffer> {
   const stored = await repo.read(path)
   const keys = cipherOpenKeys()
+  const pgbrPass = cipherPgbrPassFor(path)
   let content: Buffer
   try {
-    const compressed = keys ? openBuffer(keys, stored, `repository file '${repo.describe(path)}'`) : stored
+    const compressed = pgbrPass
+      ? pgbrDecrypt(pgbrPass, stored, `repository file '${repo.describe(path)}'`)
+      : keys
+        ? openBuffer(keys, stored, `repository file '${repo.describe(path)}'`)
+        : stored
     const codec = codecFromExtension(path)
     content = chunkDecodeWhole(codec, compressed) ?? (await decompressBuffer(codec, compressed, { verifiedByCaller: true }))
   } catch (error) {
     throw damaged(error, what)
   }
-  const actual = createHash('sha256').update(content).digest('hex')
+  const actual = createHash(digestAlgorithmOf(sha256)).update(content).digest('hex')
   if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
   return content
 }
@@ -88,7 +94,12 @@ export async function storedFileCopy(
   const reader = await repo.openRead(path)
   const writer = await openWriter()
   const keys = cipherOpenKeys()
-  const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
+  const pgbrPass = cipherPgbrPassFor(path)
+  const decrypt = pgbrPass
+    ? [new PgbrDecryptStream(pgbrPass, `repository file '${repo.describe(path)}'`)]
+    : keys
+      ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)]
+      : []
   await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
     throw damaged(error, what)
   })
@@ -110,7 +121,7 @@ let readBuffer: Buffer | undefined
  * The SHA-256 is checked at the end: what `write` received is only good once this returns.
  */
 export function storedFileCopySync(repo: Storage, path: string, sha256: string, what: string, write: (data: Buffer) => void): boolean {
-  const actual = storedFileDecodeSync(repo, path, what, write)
+  const actual = storedFileDecodeSync(repo, path, what, write, digestAlgorithmOf(sha256))
   if (actual === undefined) return false
   if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
   return true
@@ -120,9 +131,16 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
  * The decoding loop of storedFileCopySync, and of storedFileDigest: hands each decoded piece to `write` and returns
  * the SHA-256 of everything decoded, or undefined, having done nothing, where the codec has no synchronous decoder.
  */
-function storedFileDecodeSync(repo: Storage, path: string, what: string, write: (data: Buffer) => void): string | undefined {
-  // A local repository only: the path is opened directly.
-  const decoder = repo instanceof PosixStorage ? codecFromExtension(path).chunkDecoder?.({ verifiedByCaller: true }) : undefined
+function storedFileDecodeSync(
+  repo: Storage,
+  path: string,
+  what: string,
+  write: (data: Buffer) => void,
+  algorithm: 'sha256' | 'sha1' = 'sha256',
+): string | undefined {
+  // A local repository only: the path is opened directly. A file pgBackRest encrypted takes the stream path.
+  const local = repo instanceof PosixStorage && cipherPgbrPassFor(path) === undefined
+  const decoder = local ? codecFromExtension(path).chunkDecoder?.({ verifiedByCaller: true }) : undefined
   if (!decoder) return undefined
   const fullPath = repo.describe(path)
   let fd: number
@@ -133,7 +151,7 @@ function storedFileDecodeSync(repo: Storage, path: string, what: string, write: 
     if (errnoCode(error) === 'ENOENT') fail('FileMissing', `unable to open missing file '${fullPath}' for read`)
     throw storageError('FileOpen', 'unable to open', fullPath, error)
   }
-  const hash = createHash('sha256')
+  const hash = createHash(algorithm)
   const sink = (data: Buffer): void => {
     hash.update(data)
     write(data)
