@@ -172,6 +172,8 @@ async function compressTypeOf(storage: Storage, stanza: string, label: string): 
   return extension === 'gz' || extension === 'lz4' || extension === 'zst' ? extension : 'none'
 }
 
+const SHA1_EMPTY = 'da39a3ee5e6b4b0d3255bfef95601890afd80709'
+
 const COMPRESS_TYPES: ReadonlySet<string> = new Set(['none', 'gz', 'lz4', 'zst'])
 
 function modeOf(value: unknown, fallback: number): number {
@@ -245,7 +247,8 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
       size,
       mtimeMs: num(entry['timestamp'], `file ${name} timestamp`) * 1000,
       mode: modeOf(entry['mode'], defaultFileMode),
-      sha256: text(entry['checksum'], `file ${name} checksum`),
+      // An empty file has no checksum recorded: it is the SHA-1 of nothing.
+      sha256: size === 0 && entry['checksum'] === undefined ? SHA1_EMPTY : text(entry['checksum'], `file ${name} checksum`),
       repoSize: typeof entry['repo-size'] === 'number' ? entry['repo-size'] : size,
       compressType: compressType as CompressType,
       ...(typeof entry['reference'] === 'string' ? { reference: entry['reference'] } : {}),
