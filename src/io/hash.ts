@@ -25,11 +25,11 @@ export class HashStream extends Transform {
   size = 0
   #digest: string | undefined
 
-  /** With `expect`, hashes with the algorithm its checksum was made with (digestAlgorithmOf); else SHA-256. */
-  constructor(expect?: { sha256: string; what: string }) {
+  /** With `expect`, hashes with the algorithm its checksum was made with (digestAlgorithmOf); else `algorithm`. */
+  constructor(expect?: { sha256: string; what: string }, algorithm: 'sha256' | 'sha1' = 'sha256') {
     super()
     this.#expect = expect
-    this.#hash = createHash(expect ? digestAlgorithmOf(expect.sha256) : 'sha256')
+    this.#hash = createHash(expect ? digestAlgorithmOf(expect.sha256) : algorithm)
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

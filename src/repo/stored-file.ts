@@ -195,22 +195,34 @@ class Discard extends Writable {
 }
 
 /**
- * Reads a stored file through to its end, decompressed, keeping nothing: its size and SHA-256, for verify to compare
+ * Reads a stored file through to its end, decompressed, keeping nothing: its size and SHA-256 (`algorithm`: SHA-1
+ * for a file pgBackRest stored), for verify to compare
  * with what the manifest or the archived name records. Through the same decoding as a restore (the synchronous loop
  * where the codec has one, which allocates nothing per piece; else the codec's stream), so a file verify passes is
  * one a restore can read. A missing file is a 'FileMissing' error; one that does not decompress a 'Checksum' error
  * naming `what`.
  */
-export async function storedFileDigest(repo: Storage, path: string, what: string): Promise<StoredFileDigest> {
+export async function storedFileDigest(repo: Storage, path: string, what: string, algorithm: 'sha256' | 'sha1' = 'sha256'): Promise<StoredFileDigest> {
   let size = 0
-  const sha256 = storedFileDecodeSync(repo, path, what, (data) => {
-    size += data.length
-  })
+  const sha256 = storedFileDecodeSync(
+    repo,
+    path,
+    what,
+    (data) => {
+      size += data.length
+    },
+    algorithm,
+  )
   if (sha256 !== undefined) return { size, sha256 }
   const reader = await repo.openRead(path)
-  const hash = new HashStream()
+  const hash = new HashStream(undefined, algorithm)
   const keys = cipherOpenKeys()
-  const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
+  const pgbrPass = cipherPgbrPassFor(path)
+  const decrypt = pgbrPass
+    ? [new PgbrDecryptStream(pgbrPass, `repository file '${repo.describe(path)}'`)]
+    : keys
+      ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)]
+      : []
   await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), hash], new Discard()).catch((error: unknown) => {
     throw damaged(error, what)
   })

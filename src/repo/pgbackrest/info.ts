@@ -307,7 +307,23 @@ async function specialRead(storage: Storage, stanza: string, label: string, file
  * in a repository of its own.
  */
 export function pgbrWriteRefuse(info: { foreign?: 'pgbackrest' } | undefined, command: string, storage: Storage): void {
-  if (info?.foreign !== 'pgbackrest') return
+  if (info?.foreign === 'pgbackrest') pgbrWriteFail(command, storage)
+}
+
+/**
+ * The same refusal, from the stanza's info files' first bytes alone: for a command that would touch the stanza
+ * (clean up, delete) before it reads them.
+ */
+export async function pgbrRepoWriteRefuse(storage: Storage, stanza: string, command: string): Promise<void> {
+  for (const path of [layout.backupInfo(stanza), layout.archiveInfo(stanza)]) {
+    for (const name of [path, `${path}.copy`]) {
+      const data = await storage.read(name, { missingOk: true })
+      if (data !== undefined && pgbrFileKind(data) !== undefined) pgbrWriteFail(command, storage)
+    }
+  }
+}
+
+function pgbrWriteFail(command: string, storage: Storage): never {
   fail('RepoInvalid', `${command} refused: ${storage.description} is a pgBackRest repository, which walden only reads (info, restore, archive-get)`, {
     hint: 'give walden a repository of its own (another repo1-path, or a repo2), run stanza-create and a full backup there; see docs/from-pgbackrest.md.',
   })
