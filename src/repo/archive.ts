@@ -7,6 +7,8 @@ import type { Storage } from '../storage/storage.js'
 import type { ArchiveInfo } from './stanza-info.js'
 import { archiveIdOf } from './stanza-info.js'
 import { layout } from './layout.js'
+import { isTimelineHistoryName } from '../pg/wal.js'
+import { pgbrHistoryFind } from './pgbackrest/info.js'
 
 export interface ArchivedFile {
   /** Repository path of the stored file. */
@@ -59,6 +61,11 @@ export function archivedFilesIn(folder: string, entries: readonly string[], arch
 export async function archiveFileFind(storage: Storage, info: ArchiveInfo, walName: string): Promise<ArchivedFile | undefined> {
   const candidates = [info.db, ...[...info.history].reverse().filter((entry) => entry.id !== info.db.id)]
   for (const identity of candidates) {
+    if (info.foreign === 'pgbackrest' && isTimelineHistoryName(walName)) {
+      const history = await pgbrHistoryFind(storage, info.stanza, archiveIdOf(identity), walName)
+      if (history) return history
+      continue
+    }
     const found = await archiveFileList(storage, info.stanza, archiveIdOf(identity), walName)
     if (found.length > 1) archiveDuplicateFail(storage, walName, found)
     if (found[0]) return found[0]

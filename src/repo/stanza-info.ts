@@ -85,6 +85,8 @@ export interface BackupInfo {
   cipher?: CipherRecord
   /** Set when pgBackRest wrote the repository (repo/pgbackrest/info.ts). */
   foreign?: 'pgbackrest'
+  /** pgBackRest's encryption of such a repository, which has no walden cipher record. */
+  foreignCipher?: 'aes-256-cbc'
 }
 
 /**
@@ -159,6 +161,7 @@ export const BACKUP_INFO_SHAPE: Shape<BackupInfo> = object<BackupInfo>({
   backups: arrayOf(BACKUP_RECORD_SHAPE),
   cipher: optional(CIPHER_RECORD_SHAPE),
   foreign: optional(oneOf(['pgbackrest'] as const)),
+  foreignCipher: optional(oneOf(['aes-256-cbc'] as const)),
 })
 
 export function archiveIdOf(identity: PgIdentity): string {

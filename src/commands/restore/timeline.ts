@@ -34,7 +34,8 @@ export async function timelineReach(repo: Storage, stanza: string, requested: st
   if (requested === undefined || requested === 'latest') {
     const folder = layout.walFolder(stanza, archiveIdOf(info.db), timelineHistoryName(1))
     const timelines = (await repo.list(folder))
-      .map((entry) => archivedNameParse(entry)?.walName)
+      // pgBackRest stores history files under their own name (repo/pgbackrest/info.ts pgbrHistoryFind).
+      .map((entry) => (info.foreign === 'pgbackrest' && isTimelineHistoryName(entry) ? entry : archivedNameParse(entry)?.walName))
       .filter((name): name is string => name !== undefined && isTimelineHistoryName(name))
       .map((name) => parseInt(name.slice(0, 8), 16))
     if (timelines.length === 0) return undefined // never a timeline switch: every backup is on timeline 1

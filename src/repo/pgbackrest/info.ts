@@ -18,10 +18,12 @@
 //     file: refused with a clear message rather than read wrongly.
 //   - bz2 compression: walden has no bz2 codec; refused.
 
+import { createHash } from 'node:crypto'
 import { fail, WaldenError } from '../../common/errors.js'
 import type { CompressType } from '../../io/compress.js'
 import type { Storage } from '../../storage/storage.js'
-import { cipherPgbrAdopt, cipherPgbrPassSet } from '../cipher.js'
+import type { ArchivedFile } from '../archive.js'
+import { cipherPgbrAdopt, cipherPgbrPassFor, cipherPgbrPassSet } from '../cipher.js'
 import type { BackupType } from '../label.js'
 import { layout } from '../layout.js'
 import type { Manifest, ManifestFile, ManifestLink, ManifestPath, ManifestTarget } from '../manifest.js'
@@ -161,7 +163,8 @@ export async function pgbrBackupInfoLoad(storage: Storage, stanza: string): Prom
     })
   }
   backups.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0))
-  return { stanza, db: currentDb(ini), history, backups, foreign: 'pgbackrest' }
+  const encrypted = pgbrGet(ini, 'cipher', 'cipher-pass') !== undefined
+  return { stanza, db: currentDb(ini), history, backups, foreign: 'pgbackrest', ...(encrypted ? { foreignCipher: 'aes-256-cbc' as const } : {}) }
 }
 
 /** A compressed backup's type, from the extension of its PG_VERSION (every backup has one, stored or referenced). */
@@ -300,6 +303,21 @@ async function specialRead(storage: Storage, stanza: string, label: string, file
   const extension = file.compressType === 'none' ? '' : `.${file.compressType}`
   const path = `${layout.backup(stanza, file.reference ?? label)}/${file.name}${extension}`
   return (await storedFileRead(storage, path, file.sha256, `repository file '${storage.describe(path)}'`)).toString('utf8')
+}
+
+/**
+ * A timeline history file in a repository pgBackRest wrote: stored under its own name in the archive id's folder,
+ * uncompressed (encrypted with archive.info's sub-passphrase where the repository is), with no checksum anywhere.
+ * pgBackRest serves it as it is; so does walden: the checksum given is the SHA-1 of the content read now, which the
+ * reader then holds the file to (it cannot change between the two reads unnoticed).
+ */
+export async function pgbrHistoryFind(storage: Storage, stanza: string, archiveId: string, walName: string): Promise<ArchivedFile | undefined> {
+  const path = `${layout.archiveId(stanza, archiveId)}/${walName}`
+  const data = await storage.read(path, { missingOk: true })
+  if (data === undefined) return undefined
+  const pass = cipherPgbrPassFor(path)
+  const content = pass === undefined ? data : pgbrDecrypt(pass, data, `'${storage.describe(path)}'`)
+  return { path, sha256: createHash('sha1').update(content).digest('hex'), extension: '', archiveId }
 }
 
 /**
