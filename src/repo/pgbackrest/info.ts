@@ -43,6 +43,7 @@ const PGBR_FORMAT = 5
  */
 async function iniLoad(storage: Storage, path: string, where: string, passphrase?: string): Promise<PgbrIni | undefined> {
   const problems: string[] = []
+  let undecryptable = 0
   let pass = passphrase
   let found = false
   for (const name of [path, `${path}.copy`]) {
@@ -65,6 +66,7 @@ async function iniLoad(storage: Storage, path: string, where: string, passphrase
     } catch (error) {
       if (!(error instanceof WaldenError)) throw error
       problems.push(error.message)
+      undecryptable++
       continue
     }
     const parsed = pgbrIniParse(text)
@@ -81,6 +83,12 @@ async function iniLoad(storage: Storage, path: string, where: string, passphrase
     return parsed.ini
   }
   if (!found) return undefined
+  // Neither copy decrypts: far more likely the passphrase than two damaged files.
+  if (undecryptable > 0 && undecryptable === problems.filter((problem) => !problem.endsWith('is missing')).length) {
+    fail('Crypto', `unable to decrypt '${storage.describe(path)}' or its copy: wrong repo1-cipher-pass, or both are damaged`, {
+      hint: "repo1-cipher-pass must be pgBackRest's repo1-cipher-pass for this repository (config file, mode 0600, or WALDEN_REPO1_CIPHER_PASS).",
+    })
+  }
   fail('Checksum', `unable to load pgBackRest file '${storage.describe(path)}' or its copy: ${problems.join('; ')}`, {
     hint: 'the repository is damaged; restore these files from a copy of the repository, or check repo1-cipher-pass.',
   })
