@@ -55,7 +55,10 @@ function opensslEncrypt(plain: Buffer, passphrase: string): Buffer {
   })
   // -pass stdin reads the first line; the data then comes from the same stdin.
   assert.equal(result.status, 0, result.stderr.toString())
-  return result.stdout
+  // OpenSSL 3 leaves out the "Salted__" header when the salt is given (-S); pgBackRest's files have it.
+  return result.stdout.subarray(0, 8).toString('latin1') === 'Salted__'
+    ? result.stdout
+    : Buffer.concat([Buffer.from('Salted__', 'latin1'), Buffer.from('5a1e5a1e00c0ffee', 'hex'), result.stdout])
 }
 
 describe('pgBackRest encryption (aes-256-cbc)', () => {
