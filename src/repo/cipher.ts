@@ -161,6 +161,11 @@ function cipherConfigureActive(cfg: Config): void {
 /** A new stanza's record, from the configuration (stanza-create); undefined when encryption is off. */
 export function cipherRecordCreate(): CipherRecord | undefined {
   if (state.type === 'none') return undefined
+  if (state.type === 'aes-256-cbc') {
+    fail('Crypto', `repo${active}-cipher-type=aes-256-cbc is pgBackRest's encryption, which walden only reads`, {
+      hint: `encrypt a walden repository with repo${active}-cipher-type=aes-256-gcm (and repo${active}-cipher-pass).`,
+    })
+  }
   const record: CipherRecord = { type: 'aes-256-gcm' }
   if (state.pass !== undefined) {
     const salt = randomBytes(16)
