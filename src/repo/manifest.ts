@@ -8,6 +8,7 @@ import { fail } from '../common/errors.js'
 import type { BackupType } from './label.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { layout } from './layout.js'
+import { storedAddressInBundle } from './stored-file.js'
 import { PgbrFormatFound } from './pgbackrest/ini.js'
 import { pgbrManifestLoad } from './pgbackrest/info.js'
 import { arrayOf, boolean, nullable, number, object, oneOf, optional, string } from './shape.js'
@@ -77,6 +78,11 @@ export interface ManifestFile {
   parts?: ManifestPart[]
   /** Bytes per part, for a file stored in parts; kept per file because a referenced file keeps its old layout. */
   partSize?: number
+  /**
+   * A file pgBackRest stored in a bundle (repo1-bundle): `repoSize` bytes from `offset` of the backup's bundle/<id>,
+   * compressed (and encrypted) on their own. walden never writes bundles.
+   */
+  bundle?: { id: number; offset: number }
 }
 
 /**
@@ -145,6 +151,7 @@ const MANIFEST_FILE_SHAPE: Shape<ManifestFile> = object<ManifestFile>({
   badPages: optional(arrayOf(number)),
   parts: optional(arrayOf(MANIFEST_PART_SHAPE)),
   partSize: optional(number),
+  bundle: optional(object<NonNullable<ManifestFile['bundle']>>({ id: number, offset: number })),
 })
 
 export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
@@ -209,9 +216,11 @@ export async function manifestLoad(storage: Storage, stanza: string, label: stri
 
 /**
  * The repository path of a file's stored copy (or of one part of it), following a reference to an earlier backup.
- * Parts are named <file>.part-<index>: no PostgreSQL file name contains '.part-'.
+ * Parts are named <file>.part-<index>: no PostgreSQL file name contains '.part-'. A file in a pgBackRest bundle has an
+ * address naming its bytes in the bundle (stored-file.ts storedAddressInBundle), which every reader of stored files takes.
  */
 export function manifestFileRepoPath(stanza: string, label: string, file: ManifestFile, extension: string, part?: number): string {
+  if (file.bundle) return storedAddressInBundle(`${layout.backup(stanza, file.reference ?? label)}/bundle/${file.bundle.id}`, file.bundle.offset, file.repoSize, extension)
   return `${layout.backup(stanza, file.reference ?? label)}/${file.name}${part === undefined ? '' : `.part-${part}`}${extension}`
 }
 

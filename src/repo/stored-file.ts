@@ -12,11 +12,38 @@ import { digestAlgorithmOf, HashStream } from '../io/hash.js'
 import { alignedAllocUnsafe } from '../io/aligned.js'
 import { DirectWriter } from '../storage/direct-write.js'
 import { PosixStorage, storageError } from '../storage/posix.js'
-import type { Storage } from '../storage/storage.js'
+import type { ReadRange, Storage } from '../storage/storage.js'
+import { buffer } from 'node:stream/consumers'
 import { Opener, OpenStream, openBuffer } from '../io/cipher.js'
 import { cipherOpenKeys, cipherPgbrPassFor } from './cipher.js'
 import { pgbrDecrypt, PgbrDecryptStream } from './pgbackrest/cipher.js'
 import { streamInto } from '../storage/stream-into.js'
+
+/**
+ * A stored file's address: its repository path, or, for a file pgBackRest stored in a bundle (repo/pgbackrest/info.ts),
+ * `backup/<stanza>/<label>/bundle/<id>#<offset>+<length><extension>`: `length` bytes from `offset` of the bundle,
+ * compressed as the extension says. The form cannot be met by any other stored file: those lie under pg_data/ or
+ * pg_tblspc/ of their backup, never under bundle/.
+ */
+export function storedAddressInBundle(bundlePath: string, offset: number, length: number, extension: string): string {
+  return `${bundlePath}#${offset}+${length}${extension}`
+}
+
+const IN_BUNDLE = /^(backup\/[^/]+\/[^/]+\/bundle\/\d+)#(\d+)\+(\d+)((?:\.[a-z0-9]+)?)$/
+
+/** The file to open, the bytes of it to read (for a file in a bundle), and the name whose extension gives its codec. */
+function storedAddress(address: string): { path: string; range?: ReadRange; codecName: string } {
+  const match = IN_BUNDLE.exec(address)
+  if (!match) return { path: address, codecName: address }
+  return { path: match[1]!, range: { offset: Number(match[2]), length: Number(match[3]) }, codecName: `bundled${match[4]}` }
+}
+
+/** The stored bytes at an address, whole. */
+async function storedBytes(repo: Storage, address: string): Promise<Buffer> {
+  const { path, range } = storedAddress(address)
+  if (!range) return repo.read(path)
+  return buffer(await repo.openRead(path, range))
+}
 
 /**
  * A stored file that does not decompress is as damaged as one whose content fails its checksum, and usually fails
@@ -38,7 +65,7 @@ const DAMAGED_HINT = 'the repository file is damaged; use another backup, or rep
  * more than the data. The caller bounds the size.
  */
 export async function storedFileRead(repo: Storage, path: string, sha256: string, what: string): Promise<Buffer> {
-  const stored = await repo.read(path)
+  const stored = await storedBytes(repo, path)
   const keys = cipherOpenKeys()
   const pgbrPass = cipherPgbrPassFor(path)
   let content: Buffer
@@ -48,7 +75,7 @@ export async function storedFileRead(repo: Storage, path: string, sha256: string
       : keys
         ? openBuffer(keys, stored, `repository file '${repo.describe(path)}'`)
         : stored
-    const codec = codecFromExtension(path)
+    const codec = codecFromExtension(storedAddress(path).codecName)
     content = chunkDecodeWhole(codec, compressed) ?? (await decompressBuffer(codec, compressed, { verifiedByCaller: true }))
   } catch (error) {
     throw damaged(error, what)
@@ -91,7 +118,8 @@ export async function storedFileCopy(
   what: string,
   openWriter: () => Promise<Writable>,
 ): Promise<void> {
-  const reader = await repo.openRead(path)
+  const stored = storedAddress(path)
+  const reader = await repo.openRead(stored.path, stored.range)
   const writer = await openWriter()
   const keys = cipherOpenKeys()
   const pgbrPass = cipherPgbrPassFor(path)
@@ -100,7 +128,7 @@ export async function storedFileCopy(
     : keys
       ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)]
       : []
-  await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
+  await streamInto(reader, [...decrypt, codecFromExtension(stored.codecName).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
     throw damaged(error, what)
   })
 }
@@ -139,7 +167,7 @@ function storedFileDecodeSync(
   algorithm: 'sha256' | 'sha1' = 'sha256',
 ): string | undefined {
   // A local repository only: the path is opened directly. A file pgBackRest encrypted takes the stream path.
-  const local = repo instanceof PosixStorage && cipherPgbrPassFor(path) === undefined
+  const local = repo instanceof PosixStorage && cipherPgbrPassFor(path) === undefined && storedAddress(path).range === undefined
   const decoder = local ? codecFromExtension(path).chunkDecoder?.({ verifiedByCaller: true }) : undefined
   if (!decoder) return undefined
   const fullPath = repo.describe(path)
@@ -214,7 +242,8 @@ export async function storedFileDigest(repo: Storage, path: string, what: string
     algorithm,
   )
   if (sha256 !== undefined) return { size, sha256 }
-  const reader = await repo.openRead(path)
+  const stored = storedAddress(path)
+  const reader = await repo.openRead(stored.path, stored.range)
   const hash = new HashStream(undefined, algorithm)
   const keys = cipherOpenKeys()
   const pgbrPass = cipherPgbrPassFor(path)
@@ -223,7 +252,7 @@ export async function storedFileDigest(repo: Storage, path: string, what: string
     : keys
       ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)]
       : []
-  await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), hash], new Discard()).catch((error: unknown) => {
+  await streamInto(reader, [...decrypt, codecFromExtension(stored.codecName).decompress({ verifiedByCaller: true }), hash], new Discard()).catch((error: unknown) => {
     throw damaged(error, what)
   })
   return { size: hash.size, sha256: hash.digest() }

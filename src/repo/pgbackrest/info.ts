@@ -14,8 +14,10 @@
 //     pgBackRest does.
 //   - backup_label and tablespace_map are stored as files of the backup: read into the manifest's backupLabel and
 //     tablespaceMap, which restore writes last, as it does for walden's own backups.
-//   - bundles (repo1-bundle) and block incremental (repo1-block, 2.46+) store many files or pieces in one repository
-//     file: refused with a clear message rather than read wrongly.
+//   - bundles (repo1-bundle): many small files in one repository file, each compressed (and encrypted) on its own;
+//     each such file's record names its bytes in the bundle (ManifestFile.bundle, read through stored-file.ts).
+//   - block incremental (repo1-block, 2.46+) stores changed blocks of a file across backups: refused with a clear
+//     message rather than read wrongly.
 //   - bz2 compression: walden has no bz2 codec; refused.
 
 import { createHash } from 'node:crypto'
@@ -28,7 +30,7 @@ import type { BackupType } from '../label.js'
 import { layout } from '../layout.js'
 import type { Manifest, ManifestFile, ManifestLink, ManifestPath, ManifestTarget } from '../manifest.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../stanza-info.js'
-import { storedFileRead } from '../stored-file.js'
+import { storedAddressInBundle, storedFileRead } from '../stored-file.js'
 import { pgbrDecrypt } from './cipher.js'
 import { pgbrFileKind, pgbrGet, pgbrIniParse, pgbrValue } from './ini.js'
 import type { PgbrIni } from './ini.js'
@@ -242,11 +244,6 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
   const special = new Map<string, ManifestFile>()
   for (const [name, value] of ini.get('target:file') ?? new Map<string, string>()) {
     const entry = pgbrValue(value) as Record<string, unknown>
-    if (entry['bni'] !== undefined) {
-      fail('FeatureNotSupported', `backup ${label} stores its files in bundles (repo1-bundle), which walden cannot read yet`, {
-        hint: 'restore this backup with pgBackRest, or take a backup with repo1-bundle=n before switching.',
-      })
-    }
     if (entry['bi'] !== undefined || entry['bim'] !== undefined) {
       fail('FeatureNotSupported', `backup ${label} was made with block incremental (repo1-block), which walden cannot read`, {
         hint: 'restore this backup with pgBackRest, or take a full backup without repo1-block first.',
@@ -263,6 +260,8 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
       repoSize: typeof entry['repo-size'] === 'number' ? entry['repo-size'] : size,
       compressType: compressType as CompressType,
       ...(typeof entry['reference'] === 'string' ? { reference: entry['reference'] } : {}),
+      // In a bundle: bundle/<bni> from byte bno (absent: 0), repo-size bytes.
+      ...(entry['bni'] !== undefined ? { bundle: { id: num(entry['bni'], `file ${name} bni`), offset: typeof entry['bno'] === 'number' ? entry['bno'] : 0 } } : {}),
     }
     if (name === 'pg_data/backup_label' || name === 'pg_data/tablespace_map') special.set(name, file)
     else if (inTarget(name)) files.push(file)
@@ -308,8 +307,10 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
 async function specialRead(storage: Storage, stanza: string, label: string, file: ManifestFile | undefined): Promise<string> {
   if (!file) return ''
   if (file.size === 0) return ''
+  // As manifestFileRepoPath has it (not imported: manifest.ts imports this module).
+  const folder = layout.backup(stanza, file.reference ?? label)
   const extension = file.compressType === 'none' ? '' : `.${file.compressType}`
-  const path = `${layout.backup(stanza, file.reference ?? label)}/${file.name}${extension}`
+  const path = file.bundle ? storedAddressInBundle(`${folder}/bundle/${file.bundle.id}`, file.bundle.offset, file.repoSize, extension) : `${folder}/${file.name}${extension}`
   return (await storedFileRead(storage, path, file.sha256, `repository file '${storage.describe(path)}'`)).toString('utf8')
 }
 
