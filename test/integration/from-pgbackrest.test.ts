@@ -1,6 +1,6 @@
-// A way in from pgBackRest: Debian's pgBackRest 2.45 archives and backs up a PostgreSQL 15 cluster into two
-// repositories (repo1: lz4, unencrypted; repo2: gz, aes-256-cbc with a passphrase), each with a full and an
-// incremental backup; walden then reads them as they are: info, restore to the end and to a time (each compared with
+// A way in from pgBackRest: Debian's pgBackRest 2.45 archives and backs up a PostgreSQL 15 cluster into three
+// repositories (repo1: lz4, unencrypted; repo2: gz, aes-256-cbc with a passphrase; each with a full and an
+// incremental backup; repo3: a full backup with its small files in bundles, repo3-bundle=y); walden then reads them as they are: info, restore to the end and to a time (each compared with
 // pg_dump of the source at that point), a delta restore over a changed data folder, archive-get, a damaged stored file
 // caught by its SHA-1, and every write refused. The source is stopped once pgBackRest is done, so at most one cluster
 // runs at a time.
@@ -62,9 +62,11 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
   let pgbrConfig: string
   let repoPlain: string
   let repoCipher: string
+  let repoBundle: string
   /** walden's config for each repository; pg1-path names the folder restored into. */
   let plainConfig: string
   let cipherConfig: string
+  let bundleConfig: string
   let restored: Cluster
   let dumpAtTarget: string
   let dumpAtEnd: string
@@ -83,6 +85,7 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     dir = await testDir('walden-pgbr')
     repoPlain = await dir.mkdir('pgbr-repo')
     repoCipher = await dir.mkdir('pgbr-repo-cipher')
+    repoBundle = await dir.mkdir('pgbr-repo-bundle')
     await dir.mkdir('pgbr-log')
     await dir.mkdir('pgbr-lock')
     pgbrConfig = join(dir.path, 'pgbackrest.conf')
@@ -97,6 +100,9 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
         'repo2-retention-full=2',
         'repo2-cipher-type=aes-256-cbc',
         `repo2-cipher-pass=${PASSPHRASE}`,
+        `repo3-path=${repoBundle}`,
+        'repo3-retention-full=2',
+        'repo3-bundle=y',
         `log-path=${join(dir.path, 'pgbr-log')}`,
         `lock-path=${join(dir.path, 'pgbr-lock')}`,
         'log-level-console=warn',
@@ -129,6 +135,7 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     await source.query(`insert into events (id, note) values (1, 'after the full backups')`)
     pgbackrest(pgbrConfig, ['--repo=1', '--type=incr', 'backup'])
     pgbackrest(pgbrConfig, ['--repo=2', '--type=incr', 'backup'])
+    pgbackrest(pgbrConfig, ['--repo=3', '--type=full', 'backup'])
 
     // The point in time: rows before it are in the restore to it, rows after it are not.
     await source.query(`insert into events (id, note) values (2, 'before the target')`)
@@ -156,6 +163,7 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     }
     const common = [`log-path=${join(dir.path, 'pgbr-log')}`, `lock-path=${join(dir.path, 'pgbr-lock')}`]
     plainConfig = await waldenConfig('walden-plain.conf', [`repo1-path=${repoPlain}`, ...common])
+    bundleConfig = await waldenConfig('walden-bundle.conf', [`repo1-path=${repoBundle}`, ...common])
     cipherConfig = await waldenConfig('walden-cipher.conf', [`repo1-path=${repoCipher}`, 'repo1-cipher-type=aes-256-cbc', `repo1-cipher-pass=${PASSPHRASE}`, ...common])
   })
 
@@ -247,6 +255,19 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     assertDumpEqual(await dumpDatabase(restored), dumpAtTarget, 'to a time')
     assert.equal(await restored.psqlScalar(`select count(*) from events where note = 'after the target'`), '0')
     await restored.stop()
+  })
+
+  test('restore of a backup whose small files are in bundles equals the source, and verify checks every file', async () => {
+    const label = (JSON.parse(pgbackrest(pgbrConfig, ['--repo=3', 'info', '--output=json'])) as InfoJson[])[0]!.backup[0]!.label
+    const bundles = await readdir(join(repoBundle, 'backup', STANZA, label, 'bundle'))
+    assert.ok(bundles.length > 0, 'pgBackRest made no bundle')
+    await rm(restored.dataDir, { recursive: true, force: true })
+    await waldenOk(bundleConfig, ['restore'])
+    await startRestored()
+    assertDumpEqual(await dumpDatabase(restored), dumpAtEnd, 'from bundles')
+    await restored.stop()
+    const verify = await waldenOk(bundleConfig, ['verify'])
+    assert.match(verify.stdout, new RegExp(`backup ${label} \\(full\\): ok, \\d+ files`))
   })
 
   test('archive-get serves a segment as pgBackRest does, and a missing one with exit code 1', async () => {
