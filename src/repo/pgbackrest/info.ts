@@ -352,6 +352,6 @@ export async function pgbrRepoWriteRefuse(storage: Storage, stanza: string, comm
 
 function pgbrWriteFail(command: string, storage: Storage): never {
   fail('RepoInvalid', `${command} refused: ${storage.description} is a pgBackRest repository, which walden only reads (info, restore, archive-get)`, {
-    hint: 'give walden a repository of its own (another repo1-path, or a repo2), run stanza-create and a full backup there; see docs/from-pgbackrest.md.',
+    hint: 'give walden a repository of its own (another repo1-path, in a config file of its own), run stanza-create and a full backup there; see docs/from-pgbackrest.md.',
   })
 }
