@@ -1,6 +1,6 @@
 // A way in from pgBackRest: Debian's pgBackRest 2.45 archives and backs up a PostgreSQL 15 cluster into three
 // repositories (repo1: lz4, unencrypted; repo2: gz, aes-256-cbc with a passphrase; each with a full and an
-// incremental backup; repo3: a full backup with its small files in bundles, repo3-bundle=y); walden then reads them as they are: info, restore to the end and to a time (each compared with
+// incremental backup; repo3: a full backup with its small files in bundles, repo3-bundle=y, encrypted too); walden then reads them as they are: info, restore to the end and to a time (each compared with
 // pg_dump of the source at that point), a delta restore over a changed data folder, archive-get, a damaged stored file
 // caught by its SHA-1, and every write refused. The source is stopped once pgBackRest is done, so at most one cluster
 // runs at a time.
@@ -71,6 +71,8 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
   let dumpAtTarget: string
   let dumpAtEnd: string
   let target: string
+  /** The WAL position just after the last change before `target`. */
+  let targetLsn: string
   let pgbrLabels: { plain: string[]; cipher: string[] }
 
   const walden = (config: string, args: readonly string[]): Promise<RunResult> => runWalden([`--config=${config}`, `--stanza=${STANZA}`, ...args])
@@ -103,6 +105,8 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
         `repo3-path=${repoBundle}`,
         'repo3-retention-full=2',
         'repo3-bundle=y',
+        'repo3-cipher-type=aes-256-cbc',
+        `repo3-cipher-pass=${PASSPHRASE}`,
         `log-path=${join(dir.path, 'pgbr-log')}`,
         `lock-path=${join(dir.path, 'pgbr-lock')}`,
         'log-level-console=warn',
@@ -141,6 +145,7 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     await source.query(`insert into events (id, note) values (2, 'before the target')`)
     pgbackrest(pgbrConfig, ['check'])
     dumpAtTarget = await dumpDatabase(source)
+    targetLsn = await source.psqlScalar('select pg_current_wal_insert_lsn()::text')
     await sleep(1100)
     target = await source.psqlScalar(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`)
     await sleep(1100)
@@ -163,7 +168,7 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     }
     const common = [`log-path=${join(dir.path, 'pgbr-log')}`, `lock-path=${join(dir.path, 'pgbr-lock')}`]
     plainConfig = await waldenConfig('walden-plain.conf', [`repo1-path=${repoPlain}`, ...common])
-    bundleConfig = await waldenConfig('walden-bundle.conf', [`repo1-path=${repoBundle}`, ...common])
+    bundleConfig = await waldenConfig('walden-bundle.conf', [`repo1-path=${repoBundle}`, 'repo1-cipher-type=aes-256-cbc', `repo1-cipher-pass=${PASSPHRASE}`, ...common])
     cipherConfig = await waldenConfig('walden-cipher.conf', [`repo1-path=${repoCipher}`, 'repo1-cipher-type=aes-256-cbc', `repo1-cipher-pass=${PASSPHRASE}`, ...common])
   })
 
@@ -257,7 +262,15 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     await restored.stop()
   })
 
-  test('restore of a backup whose small files are in bundles equals the source, and verify checks every file', async () => {
+  test('restore of the lz4 backup to an LSN equals the source at that LSN', async () => {
+    await rm(restored.dataDir, { recursive: true, force: true })
+    await waldenOk(plainConfig, ['restore', '--type=lsn', `--target=${targetLsn}`, '--target-action=promote'])
+    await startRestored()
+    assertDumpEqual(await dumpDatabase(restored), dumpAtTarget, 'to an LSN')
+    await restored.stop()
+  })
+
+  test('restore of an encrypted backup whose small files are in bundles equals the source, and verify checks every file', async () => {
     const label = (JSON.parse(pgbackrest(pgbrConfig, ['--repo=3', 'info', '--output=json'])) as InfoJson[])[0]!.backup[0]!.label
     const bundles = await readdir(join(repoBundle, 'backup', STANZA, label, 'bundle'))
     assert.ok(bundles.length > 0, 'pgBackRest made no bundle')
