@@ -26,6 +26,7 @@ import type { CompressType } from '../../io/compress.js'
 import type { Storage } from '../../storage/storage.js'
 import type { ArchivedFile } from '../archive.js'
 import { cipherPgbrAdopt, cipherPgbrPassFor, cipherPgbrPassSet } from '../cipher.js'
+import { isBackupLabel } from '../label.js'
 import type { BackupType } from '../label.js'
 import { layout } from '../layout.js'
 import type { Manifest, ManifestFile, ManifestLink, ManifestPath, ManifestTarget } from '../manifest.js'
@@ -147,6 +148,8 @@ export async function pgbrBackupInfoLoad(storage: Storage, stanza: string): Prom
   })
   const backups: BackupRecord[] = []
   for (const label of (ini.get('backup:current') ?? new Map<string, string>()).keys()) {
+    // A label becomes part of the paths read; pgBackRest's have walden's form.
+    if (!isBackupLabel(label)) fail('Format', `pgBackRest backup.info lists a backup named '${label}', which is not a backup label`)
     const entry = record(ini, 'backup:current', label)
     const what = (key: string): string => `backup ${label} ${key}`
     const walStart = text(entry['backup-archive-start'], what('backup-archive-start'))
@@ -235,7 +238,15 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
       links.push({ name, destination: typeof target['file'] === 'string' ? `${path}/${target['file']}` : path })
     }
   }
-  const inTarget = (name: string): boolean => targets.some((target) => name === target.name || name.startsWith(`${target.name}/`))
+  // Names become paths written under the restored folder: one that could climb out of it is refused, not skipped.
+  const inTarget = (name: string): boolean => {
+    if (name.split('/').some((part) => part === '' || part === '.' || part === '..')) {
+      fail('Format', `backup ${label}'s manifest names '${name}', which is not a path inside the data folder`, {
+        hint: 'the manifest was altered; restore this backup only from a trusted copy of the repository.',
+      })
+    }
+    return targets.some((target) => name === target.name || name.startsWith(`${target.name}/`))
+  }
   const paths: ManifestPath[] = [...(ini.get('target:path') ?? new Map<string, string>())]
     .filter(([name]) => inTarget(name))
     .map(([name, value]) => ({ name, mode: modeOf((pgbrValue(value) as Record<string, unknown>)['mode'], defaultPathMode) }))

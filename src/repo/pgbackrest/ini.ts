@@ -4,6 +4,7 @@
 // copy is refused, as pgBackRest refuses it, and the .copy beside it is tried instead.
 
 import { createHash } from 'node:crypto'
+import { fail } from '../../common/errors.js'
 
 /** Sections in file order, each a map of key to the value's JSON text as written. */
 export type PgbrIni = Map<string, Map<string, string>>
@@ -59,7 +60,12 @@ export function pgbrIniParse(text: string): { ini: PgbrIni } | { problem: string
  * bare 64-bit integers) kept as their decimal strings: JSON.parse would round them.
  */
 export function pgbrValue(text: string): unknown {
-  return JSON.parse(text.replace(/([:[,]|^)(\d{16,})(?=[,}\]]|$)/g, '$1"$2"'))
+  try {
+    return JSON.parse(text.replace(/([:[,]|^)(\d{16,})(?=[,}\]]|$)/g, '$1"$2"'))
+  } catch {
+    // Only a file edited by hand, its checksum recomputed, gets here: pgBackRest writes JSON.
+    fail('Format', `pgBackRest info file holds a value that is not JSON: ${text.length > 60 ? `${text.slice(0, 60)}...` : text}`)
+  }
 }
 
 /** The value of `key` in `section`, parsed; undefined when absent. */
