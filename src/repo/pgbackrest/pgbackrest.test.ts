@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { WaldenError } from '../../common/errors.js'
+import { PosixStorage } from '../../storage/posix.js'
 import { pgbrDecrypt, PgbrDecryptStream } from './cipher.js'
 import { pgbrFileKind, pgbrGet, pgbrIniParse } from './ini.js'
+import { pgbrManifestLoad } from './info.js'
 
 // archive.info as pgBackRest 2.45 wrote it for a PostgreSQL 15 stanza (its checksum is pgBackRest's own).
 const ARCHIVE_INFO = `[backrest]
@@ -78,5 +84,64 @@ describe('pgBackRest encryption (aes-256-cbc)', () => {
       (error: unknown) => error instanceof WaldenError && error.kind === 'Crypto' && /^unable to decrypt 'x\/backup\.info': wrong passphrase or damaged file/.test(error.message),
     )
     assert.throws(() => pgbrDecrypt('correct horse', Buffer.from('[backrest]\nbackrest-format=5\n'), 'f'), /it is not encrypted \(no Salted__ header\)/)
+  })
+})
+
+/** An info file as pgBackRest writes it: sections in order, values as JSON text, the SHA-1 over them last. */
+function iniFile(sections: Record<string, Record<string, string>>): string {
+  // pgBackRest writes no empty section.
+  const all = Object.fromEntries(
+    Object.entries({ backrest: { 'backrest-format': '5', 'backrest-version': '"2.45"' }, ...sections }).filter(([, keys]) => Object.keys(keys).length > 0),
+  )
+  const rendered = Object.entries(all)
+    .map(([name, keys]) => `${JSON.stringify(name)}:{${Object.entries(keys).map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(',')}}`)
+    .join(',')
+  const checksum = createHash('sha1').update(`{${rendered}}`).digest('hex')
+  const body = Object.entries(all)
+    .map(([name, keys]) => `[${name}]\n${Object.entries(keys).map(([key, value]) => `${key}=${value}`).join('\n')}\n`)
+    .join('\n')
+  return `${body}\n[backrest]\nbackrest-checksum="${checksum}"\n`
+}
+
+describe('pgBackRest manifests walden refuses', () => {
+  const root = mkdtempSync(join(tmpdir(), 'walden-pgbr-'))
+  after(() => rmSync(root, { recursive: true, force: true }))
+  const label = '20261203-165337F'
+  const storage = new PosixStorage(root)
+
+  function manifest(options: Record<string, string>, files: Record<string, string>): void {
+    mkdirSync(join(root, 'backup', 'demo', label), { recursive: true })
+    writeFileSync(join(root, 'backup', 'demo', 'backup.info'), iniFile({ db: { 'db-id': '1', 'db-system-id': '7715121976775020334', 'db-version': '"15"' } }))
+    writeFileSync(
+      join(root, 'backup', 'demo', label, 'backup.manifest'),
+      iniFile({
+        backup: {
+          'backup-archive-start': '"000000010000000000000003"',
+          'backup-archive-stop': '"000000010000000000000003"',
+          'backup-label': `"${label}"`,
+          'backup-lsn-start': '"0/3000028"',
+          'backup-lsn-stop': '"0/3000100"',
+          'backup-timestamp-start': '1796316817',
+          'backup-timestamp-stop': '1796316820',
+          'backup-type': '"full"',
+        },
+        'backup:db': { 'db-id': '1', 'db-system-id': '7715121976775020334', 'db-version': '"15"' },
+        'backup:option': { 'option-compress-type': '"lz4"', ...options },
+        'backup:target': { pg_data: '{"path":"/var/lib/postgresql/15/main","type":"path"}' },
+        'target:file': files,
+      }),
+    )
+  }
+  const refused = async (pattern: RegExp, kind: string): Promise<void> => {
+    await assert.rejects(pgbrManifestLoad(storage, 'demo', label), (error: unknown) => error instanceof WaldenError && error.kind === kind && pattern.test(error.message))
+  }
+
+  test('bz2, block incremental and a path climbing out of the data folder are refused in one line', async () => {
+    manifest({ 'option-compress-type': '"bz2"' }, {})
+    await refused(/^backup 20261203-165337F is compressed with bz2, which walden cannot read$/, 'FeatureNotSupported')
+    manifest({}, { 'pg_data/base/1/112': '{"bi":1,"checksum":"9890dd22d170e0de4f4d9404aba2557a33b9909b","size":8192,"timestamp":1796316815}' })
+    await refused(/was made with block incremental \(repo1-block\), which walden cannot read$/, 'FeatureNotSupported')
+    manifest({}, { 'pg_data/../../etc/cron.d/x': '{"checksum":"9890dd22d170e0de4f4d9404aba2557a33b9909b","size":8192,"timestamp":1796316815}' })
+    await refused(/manifest names 'pg_data\/\.\.\/\.\.\/etc\/cron\.d\/x', which is not a path inside the data folder$/, 'Format')
   })
 })
