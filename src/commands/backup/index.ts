@@ -32,6 +32,7 @@ import type { Manifest, ManifestFile, ManifestSource } from '../../repo/manifest
 import { manifestDiff, manifestLoad, manifestSave } from '../../repo/manifest.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord } from '../../repo/stanza-info.js'
 import { archiveInfoLoad, backupInfoLoad, backupInfoSave, checkIdentity } from '../../repo/stanza-info.js'
+import { pgbrWriteRefuse } from '../../repo/pgbackrest/info.js'
 import type { StorageLocation } from '../../storage/location.js'
 import { PosixStorage, syncFilesystem, syncFilesystemAvailable } from '../../storage/posix.js'
 import type { Storage } from '../../storage/storage.js'
@@ -102,6 +103,7 @@ export function backupRepoIndexes(cfg: Config): RepoIndex[] {
 async function backupRepoOpen(cfg: Config, stanza: string, index: RepoIndex): Promise<BackupRepo> {
   const { storage, location } = await repoOpen(cfg, index)
   const [archiveInfo, info] = await Promise.all([archiveInfoLoad(storage, stanza), backupInfoLoad(storage, stanza)])
+  pgbrWriteRefuse(info, 'backup', storage)
   return { index, location, storage, archiveInfo, info, cipher: cipherJobStateOf(index) }
 }
 
