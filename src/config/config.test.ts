@@ -103,7 +103,7 @@ describe('configLoad errors name the option', () => {
     expectError(() => load(['backup', '--stanza=demo', '--bogus=1']), 'OptionInvalid', "invalid option '--bogus'")
   })
   test('option not valid for the command', () => {
-    expectError(() => load(['info', '--type=full']), 'OptionInvalid', "option '--type' is not valid for command 'info'")
+    expectError(() => load(['info', '--delta']), 'OptionInvalid', "option '--delta' is not valid for command 'info'")
   })
   test('value out of range', () => {
     expectError(
