@@ -356,3 +356,12 @@ describe('config-include-path', () => {
     )
   })
 })
+
+test("--repo is accepted by every command pgBackRest 2.45 accepts it for (from `pgbackrest help COMMAND`), with a repository chosen", () => {
+  // annotate has no walden counterpart; walden accepts --repo for more commands than these (archive-push, check, ...).
+  const pgbackrestRepoCommands = ['archive-get', 'backup', 'expire', 'info', 'repo-get', 'repo-ls', 'restore', 'stanza-delete', 'verify'] as const
+  for (const command of pgbackrestRepoCommands) assert.ok((OPTIONS.repo as OptionDef).commands.includes(command), command)
+  const cfg = load(['repo-ls', '--repo=2', 'archive'], {}, '[global]\nrepo2-path=/srv/two\n')
+  assert.equal(cfg.string('repo'), '2')
+  assert.deepEqual(cfg.params, ['archive'])
+})
