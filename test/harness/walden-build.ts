@@ -1,7 +1,8 @@
 // walden as an earlier commit of this repository built it: for tests that a repository written by that walden keeps
 // working with this one. The commit's sources are taken from git (git archive), bundled by its own build script
-// with this checkout's node_modules and native builds (the C parts have not changed in the commits tests name; a
-// build that differs is rebuilt by the script), into a folder of the test.
+// with this checkout's node_modules and native builds, into a folder of the test. The native builds are used as they
+// are (the copies are newer than the extracted sources, so the script does not rebuild them): right only for a commit
+// whose native/ is this checkout's, as it is for the commits tests name so far.
 
 import { spawnSync } from 'node:child_process'
 import { cp, readdir, symlink } from 'node:fs/promises'

@@ -262,9 +262,14 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     assert.equal(repeated.code, 0, repeated.stderr)
     assert.deepEqual((await archiveGet(name)).data, original)
 
-    // The file lost, its record still there: an error naming both, not "not found"; a push of it stores it again.
+    // The file lost, its record still there: an error naming both, not "not found", and a problem verify reports; a
+    // push of it stores it again.
     await rm(stored)
     assertRefused((await archiveGet(name)).result, 55, `ERROR: [055]: WAL file '${name}' is recorded in the archive but missing from it: '${stored}' is gone, its checksum record '${record}' is there`)
+    const lost = await stanza.walden(['verify', '--output=json'])
+    assert.notEqual(lost.code, 0)
+    const problems = (JSON.parse(lost.stdout) as { archive: { problems: Array<{ kind: string; file: string; message: string }> } }).archive.problems
+    assert.deepEqual(problems, [{ kind: 'missing', file: name, message: `archived file '${stored}' is missing: only its checksum record is there` }])
     assert.equal((await push()).code, 0)
     assert.deepEqual((await archiveGet(name)).data, original)
 
