@@ -11,13 +11,22 @@ import { join } from 'node:path'
 import { waldenPackageRoot } from '../../src/pg/binaries.js'
 import type { TestDir } from './cluster.js'
 
+/**
+ * Why walden cannot be built at `commit` here (it is not in this clone's history: a shallow clone), or undefined when
+ * it can. Tests that need an earlier build skip, saying this, rather than fail on how the checkout was made.
+ */
+export function waldenBuildUnavailable(commit: string): string | undefined {
+  const root = waldenPackageRoot()
+  const known = spawnSync('git', ['-C', root, 'cat-file', '-e', `${commit}^{commit}`], { encoding: 'utf8' })
+  if (known.status === 0) return undefined
+  return `commit ${commit} is not in the git history of ${root} (a shallow clone? .ci/run deepens one where it can): this test builds walden at that commit`
+}
+
 /** Builds walden at `commit` into `<dir>/walden-<commit>`; returns the path of its bin/walden. */
 export async function waldenBuildAt(commit: string, dir: TestDir): Promise<string> {
   const root = waldenPackageRoot()
-  const known = spawnSync('git', ['-C', root, 'cat-file', '-e', `${commit}^{commit}`], { encoding: 'utf8' })
-  if (known.status !== 0) {
-    throw new Error(`commit ${commit} is not in the git history of ${root} (a shallow clone?): this test builds walden at that commit\n${known.stderr}`)
-  }
+  const unavailable = waldenBuildUnavailable(commit)
+  if (unavailable !== undefined) throw new Error(unavailable)
   const target = join(dir.path, `walden-${commit.slice(0, 12)}`)
   const extract = spawnSync('sh', ['-c', `mkdir -p "$2" && git -C "$1" archive --format=tar "$3" bin src scripts package.json tsconfig.json native | tar -x -C "$2"`, 'sh', root, target, commit], {
     encoding: 'utf8',
