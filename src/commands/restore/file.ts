@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, utimesSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { Writable } from 'node:stream'
+import { threadId } from 'node:worker_threads'
 import { errnoCode, WaldenError } from '../../common/errors.js'
 import type { ErrorKind } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
@@ -53,9 +54,18 @@ export interface RestoreFileInput {
   healable?: boolean
 }
 
+/** When and where a job wrote its data: the thread and the monotonic clock (microseconds) at its start and end. */
+export interface RestoreFileRun {
+  thread: number
+  startUs: number
+  endUs: number
+}
+
 export interface RestoreFileOutput {
   /** True when the data was written from the repository, false when the existing data was kept. */
   fetched: boolean
+  /** For a part whose data was written: when and on which thread (the caller logs how many parts ran at once). */
+  ran?: RestoreFileRun
   /** With `healable`: why the stored file could not be read (it is missing, or fails its checksum or decryption). */
   unreadable?: ErrorData
 }
@@ -101,6 +111,10 @@ function existingDigest(path: string, offset: number, size: number, hash: { upda
   } finally {
     closeSync(fd)
   }
+}
+
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n)
 }
 
 /** Writes a stream into an open file at a position (then fsyncs it if asked): one part of a file restored in parts. */
@@ -184,9 +198,11 @@ async function restoreFileFrom(input: RestoreFileInput): Promise<RestoreFileOutp
   const what = `repository file '${repo.describe(input.repoPath)}'`
 
   if (input.partOffset !== undefined) {
-    if (copySync(repo, input, what, 'r+', offset)) return { fetched: true }
-    await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset, input.syncEach))
-    return { fetched: true }
+    const startUs = monotonicUs()
+    if (!copySync(repo, input, what, 'r+', offset)) {
+      await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset, input.syncEach))
+    }
+    return { fetched: true, ran: { thread: threadId, startUs, endUs: monotonicUs() } }
   }
 
   const target = posixStorage(dirname(input.destination))
