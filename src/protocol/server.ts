@@ -14,7 +14,8 @@
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
 import { posix } from 'node:path'
-import type { Duplex, Readable, Writable } from 'node:stream'
+import { Readable } from 'node:stream'
+import type { Duplex, Writable } from 'node:stream'
 import { fail, WaldenError } from '../common/errors.js'
 import type { Storage, WriteOptions } from '../storage/storage.js'
 import { VERSION } from '../version.js'
@@ -364,6 +365,9 @@ export function storageService(storage: Storage): ProtocolService {
           return storage.syncPath(path, { missingOk: args['missingOk'] === true })
         case 'openRead':
           return new StreamReply(await storage.openRead(path, args['range'] as { offset: number; length?: number } | undefined))
+        case 'read':
+          // A file the client holds whole anyway (RemoteStorage.read): one buffer of its size, sent in data frames.
+          return new StreamReply(Readable.from([await storage.read(path)]))
         default:
           fail('Protocol', `protocol error: unknown request '${op}'`)
       }

@@ -199,6 +199,90 @@ export async function storedFileDigest(repo: Storage, path: string, what: string
   return { size: hash.size, sha256: hash.digest() }
 }
 
+// Copies that wait for their input (storedFileCopyToFileFromStream) take turns within a thread: each holds the
+// thread's yielding decoder and O_DIRECT stage across its awaits. Other jobs of the same worker (small files, read
+// whole) run meanwhile; large ones wait here, before their stream is opened, so no window of data waits with them.
+let yieldingTurn: Promise<void> = Promise.resolve()
+
+/**
+ * storedFileCopyToFileSync for a repository read as a stream (a backup host over SSH): the stream's pieces, as the
+ * session's frames bring them, go through the codec's synchronous chunk decoder, are hashed and written with the
+ * same reused buffers and O_DIRECT writer as a copy from a folder, instead of a chain of Transform streams and writes
+ * through the page cache. Same contract: the SHA-256 is checked at the end; 'w' removes the file again if the copy
+ * fails; false, having done nothing, where the codec has no chunk decoder.
+ */
+export async function storedFileCopyToFileFromStream(
+  repo: Storage,
+  path: string,
+  sha256: string,
+  what: string,
+  target: { path: string; flags: 'w' | 'r+'; mode: number; position?: number; sync: boolean; direct?: boolean },
+): Promise<boolean> {
+  const codec = codecFromExtension(path)
+  if (!codec.chunkDecoder) return false
+  const before = yieldingTurn
+  let release: () => void = () => undefined
+  yieldingTurn = new Promise((resolve) => (release = resolve))
+  try {
+    await before
+    await copyFromStream(repo, path, sha256, what, target, codec.chunkDecoder)
+    return true
+  } finally {
+    release()
+  }
+}
+
+async function copyFromStream(
+  repo: Storage,
+  path: string,
+  sha256: string,
+  what: string,
+  target: { path: string; flags: 'w' | 'r+'; mode: number; position?: number; sync: boolean; direct?: boolean },
+  chunkDecoder: NonNullable<ReturnType<typeof codecFromExtension>['chunkDecoder']>,
+): Promise<void> {
+  // Opened first: a missing stored file fails before anything is created at the destination.
+  const reader = await repo.openRead(path)
+  const decoder = chunkDecoder({ verifiedByCaller: true, yielding: true })
+  let writer: DirectWriter | undefined
+  const open = (): DirectWriter => (writer ??= new DirectWriter({ ...target, direct: target.direct ?? false }))
+  const hash = createHash('sha256')
+  const sink = (data: Buffer): void => {
+    hash.update(data)
+    open().write(data)
+  }
+  const keys = cipherOpenKeys()
+  const opener = keys ? new Opener(keys, `repository file '${repo.describe(path)}'`) : undefined
+  const decode = (data: Buffer): void => decoder.write(data, sink)
+  try {
+    try {
+      for await (const chunk of reader as AsyncIterable<Buffer>) {
+        if (opener) opener.write(chunk, decode)
+        else decoder.write(chunk, sink)
+      }
+      opener?.end(decode)
+      decoder.end(sink)
+    } catch (error) {
+      throw damaged(error, what)
+    }
+    const actual = hash.digest('hex')
+    if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
+    // A stored file that decodes to nothing still leaves the file there.
+    if (target.sync) open().sync()
+    else open().finish()
+  } catch (error) {
+    reader.destroy()
+    if (target.flags !== 'r+' && writer !== undefined) {
+      writer.close()
+      writer = undefined
+      rmSync(target.path, { force: true })
+    }
+    throw error
+  } finally {
+    decoder.release()
+    writer?.close()
+  }
+}
+
 /**
  * storedFileCopySync into a local file: `flags` 'w' writes a whole file (removed again if the copy fails, as it is
  * neither the old file nor the new one), 'r+' writes into an existing one from `position` (a part of a file restored

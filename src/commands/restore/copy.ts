@@ -131,7 +131,7 @@ export async function restoreCopy(options: RestoreCopyOptions): Promise<{ fetche
   // here, two threads writing 64 MiB parts of one 1 GiB file with O_DIRECT took the time one thread did (the disk's).
   // Through the page cache, two threads writing one file take turns on its inode lock (see JobPicker): there, parts
   // of one file go to one thread at a time while other files wait.
-  const keyOf = options.directIo ? undefined : (job: Job): string => job.file.name
+  const keyOf = pastPageCache(options) ? undefined : (job: Job): string => job.file.name
   const parts = new PartsAtOnce()
   try {
     await options.pool.runAll(
@@ -223,6 +223,16 @@ async function heal(
     `${first.error.message}; no other repository holds a good copy of ${what(first.job)}` + (others > 0 ? ` (nor of ${others} other unreadable file(s))` : ''),
     { hint: first.error.hint ?? 'the repository file is damaged; use another backup, or repair the repository from a copy.' },
   )
+}
+
+/**
+ * Whether restored files are written past the page cache: with O_DIRECT, through the synchronous decoder (a codec
+ * that has one), from a folder or a backup host (restore/file.ts). Otherwise they take a stream path through the
+ * page cache.
+ */
+function pastPageCache(options: RestoreCopyOptions): boolean {
+  const location = options.repo.location.type
+  return options.directIo && (location === 'posix' || location === 'remote') && options.files.every((file) => codecFor(file.compressType).chunkDecoder !== undefined)
 }
 
 /**

@@ -10,7 +10,7 @@ import { threadId } from 'node:worker_threads'
 import { errnoCode, WaldenError } from '../../common/errors.js'
 import type { ErrorKind } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
-import { storedFileCopy, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
+import { storedFileCopy, storedFileCopyToFileFromStream, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
 import { cipherJobUse } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
 import type { Storage } from '../../storage/storage.js'
@@ -167,6 +167,17 @@ function copySync(repo: Storage, input: RestoreFileInput, what: string, flags: '
   return storedFileCopyToFileSync(repo, input.repoPath, input.sha256, what, target)
 }
 
+/**
+ * The stored file or part from a backup host into the destination, through the synchronous decoder and O_DIRECT
+ * writer fed by the session's frames (storedFileCopyToFileFromStream). False, having done nothing, for other
+ * repositories (a folder takes copySync; S3 keeps its stream path for now) and codecs without a chunk decoder.
+ */
+async function copyFromStream(repo: Storage, input: RestoreFileInput, what: string, flags: 'w' | 'r+', position: number): Promise<boolean> {
+  if (input.repo.type !== 'remote') return false
+  const target = { path: input.destination, flags, mode: input.mode, position, sync: input.syncEach, direct: input.directIo }
+  return storedFileCopyToFileFromStream(repo, input.repoPath, input.sha256, what, target)
+}
+
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
   try {
     return await restoreFileFrom(input)
@@ -199,7 +210,7 @@ async function restoreFileFrom(input: RestoreFileInput): Promise<RestoreFileOutp
 
   if (input.partOffset !== undefined) {
     const startUs = monotonicUs()
-    if (!copySync(repo, input, what, 'r+', offset)) {
+    if (!copySync(repo, input, what, 'r+', offset) && !(await copyFromStream(repo, input, what, 'r+', offset))) {
       await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset, input.syncEach))
     }
     return { fetched: true, ran: { thread: threadId, startUs, endUs: monotonicUs() } }
@@ -215,6 +226,8 @@ async function restoreFileFrom(input: RestoreFileInput): Promise<RestoreFileOutp
   } else if (input.size <= SMALL_FILE) {
     // Small files in memory: the stored copy is smaller still, and streams cost more than the data here.
     await target.write(name, await storedFileRead(repo, input.repoPath, input.sha256, what), writeOptions)
+  } else if (!input.atomic && (await copyFromStream(repo, input, what, 'w', 0))) {
+    utimesSync(input.destination, input.mtimeMs / 1000, input.mtimeMs / 1000)
   } else {
     await storedFileCopy(repo, input.repoPath, input.sha256, what, () => target.openWrite(name, writeOptions))
   }
