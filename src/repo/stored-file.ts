@@ -33,11 +33,17 @@ function damaged(error: unknown, what: string): unknown {
 const DAMAGED_HINT = 'the repository file is damaged; use another backup, or repair the repository from a copy.'
 
 /**
+ * Every reader here checks the content's SHA-256 where it lands, so a backup host need not hash the stored bytes in
+ * transit too (a stream altered on the way fails that check, or fails to decompress, and is reported as damaged).
+ */
+const CONTENT_VERIFIED = { contentVerified: true } as const
+
+/**
  * A small stored file, decompressed and verified, in memory: for the many small files of a cluster streams cost
  * more than the data. The caller bounds the size.
  */
 export async function storedFileRead(repo: Storage, path: string, sha256: string, what: string): Promise<Buffer> {
-  const stored = await repo.read(path)
+  const stored = await repo.read(path, CONTENT_VERIFIED)
   const keys = cipherOpenKeys()
   let content: Buffer
   try {
@@ -85,7 +91,7 @@ export async function storedFileCopy(
   what: string,
   openWriter: () => Promise<Writable>,
 ): Promise<void> {
-  const reader = await repo.openRead(path)
+  const reader = await repo.openRead(path, undefined, CONTENT_VERIFIED)
   const writer = await openWriter()
   const keys = cipherOpenKeys()
   const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
@@ -189,7 +195,7 @@ export async function storedFileDigest(repo: Storage, path: string, what: string
     size += data.length
   })
   if (sha256 !== undefined) return { size, sha256 }
-  const reader = await repo.openRead(path)
+  const reader = await repo.openRead(path, undefined, CONTENT_VERIFIED)
   const hash = new HashStream()
   const keys = cipherOpenKeys()
   const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
@@ -241,7 +247,7 @@ async function copyFromStream(
   chunkDecoder: NonNullable<ReturnType<typeof codecFromExtension>['chunkDecoder']>,
 ): Promise<void> {
   // Opened first: a missing stored file fails before anything is created at the destination.
-  const reader = await repo.openRead(path)
+  const reader = await repo.openRead(path, undefined, CONTENT_VERIFIED)
   const decoder = chunkDecoder({ verifiedByCaller: true, yielding: true })
   let writer: DirectWriter | undefined
   const open = (): DirectWriter => (writer ??= new DirectWriter({ ...target, direct: target.direct ?? false }))
