@@ -18,8 +18,6 @@ export class FrameConnection {
   readonly #decoder = new FrameDecoder()
   #drainWaiters: Array<() => void> = []
   #closed: Error | undefined
-  /** Writes are held (corked) until the end of this turn of the event loop (#gather). */
-  #gathering = false
   /** zlib level of data frames sent (compress-level-network); 0 sends them as they are. */
   readonly #deflateLevel: number
 
@@ -61,33 +59,15 @@ export class FrameConnection {
 
   send(frame: Buffer): void {
     if (this.#closed || this.#output.destroyed) return
-    this.#gather()
     this.#output.write(frame)
   }
 
   /** Several buffers in one write (writev), so they reach the pipe, and ssh, together. */
   sendv(frames: readonly Buffer[]): void {
     if (this.#closed || this.#output.destroyed) return
-    this.#gather()
     this.#output.cork()
     for (const frame of frames) this.#output.write(frame)
     this.#output.uncork()
-  }
-
-  /**
-   * Holds what is sent until this turn of the event loop is over, then writes it all at once (writev). A small file
-   * read from a backup host is three frames (the answer, its data, its end), sent from a few promise continuations
-   * of one turn; written one by one they were three system calls on each end and three SSH packets, for a few KiB.
-   * stdout of `walden remote` is a pipe, which Node.js writes synchronously, so every write was a system call.
-   */
-  #gather(): void {
-    if (this.#gathering) return
-    this.#gathering = true
-    this.#output.cork()
-    setImmediate(() => {
-      this.#gathering = false
-      this.#output.uncork()
-    })
   }
 
   sendJson(type: FrameTypeCode, channel: number, value: unknown): void {
