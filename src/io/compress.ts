@@ -64,6 +64,11 @@ export interface DecompressOptions {
    * JavaScript. Checks that cost nothing (zstd's, gzip's CRC, in native code) still run.
    */
   verifiedByCaller?: boolean
+  /**
+   * chunkDecoder only: the caller waits for input between pieces (an await between writes), while synchronous
+   * decoders may run in the same thread meanwhile; at most one such decoder per thread at a time.
+   */
+  yielding?: boolean
 }
 
 /**
@@ -394,7 +399,7 @@ function lz4Codec(): Codec {
             : {}),
           compressBound: lz4FrameBound,
           chunkDecoder: (options?: DecompressOptions) =>
-            lz4ChunkDecoder(lz4, binding as unknown as Lz4BlockInto, { contentChecksum: !options?.verifiedByCaller }),
+            lz4ChunkDecoder(lz4, binding as unknown as Lz4BlockInto, { contentChecksum: !options?.verifiedByCaller, yielding: options?.yielding === true }),
         }
       : {}),
   }

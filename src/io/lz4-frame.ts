@@ -256,17 +256,19 @@ export class Lz4DecompressStream extends PacedTransform {
   // With `reuse`: one buffer collects every compressed block and one receives every decoded block (REUSED, shared
   // by the decoders of this thread).
   readonly #into: Lz4BlockInto | undefined
+  readonly #reused: ReusedBuffers
 
   /**
    * `contentChecksum: false` skips the frames' content checksums (see DecompressOptions.verifiedByCaller). `reuse`
    * (with a binding that decodes into a given buffer) decodes every block into the same buffer, so what push() gets
    * is valid only until the next push: only for a caller that takes each chunk synchronously (see lz4ChunkDecoder).
    */
-  constructor(lz4: Lz4Binding, options: { contentChecksum?: boolean; reuse?: Lz4BlockInto } = {}) {
+  constructor(lz4: Lz4Binding, options: { contentChecksum?: boolean; reuse?: Lz4BlockInto; buffers?: ReusedBuffers } = {}) {
     super()
     this.#lz4 = lz4
     this.#contentChecksum = options.contentChecksum ?? true
     this.#into = options.reuse
+    this.#reused = options.buffers ?? REUSED
   }
 
   override _flush(callback: TransformCallback): void {
@@ -349,8 +351,9 @@ export class Lz4DecompressStream extends PacedTransform {
         if (size > frame.blockMax) corrupt(`block of ${size} bytes exceeds the frame's maximum of ${frame.blockMax}`)
         this.#blockCompressed = (word & UNCOMPRESSED_BIT) === 0
         if (this.#into) {
-          if (REUSED.block.length < size + 4) REUSED.block = Buffer.allocUnsafe(frame.blockMax + 4)
-          this.#block = REUSED.block.subarray(0, size + 4)
+          const reused = this.#reused
+          if (reused.block.length < size + 4) reused.block = Buffer.allocUnsafe(frame.blockMax + 4)
+          this.#block = reused.block.subarray(0, size + 4)
         } else this.#block = Buffer.allocUnsafe(size + 4)
         this.#blockFill = 4
         this.#state = State.BlockData
@@ -417,8 +420,9 @@ export class Lz4DecompressStream extends PacedTransform {
       try {
         if (this.#into) {
           // Aligned, so restore can write whole decoded blocks with O_DIRECT as they are.
-          if (REUSED.out.length < frame.blockMax) REUSED.out = alignedAllocUnsafe(frame.blockMax)
-          const out = REUSED.out.subarray(0, frame.blockMax)
+          const reused = this.#reused
+          if (reused.out.length < frame.blockMax) reused.out = alignedAllocUnsafe(frame.blockMax)
+          const out = reused.out.subarray(0, frame.blockMax)
           data = out.subarray(0, this.#into.uncompressBlockInto(block.subarray(4), out, frame.window))
         } else data = frame.window ? this.#lz4.uncompressSync(block, frame.window) : this.#lz4.uncompressSync(block)
       } catch (error) {
@@ -457,15 +461,29 @@ export class Lz4DecompressStream extends PacedTransform {
  * every few tens of MB. Safe because such a decoder runs from start to end without yielding (lz4ChunkDecoder's
  * callers are synchronous), so two never interleave; `inUse` makes sure of it.
  */
-const REUSED = { block: EMPTY, out: EMPTY, inUse: false }
+const REUSED: ReusedBuffers = { block: EMPTY, out: EMPTY, inUse: false }
+
+/**
+ * A second pair, for the one decoder of this thread whose caller waits for its input between pieces (restore from a
+ * backup host, fed by the session's frames): the first pair stays free for the synchronous decoders that run while it
+ * waits (the small files of the same worker). Its caller makes sure only one such decoder runs at a time per thread.
+ */
+const REUSED_YIELDING: ReusedBuffers = { block: EMPTY, out: EMPTY, inUse: false }
+
+interface ReusedBuffers {
+  block: Buffer
+  out: Buffer
+  inUse: boolean
+}
 
 /**
  * A synchronous LZ4 frame decoder over chunks of input: each decoded piece goes to `sink` before write() returns,
  * and is valid only during that call (the same buffers serve every block). For restore's copy loop, which hashes and
  * writes each piece at once: no allocation per block, so memory stays flat however much is restored.
  */
-export function lz4ChunkDecoder(lz4: Lz4Binding, into: Lz4BlockInto, options: { contentChecksum?: boolean }): ChunkDecoder {
-  const stream = new Lz4DecompressStream(lz4, { ...options, reuse: into })
+export function lz4ChunkDecoder(lz4: Lz4Binding, into: Lz4BlockInto, options: { contentChecksum?: boolean; yielding?: boolean }): ChunkDecoder {
+  const buffers = options.yielding ? REUSED_YIELDING : REUSED
+  const stream = new Lz4DecompressStream(lz4, { contentChecksum: options.contentChecksum ?? true, reuse: into, buffers })
   let sink: (data: Buffer) => void = () => undefined
   stream.push = (chunk: Buffer | null): boolean => {
     if (chunk) sink(chunk)
@@ -478,8 +496,8 @@ export function lz4ChunkDecoder(lz4: Lz4Binding, into: Lz4BlockInto, options: { 
     })
     if (failure) throw failure
   }
-  if (REUSED.inUse) fail('Assert', 'two lz4 chunk decoders in use at once in one thread')
-  REUSED.inUse = true
+  if (buffers.inUse) fail('Assert', 'two lz4 chunk decoders in use at once in one thread')
+  buffers.inUse = true
   return {
     write(chunk, to) {
       sink = to
@@ -490,7 +508,7 @@ export function lz4ChunkDecoder(lz4: Lz4Binding, into: Lz4BlockInto, options: { 
       run((callback) => stream._flush(callback))
     },
     release() {
-      REUSED.inUse = false
+      buffers.inUse = false
     },
   }
 }

@@ -191,10 +191,10 @@ export class ProtocolClient {
    * Sends a request the remote answers with a stream (openRead, backupRead): its bytes, verified against the remote's
    * SHA-256 at the end, and then its `trailer`, the result the remote sends after the last byte.
    */
-  async openStream(op: string, args: Record<string, unknown>): Promise<IncomingStream> {
+  async openStream(op: string, args: Record<string, unknown>, options: { unhashed?: boolean } = {}): Promise<IncomingStream> {
     await this.ready()
     const channel = this.#nextChannel++
-    const stream = new IncomingStream(this.#connection, channel, (error) => {
+    const stream = new IncomingStream(this.#connection, channel, !options.unhashed, (error) => {
       if (!this.#reads.has(channel)) return
       this.#reads.delete(channel)
       // The consumer stopped early: the remote stops sending and closes the file.
@@ -205,7 +205,8 @@ export class ProtocolClient {
     stream.on('error', () => undefined)
     this.#reads.set(channel, stream)
     try {
-      await this.#call(channel, op, args)
+      // `unhashed`: the caller verifies the content itself (ReadOptions.contentVerified), so neither end hashes it.
+      await this.#call(channel, op, options.unhashed ? { ...args, unhashed: true } : args)
     } catch (error) {
       this.#reads.delete(channel)
       stream.destroy()

@@ -100,7 +100,7 @@ describe('IncomingStream', () => {
   const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
 
   test('ends with the bytes and the trailer when they match the SHA-256 the sender computed', async () => {
-    const stream = new IncomingStream(connection(), 1, () => undefined)
+    const stream = new IncomingStream(connection(), 1, true, () => undefined)
     const data = randomBytes(1000)
     stream.deliver(data.subarray(0, 400))
     stream.deliver(data.subarray(400))
@@ -110,7 +110,7 @@ describe('IncomingStream', () => {
   })
 
   test('fails, and never ends as data, when a byte changed on the way', async () => {
-    const stream = new IncomingStream(connection(), 1, () => undefined)
+    const stream = new IncomingStream(connection(), 1, true, () => undefined)
     const data = randomBytes(1000)
     const altered = Buffer.from(data)
     altered[500] = altered[500]! ^ 1

@@ -161,28 +161,30 @@ export class IncomingStream extends Readable {
   readonly #connection: FrameConnection
   readonly #channel: number
   readonly #onDestroy: (error: Error | null) => void
-  readonly #hash = createHash('sha256')
+  /** Absent when the consumer verifies the content itself and the sender sends no SHA-256 (ReadOptions.contentVerified). */
+  readonly #hash: Hash | undefined
   #ungranted = 0
   #ended = false
   /** The sender's trailer, once the stream has ended. */
   trailer: unknown
 
-  constructor(connection: FrameConnection, channel: number, onDestroy: (error: Error | null) => void) {
+  constructor(connection: FrameConnection, channel: number, hashed: boolean, onDestroy: (error: Error | null) => void) {
     super({ highWaterMark: 1024 * 1024 })
     this.#connection = connection
     this.#channel = channel
+    this.#hash = hashed ? createHash('sha256') : undefined
     this.#onDestroy = onDestroy
   }
 
   deliver(chunk: Buffer): void {
     this.#ungranted += chunk.length
-    this.#hash.update(chunk)
+    this.#hash?.update(chunk)
     this.push(chunk)
   }
 
   finish(end: StreamEnd = {}): void {
     this.#ended = true
-    const mismatch = streamEndCheck(this.#hash, end, 'stream from the remote host')
+    const mismatch = this.#hash ? streamEndCheck(this.#hash, end, 'stream from the remote host') : undefined
     if (mismatch) return void this.destroy(mismatch)
     this.trailer = end.trailer
     this.push(null)

@@ -11,7 +11,7 @@
 // the sender after one window, instead of filling the other process's memory.
 
 /** Bumped on any change an older walden could not read; both ends must agree exactly (the handshake checks). */
-export const PROTOCOL_VERSION = 2
+export const PROTOCOL_VERSION = 3
 
 export const FRAME_HEADER_BYTES = 9
 /** Largest payload of a data frame; larger writes are split. */

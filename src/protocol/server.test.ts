@@ -3,7 +3,7 @@
 // nothing), flow control of reads, and paths that would leave the repository.
 
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -276,6 +276,36 @@ describe('protocolServe()', () => {
     assert.equal(sent, CREDIT_WINDOW)
     await new Promise((resolve) => setTimeout(resolve, 20))
     assert.equal(server.frames.filter((frame) => frame.channel === 1 && (frame.type === FrameType.End || frame.type === FrameType.Abort)).length, 0)
+    server.end()
+    await server.done
+  })
+
+  test("'read' sends a file whole; with 'unhashed' (the client verifies the content) a stream ends without a SHA-256", async () => {
+    const server = await serve()
+    await handshake(server)
+    const content = randomBytes(5000)
+    await writeFile(join(server.root, 'small'), content)
+    const received = async (channel: number): Promise<{ data: Buffer; end: Record<string, unknown> }> => {
+      assert.deepEqual(await server.answer(channel), { result: null })
+      const pieces: Buffer[] = []
+      for (;;) {
+        const frame = await server.next((candidate) => candidate.channel === channel && (candidate.type === FrameType.Data || candidate.type === FrameType.End))
+        if (frame.type === FrameType.End) return { data: Buffer.concat(pieces), end: jsonDecode(frame.payload) as Record<string, unknown> }
+        pieces.push(frame.payload)
+      }
+    }
+    server.request(1, 'read', { path: 'small' })
+    const whole = await received(1)
+    assert.deepEqual(whole.data, content)
+    assert.deepEqual(whole.end, { sha256: createHash('sha256').update(content).digest('hex') })
+    server.request(2, 'read', { path: 'small', unhashed: true })
+    const unhashed = await received(2)
+    assert.deepEqual(unhashed.data, content)
+    assert.deepEqual(unhashed.end, {})
+    server.request(3, 'openRead', { path: 'small', unhashed: true })
+    assert.deepEqual((await received(3)).end, {})
+    server.request(4, 'read', { path: 'missing' })
+    assert.equal(((await server.answer(4))['error'] as Record<string, string>)['kind'], 'FileMissing')
     server.end()
     await server.done
   })

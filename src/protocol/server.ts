@@ -14,7 +14,8 @@
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
 import { posix } from 'node:path'
-import type { Duplex, Readable, Writable } from 'node:stream'
+import { Readable } from 'node:stream'
+import type { Duplex, Writable } from 'node:stream'
 import { fail, WaldenError } from '../common/errors.js'
 import type { Storage, WriteOptions } from '../storage/storage.js'
 import { VERSION } from '../version.js'
@@ -206,7 +207,7 @@ export function protocolServe(options: ServeOptions): Promise<void> {
       if (op === 'openWrite' && service.openWrite) return await openWrite(channel, () => service.openWrite!(args))
       if (op === 'openSocket' && service.openSocket) return await openSocket(channel, () => service.openSocket!(args))
       const result = await service.call(String(op), args)
-      if (result instanceof StreamReply) return await streamOut(channel, result)
+      if (result instanceof StreamReply) return await streamOut(channel, result, args['unhashed'] !== true)
       if (result instanceof ProducedReply) return await produceOut(channel, result)
       respond(channel, result)
     } catch (error) {
@@ -215,19 +216,20 @@ export function protocolServe(options: ServeOptions): Promise<void> {
   }
 
   /** Sends a stream's bytes on its channel, as the client grants credit, then its end with SHA-256 and trailer. */
-  async function streamOut(channel: number, reply: StreamReply): Promise<void> {
+  async function streamOut(channel: number, reply: StreamReply, hashed: boolean): Promise<void> {
     const { stream } = reply
     const gate = new CreditGate(CREDIT_WINDOW)
-    const hash = createHash('sha256')
+    // Not hashed when the client verifies the content where it lands (ReadOptions.contentVerified).
+    const hash = hashed ? createHash('sha256') : undefined
     channels.set(channel, { kind: 'read', stream, gate })
     respond(channel, null)
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
-        hash.update(chunk)
+        hash?.update(chunk)
         await connection.sendData(channel, gate, chunk)
       }
       if (channels.get(channel)?.kind !== 'read') return
-      const end: StreamEnd = { sha256: hash.digest('hex'), ...(reply.trailer ? { trailer: await reply.trailer() } : {}) }
+      const end: StreamEnd = { ...(hash ? { sha256: hash.digest('hex') } : {}), ...(reply.trailer ? { trailer: await reply.trailer() } : {}) }
       connection.sendJson(FrameType.End, channel, end)
     } catch (error) {
       // Abandoned by the client (the gate was closed) needs no answer; a read that failed here does.
@@ -397,6 +399,9 @@ export function storageService(storage: Storage): ProtocolService {
           return storage.syncPath(path, { missingOk: args['missingOk'] === true })
         case 'openRead':
           return new StreamReply(await storage.openRead(path, args['range'] as { offset: number; length?: number } | undefined))
+        case 'read':
+          // A file the client holds whole anyway (RemoteStorage.read): one buffer of its size, sent in data frames.
+          return new StreamReply(Readable.from([await storage.read(path)]))
         default:
           fail('Protocol', `protocol error: unknown request '${op}'`)
       }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
@@ -10,7 +10,7 @@ import { WaldenError } from '../common/errors.js'
 import { codecAvailable, codecFor } from '../io/compress.js'
 import type { CompressType } from '../io/compress.js'
 import { posixStorage } from '../storage/posix.js'
-import { storedFileCopy, storedFileDigest, storedFileRead } from './stored-file.js'
+import { storedFileCopy, storedFileCopyToFileFromStream, storedFileDigest, storedFileRead } from './stored-file.js'
 
 const root = await mkdtemp(join(tmpdir(), 'walden-stored-'))
 after(() => rm(root, { recursive: true, force: true }))
@@ -97,4 +97,46 @@ test('storedFileRead of lz4 files allocates no block-sized buffer per file, and 
   const largePath = `several-blocks${codec.extension}`
   await repo.write(largePath, await buffer(Readable.from([large]).pipe(codec.compress(codec.defaultLevel))))
   assert.ok((await storedFileRead(repo, largePath, createHash('sha256').update(large).digest('hex'), 'file')).equals(large))
+})
+
+test('storedFileCopyToFileFromStream: copies wait their turn in a thread while small files decode meanwhile, whole files and parts come out exact, damage removes a whole file', { skip: codecAvailable('lz4') ? false : 'lz4 is not available' }, async () => {
+  const codec = codecFor('lz4')
+  const store = async (name: string, data: Buffer): Promise<{ path: string; sha256: string }> => {
+    const path = `${name}${codec.extension}`
+    await repo.write(path, await buffer(Readable.from([data]).pipe(codec.compress(codec.defaultLevel))))
+    return { path, sha256: createHash('sha256').update(data).digest('hex') }
+  }
+  const first = content(2_500_000)
+  const second = content(3_100_000)
+  const small = content(9_000)
+  const [a, b, c] = [await store('stream-a', first), await store('stream-b', second), await store('stream-small', small)]
+  const whole = join(root, 'out-whole')
+  const parted = join(root, 'out-parted')
+  // A file restored in parts: made at its full size first, the part written at its offset.
+  await writeFile(parted, Buffer.alloc(4096 + second.length))
+  const target = (path: string, flags: 'w' | 'r+', position = 0) => ({ path, flags, mode: 0o600, position, sync: false, direct: true })
+  // Both copies yield while their streams are read; a synchronous small-file read runs between their pieces.
+  const [copiedA, copiedB, read] = await Promise.all([
+    storedFileCopyToFileFromStream(repo, a.path, a.sha256, 'a', target(whole, 'w')),
+    storedFileCopyToFileFromStream(repo, b.path, b.sha256, 'b', target(parted, 'r+', 4096)),
+    storedFileRead(repo, c.path, c.sha256, 'c'),
+  ])
+  assert.deepEqual([copiedA, copiedB], [true, true])
+  assert.ok(read.equals(small))
+  assert.ok((await readFile(whole)).equals(first))
+  const partedNow = await readFile(parted)
+  assert.ok(partedNow.subarray(4096).equals(second))
+  assert.ok(partedNow.subarray(0, 4096).equals(Buffer.alloc(4096)), 'nothing written before the part')
+
+  // Damaged: a checksum error naming the file, and a whole file is not left half written.
+  const damaged = join(root, 'out-damaged')
+  await assert.rejects(
+    storedFileCopyToFileFromStream(repo, a.path, b.sha256, `repository file 'a'`, target(damaged, 'w')),
+    (error: unknown) => error instanceof WaldenError && error.kind === 'Checksum' && /repository file 'a' has checksum/.test(error.message),
+  )
+  await assert.rejects(stat(damaged), /ENOENT/)
+  // A codec without a chunk decoder: nothing done, the caller takes its stream path.
+  const zst = codecFor('zst')
+  assert.equal(await storedFileCopyToFileFromStream(repo, `x${zst.extension}`, a.sha256, 'x', target(join(root, 'out-zst'), 'w')), false)
+  await assert.rejects(stat(join(root, 'out-zst')), /ENOENT/)
 })

@@ -12,7 +12,7 @@ import { digestAlgorithmOf, HashStream } from '../io/hash.js'
 import { alignedAllocUnsafe } from '../io/aligned.js'
 import { DirectWriter } from '../storage/direct-write.js'
 import { PosixStorage, storageError } from '../storage/posix.js'
-import type { ReadRange, Storage } from '../storage/storage.js'
+import type { ReadOptions, ReadRange, Storage } from '../storage/storage.js'
 import { buffer } from 'node:stream/consumers'
 import { Opener, OpenStream, openBuffer } from '../io/cipher.js'
 import { cipherOpenKeys, cipherPgbrPassFor } from './cipher.js'
@@ -39,10 +39,10 @@ function storedAddress(address: string): { path: string; range?: ReadRange; code
 }
 
 /** The stored bytes at an address, whole. */
-async function storedBytes(repo: Storage, address: string): Promise<Buffer> {
+async function storedBytes(repo: Storage, address: string, options: ReadOptions): Promise<Buffer> {
   const { path, range } = storedAddress(address)
-  if (!range) return repo.read(path)
-  return buffer(await repo.openRead(path, range))
+  if (!range) return repo.read(path, options)
+  return buffer(await repo.openRead(path, range, options))
 }
 
 /**
@@ -61,11 +61,17 @@ function damaged(error: unknown, what: string): unknown {
 const DAMAGED_HINT = 'the repository file is damaged; use another backup, or repair the repository from a copy.'
 
 /**
+ * Every reader here checks the content's SHA-256 where it lands, so a backup host need not hash the stored bytes in
+ * transit too (a stream altered on the way fails that check, or fails to decompress, and is reported as damaged).
+ */
+const CONTENT_VERIFIED = { contentVerified: true } as const
+
+/**
  * A small stored file, decompressed and verified, in memory: for the many small files of a cluster streams cost
  * more than the data. The caller bounds the size.
  */
 export async function storedFileRead(repo: Storage, path: string, sha256: string, what: string): Promise<Buffer> {
-  const stored = await storedBytes(repo, path)
+  const stored = await storedBytes(repo, path, CONTENT_VERIFIED)
   const keys = cipherOpenKeys()
   const pgbrPass = cipherPgbrPassFor(path)
   let content: Buffer
@@ -119,7 +125,7 @@ export async function storedFileCopy(
   openWriter: () => Promise<Writable>,
 ): Promise<void> {
   const stored = storedAddress(path)
-  const reader = await repo.openRead(stored.path, stored.range)
+  const reader = await repo.openRead(stored.path, stored.range, CONTENT_VERIFIED)
   const writer = await openWriter()
   const keys = cipherOpenKeys()
   const pgbrPass = cipherPgbrPassFor(path)
@@ -243,7 +249,7 @@ export async function storedFileDigest(repo: Storage, path: string, what: string
   )
   if (sha256 !== undefined) return { size, sha256 }
   const stored = storedAddress(path)
-  const reader = await repo.openRead(stored.path, stored.range)
+  const reader = await repo.openRead(stored.path, stored.range, CONTENT_VERIFIED)
   const hash = new HashStream(undefined, algorithm)
   const keys = cipherOpenKeys()
   const pgbrPass = cipherPgbrPassFor(path)
@@ -256,6 +262,92 @@ export async function storedFileDigest(repo: Storage, path: string, what: string
     throw damaged(error, what)
   })
   return { size: hash.size, sha256: hash.digest() }
+}
+
+// Copies that wait for their input (storedFileCopyToFileFromStream) take turns within a thread: each holds the
+// thread's yielding decoder and O_DIRECT stage across its awaits. Other jobs of the same worker (small files, read
+// whole) run meanwhile; large ones wait here, before their stream is opened, so no window of data waits with them.
+let yieldingTurn: Promise<void> = Promise.resolve()
+
+/**
+ * storedFileCopyToFileSync for a repository read as a stream (a backup host over SSH): the stream's pieces, as the
+ * session's frames bring them, go through the codec's synchronous chunk decoder, are hashed and written with the
+ * same reused buffers and O_DIRECT writer as a copy from a folder, instead of a chain of Transform streams and writes
+ * through the page cache. Same contract: the SHA-256 is checked at the end; 'w' removes the file again if the copy
+ * fails; false, having done nothing, where the codec has no chunk decoder.
+ */
+export async function storedFileCopyToFileFromStream(
+  repo: Storage,
+  path: string,
+  sha256: string,
+  what: string,
+  target: { path: string; flags: 'w' | 'r+'; mode: number; position?: number; sync: boolean; direct?: boolean },
+): Promise<boolean> {
+  // A file pgBackRest wrote (SHA-1, its own encryption, or inside a bundle) takes storedFileCopy's stream path.
+  if (digestAlgorithmOf(sha256) !== 'sha256' || cipherPgbrPassFor(path) !== undefined || storedAddress(path).range !== undefined) return false
+  const codec = codecFromExtension(path)
+  if (!codec.chunkDecoder) return false
+  const before = yieldingTurn
+  let release: () => void = () => undefined
+  yieldingTurn = new Promise((resolve) => (release = resolve))
+  try {
+    await before
+    await copyFromStream(repo, path, sha256, what, target, codec.chunkDecoder)
+    return true
+  } finally {
+    release()
+  }
+}
+
+async function copyFromStream(
+  repo: Storage,
+  path: string,
+  sha256: string,
+  what: string,
+  target: { path: string; flags: 'w' | 'r+'; mode: number; position?: number; sync: boolean; direct?: boolean },
+  chunkDecoder: NonNullable<ReturnType<typeof codecFromExtension>['chunkDecoder']>,
+): Promise<void> {
+  // Opened first: a missing stored file fails before anything is created at the destination.
+  const reader = await repo.openRead(path, undefined, CONTENT_VERIFIED)
+  const decoder = chunkDecoder({ verifiedByCaller: true, yielding: true })
+  let writer: DirectWriter | undefined
+  const open = (): DirectWriter => (writer ??= new DirectWriter({ ...target, direct: target.direct ?? false }))
+  const hash = createHash('sha256')
+  const sink = (data: Buffer): void => {
+    hash.update(data)
+    open().write(data)
+  }
+  const keys = cipherOpenKeys()
+  const opener = keys ? new Opener(keys, `repository file '${repo.describe(path)}'`) : undefined
+  const decode = (data: Buffer): void => decoder.write(data, sink)
+  try {
+    try {
+      for await (const chunk of reader as AsyncIterable<Buffer>) {
+        if (opener) opener.write(chunk, decode)
+        else decoder.write(chunk, sink)
+      }
+      opener?.end(decode)
+      decoder.end(sink)
+    } catch (error) {
+      throw damaged(error, what)
+    }
+    const actual = hash.digest('hex')
+    if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
+    // A stored file that decodes to nothing still leaves the file there.
+    if (target.sync) open().sync()
+    else open().finish()
+  } catch (error) {
+    reader.destroy()
+    if (target.flags !== 'r+' && writer !== undefined) {
+      writer.close()
+      writer = undefined
+      rmSync(target.path, { force: true })
+    }
+    throw error
+  } finally {
+    decoder.release()
+    writer?.close()
+  }
 }
 
 /**

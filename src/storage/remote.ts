@@ -11,7 +11,7 @@ import type { Readable, Writable } from 'node:stream'
 import { WaldenError } from '../common/errors.js'
 import { ProtocolClient } from '../protocol/client.js'
 import type { RemoteLocation } from './location.js'
-import type { ReadRange, Storage, StorageInfo, WriteOptions } from './storage.js'
+import type { ReadOptions, ReadRange, Storage, StorageInfo, WriteOptions } from './storage.js'
 
 export class RemoteStorage implements Storage {
   readonly description: string
@@ -69,12 +69,14 @@ export class RemoteStorage implements Storage {
     return (await this.#client.request('list', { path })) as string[]
   }
 
-  read(path: string, options?: { missingOk?: false }): Promise<Buffer>
-  read(path: string, options: { missingOk: true }): Promise<Buffer | undefined>
-  async read(path: string, options?: { missingOk?: boolean }): Promise<Buffer | undefined> {
+  read(path: string, options?: { missingOk?: false } & ReadOptions): Promise<Buffer>
+  read(path: string, options: { missingOk: true } & ReadOptions): Promise<Buffer | undefined>
+  async read(path: string, options?: { missingOk?: boolean } & ReadOptions): Promise<Buffer | undefined> {
     let stream: Readable
     try {
-      stream = await this.openRead(path)
+      // 'read', not 'openRead': the remote reads the file whole into a buffer of its size, where a read stream would
+      // take a 1 MiB buffer for every file, most of which are a few KiB (restore reads its small files this way).
+      stream = await this.#client.openStream('read', { path }, { unhashed: options?.contentVerified === true })
     } catch (error) {
       if (options?.missingOk && error instanceof WaldenError && error.kind === 'FileMissing') return undefined
       throw error
@@ -84,8 +86,8 @@ export class RemoteStorage implements Storage {
     return Buffer.concat(chunks)
   }
 
-  openRead(path: string, range?: ReadRange): Promise<Readable> {
-    return this.#client.openRead({ path, ...(range !== undefined ? { range } : {}) })
+  openRead(path: string, range?: ReadRange, options?: ReadOptions): Promise<Readable> {
+    return this.#client.openStream('openRead', { path, ...(range !== undefined ? { range } : {}) }, { unhashed: options?.contentVerified === true })
   }
 
   async write(path: string, data: Buffer | string, options: WriteOptions = {}): Promise<void> {

@@ -52,6 +52,16 @@ export interface ReadRange {
   length?: number
 }
 
+/** How a file is read. */
+export interface ReadOptions {
+  /**
+   * The caller checks every byte it reads against a checksum of its own where the bytes land (stored-file.ts: the
+   * SHA-256 of the file's content, from the manifest or the archive): a remote storage then does not hash the bytes
+   * in transit too (its streams' ends otherwise carry a SHA-256 of them, protocol/connection.ts).
+   */
+  contentVerified?: boolean
+}
+
 export interface Storage {
   /** Where the storage is, for messages. */
   readonly description: string
@@ -72,13 +82,13 @@ export interface Storage {
   /** Where a link points, as stored in it; optional, for drivers whose storage has links. */
   linkDestination?(path: string): Promise<string>
   /** Reads a whole small file (info files, manifests). A missing file is a FileMissing error unless `missingOk`. */
-  read(path: string, options?: { missingOk?: false }): Promise<Buffer>
-  read(path: string, options: { missingOk: true }): Promise<Buffer | undefined>
+  read(path: string, options?: { missingOk?: false } & ReadOptions): Promise<Buffer>
+  read(path: string, options: { missingOk: true } & ReadOptions): Promise<Buffer | undefined>
   /**
    * A stream of the file's bytes, or of the part `range` names (a part past the end reads as empty, like a file
    * read past its end); a missing file is a FileMissing error.
    */
-  openRead(path: string, range?: ReadRange): Promise<Readable>
+  openRead(path: string, range?: ReadRange, options?: ReadOptions): Promise<Readable>
 
   /**
    * Writes a small file atomically and durably: temporary name, fsync, rename, fsync of the folder.

@@ -6,11 +6,12 @@ import { createHash } from 'node:crypto'
 import { chmodSync, closeSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, utimesSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { Writable } from 'node:stream'
+import { threadId } from 'node:worker_threads'
 import { errnoCode, WaldenError } from '../../common/errors.js'
 import type { ErrorKind } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
 import { digestAlgorithmOf } from '../../io/hash.js'
-import { storedFileCopy, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
+import { storedFileCopy, storedFileCopyToFileFromStream, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
 import { cipherJobUse } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
 import type { Storage } from '../../storage/storage.js'
@@ -54,9 +55,18 @@ export interface RestoreFileInput {
   healable?: boolean
 }
 
+/** When and where a job wrote its data: the thread and the monotonic clock (microseconds) at its start and end. */
+export interface RestoreFileRun {
+  thread: number
+  startUs: number
+  endUs: number
+}
+
 export interface RestoreFileOutput {
   /** True when the data was written from the repository, false when the existing data was kept. */
   fetched: boolean
+  /** For a part whose data was written: when and on which thread (the caller logs how many parts ran at once). */
+  ran?: RestoreFileRun
   /** With `healable`: why the stored file could not be read (it is missing, or fails its checksum or decryption). */
   unreadable?: ErrorData
 }
@@ -102,6 +112,10 @@ function existingDigest(path: string, offset: number, size: number, hash: { upda
   } finally {
     closeSync(fd)
   }
+}
+
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n)
 }
 
 /** Writes a stream into an open file at a position (then fsyncs it if asked): one part of a file restored in parts. */
@@ -154,6 +168,17 @@ function copySync(repo: Storage, input: RestoreFileInput, what: string, flags: '
   return storedFileCopyToFileSync(repo, input.repoPath, input.sha256, what, target)
 }
 
+/**
+ * The stored file or part from a backup host into the destination, through the synchronous decoder and O_DIRECT
+ * writer fed by the session's frames (storedFileCopyToFileFromStream). False, having done nothing, for other
+ * repositories (a folder takes copySync; S3 keeps its stream path for now) and codecs without a chunk decoder.
+ */
+async function copyFromStream(repo: Storage, input: RestoreFileInput, what: string, flags: 'w' | 'r+', position: number): Promise<boolean> {
+  if (input.repo.type !== 'remote') return false
+  const target = { path: input.destination, flags, mode: input.mode, position, sync: input.syncEach, direct: input.directIo }
+  return storedFileCopyToFileFromStream(repo, input.repoPath, input.sha256, what, target)
+}
+
 export async function restoreFile(input: RestoreFileInput): Promise<RestoreFileOutput> {
   try {
     return await restoreFileFrom(input)
@@ -185,9 +210,11 @@ async function restoreFileFrom(input: RestoreFileInput): Promise<RestoreFileOutp
   const what = `repository file '${repo.describe(input.repoPath)}'`
 
   if (input.partOffset !== undefined) {
-    if (copySync(repo, input, what, 'r+', offset)) return { fetched: true }
-    await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset, input.syncEach))
-    return { fetched: true }
+    const startUs = monotonicUs()
+    if (!copySync(repo, input, what, 'r+', offset) && !(await copyFromStream(repo, input, what, 'r+', offset))) {
+      await storedFileCopy(repo, input.repoPath, input.sha256, what, async () => new PositionalWriter(input.destination, offset, input.syncEach))
+    }
+    return { fetched: true, ran: { thread: threadId, startUs, endUs: monotonicUs() } }
   }
 
   const target = posixStorage(dirname(input.destination))
@@ -200,6 +227,8 @@ async function restoreFileFrom(input: RestoreFileInput): Promise<RestoreFileOutp
   } else if (input.size <= SMALL_FILE) {
     // Small files in memory: the stored copy is smaller still, and streams cost more than the data here.
     await target.write(name, await storedFileRead(repo, input.repoPath, input.sha256, what), writeOptions)
+  } else if (!input.atomic && (await copyFromStream(repo, input, what, 'w', 0))) {
+    utimesSync(input.destination, input.mtimeMs / 1000, input.mtimeMs / 1000)
   } else {
     await storedFileCopy(repo, input.repoPath, input.sha256, what, () => target.openWrite(name, writeOptions))
   }
