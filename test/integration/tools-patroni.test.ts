@@ -117,7 +117,6 @@ describe(`Patroni ${'3.0'} with walden and with pgBackRest as the replica method
         `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
         `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
         `--initial-cluster=walden-test=http://127.0.0.1:${peerPort}`,
-        '--enable-v2=true',
       ],
       join(dir.path, 'etcd.log'),
       true,
