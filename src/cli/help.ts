@@ -92,9 +92,19 @@ export const help: Command = {
   },
 }
 
+/**
+ * A version as one number, as pgBackRest's `version --output=num` prints its own (2.45.0 is 2045000): major * 1000000 +
+ * minor * 1000 + patch, so scripts can compare versions as integers. A pre-release suffix ('-dev') is dropped.
+ */
+export function versionNum(version: string): number {
+  const match = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version)
+  if (!match) fail('Assert', `version '${version}' is not MAJOR.MINOR.PATCH`)
+  return Number(match[1]) * 1_000_000 + Number(match[2]) * 1_000 + Number(match[3] ?? 0)
+}
+
 export const version: Command = {
-  async run() {
-    process.stdout.write(`walden ${VERSION}\n`)
+  async run(cfg) {
+    process.stdout.write(cfg.string('output') === 'num' ? `${versionNum(VERSION)}\n` : `walden ${VERSION}\n`)
     return 0
   },
 }

@@ -25,6 +25,8 @@ export const COMMAND_NAMES = [
   'mirror-teardown',
   'promote',
   'remote',
+  'repo-get',
+  'repo-ls',
   'replication-status',
   'restore',
   'setup',
@@ -156,6 +158,35 @@ export const COMMANDS: Record<CommandName, CommandDef> = {
     stanzaRequired: false,
     logFile: false,
     internal: true,
+  },
+  'repo-get': {
+    summary: "Write a repository file's content to stdout.",
+    description:
+      'PATH is relative to the repository root (or absolute, inside repoN-path); a path that leads out of the ' +
+      "repository is refused. As pgBackRest's repo-get: the file is decrypted when the repository is encrypted, but " +
+      'not decompressed (pipe it through zstd -d, gzip -d or lz4 -d); --raw writes the bytes as stored. Decrypting needs ' +
+      "the stanza's keys: the stanza is --stanza, or the one the path names (archive/STANZA/..., backup/STANZA/...). " +
+      'A missing file is an error (55), or with --ignore-missing exit 1 and no output. Reads repo1, or the repository ' +
+      '--repo names.',
+    parameters: ['PATH'],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
+  },
+  'repo-ls': {
+    summary: 'List files in a repository.',
+    description:
+      'PATH (default: the repository root) is relative to the repository root, or absolute inside repoN-path; a path ' +
+      "that leads out of the repository is refused. Text prints one name a line; --output=json prints pgBackRest's " +
+      'shape, an object of name -> {type: file|path|link, size and time (seconds since 1970) for files, destination ' +
+      'for links}, with "." for PATH itself. --recurse lists every folder below, names relative to PATH; --filter ' +
+      'keeps names matching a regular expression; --sort orders by name (asc, desc, or none: as the storage lists). ' +
+      'A missing PATH lists as an empty folder. Works on every repository type (folder, backup host, S3): repo1, or the ' +
+      'one --repo names.',
+    parameters: ['PATH?'],
+    lock: 'none',
+    stanzaRequired: false,
+    logFile: false,
   },
   help: {
     summary: 'Show help for walden or one command.',

@@ -27,7 +27,7 @@ recovery-option=b=2
 
 /** `text` null: no config file. */
 function load(argv: string[], env: Record<string, string> = {}, text: string | null = CONFIG) {
-  return configLoad({ argv, env, readFile: () => text ?? undefined })
+  return configLoad({ argv, env, readFile: () => text ?? undefined, readDir: () => undefined })
 }
 
 function expectError(action: () => unknown, kind: string, message: string): void {
@@ -277,5 +277,82 @@ describe('pg2..pg8: standbys for backup-standby', () => {
     assert.throws(() => load(['--stanza=demo', 'backup'], {}, `[global]\npg2-path=/srv/pg/standby\n`), /pg2-path/)
     assert.throws(() => load(['--stanza=demo', '--backup-standby=yes', 'backup'], {}, text), /backup-standby/)
     assert.equal(OPTIONS['pg9-path' as keyof typeof OPTIONS], undefined)
+  })
+})
+
+describe('config-include-path', () => {
+  /** A file system of config files: path -> text; folders are the paths' parents. */
+  function loadFiles(argv: string[], files: Record<string, string>, env: Record<string, string> = {}) {
+    return configLoad({
+      argv,
+      env,
+      readFile: (path) => files[path],
+      readDir: (path) => {
+        const names = Object.keys(files)
+          .filter((file) => file.startsWith(`${path}/`))
+          .map((file) => file.slice(path.length + 1))
+        return names.length > 0 ? names : undefined
+      },
+    })
+  }
+  const MAIN = '[global]\nrepo1-path=/srv/repo\n'
+
+  test("the default folder's *.conf files join the default config file, in name order, sections merged by precedence", () => {
+    const cfg = loadFiles(['backup', '--stanza=demo'], {
+      '/etc/walden/walden.conf': MAIN,
+      '/etc/walden/conf.d/20-demo.conf': '[demo]\npg1-path=/srv/pg\ncompress-type=lz4\n',
+      '/etc/walden/conf.d/10-global.conf': '[global]\ncompress-type=gz\nprocess-max=3\n',
+      '/etc/walden/conf.d/30-notes.txt': '[global]\nprocess-max=9\n',
+    })
+    assert.equal(cfg.string('repo1-path'), '/srv/repo')
+    assert.equal(cfg.string('pg1-path'), '/srv/pg')
+    // [demo] wins over [global], whichever file each is in; a file not named *.conf is not read.
+    assert.equal(cfg.string('compress-type'), 'lz4')
+    assert.equal(cfg.number('process-max'), 3)
+    assert.equal(cfg.configFile('process-max'), '/etc/walden/conf.d/10-global.conf')
+    assert.equal(cfg.configFile('repo1-path'), '/etc/walden/walden.conf')
+  })
+
+  test('an option set in one section of two files is an error naming both', () => {
+    expectError(
+      () =>
+        loadFiles(['info'], {
+          '/etc/walden/walden.conf': MAIN,
+          '/etc/walden/conf.d/a.conf': '[global]\nrepo1-path=/other\n',
+        }),
+      'OptionInvalid',
+      "option 'repo1-path' at line 2 of '/etc/walden/conf.d/a.conf' is set more than once in section '[global]'",
+    )
+  })
+
+  test('--config alone reads that file only; with --config-include-path the folder too; without a config file the folder alone', () => {
+    const files = { '/my/walden.conf': MAIN, '/etc/walden/conf.d/a.conf': '[global]\nprocess-max=5\n', '/inc/b.conf': '[global]\nprocess-max=6\n' }
+    assert.equal(loadFiles(['backup', '--stanza=demo', '--config=/my/walden.conf'], files).source('process-max'), 'default')
+    assert.equal(loadFiles(['backup', '--stanza=demo', '--config=/my/walden.conf', '--config-include-path=/inc'], files).number('process-max'), 6)
+    assert.equal(loadFiles(['backup', '--stanza=demo', '--config-include-path=/inc'], files).number('process-max'), 6)
+    assert.equal(loadFiles(['backup', '--stanza=demo'], files, { WALDEN_CONFIG_INCLUDE_PATH: '/inc' }).number('process-max'), 6)
+    assert.equal(loadFiles(['backup', '--stanza=demo'], files).number('process-max'), 5)
+  })
+
+  test('a folder given that does not exist is an error; the default one missing is not', () => {
+    expectError(
+      () => loadFiles(['info', '--config-include-path=/nothere'], { '/etc/walden/walden.conf': MAIN }),
+      'PathMissing',
+      "config include path '/nothere' does not exist",
+    )
+    assert.equal(loadFiles(['info'], { '/etc/walden/walden.conf': MAIN }).string('repo1-path'), '/srv/repo')
+  })
+
+  test('a mistake in an include file names that file', () => {
+    expectError(
+      () => loadFiles(['info'], { '/etc/walden/walden.conf': MAIN, '/etc/walden/conf.d/x.conf': '[global]\nrepo1-paht=/x\n' }),
+      'OptionInvalid',
+      "invalid option 'repo1-paht' at line 2 of '/etc/walden/conf.d/x.conf'",
+    )
+    expectError(
+      () => loadFiles(['info'], { '/etc/walden/walden.conf': MAIN, '/etc/walden/conf.d/x.conf': '[global:nocommand]\n' }),
+      'Config',
+      "invalid section '[global:nocommand]' in '/etc/walden/conf.d/x.conf'",
+    )
   })
 })

@@ -2,13 +2,13 @@
 // checked against the option table. Nothing is silently ignored: an unknown option, a value of the wrong type, or
 // an option given to a command it does not apply to is an error that names the option and where it came from.
 
-import { readFileSync } from 'node:fs'
-import { isAbsolute, normalize } from 'node:path'
+import { readdirSync, readFileSync } from 'node:fs'
+import { isAbsolute, join, normalize } from 'node:path'
 import { errnoCode, fail } from '../common/errors.js'
 import { HOOK_VARIABLES } from '../common/hook-variables.js'
 import { COMMANDS, isCommandName } from './commands.js'
 import type { CommandName } from './commands.js'
-import { iniParse } from './ini.js'
+import { iniMerge, iniParse } from './ini.js'
 import type { IniDocument } from './ini.js'
 import { OPTIONS, optionAllow, optionDef, optionDefault, optionEnvName } from './options.js'
 import type { OptionDef, OptionName, OptionValue } from './options.js'
@@ -21,6 +21,8 @@ interface RawValue {
   values: string[]
   source: OptionSource
   where: string
+  /** The config file the value is in (the main one or an include file). */
+  file?: string
 }
 
 const STANZA_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -32,6 +34,7 @@ export class Config {
   readonly params: readonly string[]
   readonly #values: ReadonlyMap<string, OptionValue>
   readonly #sources: ReadonlyMap<string, OptionSource>
+  readonly #files: ReadonlyMap<string, string>
   /** Problems worth a warning once logging is set up (the logger's levels come from this very config). */
   readonly warnings: readonly string[]
 
@@ -42,7 +45,9 @@ export class Config {
     sources: ReadonlyMap<string, OptionSource>,
     warnings: readonly string[] = [],
     role: 'main' | 'async' = 'main',
+    files: ReadonlyMap<string, string> = new Map(),
   ) {
+    this.#files = files
     this.role = role
     this.warnings = warnings
     this.command = command
@@ -57,6 +62,11 @@ export class Config {
 
   source(name: OptionName): OptionSource | undefined {
     return this.#sources.get(name)
+  }
+
+  /** The config file an option's value was read from (the main file or one in config-include-path), if any. */
+  configFile(name: OptionName): string | undefined {
+    return this.#files.get(name)
   }
 
   /** The value of a string, path or enum option, or undefined when unset. */
@@ -157,6 +167,8 @@ export interface ConfigLoadInput {
   env: Readonly<Record<string, string | undefined>>
   /** Reads the config file; injectable for tests. Returns undefined when the file does not exist. */
   readFile?: (path: string) => string | undefined
+  /** Names in the include folder; injectable for tests. Returns undefined when the folder does not exist. */
+  readDir?: (path: string) => string[] | undefined
 }
 
 function readConfigFile(path: string): string | undefined {
@@ -166,6 +178,48 @@ function readConfigFile(path: string): string | undefined {
     if (errnoCode(error) === 'ENOENT') return undefined
     fail('Config', `unable to read config file '${path}': ${(error as Error).message}`)
   }
+}
+
+function readConfigDir(path: string): string[] | undefined {
+  try {
+    return readdirSync(path)
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined
+    fail('Config', `unable to list config include path '${path}': ${(error as Error).message}`)
+  }
+}
+
+/**
+ * The config file and its include files, as pgBackRest loads them: the *.conf files of config-include-path, in name
+ * order, after the main file. The include folder is read unless --config names a file and config-include-path is not
+ * given (so `--config=FILE` alone means that file only); a folder given that does not exist is an error, the default
+ * one missing is not. All of them make one document: a key set twice in one section, in any two files, is an error.
+ */
+function configFiles(raw: ReadonlyMap<string, RawValue>, input: ConfigLoadInput): Array<{ path: string; text: string }> {
+  const configPath = raw.get('config')?.values[0] ?? (OPTIONS.config.default as string)
+  const read = input.readFile ?? readConfigFile
+  const text = read(configPath)
+  if (text === undefined && raw.has('config')) {
+    fail('Config', `config file '${configPath}' does not exist`, { hint: 'check --config or WALDEN_CONFIG.' })
+  }
+  const files = text === undefined ? [] : [{ path: configPath, text }]
+  const includeGiven = raw.get('config-include-path')
+  if (raw.has('config') && includeGiven === undefined) return files
+  const includePath = includeGiven?.values[0] ?? (OPTIONS['config-include-path'].default as string)
+  const names = (input.readDir ?? readConfigDir)(includePath)
+  if (names === undefined) {
+    if (includeGiven !== undefined) {
+      fail('PathMissing', `config include path '${includePath}' does not exist`, { hint: 'check --config-include-path or WALDEN_CONFIG_INCLUDE_PATH.' })
+    }
+    return files
+  }
+  for (const name of names.filter((item) => item.endsWith('.conf')).sort()) {
+    const path = join(includePath, name)
+    const included = read(path)
+    // Removed between the listing and the read: as if it had not been there.
+    if (included !== undefined) files.push({ path, text: included })
+  }
+  return files
 }
 
 /** Parses the command line, environment and config file into a Config for the command given. */
@@ -205,15 +259,12 @@ export function configLoad(input: ConfigLoadInput): Config {
     for (const [name, value] of envOptions(input.env, warnings)) {
       if (!raw.has(name)) raw.set(name, { values: value, source: 'environment', where: `in ${optionEnvName(name)}` })
     }
-    const configPath = raw.get('config')?.values[0] ?? (OPTIONS.config.default as string)
-    const read = input.readFile ?? readConfigFile
-    const text = read(configPath)
-    if (text === undefined && raw.has('config')) {
-      fail('Config', `config file '${configPath}' does not exist`, { hint: 'check --config or WALDEN_CONFIG.' })
-    }
-    if (text !== undefined) {
+    const files = configFiles(raw, input)
+    if (files.length > 0) {
       const stanza = raw.get('stanza')?.values[0]
-      for (const [name, value] of configFileOptions(iniParse(text, configPath), configPath, command, stanza)) {
+      const documents = files.map((file) => iniParse(file.text, file.path))
+      for (const [index, document] of documents.entries()) sectionsCheck(document, files[index]!.path)
+      for (const [name, value] of configFileOptions(iniMerge(documents), command, stanza)) {
         if (!raw.has(name)) raw.set(name, value)
       }
     }
@@ -221,6 +272,7 @@ export function configLoad(input: ConfigLoadInput): Config {
 
   const values = new Map<string, OptionValue>()
   const sources = new Map<string, OptionSource>()
+  const files = new Map<string, string>()
   for (const name of Object.keys(OPTIONS) as OptionName[]) {
     const option: OptionDef = OPTIONS[name]
     if (!option.commands.includes(command)) continue
@@ -228,6 +280,7 @@ export function configLoad(input: ConfigLoadInput): Config {
     if (given) {
       values.set(name, coerce(name, option, command, given))
       sources.set(name, given.source)
+      if (given.file !== undefined) files.set(name, given.file)
     } else {
       const fallback = optionDefault(name, command)
       if (fallback !== undefined) {
@@ -249,7 +302,7 @@ export function configLoad(input: ConfigLoadInput): Config {
   }
   // The background processes take lists of WAL names, checked where they are used.
   if (parsed.role === undefined) checkParameters(command, params)
-  return new Config(command, params, values, sources, warnings, parsed.role ?? 'main')
+  return new Config(command, params, values, sources, warnings, parsed.role ?? 'main', files)
 }
 
 function checkParameters(command: CommandName, params: readonly string[]): void {
@@ -299,27 +352,17 @@ function envOptions(env: Readonly<Record<string, string | undefined>>, warnings:
  * Options from the config file for this command and stanza. Every section is checked, not only the ones that
  * apply, so a mistake anywhere in the file is found the first time walden reads it.
  */
-function configFileOptions(
-  document: IniDocument,
-  path: string,
-  command: CommandName,
-  stanza: string | undefined,
-): Map<string, RawValue> {
+function configFileOptions(document: IniDocument, command: CommandName, stanza: string | undefined): Map<string, RawValue> {
   // Highest precedence first: [stanza:command], [stanza], [global:command], [global].
   const order = stanza ? [`${stanza}:${command}`, stanza, `global:${command}`, 'global'] : [`global:${command}`, 'global']
   const result = new Map<string, RawValue>()
 
   for (const [section, entries] of document) {
-    const [base, sectionCommand, extra] = section.split(':')
-    if (extra !== undefined || base === '' || (sectionCommand !== undefined && !isCommandName(sectionCommand))) {
-      fail('Config', `invalid section '[${section}]' in '${path}'`, {
-        hint: 'sections are [global], [global:COMMAND], [STANZA] or [STANZA:COMMAND].',
-      })
-    }
+    const [base, sectionCommand] = section.split(':')
     const isGlobal = base === 'global'
-    const seen = new Set<string>()
+    const seen = new Map<string, string>()
     for (const entry of entries) {
-      const where = `at line ${entry.line} of '${path}'`
+      const where = `at line ${entry.line} of '${entry.file}'`
       const option = optionDef(entry.key)
       if (!option) fail('OptionInvalid', `invalid option '${entry.key}' ${where}`, { hint: 'check its spelling against `walden help`.' })
       if (option.section === false) {
@@ -340,10 +383,13 @@ function configFileOptions(
       if (sectionCommand !== undefined && !option.commands.includes(sectionCommand as CommandName)) {
         fail('OptionInvalid', `option '${entry.key}' ${where} is not valid for command '${sectionCommand}'`)
       }
-      if (seen.has(entry.key) && option.type !== 'hash' && option.type !== 'list') {
-        fail('OptionInvalid', `option '${entry.key}' ${where} is set more than once in section '[${section}]'`)
+      const before = seen.get(entry.key)
+      if (before !== undefined && option.type !== 'hash' && option.type !== 'list') {
+        fail('OptionInvalid', `option '${entry.key}' ${where} is set more than once in section '[${section}]'`, {
+          hint: `it is also set ${before}; keep one of them.`,
+        })
       }
-      seen.add(entry.key)
+      seen.set(entry.key, where)
     }
   }
 
@@ -355,12 +401,25 @@ function configFileOptions(
         result.set(entry.key, {
           values: [entry.value],
           source: 'config file',
-          where: `in section '[${section}]' of '${path}'`,
+          where: `in section '[${section}]' of '${entry.file}'`,
+          file: entry.file,
         })
       }
     }
   }
   return result
+}
+
+/** Section names are [global], [global:COMMAND], [STANZA] or [STANZA:COMMAND]; checked per file, to name the file. */
+function sectionsCheck(document: IniDocument, path: string): void {
+  for (const section of document.keys()) {
+    const [base, sectionCommand, extra] = section.split(':')
+    if (extra !== undefined || base === '' || (sectionCommand !== undefined && !isCommandName(sectionCommand))) {
+      fail('Config', `invalid section '[${section}]' in '${path}'`, {
+        hint: 'sections are [global], [global:COMMAND], [STANZA] or [STANZA:COMMAND].',
+      })
+    }
+  }
 }
 
 function coerce(name: string, option: OptionDef, command: CommandName, raw: RawValue): OptionValue {

@@ -7,10 +7,21 @@ export interface IniEntry {
   key: string
   value: string
   line: number
+  /** The file the entry is in: a config file and its include files are merged into one document. */
+  file: string
 }
 
 /** Section name -> entries in file order. A section that appears twice is merged. */
 export type IniDocument = Map<string, IniEntry[]>
+
+/** Several documents as one, in the order given: sections of the same name merged, entries in order. */
+export function iniMerge(documents: readonly IniDocument[]): IniDocument {
+  const merged: IniDocument = new Map()
+  for (const document of documents) {
+    for (const [section, entries] of document) merged.set(section, [...(merged.get(section) ?? []), ...entries])
+  }
+  return merged
+}
 
 export function iniParse(text: string, fileName: string): IniDocument {
   const document: IniDocument = new Map()
@@ -40,7 +51,7 @@ export function iniParse(text: string, fileName: string): IniDocument {
         hint: 'put it under [global] or under a [stanza] section.',
       })
     }
-    current.push({ key: line.slice(0, equals).trim(), value: line.slice(equals + 1).trim(), line: lineNo })
+    current.push({ key: line.slice(0, equals).trim(), value: line.slice(equals + 1).trim(), line: lineNo, file: fileName })
   }
   return document
 }

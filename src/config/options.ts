@@ -61,6 +61,8 @@ const REPO: readonly CommandName[] = [
   'promote',
   'verify',
   'remote',
+  'repo-ls',
+  'repo-get',
 ]
 // Commands that talk to the cluster or its data folder.
 const PG: readonly CommandName[] = [
@@ -106,6 +108,17 @@ const BASE_OPTIONS = {
     default: '/etc/walden/walden.conf',
     summary: 'Configuration file.',
     description: 'A missing file is an error unless it is the default path.',
+  },
+  'config-include-path': {
+    type: 'path',
+    section: false,
+    commands: ALL,
+    default: '/etc/walden/conf.d',
+    summary: 'Folder of more configuration files: its *.conf files are read after the configuration file, in name order.',
+    description:
+      "As pgBackRest's: all of them make one configuration, with the same sections as the main file; an option set twice in " +
+      'one section, in any two of the files, is an error. Read unless --config is given without --config-include-path (then ' +
+      'the one file is the whole configuration). A folder given that does not exist is an error; the default one missing is not.',
   },
   stanza: {
     type: 'string',
@@ -752,10 +765,15 @@ const BASE_OPTIONS = {
   output: {
     type: 'enum',
     section: false,
-    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs'],
+    commands: ['info', 'replication-status', 'mirror-status', 'verify', 'staging-status', 'clone-list', 'jobs', 'repo-ls', 'version'],
     default: 'text',
     allow: ['text', 'json'],
     summary: 'Output format: text for people, json for programs.',
+    description:
+      "version: text prints e.g. 'walden 0.1.0'; num prints walden's version as one number, encoded as pgBackRest's " +
+      'version --output=num encodes its own (major * 1000000 + minor * 1000 + patch: 0.1.0 is 1000, 2.45.0 would be ' +
+      "2045000), for scripts that compare versions. It is walden's version, not a pgBackRest version.",
+    perCommand: { version: { default: 'text', allow: ['text', 'num'] } },
   },
 
   'primary-conninfo': {
@@ -1065,6 +1083,41 @@ const BASE_OPTIONS = {
     commands: ['mirror-run'],
     summary: 'Shell command run when a host stalls, with WALDEN_MIRROR_HOST, WALDEN_MIRROR_XID and WALDEN_MIRROR_ERROR set.',
     description: 'Run on the first failure and then, while the same failure repeats, every tenth time.',
+  },
+  recurse: {
+    type: 'boolean',
+    section: false,
+    commands: ['repo-ls'],
+    default: false,
+    summary: 'List every folder below PATH too.',
+  },
+  filter: {
+    type: 'string',
+    section: false,
+    commands: ['repo-ls'],
+    summary: 'Keep only the names that match this regular expression (JavaScript syntax); with --recurse, the name relative to PATH.',
+  },
+  sort: {
+    type: 'enum',
+    section: false,
+    commands: ['repo-ls'],
+    default: 'asc',
+    allow: ['asc', 'desc', 'none'],
+    summary: 'Order of the names: ascending, descending, or as the storage lists them.',
+  },
+  'ignore-missing': {
+    type: 'boolean',
+    section: false,
+    commands: ['repo-get'],
+    default: false,
+    summary: 'A missing file is not an error: exit 1 without output.',
+  },
+  raw: {
+    type: 'boolean',
+    section: false,
+    commands: ['repo-get'],
+    default: false,
+    summary: 'Write the file as stored, without decrypting it.',
   },
   table: {
     type: 'string',

@@ -114,7 +114,8 @@ function cipherConfigureActive(cfg: Config): void {
   const pass = cfg.string(repoOption(active as RepoIndex, 'cipher-pass'))
   if (pass !== undefined) {
     if (pass.length === 0) configFail(`repo${active}-cipher-pass is empty`, 'set a passphrase, e.g. from `openssl rand -base64 48`.')
-    if (cfg.source(repoOption(active as RepoIndex, 'cipher-pass')) === 'config file') modeCheck(cfg.string('config') ?? '/etc/walden/walden.conf', `config file holding repo${active}-cipher-pass`)
+    const passFile = cfg.configFile(repoOption(active as RepoIndex, 'cipher-pass'))
+    if (passFile !== undefined) modeCheck(passFile, `config file holding repo${active}-cipher-pass`)
     next.pass = pass
   }
   const publicPath = cfg.string(repoOption(active as RepoIndex, 'cipher-public-key'))

@@ -2,8 +2,11 @@
 // themselves.
 //
 //   archive/<stanza>/archive.info
-//   archive/<stanza>/<archive-id>/<first 16 hex of segment>/<segment>-<sha256>.<ext>   WAL segments, .backup files
-//   archive/<stanza>/<archive-id>/<timeline>.history-<sha256>.<ext>                     timeline history
+//   archive/<stanza>/<archive-id>/<first 16 hex of segment>/<segment>-<sha256>.<ext>   WAL segments, .partial
+//   archive/<stanza>/<archive-id>/<first 16 hex of segment>/<segment>.<offset>.backup   backup history, as named
+//   archive/<stanza>/<archive-id>/<timeline>.history                                    timeline history, as named
+//   ... beside each of the last two: <name>.sha256-<sha256>, its checksum record (repo/archive.ts says why)
+// Repositories written before issue #15 hold history and backup files as <name>-<sha256>.<ext>; they are still read.
 //   backup/<stanza>/backup.info
 //   backup/<stanza>/<label>/backup.manifest
 //   backup/<stanza>/<label>/pg_data/...<ext>, pg_tblspc/<oid>/...<ext>                  data files

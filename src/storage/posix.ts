@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { release } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { closeSync, createReadStream, fsyncSync, openSync, renameSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
-import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, unlink, utimes } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable, Writable } from 'node:stream'
@@ -54,6 +54,14 @@ export class PosixStorage implements Storage {
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return []
       throw storageError('FileOpen', 'unable to list', this.describe(path), error)
+    }
+  }
+
+  async linkDestination(path: string): Promise<string> {
+    try {
+      return await readlink(this.describe(path))
+    } catch (error) {
+      throw storageError('FileOpen', 'unable to read link', this.describe(path), error)
     }
   }
 

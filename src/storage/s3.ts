@@ -31,6 +31,14 @@ export interface S3StorageOptions extends S3ClientOptions {
 const GIB = 1024 * 1024 * 1024
 /** S3's limit on keys per DeleteObjects request, and the most one ListObjectsV2 page returns. */
 const BATCH = 1000
+
+/** An object of a ListObjectsV2 page, with what the listing says of it. */
+interface S3ListedObject {
+  key: string
+  size: number
+  mtimeMs: number
+}
+
 /** Times a read that loses its connection mid-body picks up where it stopped before failing. */
 const READ_RESUMES = 5
 
@@ -124,21 +132,43 @@ export class S3Storage implements Storage {
     return [...names].sort()
   }
 
+  /** list() with each entry's size and time from the same listing: one request per 1000 entries, not one per entry. */
+  async listInfo(path: string): Promise<Array<{ name: string; info: StorageInfo }>> {
+    const prefix = this.#folderPrefix(path)
+    const entries = new Map<string, StorageInfo>()
+    let token: string | undefined
+    do {
+      const page = await this.#listPage(prefix, { delimiter: '/', ...(token !== undefined ? { token } : {}) }, path)
+      for (const object of page.objects) {
+        if (object.key.length > prefix.length) entries.set(object.key.slice(prefix.length), { type: 'file', size: object.size, mtimeMs: object.mtimeMs, mode: 0o640 })
+      }
+      for (const folder of page.prefixes) {
+        if (folder.length > prefix.length + 1) entries.set(folder.slice(prefix.length, -1), { type: 'path', size: 0, mtimeMs: 0, mode: 0o750 })
+      }
+      token = page.next
+    } while (token !== undefined)
+    return [...entries.keys()].sort().map((name) => ({ name, info: entries.get(name)! }))
+  }
+
   /** One ListObjectsV2 page: keys and common prefixes in full, and the token of the next page if there is one. */
   async #listPage(
     prefix: string,
     options: { delimiter?: string; token?: string; maxKeys?: number },
     path: string,
-  ): Promise<{ keys: string[]; prefixes: string[]; next?: string }> {
+  ): Promise<{ keys: string[]; prefixes: string[]; objects: S3ListedObject[]; next?: string }> {
     const query: Record<string, string> = { 'list-type': '2', prefix, 'max-keys': String(options.maxKeys ?? BATCH) }
     if (options.delimiter !== undefined) query['delimiter'] = options.delimiter
     if (options.token !== undefined) query['continuation-token'] = options.token
     const response = await this.#request({ method: 'GET', query }, 'FileOpen', 'list', path)
     const xml = response.body.toString('utf8')
-    const keys = xmlElements(xml, 'Contents').map((block) => xmlText(block, 'Key') ?? '')
+    const objects = xmlElements(xml, 'Contents').map((block) => {
+      const modified = Date.parse(xmlText(block, 'LastModified') ?? '')
+      return { key: xmlText(block, 'Key') ?? '', size: Number(xmlText(block, 'Size') ?? 0), mtimeMs: Number.isNaN(modified) ? 0 : modified }
+    })
+    const keys = objects.map((object) => object.key)
     const prefixes = xmlElements(xml, 'CommonPrefixes').flatMap((block) => xmlTexts(block, 'Prefix'))
     const next = xmlText(xml, 'IsTruncated') === 'true' ? xmlText(xml, 'NextContinuationToken') : undefined
-    return { keys, prefixes, ...(next ? { next } : {}) }
+    return { keys, prefixes, objects, ...(next ? { next } : {}) }
   }
 
   read(path: string, options?: { missingOk?: false }): Promise<Buffer>

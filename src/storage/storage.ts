@@ -63,6 +63,14 @@ export interface Storage {
   /** Names in a folder, sorted; an empty list when the folder does not exist. */
   list(path: string): Promise<string[]>
 
+  /**
+   * A folder's entries with their info, sorted as list() sorts; empty when the folder does not exist. Optional: a
+   * driver that lists sizes and times in one request (S3) has it; for others, list() and info() of each entry give
+   * the same.
+   */
+  listInfo?(path: string): Promise<Array<{ name: string; info: StorageInfo }>>
+  /** Where a link points, as stored in it; optional, for drivers whose storage has links. */
+  linkDestination?(path: string): Promise<string>
   /** Reads a whole small file (info files, manifests). A missing file is a FileMissing error unless `missingOk`. */
   read(path: string, options?: { missingOk?: false }): Promise<Buffer>
   read(path: string, options: { missingOk: true }): Promise<Buffer | undefined>

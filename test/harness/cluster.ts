@@ -103,18 +103,19 @@ const repoRoot = waldenPackageRoot()
 
 /** The command to put in archive_command / restore_command. Node by absolute path: the server's PATH is ours,
  * but nothing guarantees `#!/usr/bin/env node` finds the same Node as the test run. */
-export function waldenCommand(): string {
-  return `${shellQuote(process.execPath)} ${shellQuote(join(repoRoot, 'bin', 'walden'))}`
+export function waldenCommand(bin = join(repoRoot, 'bin', 'walden')): string {
+  return `${shellQuote(process.execPath)} ${shellQuote(bin)}`
 }
 
 /** Runs the walden CLI (bin/walden of this checkout, not whatever is on PATH), by default as postgres like the
  * server's archive_command would. Never throws on a non-zero exit; the default timeout is 2 minutes. */
 export function runWalden(
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; asUser?: string; input?: string; timeoutMs?: number; cwd?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; asUser?: string; input?: string; timeoutMs?: number; cwd?: string; bin?: string } = {},
 ): Promise<RunResult> {
-  return run(process.execPath, [join(repoRoot, 'bin', 'walden'), ...args], {
-    ...options,
+  const { bin, ...runOptions } = options
+  return run(process.execPath, [bin ?? join(repoRoot, 'bin', 'walden'), ...args], {
+    ...runOptions,
     timeoutMs: options.timeoutMs ?? 120_000,
   })
 }

@@ -93,7 +93,7 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
   /** Waits until a timeline's history file is in the archive. */
   const waitHistoryArchived = async (tli: number): Promise<void> => {
     for (let attempt = 0; attempt < 300; attempt++) {
-      if ((await archived()).some((name) => name.startsWith(`${hex8(tli)}.history-`))) return
+      if ((await archived()).some((name) => name.startsWith(`${hex8(tli)}.history.sha256-`))) return
       await sleep(100)
     }
     throw new Error(`${hex8(tli)}.history did not reach the archive\n${await stanza.cluster.logTail()}`)
@@ -390,7 +390,8 @@ describe(`recovery types, locking and retention on PostgreSQL ${MAJOR}`, () => {
       }
       const tli = await timeline()
       for (let history = 2; history <= tli; history++) {
-        assert.ok(names.some((name) => name.startsWith(`${hex8(history)}.history-`)), `${hex8(history)}.history is kept`)
+        assert.ok(names.includes(`${hex8(history)}.history`), `${hex8(history)}.history is kept`)
+        assert.ok(names.some((name) => name.startsWith(`${hex8(history)}.history.sha256-`)), `${hex8(history)}.history's checksum record is kept`)
       }
 
       await restoreAndStart([`--set=${fullA!.label}`, '--type=immediate', '--target-action=promote'])

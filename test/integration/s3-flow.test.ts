@@ -308,10 +308,13 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
       for (const key of only) assert.ok(mine.has(fileOf(key)) && !theirs.has(fileOf(key)), `${key} is named differently in the bucket and the folder`)
     }
     // And the stanza's own files and the archive's names, in their shapes. PostgreSQL archived backup history files
-    // into the bucket alone (archive_command pushes there); they are named like segments, beside them.
-    const history = /\.[0-9A-F]{8}\.backup-[0-9a-f]{64}\.zst$/
+    // into the bucket alone (archive_command pushes there); they are stored beside the segments under their own
+    // name, uncompressed, as pgBackRest stores them, each with its checksum record.
+    const history = /\.[0-9A-F]{8}\.backup(\.sha256-[0-9a-f]{64})?$/
     const inBucket = await keys(bucket)
-    assert.ok(inBucket.some((key) => /^archive\/demo\/15-1\/[0-9A-F]{16}\/[0-9A-F]{24}\.[0-9A-F]{8}\.backup-[0-9a-f]{64}\.zst$/.test(key)))
+    const backupFile = inBucket.find((key) => /^archive\/demo\/15-1\/[0-9A-F]{16}\/[0-9A-F]{24}\.[0-9A-F]{8}\.backup$/.test(key))
+    assert.ok(backupFile !== undefined, inBucket.join(' '))
+    assert.ok(inBucket.some((key) => key.startsWith(`${backupFile}.sha256-`)), `${backupFile} has its checksum record`)
     assert.deepEqual(normalize(inBucket.filter((key) => !history.test(key))), normalize(await walk(folder)))
     await rm(folder, { recursive: true, force: true })
   })

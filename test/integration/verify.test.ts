@@ -313,7 +313,8 @@ describe(`verify on PostgreSQL ${MAJOR}`, () => {
       await stanza.waldenOk(['check'])
     }
     const archived = await readdir(join(stanza.repoPath, 'archive', stanza.name, '15-1'))
-    assert.ok(archived.some((entry) => entry.startsWith('00000002.history-')), archived.join(' '))
+    // Under its own name, as pgBackRest stores it, with its checksum record.
+    assert.ok(archived.includes('00000002.history') && archived.some((entry) => entry.startsWith('00000002.history.sha256-')), archived.join(' '))
 
     const { code, report } = await verifyJson()
     assert.equal(code, 0, JSON.stringify({ gaps: report.archive.gaps, problems: report.archive.problems, backups: report.backups.map((backup) => backup.problems) }))

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { threadId } from 'node:worker_threads'
-import { WaldenError } from '../../common/errors.js'
+import { fail, WaldenError } from '../../common/errors.js'
 import type { ErrorKind } from '../../common/errors.js'
 import { isPartialName, isWalSegmentName, WAL_LONG_HEADER_SIZE } from '../../pg/wal.js'
 import { walSizeFail, WalSegmentVerifier } from '../../pg/wal-verify.js'
@@ -111,6 +111,11 @@ export async function archiveGetFile(input: ArchiveGetFileInput): Promise<Archiv
 async function fetchFrom(storage: Storage, info: ArchiveInfo, input: ArchiveGetFileInput): Promise<string | undefined> {
   const found = await archiveFileFind(storage, info, input.walName)
   if (!found) return undefined
+  if (found.fileMissing) {
+    fail('FileMissing', `WAL file '${input.walName}' is recorded in the archive but missing from it: '${storage.describe(found.path)}' is gone, its checksum record '${storage.describe(found.recordPath ?? found.path)}' is there`, {
+      hint: 'restore the file from a copy of the repository, or push it again from the pg_wal of the cluster that wrote it.',
+    })
+  }
   const what = `archived WAL file '${storage.describe(found.path)}'`
   const { destination } = input
   // Written under a temporary name, checked there, then renamed: PostgreSQL never finds a damaged or short segment.

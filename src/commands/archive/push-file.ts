@@ -27,6 +27,7 @@
 // sealed for each repository and written in one request: read and hashed once, not twice.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { createHash, randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -41,7 +42,7 @@ import { pgControlRead } from '../../pg/control.js'
 import { isPartialName, isWalSegmentName, WAL_LONG_HEADER_SIZE } from '../../pg/wal.js'
 import type { WalHeader } from '../../pg/wal.js'
 import { walSizeFail, WalSegmentVerifier } from '../../pg/wal-verify.js'
-import { archivedFilesIn, archivedName, archiveFileList } from '../../repo/archive.js'
+import { archivedFilesIn, archivedName, checksumRecordName, isStoredAsNamed } from '../../repo/archive.js'
 import type { ArchivedFile } from '../../repo/archive.js'
 import { cipherJobStateOf, cipherJobUse, cipherSealData, cipherUse } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
@@ -249,7 +250,9 @@ async function walIdentity(
   const control = await pgControlRead(dataDir)
   const identity = { systemId: control.systemId.toString(), version: control.version }
   check(identity)
-  return { ...identity, sha256: await fileSha256(input.walPath) }
+  // A few hundred bytes (a line per timeline, a dozen lines per backup): read once, checksummed and stored from memory.
+  const data = await readFile(input.walPath)
+  return { ...identity, sha256: createHash('sha256').update(data).digest('hex'), data }
 }
 
 /**
@@ -349,14 +352,20 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   for (const target of targets) {
     try {
       cipherFor(target.repo)
-      const listed = target.repo.walFolderList
-      const existing = listed !== undefined ? archivedFilesIn(target.folder, listed, target.archiveId, walName) : await archiveFileList(target.storage, stanza, target.archiveId, walName)
+      const listed = target.repo.walFolderList ?? (await target.storage.list(target.folder))
+      const existing = archivedFilesIn(target.folder, listed, target.archiveId, walName)
       if (existing.length === 0) {
         toWrite.push(target)
         continue
       }
       identity.sha256 ??= await fileSha256(walPath)
-      if (!existing.some((file) => file.sha256 === identity.sha256)) {
+      const same = existing.find((file) => file.sha256 === identity.sha256)
+      // Recorded but lost (removed by hand): stored again, under the record that is there.
+      if (same?.fileMissing) {
+        toWrite.push(target)
+        continue
+      }
+      if (same === undefined) {
         if (identity.segmentSize !== undefined) await shortCopyFail(target.storage, walName, existing, identity.segmentSize)
         fail('ArchiveDuplicate', `WAL file '${walName}' already exists in the archive with a different checksum`, {
           hint: 'another cluster may be archiving into this stanza; check every archive_command that names it.',
@@ -371,7 +380,11 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
   }
 
   // No listing after the write (see the file comment): a write that completed is the file, durable, under its name.
-  const written = identity.data !== undefined ? await storeFromMemory(input, walName, identity.data, identity.sha256!, toWrite, failed) : (await storeAll(input, walName, identity, toWrite, failed)).targets
+  const written = isStoredAsNamed(walName)
+    ? await storeNamed(input, walName, identity.data!, identity.sha256!, toWrite, failed)
+    : identity.data !== undefined
+      ? await storeFromMemory(input, walName, identity.data, identity.sha256!, toWrite, failed)
+      : (await storeAll(input, walName, identity, toWrite, failed)).targets
   for (const target of written) results.get(target.repo.index)!.stored = true
   const repos = [...results.values()]
   if (!repos.some((result) => result.stored)) throw repoFailuresError(failures(), { several })
@@ -509,6 +522,39 @@ async function storeFromMemory(
   // Every write has settled: neither buffer is referenced any more.
   if (out !== undefined) spareGive(spareCompressed, out)
   spareGive(spareSegments, data)
+  return done
+}
+
+/**
+ * Writes a history or backup history file to each target under its own name, uncompressed (sealed where the
+ * repository is encrypted), then its checksum record (repo/archive.ts): the file is archived only once its record
+ * is there, so a crash between the two leaves a file that is not served and that the repeated push writes over.
+ * Both are written whole or not at all (a temporary name, fsync and rename in a folder; one upload in an object
+ * store). Returns the targets that got it, having reported the others through `failed`.
+ */
+async function storeNamed(
+  input: ArchivePushFileInput,
+  walName: string,
+  data: Buffer,
+  sha256: string,
+  targets: readonly Target[],
+  failed: (repo: ArchivePushRepo, error: unknown) => void,
+): Promise<Target[]> {
+  const writes = targets.map(async (target) => {
+    // Sealed before the first await: the thread's active cipher is one repository's at a time.
+    cipherFor(target.repo)
+    const seal = cipherSealData()
+    const body = seal ? sealBuffer(seal, data) : data
+    const newFolder = !atFinalName(target) && !(await target.storage.exists(target.folder))
+    await target.storage.write(join(target.folder, walName), body)
+    await target.storage.write(join(target.folder, checksumRecordName(walName, sha256)), '')
+    if (newFolder) await newFolderSync(input.stanza, target)
+  })
+  const done: Target[] = []
+  for (const [index, outcome] of (await Promise.allSettled(writes)).entries()) {
+    if (outcome.status === 'fulfilled') done.push(targets[index]!)
+    else failed(targets[index]!.repo, outcome.reason)
+  }
   return done
 }
 

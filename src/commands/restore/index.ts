@@ -410,7 +410,16 @@ async function writeRecovery(data: PosixStorage, pgPath: string, type: string, s
     if (errnoCode(error) === 'ENOENT') return ''
     throw error
   })
-  if (settings.size > 0) await data.write('postgresql.auto.conf', autoConfRewrite(existing, settings), { mode: 0o600 })
+  if (settings.size > 0) {
+    const rewritten = autoConfRewrite(existing, settings)
+    await data.write('postgresql.auto.conf', rewritten.text, { mode: 0o600 })
+    if (rewritten.commentedOut.length > 0) {
+      log.warn(
+        `commented out ${[...new Set(rewritten.commentedOut)].join(', ')} in '${autoConf}': set outside walden's block of recovery settings ` +
+          '(by the backed-up cluster, by hand, or by an earlier restore) they would steer this recovery unasked; give a setting to restore as --recovery-option to keep it',
+      )
+    }
+  }
   const signal = signalFile(type)
   if (signal !== undefined) await data.write(signal, '', { mode: 0o600 })
   if (type === 'preserve') {

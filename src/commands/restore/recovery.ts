@@ -48,24 +48,78 @@ export function recoverySettings(request: RecoveryRequest): Map<string, string> 
   return settings
 }
 
+// Where restore's settings go in postgresql.auto.conf: one block between these two lines, at the end of the file (so
+// its settings win: PostgreSQL takes the last line of a setting). Each restore replaces the block whole, so settings
+// of an earlier restore (another target, archive_mode = off, a port) never linger and nothing piles up; lines
+// outside it are the user's, kept as they are. ALTER SYSTEM rewrites the file without comments, markers included:
+// its lines are then outside any block, and the rule for recovery settings outside the block applies to them.
+export const AUTO_CONF_BEGIN = '# walden restore: recovery settings; the next restore replaces this block, lines outside it are kept'
+export const AUTO_CONF_END = '# walden restore: end of recovery settings'
+/** What walden restore wrote before the block (issue #15): this line, then its settings, at the end of the file. */
+const LEGACY_HEADER = '# Recovery settings written by walden restore'
+/** Put before a line restore turned off, as pgBackRest does with recovery settings it finds. */
+export const AUTO_CONF_COMMENTED = '# commented out by walden restore: '
+
+export interface AutoConfRewrite {
+  text: string
+  /** Names of the settings of lines that restore commented out (never their values: primary_conninfo may hold a password). */
+  commentedOut: string[]
+}
+
 /**
- * postgresql.auto.conf with managed settings replaced by `settings`. Every name and value goes through confLine,
- * which escapes the value by PostgreSQL's rules or refuses it: the lines are made before anything is kept, so a
- * refusal leaves nothing half-written.
+ * postgresql.auto.conf with walden's block (see above) replaced by `settings`. Outside the block:
+ * - a recovery setting (restore_command, recovery_target*, primary_conninfo ...) is commented out, as pgBackRest does:
+ *   a target left from the backed-up cluster or set by hand would otherwise steer this recovery unasked;
+ * - the lines an earlier walden wrote without a block (after its header line, up to the first blank or comment line)
+ *   go when walden sets them now or they are recovery settings, and are commented out otherwise (archive_mode = off,
+ *   a port: that restore's wishes, not this one's, but perhaps a line added by hand, so kept readable);
+ * - everything else stays as it is.
+ * Every name and value goes through confLine, which escapes the value by PostgreSQL's rules or refuses it: the lines
+ * are made before anything is kept, so a refusal leaves nothing half-written.
  */
-export function autoConfRewrite(existing: string, settings: ReadonlyMap<string, string>): string {
-  if (settings.size === 0) return existing.replace(/\n*$/, '\n')
+export function autoConfRewrite(existing: string, settings: ReadonlyMap<string, string>): AutoConfRewrite {
+  if (settings.size === 0) return { text: existing.replace(/\n*$/, '\n'), commentedOut: [] }
   const lines = [...settings].map(([key, value]) => confLine(key, value))
   const overridden = new Set([...settings.keys()].map((key) => key.toLowerCase()))
-  const kept = existing
-    .split('\n')
-    .filter((line) => {
-      const key = lineSetting(line)
-      return key === undefined || !(MANAGED.test(key) || overridden.has(key))
-    })
-    .join('\n')
-    .replace(/\n*$/, '\n')
-  return `${kept}# Recovery settings written by walden restore\n${lines.join('\n')}\n`
+  const input = existing.split('\n')
+  const kept: string[] = []
+  const commentedOut: string[] = []
+  const commentOut = (line: string, key: string): void => {
+    kept.push(`${AUTO_CONF_COMMENTED}${line.trim()}`)
+    commentedOut.push(key)
+  }
+  let state: 'outside' | 'block' | 'legacy' = 'outside'
+  for (const [index, line] of input.entries()) {
+    const marker = line.trim()
+    if (state === 'block') {
+      if (marker === AUTO_CONF_END) state = 'outside'
+      continue
+    }
+    if (marker === AUTO_CONF_BEGIN) {
+      // A block whose end line was removed by hand: where it ends is unknown, so its lines are judged one by one.
+      state = input.slice(index + 1).some((after) => after.trim() === AUTO_CONF_END) ? 'block' : 'legacy'
+      continue
+    }
+    if (marker === AUTO_CONF_END) continue
+    if (marker === LEGACY_HEADER) {
+      state = 'legacy'
+      continue
+    }
+    const key = lineSetting(line)
+    if (key === undefined) {
+      if (state === 'legacy') state = 'outside'
+      kept.push(line)
+      continue
+    }
+    if (state === 'legacy') {
+      if (!MANAGED.test(key) && !overridden.has(key)) commentOut(line, key)
+      continue
+    }
+    if (MANAGED.test(key)) commentOut(line, key)
+    else kept.push(line)
+  }
+  const before = kept.join('\n').replace(/\n*$/, '')
+  return { text: `${before === '' ? '' : `${before}\n`}${AUTO_CONF_BEGIN}\n${lines.join('\n')}\n${AUTO_CONF_END}\n`, commentedOut }
 }
 
 /** Signal file for the recovery type, if any. */

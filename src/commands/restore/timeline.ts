@@ -6,7 +6,7 @@ import { fail } from '../../common/errors.js'
 import { lsnParse } from '../../pg/lsn.js'
 import { isTimelineHistoryName, timelineHistoryName, timelineHistoryParse } from '../../pg/wal.js'
 import type { TimelineHistoryEntry } from '../../pg/wal.js'
-import { archivedNameParse, archiveFileFind } from '../../repo/archive.js'
+import { archiveFileFind, archiveFolderFiles } from '../../repo/archive.js'
 import { layout } from '../../repo/layout.js'
 import type { BackupRecord } from '../../repo/stanza-info.js'
 import { archiveIdOf, archiveInfoLoad } from '../../repo/stanza-info.js'
@@ -33,9 +33,9 @@ export async function timelineReach(repo: Storage, stanza: string, requested: st
   let timeline: number
   if (requested === undefined || requested === 'latest') {
     const folder = layout.walFolder(stanza, archiveIdOf(info.db), timelineHistoryName(1))
-    const timelines = (await repo.list(folder))
-      .map((entry) => archivedNameParse(entry)?.walName)
-      .filter((name): name is string => name !== undefined && isTimelineHistoryName(name))
+    const timelines = archiveFolderFiles(await repo.list(folder))
+      .map((file) => file.walName)
+      .filter((name) => isTimelineHistoryName(name))
       .map((name) => parseInt(name.slice(0, 8), 16))
     if (timelines.length === 0) return undefined // never a timeline switch: every backup is on timeline 1
     timeline = Math.max(...timelines)

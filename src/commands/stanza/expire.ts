@@ -9,7 +9,7 @@ import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import { repoOption } from '../../config/options.js'
 import type { RepoIndex } from '../../config/options.js'
-import { archivedNameParse } from '../../repo/archive.js'
+import { archiveEntryParse } from '../../repo/archive.js'
 import { layout } from '../../repo/layout.js'
 import { backupsToExpire, walKeepPredicate } from '../../repo/retention.js'
 import type { RetentionPolicy } from '../../repo/retention.js'
@@ -79,13 +79,16 @@ export async function expireRun(cfg: Config, repo: Storage, stanza: string, inde
   for (const folder of await repo.list(root)) {
     if (!/^[0-9A-F]{16}$/.test(folder)) continue
     const folderPath = `${root}/${folder}`
-    for (const entry of await repo.list(folderPath)) {
-      const parsed = archivedNameParse(entry)
+    // A backup history file's checksum record goes before the file: left alone by a crash, the file is only an
+    // unfinished push (never served) rather than a record whose file is lost.
+    const entries = (await repo.list(folderPath)).map((entry) => ({ entry, parsed: archiveEntryParse(entry) }))
+    entries.sort((a, b) => Number(b.parsed?.kind === 'checksum') - Number(a.parsed?.kind === 'checksum'))
+    for (const { entry, parsed } of entries) {
       const drop = parsed !== undefined ? !keep(parsed.walName) : entry.includes('.tmp-') && (await isStaleTemporary(`${folderPath}/${entry}`))
       if (!drop) continue
       // One by one, never the folder at once: a segment pushed into it meanwhile must survive.
       await repo.remove(`${folderPath}/${entry}`)
-      removed.push(entry)
+      if (parsed?.kind !== 'checksum') removed.push(entry)
     }
     await repo.removeEmptyPath(folderPath)
   }

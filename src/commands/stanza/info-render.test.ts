@@ -468,6 +468,11 @@ describe('info command', () => {
       `0000000100000001/000000010000000100000004-${sha}.zst`,
       `0000000100000001/000000010000000100000005.partial-${sha}.zst`,
       `00000002.history-${sha}`,
+      // The layout of issue #15: history and backup files under their own names, each with its checksum record.
+      `0000000100000001/000000010000000100000004.00000028.backup`,
+      `0000000100000001/000000010000000100000004.00000028.backup.sha256-${sha}`,
+      `00000003.history`,
+      `00000003.history.sha256-${sha}`,
     ]
     // An empty folder after the last segment (all its WAL expired) must not hide the real maximum.
     await mkdir(join(archiveId, '0000000100000002'), { recursive: true })

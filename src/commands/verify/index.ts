@@ -22,7 +22,7 @@ import type { Config } from '../../config/config.js'
 import { WorkerPool } from '../../parallel/pool.js'
 import { cipherJobInput } from '../../repo/cipher.js'
 import { isPartialName, isTimelineHistoryName, isWalSegmentName, timelineHistoryParse, walSegmentNumberFromName } from '../../pg/wal.js'
-import { archivedNameParse } from '../../repo/archive.js'
+import { archiveFolderFiles } from '../../repo/archive.js'
 import { layout } from '../../repo/layout.js'
 import { manifestFileRepoPath, manifestLoad, partsChecksum } from '../../repo/manifest.js'
 import type { Manifest } from '../../repo/manifest.js'
@@ -248,22 +248,27 @@ interface Archived {
   walName: string
   path: string
   sha256: string
+  /** A file stored under its own name whose checksum record is there but the file is not (repo/archive.ts). */
+  fileMissing?: true
 }
 
-/** Every file under one archive id, folder by folder (history files sit at its root). */
+/**
+ * Every file under one archive id, folder by folder (history files sit at its root): those under their checksummed
+ * name, and those under their own name that have a checksum record. Temporary files (a push in progress, or one
+ * killed part-way, which expire clears) and files whose push never wrote the record are not archived yet.
+ */
 async function archiveList(repo: Storage, stanza: string, archiveId: string): Promise<Archived[]> {
   const root = layout.archiveId(stanza, archiveId)
   const found: Archived[] = []
-  const take = (folder: string, entry: string): void => {
-    // A temporary file is a push in progress, or one killed part-way, which expire clears.
-    if (entry.includes('.tmp-')) return
-    const parsed = archivedNameParse(entry)
-    if (parsed) found.push({ archiveId, walName: parsed.walName, path: `${folder}/${entry}`, sha256: parsed.sha256 })
+  const take = (folder: string, entries: readonly string[]): void => {
+    const present = new Set(entries)
+    for (const file of archiveFolderFiles(entries)) {
+      found.push({ archiveId, walName: file.walName, path: `${folder}/${file.entry}`, sha256: file.sha256, ...(present.has(file.entry) ? {} : { fileMissing: true as const }) })
+    }
   }
-  for (const entry of await repo.list(root)) {
-    if (/^[0-9A-F]{16}$/.test(entry)) for (const name of await repo.list(`${root}/${entry}`)) take(`${root}/${entry}`, name)
-    else take(root, entry)
-  }
+  const rootEntries = await repo.list(root)
+  take(root, rootEntries)
+  for (const entry of rootEntries) if (/^[0-9A-F]{16}$/.test(entry)) take(`${root}/${entry}`, await repo.list(`${root}/${entry}`))
   return found
 }
 
@@ -328,10 +333,15 @@ async function verifyArchive(
       if (sums.size > 1) result.problems.push({ kind: 'duplicate', file: walName, message: `WAL file '${walName}' is archived ${sums.size} times with different content (archive ${archiveId})` })
     }
 
+    // A checksum record without its file: the repository lost a history or backup file it had archived.
+    for (const file of wanted) {
+      if (file.fileMissing) result.problems.push({ kind: 'missing', file: file.walName, message: `archived file '${run.repo.describe(file.path)}' is missing: only its checksum record is there` })
+    }
+    const readable = wanted.filter((file) => !file.fileMissing)
     log.info(`verify archive ${archiveId}: ${wanted.length} files`)
     const damaged = new Map<number, Set<bigint>>()
     const vanished = new Set<string>()
-    const jobs: FileJob[] = wanted.map((file) => {
+    const jobs: FileJob[] = readable.map((file) => {
       const segment = isWalSegmentName(file.walName) || isPartialName(file.walName)
       return {
         input: { repo: run.repoAt, repoPath: file.path, sha256: file.sha256, ...(segment && segmentSize !== undefined ? { size: segmentSize } : {}), ...(segment ? { walSegment: true } : {}) },
@@ -358,7 +368,7 @@ async function verifyArchive(
 
     const switches: TimelineSwitch[] = []
     const bad = new Set(result.problems.map((problem) => problem.file))
-    for (const file of wanted) {
+    for (const file of readable) {
       if (!isTimelineHistoryName(file.walName) || bad.has(file.walName) || vanished.has(file.path)) continue
       const timeline = Number.parseInt(file.walName.slice(0, 8), 16)
       try {
