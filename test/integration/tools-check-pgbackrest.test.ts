@@ -55,6 +55,11 @@ describe(`check_pgbackrest against walden and pgBackRest on PostgreSQL ${MAJOR}`
       '--output=json',
       ...extra,
     ])
+    if (result.stderr.includes('FATAL: Unsupported pgBackRest version')) {
+      // The plugin runs `<command> version`, strips 'pgBackRest ' and compares the rest with 2.33 as a number.
+      const version = await runAsPostgres('/bin/sh', ['-c', `${command} version`])
+      assert.fail(`check_pgbackrest refuses ${tool}'s version line ${JSON.stringify(version.stdout.trim())}: it takes the text after 'pgBackRest ' as a number that must be at least 2.33`)
+    }
     let verdicts: Verdict[]
     try {
       verdicts = JSON.parse(result.stdout) as Verdict[]

@@ -328,7 +328,7 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
     }
   })
 
-  test('info --config-include-path (the exporter passes it when configured): a stanza defined in a conf.d folder', async () => {
+  test('info with --config and --config-include-path together, as the exporter passes them when both are set', async () => {
     // The exporter passes --config and --config-include-path together when both are set; an empty folder changes
     // nothing for either tool.
     const empty = join(twin.walden.dir.path, 'conf.d-empty')

@@ -130,7 +130,7 @@ describe(`Patroni ${'3.0'} with walden and with pgBackRest as the replica method
   })
 
   for (const tool of ['walden', 'pgbackrest'] as const satisfies readonly Tool[]) {
-    test(`${tool}: replica created by ${tool} restore, then a switchover; the replica has the primary's data`, async () => {
+    test(`${tool}: replica created by ${tool} restore, then a switchover; the replica has the primary's data`, async (t) => {
       const base = await dir.mkdir(tool)
       const repo = await dir.mkdir(`${tool}/repo`)
       const lock = await dir.mkdir(`${tool}/lock`)
@@ -307,6 +307,10 @@ describe(`Patroni ${'3.0'} with walden and with pgBackRest as the replica method
       const digest = 'select md5(string_agg(id::text || \':\' || balance::text, \',\' order by id)) as v from accounts'
       assert.deepEqual(await sql(node1, digest), await sql(node2, digest))
       assert.equal((await sql(node1, 'select pg_is_in_recovery()::text as v'))[0], 'true')
+
+      // For the record (docs/monitoring.md quotes it): Patroni's own view of the two nodes.
+      const list = spawnSync('patronictl', ['-c', node1.configFile, 'list'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' } })
+      t.diagnostic(`patronictl list after the switchover (${tool}):\n${list.stdout}`)
 
       for (const node of [node2, node1]) if (node.process) await stopDaemon(node.process)
     })
