@@ -310,7 +310,8 @@ describe(`Patroni ${'3.0'} with walden and with pgBackRest as the replica method
 
       // For the record (docs/monitoring.md quotes it): Patroni's own view of the two nodes.
       const list = spawnSync('patronictl', ['-c', node1.configFile, 'list'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' } })
-      t.diagnostic(`patronictl list after the switchover (${tool}):\n${list.stdout}`)
+      t.diagnostic(`patronictl list after the switchover (${tool}):`)
+      for (const line of list.stdout.trimEnd().split('\n')) t.diagnostic(line)
 
       for (const node of [node2, node1]) if (node.process) await stopDaemon(node.process)
     })
