@@ -3,7 +3,7 @@
 // The exporter cannot be built on the CI machine: its source is in no Debian package, GitHub and the Go module
 // proxy are out of CI's reach, and its current source (read at commit 6dcf556, v0.22 era) says `go 1.26.0` in go.mod
 // and imports log/slog (Go 1.21), where Debian 12's golang-go is 1.19. The first test says so in the output. Where
-// a built exporter is at hand (WALDEN_PGBACKREST_EXPORTER=/path/to/pgbackrest_exporter), that test runs it against
+// a built exporter is at hand (WALDEN_TEST_EXPORTER=/path/to/pgbackrest_exporter), that test runs it against
 // both tools and compares the metric series.
 //
 // The rest tests the contract the exporter depends on, as read from its source: the commands it runs (`info
@@ -15,6 +15,7 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdir, symlink, writeFile, chmod } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -25,6 +26,18 @@ import { runAsPostgres, sleep } from '../harness/staging.js'
 
 const MAJOR = 15
 const missing = pgbackrestMissing()
+
+/** A free loopback port, the kernel's pick. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolvePromise(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+}
 
 /** What Go's encoding/json accepts for a field of the exporter's structs; `?` marks a pointer (absent is fine). */
 type GoType = 'string' | 'int' | 'bool' | 'string[]' | 'array' | 'object' | 'map'
@@ -231,14 +244,15 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
   })
 
   test('the exporter itself: built and run where it can be, otherwise the reason in the output', async (t: TestContext) => {
-    const binary = process.env['WALDEN_PGBACKREST_EXPORTER']
+    const binary = process.env['WALDEN_TEST_EXPORTER']
     if (binary === undefined || binary === '') {
       const go = spawnSync('go', ['version'], { encoding: 'utf8' })
       const goVersion = go.status === 0 ? go.stdout.trim() : 'no Go toolchain'
       const reason =
-        'pgbackrest_exporter cannot be built on this machine: its source is in no Debian package and GitHub and the Go ' +
-        `module proxy are unreachable from CI; its current source needs Go 1.26 (log/slog needs 1.21), here: ${goVersion}. ` +
-        'Set WALDEN_PGBACKREST_EXPORTER to a built exporter to run it; the contract it depends on is tested below.'
+        'pgbackrest_exporter is not run here: its source is in no Debian package, and GitHub and the Go module proxy ' +
+        'are unreachable from CI. With its source at hand, v0.16.2 builds with Debian 12\'s Go 1.19 and packaged ' +
+        'libraries (GOPATH mode, kingpin imported as gopkg.in/alecthomas/kingpin.v2); its current source needs Go 1.26 ' +
+        `(here: ${goVersion}). Set WALDEN_TEST_EXPORTER to a built exporter to run it; the contract it depends on is tested below.`
       t.diagnostic(reason)
       t.skip(reason)
       return
@@ -254,11 +268,19 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
       } else {
         await symlink(PGBACKREST, join(bin, 'pgbackrest'))
       }
-      const port = 20000 + Math.floor(Math.random() * 20000)
-      const child = spawn('runuser', ['-u', 'postgres', '--', binary, `--web.listen-address=127.0.0.1:${port}`, `--backrest.config=${config}`, '--backrest.database-count', '--collect.interval=600'], {
-        env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? ''}` },
-        stdio: 'ignore',
+      const port = await freePort()
+      const ids = (flag: string): number => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim())
+      // As postgres (the repositories are its own), spawned directly so that PATH reaches the exporter unchanged.
+      const child = spawn(binary, [`--web.listen-address=127.0.0.1:${port}`, `--backrest.config=${config}`, '--backrest.database-count', '--collect.interval=600'], {
+        uid: ids('-u'),
+        gid: ids('-g'),
+        cwd: '/tmp',
+        // Without this test's own variable: walden warns about WALDEN_* variables it does not know.
+        env: { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'WALDEN_TEST_EXPORTER')), HOME: '/tmp', PATH: `${bin}:${process.env['PATH'] ?? ''}` },
+        stdio: ['ignore', 'ignore', 'pipe'],
       })
+      let exporterLog = ''
+      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (exporterLog += chunk))
       try {
         for (let attempt = 0; attempt < 120; attempt++) {
           await sleep(500)
@@ -270,10 +292,11 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
               const cut = line.lastIndexOf(' ')
               series.set(line.slice(0, cut), Number(line.slice(cut + 1)))
             }
+            t.diagnostic(`${tool}: ${series.size} series; exporter log: ${exporterLog.split('\n').filter((line) => /level=(warn|error)/.test(line)).join(' | ') || 'no warnings'}`)
             return series
           }
         }
-        assert.fail(`the exporter against ${tool} served no pgBackRest metrics`)
+        assert.fail(`the exporter against ${tool} served no pgBackRest metrics:\n${exporterLog}`)
       } finally {
         child.kill()
       }
@@ -281,7 +304,12 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
     const ours = await scrape('walden')
     const theirs = await scrape('pgbackrest')
     const names = (series: Map<string, number>): string[] => [...new Set([...series.keys()].map((key) => key.replace(/\{.*$/, '')))].sort()
-    assert.deepEqual(names(ours), names(theirs))
+    for (const [tool, series] of [['walden', ours], ['pgbackrest', theirs]] as const) {
+      for (const [key, v] of series) if (/^pgbackrest_(stanza_status|backup_databases|backup_last_databases|wal_archive_status|repo_status)\b/.test(key)) t.diagnostic(`${tool}: ${key} ${v}`)
+    }
+    const onlyTheirs = names(theirs).filter((name) => !names(ours).includes(name))
+    const onlyOurs = names(ours).filter((name) => !names(theirs).includes(name))
+    assert.deepEqual({ onlyTheirs, onlyOurs }, { onlyTheirs: [], onlyOurs: [] }, 'the same metric names for both tools')
     const value = (series: Map<string, number>, prefix: string): number[] => [...series].filter(([key]) => key.startsWith(prefix)).map(([, v]) => v)
     assert.deepEqual(value(ours, 'pgbackrest_backup_databases'), value(theirs, 'pgbackrest_backup_databases'))
     assert.deepEqual(value(ours, 'pgbackrest_stanza_status'), value(theirs, 'pgbackrest_stanza_status'))
