@@ -282,19 +282,30 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
       let exporterLog = ''
       child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (exporterLog += chunk))
       try {
+        // The exporter fills its metrics one by one during a collection (the per-backup database counts come last, from
+        // one `info --set` each), so a scrape is taken once three scrapes a second apart show the same series.
+        const parse = (text: string): Map<string, number> => {
+          const series = new Map<string, number>()
+          for (const line of text.split('\n')) {
+            if (!line.startsWith('pgbackrest_')) continue
+            const cut = line.lastIndexOf(' ')
+            series.set(line.slice(0, cut), Number(line.slice(cut + 1)))
+          }
+          return series
+        }
+        let previous = ''
+        let unchanged = 0
         for (let attempt = 0; attempt < 120; attempt++) {
-          await sleep(500)
+          await sleep(1000)
           const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text(), () => '')
-          if (text.includes('pgbackrest_backup_info')) {
-            const series = new Map<string, number>()
-            for (const line of text.split('\n')) {
-              if (!line.startsWith('pgbackrest_')) continue
-              const cut = line.lastIndexOf(' ')
-              series.set(line.slice(0, cut), Number(line.slice(cut + 1)))
-            }
+          const keys = [...parse(text).keys()].sort().join('\n')
+          unchanged = keys === previous ? unchanged + 1 : 0
+          if (text.includes('pgbackrest_backup_info') && unchanged >= 2) {
+            const series = parse(text)
             t.diagnostic(`${tool}: ${series.size} series; exporter log: ${exporterLog.split('\n').filter((line) => /level=(warn|error)/.test(line)).join(' | ') || 'no warnings'}`)
             return series
           }
+          previous = keys
         }
         assert.fail(`the exporter against ${tool} served no pgBackRest metrics:\n${exporterLog}`)
       } finally {
