@@ -6,7 +6,8 @@ import type { CommandName } from '../config/commands.js'
 import { fail } from '../common/errors.js'
 import { listedOptions, OPTIONS, optionAllow, optionDefault, optionEnvName } from '../config/options.js'
 import type { OptionDef, OptionName } from '../config/options.js'
-import { VERSION } from '../version.js'
+import { basename } from 'node:path'
+import { PGBACKREST_LEVEL, VERSION } from '../version.js'
 
 const WIDTH = 100
 
@@ -102,9 +103,20 @@ export function versionNum(version: string): number {
   return Number(match[1]) * 1_000_000 + Number(match[2]) * 1_000 + Number(match[3] ?? 0)
 }
 
+/**
+ * What `version` says: walden's own version, or, run under the name `pgbackrest`, the pgBackRest level walden follows
+ * as pgBackRest prints its own ("pgBackRest 2.45"), so tools that gate on pgBackRest's version accept it.
+ */
+export function versionText(programName: string, output: string | undefined): string {
+  const asPgBackRest = programName === 'pgbackrest'
+  const version = asPgBackRest ? PGBACKREST_LEVEL : VERSION
+  if (output === 'num') return `${versionNum(version)}`
+  return asPgBackRest ? `pgBackRest ${version}` : `walden ${version}`
+}
+
 export const version: Command = {
   async run(cfg) {
-    process.stdout.write(cfg.string('output') === 'num' ? `${versionNum(VERSION)}\n` : `walden ${VERSION}\n`)
+    process.stdout.write(`${versionText(basename(process.argv[1] ?? ''), cfg.string('output'))}\n`)
     return 0
   },
 }

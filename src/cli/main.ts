@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { COMMANDS } from '../config/commands.js'
 import { configLoad } from '../config/config.js'
 import type { Config } from '../config/config.js'
-import { ERROR_CODES, fail, formatError, WaldenError } from '../common/errors.js'
+import { ERROR_CODES, errnoCode, fail, formatError, WaldenError } from '../common/errors.js'
 import { log } from '../common/log.js'
 import type { LogLevel } from '../common/log.js'
 import { lockAcquire, stopFileCheck } from '../common/lock.js'
@@ -142,6 +142,12 @@ process.on('beforeExit', () => {
   log.error(`[${ERROR_CODES.Unhandled}]: walden ended before the command finished`)
   log.error('HINT: this is a bug in walden; please report it.')
   process.exit(unexpectedExitCode)
+})
+
+// A reader that stops early (`walden repo-get FILE | head`) closes the pipe: what is left cannot be written, and that
+// is no failure of walden's. Exit at once and quietly, as a program ended by SIGPIPE does, not with a stack trace.
+process.stdout.on('error', (error) => {
+  if (errnoCode(error) === 'EPIPE') process.exit(0)
 })
 
 const code = await main(process.argv.slice(2))

@@ -604,8 +604,8 @@ const BASE_OPTIONS = {
   type: {
     type: 'enum',
     section: false,
-    commands: ['backup', 'restore', 'clone-create', 'staging-snapshot'],
-    summary: 'Backup type (also of a staging snapshot), or recovery type for restore and clone-create.',
+    commands: ['backup', 'restore', 'clone-create', 'staging-snapshot', 'info'],
+    summary: 'Backup type (also of a staging snapshot), or recovery type for restore and clone-create; for info, the type of backups shown.',
     description:
       'backup: full copies every file, diff the files changed since the last full, incr the files changed since the last backup ' +
       '(a diff or incr without a full to build on becomes a full). restore: default recovers to the end of the archive, ' +
@@ -618,6 +618,8 @@ const BASE_OPTIONS = {
       'clone-create': { default: 'immediate', allow: ['immediate', 'time', 'lsn', 'xid', 'name'] },
       // A snapshot is a backup of the staging copy: incremental after the first, full on request (retention counts fulls).
       'staging-snapshot': { default: 'incr', allow: ['full', 'diff', 'incr'] },
+      // info shows every backup unless asked for one type.
+      info: { allow: ['full', 'diff', 'incr'] },
     },
   },
   target: {
@@ -658,7 +660,9 @@ const BASE_OPTIONS = {
     commands: [...RESTORE, 'info', 'verify', 'clone-create'],
     summary: 'A backup, by label: the one to restore, the one info shows, or the one verify checks (for clone-create: the snapshot).',
     description:
-      'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target.',
+      'Without it restore picks the newest backup, or for a time or lsn target the newest one that ended before the target. ' +
+      "info --set also shows, from the backup's manifest, its databases (name and oid; pgBackRest's database-ref), links and " +
+      'tablespaces; a backup taken before walden recorded databases shows none (null in JSON).',
   },
   delta: {
     type: 'boolean',
@@ -772,7 +776,9 @@ const BASE_OPTIONS = {
     description:
       "version: text prints e.g. 'walden 0.1.0'; num prints walden's version as one number, encoded as pgBackRest's " +
       'version --output=num encodes its own (major * 1000000 + minor * 1000 + patch: 0.1.0 is 1000, 2.45.0 would be ' +
-      "2045000), for scripts that compare versions. It is walden's version, not a pgBackRest version.",
+      "2045000), for scripts that compare versions. It is walden's version, except when walden runs under the name " +
+      "'pgbackrest' (a link so named, for tools written for pgBackRest): then it prints the pgBackRest level whose " +
+      "commands and JSON walden follows, as pgBackRest would ('pgBackRest 2.45', 2045000).",
     perCommand: { version: { default: 'text', allow: ['text', 'num'] } },
   },
 

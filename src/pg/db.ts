@@ -113,6 +113,26 @@ export async function dbTablespaces(session: PgSession): Promise<Tablespace[]> {
   return rows.map((row) => ({ oid: Number(row.oid), name: row.name, location: row.location }))
 }
 
+export interface Database {
+  name: string
+  oid: number
+  /**
+   * The highest oid initdb gave a database: databases at or below it (template0, template1) are the system's own.
+   * datlastsysoid before PostgreSQL 15; from 15 on, which dropped that column, template0's oid (4), as pgBackRest
+   * records it.
+   */
+  lastSystemOid: number
+}
+
+/** The cluster's databases, by name: info --set lists those of a backup (pgBackRest's database-ref). */
+export async function dbDatabases(session: PgSession, major: number): Promise<Database[]> {
+  const last = major >= 15 ? `(select oid from pg_database where datname = 'template0')` : 'datlastsysoid'
+  const rows = await session.query<{ name: string; oid: string; last: string }>(
+    `select datname as name, oid::text as oid, ${last}::text as last from pg_database order by datname`,
+  )
+  return rows.map((row) => ({ name: row.name, oid: Number(row.oid), lastSystemOid: Number(row.last) }))
+}
+
 /** What a standby's pg_control and startup process say: how far it has replayed, and where its last restartpoint is. */
 export interface ReplayState {
   /** End of the last WAL record replayed; null when the server is not in recovery. */

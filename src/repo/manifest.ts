@@ -121,6 +121,16 @@ export interface Manifest {
   configFiles?: ManifestConfigFile[]
   /** Which clusters the backup came from, when backup-standby was set (pgBackRest's backup-standby manifest option). */
   source?: ManifestSource
+  /** The cluster's databases when the backup began; absent in manifests of walden versions before it recorded them. */
+  databases?: ManifestDatabase[]
+}
+
+/** A database of the backed-up cluster (pgBackRest's manifest [db] section). */
+export interface ManifestDatabase {
+  name: string
+  oid: number
+  /** Databases with an oid at or below this are the system's own (template0, template1); see pg/db.ts. */
+  lastSystemOid: number
 }
 
 
@@ -180,6 +190,7 @@ export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
     ),
   ),
   source: optional(BACKUP_SOURCE_SHAPE),
+  databases: optional(arrayOf(object<ManifestDatabase>({ name: string, oid: number, lastSystemOid: number }))),
 })
 
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {

@@ -31,7 +31,8 @@ const sha256 = (data: Buffer): string => createHash('sha256').update(data).diges
 /** Exit code and the exact first line on stderr, and no stack trace. */
 function assertRefused(result: RunResult, code: number, firstLine: RegExp | string): void {
   assert.equal(result.code, code, `${result.stdout}\n${result.stderr}`)
-  const line = result.stderr.split('\n')[0]!
+  // archive-push and archive-get log their errors with the process id, as pgBackRest's do.
+  const line = result.stderr.split('\n')[0]!.replace(/^P00\s+/, '')
   if (typeof firstLine === 'string') assert.equal(line, firstLine)
   else assert.match(line, firstLine)
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
@@ -61,9 +62,13 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     await stanza.cluster.query('checkpoint')
     return Number(await stanza.cluster.psqlScalar('select timeline_id from pg_control_checkpoint()'))
   }
-  const archiveArchiving = async (bin: string | undefined): Promise<void> => {
+  /**
+   * Points archive_command at a walden (the earlier one, or this checkout's when undefined). A restore brings back the
+   * backup's postgresql.conf, so after restoring a backup the earlier walden took, this is said again.
+   */
+  const archivingWith = async (bin: string | undefined, options: { reload: boolean }): Promise<void> => {
     await stanza.cluster.configure({ archive_command: `${waldenCommand(bin)} --config=${stanza.configPath} --stanza=${stanza.name} archive-push %p` })
-    await stanza.cluster.query('select pg_reload_conf()')
+    if (options.reload) await stanza.cluster.query('select pg_reload_conf()')
   }
   /** Waits until an entry whose name starts with `prefix` is in the archive id's folder. */
   const waitArchived = async (prefix: string): Promise<string> => {
@@ -74,7 +79,7 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     }
     throw new Error(`no '${prefix}*' reached ${archiveRoot}\n${await stanza.cluster.logTail()}`)
   }
-  /** What `postgres -C` says a setting is in the (stopped) cluster's configuration files. */
+  /** What `postgres -C` says a setting is in the (stopped) cluster's configuration files (memory in kB). */
   const setting = (name: string): string => {
     const result = spawnSync('runuser', ['-u', 'postgres', '--', join(stanza.cluster.binDir, 'postgres'), '-D', stanza.cluster.dataDir, '-C', name], { encoding: 'utf8', cwd: '/tmp' })
     assert.equal(result.status, 0, result.stderr)
@@ -116,7 +121,7 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
   })
 
   test('walden before the change archives, backs up and restores across a timeline switch: the earlier layout', async () => {
-    await archiveArchiving(oldBin)
+    await archivingWith(oldBin, { reload: true })
     await oldOk(['stanza-create'])
     await stanza.cluster.query('create table events (id serial primary key, note text)')
     firstFull = labelOf(await oldOk(['backup', '--type=full', '--log-level-console=info']))
@@ -138,7 +143,7 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     await insert('three')
     await oldOk(['check'])
     assert.deepEqual(await notes(), ['one', 'two', 'three'])
-    await archiveArchiving(undefined)
+    await archivingWith(undefined, { reload: true })
   })
 
   test('this walden reads the earlier layout: archive-get, a repeated and a different push, verify, a restore across the switch', async () => {
@@ -165,6 +170,7 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     // its end: 'lost in the split' stays lost, everything of timeline 2 is there. Its end starts timeline 3.
     await stanza.cluster.stop()
     await stanza.waldenOk(['restore', '--delta', `--set=${firstFull}`])
+    await archivingWith(undefined, { reload: false })
     await stanza.cluster.start()
     await stanza.cluster.waitWritable()
     assert.deepEqual(await notes(), ['one', 'two', 'three'])
@@ -185,8 +191,9 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     assert.equal(text.split(AUTO_CONF_BEGIN).length, 2, `one block: ${text}`)
     assert.ok(text.includes(`${AUTO_CONF_COMMENTED}work_mem = '5MB'`), text)
     assert.match(restored.stdout + restored.stderr, /WARN: commented out work_mem in '.*postgresql\.auto\.conf'/)
-    assert.equal(setting('work_mem'), '4MB')
+    assert.equal(setting('work_mem'), '4096')
     assert.equal(setting('recovery_target_name'), '')
+    await archivingWith(undefined, { reload: false })
     await stanza.cluster.start()
     await stanza.cluster.waitWritable()
     assert.deepEqual(await notes(), ['one', 'two', 'three', 'four'])
@@ -196,15 +203,19 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
 
   test('a backup history file, and the history file of a promoted standby, under their own names', async () => {
     await stanza.waldenOk(['backup', '--type=full'])
-    // Its backup history file '<segment>.<offset>.backup', in its segment's folder: the newest of them.
+    // Its backup history file '<segment>.<offset>.backup', in its segment's folder, once PostgreSQL archived it (the
+    // backup waits for its WAL, not for this file) and its record is there.
     let folder = ''
     let newest = ''
-    for (const sub of (await readdir(archiveRoot)).filter((entry) => /^[0-9A-F]{16}$/.test(entry))) {
-      for (const entry of await readdir(join(archiveRoot, sub))) {
-        if (/^[0-9A-F]{24}\.[0-9A-F]{8}\.backup$/.test(entry) && entry > newest) [folder, newest] = [join(archiveRoot, sub), entry]
+    for (let attempt = 0; attempt < 300 && newest === ''; attempt++) {
+      for (const sub of (await readdir(archiveRoot)).filter((entry) => entry.startsWith('00000004') && /^[0-9A-F]{16}$/.test(entry))) {
+        const entries = await readdir(join(archiveRoot, sub))
+        const found = entries.find((entry) => /^[0-9A-F]{24}\.[0-9A-F]{8}\.backup$/.test(entry) && entries.some((other) => other.startsWith(`${entry}.sha256-`)))
+        if (found !== undefined) [folder, newest] = [join(archiveRoot, sub), found]
       }
+      if (newest === '') await sleep(100)
     }
-    assert.ok(newest.startsWith('00000004'), `a backup history file of timeline 4 under its own name: '${newest}'`)
+    assert.ok(newest !== '', 'a backup history file of timeline 4 under its own name, with its checksum record')
     const content = await readFile(join(folder, newest))
     assert.match(content.toString('utf8'), /^START WAL LOCATION: /, 'stored as it is: uncompressed')
     assert.ok((await readdir(folder)).includes(`${newest}.sha256-${sha256(content)}`))
@@ -233,14 +244,15 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     const record = join(archiveRoot, `${name}.sha256-${sha256(original)}`)
     const push = (): Promise<RunResult> => stanza.walden(['archive-push', join(stanza.cluster.dataDir, 'pg_wal', name)])
 
-    // Damaged in the repository: the checksum record catches it, and PostgreSQL is not handed the file.
+    // Damaged in the repository: the checksum record catches it, PostgreSQL is not handed the file and is told to
+    // abort recovery (126) rather than take the file for missing.
     const damaged = Buffer.from(original)
     damaged[0] = damaged[0] === 0x35 ? 0x36 : 0x35
     await writeFile(stored, damaged)
     const bad = await archiveGet(name)
-    assertRefused(bad.result, 26, /^ERROR: \[026\]: .*00000005\.history' has checksum [0-9a-f]{64}, expected [0-9a-f]{64}$/)
-    assert.equal(bad.data, undefined)
     await writeFile(stored, original)
+    assertRefused(bad.result, 126, `ERROR: [026]: archived WAL file '${stored}' has checksum ${sha256(damaged)}, expected ${sha256(original)}`)
+    assert.equal(bad.data, undefined)
 
     // The push stopped between the file and its record: not archived yet (archive-get: not found), and the repeated
     // push completes it.
@@ -256,11 +268,17 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     assert.equal((await push()).code, 0)
     assert.deepEqual((await archiveGet(name)).data, original)
 
-    // Two records (two clusters pushed different content under the name at once): neither is served.
+    // Two records (two clusters pushed different content under the name at once): neither is served, and recovery
+    // stops there (126) rather than guess.
     const otherRecord = join(archiveRoot, `${name}.sha256-${'0'.repeat(64)}`)
     await writeFile(otherRecord, '')
-    assertRefused((await archiveGet(name)).result, 45, /^ERROR: \[045\]: WAL file '00000005\.history' is archived more than once with different content: /)
+    const twice = await archiveGet(name)
     await rm(otherRecord)
+    assertRefused(
+      twice.result,
+      126,
+      `ERROR: [045]: WAL file '${name}' is archived more than once with different content: '${otherRecord}', '${record}'`,
+    )
 
     // Other content pushed under the name: refused, the stored file untouched.
     const other = join(scratch, name)
@@ -283,7 +301,7 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     await stanza.cluster.stop()
     await stanza.waldenOk(['restore', '--delta', `--set=${first}`, '--type=name', '--target=first-target', '--target-action=promote', '--recovery-option=work_mem=5MB'])
     assert.equal(setting('recovery_target_name'), 'first-target')
-    assert.equal(setting('work_mem'), '5MB')
+    assert.equal(setting('work_mem'), '5120')
     await stanza.cluster.start()
     await stanza.cluster.waitWritable()
     assert.deepEqual((await notes()).slice(-2), ['five', 'six'])
@@ -301,8 +319,8 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     assert.equal(text.split(AUTO_CONF_BEGIN).length, 2, `one block: ${text}`)
     assert.ok(!text.includes('first-target'), text)
     assert.equal(setting('recovery_target_name'), 'second-target')
-    assert.equal(setting('work_mem'), '4MB', "the first restore's work_mem went with its block")
-    assert.equal(setting('maintenance_work_mem'), '77MB', 'the line ALTER SYSTEM wrote is kept')
+    assert.equal(setting('work_mem'), '4096', "the first restore's work_mem went with its block")
+    assert.equal(setting('maintenance_work_mem'), '78848', 'the line ALTER SYSTEM wrote is kept')
     await stanza.cluster.start()
     await stanza.cluster.waitWritable()
     assert.deepEqual((await notes()).slice(-3), ['five', 'six', 'eight'])

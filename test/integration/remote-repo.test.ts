@@ -18,6 +18,7 @@ import { Cluster, dumpDatabase } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
 import { leftOver, PG_USER, REPO_USER, sshServer, userIds } from '../harness/ssh.js'
 import type { SshServer } from '../harness/ssh.js'
+import { historyPushGet } from '../harness/history-file.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
 
@@ -373,6 +374,18 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
       assert.ok(stored.length >= 1)
       const bytes = await readFile(join(repo2, 'archive', stored[0]!))
       assert.notDeepEqual(bytes.subarray(0, 4), Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), 'not a plain zstd frame')
+      // A timeline history file through SSH into both: under its own name with its checksum record, as it is in repo1,
+      // sealed in repo2, and read back from each.
+      const history = await historyPushGet(stanza, 0x2a, ['--repo=2'])
+      const archiveId = join('archive', stanza.name, '15-1')
+      for (const root of [repo, repo2]) {
+        const names = await readdir(join(root, archiveId))
+        assert.ok(names.includes(history.name) && names.includes(history.record), names.join(' '))
+      }
+      assert.deepEqual(await readFile(join(repo, archiveId, history.name)), history.content)
+      assert.notDeepEqual(await readFile(join(repo2, archiveId, history.name)), history.content, 'sealed in the encrypted repository')
+      assert.equal((await stanza.walden(['archive-get', '--repo=1', history.name, join(stanza.dir.path, 'fetched-history')])).code, 0)
+      for (const root of [repo, repo2]) for (const entry of [history.name, history.record]) await rm(join(root, archiveId, entry))
       const seen = await readFile(record, 'utf8')
       assert.match(seen, /^--repo=2$/m, 'the wrapper saw the remote walden\'s arguments')
       assert.ok(!seen.includes(pass), 'the passphrase reached the backup host')

@@ -142,6 +142,18 @@ describe(`repo-ls and repo-get beside pgBackRest 2.45 on PostgreSQL ${MAJOR}`, (
     }
   })
 
+  test('a reader that stops early (| head) ends repo-get quietly, without an error or a stack trace', async () => {
+    const manifest = join(stanza.repoPath, 'backup', stanza.name, label, 'backup.manifest')
+    // Larger than a pipe's buffer, so the write after head has gone fails with EPIPE.
+    assert.ok((await readFile(manifest)).length > 256 * 1024)
+    const bin = join(import.meta.dirname, '../../bin/walden')
+    const command = `set -o pipefail; runuser -u postgres -- '${process.execPath}' '${bin}' --config='${stanza.configPath}' repo-get 'backup/${stanza.name}/${label}/backup.manifest' | head -c 10`
+    const result = spawnSync('bash', ['-c', command], { cwd: '/tmp', encoding: 'utf8', timeout: 60_000 })
+    assert.equal(result.stderr, '')
+    assert.equal(result.status, 0)
+    assert.equal(result.stdout.length, 10)
+  })
+
   describe('with an encrypted second repository', () => {
     let sealedPath: string
 

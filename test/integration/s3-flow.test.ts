@@ -17,6 +17,7 @@ import { Cluster, dumpDatabase, runWalden } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
 import { s3Gateway } from '../harness/s3.js'
 import type { S3Gateway } from '../harness/s3.js'
+import { historyPushGet } from '../harness/history-file.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
 
@@ -195,6 +196,17 @@ describe(`the core flow on an S3 repository, PostgreSQL ${MAJOR}`, { concurrency
     const text = await stanza.walden(['info'])
     assert.match(text.stdout, /stanza: demo\n\s+status: error \(no valid backups\)/)
     assert.match(text.stdout, new RegExp(`wal archive min/max \\(${MAJOR}\\): [0-9A-F]{24}/[0-9A-F]{24}`))
+  })
+
+  test('a timeline history file lands in the bucket under its own name, with its checksum record, and comes back', async () => {
+    const history = await historyPushGet(stanza, 0x2a)
+    const under = `archive/${stanza.name}/${MAJOR}-1/`
+    const inBucket = await keys(bucket, under)
+    assert.ok(inBucket.includes(`${under}${history.name}`) && inBucket.includes(`${under}${history.record}`), inBucket.join(' '))
+    const stored = await gateway.aws(['s3', 'cp', `s3://${bucket}/${PREFIX}/${under}${history.name}`, '-'])
+    assert.equal(stored.stdout, history.content.toString('utf8'), 'stored as it is: uncompressed')
+    // Gone again: a timeline this cluster never had must not be the newest a later restore looks for.
+    for (const name of [history.name, history.record]) assert.equal((await gateway.aws(['s3', 'rm', `s3://${bucket}/${PREFIX}/${under}${name}`])).code, 0)
   })
 
   test('archive-push: synchronous, then with archive-async=y, each segment lands in the bucket', async () => {

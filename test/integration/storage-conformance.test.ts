@@ -186,6 +186,18 @@ for (const driver of DRIVERS) {
       assert.equal((await readAll(await storage.openRead('empty'))).length, 0)
     })
 
+    test('an empty file written whole is listed and reads back empty: a checksum record of the archive', async () => {
+      const storage = await driver.open()
+      const record = `00000002.history.sha256-${'e3'.repeat(32)}`
+      await storage.write(`archive/demo/15-1/00000002.history`, '1\t0/3000000\tno recovery target specified\n')
+      await storage.write(`archive/demo/15-1/${record}`, '')
+      assert.deepEqual(await storage.list('archive/demo/15-1'), ['00000002.history', record])
+      assert.equal((await storage.info(`archive/demo/15-1/${record}`))?.size, 0)
+      assert.equal((await storage.read(`archive/demo/15-1/${record}`)).length, 0)
+      await storage.remove(`archive/demo/15-1/${record}`)
+      assert.deepEqual(await storage.list('archive/demo/15-1'), ['00000002.history'])
+    })
+
     test('an openWrite destroyed by an error leaves nothing under the name, and the old file intact', async () => {
       const storage = await driver.open()
       await storage.write('kept', 'old content')

@@ -22,6 +22,9 @@
 // the 2-core test host (CPU time of one synchronous push of a 16 MiB segment, zst, folders): one repository 270 ms,
 // two 280 ms, two with the second encrypted under its own passphrase 370 ms (its scrypt included).
 //
+// Timeline history and backup history files (a few hundred bytes) are read once into memory and stored under their own
+// name, uncompressed, with their checksum record written after them (storeNamed; repo/archive.ts says why).
+//
 // Into an object store, whose object is named by the checksum and so can only be written once the checksum is known,
 // a segment is instead kept in memory from the one read that checks it (and takes the checksum), then compressed once,
 // sealed for each repository and written in one request: read and hashed once, not twice.

@@ -18,7 +18,7 @@ import type { RepoIndex } from '../../config/options.js'
 import { codecFor } from '../../io/compress.js'
 import type { CompressType } from '../../io/compress.js'
 import { WorkerPool } from '../../parallel/pool.js'
-import { dbBackupBegin, dbBackupEnd, dbCheckpointLsn, dbMinRecovery, dbTablespaces } from '../../pg/db.js'
+import { dbBackupBegin, dbBackupEnd, dbCheckpointLsn, dbMinRecovery, dbDatabases, dbTablespaces } from '../../pg/db.js'
 import type { BackupEnd } from '../../pg/db.js'
 import { lsnParse } from '../../pg/lsn.js'
 import { walSegmentName, walSegmentRange } from '../../pg/wal.js'
@@ -185,6 +185,7 @@ export const backup: Command = {
       }
 
       const tablespaces = await dbTablespaces(session)
+      const databases = await dbDatabases(session, server.major)
       const scan = await host.op('scan', { path: pgPath, tablespaces: tablespaces.map((tablespace): [number, string] => [tablespace.oid, tablespace.name]) })
       await group.each(async (repo) => {
         const prior = plan.priors.get(repo.index)
@@ -325,6 +326,7 @@ export const backup: Command = {
           tablespaceMap: end.tablespaceMap,
           ...(configFiles.length > 0 ? { configFiles } : {}),
           ...(mode !== 'n' ? { source } : {}),
+          databases,
         }
         await manifestSave(storage, stanza, manifest)
 

@@ -10,10 +10,12 @@ import { lockAcquire } from '../../common/lock.js'
 import { configLoad } from '../../config/config.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../../repo/stanza-info.js'
 import { archiveInfoSave, backupInfoSave } from '../../repo/stanza-info.js'
+import { manifestSave } from '../../repo/manifest.js'
+import type { Manifest } from '../../repo/manifest.js'
 import { PosixStorage } from '../../storage/posix.js'
 import { VERSION } from '../../version.js'
 import { info } from './info.js'
-import { archiveIdFor, formatLocalTime, infoRenderJson, infoRenderText, stanzaReport, stanzaView } from './info-render.js'
+import { archiveIdFor, backupDetailOf, formatLocalTime, infoRenderJson, infoRenderText, stanzaReport, stanzaView } from './info-render.js'
 import type { StanzaReport } from './info-render.js'
 
 // Above 2^53: a JS number would turn it into 7312345678901234000.
@@ -79,6 +81,41 @@ const INCR = record({
   pageErrors: 2,
 })
 
+/** The manifest of a backup, with what info --set shows: databases, links and tablespaces as a backup records them. */
+function manifestOf(backup: BackupRecord, extra: Partial<Manifest> = {}): Manifest {
+  return {
+    label: backup.label,
+    type: backup.type,
+    prior: backup.prior,
+    pg: { version: 15, systemId: DB.systemId, dbId: 1, walSegmentSize: 16 << 20, blockSize: 8192, dataChecksums: true },
+    start: { lsn: backup.lsnStart, wal: backup.walStart, timeline: 1, time: backup.timestampStart * 1000 },
+    stop: { lsn: backup.lsnStop, wal: backup.walStop, time: backup.timestampStop * 1000 },
+    compressType: 'zst',
+    compressLevel: 3,
+    targets: [
+      { name: 'pg_data', path: '/srv/pg' },
+      { name: 'pg_tblspc/16400', path: '/srv/ts2', tablespaceOid: 16400, tablespaceName: 'ts2' },
+      { name: 'pg_tblspc/16384', path: '/srv/ts1', tablespaceOid: 16384, tablespaceName: 'ts1' },
+    ],
+    paths: [{ name: 'pg_data', mode: 0o700 }],
+    links: [
+      { name: 'pg_data/pg_wal', destination: '/srv/wal' },
+      { name: 'pg_data/postgresql.auto.conf', destination: '/etc/pg/auto.conf' },
+    ],
+    files: [],
+    backupLabel: '',
+    tablespaceMap: '',
+    // As pgBackRest 2.45 recorded them from a PostgreSQL 15 cluster: template0 (4) is the last system database.
+    databases: [
+      { name: 'template1', oid: 1, lastSystemOid: 4 },
+      { name: 'template0', oid: 4, lastSystemOid: 4 },
+      { name: 'postgres', oid: 5, lastSystemOid: 4 },
+      { name: 'app', oid: 16385, lastSystemOid: 4 },
+    ],
+    ...extra,
+  }
+}
+
 const backupInfo = (backups: BackupRecord[]): BackupInfo => ({ stanza: 'demo', db: DB, history: [DB], backups })
 const archiveInfo: ArchiveInfo = { stanza: 'demo', db: DB, history: [DB] }
 const walRanges = new Map([['15-1', { min: seg(1), max: seg(5) }]])
@@ -108,11 +145,9 @@ function backupJson(backup: BackupRecord): Record<string, unknown> {
     error: backup.pageErrors > 0,
     info: { delta: backup.delta, repository: { delta: backup.repoDelta, size: backup.repoSize }, size: backup.size },
     label: backup.label,
-    link: null,
     lsn: { start: backup.lsnStart, stop: backup.lsnStop },
     prior: backup.prior,
     reference: backup.reference.length > 0 ? backup.reference : null,
-    tablespace: null,
     timestamp: { start: backup.timestampStart, stop: backup.timestampStop },
     type: backup.type,
   }
@@ -497,6 +532,7 @@ describe('info command', () => {
     assert.deepEqual(parsed[0]!.status, { code: 0, lock: { backup: { held: false } }, message: 'ok' })
 
     // A held backup lock (this process holds it) means a backup is running.
+    await manifestSave(repo, 'demo', manifestOf(DIFF))
     const lock = await lockAcquire(join(root, 'lock'), 'demo-backup')
     const text = await run(['--stanza=demo', `--set=${DIFF.label}`])
     assert.equal(text.code, 0)
@@ -513,7 +549,37 @@ describe('info command', () => {
       lines.filter((line) => line.includes(' backup: ')),
       [`        diff backup: ${DIFF.label}`],
     )
+    // The manifest's detail, worded and ordered as pgBackRest 2.45 prints it.
+    assert.deepEqual(lines.slice(lines.indexOf(`            backup reference list: ${FULL.label}`) + 1), [
+      '            database list: app (16385), postgres (5)',
+      '            symlinks:',
+      '                pg_wal => /srv/wal',
+      '                postgresql.auto.conf => /etc/pg/auto.conf',
+      '            tablespaces:',
+      '                ts1 (16384) => /srv/ts1',
+      '                ts2 (16400) => /srv/ts2',
+      '',
+    ])
     lock.release()
+
+    // JSON: database-ref, link and tablespace only for the --set backup, as pgBackRest's keys.
+    const setJson = JSON.parse((await run(['--stanza=demo', `--set=${DIFF.label}`, '--output=json'])).stdout) as Array<Record<string, any>>
+    assert.deepEqual(setJson[0]!.backup[0]['database-ref'], [
+      { name: 'app', oid: 16385 },
+      { name: 'postgres', oid: 5 },
+    ])
+    assert.deepEqual(setJson[0]!.backup[0].link, [
+      { destination: '/srv/wal', name: 'pg_wal' },
+      { destination: '/etc/pg/auto.conf', name: 'postgresql.auto.conf' },
+    ])
+    assert.deepEqual(setJson[0]!.backup[0].tablespace[0], { destination: '/srv/ts1', name: 'ts1', oid: 16384 })
+    for (const key of ['database-ref', 'link', 'tablespace']) assert.equal(key in parsed[0]!.backup[0], false, key)
+
+    // --type shows only the backups of that type; the status still counts them all.
+    const incrOnly = JSON.parse((await run(['--stanza=demo', '--type=incr', '--output=json'])).stdout) as Array<Record<string, any>>
+    assert.deepEqual(incrOnly[0]!.backup.map((backup: { label: string }) => backup.label), [INCR.label])
+    const fullText = await run(['--stanza=demo', '--type=full'])
+    assert.deepEqual(fullText.stdout.split('\n').filter((line) => line.includes(' backup: ')), [`        full backup: ${FULL.label}`])
 
     // Without --stanza every stanza is listed, including one that has only an archive folder left.
     await mkdir(join(root, 'repo', 'archive', 'leftover'), { recursive: true })
@@ -616,5 +682,33 @@ describe('info command', () => {
 
   test('--set needs --stanza', async () => {
     await assert.rejects(run(['--set=20261122-013000F']), { name: 'OptionInvalidError' })
+  })
+})
+
+describe('info --set detail', () => {
+  test('no links or tablespaces: null in JSON and no lines; a manifest from before databases were recorded: none', () => {
+    const plain = manifestOf(FULL, { targets: [{ name: 'pg_data', path: '/srv/pg' }], links: [] })
+    delete plain.databases
+    const report = stanzaReport({
+      name: 'demo',
+      exists: true,
+      backupInfo: backupInfo([FULL]),
+      archiveInfo,
+      walRanges,
+      set: FULL.label,
+      setDetail: backupDetailOf(plain),
+    })
+    const backup = (JSON.parse(renderJson([report])) as Array<{ backup: Array<Record<string, unknown>> }>)[0]!.backup[0]!
+    assert.equal(backup['database-ref'], null)
+    assert.equal(backup.link, null)
+    assert.equal(backup.tablespace, null)
+    const text = renderText([report], { set: FULL.label })
+    assert.match(text, /\n {12}database list: none\n$/)
+    assert.doesNotMatch(text, /symlinks|tablespaces/)
+  })
+
+  test('a cluster with only the system databases lists none; pgBackRest shows an empty list then', () => {
+    const detail = backupDetailOf(manifestOf(FULL, { databases: [{ name: 'template1', oid: 1, lastSystemOid: 13756 }, { name: 'template0', oid: 13756, lastSystemOid: 13756 }] }))
+    assert.deepEqual(detail.databases, [])
   })
 })

@@ -5,6 +5,8 @@
 
 import { formatBytes } from '../../common/progress.js'
 import { archiveIdFormat } from '../../repo/layout.js'
+import type { BackupType } from '../../repo/label.js'
+import type { Manifest } from '../../repo/manifest.js'
 import type { ArchiveInfo, BackupInfo, BackupRecord, PgIdentity } from '../../repo/stanza-info.js'
 import { VERSION } from '../../version.js'
 
@@ -37,6 +39,35 @@ export interface ArchiveReport extends WalRange {
   dbId: number
 }
 
+/**
+ * What info --set adds about the backup, from its manifest, as pgBackRest shows it: the cluster's databases (without
+ * the system's own template0 and template1), the links in its data folder, and its tablespaces.
+ */
+export interface BackupDetail {
+  /** null: the backup was taken by a walden that did not record them yet. */
+  databases: Array<{ name: string; oid: number }> | null
+  links: Array<{ name: string; destination: string }>
+  tablespaces: Array<{ name: string; oid: number; destination: string }>
+}
+
+const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+
+export function backupDetailOf(manifest: Manifest): BackupDetail {
+  return {
+    databases:
+      manifest.databases
+        ?.filter((database) => database.oid > database.lastSystemOid)
+        .map(({ name, oid }) => ({ name, oid }))
+        .sort(byName) ?? null,
+    // Named as in the data folder (pg_wal, not pg_data/pg_wal), as pgBackRest names them.
+    links: manifest.links.map((link) => ({ name: link.name.replace(/^pg_data\//, ''), destination: link.destination })).sort(byName),
+    tablespaces: manifest.targets
+      .filter((target) => target.tablespaceOid !== undefined)
+      .sort(byName)
+      .map((target) => ({ name: target.tablespaceName ?? String(target.tablespaceOid), oid: target.tablespaceOid!, destination: target.path })),
+  }
+}
+
 /** One stanza in one repository. */
 export interface StanzaReport {
   name: string
@@ -54,6 +85,8 @@ export interface StanzaReport {
   archive: ArchiveReport[]
   /** Backups to show, oldest first (only the --set one when given). */
   backups: BackupRecord[]
+  /** With --set: the detail of that backup, by label. */
+  details?: ReadonlyMap<string, BackupDetail>
   /** The stanza's encryption, from backup.info; 'none' when not encrypted or not read. */
   cipher?: string
 }
@@ -71,6 +104,10 @@ export interface StanzaReportInput {
   backupLockHeld?: boolean
   /** --set: the one backup to show. */
   set?: string
+  /** --set: its detail, when this repository holds it. */
+  setDetail?: BackupDetail
+  /** --type: show only backups of this type. */
+  type?: BackupType
   /** A failure while reading the stanza (code 99). */
   error?: string
   /** Its exit code. */
@@ -110,9 +147,11 @@ export function stanzaReport(input: StanzaReportInput): StanzaReport {
   const backupInfo = input.backupInfo
   if (!backupInfo) return { ...base, code: 3 }
 
-  const backups = input.set === undefined ? backupInfo.backups : backupInfo.backups.filter((backup) => backup.label === input.set)
+  const selected = input.set === undefined ? backupInfo.backups : backupInfo.backups.filter((backup) => backup.label === input.set)
   // pgBackRest drops everything else when the requested backup is missing, so nothing suggests it was found.
-  if (input.set !== undefined && backups.length === 0) return { ...base, code: 6 }
+  if (input.set !== undefined && selected.length === 0) return { ...base, code: 6 }
+  // --type only narrows what is shown; the status still counts every backup.
+  const backups = input.type === undefined ? selected : selected.filter((backup) => backup.type === input.type)
 
   const history = historyOf(backupInfo)
   const archive: ArchiveReport[] = []
@@ -129,6 +168,7 @@ export function stanzaReport(input: StanzaReportInput): StanzaReport {
     cipher: backupInfo.cipher?.type ?? 'none',
     archive,
     backups: [...backups].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)),
+    ...(input.set !== undefined && input.setDetail !== undefined ? { details: new Map([[input.set, input.setDetail]]) } : {}),
   }
 }
 
@@ -157,9 +197,20 @@ function cipherOf(view: StanzaView): string {
   return ciphers.size === 1 ? [...ciphers][0]! : 'mixed'
 }
 
+interface ShownBackup {
+  backup: BackupRecord
+  repoKey: number
+  detail?: BackupDetail
+}
+
 /** Backups of every repository, with their repository, in time order (repository order for the same start). */
-function backupsOf(view: StanzaView): { backup: BackupRecord; repoKey: number }[] {
-  const all = view.repos.flatMap((repo) => repo.backups.map((backup) => ({ backup, repoKey: repo.repoKey })))
+function backupsOf(view: StanzaView): ShownBackup[] {
+  const all = view.repos.flatMap((repo) =>
+    repo.backups.map((backup): ShownBackup => {
+      const detail = repo.details?.get(backup.label)
+      return { backup, repoKey: repo.repoKey, ...(detail !== undefined ? { detail } : {}) }
+    }),
+  )
   // One repository: label order as read, which is time order.
   if (view.repos.length === 1) return all
   return all.sort(
@@ -203,8 +254,18 @@ function systemIdJson(systemId: string): JsonValue {
   return /^\d+$/.test(systemId) ? new JsonDigits(systemId.replace(/^0+(?=\d)/, '')) : systemId
 }
 
-function backupJson(backup: BackupRecord, repoKey: number): JsonValue {
+/** pgBackRest's keys for a --set backup: database-ref always, link and tablespace null when there are none. */
+function detailJson(detail: BackupDetail): Record<string, JsonValue> {
   return {
+    'database-ref': detail.databases,
+    link: detail.links.length > 0 ? detail.links : null,
+    tablespace: detail.tablespaces.length > 0 ? detail.tablespaces : null,
+  }
+}
+
+function backupJson({ backup, repoKey, detail }: ShownBackup): JsonValue {
+  return {
+    ...(detail !== undefined ? detailJson(detail) : {}),
     archive: { start: backup.walStart || null, stop: backup.walStop || null },
     backrest: { format: 5, version: VERSION },
     database: { id: backup.dbId, 'repo-key': repoKey },
@@ -215,11 +276,9 @@ function backupJson(backup: BackupRecord, repoKey: number): JsonValue {
       size: backup.size,
     },
     label: backup.label,
-    link: null,
     lsn: { start: backup.lsnStart || null, stop: backup.lsnStop || null },
     prior: backup.prior ?? null,
     reference: backup.reference.length > 0 ? [...backup.reference] : null,
-    tablespace: null,
     timestamp: { start: backup.timestampStart, stop: backup.timestampStop },
     type: backup.type,
     ...(backup.source ? { source: { 'backup-standby': backup.source.backupStandby, 'backup-on': backup.source.backupOn, 'files-from': backup.source.filesFrom } } : {}),
@@ -236,7 +295,7 @@ function stanzaJson(view: StanzaView): JsonValue {
         min: entry.min,
       })),
     ),
-    backup: backupsOf(view).map(({ backup, repoKey }) => backupJson(backup, repoKey)),
+    backup: backupsOf(view).map(backupJson),
     cipher: cipherOf(view),
     db: view.repos.flatMap((repo) =>
       (repo.db?.history ?? []).map((identity) => ({
@@ -287,7 +346,7 @@ function statusText(code: StatusCode, backupLockHeld: boolean): string {
   return `error (${[STATUS_MESSAGES[code], running].filter(Boolean).join(', ')})`
 }
 
-function backupText(backup: BackupRecord, repoKey: number): string[] {
+function backupText({ backup, repoKey, detail }: ShownBackup): string[] {
   const lines = [
     '',
     `        ${backup.type} backup: ${backup.label}`,
@@ -300,10 +359,22 @@ function backupText(backup: BackupRecord, repoKey: number): string[] {
     `            repo${repoKey}: backup set size: ${formatBytes(backup.repoSize)}, backup size: ${formatBytes(backup.repoDelta)}`,
   )
   if (backup.reference.length > 0) lines.push(`            backup reference list: ${backup.reference.join(', ')}`)
+  if (detail !== undefined) lines.push(...detailText(detail))
   if ((backup.pageErrors ?? 0) > 0) lines.push(`            page checksum errors: ${backup.pageErrors} (see the manifest)`)
   if (backup.source) {
     const { backupStandby, backupOn, filesFrom } = backup.source
     lines.push(`            backup-standby: ${backupStandby}, run on ${backupOn}, relation files from ${filesFrom}`)
+  }
+  return lines
+}
+
+/** The --set lines, worded as pgBackRest's. */
+function detailText(detail: BackupDetail): string[] {
+  const databases = detail.databases ?? []
+  const lines = [`            database list: ${databases.length > 0 ? databases.map((database) => `${database.name} (${database.oid})`).join(', ') : 'none'}`]
+  if (detail.links.length > 0) lines.push('            symlinks:', ...detail.links.map((link) => `                ${link.name} => ${link.destination}`))
+  if (detail.tablespaces.length > 0) {
+    lines.push('            tablespaces:', ...detail.tablespaces.map((space) => `                ${space.name} (${space.oid}) => ${space.destination}`))
   }
   return lines
 }
@@ -316,7 +387,7 @@ interface DbGroup {
   ids: Set<string>
   min: string | null
   max: string | null
-  backups: { backup: BackupRecord; repoKey: number }[]
+  backups: ShownBackup[]
 }
 
 /**
@@ -356,7 +427,7 @@ function dbGroupText(title: string, group: DbGroup): string[] {
     '',
     `    db (${title})`,
     `        wal archive min/max (${group.version}): ${group.min !== null ? `${group.min}/${group.max ?? group.min}` : 'none present'}`,
-    ...group.backups.flatMap(({ backup, repoKey }) => backupText(backup, repoKey)),
+    ...group.backups.flatMap(backupText),
   ]
 }
 

@@ -13,11 +13,13 @@ import { log } from '../../common/log.js'
 import type { Config } from '../../config/config.js'
 import { archivedNameParse } from '../../repo/archive.js'
 import { layout } from '../../repo/layout.js'
+import type { BackupType } from '../../repo/label.js'
+import { manifestLoad } from '../../repo/manifest.js'
 import { archiveInfoLoadIfExists, backupInfoLoadIfExists } from '../../repo/stanza-info.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
 import { repoSelected, repoStorage } from '../repo-storage.js'
-import { archiveIdsNeeded, infoRenderJson, infoRenderText, stanzaReport, stanzaView } from './info-render.js'
+import { archiveIdsNeeded, backupDetailOf, infoRenderJson, infoRenderText, stanzaReport, stanzaView } from './info-render.js'
 import type { StanzaReport, StanzaView, WalRange } from './info-render.js'
 import { cipherUse } from '../../repo/cipher.js'
 
@@ -102,7 +104,14 @@ async function stanzaNames(repo: Storage): Promise<string[]> {
 }
 
 /** One stanza in one repository; its keys must be the ones in use (cipherUse). */
-async function stanzaCollect(repo: Storage, repoKey: number, locked: boolean, name: string, set: string | undefined): Promise<StanzaReport> {
+async function stanzaCollect(
+  repo: Storage,
+  repoKey: number,
+  locked: boolean,
+  name: string,
+  options: { set?: string; type?: BackupType },
+): Promise<StanzaReport> {
+  const { set, type } = options
   try {
     const exists = (await isFolder(repo, layout.backupRoot(name))) || (await isFolder(repo, layout.archiveRoot(name)))
     if (!exists) return stanzaReport({ name, repoKey, exists, backupLockHeld: locked })
@@ -119,6 +128,8 @@ async function stanzaCollect(repo: Storage, repoKey: number, locked: boolean, na
     for (const archiveId of archiveIdsNeeded(backupInfo, archiveInfo)) {
       walRanges.set(archiveId, await walRange(repo, name, archiveId))
     }
+    // --set shows what only the backup's manifest knows: its databases, links and tablespaces.
+    const setDetail = set !== undefined && backupInfo.backups.some((backup) => backup.label === set) ? backupDetailOf(await manifestLoad(repo, name, set)) : undefined
     return stanzaReport({
       name,
       repoKey,
@@ -128,6 +139,8 @@ async function stanzaCollect(repo: Storage, repoKey: number, locked: boolean, na
       walRanges,
       backupLockHeld: locked,
       ...(set !== undefined ? { set } : {}),
+      ...(setDetail !== undefined ? { setDetail } : {}),
+      ...(type !== undefined ? { type } : {}),
     })
   } catch (error) {
     return stanzaReport({ name, repoKey, exists: true, backupLockHeld: locked, error: errorText(error), errorCode: errorCode(error) })
@@ -147,7 +160,7 @@ export interface InfoRepo {
 export async function infoCollect(
   repos: readonly InfoRepo[],
   lockPath: string,
-  options: { stanza?: string; set?: string } = {},
+  options: { stanza?: string; set?: string; type?: BackupType } = {},
 ): Promise<StanzaView[]> {
   // A repository that cannot be listed shows its error in each stanza the others hold.
   const unreadable = new Map<number, unknown>()
@@ -181,7 +194,12 @@ export async function infoCollect(
         reports.push(stanzaReport({ name, repoKey: repo.key, exists: false, backupLockHeld: locked }))
       } else {
         repo.use()
-        reports.push(await stanzaCollect(repo.storage!, repo.key, locked, name, options.set))
+        reports.push(
+          await stanzaCollect(repo.storage!, repo.key, locked, name, {
+            ...(options.set !== undefined ? { set: options.set } : {}),
+            ...(options.type !== undefined ? { type: options.type } : {}),
+          }),
+        )
       }
     }
     // --set names a backup of one repository: the others, which do not hold it, are not in error for that.
@@ -200,6 +218,7 @@ export const info: Command = {
   async run(cfg: Config) {
     const stanza = cfg.string('stanza')
     const set = cfg.string('set')
+    const type = cfg.string('type') as BackupType | undefined
     if (set !== undefined && stanza === undefined) {
       fail('OptionInvalid', "option 'set' not valid without option 'stanza'", { hint: 'give --stanza=NAME with --set.' })
     }
@@ -215,6 +234,7 @@ export const info: Command = {
     const views = await infoCollect(repos, cfg.string('lock-path') ?? '/tmp/walden', {
       ...(stanza !== undefined ? { stanza } : {}),
       ...(set !== undefined ? { set } : {}),
+      ...(type !== undefined ? { type } : {}),
     })
     const output =
       cfg.string('output') === 'json'
