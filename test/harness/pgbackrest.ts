@@ -4,9 +4,11 @@
 // taken by each tool in turn.
 
 import { spawnSync } from 'node:child_process'
-import { readdir, rm, writeFile, chmod } from 'node:fs/promises'
+import { chmod, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { waldenCommand } from './cluster.js'
+import type { TestDir } from './cluster.js'
+import { waldenPackageRoot } from '../../src/pg/binaries.js'
 import type { RunResult } from './cluster.js'
 import { createTestStanza } from './stanza.js'
 import type { TestStanza } from './stanza.js'
@@ -135,4 +137,16 @@ export async function removeArchivedSegment(repoPath: string, stanza: string, ar
     }
   }
   return removed
+}
+
+/**
+ * A folder (in `dir`, owned by postgres) holding `pgbackrest`, a link to this checkout's bin/walden, as a team
+ * switching from pgBackRest installs walden under the old name: tools that run `pgbackrest` from PATH (the exporter)
+ * or gate on its version (check_pgbackrest) get walden, which answers `version` with the pgBackRest level it follows.
+ * Returns the folder; the link itself is `<folder>/pgbackrest`.
+ */
+export async function waldenAsPgbackrest(dir: TestDir): Promise<string> {
+  const folder = await dir.mkdir('walden-as-pgbackrest')
+  await symlink(join(waldenPackageRoot(), 'bin', 'walden'), join(folder, 'pgbackrest'))
+  return folder
 }

@@ -2,14 +2,16 @@
 // 2.45 on the same cluster and the same steps: its `retention` and `archives` services must give the same verdict
 // (OK / WARNING / CRITICAL) and the same meaningful parts of the message for both. The plugin runs the tool as a shell
 // command line (`<command> info --stanza=... --output=json`, `repo-ls archive/<stanza>/<id> --recurse`, `repo-get
-// .../NNNNNNNN.history`, `version`); its --command option names the tool, so walden needs no wrapper named pgbackrest.
+// .../NNNNNNNN.history`, `version`). Its --command option names the tool; the plugin refuses any tool whose `version`
+// is not 'pgBackRest' 2.33 or later, so walden is run as a user switching from pgBackRest installs it: through a link
+// named pgbackrest, under which its `version` answers with the pgBackRest level it follows.
 
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { waldenCommand } from '../harness/cluster.js'
 import type { RunResult } from '../harness/cluster.js'
-import { createTwinStanza, missingProgram, PGBACKREST, pgbackrestMissing, removeArchivedSegment } from '../harness/pgbackrest.js'
+import { createTwinStanza, missingProgram, PGBACKREST, pgbackrestMissing, removeArchivedSegment, waldenAsPgbackrest } from '../harness/pgbackrest.js'
 import type { TwinStanza } from '../harness/pgbackrest.js'
 import { runAsPostgres } from '../harness/staging.js'
 
@@ -42,11 +44,13 @@ function segmentSpan(first: string, last: string): number {
 
 describe(`check_pgbackrest against walden and pgBackRest on PostgreSQL ${MAJOR}`, { skip: missing }, () => {
   let twin: TwinStanza
+  /** The command line the plugin gets for walden: Node and the link named pgbackrest. */
+  let waldenAsPgbackrestCommand: string
 
   /** Runs one service of the plugin against one tool, as postgres (the repositories are postgres's). */
   async function check(tool: Tool, service: string, extra: readonly string[] = []): Promise<Verdict> {
     const config = tool === 'walden' ? twin.walden.configPath : twin.pgbrConfigPath
-    const command = tool === 'walden' ? waldenCommand() : PGBACKREST
+    const command = tool === 'walden' ? waldenAsPgbackrestCommand : PGBACKREST
     const result: RunResult = await runAsPostgres(CHECK_PGBACKREST, [
       `--stanza=${twin.walden.name}`,
       `--service=${service}`,
@@ -85,6 +89,8 @@ describe(`check_pgbackrest against walden and pgBackRest on PostgreSQL ${MAJOR}`
 
   before(async () => {
     twin = await createTwinStanza({ major: MAJOR })
+    // Node by absolute path: postgres's PATH need not find the Node this test runs with.
+    waldenAsPgbackrestCommand = `${process.execPath} ${join(await waldenAsPgbackrest(twin.walden.dir), 'pgbackrest')}`
     await twin.walden.cluster.query(
       `create table accounts (id int primary key, balance numeric not null);
        insert into accounts select n, n * 10 from generate_series(1, 5000) n`,

@@ -14,13 +14,13 @@
 
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdir, symlink, writeFile, chmod } from 'node:fs/promises'
+import { mkdir, symlink } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
-import { runWalden, waldenCommand } from '../harness/cluster.js'
-import { createTwinStanza, pgbackrestMissing, PGBACKREST } from '../harness/pgbackrest.js'
+import { runWalden } from '../harness/cluster.js'
+import { createTwinStanza, pgbackrestMissing, PGBACKREST, waldenAsPgbackrest } from '../harness/pgbackrest.js'
 import type { TwinStanza } from '../harness/pgbackrest.js'
 import { runAsPostgres, sleep } from '../harness/staging.js'
 
@@ -258,13 +258,14 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
       return
     }
     // The exporter runs `pgbackrest` from PATH with no way to name another program: a folder with a `pgbackrest`
-    // that runs walden (or pgBackRest) comes first in its PATH.
+    // that is walden (or pgBackRest) comes first in its PATH.
     const scrape = async (tool: 'walden' | 'pgbackrest'): Promise<Map<string, number>> => {
       const bin = await twin.walden.dir.mkdir(`exporter-${tool}-bin`)
       const config = tool === 'walden' ? twin.walden.configPath : twin.pgbrConfigPath
       if (tool === 'walden') {
-        await writeFile(join(bin, 'pgbackrest'), `#!/bin/sh\nexec ${waldenCommand()} "$@"\n`)
-        await chmod(join(bin, 'pgbackrest'), 0o755)
+        // walden installed under pgBackRest's name, a link to bin/walden (whose `#!/usr/bin/env node` finds Node in
+        // the PATH below).
+        await symlink(join(await waldenAsPgbackrest(twin.walden.dir), 'pgbackrest'), join(bin, 'pgbackrest'))
       } else {
         await symlink(PGBACKREST, join(bin, 'pgbackrest'))
       }
