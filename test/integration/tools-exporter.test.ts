@@ -276,7 +276,7 @@ describe(`pgbackrest_exporter and walden on PostgreSQL ${MAJOR}`, { skip: missin
         uid: ids('-u'),
         gid: ids('-g'),
         cwd: '/tmp',
-        // Without this test's own variable: walden warns about WALDEN_* variables it does not know.
+        // Without the tests' own variables: walden warns about WALDEN_* variables it does not know.
         env: { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'WALDEN_TEST_EXPORTER')), HOME: '/tmp', PATH: `${bin}:${process.env['PATH'] ?? ''}` },
         stdio: ['ignore', 'ignore', 'pipe'],
       })
