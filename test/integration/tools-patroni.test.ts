@@ -308,12 +308,26 @@ describe(`Patroni ${'3.0'} with walden and with pgBackRest as the replica method
       assert.deepEqual(await sql(node1, digest), await sql(node2, digest))
       assert.equal((await sql(node1, 'select pg_is_in_recovery()::text as v'))[0], 'true')
 
-      // For the record (docs/monitoring.md quotes it): Patroni's own view of the two nodes.
-      const list = spawnSync('patronictl', ['-c', node1.configFile, 'list'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' } })
+      // Both still up as leader and replica at the end (Patroni may restart a demoted node once to apply settings).
+      await waitRole(node2, 'primary')
+      await waitRole(node1, 'replica')
+      await waitUntil('node1 to stream from node2', async () =>
+        (await sql(node2, 'select count(*)::text as v from pg_stat_replication where state = \'streaming\''))[0] === '1', 60_000)
+
+      // For the record (docs/monitoring.md quotes it): Patroni's own view of the two nodes, once each member's entry
+      // in etcd says running (a member refreshes it once per loop, so it can trail the server by a loop or two).
+      const patronictl = (args: readonly string[]) =>
+        spawnSync('patronictl', ['-c', node1.configFile, ...args], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' } })
+      await waitUntil('patronictl list to show both members running', async () => {
+        const members = JSON.parse(patronictl(['list', '--format', 'json']).stdout) as Array<{ Member: string; State: string }>
+        return members.length === 2 && members.every((member) => member.State === 'running')
+      }, 30_000)
+      const list = patronictl(['list'])
       t.diagnostic(`patronictl list after the switchover (${tool}):`)
       for (const line of list.stdout.trimEnd().split('\n')) t.diagnostic(line)
 
-      for (const node of [node2, node1]) if (node.process) await stopDaemon(node.process)
+      // The replica first: stopping the leader first would only make it promote on the way out.
+      for (const node of [node1, node2]) if (node.process) await stopDaemon(node.process)
     })
   }
 })
