@@ -29,24 +29,37 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
 })
 
+/** main.ts with `table` (a file of src/cli/) in place of dispatch.ts. */
+const dispatchWith = (table) => ({
+  name: `dispatch-${table}`,
+  setup(plugin) {
+    plugin.onResolve({ filter: /^\.\/dispatch\.js$/ }, (args) =>
+      args.importer.endsWith('/src/cli/main.ts') ? { path: new URL(`../src/cli/${table}`, import.meta.url).pathname } : undefined,
+    )
+  },
+})
+
 // dist/wal.mjs: the same main.ts with only the commands PostgreSQL runs per WAL segment (src/cli/wal-dispatch.ts in
 // place of dispatch.ts), in one file. Node 20 loads ES modules one file at a time, a few milliseconds each, and
 // archive_command pays that for every segment; bin/walden starts this file for archive-push and archive-get.
-const walDispatch = {
-  name: 'wal-dispatch',
-  setup(plugin) {
-    plugin.onResolve({ filter: /^\.\/dispatch\.js$/ }, (args) =>
-      args.importer.endsWith('/src/cli/main.ts') ? { path: new URL('../src/cli/wal-dispatch.ts', import.meta.url).pathname } : undefined,
-    )
-  },
-}
 await build({
   ...common,
   entryPoints: { wal: 'src/cli/main.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   splitting: false,
-  plugins: [walDispatch],
+  plugins: [dispatchWith('wal-dispatch.ts')],
+})
+
+// dist/remote.mjs: the same for `walden remote` (src/cli/remote-dispatch.ts), which every SSH session of another
+// walden starts.
+await build({
+  ...common,
+  entryPoints: { remote: 'src/cli/main.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  splitting: false,
+  plugins: [dispatchWith('remote-dispatch.ts')],
 })
 
 // native/*: walden's C parts (bindings of liblz4 for lz4 compression and of libxxhash for delta restore's checksum,

@@ -17,8 +17,8 @@ import { DISPATCH } from './dispatch.js'
 /** Commands that reach the cluster through pg1-host when it is set (the others run on the database host). */
 const PG_HOST_COMMANDS: ReadonlySet<string> = new Set(['backup', 'check', 'stanza-create', 'stanza-delete'])
 
-// Commands that still run while `walden stop` is in effect. They change nothing (info, repo-ls, repo-get, replication-status, verify,
-// staging-status, clone-list and jobs only read, so monitoring keeps working), and archive-get must not fail:
+// Commands that still run while `walden stop` is in effect. They change nothing (info, repo-ls, repo-get,
+// replication-status, verify, staging-status, clone-list and jobs only read, so monitoring keeps working), and archive-get must not fail:
 // PostgreSQL would take the failure for the end of the archive and end recovery early; nor must staging-wal-get, which
 // feeds a staging copy the same way. stanza-delete checks for the stop file itself: it requires one.
 const RUN_WHEN_STOPPED = new Set([

@@ -4,61 +4,24 @@
 //
 // What a command asks of a cluster's host is the table PG_HOST_OPS: plain data in, plain data out, so the same
 // function answers here for a local cluster and on the database host for a remote one. File copies of a backup are
-// worker jobs (backup/file.ts), which reach a remote host through a session of their own thread (pgHostClient).
+// worker jobs (backup/file.ts), which reach a remote host through a session of their own thread (pgHostClient); the
+// table and that session are in pg-host-ops.ts, which loads no PostgreSQL driver.
 
-import { realpath } from 'node:fs/promises'
 import { fail } from '../common/errors.js'
 import type { Config } from '../config/config.js'
 import { pgOption } from '../config/options.js'
 import type { PgIndex } from '../config/options.js'
-import { pgControlParse, pgControlReadRaw } from '../pg/control.js'
-import { pgRunning } from '../pg/data-dir.js'
+import { pgControlParse } from '../pg/control.js'
 import type { PgControl } from '../pg/control.js'
 import { pgConnect } from '../pg/session.js'
 import type { PgSession } from '../pg/session.js'
 import { ProtocolClient } from '../protocol/client.js'
-import type { RemoteArguments, RemoteHost } from '../protocol/client.js'
-import type { ManifestConfigFile } from '../repo/manifest.js'
-import { configFileRead } from './backup/config-files.js'
-import { scanCluster, walFilesList } from './backup/scan.js'
-import type { ClusterScan, ScannedFile } from './backup/scan.js'
+import { PG_HOST_OPS } from './pg-host-ops.js'
+import type { OpArgs, OpResult, PgHostOp, PgRemote } from './pg-host-ops.js'
 import { pgSessionOptions } from './pg-session.js'
 import { sshTargetOf } from './remote-host.js'
 
-/** A database host over SSH, as plain data a worker thread can take: where, and what the remote walden is told. */
-export interface PgRemote {
-  target: RemoteHost
-  args: RemoteArguments
-}
-
-/** What a command asks of the host of a cluster. Each runs where the cluster is. */
-export const PG_HOST_OPS = {
-  /** pg_control of a data folder, as its bytes (parsed where it is used, so its 64-bit fields stay exact). */
-  async control(args: { path: string }): Promise<string> {
-    return (await pgControlReadRaw(args.path)).toString('base64')
-  },
-  /** A path with its links resolved; the path itself when it cannot be. */
-  async realpath(args: { path: string }): Promise<string> {
-    return realpath(args.path).catch(() => args.path)
-  },
-  async scan(args: { path: string; tablespaces: Array<[number, string]> }): Promise<ClusterScan> {
-    return scanCluster(args.path, new Map(args.tablespaces))
-  },
-  async walFiles(args: { path: string; timeline: number; start: string; last: string; segmentSize: number }): Promise<ScannedFile[]> {
-    return walFilesList(args.path, args.timeline, BigInt(args.start), BigInt(args.last), args.segmentSize)
-  },
-  /** Whether a postmaster runs on the data folder (its postmaster.pid names a live process). */
-  async running(args: { path: string }): Promise<boolean> {
-    return pgRunning(args.path)
-  },
-  async configFile(args: { path: string; kind: ManifestConfigFile['kind'] }): Promise<ManifestConfigFile | null> {
-    return (await configFileRead(args.path, args.kind)) ?? null
-  },
-} as const
-
-export type PgHostOp = keyof typeof PG_HOST_OPS
-type OpArgs<K extends PgHostOp> = Parameters<(typeof PG_HOST_OPS)[K]>[0]
-type OpResult<K extends PgHostOp> = Awaited<ReturnType<(typeof PG_HOST_OPS)[K]>>
+export type { PgRemote } from './pg-host-ops.js'
 
 /** Cluster pgN: its data folder (as its own host names it) and the host it is on. */
 export class PgHost {
@@ -139,18 +102,4 @@ export function pgRemoteOf(cfg: Config, index: PgIndex): PgRemote | undefined {
     target: { ...target, role: 'database host', option: `pg${index}-host` },
     args: { ...(stanza !== undefined ? { stanza } : {}), remoteType: 'pg' },
   }
-}
-
-// A worker thread's sessions to database hosts: one per host for the thread's life, reused for every file it copies;
-// one that failed is replaced on next use.
-const threadClients = new Map<string, ProtocolClient>()
-
-/** The session of this thread to a database host. */
-export function pgHostClient(remote: PgRemote): ProtocolClient {
-  const key = JSON.stringify(remote)
-  const known = threadClients.get(key)
-  if (known && !known.failed) return known
-  const client = new ProtocolClient(remote.target, remote.args)
-  threadClients.set(key, client)
-  return client
 }

@@ -103,7 +103,7 @@ describe('configLoad errors name the option', () => {
     expectError(() => load(['backup', '--stanza=demo', '--bogus=1']), 'OptionInvalid', "invalid option '--bogus'")
   })
   test('option not valid for the command', () => {
-    expectError(() => load(['info', '--type=full']), 'OptionInvalid', "option '--type' is not valid for command 'info'")
+    expectError(() => load(['info', '--delta']), 'OptionInvalid', "option '--delta' is not valid for command 'info'")
   })
   test('value out of range', () => {
     expectError(
@@ -355,4 +355,13 @@ describe('config-include-path', () => {
       "invalid section '[global:nocommand]' in '/etc/walden/conf.d/x.conf'",
     )
   })
+})
+
+test("--repo is accepted by every command pgBackRest 2.45 accepts it for (from `pgbackrest help COMMAND`), with a repository chosen", () => {
+  // annotate has no walden counterpart; walden accepts --repo for more commands than these (archive-push, check, ...).
+  const pgbackrestRepoCommands = ['archive-get', 'backup', 'expire', 'info', 'repo-get', 'repo-ls', 'restore', 'stanza-delete', 'verify'] as const
+  for (const command of pgbackrestRepoCommands) assert.ok((OPTIONS.repo as OptionDef).commands.includes(command), command)
+  const cfg = load(['repo-ls', '--repo=2', 'archive'], {}, '[global]\nrepo2-path=/srv/two\n')
+  assert.equal(cfg.string('repo'), '2')
+  assert.deepEqual(cfg.params, ['archive'])
 })

@@ -264,12 +264,13 @@ const BASE_OPTIONS = {
     section: 'any',
     commands: REPO,
     default: 'none',
-    allow: ['none', 'aes-256-gcm'],
+    allow: ['none', 'aes-256-gcm', 'aes-256-cbc'],
     summary: 'Client-side encryption of everything walden writes to the repository.',
     description:
       'Chosen once, at stanza-create: every later command must agree, and needs the key(s). Each stored file gets its own ' +
       'random key, wrapped by the passphrase (repo1-cipher-pass) or, with repo1-cipher-public-key, to an X25519 public key ' +
-      'so that backup and archive-push never hold what would read the repository back.',
+      'so that backup and archive-push never hold what would read the repository back. aes-256-cbc is pgBackRest\'s, for ' +
+      'reading a repository pgBackRest wrote (with its repo1-cipher-pass); walden never writes with it.',
   },
   'repo1-cipher-pass': {
     type: 'string',

@@ -10,15 +10,26 @@ import type { TransformCallback } from 'node:stream'
 import { WaldenError } from '../common/errors.js'
 import { xxh3Create } from './xxh3.js'
 
+/**
+ * The hash a recorded checksum was made with, told by its length: walden records SHA-256 (64 hex digits); a
+ * repository pgBackRest wrote records SHA-1 (40), which its files are checked against when walden reads them
+ * (repo/pgbackrest/). Any other length is no checksum walden knows, and matches nothing.
+ */
+export function digestAlgorithmOf(hex: string): 'sha256' | 'sha1' {
+  return hex.length === 40 ? 'sha1' : 'sha256'
+}
+
 export class HashStream extends Transform {
-  readonly #hash: Hash = createHash('sha256')
+  readonly #hash: Hash
   readonly #expect: { sha256: string; what: string } | undefined
   size = 0
   #digest: string | undefined
 
-  constructor(expect?: { sha256: string; what: string }) {
+  /** With `expect`, hashes with the algorithm its checksum was made with (digestAlgorithmOf); else `algorithm`. */
+  constructor(expect?: { sha256: string; what: string }, algorithm: 'sha256' | 'sha1' = 'sha256') {
     super()
     this.#expect = expect
+    this.#hash = createHash(expect ? digestAlgorithmOf(expect.sha256) : algorithm)
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

@@ -4,6 +4,7 @@
 import { archiveGetFile } from '../commands/archive/get-file.js'
 import { archivePushFile } from '../commands/archive/push-file.js'
 import { backupFile, backupFileFanOut } from '../commands/backup/file.js'
+import { pgHostWarm } from '../commands/pg-host-ops.js'
 import { restoreFile } from '../commands/restore/file.js'
 import { verifyFile } from '../commands/verify/file.js'
 import { storageWarm } from '../storage/location.js'
@@ -13,6 +14,7 @@ export const JOBS = {
   'archive.push': archivePushFile,
   'backup.file': backupFile,
   'backup.fanOut': backupFileFanOut,
+  'pg.open': pgHostWarm,
   'restore.file': restoreFile,
   'storage.open': storageWarm,
   'verify.file': verifyFile,

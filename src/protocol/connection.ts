@@ -78,11 +78,23 @@ export class FrameConnection {
     this.send(creditEncode(channel, bytes))
   }
 
+  /** As sendv, and resolves once the output has taken the buffers (the last one's write callback ran). */
+  #sendvTaken(frames: readonly Buffer[]): Promise<void> {
+    if (this.#closed || this.#output.destroyed) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.#output.cork()
+      frames.forEach((frame, at) => this.#output.write(frame, at === frames.length - 1 ? () => resolve() : undefined))
+      this.#output.uncork()
+    })
+  }
+
   /**
    * Sends a chunk of a stream as data frames, each taken from `gate`'s credit, waiting for credit and for the output
-   * pipe to drain as needed: memory held is at most one window per channel plus the pipe's buffer.
+   * pipe to drain as needed: memory held is at most one window per channel plus the pipe's buffer. With `reuse`, it
+   * resolves only once the output has taken every byte, so the caller may fill the chunk's buffer again (and need not
+   * copy it first).
    */
-  async sendData(channel: number, gate: CreditGate, chunk: Buffer): Promise<void> {
+  async sendData(channel: number, gate: CreditGate, chunk: Buffer, reuse = false): Promise<void> {
     for (let offset = 0; offset < chunk.length; ) {
       const length = await gate.take(Math.min(FRAME_DATA_MAX, chunk.length - offset))
       if (this.#closed) throw this.#closed
@@ -99,7 +111,9 @@ export class FrameConnection {
       }
       // One write for header and data: two would leave ssh a 9-byte packet, which Nagle's algorithm (ssh sets no
       // TCP_NODELAY without a terminal) holds back with the data behind it until the peer's delayed ACK, 40 ms.
-      this.sendv([frameHeader(FrameType.Data, channel, part.length), part])
+      const frames = [frameHeader(FrameType.Data, channel, part.length), part]
+      if (reuse) await this.#sendvTaken(frames)
+      else this.sendv(frames)
       await this.drained()
     }
   }

@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
+import { PassThrough, Writable } from 'node:stream'
 import { after, describe, test } from 'node:test'
 import { PosixStorage } from '../storage/posix.js'
 import { VERSION } from '../version.js'
-import { protocolServe, storageService } from './server.js'
+import { ProducedReply, protocolServe, storageService } from './server.js'
+import type { ProtocolService } from './server.js'
 import { CREDIT_WINDOW, creditDecode, creditEncode, FRAME_DATA_MAX, FrameDecoder, frameEncode, frameEncodeJson, FrameType, jsonDecode, PROTOCOL_VERSION } from './framing.js'
 import type { Frame } from './framing.js'
 
@@ -20,20 +21,37 @@ after(async () => {
   for (const folder of folders) await rm(folder, { recursive: true, force: true })
 })
 
-/** A server on a fresh repository folder, and the client's side of its pipes. */
-async function serve(options: { version?: string } = {}) {
+/**
+ * A server on a fresh repository folder (or of `service`), and the client's side of its pipes. With `slowOutput`, the
+ * server's output takes each write a millisecond later, as a pipe that is full does, so writes queue up in it.
+ */
+async function serve(options: { version?: string; service?: ProtocolService; slowOutput?: boolean } = {}) {
   const root = await mkdtemp(join(tmpdir(), 'walden-protocol-'))
   folders.push(root)
   const toServer = new PassThrough()
-  const fromServer = new PassThrough()
   const frames: Frame[] = []
   const decoder = new FrameDecoder()
   let wake: (() => void) | undefined
-  fromServer.on('data', (chunk: Buffer) => {
+  const receive = (chunk: Buffer): void => {
     frames.push(...decoder.push(chunk))
     wake?.()
-  })
-  const done = protocolServe({ input: toServer, output: fromServer, service: storageService(new PosixStorage(root)), ...(options.version ? { version: options.version } : {}) })
+  }
+  let fromServer: Writable
+  if (options.slowOutput) {
+    // Copied when taken, as the kernel copies what is written to a pipe.
+    fromServer = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        receive(Buffer.from(chunk))
+        setTimeout(callback, 1)
+      },
+    })
+  } else {
+    const pipe = new PassThrough()
+    pipe.on('data', receive)
+    fromServer = pipe
+  }
+  const service = options.service ?? storageService(new PosixStorage(root))
+  const done = protocolServe({ input: toServer, output: fromServer, service, ...(options.version ? { version: options.version } : {}) })
   const send = (frame: Buffer): void => void toServer.write(frame)
   /** Waits for the next frame matching `match`, removing it from the list. */
   const next = async (match: (frame: Frame) => boolean): Promise<Frame> => {
@@ -190,6 +208,74 @@ describe('protocolServe()', () => {
     while (received < size) received += (await server.next((frame) => frame.type === FrameType.Data)).payload.length
     await server.next((frame) => frame.type === FrameType.End && frame.channel === 1)
     assert.equal(received, size)
+    server.end()
+    await server.done
+  })
+
+  test('a produced reply may fill its one buffer again as soon as a send resolves: what arrives is what was sent', async () => {
+    const chunks = ['a', 'b', 'c'].map((letter) => Buffer.alloc(FRAME_DATA_MAX + 1000, letter))
+    const service: ProtocolService = {
+      description: 'test',
+      root: '',
+      async call() {
+        return new ProducedReply(async (send) => {
+          // One buffer, refilled after each send: a send that resolved while the output still held the bytes would
+          // let 'b' overwrite 'a' before it was written.
+          const buffer = Buffer.allocUnsafe(FRAME_DATA_MAX + 1000)
+          for (const chunk of chunks) {
+            chunk.copy(buffer)
+            await send(buffer)
+          }
+          return { chunks: chunks.length }
+        })
+      },
+    }
+    const server = await serve({ service, slowOutput: true })
+    await handshake(server)
+    server.request(1, 'produce', {})
+    assert.deepEqual(await server.answer(1), { result: null })
+    const end = await server.next((frame) => frame.type === FrameType.End && frame.channel === 1)
+    const received = Buffer.concat(server.frames.filter((frame) => frame.type === FrameType.Data && frame.channel === 1).map((frame) => frame.payload))
+    assert.ok(received.equals(Buffer.concat(chunks)), 'the bytes of each chunk arrive as they were when sent')
+    const expected = createHash('sha256').update(Buffer.concat(chunks)).digest('hex')
+    assert.deepEqual(jsonDecode(end.payload), { sha256: expected, trailer: { chunks: 3 } })
+    server.end()
+    await server.done
+  })
+
+  test('a produced reply the client abandons stops its producer: its next send fails, and nothing more is sent', async () => {
+    let stopped: unknown
+    let sent = 0
+    const service: ProtocolService = {
+      description: 'test',
+      root: '',
+      async call() {
+        return new ProducedReply(async (send) => {
+          const buffer = Buffer.alloc(FRAME_DATA_MAX, 1)
+          try {
+            // More than one window: the producer waits for credit the client never grants.
+            for (;;) {
+              await send(buffer)
+              sent += buffer.length
+            }
+          } catch (error) {
+            stopped = error
+            throw error
+          }
+        })
+      },
+    }
+    const server = await serve({ service })
+    await handshake(server)
+    server.request(1, 'produce', {})
+    assert.deepEqual(await server.answer(1), { result: null })
+    while (sent < CREDIT_WINDOW) await new Promise((resolve) => setTimeout(resolve, 5))
+    server.send(frameEncodeJson(FrameType.Abort, 1, {}))
+    while (stopped === undefined) await new Promise((resolve) => setTimeout(resolve, 5))
+    assert.match((stopped as Error).message, /read abandoned by the client/)
+    assert.equal(sent, CREDIT_WINDOW)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(server.frames.filter((frame) => frame.channel === 1 && (frame.type === FrameType.End || frame.type === FrameType.Abort)).length, 0)
     server.end()
     await server.done
   })

@@ -31,6 +31,15 @@ export class StreamReply {
   ) {}
 }
 
+/**
+ * A request answered with bytes a producer hands over a chunk at a time, without a stream between: each `send`
+ * resolves once the connection has taken the chunk, so the producer fills the same buffer again. What `produce`
+ * resolves to is the trailer; a send rejects once the client has abandoned the read, and the producer stops there.
+ */
+export class ProducedReply {
+  constructor(readonly produce: (send: (chunk: Buffer) => Promise<void>) => Promise<unknown>) {}
+}
+
 /** What a `walden remote` serves: requests by name, and optionally files to write and sockets to open. */
 export interface ProtocolService {
   /** Said in the handshake: what is served, and the root its paths are under (for messages on the client). */
@@ -55,7 +64,8 @@ export interface ServeOptions {
 
 interface ReadChannel {
   kind: 'read'
-  stream: Readable
+  /** Absent for a ProducedReply, which closing the gate stops. */
+  stream?: Readable
   gate: CreditGate
 }
 
@@ -197,6 +207,7 @@ export function protocolServe(options: ServeOptions): Promise<void> {
       if (op === 'openSocket' && service.openSocket) return await openSocket(channel, () => service.openSocket!(args))
       const result = await service.call(String(op), args)
       if (result instanceof StreamReply) return await streamOut(channel, result)
+      if (result instanceof ProducedReply) return await produceOut(channel, result)
       respond(channel, result)
     } catch (error) {
       respondError(channel, error)
@@ -217,6 +228,28 @@ export function protocolServe(options: ServeOptions): Promise<void> {
       }
       if (channels.get(channel)?.kind !== 'read') return
       const end: StreamEnd = { sha256: hash.digest('hex'), ...(reply.trailer ? { trailer: await reply.trailer() } : {}) }
+      connection.sendJson(FrameType.End, channel, end)
+    } catch (error) {
+      // Abandoned by the client (the gate was closed) needs no answer; a read that failed here does.
+      if (channels.has(channel)) connection.sendJson(FrameType.Abort, channel, { error: wireError(error) })
+    } finally {
+      channels.delete(channel)
+    }
+  }
+
+  /** Sends what a producer hands over on its channel, as the client grants credit, then its end with SHA-256 and trailer. */
+  async function produceOut(channel: number, reply: ProducedReply): Promise<void> {
+    const gate = new CreditGate(CREDIT_WINDOW)
+    const hash = createHash('sha256')
+    channels.set(channel, { kind: 'read', gate })
+    respond(channel, null)
+    try {
+      const trailer = await reply.produce(async (chunk) => {
+        hash.update(chunk)
+        await connection.sendData(channel, gate, chunk, true)
+      })
+      if (channels.get(channel)?.kind !== 'read') return
+      const end: StreamEnd = { sha256: hash.digest('hex'), trailer }
       connection.sendJson(FrameType.End, channel, end)
     } catch (error) {
       // Abandoned by the client (the gate was closed) needs no answer; a read that failed here does.
@@ -329,7 +362,7 @@ async function abandon(channel: Channel): Promise<void> {
   if (channel.kind === 'socket') return void channel.socket.destroy()
   if (channel.kind === 'read') {
     channel.gate.close(new WaldenError('HostConnect', 'read abandoned by the client'))
-    channel.stream.destroy()
+    channel.stream?.destroy()
     return
   }
   channel.failed = true

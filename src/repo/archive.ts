@@ -22,6 +22,7 @@ import type { Storage } from '../storage/storage.js'
 import type { ArchiveInfo } from './stanza-info.js'
 import { archiveIdOf } from './stanza-info.js'
 import { layout } from './layout.js'
+import { pgbrHistoryFind } from './pgbackrest/info.js'
 
 export interface ArchivedFile {
   /** Repository path of the stored file. */
@@ -36,7 +37,9 @@ export interface ArchivedFile {
   recordPath?: string
 }
 
-const ARCHIVED = /^(.+)-([0-9a-f]{64})(\.[a-z0-9]+)?$/
+// SHA-256 in walden's names; SHA-1 in those pgBackRest writes (repo/pgbackrest/), which readers verify as SHA-1
+// (io/hash.ts digestAlgorithmOf).
+const ARCHIVED = /^(.+)-([0-9a-f]{64}|[0-9a-f]{40})(\.[a-z0-9]+)?$/
 const CHECKSUM_RECORD = /^(.+)\.sha256-([0-9a-f]{64})$/
 
 /** History and backup history files are stored under their own name, with a checksum record beside them. */
@@ -152,6 +155,11 @@ export function archivedFilesIn(folder: string, entries: readonly string[], arch
 export async function archiveFileFind(storage: Storage, info: ArchiveInfo, walName: string): Promise<ArchivedFile | undefined> {
   const candidates = [info.db, ...[...info.history].reverse().filter((entry) => entry.id !== info.db.id)]
   for (const identity of candidates) {
+    if (info.foreign === 'pgbackrest' && isTimelineHistoryName(walName)) {
+      const history = await pgbrHistoryFind(storage, info.stanza, archiveIdOf(identity), walName)
+      if (history) return history
+      continue
+    }
     const found = await archiveFileList(storage, info.stanza, archiveIdOf(identity), walName)
     if (found.length > 1) archiveDuplicateFail(storage, walName, found)
     if (found[0]) return found[0]

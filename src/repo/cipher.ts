@@ -35,7 +35,7 @@ import type { RepoIndex } from '../config/options.js'
 import { unwrap, wrap, WRAP_REPO_KEY, WRAP_X25519, x25519PrivateFromDer, x25519PublicFromRaw, x25519Raw } from '../io/cipher.js'
 import type { OpenKeys, SealKey } from '../io/cipher.js'
 
-export type CipherType = 'none' | 'aes-256-gcm'
+export type CipherType = 'none' | 'aes-256-gcm' | 'aes-256-cbc'
 
 /** What archive.info and backup.info record about the stanza's encryption (absent: not encrypted). */
 export interface CipherRecord {
@@ -58,6 +58,11 @@ export interface CipherState {
   record?: CipherRecord | null
   /** The repository key (base64), unwrapped once adopted. */
   repoKey?: string
+  /**
+   * A repository pgBackRest wrote with aes-256-cbc (repo/pgbackrest/cipher.ts): the sub-passphrases its info files
+   * hold, for the archived WAL (archive.info's) and for the files of the backup being read (its manifest's).
+   */
+  pgbr?: { archive?: string; backup?: string }
 }
 
 const KDF = { n: 2 ** 14, r: 8, p: 1 }
@@ -118,6 +123,11 @@ function cipherConfigureActive(cfg: Config): void {
     if (passFile !== undefined) modeCheck(passFile, `config file holding repo${active}-cipher-pass`)
     next.pass = pass
   }
+  if (type === 'aes-256-cbc') {
+    if (next.pass === undefined) configFail(`repo${active}-cipher-type=aes-256-cbc needs repo${active}-cipher-pass`, `set it (config file or WALDEN_REPO${active}_CIPHER_PASS) to the passphrase pgBackRest was given.`)
+    state = next
+    return
+  }
   const publicPath = cfg.string(repoOption(active as RepoIndex, 'cipher-public-key'))
   if (publicPath !== undefined) {
     let key: KeyObject
@@ -152,6 +162,11 @@ function cipherConfigureActive(cfg: Config): void {
 /** A new stanza's record, from the configuration (stanza-create); undefined when encryption is off. */
 export function cipherRecordCreate(): CipherRecord | undefined {
   if (state.type === 'none') return undefined
+  if (state.type === 'aes-256-cbc') {
+    fail('Crypto', `repo${active}-cipher-type=aes-256-cbc is pgBackRest's encryption, which walden only reads`, {
+      hint: `encrypt a walden repository with repo${active}-cipher-type=aes-256-gcm (and repo${active}-cipher-pass).`,
+    })
+  }
   const record: CipherRecord = { type: 'aes-256-gcm' }
   if (state.pass !== undefined) {
     const salt = randomBytes(16)
@@ -178,6 +193,11 @@ export function cipherAdopt(record: CipherRecord | undefined, where: string): vo
     }
     state = { ...state, record: null }
     return
+  }
+  if (state.type === 'aes-256-cbc') {
+    fail('Crypto', `${where} was made by walden, but repo${active}-cipher-type is aes-256-cbc (pgBackRest's encryption)`, {
+      hint: `aes-256-cbc is only for reading a repository pgBackRest wrote; set repo${active}-cipher-type=${record.type} for this one.`,
+    })
   }
   if (state.type !== record.type) {
     fail('Crypto', `${where} is encrypted (${record.type}); set repo${active}-cipher-type=${record.type} and its key`, {
@@ -308,4 +328,44 @@ export function cipherJobStateOf(index: number): CipherState {
 export function cipherJobInput(): { cipher?: CipherState } {
   const job = cipherJobState()
   return job ? { cipher: job } : {}
+}
+
+/**
+ * A repository pgBackRest wrote (repo/pgbackrest/info.ts): checks the configuration fits its encryption and returns
+ * the passphrase that opens its info files (undefined when it is not encrypted). Such a repository has no walden
+ * record: this thread's state holds none, and no walden key.
+ */
+export function cipherPgbrAdopt(encrypted: boolean, where: string): string | undefined {
+  if (!encrypted) {
+    if (state.type !== 'none') {
+      fail('Crypto', `${where} is not encrypted, but repo${active}-cipher-type is ${state.type}`, { hint: `remove repo${active}-cipher-type for this repository.` })
+    }
+    state = { ...state, record: null }
+    return undefined
+  }
+  if (state.type !== 'aes-256-cbc' || state.pass === undefined) {
+    fail('Crypto', `${where} is encrypted by pgBackRest (aes-256-cbc); set repo${active}-cipher-type=aes-256-cbc and repo${active}-cipher-pass`, {
+      hint: `repo${active}-cipher-pass is pgBackRest's repo1-cipher-pass; put it in the config file (mode 0600) or WALDEN_REPO${active}_CIPHER_PASS.`,
+    })
+  }
+  state = { ...state, record: null }
+  return state.pass
+}
+
+/** Records a pgBackRest sub-passphrase: archive.info's for WAL, a manifest's for its backup's files. */
+export function cipherPgbrPassSet(kind: 'archive' | 'backup', pass: string | undefined): void {
+  if (pass === undefined) return
+  state = { ...state, pgbr: { ...state.pgbr, [kind]: pass } }
+}
+
+/**
+ * The pgBackRest sub-passphrase that opens the repository file at `path` (archive/... or backup/...), or undefined
+ * when this thread's repository is not a pgBackRest one encrypted with aes-256-cbc.
+ */
+export function cipherPgbrPassFor(path: string): string | undefined {
+  if (state.type !== 'aes-256-cbc') return undefined
+  const kind = path.startsWith('archive/') ? 'archive' : 'backup'
+  const pass = state.pgbr?.[kind]
+  if (pass === undefined) fail('Assert', `no pgBackRest ${kind} passphrase is known for '${path}': its info file was not read first`)
+  return pass
 }

@@ -13,6 +13,7 @@ import { isSealed, openBuffer, sealBuffer } from '../io/cipher.js'
 import type { Storage } from '../storage/storage.js'
 import { cipherOpenKeys, cipherSealMeta } from './cipher.js'
 import { shapeProblem } from './shape.js'
+import { pgbrFileKind, PgbrFormatFound } from './pgbackrest/ini.js'
 import type { Shape } from './shape.js'
 
 /** Version of walden's repository formats; bumped when a reader of an older walden could misread a file. */
@@ -155,6 +156,8 @@ async function infoFileCopyRepair<T>(storage: Storage, path: string, text: Buffe
 async function candidateRead<T>(storage: Storage, name: string, shape: Shape<T>): Promise<{ data: Buffer | undefined; candidate: Candidate<T>; sealed: boolean }> {
   const data = await storage.read(name, { missingOk: true })
   if (data === undefined) return { data, candidate: { state: 'missing' }, sealed: false }
+  // walden's documents are JSON and its sealed ones start with its own magic: these bytes are pgBackRest's.
+  if (pgbrFileKind(data) !== undefined) throw new PgbrFormatFound(name)
   if (!isSealed(data)) return { data, candidate: infoFileParse(data.toString('utf8'), shape), sealed: false }
   const keys = cipherOpenKeys()
   if (!keys) {

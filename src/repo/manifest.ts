@@ -8,6 +8,9 @@ import { fail } from '../common/errors.js'
 import type { BackupType } from './label.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { layout } from './layout.js'
+import { storedAddressInBundle } from './stored-file.js'
+import { PgbrFormatFound } from './pgbackrest/ini.js'
+import { pgbrManifestLoad } from './pgbackrest/info.js'
 import { arrayOf, boolean, nullable, number, object, oneOf, optional, string } from './shape.js'
 import type { Shape } from './shape.js'
 import { BACKUP_LABEL_SHAPE, BACKUP_SOURCE_SHAPE, BACKUP_TYPE_SHAPE, COMPRESS_TYPE_SHAPE } from './stanza-info.js'
@@ -75,6 +78,11 @@ export interface ManifestFile {
   parts?: ManifestPart[]
   /** Bytes per part, for a file stored in parts; kept per file because a referenced file keeps its old layout. */
   partSize?: number
+  /**
+   * A file pgBackRest stored in a bundle (repo1-bundle): `repoSize` bytes from `offset` of the backup's bundle/<id>,
+   * compressed (and encrypted) on their own. walden never writes bundles.
+   */
+  bundle?: { id: number; offset: number }
 }
 
 /**
@@ -121,6 +129,8 @@ export interface Manifest {
   configFiles?: ManifestConfigFile[]
   /** Which clusters the backup came from, when backup-standby was set (pgBackRest's backup-standby manifest option). */
   source?: ManifestSource
+  /** Set when pgBackRest made the backup (repo/pgbackrest/info.ts): checksums are then SHA-1. */
+  foreign?: 'pgbackrest'
   /** The cluster's databases when the backup began; absent in manifests of walden versions before it recorded them. */
   databases?: ManifestDatabase[]
 }
@@ -151,6 +161,7 @@ const MANIFEST_FILE_SHAPE: Shape<ManifestFile> = object<ManifestFile>({
   badPages: optional(arrayOf(number)),
   parts: optional(arrayOf(MANIFEST_PART_SHAPE)),
   partSize: optional(number),
+  bundle: optional(object<NonNullable<ManifestFile['bundle']>>({ id: number, offset: number })),
 })
 
 export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
@@ -191,6 +202,7 @@ export const MANIFEST_SHAPE: Shape<Manifest> = object<Manifest>({
   ),
   source: optional(BACKUP_SOURCE_SHAPE),
   databases: optional(arrayOf(object<ManifestDatabase>({ name: string, oid: number, lastSystemOid: number }))),
+  foreign: optional(oneOf(['pgbackrest'] as const)),
 })
 
 export async function manifestSave(storage: Storage, stanza: string, manifest: Manifest): Promise<void> {
@@ -198,7 +210,13 @@ export async function manifestSave(storage: Storage, stanza: string, manifest: M
 }
 
 export async function manifestLoad(storage: Storage, stanza: string, label: string): Promise<Manifest> {
-  const manifest = await infoFileLoad(storage, layout.backupManifest(stanza, label), MANIFEST_SHAPE)
+  let manifest: Manifest | undefined
+  try {
+    manifest = await infoFileLoad(storage, layout.backupManifest(stanza, label), MANIFEST_SHAPE)
+  } catch (error) {
+    if (!(error instanceof PgbrFormatFound)) throw error
+    return pgbrManifestLoad(storage, stanza, label)
+  }
   if (!manifest) {
     fail('FileMissing', `manifest of backup '${label}' is missing from ${storage.describe(layout.backup(stanza, label))}`, {
       hint: 'the repository is damaged; choose another backup with --set.',
@@ -209,9 +227,11 @@ export async function manifestLoad(storage: Storage, stanza: string, label: stri
 
 /**
  * The repository path of a file's stored copy (or of one part of it), following a reference to an earlier backup.
- * Parts are named <file>.part-<index>: no PostgreSQL file name contains '.part-'.
+ * Parts are named <file>.part-<index>: no PostgreSQL file name contains '.part-'. A file in a pgBackRest bundle has an
+ * address naming its bytes in the bundle (stored-file.ts storedAddressInBundle), which every reader of stored files takes.
  */
 export function manifestFileRepoPath(stanza: string, label: string, file: ManifestFile, extension: string, part?: number): string {
+  if (file.bundle) return storedAddressInBundle(`${layout.backup(stanza, file.reference ?? label)}/bundle/${file.bundle.id}`, file.bundle.offset, file.repoSize, extension)
   return `${layout.backup(stanza, file.reference ?? label)}/${file.name}${part === undefined ? '' : `.part-${part}`}${extension}`
 }
 

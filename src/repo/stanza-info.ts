@@ -9,6 +9,8 @@ import { cipherAdopt } from './cipher.js'
 import type { CipherRecord } from './cipher.js'
 import { infoFileLoad, infoFileSave } from './info-file.js'
 import { archiveIdFormat, layout } from './layout.js'
+import { PgbrFormatFound } from './pgbackrest/ini.js'
+import { pgbrArchiveInfoLoad, pgbrBackupInfoLoad } from './pgbackrest/info.js'
 import { arrayOf, integerIn, nullable, number, object, oneOf, optional, string, stringMatching } from './shape.js'
 import type { Shape } from './shape.js'
 
@@ -26,6 +28,8 @@ export interface ArchiveInfo {
   history: PgIdentity[]
   /** The stanza's encryption (repo/cipher.ts), the same in both info files; absent when not encrypted. */
   cipher?: CipherRecord
+  /** Set when pgBackRest wrote the repository (repo/pgbackrest/info.ts): walden reads it and never writes into it. */
+  foreign?: 'pgbackrest'
 }
 
 export interface BackupRecord {
@@ -79,6 +83,10 @@ export interface BackupInfo {
   /** Sorted by label, which is time order. */
   backups: BackupRecord[]
   cipher?: CipherRecord
+  /** Set when pgBackRest wrote the repository (repo/pgbackrest/info.ts). */
+  foreign?: 'pgbackrest'
+  /** pgBackRest's encryption of such a repository, which has no walden cipher record. */
+  foreignCipher?: 'aes-256-cbc'
 }
 
 /**
@@ -121,6 +129,7 @@ export const ARCHIVE_INFO_SHAPE: Shape<ArchiveInfo> = object<ArchiveInfo>({
   db: PG_IDENTITY_SHAPE,
   history: arrayOf(PG_IDENTITY_SHAPE),
   cipher: optional(CIPHER_RECORD_SHAPE),
+  foreign: optional(oneOf(['pgbackrest'] as const)),
 })
 
 const BACKUP_RECORD_SHAPE: Shape<BackupRecord> = object<BackupRecord>({
@@ -151,6 +160,8 @@ export const BACKUP_INFO_SHAPE: Shape<BackupInfo> = object<BackupInfo>({
   history: arrayOf(PG_IDENTITY_SHAPE),
   backups: arrayOf(BACKUP_RECORD_SHAPE),
   cipher: optional(CIPHER_RECORD_SHAPE),
+  foreign: optional(oneOf(['pgbackrest'] as const)),
+  foreignCipher: optional(oneOf(['aes-256-cbc'] as const)),
 })
 
 export function archiveIdOf(identity: PgIdentity): string {
@@ -163,13 +174,30 @@ function missingStanza(stanza: string, storage: Storage): never {
   })
 }
 
+/**
+ * walden's own document, or, where the file is in pgBackRest's format, the same record read from that
+ * (repo/pgbackrest/info.ts). A pgBackRest stanza's cipher is checked by its loader, not adopted here.
+ */
+async function loadEither<T extends { cipher?: CipherRecord }>(own: () => Promise<T | undefined>, pgbr: () => Promise<T | undefined>, stanza: string): Promise<T | undefined> {
+  try {
+    return adopt(await own(), stanza)
+  } catch (error) {
+    if (!(error instanceof PgbrFormatFound)) throw error
+  }
+  return pgbr()
+}
+
 export async function archiveInfoLoad(storage: Storage, stanza: string): Promise<ArchiveInfo> {
-  return adopt((await infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE)) ?? missingStanza(stanza, storage), stanza)
+  return (await archiveInfoLoadIfExists(storage, stanza)) ?? missingStanza(stanza, storage)
 }
 
 /** `repair`: rewrite a damaged copy from the whole one (only under the stanza's backup lock; see infoFileLoad). */
 export async function archiveInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<ArchiveInfo | undefined> {
-  return adopt(await infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE, options), stanza)
+  return loadEither(
+    () => infoFileLoad(storage, layout.archiveInfo(stanza), ARCHIVE_INFO_SHAPE, options),
+    () => pgbrArchiveInfoLoad(storage, stanza),
+    stanza,
+  )
 }
 
 export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Promise<void> {
@@ -177,11 +205,15 @@ export async function archiveInfoSave(storage: Storage, info: ArchiveInfo): Prom
 }
 
 export async function backupInfoLoad(storage: Storage, stanza: string): Promise<BackupInfo> {
-  return adopt((await infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE)) ?? missingStanza(stanza, storage), stanza)
+  return (await backupInfoLoadIfExists(storage, stanza)) ?? missingStanza(stanza, storage)
 }
 
 export async function backupInfoLoadIfExists(storage: Storage, stanza: string, options: { repair?: boolean } = {}): Promise<BackupInfo | undefined> {
-  return adopt(await infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE, options), stanza)
+  return loadEither(
+    () => infoFileLoad(storage, layout.backupInfo(stanza), BACKUP_INFO_SHAPE, options),
+    () => pgbrBackupInfoLoad(storage, stanza),
+    stanza,
+  )
 }
 
 export async function backupInfoSave(storage: Storage, info: BackupInfo): Promise<void> {

@@ -8,14 +8,42 @@ import { closeSync, openSync, readSync, rmSync } from 'node:fs'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { decompressBuffer } from '../io/buffer-codec.js'
 import { codecFromExtension } from '../io/compress.js'
-import { HashStream } from '../io/hash.js'
+import { digestAlgorithmOf, HashStream } from '../io/hash.js'
 import { alignedAllocUnsafe } from '../io/aligned.js'
 import { DirectWriter } from '../storage/direct-write.js'
 import { PosixStorage, storageError } from '../storage/posix.js'
-import type { Storage } from '../storage/storage.js'
+import type { ReadRange, Storage } from '../storage/storage.js'
+import { buffer } from 'node:stream/consumers'
 import { Opener, OpenStream, openBuffer } from '../io/cipher.js'
-import { cipherOpenKeys } from './cipher.js'
+import { cipherOpenKeys, cipherPgbrPassFor } from './cipher.js'
+import { pgbrDecrypt, PgbrDecryptStream } from './pgbackrest/cipher.js'
 import { streamInto } from '../storage/stream-into.js'
+
+/**
+ * A stored file's address: its repository path, or, for a file pgBackRest stored in a bundle (repo/pgbackrest/info.ts),
+ * `backup/<stanza>/<label>/bundle/<id>#<offset>+<length><extension>`: `length` bytes from `offset` of the bundle,
+ * compressed as the extension says. The form cannot be met by any other stored file: those lie under pg_data/ or
+ * pg_tblspc/ of their backup, never under bundle/.
+ */
+export function storedAddressInBundle(bundlePath: string, offset: number, length: number, extension: string): string {
+  return `${bundlePath}#${offset}+${length}${extension}`
+}
+
+const IN_BUNDLE = /^(backup\/[^/]+\/[^/]+\/bundle\/\d+)#(\d+)\+(\d+)((?:\.[a-z0-9]+)?)$/
+
+/** The file to open, the bytes of it to read (for a file in a bundle), and the name whose extension gives its codec. */
+function storedAddress(address: string): { path: string; range?: ReadRange; codecName: string } {
+  const match = IN_BUNDLE.exec(address)
+  if (!match) return { path: address, codecName: address }
+  return { path: match[1]!, range: { offset: Number(match[2]), length: Number(match[3]) }, codecName: `bundled${match[4]}` }
+}
+
+/** The stored bytes at an address, whole. */
+async function storedBytes(repo: Storage, address: string): Promise<Buffer> {
+  const { path, range } = storedAddress(address)
+  if (!range) return repo.read(path)
+  return buffer(await repo.openRead(path, range))
+}
 
 /**
  * A stored file that does not decompress is as damaged as one whose content fails its checksum, and usually fails
@@ -37,17 +65,22 @@ const DAMAGED_HINT = 'the repository file is damaged; use another backup, or rep
  * more than the data. The caller bounds the size.
  */
 export async function storedFileRead(repo: Storage, path: string, sha256: string, what: string): Promise<Buffer> {
-  const stored = await repo.read(path)
+  const stored = await storedBytes(repo, path)
   const keys = cipherOpenKeys()
+  const pgbrPass = cipherPgbrPassFor(path)
   let content: Buffer
   try {
-    const compressed = keys ? openBuffer(keys, stored, `repository file '${repo.describe(path)}'`) : stored
-    const codec = codecFromExtension(path)
+    const compressed = pgbrPass
+      ? pgbrDecrypt(pgbrPass, stored, `repository file '${repo.describe(path)}'`)
+      : keys
+        ? openBuffer(keys, stored, `repository file '${repo.describe(path)}'`)
+        : stored
+    const codec = codecFromExtension(storedAddress(path).codecName)
     content = chunkDecodeWhole(codec, compressed) ?? (await decompressBuffer(codec, compressed, { verifiedByCaller: true }))
   } catch (error) {
     throw damaged(error, what)
   }
-  const actual = createHash('sha256').update(content).digest('hex')
+  const actual = createHash(digestAlgorithmOf(sha256)).update(content).digest('hex')
   if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
   return content
 }
@@ -85,11 +118,17 @@ export async function storedFileCopy(
   what: string,
   openWriter: () => Promise<Writable>,
 ): Promise<void> {
-  const reader = await repo.openRead(path)
+  const stored = storedAddress(path)
+  const reader = await repo.openRead(stored.path, stored.range)
   const writer = await openWriter()
   const keys = cipherOpenKeys()
-  const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
-  await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
+  const pgbrPass = cipherPgbrPassFor(path)
+  const decrypt = pgbrPass
+    ? [new PgbrDecryptStream(pgbrPass, `repository file '${repo.describe(path)}'`)]
+    : keys
+      ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)]
+      : []
+  await streamInto(reader, [...decrypt, codecFromExtension(stored.codecName).decompress({ verifiedByCaller: true }), new HashStream({ sha256, what })], writer).catch((error: unknown) => {
     throw damaged(error, what)
   })
 }
@@ -110,7 +149,7 @@ let readBuffer: Buffer | undefined
  * The SHA-256 is checked at the end: what `write` received is only good once this returns.
  */
 export function storedFileCopySync(repo: Storage, path: string, sha256: string, what: string, write: (data: Buffer) => void): boolean {
-  const actual = storedFileDecodeSync(repo, path, what, write)
+  const actual = storedFileDecodeSync(repo, path, what, write, digestAlgorithmOf(sha256))
   if (actual === undefined) return false
   if (actual !== sha256) fail('Checksum', `${what} has checksum ${actual}, expected ${sha256}`, { hint: DAMAGED_HINT })
   return true
@@ -120,9 +159,16 @@ export function storedFileCopySync(repo: Storage, path: string, sha256: string, 
  * The decoding loop of storedFileCopySync, and of storedFileDigest: hands each decoded piece to `write` and returns
  * the SHA-256 of everything decoded, or undefined, having done nothing, where the codec has no synchronous decoder.
  */
-function storedFileDecodeSync(repo: Storage, path: string, what: string, write: (data: Buffer) => void): string | undefined {
-  // A local repository only: the path is opened directly.
-  const decoder = repo instanceof PosixStorage ? codecFromExtension(path).chunkDecoder?.({ verifiedByCaller: true }) : undefined
+function storedFileDecodeSync(
+  repo: Storage,
+  path: string,
+  what: string,
+  write: (data: Buffer) => void,
+  algorithm: 'sha256' | 'sha1' = 'sha256',
+): string | undefined {
+  // A local repository only: the path is opened directly. A file pgBackRest encrypted takes the stream path.
+  const local = repo instanceof PosixStorage && cipherPgbrPassFor(path) === undefined && storedAddress(path).range === undefined
+  const decoder = local ? codecFromExtension(path).chunkDecoder?.({ verifiedByCaller: true }) : undefined
   if (!decoder) return undefined
   const fullPath = repo.describe(path)
   let fd: number
@@ -133,7 +179,7 @@ function storedFileDecodeSync(repo: Storage, path: string, what: string, write: 
     if (errnoCode(error) === 'ENOENT') fail('FileMissing', `unable to open missing file '${fullPath}' for read`)
     throw storageError('FileOpen', 'unable to open', fullPath, error)
   }
-  const hash = createHash('sha256')
+  const hash = createHash(algorithm)
   const sink = (data: Buffer): void => {
     hash.update(data)
     write(data)
@@ -177,23 +223,36 @@ class Discard extends Writable {
 }
 
 /**
- * Reads a stored file through to its end, decompressed, keeping nothing: its size and SHA-256, for verify to compare
+ * Reads a stored file through to its end, decompressed, keeping nothing: its size and SHA-256 (`algorithm`: SHA-1
+ * for a file pgBackRest stored), for verify to compare
  * with what the manifest or the archived name records. Through the same decoding as a restore (the synchronous loop
  * where the codec has one, which allocates nothing per piece; else the codec's stream), so a file verify passes is
  * one a restore can read. A missing file is a 'FileMissing' error; one that does not decompress a 'Checksum' error
  * naming `what`.
  */
-export async function storedFileDigest(repo: Storage, path: string, what: string): Promise<StoredFileDigest> {
+export async function storedFileDigest(repo: Storage, path: string, what: string, algorithm: 'sha256' | 'sha1' = 'sha256'): Promise<StoredFileDigest> {
   let size = 0
-  const sha256 = storedFileDecodeSync(repo, path, what, (data) => {
-    size += data.length
-  })
+  const sha256 = storedFileDecodeSync(
+    repo,
+    path,
+    what,
+    (data) => {
+      size += data.length
+    },
+    algorithm,
+  )
   if (sha256 !== undefined) return { size, sha256 }
-  const reader = await repo.openRead(path)
-  const hash = new HashStream()
+  const stored = storedAddress(path)
+  const reader = await repo.openRead(stored.path, stored.range)
+  const hash = new HashStream(undefined, algorithm)
   const keys = cipherOpenKeys()
-  const decrypt = keys ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)] : []
-  await streamInto(reader, [...decrypt, codecFromExtension(path).decompress({ verifiedByCaller: true }), hash], new Discard()).catch((error: unknown) => {
+  const pgbrPass = cipherPgbrPassFor(path)
+  const decrypt = pgbrPass
+    ? [new PgbrDecryptStream(pgbrPass, `repository file '${repo.describe(path)}'`)]
+    : keys
+      ? [new OpenStream(keys, `repository file '${repo.describe(path)}'`)]
+      : []
+  await streamInto(reader, [...decrypt, codecFromExtension(stored.codecName).decompress({ verifiedByCaller: true }), hash], new Discard()).catch((error: unknown) => {
     throw damaged(error, what)
   })
   return { size: hash.size, sha256: hash.digest() }

@@ -17,7 +17,7 @@ import { runWalden, testDir, waldenCommand } from '../harness/cluster.js'
 import type { RunResult, TestDir } from '../harness/cluster.js'
 import { createTestStanza } from '../harness/stanza.js'
 import type { TestStanza } from '../harness/stanza.js'
-import { waldenBuildAt } from '../harness/walden-build.js'
+import { waldenBuildAt, waldenBuildUnavailable } from '../harness/walden-build.js'
 import { AUTO_CONF_BEGIN, AUTO_CONF_COMMENTED } from '../../src/commands/restore/recovery.js'
 
 /** The last commit before history files moved to their own names and restore wrote its settings in a block. */
@@ -38,7 +38,10 @@ function assertRefused(result: RunResult, code: number, firstLine: RegExp | stri
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
 }
 
-describe(`history files under pgBackRest's names, and restore's block in postgresql.auto.conf, on PostgreSQL ${MAJOR}`, { concurrency: false }, () => {
+// Said in the test output (as a skip with its reason) when the clone lacks LAYOUT_BEFORE.
+const unavailable = waldenBuildUnavailable(LAYOUT_BEFORE)
+
+describe(`history files under pgBackRest's names, and restore's block in postgresql.auto.conf, on PostgreSQL ${MAJOR}`, { concurrency: false, ...(unavailable ? { skip: unavailable } : {}) }, () => {
   let stanza: TestStanza
   let buildDir: TestDir
   let oldBin: string
@@ -262,9 +265,14 @@ describe(`history files under pgBackRest's names, and restore's block in postgre
     assert.equal(repeated.code, 0, repeated.stderr)
     assert.deepEqual((await archiveGet(name)).data, original)
 
-    // The file lost, its record still there: an error naming both, not "not found"; a push of it stores it again.
+    // The file lost, its record still there: an error naming both, not "not found", and a problem verify reports; a
+    // push of it stores it again.
     await rm(stored)
     assertRefused((await archiveGet(name)).result, 55, `ERROR: [055]: WAL file '${name}' is recorded in the archive but missing from it: '${stored}' is gone, its checksum record '${record}' is there`)
+    const lost = await stanza.walden(['verify', '--output=json'])
+    assert.notEqual(lost.code, 0)
+    const problems = (JSON.parse(lost.stdout) as { archive: { problems: Array<{ kind: string; file: string; message: string }> } }).archive.problems
+    assert.deepEqual(problems, [{ kind: 'missing', file: name, message: `archived file '${stored}' is missing: only its checksum record is there` }])
     assert.equal((await push()).code, 0)
     assert.deepEqual((await archiveGet(name)).data, original)
 

@@ -174,6 +174,24 @@ describe(`a repository on a backup host over SSH, PostgreSQL ${MAJOR}`, () => {
     assert.equal(await dumpDatabase(stanza.cluster), before)
   })
 
+  test("repo-ls and repo-get through SSH print what the backup host's own repo-ls and files say", async () => {
+    const path = `backup/${stanza.name}`
+    const local = spawnSync('runuser', ['-u', REPO_USER, '--', process.execPath, WALDEN, `--config=${backupConfig}`, 'repo-ls', path, '--recurse', '--output=json'], {
+      cwd: '/tmp',
+      encoding: 'utf8',
+    })
+    assert.equal(local.status, 0, local.stderr)
+    const remote = await stanza.waldenOk(['repo-ls', path, '--recurse', '--output=json'])
+    assert.equal(remote.stdout, local.stdout)
+    assert.match(remote.stdout, /"backup\.info":\{"type":"file","size":\d+,"time":\d+\}/)
+    const got = await stanza.waldenOk(['repo-get', `${path}/backup.info`])
+    assert.equal(got.stdout, await readFile(join(repo, path, 'backup.info'), 'utf8'))
+    // Where the repository is on that host is its own configuration: an absolute path cannot be checked here.
+    const absolute = await stanza.walden(['repo-ls', join(repo, path)])
+    assert.equal(absolute.code, 69, absolute.stderr)
+    assert.match(absolute.stderr, /cannot be checked against a repository on a backup host/)
+  })
+
   test('point-in-time recovery through SSH: archive-get replays WAL up to a target before a dropped table', async () => {
     await stanza.cluster.query(`create table precious as select n as id, 'row ' || n as note from generate_series(1, 500) n`)
     await sleep(1100)

@@ -51,6 +51,7 @@ import { cipherJobStateOf, cipherJobUse, cipherSealData, cipherUse } from '../..
 import type { CipherState } from '../../repo/cipher.js'
 import { layout } from '../../repo/layout.js'
 import { archiveIdOf, archiveInfoLoad, checkIdentity } from '../../repo/stanza-info.js'
+import { pgbrWriteRefuse } from '../../repo/pgbackrest/info.js'
 import type { ArchiveInfo } from '../../repo/stanza-info.js'
 import { storedFileCopy } from '../../repo/stored-file.js'
 import { storageOpen } from '../../storage/location.js'
@@ -317,6 +318,7 @@ export async function archivePushFile(input: ArchivePushFileInput): Promise<Arch
       cipherFor(repo)
       const storage = await storageOpen(repo.location)
       const info = repo.info ?? (await archiveInfoLoad(storage, stanza))
+      pgbrWriteRefuse(info, 'archive-push', storage)
       const archiveId = archiveIdOf(info.db)
       targets.push({ repo, storage, info, archiveId, folder: layout.walFolder(stanza, archiveId, walName) })
     } catch (error) {

@@ -29,8 +29,8 @@ import type { StorageLocation } from '../../storage/location.js'
 import type { Storage } from '../../storage/storage.js'
 import { streamInto } from '../../storage/stream-into.js'
 import type { IncomingStream } from '../../protocol/connection.js'
-import { pgHostClient } from '../pg-host.js'
-import type { PgRemote } from '../pg-host.js'
+import { pgHostClient } from '../pg-host-ops.js'
+import type { PgRemote } from '../pg-host-ops.js'
 
 /**
  * The line between small and large files. Restore reads a small stored file whole, in memory; backup and restore
@@ -771,31 +771,22 @@ async function remoteCopy(input: BackupFileSource, remote: PgRemote, sinks: read
 }
 
 /**
- * The database host's side of remoteCopy: the copy of `input` with the network for its one repository. Returns the
- * stream of compressed bytes at once, and the read's result once the last byte is in that stream.
+ * The database host's side of remoteCopy: the copy of `input` with the network for its one repository. Each
+ * compressed chunk goes to `send`, which resolves once the connection has taken it (the copy then fills the same
+ * buffer again, with no copy of the chunk in between); resolves with the read's result once the last chunk is sent.
  */
-export function backupRead(input: BackupFileSource): { stream: Readable; result: Promise<BackupFileRead> } {
+export async function backupRead(input: BackupFileSource, send: (chunk: Buffer) => Promise<void>): Promise<BackupFileRead> {
   const codec = codecFor(input.compressType)
-  const stream = new PassThrough({ highWaterMark: 1024 * 1024 })
-  // Chunks are copied: the copy reuses its compression buffers as soon as a write calls back, while the stream still
-  // holds what it was given until the network takes it.
   const writer = new Writable({
     highWaterMark: 0,
     write(chunk: Buffer, _encoding, callback) {
-      if (stream.write(Buffer.from(chunk))) callback()
-      else stream.once('drain', () => callback())
+      send(chunk).then(() => callback(), callback)
     },
   })
   const sink: Sink = { storage: undefined, path: '', where: 'the network', seal: undefined, stored: 0, writer }
-  const result = copyToSinks({ ...input, syncEach: false }, [sink], codec).then((read) => {
-    if (sink.error) throw sink.error
-    return read
-  })
-  result.then(
-    () => stream.end(),
-    (error: Error) => stream.destroy(error),
-  )
-  return { stream, result }
+  const read = await copyToSinks({ ...input, syncEach: false }, [sink], codec)
+  if (sink.error) throw sink.error
+  return read
 }
 
 /** Opens a target's storage; a storage that cannot be opened is that repository's failure. */

@@ -5,7 +5,7 @@ import { lstat, readdir, readlink, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, fail } from '../../common/errors.js'
 import { walSegmentRange } from '../../pg/wal.js'
-import type { PgRemote } from '../pg-host.js'
+import type { PgRemote } from '../pg-host-ops.js'
 import { log } from '../../common/log.js'
 import {
   EXCLUDE_ANY_FILES,

@@ -12,12 +12,12 @@ import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { fail, WaldenError } from '../../common/errors.js'
 import type { CompressType } from '../../io/compress.js'
-import { StreamReply } from '../../protocol/server.js'
+import { ProducedReply } from '../../protocol/server.js'
 import type { ProtocolService } from '../../protocol/server.js'
 import { backupRead } from '../backup/file.js'
 import type { BackupFileSource } from '../backup/file.js'
-import { PG_HOST_OPS } from '../pg-host.js'
-import type { PgHostOp } from '../pg-host.js'
+import { PG_HOST_OPS } from '../pg-host-ops.js'
+import type { PgHostOp } from '../pg-host-ops.js'
 
 /** The service of a database host. */
 export function pgService(): ProtocolService {
@@ -26,9 +26,8 @@ export function pgService(): ProtocolService {
     root: '',
     async call(op, args) {
       if (op === 'backupRead') {
-        const { stream, result } = backupRead(backupSource(args))
-        result.catch(() => undefined) // reported through the stream, which it destroys
-        return new StreamReply(stream, () => result)
+        const source = backupSource(args)
+        return new ProducedReply((send) => backupRead(source, send))
       }
       if (!Object.hasOwn(PG_HOST_OPS, op)) fail('Protocol', `protocol error: unknown request '${op}'`)
       return (PG_HOST_OPS[op as PgHostOp] as (args: unknown) => Promise<unknown>)(args)

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream'
 import { errnoCode, WaldenError } from '../../common/errors.js'
 import type { ErrorKind } from '../../common/errors.js'
 import { xxh3Create } from '../../io/xxh3.js'
+import { digestAlgorithmOf } from '../../io/hash.js'
 import { storedFileCopy, storedFileCopyToFileSync, storedFileRead } from '../../repo/stored-file.js'
 import { cipherJobUse } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
@@ -69,11 +70,11 @@ const UNREADABLE: ReadonlySet<ErrorKind> = new Set(['FileMissing', 'Checksum', '
 
 /**
  * Whether `size` bytes of a file from `offset` are the backed-up ones: by XXH3-128 when the backup recorded it and
- * the binding is here, else by SHA-256. False when the file is missing or too short.
+ * the binding is here, else by the recorded checksum (SHA-256; SHA-1 for a backup pgBackRest made). False when the file is missing or too short.
  */
 function existingMatches(path: string, offset: number, size: number, expected: { sha256: string; xxh3?: string }): boolean {
   const fast = expected.xxh3 === undefined ? undefined : xxh3Create()
-  const hash = fast ?? createHash('sha256')
+  const hash = fast ?? createHash(digestAlgorithmOf(expected.sha256))
   const digest = existingDigest(path, offset, size, hash)
   return digest !== undefined && (fast ? digest === expected.xxh3 : digest === expected.sha256)
 }

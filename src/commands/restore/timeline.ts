@@ -33,8 +33,10 @@ export async function timelineReach(repo: Storage, stanza: string, requested: st
   let timeline: number
   if (requested === undefined || requested === 'latest') {
     const folder = layout.walFolder(stanza, archiveIdOf(info.db), timelineHistoryName(1))
-    const timelines = archiveFolderFiles(await repo.list(folder))
-      .map((file) => file.walName)
+    const entries = await repo.list(folder)
+    // pgBackRest stores history files under their own name with no checksum record (repo/pgbackrest/info.ts
+    // pgbrHistoryFind); walden records one beside each (repo/archive.ts).
+    const timelines = (info.foreign === 'pgbackrest' ? entries : archiveFolderFiles(entries).map((file) => file.walName))
       .filter((name) => isTimelineHistoryName(name))
       .map((name) => parseInt(name.slice(0, 8), 16))
     if (timelines.length === 0) return undefined // never a timeline switch: every backup is on timeline 1

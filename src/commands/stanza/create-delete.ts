@@ -8,6 +8,7 @@ import { stopFileCheck } from '../../common/lock.js'
 import { dbInfo } from '../../pg/db.js'
 import { cipherAdopt, cipherRecordCreate, cipherUse } from '../../repo/cipher.js'
 import { infoFileRemove } from '../../repo/info-file.js'
+import { pgbrRepoWriteRefuse } from '../../repo/pgbackrest/info.js'
 import { layout } from '../../repo/layout.js'
 import type { ArchiveInfo, BackupInfo, PgIdentity } from '../../repo/stanza-info.js'
 import {
@@ -91,6 +92,7 @@ async function stanzaCreateCheck(cfg: Config, index: RepoIndex, found: { systemI
   const stanza = cfg.stanza()
   const pgPath = cfg.requireString('pg1-path')
   const { storage: repo } = await repoOpen(cfg, index)
+  await pgbrRepoWriteRefuse(repo, stanza, 'stanza-create')
   // Under the backup lock (commands.ts): temporary files of a stanza-create killed mid-write are leftovers.
   await stanzaTemporaryClean(repo, stanza)
   // Running stanza-create again is also how a damaged copy of an info file is repaired: rewritten from the whole one.
@@ -152,6 +154,7 @@ export const stanzaDelete: Command = {
     const repos: { index: RepoIndex; repo: Storage }[] = []
     for (const index of repoSelected(cfg)) {
       const { storage: repo } = await repoOpen(cfg, index)
+      await pgbrRepoWriteRefuse(repo, stanza, 'stanza-delete')
       if ((await repo.exists(layout.archiveRoot(stanza))) || (await repo.exists(layout.backupRoot(stanza)))) repos.push({ index, repo })
       else if (several) log.info(`repo${index}: stanza '${stanza}' does not exist in repository ${repo.description}; nothing to delete there`)
     }

@@ -14,6 +14,7 @@ import { layout } from '../../repo/layout.js'
 import { backupsToExpire, walKeepPredicate } from '../../repo/retention.js'
 import type { RetentionPolicy } from '../../repo/retention.js'
 import { archiveIdOf, archiveInfoLoad, backupInfoLoad, backupInfoSave } from '../../repo/stanza-info.js'
+import { pgbrRepoWriteRefuse } from '../../repo/pgbackrest/info.js'
 import { stanzaTemporaryClean } from '../../repo/temporary.js'
 import type { Storage } from '../../storage/storage.js'
 import type { Command } from '../command.js'
@@ -41,6 +42,7 @@ export function retentionPolicy(cfg: Config, index: RepoIndex): RetentionPolicy 
  */
 export async function expireRun(cfg: Config, repo: Storage, stanza: string, index: RepoIndex = repoSelected(cfg)[0] ?? 1, several = false): Promise<void> {
   const prefix = repoPrefix(index, several)
+  await pgbrRepoWriteRefuse(repo, stanza, 'expire')
   // First, so that an expire killed mid-write is cleaned up by the next one even if this one fails later on.
   await stanzaTemporaryClean(repo, stanza)
   const info = await backupInfoLoad(repo, stanza)

@@ -165,7 +165,7 @@ export function stanzaReport(input: StanzaReportInput): StanzaReport {
     ...base,
     code: backupInfo.backups.length === 0 ? 2 : 0,
     db: { current: backupInfo.db, history },
-    cipher: backupInfo.cipher?.type ?? 'none',
+    cipher: backupInfo.cipher?.type ?? backupInfo.foreignCipher ?? 'none',
     archive,
     backups: [...backups].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)),
     ...(input.set !== undefined && input.setDetail !== undefined ? { details: new Map([[input.set, input.setDetail]]) } : {}),

@@ -8,6 +8,7 @@ import { isWalSegmentSizeValid } from '../../pg/wal.js'
 import { cipherJobUse } from '../../repo/cipher.js'
 import type { CipherState } from '../../repo/cipher.js'
 import { storedFileDigest } from '../../repo/stored-file.js'
+import { digestAlgorithmOf } from '../../io/hash.js'
 import { storageOpen } from '../../storage/location.js'
 import type { StorageLocation } from '../../storage/location.js'
 
@@ -39,7 +40,7 @@ export async function verifyFile(input: VerifyFileInput): Promise<VerifyFileOutp
   const what = `repository file '${repo.describe(input.repoPath)}'`
   let digest: { size: number; sha256: string }
   try {
-    digest = await storedFileDigest(repo, input.repoPath, what)
+    digest = await storedFileDigest(repo, input.repoPath, what, digestAlgorithmOf(input.sha256))
   } catch (error) {
     if (!(error instanceof WaldenError)) throw error
     // A file that fails authentication is damaged like one that fails to decompress; a missing key never gets here
