@@ -240,7 +240,10 @@ describe('public-key repository', () => {
     await stanza.waldenOk(['backup', '--type=incr'])
     assert.deepEqual(await filesContaining(stanza.repoPath, SECRET), [])
     // zst output would hide the canary anyway: every stored file and WAL segment must be in walden's sealed format.
-    const stored = (await filesUnder(stanza.repoPath)).filter((file) => !/\.info(\.copy)?$|backup\.manifest(\.copy)?$/.test(file))
+    // Checksum records of history and backup history files (<name>.sha256-<hex>) are empty: their name is all they hold.
+    const records = (await filesUnder(stanza.repoPath)).filter((file) => /\.sha256-[0-9a-f]{64}$/.test(file))
+    for (const record of records) assert.equal((await readFile(record)).length, 0, record)
+    const stored = (await filesUnder(stanza.repoPath)).filter((file) => !/\.info(\.copy)?$|backup\.manifest(\.copy)?$|\.sha256-[0-9a-f]{64}$/.test(file))
     assert.ok(stored.length > 10 && stored.some((file) => file.includes('/archive/')))
     for (const file of stored) assert.equal((await readFile(file)).subarray(0, 8).toString('latin1'), 'WALDENC\x01', file)
     // Without a passphrase the manifests stay readable to the writer (the incr backup above read the full's).
