@@ -64,11 +64,12 @@ await build({
 
 // native/*: walden's C parts (bindings of liblz4 for lz4 compression and of libxxhash for delta restore's checksum,
 // PostgreSQL's page checksum and the check of WAL records, the buffer alignment O_DIRECT writes need and the kernel
-// file locks walden's locks are, and the repository cipher's AES-256-GCM through Node's own OpenSSL), each built with
+// file locks walden's locks are, the repository cipher's AES-256-GCM through Node's own OpenSSL, and libbz2 to read
+// repositories pgBackRest wrote with bz2), each built with
 // npm's own node-gyp when its output is missing or older than its sources. A machine
 // where one cannot be built still works through the slower path its caller falls back to, so a failure here is a
 // warning, not a failed build.
-for (const name of ['lz4', 'xxh3', 'page', 'io', 'cipher']) {
+for (const name of ['lz4', 'xxh3', 'page', 'io', 'cipher', 'bz2']) {
   const addonDir = fileURLToPath(new URL(`../native/${name}`, import.meta.url))
   const addon = join(addonDir, 'build', 'Release', `walden_${name}.node`)
   const sources = [`walden_${name}.c`, 'binding.gyp', '../napi-args.h'].map((file) => statSync(join(addonDir, file)).mtimeMs)
@@ -85,7 +86,7 @@ for (const name of ['lz4', 'xxh3', 'page', 'io', 'cipher']) {
     ? spawnSync(process.execPath, [nodeGyp, 'rebuild', ...headers], { cwd: addonDir, encoding: 'utf8' })
     : { status: null, stdout: '', stderr: 'node-gyp was not found' }
   if (result.status !== 0) {
-    const fallback = { lz4: 'lz4 falls back to lz4-napi (slower)', xxh3: 'delta restore compares SHA-256 (slower)', page: 'page and WAL checks run in JavaScript (slower)', io: 'restore writes through the page cache, and walden can take no locks: backup, expire, stanza-create and asynchronous archiving refuse to run', cipher: 'encryption runs through node:crypto (slower)' }[name]
+    const fallback = { lz4: 'lz4 falls back to lz4-napi (slower)', xxh3: 'delta restore compares SHA-256 (slower)', page: 'page and WAL checks run in JavaScript (slower)', io: 'restore writes through the page cache, and walden can take no locks: backup, expire, stanza-create and asynchronous archiving refuse to run', cipher: 'encryption runs through node:crypto (slower)', bz2: 'repositories pgBackRest wrote with compress-type=bz2 cannot be read' }[name]
     const output = (result.stderr || result.stdout || String(result.error ?? '')).trim().split('\n').slice(-8).join('\n')
     process.stderr.write(`WARNING: walden's native/${name} binding was not built; ${fallback}.\n${output}\n`)
   }

@@ -12,6 +12,7 @@ import {
   type Codec,
   type CompressEngine,
   type CompressType,
+  type StoredCompressType,
   codecAvailable,
   codecFor,
   codecFromExtension,
@@ -155,7 +156,7 @@ function codecOf(variant: Variant): Codec | undefined {
   }
 }
 
-const CLI_FOR: Partial<Record<CompressType, string>> = { gz: 'gzip', zst: 'zstd', lz4: 'lz4' }
+const CLI_FOR: Partial<Record<StoredCompressType, string>> = { gz: 'gzip', zst: 'zstd', lz4: 'lz4' }
 
 const work = mkdtempSync(join(tmpdir(), 'walden-compress-'))
 after(() => rmSync(work, { recursive: true, force: true }))
@@ -320,7 +321,7 @@ for (const variant of VARIANTS) {
         const file = join(work, `${variant.name.replace(/\W/g, '-')}.in`)
         const data = mixedData(5 * MiB + 77, 33)
         writeFileSync(file, data)
-        const flagSets: Record<CompressType, string[][]> = {
+        const flagSets: Partial<Record<StoredCompressType, string[][]>> = {
           none: [],
           gz: [[], ['-1'], ['-9']],
           zst: [[], ['-1'], ['-19'], ['--no-check'], ['--no-check', '-T2']],
@@ -328,7 +329,7 @@ for (const variant of VARIANTS) {
           // size; no content checksum; high compression.
           lz4: [[], ['-BD', '-B4'], ['-BX', '-B5', '--content-size'], ['--no-frame-crc', '-B6'], ['-9', '-BD']],
         }
-        for (const flags of flagSets[c.type]) {
+        for (const flags of flagSets[c.type] ?? []) {
           const packed = cli(tool, [...flags, '-c', file])
           assert.ok((await decompress(c, packed, 50_001)).equals(data), `${tool} ${flags.join(' ')}`)
         }
@@ -512,9 +513,7 @@ describe('codec registry', () => {
     assert.equal(codecFromExtension('archive/0000000100000000000000A1-8f1c2e.gz').type, 'gz')
     if (codecAvailable('zst')) assert.equal(codecFromExtension('x/000000010000000000000001.zst').type, 'zst')
     if (codecAvailable('lz4')) assert.equal(codecFromExtension('base/5/16384.lz4').type, 'lz4')
-    assert.throws(() => codecFromExtension('base/5/16384.bz2'), (error: unknown) => {
-      return error instanceof WaldenError && error.kind === 'FileInvalid' && /bz2/.test(error.message)
-    })
+    if (codecAvailable('bz2')) assert.equal(codecFromExtension('base/5/16384.bz2').type, 'bz2')
   })
 
   test('none and gz are always available', () => {
@@ -585,9 +584,9 @@ describe('codec registry', () => {
   })
 
   test('an unknown type is an error', () => {
-    assert.throws(() => codecFor('bz2' as CompressType), (error: unknown) => {
+    assert.throws(() => codecFor('xz' as CompressType), (error: unknown) => {
       return error instanceof WaldenError && error.kind === 'OptionInvalidValue'
     })
-    assert.equal(codecAvailable('bz2' as CompressType), false)
+    assert.equal(codecAvailable('xz' as CompressType), false)
   })
 })

@@ -2,7 +2,10 @@
 // streamed. Each codec hands out node:stream Transforms; the stored formats are the standard ones (gzip, zstd frames,
 // LZ4 frames), so the gzip, zstd and lz4 command-line tools read and write them too.
 //
-// Native addons (zstd-napi, lz4-napi, and walden's own binding of the system liblz4 in native/lz4) are optional and
+// bz2 is read only: pgBackRest can write it (compress-type=bz2) and walden reads such repositories through its binding
+// of the system libbz2 (native/bz2, src/io/bz2-stream.ts); walden never writes bz2.
+//
+// Native addons (zstd-napi, lz4-napi, and walden's own bindings of the system liblz4 and libbz2 in native/) are optional and
 // load lazily, on first use of their codec, so a machine without them still runs every command that does not need
 // them.
 //
@@ -18,20 +21,28 @@ import { PassThrough, type Transform, type TransformCallback } from 'node:stream
 import * as zlib from 'node:zlib'
 import { WaldenError, fail } from '../common/errors.js'
 import { nativeAddonPath } from './native.js'
+import { bz2Binding, bz2ChunkDecoder, Bz2DecompressStream } from './bz2-stream.js'
 import { Lz4CompressStream, Lz4DecompressStream, lz4ChunkDecoder, lz4FrameBound, lz4FrameInto, lz4FrameIntoAsync, type ChunkDecoder, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
 import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, zstdCompressBound, zstdCompressInto, type ZstdBinding } from './zstd-stream.js'
 
+/** What walden writes (the compress-type option). */
 export type CompressType = 'none' | 'gz' | 'zst' | 'lz4'
 
+/** What walden reads: its own types, and bz2 from repositories pgBackRest wrote. */
+export type StoredCompressType = CompressType | 'bz2'
+
 export interface Codec {
-  readonly type: CompressType
-  /** File name suffix: '' for none, '.gz', '.zst', '.lz4'. */
+  readonly type: StoredCompressType
+  /** File name suffix: '' for none, '.gz', '.zst', '.lz4', '.bz2'. */
   readonly extension: string
   readonly defaultLevel: number
   readonly levelRange: readonly [number, number]
-  /** What does the work, for logs and diagnostics: 'node:zlib', 'zstd-napi', 'lz4-napi'; '' for none. */
+  /** What does the work, for logs and diagnostics: 'node:zlib', 'zstd-napi', 'lz4-napi', 'libbz2'; '' for none. */
   readonly engine: string
-  /** A new compressing Transform; a level outside levelRange is an 'OptionInvalidValue' error. */
+  /**
+   * A new compressing Transform; a level outside levelRange is an 'OptionInvalidValue' error. bz2 has none: walden
+   * does not write it, and asking is a 'FeatureNotSupported' error.
+   */
   compress(level?: number): Transform
   /** A new decompressing Transform; bad input makes it fail with a 'Format' error. */
   decompress(options?: DecompressOptions): Transform
@@ -92,7 +103,7 @@ function runSync(stream: Transform, data: Buffer): Buffer {
 }
 
 /** Implementations a codec may rest on; the test hook below can hide each. */
-export type CompressEngine = 'node-zstd' | 'zstd-napi' | 'liblz4' | 'lz4-napi'
+export type CompressEngine = 'node-zstd' | 'zstd-napi' | 'liblz4' | 'lz4-napi' | 'libbz2'
 
 /** Test hook: engines in this set count as absent, to reach the fallback and the unavailable paths. */
 export const hiddenEnginesForTest = new Set<CompressEngine>()
@@ -104,7 +115,7 @@ const ZLIB_CHUNK = 256 * 1024
 const TYPES: readonly CompressType[] = ['none', 'gz', 'zst', 'lz4']
 
 /** The codec for a compression type; an 'OptionInvalidValue' error if its implementation is missing here. */
-export function codecFor(type: CompressType): Codec {
+export function codecFor(type: StoredCompressType): Codec {
   switch (type) {
     case 'none':
       return NONE
@@ -114,6 +125,8 @@ export function codecFor(type: CompressType): Codec {
       return zstCodec()
     case 'lz4':
       return lz4Codec()
+    case 'bz2':
+      return bz2Codec()
     default:
       return fail('OptionInvalidValue', `compress-type '${String(type)}' is not known`, {
         hint: `use one of ${TYPES.map((name) => `'${name}'`).join(', ')}`,
@@ -122,7 +135,7 @@ export function codecFor(type: CompressType): Codec {
 }
 
 /** Whether codecFor(type) works on this machine. */
-export function codecAvailable(type: CompressType): boolean {
+export function codecAvailable(type: StoredCompressType): boolean {
   try {
     codecFor(type)
     return true
@@ -131,16 +144,10 @@ export function codecAvailable(type: CompressType): boolean {
   }
 }
 
-/** The codec a stored file was written with, from its name: '.gz', '.zst', '.lz4', anything else none. */
+/** The codec a stored file was written with, from its name: '.gz', '.zst', '.lz4', '.bz2', anything else none. */
 export function codecFromExtension(fileName: string): Codec {
-  for (const type of ['gz', 'zst', 'lz4'] as const) {
+  for (const type of ['gz', 'zst', 'lz4', 'bz2'] as const) {
     if (fileName.endsWith(`.${type}`)) return codecFor(type)
-  }
-  // pgBackRest can write bz2; reading such a file as uncompressed would restore garbage.
-  if (fileName.endsWith('.bz2')) {
-    fail('FileInvalid', `file '${fileName}' is bz2-compressed, which walden does not read`, {
-      hint: 'decompress it with bzip2 first, or restore it with the tool that wrote it',
-    })
   }
   return NONE
 }
@@ -405,6 +412,44 @@ function lz4Codec(): Codec {
   }
 }
 
+// --- bz2 (read only) --------------------------------------------------------------------------------------------
+
+// Through walden's binding of the system libbz2 (native/bz2: why a binding, and not an npm package or the bzip2
+// program, is said there). No compress(): walden never writes bz2, and compress-type does not offer it.
+function bz2Codec(): Codec {
+  const Decoder = hiddenEnginesForTest.has('libbz2') ? undefined : bz2Binding()
+  if (!Decoder) {
+    return unavailable('bz2', "run `npm run build` (which builds walden's libbz2 binding; it needs Debian's libbz2-1.0, which every Debian has), or restore this repository with pgBackRest", undefined)
+  }
+  const refuse = (): never =>
+    fail('FeatureNotSupported', 'walden does not write bz2; it only reads repositories pgBackRest wrote with it', {
+      hint: "choose compress-type 'zst', 'lz4', 'gz' or 'none'",
+    })
+  return {
+    type: 'bz2',
+    extension: '.bz2',
+    defaultLevel: 9,
+    levelRange: [1, 9] as const,
+    engine: 'libbz2',
+    compress: refuse,
+    compressSync: refuse,
+    decompress: () => new Bz2DecompressStream(Decoder),
+    decompressSync: (data: Buffer) => {
+      const decoder = bz2ChunkDecoder(Decoder)
+      const pieces: Buffer[] = []
+      const sink = (piece: Buffer): void => void pieces.push(Buffer.from(piece))
+      try {
+        decoder.write(data, sink)
+        decoder.end(sink)
+      } finally {
+        decoder.release()
+      }
+      return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
+    },
+    chunkDecoder: () => bz2ChunkDecoder(Decoder),
+  }
+}
+
 // --- loading addons ---------------------------------------------------------------------------------------------
 
 // require() from an ES module: both addons are CommonJS. Loaded once per process (and worker thread), including the
@@ -434,6 +479,6 @@ function loadAddon<T>(
   return entry as { module: T } | { error: unknown }
 }
 
-function unavailable(type: CompressType, hint: string, cause: unknown): never {
+function unavailable(type: StoredCompressType, hint: string, cause: unknown): never {
   return fail('OptionInvalidValue', `compress-type '${type}' is not available on this machine`, { hint, cause })
 }

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
-export type NativeAddon = 'lz4' | 'xxh3' | 'page' | 'io' | 'cipher'
+export type NativeAddon = 'lz4' | 'xxh3' | 'page' | 'io' | 'cipher' | 'bz2'
 
 /**
  * The built addon's path, from src/io/ (tests) or from dist/ and dist/chunks/ (the bundle), or undefined when it was

@@ -28,7 +28,7 @@ export interface ArchivedFile {
   /** Repository path of the stored file. */
   path: string
   sha256: string
-  /** File name suffix after the checksum: '', '.zst', '.lz4' or '.gz'; always '' for a file stored under its own name. */
+  /** File name suffix after the checksum: '', '.zst', '.lz4', '.gz' (or '.bz2' from pgBackRest); always '' for a file stored under its own name. */
   extension: string
   archiveId: string
   /** A checksum record whose file is not there (the repository lost it): reading it fails. */

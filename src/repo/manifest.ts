@@ -2,7 +2,7 @@
 // Saved as backup/<stanza>/<label>/backup.manifest; a backup without one never happened.
 
 import { createHash } from 'node:crypto'
-import type { CompressType } from '../io/compress.js'
+import type { StoredCompressType } from '../io/compress.js'
 import type { Storage } from '../storage/storage.js'
 import { fail } from '../common/errors.js'
 import type { BackupType } from './label.js'
@@ -66,7 +66,8 @@ export interface ManifestFile {
   xxh3?: string
   /** Bytes in the repository (compressed); 0 for an empty file, which is not stored. */
   repoSize: number
-  compressType: CompressType
+  /** Never bz2 in walden's own backups; bz2 only from a repository pgBackRest wrote (repo/pgbackrest). */
+  compressType: StoredCompressType
   /** Label of the earlier backup that holds this file; absent when this backup stored it. */
   reference?: string
   /** Block numbers whose page checksum failed while copying. */
@@ -116,7 +117,8 @@ export interface Manifest {
   }
   start: { lsn: string; wal: string; timeline: number; time: number }
   stop: { lsn: string; wal: string; time: number }
-  compressType: CompressType
+  /** Never bz2 in walden's own backups; bz2 only from a repository pgBackRest wrote (repo/pgbackrest). */
+  compressType: StoredCompressType
   compressLevel: number
   targets: ManifestTarget[]
   paths: ManifestPath[]

@@ -2,7 +2,7 @@
 // and major version) with a history, so a WAL segment or backup from another cluster is refused by comparison.
 
 import { fail } from '../common/errors.js'
-import type { CompressType } from '../io/compress.js'
+import type { StoredCompressType } from '../io/compress.js'
 import type { Storage } from '../storage/storage.js'
 import type { BackupType } from './label.js'
 import { cipherAdopt } from './cipher.js'
@@ -54,7 +54,8 @@ export interface BackupRecord {
   repoSize: number
   repoDelta: number
   dbId: number
-  compressType: CompressType
+  /** Never bz2 in walden's own backups; bz2 only from a repository pgBackRest wrote (repo/pgbackrest). */
+  compressType: StoredCompressType
   /** Data pages that failed their checksum while copying (details in the manifest). */
   pageErrors: number
   /** Which clusters the backup came from, when backup-standby was set. */
@@ -103,7 +104,8 @@ function adopt<T extends { cipher?: CipherRecord } | undefined>(info: T, stanza:
 
 export const BACKUP_LABEL_SHAPE = stringMatching(/^\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?$/, 'a backup label')
 export const BACKUP_TYPE_SHAPE: Shape<BackupType> = oneOf(['full', 'diff', 'incr'])
-export const COMPRESS_TYPE_SHAPE: Shape<CompressType> = oneOf(['none', 'gz', 'zst', 'lz4'])
+// bz2 is allowed for a record mapped from a repository pgBackRest wrote (walden itself never writes bz2).
+export const COMPRESS_TYPE_SHAPE: Shape<StoredCompressType> = oneOf(['none', 'gz', 'zst', 'lz4', 'bz2'])
 const SYSTEM_ID_SHAPE = stringMatching(/^\d{1,20}$/, 'a system identifier (decimal digits)')
 
 const PG_IDENTITY_SHAPE: Shape<PgIdentity> = object<PgIdentity>({ id: number, systemId: SYSTEM_ID_SHAPE, version: number })

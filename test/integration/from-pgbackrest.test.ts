@@ -1,6 +1,8 @@
 // A way in from pgBackRest: Debian's pgBackRest 2.45 archives and backs up a PostgreSQL 15 cluster into three
 // repositories (repo1: lz4, unencrypted; repo2: gz, aes-256-cbc with a passphrase; each with a full and an
-// incremental backup; repo3: a full backup with its small files in bundles, repo3-bundle=y, encrypted too); walden then reads them as they are: info, restore to the end and to a time (each compared with
+// incremental backup; repo3: a full backup with its small files in bundles, repo3-bundle=y, encrypted too; and a fourth
+// repository under a configuration of its own, compress-type=bz2 for its archive and its full and incremental backup,
+// which archive_command pushes each segment to as well); walden then reads them as they are: info, restore to the end and to a time (each compared with
 // pg_dump of the source at that point), a delta restore over a changed data folder, archive-get, a damaged stored file
 // caught by its SHA-1, and every write refused. The source is stopped once pgBackRest is done, so at most one cluster
 // runs at a time.
@@ -63,6 +65,10 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
   let repoPlain: string
   let repoCipher: string
   let repoBundle: string
+  /** The bz2 repository, and pgBackRest's configuration of it (its repo1). */
+  let repoBz2: string
+  let pgbrBz2Config: string
+  let bz2Config: string
   /** walden's config for each repository; pg1-path names the folder restored into. */
   let plainConfig: string
   let cipherConfig: string
@@ -88,8 +94,10 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     repoPlain = await dir.mkdir('pgbr-repo')
     repoCipher = await dir.mkdir('pgbr-repo-cipher')
     repoBundle = await dir.mkdir('pgbr-repo-bundle')
+    repoBz2 = await dir.mkdir('pgbr-repo-bz2')
     await dir.mkdir('pgbr-log')
     await dir.mkdir('pgbr-lock')
+    await dir.mkdir('pgbr-lock-bz2')
     pgbrConfig = join(dir.path, 'pgbackrest.conf')
     source = await Cluster.create({ major: MAJOR, dir, name: 'source' })
     await writeFile(
@@ -120,14 +128,40 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
       ].join('\n'),
       { mode: 0o600 },
     )
-    spawnSync('chown', ['postgres:postgres', pgbrConfig])
+    // compress-type applies to archive-push for every repository of a configuration, so bz2 gets one of its own; its
+    // own lock path keeps its commands clear of the other configuration's.
+    pgbrBz2Config = join(dir.path, 'pgbackrest-bz2.conf')
+    await writeFile(
+      pgbrBz2Config,
+      [
+        '[global]',
+        `repo1-path=${repoBz2}`,
+        'repo1-retention-full=2',
+        'compress-type=bz2',
+        `log-path=${join(dir.path, 'pgbr-log')}`,
+        `lock-path=${join(dir.path, 'pgbr-lock-bz2')}`,
+        'log-level-console=warn',
+        'start-fast=y',
+        '',
+        `[${STANZA}]`,
+        `pg1-path=${source.dataDir}`,
+        `pg1-socket-path=${source.socketDir}`,
+        `pg1-port=${source.port}`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    )
+    spawnSync('chown', ['postgres:postgres', pgbrConfig, pgbrBz2Config])
     await source.configure({
       archive_mode: 'on',
-      archive_command: `${PGBACKREST} --config=${pgbrConfig} --stanza=${STANZA} archive-push %p`,
+      archive_command:
+        `${PGBACKREST} --config=${pgbrConfig} --stanza=${STANZA} archive-push %p && ` +
+        `${PGBACKREST} --config=${pgbrBz2Config} --stanza=${STANZA} archive-push %p`,
       wal_level: 'replica',
     })
     await source.start()
     pgbackrest(pgbrConfig, ['stanza-create'])
+    pgbackrest(pgbrBz2Config, ['stanza-create'])
 
     await source.query(`create table accounts (id int primary key, owner text, balance numeric)`)
     await source.query(`insert into accounts select n, 'owner ' || n, n * 10 from generate_series(1, 50000) n`)
@@ -135,10 +169,12 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     await source.query(`create table events (id int primary key, note text, at timestamptz default clock_timestamp())`)
     pgbackrest(pgbrConfig, ['--repo=1', '--type=full', '--compress-type=lz4', 'backup'])
     pgbackrest(pgbrConfig, ['--repo=2', '--type=full', '--compress-type=gz', 'backup'])
+    pgbackrest(pgbrBz2Config, ['--type=full', 'backup'])
     await source.query(`update accounts set balance = balance + 1 where id % 7 = 0`)
     await source.query(`insert into events (id, note) values (1, 'after the full backups')`)
     pgbackrest(pgbrConfig, ['--repo=1', '--type=incr', 'backup'])
     pgbackrest(pgbrConfig, ['--repo=2', '--type=incr', 'backup'])
+    pgbackrest(pgbrBz2Config, ['--type=incr', 'backup'])
     pgbackrest(pgbrConfig, ['--repo=3', '--type=full', 'backup'])
 
     // The point in time: rows before it are in the restore to it, rows after it are not.
@@ -152,6 +188,7 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     await source.query(`insert into events (id, note) values (3, 'after the target')`)
     await source.query(`delete from accounts where id between 100 and 200`)
     pgbackrest(pgbrConfig, ['check']) // switches WAL and waits until the segment is in both repositories
+    pgbackrest(pgbrBz2Config, ['check'])
     dumpAtEnd = await dumpDatabase(source)
     await source.stop()
 
@@ -170,6 +207,7 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     plainConfig = await waldenConfig('walden-plain.conf', [`repo1-path=${repoPlain}`, ...common])
     bundleConfig = await waldenConfig('walden-bundle.conf', [`repo1-path=${repoBundle}`, 'repo1-cipher-type=aes-256-cbc', `repo1-cipher-pass=${PASSPHRASE}`, ...common])
     cipherConfig = await waldenConfig('walden-cipher.conf', [`repo1-path=${repoCipher}`, 'repo1-cipher-type=aes-256-cbc', `repo1-cipher-pass=${PASSPHRASE}`, ...common])
+    bz2Config = await waldenConfig('walden-bz2.conf', [`repo1-path=${repoBz2}`, ...common])
   })
 
   after(async () => {
@@ -281,6 +319,38 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     await restored.stop()
     const verify = await waldenOk(bundleConfig, ['verify'])
     assert.match(verify.stdout, new RegExp(`backup ${label} \\(full\\): ok, \\d+ files`))
+  })
+
+  test('restore of the bz2 incremental backup equals the source; archive-get of a bz2 segment is pgBackRest\'s', async () => {
+    const [info] = JSON.parse((await waldenOk(bz2Config, ['info', '--output=json'])).stdout) as InfoJson[]
+    assert.deepEqual(
+      info!.backup.map((backup) => backup.type),
+      ['full', 'incr'],
+    )
+    const [full, incr] = info!.backup.map((backup) => backup.label) as [string, string]
+    // pgBackRest stored the backups' files and the archive as bz2 (the incremental refers to the full for unchanged
+    // files such as PG_VERSION): walden reads that, it does not skip it.
+    assert.ok((await readdir(join(repoBz2, 'backup', STANZA, full, 'pg_data'))).includes('PG_VERSION.bz2'))
+    assert.ok((await readdir(join(repoBz2, 'backup', STANZA, incr, 'pg_data', 'base', '5'))).some((name) => name.endsWith('.bz2')))
+    await rm(restored.dataDir, { recursive: true, force: true })
+    // Recovery to the end replays the archive through archive-get, so bz2 segments are read here too.
+    await waldenOk(bz2Config, ['restore', `--set=${incr}`])
+    await startRestored()
+    assertDumpEqual(await dumpDatabase(restored), dumpAtEnd, 'from bz2')
+    await restored.stop()
+
+    const walFolder = join(repoBz2, 'archive', STANZA, `${MAJOR}-1`, '0000000100000000')
+    const segments = (await readdir(walFolder)).filter((entry) => /^[0-9A-F]{24}-[0-9a-f]{40}\.bz2$/.test(entry))
+    assert.ok(segments.length > 0, 'pgBackRest archived no bz2 segment')
+    const segment = segments[0]!.slice(0, 24)
+    const fetched = join(dir.path, 'fetched-bz2')
+    const theirs = join(dir.path, 'fetched-bz2-by-pgbackrest')
+    await waldenOk(bz2Config, ['archive-get', segment, fetched])
+    pgbackrest(pgbrBz2Config, ['archive-get', segment, theirs])
+    const ours = await readFile(fetched)
+    assert.equal(ours.length, 16 * 1024 * 1024)
+    assert.ok(ours.equals(await readFile(theirs)), 'the bz2 segment differs from pgBackRest\'s')
+    await waldenOk(bz2Config, ['verify'])
   })
 
   test('archive-get serves a segment as pgBackRest does, and a missing one with exit code 1', async () => {

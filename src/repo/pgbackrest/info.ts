@@ -18,11 +18,12 @@
 //     each such file's record names its bytes in the bundle (ManifestFile.bundle, read through stored-file.ts).
 //   - block incremental (repo1-block, 2.46+) stores changed blocks of a file across backups: refused with a clear
 //     message rather than read wrongly.
-//   - bz2 compression: walden has no bz2 codec; refused.
+//   - bz2 compression (pgBackRest's compress-type=bz2): read through walden's libbz2 binding (io/bz2-stream.ts),
+//     which only decompresses; walden never writes bz2.
 
 import { createHash } from 'node:crypto'
 import { fail, WaldenError } from '../../common/errors.js'
-import type { CompressType } from '../../io/compress.js'
+import type { StoredCompressType } from '../../io/compress.js'
 import type { Storage } from '../../storage/storage.js'
 import type { ArchivedFile } from '../archive.js'
 import { cipherPgbrAdopt, cipherPgbrPassFor, cipherPgbrPassSet } from '../cipher.js'
@@ -181,16 +182,16 @@ export async function pgbrBackupInfoLoad(storage: Storage, stanza: string): Prom
 }
 
 /** A compressed backup's type, from the extension of its PG_VERSION (every backup has one, stored or referenced). */
-async function compressTypeOf(storage: Storage, stanza: string, label: string): Promise<CompressType> {
+async function compressTypeOf(storage: Storage, stanza: string, label: string): Promise<StoredCompressType> {
   const names = await storage.list(`${layout.backup(stanza, label)}/pg_data`).catch(() => [] as string[])
   const stored = names.find((name) => /^PG_VERSION\.[a-z0-9]+$/.test(name))
   const extension = stored?.slice('PG_VERSION.'.length)
-  return extension === 'gz' || extension === 'lz4' || extension === 'zst' ? extension : 'none'
+  return extension === 'gz' || extension === 'lz4' || extension === 'zst' || extension === 'bz2' ? extension : 'none'
 }
 
 const SHA1_EMPTY = 'da39a3ee5e6b4b0d3255bfef95601890afd80709'
 
-const COMPRESS_TYPES: ReadonlySet<string> = new Set(['none', 'gz', 'lz4', 'zst'])
+const COMPRESS_TYPES: ReadonlySet<string> = new Set(['none', 'gz', 'lz4', 'zst', 'bz2'])
 
 function modeOf(value: unknown, fallback: number): number {
   return typeof value === 'string' && /^[0-7]{3,4}$/.test(value) ? Number.parseInt(value, 8) : fallback
@@ -212,7 +213,7 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
   const compressType = text(get('backup:option', 'option-compress-type') ?? 'none', 'option-compress-type')
   if (!COMPRESS_TYPES.has(compressType)) {
     fail('FeatureNotSupported', `backup ${label} is compressed with ${compressType}, which walden cannot read`, {
-      hint: 'restore this backup with pgBackRest, or use a backup compressed with gz, lz4, zst or none.',
+      hint: 'restore this backup with pgBackRest, or use a backup compressed with gz, lz4, zst, bz2 or none.',
     })
   }
   if (get('backup:option', 'option-block-incr') === true) {
@@ -269,7 +270,7 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
       // An empty file has no checksum recorded: it is the SHA-1 of nothing.
       sha256: size === 0 && entry['checksum'] === undefined ? SHA1_EMPTY : text(entry['checksum'], `file ${name} checksum`),
       repoSize: typeof entry['repo-size'] === 'number' ? entry['repo-size'] : size,
-      compressType: compressType as CompressType,
+      compressType: compressType as StoredCompressType,
       ...(typeof entry['reference'] === 'string' ? { reference: entry['reference'] } : {}),
       // In a bundle: bundle/<bni> from byte bno (absent: 0), repo-size bytes.
       ...(entry['bni'] !== undefined ? { bundle: { id: num(entry['bni'], `file ${name} bni`), offset: typeof entry['bno'] === 'number' ? entry['bno'] : 0 } } : {}),
@@ -298,7 +299,7 @@ export async function pgbrManifestLoad(storage: Storage, stanza: string, label: 
       time: num(get('backup', 'backup-timestamp-start'), 'backup-timestamp-start') * 1000,
     },
     stop: { lsn: wal('backup-lsn-stop'), wal: wal('backup-archive-stop'), time: num(get('backup', 'backup-timestamp-stop'), 'backup-timestamp-stop') * 1000 },
-    compressType: compressType as CompressType,
+    compressType: compressType as StoredCompressType,
     compressLevel: typeof get('backup:option', 'option-compress-level') === 'number' ? (get('backup:option', 'option-compress-level') as number) : 0,
     targets,
     paths,

@@ -136,9 +136,12 @@ describe('pgBackRest manifests walden refuses', () => {
     await assert.rejects(pgbrManifestLoad(storage, 'demo', label), (error: unknown) => error instanceof WaldenError && error.kind === kind && pattern.test(error.message))
   }
 
-  test('bz2, block incremental and a path climbing out of the data folder are refused in one line', async () => {
+  test('an unknown compression, block incremental and a path climbing out of the data folder are refused in one line', async () => {
+    manifest({ 'option-compress-type': '"xz"' }, {})
+    await refused(/^backup 20261203-165337F is compressed with xz, which walden cannot read$/, 'FeatureNotSupported')
+    // bz2 is read: this manifest gets past its compression and stops only at its missing backup_label.
     manifest({ 'option-compress-type': '"bz2"' }, {})
-    await refused(/^backup 20261203-165337F is compressed with bz2, which walden cannot read$/, 'FeatureNotSupported')
+    await refused(/^backup 20261203-165337F has no backup_label$/, 'FileMissing')
     manifest({}, { 'pg_data/base/1/112': '{"bi":1,"checksum":"9890dd22d170e0de4f4d9404aba2557a33b9909b","size":8192,"timestamp":1796316815}' })
     await refused(/was made with block incremental \(repo1-block\), which walden cannot read$/, 'FeatureNotSupported')
     manifest({}, { 'pg_data/../../etc/cron.d/x': '{"checksum":"9890dd22d170e0de4f4d9404aba2557a33b9909b","size":8192,"timestamp":1796316815}' })
