@@ -22,7 +22,7 @@ import * as zlib from 'node:zlib'
 import { WaldenError, fail } from '../common/errors.js'
 import { nativeAddonPath } from './native.js'
 import { bz2Binding, bz2ChunkDecoder, Bz2DecompressStream } from './bz2-stream.js'
-import { Lz4CompressStream, Lz4DecompressStream, lz4ChunkDecoder, lz4FrameBound, lz4FrameInto, lz4FrameIntoAsync, type ChunkDecoder, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
+import { chunkDecodeAll, Lz4CompressStream, Lz4DecompressStream, lz4ChunkDecoder, lz4FrameBound, lz4FrameInto, lz4FrameIntoAsync, type ChunkDecoder, type Lz4Binding, type Lz4BlockInto } from './lz4-frame.js'
 import { ZstdFrameGuard, ZstdNapiCompressStream, ZstdNapiDecompressStream, zstdCompressBound, zstdCompressInto, type ZstdBinding } from './zstd-stream.js'
 
 /** What walden writes (the compress-type option). */
@@ -434,18 +434,7 @@ function bz2Codec(): Codec {
     compress: refuse,
     compressSync: refuse,
     decompress: () => new Bz2DecompressStream(Decoder),
-    decompressSync: (data: Buffer) => {
-      const decoder = bz2ChunkDecoder(Decoder)
-      const pieces: Buffer[] = []
-      const sink = (piece: Buffer): void => void pieces.push(Buffer.from(piece))
-      try {
-        decoder.write(data, sink)
-        decoder.end(sink)
-      } finally {
-        decoder.release()
-      }
-      return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
-    },
+    decompressSync: (data: Buffer) => chunkDecodeAll(bz2ChunkDecoder(Decoder), data),
     chunkDecoder: () => bz2ChunkDecoder(Decoder),
   }
 }

@@ -520,3 +520,19 @@ export interface ChunkDecoder {
   /** Called once the decoder is done with, whether it finished or failed. */
   release(): void
 }
+
+/**
+ * All of `data` through a chunk decoder, into one buffer of its own, and the decoder released. Each decoded piece is
+ * valid only during the sink call (the decoder reuses its buffers), so it is copied out.
+ */
+export function chunkDecodeAll(decoder: ChunkDecoder, data: Buffer): Buffer {
+  const pieces: Buffer[] = []
+  const sink = (piece: Buffer): void => void pieces.push(Buffer.from(piece))
+  try {
+    decoder.write(data, sink)
+    decoder.end(sink)
+  } finally {
+    decoder.release()
+  }
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
+}

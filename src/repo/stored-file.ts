@@ -8,6 +8,7 @@ import { closeSync, openSync, readSync, rmSync } from 'node:fs'
 import { errnoCode, fail, WaldenError } from '../common/errors.js'
 import { decompressBuffer } from '../io/buffer-codec.js'
 import { codecFromExtension } from '../io/compress.js'
+import { chunkDecodeAll } from '../io/lz4-frame.js'
 import { digestAlgorithmOf, HashStream } from '../io/hash.js'
 import { alignedAllocUnsafe } from '../io/aligned.js'
 import { DirectWriter } from '../storage/direct-write.js'
@@ -101,16 +102,7 @@ export async function storedFileRead(repo: Storage, path: string, sha256: string
  */
 function chunkDecodeWhole(codec: ReturnType<typeof codecFromExtension>, data: Buffer): Buffer | undefined {
   const decoder = codec.chunkDecoder?.({ verifiedByCaller: true })
-  if (!decoder) return undefined
-  const pieces: Buffer[] = []
-  const sink = (piece: Buffer): void => void pieces.push(Buffer.from(piece))
-  try {
-    decoder.write(data, sink)
-    decoder.end(sink)
-  } finally {
-    decoder.release()
-  }
-  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
+  return decoder ? chunkDecodeAll(decoder, data) : undefined
 }
 
 /**

@@ -100,10 +100,29 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
     await dir.mkdir('pgbr-lock-bz2')
     pgbrConfig = join(dir.path, 'pgbackrest.conf')
     source = await Cluster.create({ major: MAJOR, dir, name: 'source' })
-    await writeFile(
+    // One pgBackRest configuration: its repositories and options, then the cluster, as pgBackRest's user guide writes it.
+    const pgbrConfigWrite = (path: string, globals: readonly string[], lockDir: string): Promise<void> =>
+      writeFile(
+        path,
+        [
+          '[global]',
+          ...globals,
+          `log-path=${join(dir.path, 'pgbr-log')}`,
+          `lock-path=${join(dir.path, lockDir)}`,
+          'log-level-console=warn',
+          'start-fast=y',
+          '',
+          `[${STANZA}]`,
+          `pg1-path=${source.dataDir}`,
+          `pg1-socket-path=${source.socketDir}`,
+          `pg1-port=${source.port}`,
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      )
+    await pgbrConfigWrite(
       pgbrConfig,
       [
-        '[global]',
         `repo1-path=${repoPlain}`,
         'repo1-retention-full=2',
         `repo2-path=${repoCipher}`,
@@ -115,42 +134,13 @@ describe('a pgBackRest 2.45 repository read by walden', { timeout: 900_000 }, ()
         'repo3-bundle=y',
         'repo3-cipher-type=aes-256-cbc',
         `repo3-cipher-pass=${PASSPHRASE}`,
-        `log-path=${join(dir.path, 'pgbr-log')}`,
-        `lock-path=${join(dir.path, 'pgbr-lock')}`,
-        'log-level-console=warn',
-        'start-fast=y',
-        '',
-        `[${STANZA}]`,
-        `pg1-path=${source.dataDir}`,
-        `pg1-socket-path=${source.socketDir}`,
-        `pg1-port=${source.port}`,
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
+      ],
+      'pgbr-lock',
     )
     // compress-type applies to archive-push for every repository of a configuration, so bz2 gets one of its own; its
     // own lock path keeps its commands clear of the other configuration's.
     pgbrBz2Config = join(dir.path, 'pgbackrest-bz2.conf')
-    await writeFile(
-      pgbrBz2Config,
-      [
-        '[global]',
-        `repo1-path=${repoBz2}`,
-        'repo1-retention-full=2',
-        'compress-type=bz2',
-        `log-path=${join(dir.path, 'pgbr-log')}`,
-        `lock-path=${join(dir.path, 'pgbr-lock-bz2')}`,
-        'log-level-console=warn',
-        'start-fast=y',
-        '',
-        `[${STANZA}]`,
-        `pg1-path=${source.dataDir}`,
-        `pg1-socket-path=${source.socketDir}`,
-        `pg1-port=${source.port}`,
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    )
+    await pgbrConfigWrite(pgbrBz2Config, [`repo1-path=${repoBz2}`, 'repo1-retention-full=2', 'compress-type=bz2'], 'pgbr-lock-bz2')
     spawnSync('chown', ['postgres:postgres', pgbrConfig, pgbrBz2Config])
     await source.configure({
       archive_mode: 'on',
