@@ -519,14 +519,24 @@ async function storeFromMemory(
     await target.storage.write(join(target.folder, name), body)
     if (newFolder) await newFolderSync(input.stanza, target)
   })
+  const done = await targetsSettled(targets, writes, failed)
+  // Every write has settled: neither buffer is referenced any more.
+  if (out !== undefined) spareGive(spareCompressed, out)
+  spareGive(spareSegments, data)
+  return done
+}
+
+/** Waits for every target's write; returns the targets that got it, having reported the others through `failed`. */
+async function targetsSettled(
+  targets: readonly Target[],
+  writes: readonly Promise<void>[],
+  failed: (repo: ArchivePushRepo, error: unknown) => void,
+): Promise<Target[]> {
   const done: Target[] = []
   for (const [index, outcome] of (await Promise.allSettled(writes)).entries()) {
     if (outcome.status === 'fulfilled') done.push(targets[index]!)
     else failed(targets[index]!.repo, outcome.reason)
   }
-  // Every write has settled: neither buffer is referenced any more.
-  if (out !== undefined) spareGive(spareCompressed, out)
-  spareGive(spareSegments, data)
   return done
 }
 
@@ -555,12 +565,7 @@ async function storeNamed(
     await target.storage.write(join(target.folder, checksumRecordName(walName, sha256)), '')
     if (newFolder) await newFolderSync(input.stanza, target)
   })
-  const done: Target[] = []
-  for (const [index, outcome] of (await Promise.allSettled(writes)).entries()) {
-    if (outcome.status === 'fulfilled') done.push(targets[index]!)
-    else failed(targets[index]!.repo, outcome.reason)
-  }
-  return done
+  return targetsSettled(targets, writes, failed)
 }
 
 /**
